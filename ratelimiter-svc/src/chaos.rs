@@ -43,7 +43,9 @@ pub const MAX_CHAOS_LATENCY_MS: u64 = 10_000;
 
 impl ChaosState {
     fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
-        self.inner.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     pub fn set_latency(&self, latency: Duration) {
@@ -65,7 +67,9 @@ impl ChaosState {
     }
 
     pub fn ghosting(&self) -> bool {
-        self.faults().ghost_until.is_some_and(|until| Instant::now() < until)
+        self.faults()
+            .ghost_until
+            .is_some_and(|until| Instant::now() < until)
     }
 
     pub fn view(&self) -> ChaosView {

@@ -26,7 +26,10 @@ pub async fn serve(
     config: NodeConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    ensure!(config.default_limit > 0, "--default-limit must be at least 1");
+    ensure!(
+        config.default_limit > 0,
+        "--default-limit must be at least 1"
+    );
     ensure!(
         (1..=limiter::MAX_WINDOW_MS).contains(&config.default_window_ms),
         "--default-window-ms must be between 1 and {}",
@@ -64,7 +67,10 @@ pub async fn serve(
         chaos: chaos::ChaosState::default(),
         started: Instant::now(),
     });
-    println!("ratelimiter-svc {} listening on http://{address}", config.node_id);
+    println!(
+        "ratelimiter-svc {} listening on http://{address}",
+        config.node_id
+    );
     tracing::info!(node_id = %config.node_id, %address, chaos = config.enable_chaos, "serving");
     let result = axum::serve(listener, server::router(state))
         .with_graceful_shutdown(shutdown)

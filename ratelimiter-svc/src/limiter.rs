@@ -145,14 +145,29 @@ impl Limiter {
             .arg(self.default_window_ms);
         let reply: (u8, u64, u64, u64, u64, u64, u64, String, String) =
             self.bounded(invocation.invoke_async(&mut conn)).await?;
-        let (allowed, limit, used, reset_at_ms, window_id, window_ms, generation, epoch, counter_key) =
-            reply;
+        let (
+            allowed,
+            limit,
+            used,
+            reset_at_ms,
+            window_id,
+            window_ms,
+            generation,
+            epoch,
+            counter_key,
+        ) = reply;
         Ok(RedisDecision {
             allowed: allowed == 1,
             limit,
             used,
             reset_at_ms,
-            window: WindowRef { epoch, generation, window_id, window_ms, counter_key },
+            window: WindowRef {
+                epoch,
+                generation,
+                window_id,
+                window_ms,
+                counter_key,
+            },
         })
     }
 
@@ -160,8 +175,9 @@ impl Limiter {
     pub async fn probe(&self) -> Result<(Duration, u64), RedisFailure> {
         let mut conn = self.conn.clone();
         let started = Instant::now();
-        let (secs, micros): (u64, u64) =
-            self.bounded(redis::cmd("TIME").query_async(&mut conn)).await?;
+        let (secs, micros): (u64, u64) = self
+            .bounded(redis::cmd("TIME").query_async(&mut conn))
+            .await?;
         Ok((started.elapsed(), secs * 1000 + micros / 1000))
     }
 
@@ -175,8 +191,17 @@ impl Limiter {
             .arg(self.default_window_ms);
         let reply: (u64, u64, u8, u64, u64, u64, i64, u64, String) =
             self.bounded(invocation.invoke_async(&mut conn)).await?;
-        let (limit, window_ms, overridden, generation, window_id, used, ttl, reset_at_ms, counter_key) =
-            reply;
+        let (
+            limit,
+            window_ms,
+            overridden,
+            generation,
+            window_id,
+            used,
+            ttl,
+            reset_at_ms,
+            counter_key,
+        ) = reply;
         Ok(KeyState {
             key: key.to_string(),
             limit,
@@ -192,7 +217,12 @@ impl Limiter {
     }
 
     /// Stores a per-key limit that every node reads on its next check.
-    pub async fn set_limit(&self, key: &str, limit: u64, window_ms: u64) -> Result<(), RedisFailure> {
+    pub async fn set_limit(
+        &self,
+        key: &str,
+        limit: u64,
+        window_ms: u64,
+    ) -> Result<(), RedisFailure> {
         let mut conn = self.conn.clone();
         let fields = [("limit", limit), ("window_ms", window_ms)];
         self.bounded(conn.hset_multiple::<_, _, _, ()>(self.config_key(key), &fields))

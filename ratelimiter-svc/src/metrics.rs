@@ -180,7 +180,9 @@ impl NodeMetrics {
         match key {
             Some(key) => {
                 self.key_allowed_units
-                    .get_or_create(&KeyLabels { key: key.to_string() })
+                    .get_or_create(&KeyLabels {
+                        key: key.to_string(),
+                    })
                     .inc_by(units);
             }
             None => {

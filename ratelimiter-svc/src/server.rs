@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Request, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -42,7 +42,11 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     fn bad_request(message: impl Into<String>) -> Self {
@@ -50,7 +54,11 @@ impl ApiError {
     }
 
     fn redis(failure: RedisFailure) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "redis_unavailable", failure.to_string())
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "redis_unavailable",
+            failure.to_string(),
+        )
     }
 }
 
@@ -68,6 +76,28 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.code, "message": self.message });
         (self.status, Json(body)).into_response()
+    }
+}
+
+/// A JSON body that must be an object of exactly `T`'s fields. serde alone would also accept
+/// an array for a struct; the API promises objects only.
+pub struct JsonObject<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for JsonObject<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let Json(value) = Json::<serde_json::Value>::from_request(request, state).await?;
+        if !value.is_object() {
+            return Err(ApiError::bad_request("the body must be a JSON object"));
+        }
+        serde_json::from_value(value).map(JsonObject).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_json",
+                e.to_string(),
+            )
+        })
     }
 }
 
@@ -112,7 +142,9 @@ fn validate_key(key: &str) -> Result<(), ApiError> {
         )));
     }
     if key.chars().any(char::is_control) {
-        return Err(ApiError::bad_request("key must not contain control characters"));
+        return Err(ApiError::bad_request(
+            "key must not contain control characters",
+        ));
     }
     Ok(())
 }
@@ -176,9 +208,8 @@ async fn require_token(
 
 async fn check(
     State(state): State<Arc<AppState>>,
-    body: Result<Json<CheckRequest>, JsonRejection>,
+    JsonObject(request): JsonObject<CheckRequest>,
 ) -> Result<Response, ApiError> {
-    let Json(request) = body?;
     validate_key(&request.key)?;
     if request.cost == 0 || request.cost > MAX_COST {
         return Err(ApiError::bad_request(format!(
@@ -187,10 +218,16 @@ async fn check(
     }
     let started = Instant::now();
     let decision = decide(&state, &request).await;
-    let status = if decision.allowed { StatusCode::OK } else { StatusCode::TOO_MANY_REQUESTS };
-    state
-        .metrics
-        .record_decision(decision.allowed, decision.source, started.elapsed().as_secs_f64());
+    let status = if decision.allowed {
+        StatusCode::OK
+    } else {
+        StatusCode::TOO_MANY_REQUESTS
+    };
+    state.metrics.record_decision(
+        decision.allowed,
+        decision.source,
+        started.elapsed().as_secs_f64(),
+    );
     Ok((status, Json(decision)).into_response())
 }
 
@@ -213,11 +250,15 @@ async fn decide(state: &AppState, request: &CheckRequest) -> Decision {
     let call_started = Instant::now();
     match state.limiter.check(&request.key, request.cost).await {
         Ok(d) => {
-            state.metrics.record_redis_call(call_started.elapsed().as_secs_f64());
+            state
+                .metrics
+                .record_redis_call(call_started.elapsed().as_secs_f64());
             let units = if d.allowed { request.cost } else { 0 };
             let tracked = state.windows.record(&request.key, &d.window, units);
             if units > 0 {
-                state.metrics.record_allowed_units(tracked.then_some(request.key.as_str()), units);
+                state
+                    .metrics
+                    .record_allowed_units(tracked.then_some(request.key.as_str()), units);
             }
             Decision {
                 allowed: d.allowed,
@@ -264,13 +305,20 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
         "redis": redis,
         "version": env!("CARGO_PKG_VERSION"),
     });
-    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body)).into_response()
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.encode(),
     )
         .into_response()
@@ -290,12 +338,13 @@ async fn get_limit(
 async fn put_limit(
     State(state): State<Arc<AppState>>,
     Path(key): Path<String>,
-    body: Result<Json<LimitRequest>, JsonRejection>,
+    JsonObject(request): JsonObject<LimitRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     validate_key(&key)?;
-    let Json(request) = body?;
     if request.limit == 0 || request.limit > MAX_LIMIT {
-        return Err(ApiError::bad_request(format!("limit must be between 1 and {MAX_LIMIT}")));
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        )));
     }
     if request.window_ms == 0 || request.window_ms > MAX_WINDOW_MS {
         return Err(ApiError::bad_request(format!(
@@ -318,7 +367,11 @@ async fn delete_limit(
     Path(key): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     validate_key(&key)?;
-    let removed = state.limiter.delete_limit(&key).await.map_err(ApiError::redis)?;
+    let removed = state
+        .limiter
+        .delete_limit(&key)
+        .await
+        .map_err(ApiError::redis)?;
     tracing::info!(%key, removed, "limit override deleted");
     Ok(Json(serde_json::json!({ "key": key, "removed": removed })))
 }
@@ -328,7 +381,9 @@ async fn get_key(
     Path(key): Path<String>,
 ) -> Result<Json<KeyState>, ApiError> {
     validate_key(&key)?;
-    Ok(Json(state.limiter.inspect(&key).await.map_err(ApiError::redis)?))
+    Ok(Json(
+        state.limiter.inspect(&key).await.map_err(ApiError::redis)?,
+    ))
 }
 
 async fn reset_key(
@@ -338,7 +393,9 @@ async fn reset_key(
     validate_key(&key)?;
     let generation = state.limiter.reset(&key).await.map_err(ApiError::redis)?;
     tracing::info!(%key, generation, "counter reset");
-    Ok(Json(serde_json::json!({ "key": key, "generation": generation })))
+    Ok(Json(
+        serde_json::json!({ "key": key, "generation": generation }),
+    ))
 }
 
 async fn get_chaos(State(state): State<Arc<AppState>>) -> Json<crate::chaos::ChaosView> {
@@ -347,9 +404,8 @@ async fn get_chaos(State(state): State<Arc<AppState>>) -> Json<crate::chaos::Cha
 
 async fn chaos_latency(
     State(state): State<Arc<AppState>>,
-    body: Result<Json<LatencyRequest>, JsonRejection>,
+    JsonObject(request): JsonObject<LatencyRequest>,
 ) -> Result<Json<crate::chaos::ChaosView>, ApiError> {
-    let Json(request) = body?;
     if request.ms > MAX_CHAOS_LATENCY_MS {
         return Err(ApiError::bad_request(format!(
             "ms must be at most {MAX_CHAOS_LATENCY_MS}"
@@ -362,10 +418,11 @@ async fn chaos_latency(
 
 async fn chaos_ghost(
     State(state): State<Arc<AppState>>,
-    body: Result<Json<GhostRequest>, JsonRejection>,
+    JsonObject(request): JsonObject<GhostRequest>,
 ) -> Result<Json<crate::chaos::ChaosView>, ApiError> {
-    let Json(request) = body?;
-    state.chaos.set_ghost(request.duration_ms.map(Duration::from_millis));
+    state
+        .chaos
+        .set_ghost(request.duration_ms.map(Duration::from_millis));
     tracing::warn!(duration_ms = ?request.duration_ms, "chaos: ghost-allowing without Redis");
     Ok(Json(state.chaos.view()))
 }

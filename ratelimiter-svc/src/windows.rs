@@ -46,7 +46,11 @@ pub struct WindowBook {
 
 impl WindowBook {
     pub fn new(max_keys: usize) -> Self {
-        Self { max_keys, keys: Mutex::new(HashMap::new()), first_seen_redis_ms: AtomicU64::new(0) }
+        Self {
+            max_keys,
+            keys: Mutex::new(HashMap::new()),
+            first_seen_redis_ms: AtomicU64::new(0),
+        }
     }
 
     /// Called with Redis's clock on every successful probe; only the first one sticks.
@@ -61,7 +65,10 @@ impl WindowBook {
 
     /// Records a Redis decision; returns false when the key is not tracked.
     pub fn record(&self, key: &str, window: &WindowRef, allowed_units: u64) -> bool {
-        let mut keys = self.keys.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut keys = self
+            .keys
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         if !keys.contains_key(key) {
             if keys.len() >= self.max_keys {
                 return false;
@@ -77,7 +84,10 @@ impl WindowBook {
 
     /// Records units whose fate in Redis is unknown (the call timed out).
     pub fn record_uncertain(&self, key: &str, units: u64) {
-        let mut keys = self.keys.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut keys = self
+            .keys
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         if let Some(current) = keys.get_mut(key).and_then(|s| s.current.as_mut()) {
             current.uncertain_units += units;
         }
@@ -86,11 +96,17 @@ impl WindowBook {
     pub fn snapshot(&self) -> Vec<KeyWindows> {
         let first_seen = self.first_seen_redis_ms.load(Ordering::Relaxed);
         let mark = |mut count: WindowCount| {
-            let start = count.window.window_id.saturating_mul(count.window.window_ms);
+            let start = count
+                .window
+                .window_id
+                .saturating_mul(count.window.window_ms);
             count.partial = first_seen == 0 || start < first_seen;
             count
         };
-        let keys = self.keys.lock().unwrap_or_else(|poison| poison.into_inner());
+        let keys = self
+            .keys
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         let mut out: Vec<KeyWindows> = keys
             .iter()
             .filter_map(|(key, slots)| {

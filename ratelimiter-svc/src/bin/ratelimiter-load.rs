@@ -12,7 +12,12 @@ use ratelimiter_svc::load::{self, LiveStats, LoadConfig};
 #[command(version, about, long_about = None)]
 struct Cli {
     /// Node base URL; repeat or comma-separate for several nodes (loopback only).
-    #[arg(long = "target", env = "RL_LOAD_TARGETS", value_delimiter = ',', default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long = "target",
+        env = "RL_LOAD_TARGETS",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8080"
+    )]
     targets: Vec<String>,
     /// Requests per second across all targets. Without it: closed loop, as fast as it goes.
     #[arg(long, env = "RL_LOAD_RATE")]
@@ -58,7 +63,11 @@ async fn main() -> color_eyre::Result<()> {
         duration: Some(Duration::from_secs_f64(cli.duration)),
         keys: cli.keys,
         key_prefix: cli.key_prefix,
-        hot_fraction: if cli.hot_key.is_some() { cli.hot_fraction } else { 0.0 },
+        hot_fraction: if cli.hot_key.is_some() {
+            cli.hot_fraction
+        } else {
+            0.0
+        },
         hot_key: cli.hot_key,
         cost: cli.cost,
     };
