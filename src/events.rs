@@ -1,0 +1,58 @@
+//! What the engine tells its front ends, and what they ask of it. Front ends build their read
+//! model from these events alone; the engine never knows which front end is attached.
+
+use operator_protocol::{ChaosRequest, Diagnosis, Observation, ReasoningEvent, Violation};
+
+use crate::model::{Action, ActionId, Mode, Ticket, TicketId};
+
+#[derive(Debug, Clone)]
+pub enum EngineEvent {
+    Observed {
+        observation: Observation,
+        violations: Vec<Violation>,
+    },
+    ObservationFailed {
+        error: String,
+    },
+    TicketChanged(Ticket),
+    Reasoning {
+        ticket: TicketId,
+        event: ReasoningEvent,
+    },
+    DiagnosisReady {
+        ticket: TicketId,
+        diagnosis: Box<Diagnosis>,
+    },
+    DiagnosisRefused {
+        ticket: TicketId,
+        reason: String,
+    },
+    ActionChanged(Action),
+    ChaosInjected {
+        name: String,
+        target: String,
+        summary: String,
+    },
+    ChaosFailed {
+        name: String,
+        error: String,
+    },
+    Settings {
+        mode: Mode,
+        kill_switch: bool,
+    },
+    /// Something a person should read that is no state change (a refused command, say).
+    Notice(String),
+}
+
+#[derive(Debug, Clone)]
+pub enum Command {
+    InjectChaos(ChaosRequest),
+    Approve(ActionId),
+    Reject(ActionId),
+    Cancel(ActionId),
+    SetMode(Mode),
+    KillSwitch(bool),
+    /// Re-send the current tickets, actions and settings (a front end that just attached).
+    Replay,
+}

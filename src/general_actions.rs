@@ -1,0 +1,71 @@
+//! Actions every subject has, run by the engine itself: `wait` (a pause inside a workflow)
+//! and `log_message` (a note in the audit log).
+
+use std::time::Duration;
+
+use operator_protocol::{ActionOutcome, ActionRequest, ActionSpec, ParamKind, ParamSpec, Risk};
+
+pub const WAIT: &str = "wait";
+pub const LOG_MESSAGE: &str = "log_message";
+
+pub fn specs() -> Vec<ActionSpec> {
+    vec![
+        ActionSpec {
+            name: WAIT.into(),
+            description: "Pause the workflow, e.g. to let a restarted node warm up".into(),
+            params: vec![ParamSpec::new(
+                "ms",
+                "How long to wait, in milliseconds",
+                ParamKind::Integer {
+                    min: 1,
+                    max: 600_000,
+                },
+            )],
+            risk: Risk::Safe,
+            node_param: None,
+        },
+        ActionSpec {
+            name: LOG_MESSAGE.into(),
+            description: "Write a note for the humans into the audit log".into(),
+            params: vec![ParamSpec::new(
+                "message",
+                "The note",
+                ParamKind::String { max_len: 2000 },
+            )],
+            risk: Risk::Safe,
+            node_param: None,
+        },
+    ]
+}
+
+pub fn is_general(name: &str) -> bool {
+    name == WAIT || name == LOG_MESSAGE
+}
+
+/// Runs a general action; the request was validated against `specs()` already.
+pub async fn run(request: &ActionRequest) -> Result<ActionOutcome, String> {
+    match request.action.as_str() {
+        WAIT => {
+            let ms = request
+                .params
+                .get("ms")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(ActionOutcome {
+                summary: format!("waited {ms} ms"),
+            })
+        }
+        LOG_MESSAGE => {
+            let message = request
+                .params
+                .get("message")
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
+            Ok(ActionOutcome {
+                summary: format!("noted: {message}"),
+            })
+        }
+        other => Err(format!("{other} is not a general action")),
+    }
+}

@@ -1,0 +1,281 @@
+//! The engine's own vocabulary: ids, lifecycles, modes and who caused a change. Parsed once at
+//! the SQLite boundary; everywhere else these are enums, never strings.
+
+use serde::{Deserialize, Serialize};
+
+use operator_protocol::{Millis, Risk, Severity};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TicketId(pub i64);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ActionId(pub i64);
+
+impl std::fmt::Display for TicketId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+impl std::fmt::Display for ActionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "A{}", self.0)
+    }
+}
+
+/// Declares a string-backed enum with `as_str` and `parse`, so SQLite and JSON use one spelling.
+macro_rules! named_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &[$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+named_enum!(
+    /// `open → diagnosing → diagnosed → acting → verifying → resolved`, or escalated / held.
+    TicketStatus {
+        Open => "open",
+        Diagnosing => "diagnosing",
+        Diagnosed => "diagnosed",
+        Acting => "acting",
+        Verifying => "verifying",
+        Resolved => "resolved",
+        Escalated => "escalated",
+        Held => "held",
+    }
+);
+
+impl TicketStatus {
+    pub fn is_active(self) -> bool {
+        self != TicketStatus::Resolved
+    }
+}
+
+named_enum!(
+    /// `proposed → validated → executing → completed | failed | cancelled`; approval gates
+    /// validated → executing.
+    ActionStatus {
+        Proposed => "proposed",
+        Validated => "validated",
+        Executing => "executing",
+        Completed => "completed",
+        Failed => "failed",
+        Cancelled => "cancelled",
+    }
+);
+
+impl ActionStatus {
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            ActionStatus::Completed | ActionStatus::Failed | ActionStatus::Cancelled
+        )
+    }
+}
+
+named_enum!(
+    /// How far the engine may go on its own.
+    Mode {
+        Observe => "observe",
+        Approve => "approve",
+        Execute => "execute",
+    }
+);
+
+impl Mode {
+    pub fn next(self) -> Mode {
+        match self {
+            Mode::Observe => Mode::Approve,
+            Mode::Approve => Mode::Execute,
+            Mode::Execute => Mode::Observe,
+        }
+    }
+}
+
+named_enum!(
+    /// Who caused a state change; every audit row names one.
+    Cause {
+        Monitor => "monitor",
+        Brain => "brain",
+        Human => "human",
+        Cli => "cli",
+        Policy => "policy",
+        Executor => "executor",
+        Engine => "engine",
+        Chaos => "chaos",
+    }
+);
+
+named_enum!(
+    Approval {
+        Approved => "approved",
+        Rejected => "rejected",
+    }
+);
+
+pub fn risk_str(risk: Risk) -> &'static str {
+    match risk {
+        Risk::ReadOnly => "read_only",
+        Risk::Safe => "safe",
+        Risk::Disruptive => "disruptive",
+    }
+}
+
+pub fn parse_risk(text: &str) -> Option<Risk> {
+    match text {
+        "read_only" => Some(Risk::ReadOnly),
+        "safe" => Some(Risk::Safe),
+        "disruptive" => Some(Risk::Disruptive),
+        _ => None,
+    }
+}
+
+pub fn severity_str(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Info => "info",
+        Severity::Warning => "warning",
+        Severity::Critical => "critical",
+    }
+}
+
+pub fn parse_severity(text: &str) -> Option<Severity> {
+    match text {
+        "info" => Some(Severity::Info),
+        "warning" => Some(Severity::Warning),
+        "critical" => Some(Severity::Critical),
+        _ => None,
+    }
+}
+
+/// A ticket and its timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub id: TicketId,
+    pub subject: String,
+    pub invariant: String,
+    pub target: String,
+    pub severity: Severity,
+    pub status: TicketStatus,
+    pub message: String,
+    pub evidence: serde_json::Value,
+    pub occurrences: u64,
+    /// Consecutive observations in which the invariant held.
+    pub clean_checks: u64,
+    /// Why it was escalated, held or resolved, in words.
+    pub reason: Option<String>,
+    pub timeline: Timeline,
+    /// When the fault came from our own chaos: which one, and its ground-truth category.
+    pub chaos: Option<ChaosLink>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    pub fault_injected_ms: Option<Millis>,
+    pub first_seen_ms: Millis,
+    pub opened_ms: Millis,
+    pub diagnosed_ms: Option<Millis>,
+    pub action_started_ms: Option<Millis>,
+    pub action_done_ms: Option<Millis>,
+    pub verifying_since_ms: Option<Millis>,
+    pub resolved_ms: Option<Millis>,
+}
+
+impl Timeline {
+    /// Time to detect: from the injected fault (when known) to the ticket.
+    pub fn time_to_detect_ms(&self) -> Option<Millis> {
+        self.fault_injected_ms
+            .map(|f| self.opened_ms.saturating_sub(f))
+    }
+
+    pub fn time_to_diagnose_ms(&self) -> Option<Millis> {
+        self.diagnosed_ms.map(|d| d.saturating_sub(self.opened_ms))
+    }
+
+    /// Time to mitigate: from the ticket to verified resolution.
+    pub fn time_to_mitigate_ms(&self) -> Option<Millis> {
+        self.resolved_ms.map(|r| r.saturating_sub(self.opened_ms))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChaosLink {
+    pub name: String,
+    pub root_cause: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Action {
+    pub id: ActionId,
+    pub ticket_id: Option<TicketId>,
+    pub name: String,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub rationale: String,
+    pub risk: Risk,
+    pub status: ActionStatus,
+    pub approval: Option<Approval>,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    /// Runs only after this action completed; cancelled if it did not.
+    pub depends_on: Option<ActionId>,
+    /// Scheduled (or backing off before a retry) until then.
+    pub not_before_ms: Option<Millis>,
+    pub error: Option<String>,
+    pub outcome: Option<String>,
+    pub created_ms: Millis,
+    pub updated_ms: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at_ms: Millis,
+    pub cause: Cause,
+    pub ticket_id: Option<TicketId>,
+    pub action_id: Option<ActionId>,
+    pub event: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionEvent {
+    pub at_ms: Millis,
+    pub from: Option<ActionStatus>,
+    pub to: ActionStatus,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredDiagnosis {
+    pub id: i64,
+    pub ticket_id: TicketId,
+    pub brain: String,
+    /// The raw diagnosis as the brain gave it (parsed when accepted).
+    pub body: serde_json::Value,
+    pub accepted: bool,
+    pub refusal: Option<String>,
+    /// The brain's streamed reasoning, as it was shown.
+    pub reasoning: String,
+    pub created_ms: Millis,
+}

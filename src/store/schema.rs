@@ -1,0 +1,115 @@
+//! The database schema as versioned migrations (SQLite `user_version`). Append new steps;
+//! never edit a released one.
+
+use rusqlite_migration::{M, Migrations};
+
+pub fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(
+        r#"
+        CREATE TABLE tickets (
+            id INTEGER PRIMARY KEY,
+            subject TEXT NOT NULL,
+            invariant TEXT NOT NULL,
+            target TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            status TEXT NOT NULL,
+            message TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            occurrences INTEGER NOT NULL DEFAULT 1,
+            clean_checks INTEGER NOT NULL DEFAULT 0,
+            reason TEXT,
+            chaos_name TEXT,
+            chaos_root_cause TEXT,
+            fault_injected_ms INTEGER,
+            first_seen_ms INTEGER NOT NULL,
+            opened_ms INTEGER NOT NULL,
+            diagnosed_ms INTEGER,
+            action_started_ms INTEGER,
+            action_done_ms INTEGER,
+            verifying_since_ms INTEGER,
+            resolved_ms INTEGER,
+            updated_ms INTEGER NOT NULL
+        );
+        CREATE INDEX tickets_by_status ON tickets(status);
+        CREATE INDEX tickets_by_problem ON tickets(subject, invariant, target);
+
+        CREATE TABLE diagnoses (
+            id INTEGER PRIMARY KEY,
+            ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+            brain TEXT NOT NULL,
+            body TEXT NOT NULL,
+            accepted INTEGER NOT NULL,
+            refusal TEXT,
+            reasoning TEXT NOT NULL DEFAULT '',
+            created_ms INTEGER NOT NULL
+        );
+
+        CREATE TABLE actions (
+            id INTEGER PRIMARY KEY,
+            ticket_id INTEGER REFERENCES tickets(id),
+            name TEXT NOT NULL,
+            params TEXT NOT NULL,
+            rationale TEXT NOT NULL,
+            risk TEXT NOT NULL,
+            status TEXT NOT NULL,
+            approval TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL,
+            depends_on INTEGER REFERENCES actions(id),
+            not_before_ms INTEGER,
+            error TEXT,
+            outcome TEXT,
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL
+        );
+        CREATE INDEX actions_by_status ON actions(status);
+
+        CREATE TABLE action_events (
+            id INTEGER PRIMARY KEY,
+            action_id INTEGER NOT NULL REFERENCES actions(id),
+            at_ms INTEGER NOT NULL,
+            from_status TEXT,
+            to_status TEXT NOT NULL,
+            detail TEXT NOT NULL
+        );
+
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at_ms INTEGER NOT NULL,
+            cause TEXT NOT NULL,
+            ticket_id INTEGER,
+            action_id INTEGER,
+            event TEXT NOT NULL,
+            detail TEXT NOT NULL
+        );
+        CREATE TRIGGER audit_is_append_only_update BEFORE UPDATE ON audit
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+
+        CREATE TABLE settings (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+
+        CREATE TABLE chaos_injections (
+            id INTEGER PRIMARY KEY,
+            at_ms INTEGER NOT NULL,
+            subject TEXT NOT NULL,
+            name TEXT NOT NULL,
+            target TEXT NOT NULL,
+            root_cause TEXT NOT NULL,
+            expected_invariant TEXT NOT NULL,
+            summary TEXT NOT NULL
+        );
+        "#,
+    )])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_are_valid() {
+        assert!(super::migrations().validate().is_ok());
+    }
+}

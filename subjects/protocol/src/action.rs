@@ -1,0 +1,95 @@
+//! The catalog of what may be done to a subject, and requests to do it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Risk {
+    ReadOnly,
+    Safe,
+    /// Takes capacity away while it runs (a restart, a drain): one at a time, never a majority.
+    Disruptive,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ParamKind {
+    Integer {
+        min: i64,
+        max: i64,
+    },
+    String {
+        max_len: usize,
+    },
+    Enum {
+        values: Vec<String>,
+    },
+    /// One of the subject's current nodes.
+    Node,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParamSpec {
+    pub name: String,
+    pub description: String,
+    pub kind: ParamKind,
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ParamSpec {
+    pub fn new(name: &str, description: &str, kind: ParamKind) -> Self {
+        Self {
+            name: name.into(),
+            description: description.into(),
+            kind,
+            required: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionSpec {
+    pub name: String,
+    pub description: String,
+    pub params: Vec<ParamSpec>,
+    pub risk: Risk,
+    /// The parameter naming the node this action disrupts, for the blast-radius policy.
+    #[serde(default)]
+    pub node_param: Option<String>,
+}
+
+/// A request to run one catalog action; the params are checked against its spec before it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionRequest {
+    pub action: String,
+    #[serde(default)]
+    pub params: BTreeMap<String, serde_json::Value>,
+}
+
+/// What an action did, for the action's events and the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionOutcome {
+    pub summary: String,
+}
+
+/// A read-only query a brain may run to gather evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    pub params: Vec<ParamSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub tool: String,
+    #[serde(default)]
+    pub args: BTreeMap<String, serde_json::Value>,
+}

@@ -1,0 +1,32 @@
+//! Faults a subject can inject into its own cluster, each with its ground truth.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ParamSpec;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChaosSpec {
+    pub name: String,
+    pub description: String,
+    /// The root-cause category a correct diagnosis names; eval grades against it.
+    pub root_cause: String,
+    /// The invariant this fault is expected to break.
+    pub expected_invariant: String,
+    pub params: Vec<ParamSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChaosRequest {
+    pub name: String,
+    #[serde(default)]
+    pub params: BTreeMap<String, serde_json::Value>,
+}
+
+/// What an injection did: where it landed, so a ticket can be linked to its cause.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChaosOutcome {
+    pub target: String,
+    pub summary: String,
+}

@@ -1,0 +1,39 @@
+//! The contract between operator-tui's engine and the systems it watches: the `Subject`,
+//! `DeploymentTarget` and `Brain` traits and the plain data they exchange. Serde only, so a
+//! subject adapter depends on nothing of the engine.
+
+mod action;
+mod chaos;
+mod diagnosis;
+mod observation;
+mod runbook;
+mod traits;
+
+pub use action::*;
+pub use chaos::*;
+pub use diagnosis::*;
+pub use observation::*;
+pub use runbook::*;
+pub use traits::*;
+
+/// Milliseconds since the Unix epoch, as the engine's clock tells them.
+pub type Millis = u64;
+
+/// A subject's name for one of its nodes (a process, container or store).
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct NodeId(pub String);
+
+impl std::fmt::Display for NodeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for NodeId {
+    fn from(s: &str) -> Self {
+        Self(s.to_string())
+    }
+}

@@ -1,0 +1,68 @@
+//! One poll of a cluster, and what an invariant says about it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Millis, NodeId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    Healthy,
+    /// Up, but not doing its job fully (e.g. a node whose backing store is unreachable).
+    Degraded,
+    Down,
+    /// The node is there but was not answering in a way we could read.
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub id: NodeId,
+    /// What the node is in its cluster: "node", "redis", "store", "pd" ...
+    pub role: String,
+    pub health: Health,
+    /// Short, display-ready facts ("p99_ms" → 0.8, "leaders" → 31); the cluster pane shows them.
+    #[serde(default)]
+    pub facts: BTreeMap<String, serde_json::Value>,
+}
+
+/// The traffic the cluster served since the previous observation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadSample {
+    pub ops_per_sec: f64,
+    /// A named split of the ops ("allowed"/"denied", "read"/"write"), in ops/s.
+    #[serde(default)]
+    pub split: BTreeMap<String, f64>,
+    pub errors_per_sec: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    pub at_ms: Millis,
+    pub nodes: Vec<NodeStatus>,
+    pub workload: Option<WorkloadSample>,
+    /// Everything else the subject's invariants read, in the subject's own shape.
+    pub facts: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+/// An invariant that does not hold, on one target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Violation {
+    pub invariant: String,
+    pub severity: Severity,
+    /// What it is about: a node id, a key, a region; tickets are deduplicated by invariant + target.
+    pub target: String,
+    pub message: String,
+    #[serde(default)]
+    pub evidence: serde_json::Value,
+}

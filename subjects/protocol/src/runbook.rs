@@ -1,0 +1,103 @@
+//! A subject's runbook as data: for each symptom (a broken invariant) the hypotheses that could
+//! explain it, the read-only evidence that tells them apart, and the remedy for each. The rules
+//! brain scores hypotheses from it; LLM prompts include it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Runbook {
+    #[serde(default)]
+    pub entries: Vec<RunbookEntry>,
+}
+
+impl Runbook {
+    pub fn entry(&self, symptom: &str) -> Option<&RunbookEntry> {
+        self.entries.iter().find(|e| e.symptom == symptom)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunbookEntry {
+    /// The invariant whose violation this entry explains.
+    pub symptom: String,
+    pub description: String,
+    pub hypotheses: Vec<Hypothesis>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hypothesis {
+    /// The root-cause category this hypothesis stands for.
+    pub root_cause: String,
+    pub description: String,
+    pub evidence: Vec<EvidenceCheck>,
+    #[serde(default)]
+    pub remedy: Vec<RemedyStep>,
+}
+
+/// One discriminating question: call `tool` with `args`, read `pointer` in its answer, compare.
+/// String values in `args` (and in remedy params) may hold `{target}` or `{evidence.NAME}`,
+/// filled from the ticket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvidenceCheck {
+    pub description: String,
+    pub tool: String,
+    #[serde(default)]
+    pub args: BTreeMap<String, serde_json::Value>,
+    /// A JSON pointer (RFC 6901) into the tool's answer; empty for the whole answer.
+    #[serde(default)]
+    pub pointer: String,
+    pub expect: Expectation,
+    /// How strongly a match supports the hypothesis (and a mismatch counts against it).
+    #[serde(default = "unit_weight")]
+    pub weight: f64,
+}
+
+fn unit_weight() -> f64 {
+    1.0
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Expectation {
+    Equals { value: serde_json::Value },
+    Above { value: f64 },
+    Below { value: f64 },
+    Present,
+    Absent,
+}
+
+impl Expectation {
+    /// Whether a value read from a tool's answer meets the expectation.
+    pub fn holds(&self, found: Option<&serde_json::Value>) -> bool {
+        let number = found.and_then(|v| v.as_f64());
+        match self {
+            Expectation::Equals { value } => found == Some(value),
+            Expectation::Above { value } => number.is_some_and(|n| n > *value),
+            Expectation::Below { value } => number.is_some_and(|n| n < *value),
+            Expectation::Present => found.is_some_and(|v| !v.is_null()),
+            Expectation::Absent => found.is_none_or(|v| v.is_null()),
+        }
+    }
+}
+
+impl std::fmt::Display for Expectation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Expectation::Equals { value } => write!(f, "= {value}"),
+            Expectation::Above { value } => write!(f, "> {value}"),
+            Expectation::Below { value } => write!(f, "< {value}"),
+            Expectation::Present => write!(f, "present"),
+            Expectation::Absent => write!(f, "absent"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemedyStep {
+    pub action: String,
+    #[serde(default)]
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub rationale: String,
+}
