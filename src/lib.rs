@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod backoff;
 pub mod brains;
+pub mod cli;
 pub mod clock;
 pub mod engine;
 pub mod events;

@@ -1,0 +1,249 @@
+//! The command line: every flag also reads an environment variable where that makes sense.
+
+pub mod records;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::model::Mode;
+
+/// operator-tui: an AI operator for distributed systems. It watches a cluster, checks its
+/// invariants, opens a ticket when one breaks, has a brain diagnose it with visible reasoning,
+/// runs a validated, policy-checked remediation and verifies that the fix held.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+pub struct Cli {
+    /// The SQLite database (tickets, actions, audit). Default: $XDG_STATE_HOME/operator-tui/operator.db.
+    #[arg(long, global = true, env = "OPERATOR_DB")]
+    pub db: Option<PathBuf>,
+
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Commands>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SubjectName {
+    /// Our own distributed rate limiter (ratelimiter-svc, 3 nodes + Redis).
+    Ratelimiter,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TargetName {
+    /// Child processes that operator-tui starts itself.
+    Local,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BrainName {
+    /// The offline rules brain: a differential diagnosis from the subject's runbook.
+    Rules,
+}
+
+/// Which cluster to work on.
+#[derive(Debug, Clone, Args)]
+pub struct SubjectArgs {
+    #[arg(long, env = "OPERATOR_SUBJECT", value_enum, default_value_t = SubjectName::Ratelimiter)]
+    pub subject: SubjectName,
+
+    #[arg(long, env = "OPERATOR_TARGET", value_enum, default_value_t = TargetName::Local)]
+    pub target: TargetName,
+
+    /// Use this Redis instead of starting one (local target), e.g. redis://127.0.0.1:6379.
+    #[arg(long, env = "OPERATOR_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Steady background traffic across the cluster, in checks per second (0: none).
+    #[arg(long, env = "OPERATOR_WORKLOAD_RATE", default_value_t = 200.0)]
+    pub workload_rate: f64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub subject: SubjectArgs,
+
+    /// Print the loop as it happens instead of drawing the full-screen TUI.
+    #[arg(long)]
+    pub headless: bool,
+
+    /// observe: never act; approve: act after a human approves; execute: act on its own.
+    #[arg(long, env = "OPERATOR_MODE", value_enum)]
+    pub mode: Option<Mode>,
+
+    #[arg(long, env = "OPERATOR_BRAIN", value_enum, default_value_t = BrainName::Rules)]
+    pub brain: BrainName,
+
+    /// Milliseconds between observations.
+    #[arg(long, env = "OPERATOR_TICK_MS", default_value_t = 250)]
+    pub tick_ms: u64,
+
+    /// Stop after this many seconds (headless runs in scripts and tests).
+    #[arg(long)]
+    pub duration: Option<f64>,
+
+    /// Inject this chaos (by name, see `chaos list`) once the cluster is healthy.
+    #[arg(long)]
+    pub inject: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Commands {
+    /// Watch the cluster and run the loop (the default command).
+    Run(RunArgs),
+    /// One observation; violations as a table or JSON; exit code 1 when any.
+    Check {
+        #[command(flatten)]
+        subject: SubjectArgs,
+        /// Observe once and exit (the only mode today; kept for scripts that say so).
+        #[arg(long, default_value_t = true)]
+        once: bool,
+    },
+    /// Tickets: the problems found, their timeline and resolution.
+    Tickets {
+        #[command(subcommand)]
+        command: TicketsCommand,
+    },
+    /// Actions: proposed remediations and their lifecycle.
+    Actions {
+        #[command(subcommand)]
+        command: ActionsCommand,
+    },
+    /// The kill switch: halts running actions and blocks new ones until turned off.
+    Killswitch {
+        #[arg(value_enum)]
+        state: KillSwitchState,
+    },
+    /// Set the mode a running (or the next) engine uses.
+    Mode {
+        #[arg(value_enum)]
+        mode: Mode,
+    },
+    /// The append-only audit log: every state change and who caused it.
+    Audit {
+        #[arg(long)]
+        ticket: Option<i64>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Faults the subject can inject into its own cluster.
+    Chaos {
+        #[command(subcommand)]
+        command: ChaosCommand,
+    },
+    /// Start, stop or inspect the local demo cluster on its own.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KillSwitchState {
+    On,
+    Off,
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TicketsCommand {
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    Show {
+        id: i64,
+        /// The ticket's timeline only.
+        #[arg(long)]
+        timeline: bool,
+    },
+    /// Mark a ticket resolved by hand.
+    Resolve {
+        id: i64,
+        #[arg(long, default_value = "resolved by hand")]
+        reason: String,
+    },
+    /// Tell the engine to wait: no action runs on a held ticket.
+    Hold {
+        id: i64,
+        #[arg(long, default_value = "held by hand")]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ActionsCommand {
+    List {
+        #[arg(long)]
+        ticket: Option<i64>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    Show {
+        id: i64,
+    },
+    Approve {
+        id: i64,
+    },
+    Reject {
+        id: i64,
+    },
+    /// Cancel a waiting action, or stop a running one.
+    Cancel {
+        id: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChaosCommand {
+    /// The faults this subject can inject and the root cause each stands for.
+    List {
+        #[arg(long, env = "OPERATOR_SUBJECT", value_enum, default_value_t = SubjectName::Ratelimiter)]
+        subject: SubjectName,
+    },
+    /// Inject a fault into the running cluster (see `cluster up`).
+    Inject {
+        name: String,
+        /// Parameters as key=value (e.g. node=node-2).
+        #[arg(long = "param", value_parser = parse_key_value)]
+        params: Vec<(String, serde_json::Value)>,
+        #[arg(long, env = "OPERATOR_SUBJECT", value_enum, default_value_t = SubjectName::Ratelimiter)]
+        subject: SubjectName,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Start the local cluster in the background and leave it running.
+    Up {
+        #[command(flatten)]
+        subject: SubjectArgs,
+    },
+    /// Stop the cluster that `cluster up` started.
+    Down,
+    Status,
+}
+
+/// `key=value`, where a value that parses as JSON (a number, true) keeps its type.
+fn parse_key_value(text: &str) -> Result<(String, serde_json::Value), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not key=value"))?;
+    let value = serde_json::from_str(value)
+        .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+    Ok((key.to_string(), value))
+}
+
+impl clap::ValueEnum for Mode {
+    fn value_variants<'a>() -> &'a [Self] {
+        Mode::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
+    }
+}

@@ -1,0 +1,310 @@
+//! The record-keeping commands: tickets, actions, audit, mode and kill switch. They work on
+//! the database alone, so they run from any terminal while an engine runs elsewhere.
+
+use color_eyre::eyre::{Result, eyre};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+
+use super::{ActionsCommand, KillSwitchState, TicketsCommand};
+use crate::clock::{Clock, SystemClock};
+use crate::model::*;
+use crate::store::{ActionUpdate, Store};
+
+fn now() -> u64 {
+    SystemClock.now_ms()
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_header(header.to_vec());
+    t
+}
+
+/// "12:04:31.250" in UTC; the audit log and timelines read better with times than epochs.
+pub fn clock_time(ms: u64) -> String {
+    let day_ms = ms % 86_400_000;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        day_ms / 3_600_000,
+        day_ms / 60_000 % 60,
+        day_ms / 1000 % 60,
+        day_ms % 1000
+    )
+}
+
+fn seconds(ms: Option<u64>) -> String {
+    ms.map(|v| format!("{:.1}s", v as f64 / 1000.0))
+        .unwrap_or_else(|| "—".into())
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+pub fn tickets(store: &mut Store, command: TicketsCommand, json: bool) -> Result<()> {
+    match command {
+        TicketsCommand::List { limit } => {
+            let tickets = store.tickets(limit)?;
+            if json {
+                return print_json(&tickets);
+            }
+            let mut t = table(&[
+                "id",
+                "status",
+                "invariant",
+                "target",
+                "seen",
+                "detect",
+                "diagnose",
+                "mitigate",
+                "reason",
+            ]);
+            for k in &tickets {
+                t.add_row(vec![
+                    k.id.0.to_string(),
+                    k.status.to_string(),
+                    k.invariant.clone(),
+                    k.target.clone(),
+                    k.occurrences.to_string(),
+                    seconds(k.timeline.time_to_detect_ms()),
+                    seconds(k.timeline.time_to_diagnose_ms()),
+                    seconds(k.timeline.time_to_mitigate_ms()),
+                    k.reason.clone().unwrap_or_default(),
+                ]);
+            }
+            println!("{t}");
+        }
+        TicketsCommand::Show { id, timeline } => {
+            let ticket = store
+                .ticket(TicketId(id))?
+                .ok_or_else(|| eyre!("there is no ticket {id}; `tickets list` shows them"))?;
+            if timeline {
+                return show_timeline(&ticket, json);
+            }
+            let diagnoses = store.diagnoses(ticket.id)?;
+            let actions = store.actions(Some(ticket.id), 50)?;
+            if json {
+                return print_json(
+                    &serde_json::json!({ "ticket": ticket, "diagnoses": diagnoses, "actions": actions }),
+                );
+            }
+            println!(
+                "Ticket {} — {} on {} [{}]",
+                ticket.id, ticket.invariant, ticket.target, ticket.status
+            );
+            println!("{}", ticket.message);
+            if let Some(reason) = &ticket.reason {
+                println!("reason: {reason}");
+            }
+            show_timeline(&ticket, false)?;
+            for d in diagnoses {
+                let verdict = if d.accepted {
+                    "accepted".to_string()
+                } else {
+                    format!("refused: {}", d.refusal.unwrap_or_default())
+                };
+                println!("\nDiagnosis by {} ({verdict})", d.brain);
+                print!("{}", d.reasoning);
+            }
+            for a in actions.iter().rev() {
+                println!(
+                    "\nAction {} {} {} — {} (attempts {})",
+                    a.id,
+                    a.name,
+                    serde_json::Value::Object(a.params.clone()),
+                    a.status,
+                    a.attempts
+                );
+            }
+        }
+        TicketsCommand::Resolve { id, reason } => {
+            store.set_ticket_status(
+                TicketId(id),
+                TicketStatus::Resolved,
+                Cause::Cli,
+                Some(&reason),
+                now(),
+            )?;
+            println!("ticket #{id} resolved");
+        }
+        TicketsCommand::Hold { id, reason } => {
+            store.set_ticket_status(
+                TicketId(id),
+                TicketStatus::Held,
+                Cause::Cli,
+                Some(&reason),
+                now(),
+            )?;
+            println!("ticket #{id} held: no action runs on it until it is resolved");
+        }
+    }
+    Ok(())
+}
+
+fn show_timeline(ticket: &Ticket, json: bool) -> Result<()> {
+    let t = &ticket.timeline;
+    let steps = [
+        ("fault injected", t.fault_injected_ms),
+        ("first violation seen", Some(t.first_seen_ms)),
+        ("ticket opened", Some(t.opened_ms)),
+        ("diagnosis done", t.diagnosed_ms),
+        ("action started", t.action_started_ms),
+        ("action done", t.action_done_ms),
+        ("verifying since", t.verifying_since_ms),
+        ("resolved", t.resolved_ms),
+    ];
+    if json {
+        let map: serde_json::Map<String, serde_json::Value> = steps
+            .iter()
+            .map(|(k, v)| (k.replace(' ', "_"), serde_json::json!(v)))
+            .collect();
+        return print_json(&map);
+    }
+    let start = t.fault_injected_ms.unwrap_or(t.first_seen_ms);
+    for (label, at) in steps {
+        if let Some(at) = at {
+            println!(
+                "  {:<22} {}  (+{:.3} s)",
+                label,
+                clock_time(at),
+                at.saturating_sub(start) as f64 / 1000.0
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn actions(store: &mut Store, command: ActionsCommand, json: bool) -> Result<()> {
+    let now = now();
+    match command {
+        ActionsCommand::List { ticket, limit } => {
+            let actions = store.actions(ticket.map(TicketId), limit)?;
+            if json {
+                return print_json(&actions);
+            }
+            let mut t = table(&[
+                "id", "ticket", "action", "params", "status", "approval", "attempts", "error",
+            ]);
+            for a in &actions {
+                t.add_row(vec![
+                    a.id.0.to_string(),
+                    a.ticket_id.map(|t| t.0.to_string()).unwrap_or_default(),
+                    a.name.clone(),
+                    serde_json::Value::Object(a.params.clone()).to_string(),
+                    a.status.to_string(),
+                    a.approval.map(|x| x.to_string()).unwrap_or_default(),
+                    format!("{}/{}", a.attempts, a.max_attempts),
+                    a.error.clone().unwrap_or_default(),
+                ]);
+            }
+            println!("{t}");
+        }
+        ActionsCommand::Show { id } => {
+            let action = store
+                .action(ActionId(id))?
+                .ok_or_else(|| eyre!("there is no action {id}"))?;
+            let events = store.action_events(action.id)?;
+            if json {
+                return print_json(&serde_json::json!({ "action": action, "events": events }));
+            }
+            println!(
+                "Action {} {} {} [{}]",
+                action.id,
+                action.name,
+                serde_json::Value::Object(action.params.clone()),
+                action.status
+            );
+            println!("rationale: {}", action.rationale);
+            for e in events {
+                println!(
+                    "  {}  {:>10} → {:<10} {}",
+                    clock_time(e.at_ms),
+                    e.from.map(|f| f.to_string()).unwrap_or_default(),
+                    e.to,
+                    e.detail
+                );
+            }
+        }
+        ActionsCommand::Approve { id } => {
+            store.set_approval(ActionId(id), Approval::Approved, Cause::Cli, now)?;
+            println!("action {id} approved; a running engine picks it up on its next tick");
+        }
+        ActionsCommand::Reject { id } => {
+            store.set_approval(ActionId(id), Approval::Rejected, Cause::Cli, now)?;
+            println!("action {id} rejected");
+        }
+        ActionsCommand::Cancel { id } => {
+            let action = store
+                .action(ActionId(id))?
+                .ok_or_else(|| eyre!("there is no action {id}"))?;
+            if action.status == ActionStatus::Executing {
+                // The running engine owns the process doing the work; it stops it on its next tick.
+                store.set_approval(action.id, Approval::Rejected, Cause::Cli, now)?;
+                println!("action {id} is running; the engine will stop it on its next tick");
+            } else if action.status.is_final() {
+                return Err(eyre!("action {id} is already {}", action.status));
+            } else {
+                let update = ActionUpdate {
+                    error: Some("cancelled from the command line".into()),
+                    ..Default::default()
+                };
+                store.transition_action(
+                    action.id,
+                    action.status,
+                    ActionStatus::Cancelled,
+                    Cause::Cli,
+                    "cancelled from the command line",
+                    now,
+                    update,
+                )?;
+                println!("action {id} cancelled");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn kill_switch(store: &mut Store, state: KillSwitchState, json: bool) -> Result<()> {
+    match state {
+        KillSwitchState::On => store.set_kill_switch(true, Cause::Cli, now())?,
+        KillSwitchState::Off => store.set_kill_switch(false, Cause::Cli, now())?,
+        KillSwitchState::Status => {}
+    }
+    let on = store.kill_switch()?;
+    if json {
+        print_json(&serde_json::json!({ "kill_switch": on }))
+    } else {
+        println!(
+            "kill switch {}",
+            if on { "ON: no action runs" } else { "off" }
+        );
+        Ok(())
+    }
+}
+
+pub fn mode(store: &mut Store, mode: Mode) -> Result<()> {
+    store.set_mode(mode, Cause::Cli, now())?;
+    println!("mode {mode}");
+    Ok(())
+}
+
+pub fn audit(store: &Store, ticket: Option<i64>, limit: usize, json: bool) -> Result<()> {
+    let rows = store.audit_log(ticket.map(TicketId), limit)?;
+    if json {
+        return print_json(&rows);
+    }
+    let mut t = table(&["time", "cause", "ticket", "action", "event", "detail"]);
+    for r in &rows {
+        t.add_row(vec![
+            clock_time(r.at_ms),
+            r.cause.to_string(),
+            r.ticket_id.map(|x| x.0.to_string()).unwrap_or_default(),
+            r.action_id.map(|x| x.0.to_string()).unwrap_or_default(),
+            r.event.clone(),
+            r.detail.clone(),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! Shared pieces of the engine tests.
+#![allow(dead_code)]
+
+pub mod fake;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use operator_protocol::{Brain, NodeId};
+use operator_tui::clock::{Clock, SystemClock};
+use operator_tui::engine::{Engine, EngineConfig, EngineHandle};
+use operator_tui::model::*;
+use operator_tui::store::Store;
+
+use fake::{FakeSubject, FakeTarget};
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub db: PathBuf,
+    pub handle: Option<EngineHandle>,
+    pub subject: FakeSubject,
+}
+
+pub fn config(mode: Mode) -> EngineConfig {
+    EngineConfig {
+        tick: Duration::from_millis(20),
+        verify_timeout: Duration::from_secs(5),
+        retry_base: Duration::from_millis(500),
+        retry_cap: Duration::from_secs(5),
+        mode: Some(mode),
+        ..EngineConfig::default()
+    }
+}
+
+pub fn start(subject: FakeSubject, brain: Arc<dyn Brain>, config: EngineConfig) -> Harness {
+    start_with_clock(subject, brain, config, Arc::new(SystemClock))
+}
+
+pub fn start_with_clock(
+    subject: FakeSubject,
+    brain: Arc<dyn Brain>,
+    config: EngineConfig,
+    clock: Arc<dyn Clock>,
+) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("operator.db");
+    let handle = start_engine(&subject, brain, config, clock, &db);
+    Harness {
+        dir,
+        db,
+        handle: Some(handle),
+        subject,
+    }
+}
+
+pub fn start_engine(
+    subject: &FakeSubject,
+    brain: Arc<dyn Brain>,
+    config: EngineConfig,
+    clock: Arc<dyn Clock>,
+    db: &std::path::Path,
+) -> EngineHandle {
+    let nodes: Vec<NodeId> = subject
+        .state
+        .lock()
+        .unwrap()
+        .healthy
+        .keys()
+        .map(|n| NodeId(n.clone()))
+        .collect();
+    let store = Store::open(db).unwrap();
+    Engine::new(
+        Arc::new(subject.clone()),
+        Arc::new(FakeTarget(nodes)),
+        brain,
+        store,
+        clock,
+        config,
+    )
+    .start()
+}
+
+impl Harness {
+    /// A second connection, as the CLI in another terminal would have.
+    pub fn store(&self) -> Store {
+        Store::open(&self.db).unwrap()
+    }
+
+    pub async fn wait_until<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        f: impl Fn(&Store) -> Option<T>,
+    ) -> T {
+        let store = self.store();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = f(&store) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub async fn ticket_in(&self, status: TicketStatus) -> Ticket {
+        self.wait_until(
+            &format!("a ticket {status}"),
+            Duration::from_secs(10),
+            |s| {
+                s.tickets(10)
+                    .unwrap()
+                    .into_iter()
+                    .find(|t| t.status == status)
+            },
+        )
+        .await
+    }
+
+    pub async fn action_in(&self, status: ActionStatus) -> Action {
+        self.wait_until(
+            &format!("an action {status}"),
+            Duration::from_secs(10),
+            |s| {
+                s.actions(None, 50)
+                    .unwrap()
+                    .into_iter()
+                    .find(|a| a.status == status)
+            },
+        )
+        .await
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.shutdown().await.unwrap();
+        }
+    }
+}
