@@ -17,6 +17,8 @@ use support::*;
 
 const NODES: &[&str] = &["n1", "n2", "n3"];
 
+type Answer = Box<dyn Fn() -> Result<operator_protocol::Diagnosis, ContractError> + Send + Sync>;
+
 fn audit_events(store: &operator_tui::store::Store, ticket: TicketId) -> Vec<(String, Cause)> {
     store
         .audit_log(None, 500)
@@ -303,10 +305,7 @@ async fn a_plan_that_disrupts_a_majority_is_refused_and_nothing_runs() {
 
 #[tokio::test]
 async fn garbage_from_the_brain_executes_nothing_and_escalates_with_the_reason() {
-    let cases: Vec<(
-        &str,
-        Box<dyn Fn() -> Result<operator_protocol::Diagnosis, ContractError> + Send + Sync>,
-    )> = vec![
+    let cases: Vec<(&str, Answer)> = vec![
         (
             "unknown action",
             Box::new(|| Ok(diagnosis_with(vec![step("drop_database", json!({}))]))),

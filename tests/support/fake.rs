@@ -289,10 +289,10 @@ impl DeploymentTarget for FakeTarget {
     }
 }
 
+pub type Script = Box<dyn Fn(&DiagnosisContext) -> ContractResult<Diagnosis> + Send + Sync>;
+
 /// A brain that answers whatever the test scripted.
-pub struct ScriptedBrain(
-    pub Box<dyn Fn(&DiagnosisContext) -> ContractResult<Diagnosis> + Send + Sync>,
-);
+pub struct ScriptedBrain(pub Script);
 
 impl Brain for ScriptedBrain {
     fn name(&self) -> String {
