@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use color_eyre::eyre::Result;
 use operator_protocol::{
-    BoxFuture, ContractResult, Diagnosis, DiagnosisContext, ReasoningEvent, ReasoningSink, Subject,
+    BoxFuture, ContractResult, DeploymentTarget, Diagnosis, DiagnosisContext, ReasoningEvent, ReasoningSink, Subject,
     TicketBrief, ToolBox, ToolCall, ToolSpec,
 };
 use tokio::sync::broadcast;
@@ -18,7 +18,7 @@ use crate::store::NewAction;
 use crate::validate::validate_diagnosis;
 
 /// The subject's read-only tools, as brains see them.
-pub struct SubjectTools(pub Arc<dyn Subject>);
+pub struct SubjectTools(pub Arc<dyn Subject>, pub Arc<dyn DeploymentTarget>);
 
 impl ToolBox for SubjectTools {
     fn specs(&self) -> Vec<ToolSpec> {
@@ -26,7 +26,7 @@ impl ToolBox for SubjectTools {
     }
 
     fn call<'a>(&'a self, call: &'a ToolCall) -> BoxFuture<'a, ContractResult<serde_json::Value>> {
-        self.0.call_tool(call)
+        self.0.call_tool(call, &*self.1)
     }
 }
 
@@ -94,7 +94,7 @@ pub(crate) fn start_diagnoses(core: &mut Core) -> Result<()> {
             tools: core.subject.tools(),
         };
         let brain = core.brain.clone();
-        let tools = SubjectTools(core.subject.clone());
+        let tools = SubjectTools(core.subject.clone(), core.target.clone());
         let sink = EventSink {
             ticket: ticket.id,
             events: core.events.clone(),

@@ -243,7 +243,8 @@ impl Engine {
         if let Some(mode) = self.core.config.mode {
             self.core.store.set_mode(mode, Cause::Cli, now)?;
         }
-        self.refresh_settings()?;
+        self.core.mode = self.core.store.mode()?.unwrap_or(Mode::Approve);
+        self.core.kill_switch = self.core.store.kill_switch()?;
         self.emit_settings();
         let mut ticker = tokio::time::interval(self.core.config.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -1,36 +1,71 @@
 //! The operator-tui binary: parses the command line and hands off to the engine, a front end
 //! or a record-keeping command.
 
-use clap::Parser;
-use color_eyre::eyre::Result;
-use operator_tui::cli::{Cli, Commands, records};
-use operator_tui::store::{self, Store};
+use std::path::PathBuf;
 
-fn open_store(db: &Option<std::path::PathBuf>) -> Result<Store> {
-    let path = db.clone().unwrap_or_else(store::default_path);
-    Store::open(&path)
+use clap::Parser;
+use color_eyre::eyre::{Result, eyre};
+use operator_tui::cli::{ChaosCommand, Cli, ClusterCommand, Commands, RunArgs, records};
+use operator_tui::store::{self, Store};
+use operator_tui::{deploy, run};
+
+/// Logs go to a rolling file in the state directory; the terminal belongs to the front end.
+fn init_logging(state_dir: &std::path::Path) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    let dir = state_dir.join("logs");
+    std::fs::create_dir_all(&dir).ok()?;
+    let appender = tracing_appender::rolling::daily(dir, "operator-tui.log");
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OPERATOR_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(false).init();
+    Some(guard)
 }
 
 fn main() -> Result<()> {
     color_eyre::install()?;
     let cli = Cli::parse();
-    let (json, db) = (cli.json, cli.db);
+    let db = cli.db.clone().unwrap_or_else(store::default_path);
+    let state_dir = db.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let _log_guard = init_logging(&state_dir);
+    let json = cli.json;
+    let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
-        Some(Commands::Tickets { command }) => {
-            records::tickets(&mut open_store(&db)?, command, json)
+        Some(Commands::Tickets { command }) => records::tickets(&mut Store::open(&db)?, command, json),
+        Some(Commands::Actions { command }) => records::actions(&mut Store::open(&db)?, command, json),
+        Some(Commands::Killswitch { state }) => records::kill_switch(&mut Store::open(&db)?, state, json),
+        Some(Commands::Mode { mode }) => records::mode(&mut Store::open(&db)?, mode),
+        Some(Commands::Audit { ticket, limit }) => records::audit(&Store::open(&db)?, ticket, limit, json),
+        Some(Commands::Run(args)) => start(args, &db, &state_dir, &runtime),
+        None => start(default_run_args()?, &db, &state_dir, &runtime),
+        Some(Commands::Check { subject, .. }) => {
+            let healthy = runtime.block_on(run::check_once(&subject, &state_dir, json))?;
+            drop(runtime);
+            if !healthy {
+                std::process::exit(1);
+            }
+            Ok(())
         }
-        Some(Commands::Actions { command }) => {
-            records::actions(&mut open_store(&db)?, command, json)
+        Some(Commands::Chaos { command: ChaosCommand::List { subject } }) => run::chaos_list(subject, json),
+        Some(Commands::Chaos { command: ChaosCommand::Inject { name, params, subject } }) => {
+            runtime.block_on(run::chaos_inject(subject, name, params, &db, &state_dir))
         }
-        Some(Commands::Killswitch { state }) => {
-            records::kill_switch(&mut open_store(&db)?, state, json)
-        }
-        Some(Commands::Mode { mode }) => records::mode(&mut open_store(&db)?, mode),
-        Some(Commands::Audit { ticket, limit }) => {
-            records::audit(&open_store(&db)?, ticket, limit, json)
-        }
-        _ => Err(color_eyre::eyre::eyre!(
-            "this command arrives with the rate limiter subject"
-        )),
+        Some(Commands::Cluster { command }) => match command {
+            ClusterCommand::Up { subject } => runtime.block_on(deploy::cluster_up(&subject, &state_dir)),
+            ClusterCommand::Down => deploy::cluster_down(operator_tui::cli::SubjectName::Ratelimiter, &state_dir),
+            ClusterCommand::Status => deploy::cluster_status(operator_tui::cli::SubjectName::Ratelimiter, &state_dir),
+        },
     }
+}
+
+/// `operator-tui` with no command is `operator-tui run` with its defaults (and environment).
+fn default_run_args() -> Result<RunArgs> {
+    use clap::{Args, FromArgMatches};
+    let matches = RunArgs::augment_args(clap::Command::new("run")).try_get_matches_from(["run"])?;
+    Ok(RunArgs::from_arg_matches(&matches)?)
+}
+
+fn start(args: RunArgs, db: &std::path::Path, state_dir: &std::path::Path, runtime: &tokio::runtime::Runtime) -> Result<()> {
+    if !args.headless {
+        return Err(eyre!("the full-screen TUI is not built yet; run with --headless"));
+    }
+    runtime.block_on(run::run_headless(args, db, state_dir))
 }

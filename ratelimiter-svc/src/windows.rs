@@ -16,6 +16,8 @@ pub struct WindowCount {
     pub window: WindowRef,
     /// Units this node was told were allowed (and so added to the counter).
     pub allowed_units: u64,
+    /// The key's limit as Redis last reported it in this window.
+    pub limit: u64,
     /// Units of calls that timed out while this window was current: Redis may have applied
     /// them without this node knowing, so they bound the legitimate drift.
     pub uncertain_units: u64,
@@ -64,7 +66,7 @@ impl WindowBook {
     }
 
     /// Records a Redis decision; returns false when the key is not tracked.
-    pub fn record(&self, key: &str, window: &WindowRef, allowed_units: u64) -> bool {
+    pub fn record(&self, key: &str, window: &WindowRef, allowed_units: u64, limit: u64) -> bool {
         let mut keys = self
             .keys
             .lock()
@@ -78,6 +80,7 @@ impl WindowBook {
         let slots = keys.get_mut(key).expect("inserted above");
         if let Some(count) = slot_for(slots, window) {
             count.allowed_units += allowed_units;
+            count.limit = limit;
         }
         true
     }
@@ -128,6 +131,7 @@ fn slot_for<'a>(slots: &'a mut Slots, window: &WindowRef) -> Option<&'a mut Wind
     let fresh = || WindowCount {
         window: window.clone(),
         allowed_units: 0,
+        limit: 0,
         uncertain_units: 0,
         partial: false,
     };
@@ -174,9 +178,9 @@ mod tests {
     fn late_answers_land_in_the_previous_window() {
         let book = WindowBook::new(8);
         book.saw_redis_at(1);
-        book.record("k", &window(5), 2);
-        book.record("k", &window(6), 1);
-        book.record("k", &window(5), 3);
+        book.record("k", &window(5), 2, 10);
+        book.record("k", &window(6), 1, 10);
+        book.record("k", &window(5), 3, 10);
         let snap = book.snapshot();
         assert_eq!(snap[0].current.allowed_units, 1);
         assert_eq!(snap[0].previous.as_ref().unwrap().allowed_units, 5);
@@ -186,8 +190,8 @@ mod tests {
     fn windows_before_the_first_probe_are_partial() {
         let book = WindowBook::new(8);
         book.saw_redis_at(5500);
-        book.record("k", &window(5), 1);
-        book.record("k", &window(6), 1);
+        book.record("k", &window(5), 1, 10);
+        book.record("k", &window(6), 1, 10);
         let snap = book.snapshot();
         assert!(snap[0].previous.as_ref().unwrap().partial);
         assert!(!snap[0].current.partial);
@@ -196,8 +200,8 @@ mod tests {
     #[test]
     fn keys_beyond_the_limit_are_not_tracked() {
         let book = WindowBook::new(1);
-        assert!(book.record("a", &window(1), 1));
-        assert!(!book.record("b", &window(1), 1));
+        assert!(book.record("a", &window(1), 1, 10));
+        assert!(!book.record("b", &window(1), 1, 10));
         assert_eq!(book.snapshot().len(), 1);
     }
 }

@@ -169,10 +169,7 @@ impl Subject for FakeSubject {
         ]
     }
 
-    fn call_tool<'a>(
-        &'a self,
-        call: &'a ToolCall,
-    ) -> BoxFuture<'a, ContractResult<serde_json::Value>> {
+    fn call_tool<'a>(&'a self, call: &'a ToolCall, _target: &'a dyn DeploymentTarget) -> BoxFuture<'a, ContractResult<serde_json::Value>> {
         Box::pin(async move {
             let state = self.state.lock().unwrap();
             let node = call
@@ -286,6 +283,9 @@ impl DeploymentTarget for FakeTarget {
         _: usize,
     ) -> BoxFuture<'a, ContractResult<Vec<String>>> {
         Box::pin(async { Ok(vec![]) })
+    }
+    fn describe<'a>(&'a self, _: &'a NodeId) -> BoxFuture<'a, ContractResult<serde_json::Value>> {
+        Box::pin(async { Ok(json!({"state": "running"})) })
     }
 }
 

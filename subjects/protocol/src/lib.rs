@@ -6,6 +6,7 @@ mod action;
 mod chaos;
 mod diagnosis;
 mod observation;
+mod process;
 mod runbook;
 mod traits;
 
@@ -13,6 +14,7 @@ pub use action::*;
 pub use chaos::*;
 pub use diagnosis::*;
 pub use observation::*;
+pub use process::*;
 pub use runbook::*;
 pub use traits::*;
 

@@ -45,9 +45,11 @@ pub trait Subject: Send + Sync {
         target: &'a dyn DeploymentTarget,
     ) -> BoxFuture<'a, ContractResult<ActionOutcome>>;
     fn tools(&self) -> Vec<ToolSpec>;
+    /// Read-only: tools may ask the target (process state, logs) but never change anything.
     fn call_tool<'a>(
         &'a self,
         call: &'a ToolCall,
+        target: &'a dyn DeploymentTarget,
     ) -> BoxFuture<'a, ContractResult<serde_json::Value>>;
     fn chaos(&self) -> Vec<ChaosSpec>;
     fn inject<'a>(
@@ -80,6 +82,9 @@ pub trait DeploymentTarget: Send + Sync {
         node: &'a NodeId,
         lines: usize,
     ) -> BoxFuture<'a, ContractResult<Vec<String>>>;
+    /// What the target knows of a node's process or container: state ("running", "stopped",
+    /// "exited"), pid, restarts. Evidence for brains, like `docker ps`.
+    fn describe<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<serde_json::Value>>;
 }
 
 /// The read-only tools a brain may call while diagnosing.

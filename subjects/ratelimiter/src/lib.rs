@@ -1,1 +1,160 @@
-//! placeholder
+//! operator-tui's subject adapter for ratelimiter-svc. It observes the nodes and Redis over
+//! HTTP and the Redis protocol, checks five invariants, and offers actions, read-only tools,
+//! chaos and a runbook. It knows the service only by its API.
+
+mod actions;
+pub mod cluster;
+mod chaos;
+pub mod facts;
+pub mod invariants;
+pub mod observe;
+mod runbook;
+mod tools;
+pub mod workload;
+
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use operator_protocol::*;
+
+pub use cluster::Endpoints;
+use facts::Facts;
+use invariants::Thresholds;
+use observe::Observer;
+
+pub const NAME: &str = "ratelimiter";
+
+pub struct RateLimiterSubject {
+    observer: Observer,
+    thresholds: Thresholds,
+    /// The facts of the latest observation, for tools that describe "now".
+    last: Mutex<Option<Facts>>,
+}
+
+impl RateLimiterSubject {
+    pub fn new(endpoints: Endpoints) -> Result<Arc<Self>, String> {
+        Ok(Arc::new(Self { observer: Observer::new(endpoints)?, thresholds: Thresholds::default(), last: Mutex::new(None) }))
+    }
+
+    pub fn endpoints(&self) -> &Endpoints {
+        self.observer.endpoints()
+    }
+
+    fn last_facts(&self) -> Option<Facts> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Sends an admin request to the first node that answers it.
+    async fn admin(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> ContractResult<serde_json::Value> {
+        let endpoints = self.endpoints();
+        let mut last_error = String::from("no node configured");
+        for (id, url) in &endpoints.nodes {
+            let mut request = self.observer.http().request(method.clone(), format!("{url}{path}")).bearer_auth(&endpoints.admin_token);
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            match request.send().await {
+                Ok(r) if r.status().is_success() => {
+                    return r.json().await.map_err(|e| ContractError::new(format!("{id} answered {path} with bad JSON: {e}")));
+                }
+                Ok(r) => {
+                    let status = r.status();
+                    let text = r.text().await.unwrap_or_default();
+                    // A client error is about the request, not the node: trying others won't help.
+                    if status.is_client_error() {
+                        return Err(ContractError::new(format!("{id} refused {path}: {status} {text}")));
+                    }
+                    last_error = format!("{id}: {status} {text}");
+                }
+                Err(e) => last_error = format!("{id}: {e}"),
+            }
+        }
+        Err(ContractError::new(format!("no node answered {path}: {last_error}")))
+    }
+
+    /// Sends a request to one node's chaos or admin API.
+    async fn node_request(&self, node: &str, path: &str, body: serde_json::Value) -> ContractResult<serde_json::Value> {
+        let url = self.endpoints().node_url(node).ok_or_else(|| ContractError::new(format!("no node {node}")))?;
+        let response = self
+            .observer
+            .http()
+            .post(format!("{url}{path}"))
+            .bearer_auth(&self.endpoints().admin_token)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| ContractError::new(format!("{node}: {e}")))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(ContractError::new(format!("{node} refused {path}: {status} {text}")));
+        }
+        serde_json::from_str(&text).map_err(|e| ContractError::new(format!("{node}: bad JSON from {path}: {e}")))
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn str_param<'a>(params: &'a std::collections::BTreeMap<String, serde_json::Value>, name: &str, default: &'a str) -> &'a str {
+    params.get(name).and_then(|v| v.as_str()).unwrap_or(default)
+}
+
+impl Subject for RateLimiterSubject {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn observe(&self) -> BoxFuture<'_, ContractResult<Observation>> {
+        Box::pin(async move {
+            let observation = self.observer.observe(now_ms()).await;
+            if let Ok(facts) = serde_json::from_value::<Facts>(observation.facts.clone()) {
+                *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(facts);
+            }
+            Ok(observation)
+        })
+    }
+
+    fn check(&self, observation: &Observation) -> Vec<Violation> {
+        match serde_json::from_value::<Facts>(observation.facts.clone()) {
+            Ok(facts) => invariants::all(&facts, &self.thresholds),
+            Err(e) => vec![Violation {
+                invariant: "observation_unreadable".into(),
+                severity: Severity::Critical,
+                target: NAME.into(),
+                message: format!("the observation's facts do not parse: {e}"),
+                evidence: serde_json::Value::Null,
+            }],
+        }
+    }
+
+    fn actions(&self) -> Vec<ActionSpec> {
+        actions::specs(&self.endpoints().node_ids())
+    }
+
+    fn execute<'a>(&'a self, request: &'a ActionRequest, target: &'a dyn DeploymentTarget) -> BoxFuture<'a, ContractResult<ActionOutcome>> {
+        Box::pin(self.execute_action(request, target))
+    }
+
+    fn tools(&self) -> Vec<ToolSpec> {
+        tools::specs(&self.endpoints().node_ids())
+    }
+
+    fn call_tool<'a>(&'a self, call: &'a ToolCall, target: &'a dyn DeploymentTarget) -> BoxFuture<'a, ContractResult<serde_json::Value>> {
+        Box::pin(self.run_tool(call, target))
+    }
+
+    fn chaos(&self) -> Vec<ChaosSpec> {
+        chaos::specs(&self.endpoints().node_ids())
+    }
+
+    fn inject<'a>(&'a self, request: &'a ChaosRequest, target: &'a dyn DeploymentTarget) -> BoxFuture<'a, ContractResult<ChaosOutcome>> {
+        Box::pin(self.inject_chaos(request, target))
+    }
+
+    fn runbook(&self) -> Runbook {
+        runbook::runbook()
+    }
+}
+

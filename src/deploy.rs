@@ -1,0 +1,162 @@
+//! Bringing a subject's cluster up (or finding the one `cluster up` left running) and wiring
+//! it to its adapter. The one place that maps a subject's name to its crate.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use color_eyre::eyre::{Result, WrapErr, eyre};
+use operator_protocol::{DeploymentTarget, Subject};
+use operator_ratelimiter::cluster::{self as rl_cluster, LocalOptions};
+use operator_ratelimiter::{Endpoints, RateLimiterSubject, workload};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{SubjectArgs, SubjectName, TargetName};
+use crate::targets::local::{AdoptedProcess, LocalTarget, process_state};
+
+/// The demo cluster's limits: 1000 checks per 5 s window per key by default.
+const DEFAULT_LIMIT: u64 = 1000;
+const WINDOW_MS: u64 = 5000;
+
+pub struct Deployment {
+    pub subject: Arc<dyn Subject>,
+    pub target: Arc<dyn DeploymentTarget>,
+    /// "ratelimiter · local (started here)" and the like, for the header.
+    pub description: String,
+    _workload: Option<workload::Workload>,
+    /// Logs and Redis's working directory of a cluster we own; removed with us.
+    _scratch: Option<tempfile::TempDir>,
+}
+
+/// What `cluster up` leaves for later commands. Holds the admin token: written 0600.
+#[derive(Serialize, Deserialize)]
+struct ClusterFile {
+    endpoints: Endpoints,
+    processes: Vec<AdoptedProcess>,
+    log_dir: PathBuf,
+}
+
+fn cluster_file(state_dir: &Path, subject: SubjectName) -> PathBuf {
+    let name = match subject {
+        SubjectName::Ratelimiter => "ratelimiter",
+    };
+    state_dir.join(format!("cluster-{name}.json"))
+}
+
+fn read_cluster(state_dir: &Path, subject: SubjectName) -> Result<Option<ClusterFile>> {
+    let path = cluster_file(state_dir, subject);
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
+    let file: ClusterFile = serde_json::from_str(&text).wrap_err_with(|| format!("reading {}", path.display()))?;
+    let alive = file.processes.iter().any(|p| process_state(p.pid) != "exited");
+    Ok(alive.then_some(file))
+}
+
+fn write_cluster(state_dir: &Path, subject: SubjectName, file: &ClusterFile) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(state_dir)?;
+    let path = cluster_file(state_dir, subject);
+    let mut out = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
+    out.write_all(serde_json::to_string_pretty(file)?.as_bytes())?;
+    Ok(())
+}
+
+fn local_options(args: &SubjectArgs, data_dir: &Path) -> Result<LocalOptions> {
+    Ok(LocalOptions {
+        node_binary: rl_cluster::find_node_binary().map_err(|e| eyre!(e))?,
+        external_redis: args.redis_url.clone(),
+        data_dir: data_dir.to_path_buf(),
+        default_limit: DEFAULT_LIMIT,
+        default_window_ms: WINDOW_MS,
+    })
+}
+
+/// Starts the cluster (or adopts the running one) and the workload.
+pub async fn bring_up(args: &SubjectArgs, state_dir: &Path, progress: &dyn Fn(&str)) -> Result<Deployment> {
+    let TargetName::Local = args.target;
+    let (endpoints, target, scratch, how) = match read_cluster(state_dir, args.subject)? {
+        Some(file) => {
+            progress("attaching to the cluster `cluster up` started");
+            let target = LocalTarget::adopt(file.processes, &file.log_dir);
+            (file.endpoints, target, None, "attached")
+        }
+        None => {
+            let scratch = tempfile::Builder::new().prefix("operator-tui-").tempdir()?;
+            let plan = rl_cluster::plan_local(&local_options(args, scratch.path())?).map_err(|e| eyre!(e))?;
+            progress(&format!("starting {} processes", plan.specs.len()));
+            let target = LocalTarget::launch(plan.specs, &scratch.path().join("logs"), false, progress).await?;
+            (plan.endpoints, target, Some(scratch), "started here")
+        }
+    };
+    let subject = RateLimiterSubject::new(endpoints.clone()).map_err(|e| eyre!(e))?;
+    let workload = if args.workload_rate > 0.0 {
+        progress(&format!("workload: {} checks/s", args.workload_rate));
+        Some(workload::start(&endpoints, args.workload_rate, WINDOW_MS).await.map_err(|e| eyre!(e))?)
+    } else {
+        None
+    };
+    Ok(Deployment {
+        subject,
+        target: Arc::new(target),
+        description: format!("ratelimiter · local ({how})"),
+        _workload: workload,
+        _scratch: scratch,
+    })
+}
+
+/// Connects to the cluster `cluster up` left running, without a workload (for `chaos`, `check`).
+pub fn attach(subject: SubjectName, state_dir: &Path) -> Result<Deployment> {
+    let file = read_cluster(state_dir, subject)?.ok_or_else(|| {
+        eyre!("no cluster is running: start one with `operator-tui cluster up` (or use `run --inject NAME`)")
+    })?;
+    let adapter = RateLimiterSubject::new(file.endpoints).map_err(|e| eyre!(e))?;
+    Ok(Deployment {
+        subject: adapter,
+        target: Arc::new(LocalTarget::adopt(file.processes, &file.log_dir)),
+        description: "ratelimiter · local (attached)".into(),
+        _workload: None,
+        _scratch: None,
+    })
+}
+
+/// `cluster up`: a detached cluster that outlives this process.
+pub async fn cluster_up(args: &SubjectArgs, state_dir: &Path) -> Result<()> {
+    if read_cluster(state_dir, args.subject)?.is_some() {
+        return Err(eyre!("a cluster is already running; `operator-tui cluster down` stops it"));
+    }
+    let base = state_dir.join("cluster");
+    let plan = rl_cluster::plan_local(&local_options(args, &base)?).map_err(|e| eyre!(e))?;
+    let target = LocalTarget::launch(plan.specs, &base.join("logs"), true, &|line| eprintln!("  {line}")).await?;
+    let file = ClusterFile { endpoints: plan.endpoints, processes: target.processes(), log_dir: target.log_dir().to_path_buf() };
+    write_cluster(state_dir, args.subject, &file)?;
+    for (id, url) in &file.endpoints.nodes {
+        println!("{id}  {url}");
+    }
+    println!("redis   {}", file.endpoints.redis_url);
+    println!("logs    {}", file.log_dir.display());
+    Ok(())
+}
+
+pub fn cluster_down(subject: SubjectName, state_dir: &Path) -> Result<()> {
+    let path = cluster_file(state_dir, subject);
+    match read_cluster(state_dir, subject)? {
+        Some(file) => {
+            LocalTarget::adopt(file.processes, &file.log_dir).stop_all();
+            println!("cluster stopped");
+        }
+        None => println!("no cluster was running"),
+    }
+    let _ = std::fs::remove_file(path);
+    Ok(())
+}
+
+pub fn cluster_status(subject: SubjectName, state_dir: &Path) -> Result<()> {
+    match read_cluster(state_dir, subject)? {
+        None => println!("no cluster is running (`operator-tui cluster up` starts one)"),
+        Some(file) => {
+            for p in &file.processes {
+                println!("{:<8} pid {:<8} {}", p.spec.id, p.pid, process_state(p.pid));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,329 @@
+//! The local target: the subject's processes as children of operator-tui, each logging to its
+//! own file. Owned children die with operator-tui, however it ends: they are killed on drop and
+//! carry PR_SET_PDEATHSIG, so even a SIGKILLed operator leaves nothing behind. A detached
+//! cluster (`cluster up`) is started in its own session instead and adopted by later runs.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use color_eyre::eyre::{Result, WrapErr, eyre};
+use operator_protocol::{BoxFuture, ContractError, ContractResult, DeploymentTarget, NodeId, ProcessSpec, ReadyProbe};
+use serde::{Deserialize, Serialize};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+
+struct Proc {
+    spec: ProcessSpec,
+    child: Option<Child>,
+    pid: Option<u32>,
+    restarts: u32,
+    log: PathBuf,
+}
+
+/// What a detached cluster leaves behind for later runs to adopt.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdoptedProcess {
+    pub spec: ProcessSpec,
+    pub pid: u32,
+    pub log: PathBuf,
+}
+
+pub struct LocalTarget {
+    procs: Mutex<BTreeMap<NodeId, Proc>>,
+    /// Processes we must stop when we go (false for an adopted, detached cluster).
+    owned: bool,
+    detached: bool,
+    log_dir: PathBuf,
+    http: reqwest::Client,
+}
+
+/// The process state from /proc: "running", "stopped" (SIGSTOP) or "exited".
+pub fn process_state(pid: u32) -> &'static str {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state follows the parenthesised command name, which may itself hold spaces.
+    match stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next()) {
+        Some('T' | 't') => "stopped",
+        Some('Z' | 'X') | None => "exited",
+        Some(_) => "running",
+    }
+}
+
+fn signal(pid: u32, sig: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: kill(2) has no memory effects; a stale pid yields ESRCH, reported as an error.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
+    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+fn contract(e: impl std::fmt::Display) -> ContractError {
+    ContractError::new(e.to_string())
+}
+
+impl LocalTarget {
+    /// Starts every process and waits until each answers its readiness probe, reporting
+    /// progress through `progress`.
+    pub async fn launch(specs: Vec<ProcessSpec>, log_dir: &Path, detached: bool, progress: &dyn Fn(&str)) -> Result<Self> {
+        std::fs::create_dir_all(log_dir).wrap_err_with(|| format!("creating {}", log_dir.display()))?;
+        let target = Self::empty(log_dir, !detached, detached);
+        for spec in specs {
+            let log = log_dir.join(format!("{}.log", spec.id));
+            let mut proc = Proc { spec, child: None, pid: None, restarts: 0, log };
+            target.spawn(&mut proc).wrap_err_with(|| format!("starting {}", proc.spec.id))?;
+            target.lock().insert(proc.spec.id.clone(), proc);
+        }
+        let ids: Vec<NodeId> = target.lock().keys().cloned().collect();
+        for id in ids {
+            progress(&format!("waiting for {id}"));
+            let started = Instant::now();
+            target.wait_ready(&id).await.map_err(|e| eyre!("{e}"))?;
+            progress(&format!("{id} ready in {} ms", started.elapsed().as_millis()));
+        }
+        Ok(target)
+    }
+
+    /// Takes over processes a detached `cluster up` started.
+    pub fn adopt(processes: Vec<AdoptedProcess>, log_dir: &Path) -> Self {
+        let target = Self::empty(log_dir, false, true);
+        for p in processes {
+            let proc = Proc { spec: p.spec, child: None, pid: Some(p.pid), restarts: 0, log: p.log };
+            target.lock().insert(proc.spec.id.clone(), proc);
+        }
+        target
+    }
+
+    fn empty(log_dir: &Path, owned: bool, detached: bool) -> Self {
+        Self {
+            procs: Mutex::new(BTreeMap::new()),
+            owned,
+            detached,
+            log_dir: log_dir.to_path_buf(),
+            http: reqwest::Client::builder().timeout(Duration::from_millis(500)).build().expect("static client config"),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, Proc>> {
+        self.procs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn log_dir(&self) -> &Path {
+        &self.log_dir
+    }
+
+    /// The processes as a detached cluster file records them.
+    pub fn processes(&self) -> Vec<AdoptedProcess> {
+        self.lock()
+            .values()
+            .filter_map(|p| Some(AdoptedProcess { spec: p.spec.clone(), pid: p.pid?, log: p.log.clone() }))
+            .collect()
+    }
+
+    fn spawn(&self, proc: &mut Proc) -> Result<()> {
+        let log = OpenOptions::new().create(true).append(true).open(&proc.log)?;
+        let mut command = Command::new(&proc.spec.program);
+        command
+            .args(&proc.spec.args)
+            .envs(proc.spec.env.iter().cloned())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let detached = self.detached;
+        // SAFETY: only async-signal-safe calls (prctl, setsid) run between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                if detached {
+                    libc::setsid();
+                } else {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().map_err(|e| {
+            eyre!("could not run {}: {e}", proc.spec.program)
+        })?;
+        proc.pid = Some(child.id());
+        proc.child = Some(child);
+        Ok(())
+    }
+
+    fn pid_of(&self, node: &NodeId) -> ContractResult<Option<u32>> {
+        let procs = self.lock();
+        let proc = procs.get(node).ok_or_else(|| ContractError::new(format!("the local cluster has no node {node}")))?;
+        Ok(proc.pid.filter(|pid| process_state(*pid) != "exited"))
+    }
+
+    /// Reaps an exited child so it does not linger as a zombie.
+    fn reap(&self, node: &NodeId) {
+        if let Some(proc) = self.lock().get_mut(node)
+            && let Some(child) = proc.child.as_mut()
+        {
+            let _ = child.try_wait();
+        }
+    }
+
+    async fn wait_ready(&self, node: &NodeId) -> ContractResult<()> {
+        let probe = self.lock().get(node).map(|p| p.spec.ready.clone()).ok_or_else(|| contract(format!("no node {node}")))?;
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let ready = match &probe {
+                ReadyProbe::Tcp { address } => tokio::net::TcpStream::connect(address).await.is_ok(),
+                ReadyProbe::Http { url } => self.http.get(url).send().await.is_ok_and(|r| r.status() == 200),
+            };
+            if ready {
+                return Ok(());
+            }
+            if self.pid_of(node)?.is_none() {
+                self.reap(node);
+                let tail = self.tail(node, 5).unwrap_or_default().join("\n");
+                return Err(contract(format!("{node} exited while starting; its log ends with:\n{tail}")));
+            }
+            if Instant::now() > deadline {
+                return Err(contract(format!("{node} did not become ready within {} s", READY_TIMEOUT.as_secs())));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn tail(&self, node: &NodeId, lines: usize) -> ContractResult<Vec<String>> {
+        let path = self.lock().get(node).map(|p| p.log.clone()).ok_or_else(|| contract(format!("no node {node}")))?;
+        let file = File::open(&path).map_err(|e| contract(format!("reading {}: {e}", path.display())))?;
+        let all: Vec<String> = BufReader::new(file).lines().map_while(|l| l.ok()).collect();
+        Ok(all[all.len().saturating_sub(lines)..].to_vec())
+    }
+
+    fn kill_now(&self, node: &NodeId) -> ContractResult<()> {
+        if let Some(pid) = self.pid_of(node)? {
+            signal(pid, libc::SIGKILL).map_err(|e| contract(format!("kill {node} (pid {pid}): {e}")))?;
+        }
+        if let Some(proc) = self.lock().get_mut(node)
+            && let Some(mut child) = proc.child.take()
+        {
+            let _ = child.wait();
+        }
+        Ok(())
+    }
+
+    /// Stops every process this target owns; called on drop too.
+    pub fn shutdown(&self) {
+        let mut procs = self.lock();
+        for proc in procs.values_mut() {
+            if let Some(pid) = proc.pid.filter(|_| self.owned) {
+                let _ = signal(pid, libc::SIGCONT);
+                let _ = signal(pid, libc::SIGKILL);
+            }
+            if let Some(mut child) = proc.child.take() {
+                let _ = child.wait();
+            }
+        }
+    }
+
+    /// Stops a detached cluster's processes (`cluster down`).
+    pub fn stop_all(&self) {
+        for proc in self.lock().values() {
+            if let Some(pid) = proc.pid.filter(|pid| process_state(*pid) != "exited") {
+                let _ = signal(pid, libc::SIGCONT);
+                let _ = signal(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+impl Drop for LocalTarget {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl DeploymentTarget for LocalTarget {
+    fn kind(&self) -> &str {
+        "local"
+    }
+
+    fn nodes(&self) -> Vec<NodeId> {
+        self.lock().keys().cloned().collect()
+    }
+
+    fn kill<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
+        Box::pin(async move { self.kill_now(node) })
+    }
+
+    fn stop<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
+        Box::pin(async move {
+            let Some(pid) = self.pid_of(node)? else { return Ok(()) };
+            let _ = signal(pid, libc::SIGCONT);
+            signal(pid, libc::SIGTERM).map_err(|e| contract(format!("stop {node}: {e}")))?;
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while self.pid_of(node)?.is_some() {
+                self.reap(node);
+                if Instant::now() > deadline {
+                    return self.kill_now(node);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            self.reap(node);
+            Ok(())
+        })
+    }
+
+    fn start<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
+        Box::pin(async move {
+            if self.pid_of(node)?.is_none() {
+                let mut procs = self.lock();
+                let proc = procs.get_mut(node).ok_or_else(|| contract(format!("no node {node}")))?;
+                if let Some(mut old) = proc.child.take() {
+                    let _ = old.wait();
+                }
+                self.spawn(proc).map_err(contract)?;
+                proc.restarts += 1;
+            }
+            self.wait_ready(node).await
+        })
+    }
+
+    fn pause<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
+        Box::pin(async move {
+            let pid = self.pid_of(node)?.ok_or_else(|| contract(format!("{node} is not running")))?;
+            signal(pid, libc::SIGSTOP).map_err(|e| contract(format!("pause {node}: {e}")))
+        })
+    }
+
+    fn resume<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
+        Box::pin(async move {
+            let pid = self.pid_of(node)?.ok_or_else(|| contract(format!("{node} is not running")))?;
+            signal(pid, libc::SIGCONT).map_err(|e| contract(format!("resume {node}: {e}")))
+        })
+    }
+
+    fn isolate<'a>(&'a self, _node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
+        Box::pin(async {
+            Err(ContractError::new("the local target runs plain processes and cannot partition them; use the docker target"))
+        })
+    }
+
+    fn heal<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
+        self.isolate(node)
+    }
+
+    fn tail_logs<'a>(&'a self, node: &'a NodeId, lines: usize) -> BoxFuture<'a, ContractResult<Vec<String>>> {
+        Box::pin(async move { self.tail(node, lines) })
+    }
+
+    fn describe<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<serde_json::Value>> {
+        Box::pin(async move {
+            let procs = self.lock();
+            let proc = procs.get(node).ok_or_else(|| contract(format!("no node {node}")))?;
+            let state = proc.pid.map(process_state).unwrap_or("exited");
+            Ok(serde_json::json!({
+                "state": state,
+                "pid": proc.pid.filter(|_| state != "exited"),
+                "restarts": proc.restarts,
+                "log": proc.log.display().to_string(),
+            }))
+        })
+    }
+}

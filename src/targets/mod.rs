@@ -1,0 +1,3 @@
+//! Deployment targets: where a subject's processes run, and the means to disturb them.
+
+pub mod local;

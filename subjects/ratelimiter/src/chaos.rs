@@ -1,0 +1,103 @@
+//! Faults to inject into the rate limiter cluster, each with the root cause a correct
+//! diagnosis names and the invariant it is expected to break.
+
+use operator_protocol::*;
+use serde_json::json;
+
+use crate::actions::encode;
+use crate::cluster::REDIS_NODE;
+use crate::invariants::*;
+use crate::{RateLimiterSubject, str_param};
+
+/// The workload's hot key; drift is injected there by default.
+pub const DEFAULT_KEY: &str = "demo-hot";
+const DEFAULT_NODE: &str = "node-2";
+
+fn spec(name: &str, description: &str, root_cause: &str, invariant: &str, params: Vec<ParamSpec>) -> ChaosSpec {
+    ChaosSpec {
+        name: name.into(),
+        description: description.into(),
+        root_cause: root_cause.into(),
+        expected_invariant: invariant.into(),
+        params: params.into_iter().map(|p| ParamSpec { required: false, ..p }).collect(),
+    }
+}
+
+pub fn specs(nodes: &[String]) -> Vec<ChaosSpec> {
+    let node = || ParamSpec::new("node", "which node (default node-2)", ParamKind::Enum { values: nodes.to_vec() });
+    vec![
+        spec("kill_node", "SIGKILL a rate limiter node", "process_crash", NODE_DOWN, vec![node()]),
+        spec("pause_node", "SIGSTOP a node: it holds its port but answers nothing", "process_stalled", NODE_DOWN, vec![node()]),
+        spec("kill_redis", "SIGKILL the cluster's Redis", "redis_down", REDIS_DISCONNECTED, vec![]),
+        spec(
+            "node_latency",
+            "Make every check on a node wait (default 150 ms)",
+            "node_slow",
+            HIGH_LATENCY,
+            vec![node(), ParamSpec::new("ms", "added latency", ParamKind::Integer { min: 1, max: 5000 })],
+        ),
+        spec(
+            "counter_drift",
+            "Add units to a key's current counter in Redis behind the nodes' backs (default demo-hot, 150)",
+            "counter_corruption",
+            COUNTER_DRIFT,
+            vec![
+                ParamSpec::new("key", "the key", ParamKind::String { max_len: 256 }),
+                ParamSpec::new("units", "units to add", ParamKind::Integer { min: 1, max: 1_000_000 }),
+            ],
+        ),
+        spec("ghost_allow", "Make a node answer allowed without asking Redis", "node_bypassing_redis", GHOST_ALLOWING, vec![node()]),
+    ]
+}
+
+impl RateLimiterSubject {
+    pub(crate) async fn inject_chaos(&self, request: &ChaosRequest, target: &dyn DeploymentTarget) -> ContractResult<ChaosOutcome> {
+        let p = &request.params;
+        let node = str_param(p, "node", DEFAULT_NODE).to_string();
+        if self.endpoints().node_url(&node).is_none() {
+            return Err(ContractError::new(format!("no node {node}; the nodes are {}", self.endpoints().node_ids().join(", "))));
+        }
+        let outcome = |target: &str, summary: String| Ok(ChaosOutcome { target: target.into(), summary });
+        match request.name.as_str() {
+            "kill_node" => {
+                target.kill(&NodeId(node.clone())).await?;
+                outcome(&node, format!("killed {node} (SIGKILL)"))
+            }
+            "pause_node" => {
+                target.pause(&NodeId(node.clone())).await?;
+                outcome(&node, format!("paused {node} (SIGSTOP)"))
+            }
+            "kill_redis" => {
+                if !self.endpoints().redis_managed {
+                    return Err(ContractError::new("Redis is not managed by operator-tui (--redis-url); kill it yourself"));
+                }
+                target.kill(&NodeId::from(REDIS_NODE)).await?;
+                outcome(REDIS_NODE, "killed redis (SIGKILL)".into())
+            }
+            "node_latency" => {
+                let ms = p.get("ms").and_then(|v| v.as_u64()).unwrap_or(150);
+                self.node_request(&node, "/chaos/latency", json!({ "ms": ms })).await?;
+                outcome(&node, format!("{node} now adds {ms} ms to every check"))
+            }
+            "ghost_allow" => {
+                self.node_request(&node, "/chaos/ghost", json!({})).await?;
+                outcome(&node, format!("{node} now allows without asking Redis"))
+            }
+            "counter_drift" => {
+                let key = str_param(p, "key", DEFAULT_KEY).to_string();
+                let units = p.get("units").and_then(|v| v.as_u64()).unwrap_or(150);
+                let state = self.admin(reqwest::Method::GET, &format!("/admin/keys/{}", encode(&key)), None).await?;
+                let counter = state["counter_key"].as_str().ok_or_else(|| ContractError::new("the node did not name the counter"))?.to_string();
+                let mut conn = self.observer.redis();
+                let held: u64 = redis::cmd("INCRBY")
+                    .arg(&counter)
+                    .arg(units)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| ContractError::new(format!("INCRBY {counter}: {e}")))?;
+                outcome(&key, format!("added {units} units to {key}'s counter behind the nodes' backs (now {held})"))
+            }
+            other => Err(ContractError::new(format!("the rate limiter has no chaos {other}; see `chaos list`"))),
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! What one observation of the rate limiter holds, beyond the generic node list: per-node
+//! rates and latency from /metrics deltas, Redis as the operator sees it, and per-key window
+//! accounting next to Redis's own count. Invariants read only this.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Facts {
+    pub nodes: BTreeMap<String, NodeFacts>,
+    pub redis: RedisFacts,
+    pub keys: Vec<KeyFacts>,
+    /// The span the per-second rates and the p99 were computed over, in milliseconds.
+    pub rate_window_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeFacts {
+    /// The node answered /health at all.
+    pub reachable: bool,
+    pub error: Option<String>,
+    /// /health said 200.
+    pub healthy: bool,
+    /// What the node's own probe says of Redis.
+    pub redis_reachable: Option<bool>,
+    pub redis_latency_ms: Option<f64>,
+    pub checks_per_sec: f64,
+    pub allowed_per_sec: f64,
+    pub denied_per_sec: f64,
+    pub fail_open_per_sec: f64,
+    pub fail_closed_per_sec: f64,
+    /// Decisions made without asking Redis although the node could reach it.
+    pub skipped_per_sec: f64,
+    pub redis_failures_per_sec: f64,
+    /// p99 of check latency over the rate window, from histogram deltas.
+    pub p99_ms: Option<f64>,
+    /// Checks the p99 was computed from.
+    pub latency_samples: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RedisFacts {
+    pub reachable: bool,
+    pub latency_ms: Option<f64>,
+    pub error: Option<String>,
+    /// The store epoch: it changes when Redis lost its data.
+    pub epoch: Option<String>,
+}
+
+/// One key's newest window: what the nodes say they had allowed, and what Redis holds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeyFacts {
+    pub key: String,
+    pub generation: u64,
+    pub window_id: u64,
+    pub counter_key: String,
+    pub limit: u64,
+    /// Σ over nodes of units Redis told them it allowed in this window.
+    pub nodes_allowed: u64,
+    /// What Redis's counter holds for the window.
+    pub redis_count: u64,
+    /// Units of timed-out calls: Redis may hold them without any node knowing.
+    pub uncertain: u64,
+    /// False when the comparison cannot be exact (a node unreachable, or not watching the whole
+    /// window, or Redis unreadable); `why_not` says which.
+    pub comparable: bool,
+    pub why_not: Option<String>,
+}

@@ -1,0 +1,231 @@
+//! The rate limiter's five invariants, each a pure function over one observation's facts.
+
+use operator_protocol::{Severity, Violation};
+use serde_json::json;
+
+use crate::facts::Facts;
+
+pub const NODE_DOWN: &str = "node_down";
+pub const REDIS_DISCONNECTED: &str = "redis_disconnected";
+pub const HIGH_LATENCY: &str = "high_latency";
+pub const COUNTER_DRIFT: &str = "counter_drift";
+pub const GHOST_ALLOWING: &str = "ghost_allowing";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thresholds {
+    /// p99 of check latency above this is high.
+    pub p99_ms: f64,
+    /// Fewer checks than this in the window say nothing about a p99.
+    pub min_latency_samples: u64,
+    /// Drift beyond the timed-out units is tolerated up to this many units, for checks that
+    /// landed in Redis between reading the nodes and reading Redis.
+    pub drift_slack: u64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self { p99_ms: 50.0, min_latency_samples: 20, drift_slack: 5 }
+    }
+}
+
+pub fn all(facts: &Facts, thresholds: &Thresholds) -> Vec<Violation> {
+    let mut out = node_down(facts);
+    out.extend(redis_disconnected(facts));
+    out.extend(high_latency(facts, thresholds));
+    out.extend(counter_drift(facts, thresholds));
+    out.extend(ghost_allowing(facts));
+    out
+}
+
+pub fn node_down(facts: &Facts) -> Vec<Violation> {
+    facts
+        .nodes
+        .iter()
+        .filter(|(_, n)| !n.reachable)
+        .map(|(id, n)| Violation {
+            invariant: NODE_DOWN.into(),
+            severity: Severity::Critical,
+            target: id.clone(),
+            message: format!("{id} does not answer: {}", n.error.as_deref().unwrap_or("no answer")),
+            evidence: json!({ "node": id, "error": n.error }),
+        })
+        .collect()
+}
+
+/// Redis is unreachable from the operator, or from any node that is itself up.
+pub fn redis_disconnected(facts: &Facts) -> Vec<Violation> {
+    let cut_off: Vec<&String> = facts
+        .nodes
+        .iter()
+        .filter(|(_, n)| n.reachable && n.redis_reachable == Some(false))
+        .map(|(id, _)| id)
+        .collect();
+    if facts.redis.reachable && cut_off.is_empty() {
+        return vec![];
+    }
+    let message = if facts.redis.reachable {
+        format!("Redis answers the operator but not {}", join(&cut_off))
+    } else {
+        format!("Redis does not answer: {}", facts.redis.error.as_deref().unwrap_or("no answer"))
+    };
+    let fail_open: f64 = facts.nodes.values().map(|n| n.fail_open_per_sec).sum();
+    vec![Violation {
+        invariant: REDIS_DISCONNECTED.into(),
+        severity: Severity::Critical,
+        target: "redis".into(),
+        message,
+        evidence: json!({
+            "operator_reaches_redis": facts.redis.reachable,
+            "nodes_without_redis": cut_off,
+            "fail_open_per_sec": fail_open,
+        }),
+    }]
+}
+
+pub fn high_latency(facts: &Facts, thresholds: &Thresholds) -> Vec<Violation> {
+    facts
+        .nodes
+        .iter()
+        .filter(|(_, n)| n.reachable && n.latency_samples >= thresholds.min_latency_samples)
+        .filter_map(|(id, n)| Some((id, n, n.p99_ms?)))
+        .filter(|(_, _, p99)| *p99 > thresholds.p99_ms)
+        .map(|(id, n, p99)| Violation {
+            invariant: HIGH_LATENCY.into(),
+            severity: Severity::Warning,
+            target: id.clone(),
+            message: format!("{id} check p99 {p99:.1} ms over {:.0} ms", thresholds.p99_ms),
+            evidence: json!({ "node": id, "p99_ms": p99, "threshold_ms": thresholds.p99_ms, "samples": n.latency_samples }),
+        })
+        .collect()
+}
+
+pub fn counter_drift(facts: &Facts, thresholds: &Thresholds) -> Vec<Violation> {
+    facts
+        .keys
+        .iter()
+        .filter(|k| k.comparable)
+        .filter_map(|k| {
+            let tolerance = k.uncertain + thresholds.drift_slack;
+            let drift = k.redis_count as i64 - k.nodes_allowed as i64;
+            (drift.unsigned_abs() > tolerance).then(|| Violation {
+                invariant: COUNTER_DRIFT.into(),
+                severity: Severity::Warning,
+                target: k.key.clone(),
+                message: format!(
+                    "key {}: Redis holds {} but the nodes allowed {} in window {} ({:+})",
+                    k.key, k.redis_count, k.nodes_allowed, k.window_id, drift
+                ),
+                evidence: json!({
+                    "key": k.key, "redis_count": k.redis_count, "nodes_allowed": k.nodes_allowed,
+                    "drift": drift, "tolerance": tolerance, "window_id": k.window_id, "limit": k.limit,
+                }),
+            })
+        })
+        .collect()
+}
+
+/// Decisions that skipped Redis while it was reachable, or a window allowed past its limit.
+pub fn ghost_allowing(facts: &Facts) -> Vec<Violation> {
+    let mut out: Vec<Violation> = facts
+        .nodes
+        .iter()
+        .filter(|(_, n)| n.reachable && n.skipped_per_sec > 0.0)
+        .map(|(id, n)| Violation {
+            invariant: GHOST_ALLOWING.into(),
+            severity: Severity::Critical,
+            target: id.clone(),
+            message: format!("{id} allows {:.0} checks/s without asking Redis", n.skipped_per_sec),
+            evidence: json!({ "node": id, "skipped_per_sec": n.skipped_per_sec, "redis_reachable": n.redis_reachable }),
+        })
+        .collect();
+    out.extend(facts.keys.iter().filter(|k| k.comparable && k.limit > 0 && k.nodes_allowed > k.limit).map(|k| {
+        Violation {
+            invariant: GHOST_ALLOWING.into(),
+            severity: Severity::Critical,
+            target: k.key.clone(),
+            message: format!("key {}: {} allowed in one window, over its limit of {}", k.key, k.nodes_allowed, k.limit),
+            evidence: json!({ "key": k.key, "nodes_allowed": k.nodes_allowed, "limit": k.limit, "window_id": k.window_id }),
+        }
+    }));
+    out
+}
+
+fn join(items: &[&String]) -> String {
+    items.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Recorded from a healthy local cluster under the default workload.
+    fn healthy() -> Facts {
+        serde_json::from_str(include_str!("../fixtures/healthy_facts.json")).unwrap()
+    }
+
+    fn invariants(facts: &Facts) -> Vec<(String, String)> {
+        all(facts, &Thresholds::default()).into_iter().map(|v| (v.invariant, v.target)).collect()
+    }
+
+    #[test]
+    fn a_healthy_cluster_breaks_no_invariant() {
+        assert!(invariants(&healthy()).is_empty());
+    }
+
+    #[test]
+    fn an_unreachable_node_is_down() {
+        let mut f = healthy();
+        let n = f.nodes.get_mut("node-2").unwrap();
+        n.reachable = false;
+        n.error = Some("connection refused".into());
+        assert_eq!(invariants(&f), [(NODE_DOWN.into(), "node-2".into())]);
+    }
+
+    #[test]
+    fn redis_gone_or_cut_off_from_a_node_is_disconnected() {
+        let mut f = healthy();
+        f.redis.reachable = false;
+        assert_eq!(invariants(&f), [(REDIS_DISCONNECTED.into(), "redis".into())]);
+        let mut f = healthy();
+        f.nodes.get_mut("node-3").unwrap().redis_reachable = Some(false);
+        let v = redis_disconnected(&f);
+        assert!(v[0].message.contains("node-3"));
+    }
+
+    #[test]
+    fn a_slow_p99_is_high_latency_only_with_enough_samples() {
+        let mut f = healthy();
+        let n = f.nodes.get_mut("node-1").unwrap();
+        n.p99_ms = Some(150.0);
+        assert_eq!(invariants(&f), [(HIGH_LATENCY.into(), "node-1".into())]);
+        f.nodes.get_mut("node-1").unwrap().latency_samples = 3;
+        assert!(invariants(&f).is_empty(), "three checks say nothing about a p99");
+    }
+
+    #[test]
+    fn drift_beyond_the_timeouts_and_slack_is_counter_drift() {
+        let mut f = healthy();
+        let k = f.keys.iter_mut().find(|k| k.key == "demo-hot").unwrap();
+        k.redis_count = k.nodes_allowed + 200;
+        assert_eq!(invariants(&f), [(COUNTER_DRIFT.into(), "demo-hot".into())]);
+        let k = f.keys.iter_mut().find(|k| k.key == "demo-hot").unwrap();
+        k.uncertain = 200;
+        assert!(invariants(&f).is_empty(), "timed-out calls may have landed");
+        let k = f.keys.iter_mut().find(|k| k.key == "demo-hot").unwrap();
+        k.uncertain = 0;
+        k.comparable = false;
+        assert!(invariants(&f).is_empty(), "an incomplete window is not compared");
+    }
+
+    #[test]
+    fn skipped_decisions_or_an_overfull_window_are_ghost_allowing() {
+        let mut f = healthy();
+        f.nodes.get_mut("node-2").unwrap().skipped_per_sec = 40.0;
+        assert_eq!(invariants(&f), [(GHOST_ALLOWING.into(), "node-2".into())]);
+        let mut f = healthy();
+        let k = f.keys.iter_mut().find(|k| k.key == "demo-hot").unwrap();
+        k.nodes_allowed = k.limit + 10;
+        k.redis_count = k.nodes_allowed;
+        assert_eq!(invariants(&f), [(GHOST_ALLOWING.into(), "demo-hot".into())]);
+    }
+}
