@@ -99,6 +99,9 @@ pub(crate) struct Core {
     pub mode: Mode,
     pub kill_switch: bool,
     pub diagnosing: HashSet<TicketId>,
+    /// Nodes an executing action is disrupting on purpose: what breaks there meanwhile is the
+    /// action's doing, not a new problem.
+    pub disrupting: std::collections::BTreeSet<NodeId>,
 }
 
 impl Core {
@@ -203,6 +206,7 @@ impl Engine {
                 mode: Mode::Approve,
                 kill_switch: false,
                 diagnosing: HashSet::new(),
+                disrupting: Default::default(),
             },
             executor: Executor::default(),
             finished_rx,

@@ -314,6 +314,7 @@ impl Executor {
             return Ok(());
         }
         let token = CancellationToken::new();
+        core.disrupting.extend(node.clone());
         self.running.insert(
             action.id,
             Running {
@@ -359,6 +360,7 @@ impl Executor {
         if let Some(running) = self.running.remove(&id)
             && let Some(node) = running.disrupts
         {
+            core.disrupting.remove(&node);
             self.recent_disruptions.push((node, now));
         }
         let Some(action) = core.store.action(id)? else {

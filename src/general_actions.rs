@@ -23,6 +23,7 @@ pub fn specs() -> Vec<ActionSpec> {
             )],
             risk: Risk::Safe,
             node_param: None,
+            disrupts_node: None,
         },
         ActionSpec {
             name: LOG_MESSAGE.into(),
@@ -34,6 +35,7 @@ pub fn specs() -> Vec<ActionSpec> {
             )],
             risk: Risk::Safe,
             node_param: None,
+            disrupts_node: None,
         },
     ]
 }

@@ -52,6 +52,10 @@ pub(crate) fn apply_observation(
     let mut broken = HashSet::new();
     for violation in &violations {
         broken.insert((violation.invariant.clone(), violation.target.clone()));
+        // Neither a new problem nor a clean check: our own action is restarting that node.
+        if core.disrupting.iter().any(|n| n.0 == violation.target) {
+            continue;
+        }
         record(core, violation, now)?;
     }
     let stability = core.config.stability_checks;

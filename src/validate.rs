@@ -74,6 +74,9 @@ pub fn disrupted_node(spec: &ActionSpec, request: &ActionRequest) -> Option<Node
     if spec.risk != Risk::Disruptive {
         return None;
     }
+    if let Some(node) = &spec.disrupts_node {
+        return Some(NodeId(node.clone()));
+    }
     let param = spec.node_param.as_ref()?;
     request.params.get(param)?.as_str().map(NodeId::from)
 }
@@ -149,6 +152,7 @@ mod tests {
             ],
             risk: Risk::Safe,
             node_param: None,
+            disrupts_node: None,
         }]
     }
 

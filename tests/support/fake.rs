@@ -111,6 +111,7 @@ impl Subject for FakeSubject {
                 params: vec![node_param()],
                 risk: Risk::Disruptive,
                 node_param: Some("node".into()),
+                disrupts_node: None,
             },
             ActionSpec {
                 name: "flaky_action".into(),
@@ -118,6 +119,7 @@ impl Subject for FakeSubject {
                 params: vec![],
                 risk: Risk::Safe,
                 node_param: None,
+                disrupts_node: None,
             },
         ]
     }

@@ -63,6 +63,9 @@ pub struct ActionSpec {
     /// The parameter naming the node this action disrupts, for the blast-radius policy.
     #[serde(default)]
     pub node_param: Option<String>,
+    /// A node this action always disrupts, whatever its parameters (e.g. the one Redis).
+    #[serde(default)]
+    pub disrupts_node: Option<String>,
 }
 
 /// A request to run one catalog action; the params are checked against its spec before it runs.

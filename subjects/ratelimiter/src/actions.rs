@@ -15,6 +15,7 @@ pub fn specs(nodes: &[String]) -> Vec<ActionSpec> {
             params: vec![key()],
             risk: Risk::Safe,
             node_param: None,
+            disrupts_node: None,
         },
         ActionSpec {
             name: "update_limit".into(),
@@ -26,6 +27,7 @@ pub fn specs(nodes: &[String]) -> Vec<ActionSpec> {
             ],
             risk: Risk::Safe,
             node_param: None,
+            disrupts_node: None,
         },
         ActionSpec {
             name: "restart_node".into(),
@@ -33,6 +35,7 @@ pub fn specs(nodes: &[String]) -> Vec<ActionSpec> {
             params: vec![ParamSpec::new("node", "the node to restart", ParamKind::Enum { values: nodes.to_vec() })],
             risk: Risk::Disruptive,
             node_param: Some("node".into()),
+            disrupts_node: None,
         },
         ActionSpec {
             name: "restart_redis".into(),
@@ -40,6 +43,7 @@ pub fn specs(nodes: &[String]) -> Vec<ActionSpec> {
             params: vec![],
             risk: Risk::Disruptive,
             node_param: None,
+            disrupts_node: Some(REDIS_NODE.into()),
         },
     ]
 }

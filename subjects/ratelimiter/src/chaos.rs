@@ -51,6 +51,24 @@ pub fn specs(nodes: &[String]) -> Vec<ChaosSpec> {
 }
 
 impl RateLimiterSubject {
+    /// Drift is only visible in a window every node watched from its start (after a cluster
+    /// starts, or a node restarts, the current window is partial); corrupting any other window
+    /// would test nothing, so wait for one.
+    async fn wait_until_comparable(&self, key: &str) -> ContractResult<()> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let observation = self.observer.observe(crate::now_ms()).await;
+            let facts: crate::facts::Facts = serde_json::from_value(observation.facts).unwrap_or_default();
+            if facts.keys.iter().any(|k| k.key == key && k.comparable) {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(ContractError::new(format!("{key} never had a window every node watched whole; is traffic reaching it?")));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
     pub(crate) async fn inject_chaos(&self, request: &ChaosRequest, target: &dyn DeploymentTarget) -> ContractResult<ChaosOutcome> {
         let p = &request.params;
         let node = str_param(p, "node", DEFAULT_NODE).to_string();
@@ -86,6 +104,7 @@ impl RateLimiterSubject {
             "counter_drift" => {
                 let key = str_param(p, "key", DEFAULT_KEY).to_string();
                 let units = p.get("units").and_then(|v| v.as_u64()).unwrap_or(150);
+                self.wait_until_comparable(&key).await?;
                 let state = self.admin(reqwest::Method::GET, &format!("/admin/keys/{}", encode(&key)), None).await?;
                 let counter = state["counter_key"].as_str().ok_or_else(|| ContractError::new("the node did not name the counter"))?.to_string();
                 let mut conn = self.observer.redis();
