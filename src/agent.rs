@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use color_eyre::eyre::Result;
 use operator_protocol::{
-    BoxFuture, ContractResult, DeploymentTarget, Diagnosis, DiagnosisContext, ReasoningEvent, ReasoningSink, Subject,
-    TicketBrief, ToolBox, ToolCall, ToolSpec,
+    BoxFuture, ContractResult, DeploymentTarget, Diagnosis, DiagnosisContext, ReasoningEvent,
+    ReasoningSink, Subject, TicketBrief, ToolBox, ToolCall, ToolSpec,
 };
 use tokio::sync::broadcast;
 

@@ -44,9 +44,15 @@ fn cluster_file(state_dir: &Path, subject: SubjectName) -> PathBuf {
 
 fn read_cluster(state_dir: &Path, subject: SubjectName) -> Result<Option<ClusterFile>> {
     let path = cluster_file(state_dir, subject);
-    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
-    let file: ClusterFile = serde_json::from_str(&text).wrap_err_with(|| format!("reading {}", path.display()))?;
-    let alive = file.processes.iter().any(|p| process_state(p.pid) != "exited");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let file: ClusterFile =
+        serde_json::from_str(&text).wrap_err_with(|| format!("reading {}", path.display()))?;
+    let alive = file
+        .processes
+        .iter()
+        .any(|p| process_state(p.pid) != "exited");
     Ok(alive.then_some(file))
 }
 
@@ -55,7 +61,12 @@ fn write_cluster(state_dir: &Path, subject: SubjectName, file: &ClusterFile) -> 
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::create_dir_all(state_dir)?;
     let path = cluster_file(state_dir, subject);
-    let mut out = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)?;
     out.write_all(serde_json::to_string_pretty(file)?.as_bytes())?;
     Ok(())
 }
@@ -71,7 +82,11 @@ fn local_options(args: &SubjectArgs, data_dir: &Path) -> Result<LocalOptions> {
 }
 
 /// Starts the cluster (or adopts the running one) and the workload.
-pub async fn bring_up(args: &SubjectArgs, state_dir: &Path, progress: &dyn Fn(&str)) -> Result<Deployment> {
+pub async fn bring_up(
+    args: &SubjectArgs,
+    state_dir: &Path,
+    progress: &dyn Fn(&str),
+) -> Result<Deployment> {
     let TargetName::Local = args.target;
     let (endpoints, target, scratch, how) = match read_cluster(state_dir, args.subject)? {
         Some(file) => {
@@ -81,16 +96,23 @@ pub async fn bring_up(args: &SubjectArgs, state_dir: &Path, progress: &dyn Fn(&s
         }
         None => {
             let scratch = tempfile::Builder::new().prefix("operator-tui-").tempdir()?;
-            let plan = rl_cluster::plan_local(&local_options(args, scratch.path())?).map_err(|e| eyre!(e))?;
+            let plan = rl_cluster::plan_local(&local_options(args, scratch.path())?)
+                .map_err(|e| eyre!(e))?;
             progress(&format!("starting {} processes", plan.specs.len()));
-            let target = LocalTarget::launch(plan.specs, &scratch.path().join("logs"), false, progress).await?;
+            let target =
+                LocalTarget::launch(plan.specs, &scratch.path().join("logs"), false, progress)
+                    .await?;
             (plan.endpoints, target, Some(scratch), "started here")
         }
     };
     let subject = RateLimiterSubject::new(endpoints.clone()).map_err(|e| eyre!(e))?;
     let workload = if args.workload_rate > 0.0 {
         progress(&format!("workload: {} checks/s", args.workload_rate));
-        Some(workload::start(&endpoints, args.workload_rate, WINDOW_MS).await.map_err(|e| eyre!(e))?)
+        Some(
+            workload::start(&endpoints, args.workload_rate, WINDOW_MS)
+                .await
+                .map_err(|e| eyre!(e))?,
+        )
     } else {
         None
     };
@@ -121,12 +143,21 @@ pub fn attach(subject: SubjectName, state_dir: &Path) -> Result<Deployment> {
 /// `cluster up`: a detached cluster that outlives this process.
 pub async fn cluster_up(args: &SubjectArgs, state_dir: &Path) -> Result<()> {
     if read_cluster(state_dir, args.subject)?.is_some() {
-        return Err(eyre!("a cluster is already running; `operator-tui cluster down` stops it"));
+        return Err(eyre!(
+            "a cluster is already running; `operator-tui cluster down` stops it"
+        ));
     }
     let base = state_dir.join("cluster");
     let plan = rl_cluster::plan_local(&local_options(args, &base)?).map_err(|e| eyre!(e))?;
-    let target = LocalTarget::launch(plan.specs, &base.join("logs"), true, &|line| eprintln!("  {line}")).await?;
-    let file = ClusterFile { endpoints: plan.endpoints, processes: target.processes(), log_dir: target.log_dir().to_path_buf() };
+    let target = LocalTarget::launch(plan.specs, &base.join("logs"), true, &|line| {
+        eprintln!("  {line}")
+    })
+    .await?;
+    let file = ClusterFile {
+        endpoints: plan.endpoints,
+        processes: target.processes(),
+        log_dir: target.log_dir().to_path_buf(),
+    };
     write_cluster(state_dir, args.subject, &file)?;
     for (id, url) in &file.endpoints.nodes {
         println!("{id}  {url}");

@@ -37,34 +37,72 @@ impl Default for Printer {
 impl Printer {
     fn line(&self, text: &str) {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "[{:>7.2}s] {text}", self.started.elapsed().as_secs_f64());
+        let _ = writeln!(
+            out,
+            "[{:>7.2}s] {text}",
+            self.started.elapsed().as_secs_f64()
+        );
     }
 
     pub fn print(&mut self, event: &EngineEvent) {
         match event {
-            EngineEvent::Observed { observation, violations } => {
-                let health: Vec<(String, Health)> = observation.nodes.iter().map(|n| (n.id.0.clone(), n.health)).collect();
+            EngineEvent::Observed {
+                observation,
+                violations,
+            } => {
+                let health: Vec<(String, Health)> = observation
+                    .nodes
+                    .iter()
+                    .map(|n| (n.id.0.clone(), n.health))
+                    .collect();
                 let changed = health != self.last_health;
-                let due = self.last_summary.is_none_or(|t| t.elapsed().as_secs() >= 10);
+                let due = self
+                    .last_summary
+                    .is_none_or(|t| t.elapsed().as_secs() >= 10);
                 if changed || due {
-                    let nodes: Vec<String> = health.iter().map(|(id, h)| format!("{id} {}", symbol(*h))).collect();
-                    let ops = observation.workload.as_ref().map(|w| w.ops_per_sec).unwrap_or(0.0);
-                    self.line(&format!("cluster: {}  ·  {ops:.0} ops/s  ·  {} violation(s)", nodes.join("  "), violations.len()));
+                    let nodes: Vec<String> = health
+                        .iter()
+                        .map(|(id, h)| format!("{id} {}", symbol(*h)))
+                        .collect();
+                    let ops = observation
+                        .workload
+                        .as_ref()
+                        .map(|w| w.ops_per_sec)
+                        .unwrap_or(0.0);
+                    self.line(&format!(
+                        "cluster: {}  ·  {ops:.0} ops/s  ·  {} violation(s)",
+                        nodes.join("  "),
+                        violations.len()
+                    ));
                     self.last_summary = Some(Instant::now());
                     self.last_health = health;
                 }
             }
-            EngineEvent::ObservationFailed { error } => self.line(&format!("observation failed: {error}")),
+            EngineEvent::ObservationFailed { error } => {
+                self.line(&format!("observation failed: {error}"))
+            }
             EngineEvent::TicketChanged(t) => {
                 if self.last_status.insert(t.id, t.status) != Some(t.status) {
-                    let reason = t.reason.as_deref().map(|r| format!(" — {r}")).unwrap_or_default();
+                    let reason = t
+                        .reason
+                        .as_deref()
+                        .map(|r| format!(" — {r}"))
+                        .unwrap_or_default();
                     let timing = match t.status {
-                        TicketStatus::Open => t.timeline.time_to_detect_ms().map(|ms| format!(" (detected {:.2} s after the fault)", ms as f64 / 1e3)),
-                        TicketStatus::Resolved => t.timeline.time_to_mitigate_ms().map(|ms| format!(" (in {:.2} s)", ms as f64 / 1e3)),
+                        TicketStatus::Open => t.timeline.time_to_detect_ms().map(|ms| {
+                            format!(" (detected {:.2} s after the fault)", ms as f64 / 1e3)
+                        }),
+                        TicketStatus::Resolved => t
+                            .timeline
+                            .time_to_mitigate_ms()
+                            .map(|ms| format!(" (in {:.2} s)", ms as f64 / 1e3)),
                         _ => None,
                     }
                     .unwrap_or_default();
-                    self.line(&format!("ticket {} {}: {} on {}{timing}{reason}", t.id, t.status, t.invariant, t.target));
+                    self.line(&format!(
+                        "ticket {} {}: {} on {}{timing}{reason}",
+                        t.id, t.status, t.invariant, t.target
+                    ));
                 }
             }
             EngineEvent::Reasoning { ticket, event } => match event {
@@ -79,7 +117,9 @@ impl Printer {
                         self.line(&format!("  {} │ {}", ticket, line.trim_end()));
                     }
                 }
-                ReasoningEvent::ToolCall { tool, args } => self.line(&format!("  {ticket} │ → {tool} {args}")),
+                ReasoningEvent::ToolCall { tool, args } => {
+                    self.line(&format!("  {ticket} │ → {tool} {args}"))
+                }
                 ReasoningEvent::ToolResult { .. } => {}
             },
             EngineEvent::DiagnosisReady { ticket, diagnosis } => self.line(&format!(
@@ -87,24 +127,46 @@ impl Printer {
                 diagnosis.root_cause.category,
                 diagnosis.confidence * 100.0
             )),
-            EngineEvent::DiagnosisRefused { ticket, reason } => self.line(&format!("ticket {ticket}: diagnosis refused — {reason}")),
+            EngineEvent::DiagnosisRefused { ticket, reason } => {
+                self.line(&format!("ticket {ticket}: diagnosis refused — {reason}"))
+            }
             EngineEvent::ActionChanged(a) => {
                 if self.last_action.insert(a.id, a.status) != Some(a.status) {
                     let params = serde_json::Value::Object(a.params.clone());
                     let extra = match a.status {
-                        ActionStatus::Validated if a.approval.is_none() && a.attempts == 0 => " (awaiting its gate: mode, approval, policy)".to_string(),
-                        ActionStatus::Completed => a.outcome.as_deref().map(|o| format!(" — {o}")).unwrap_or_default(),
-                        ActionStatus::Failed | ActionStatus::Cancelled => a.error.as_deref().map(|e| format!(" — {e}")).unwrap_or_default(),
+                        ActionStatus::Validated if a.approval.is_none() && a.attempts == 0 => {
+                            " (awaiting its gate: mode, approval, policy)".to_string()
+                        }
+                        ActionStatus::Completed => a
+                            .outcome
+                            .as_deref()
+                            .map(|o| format!(" — {o}"))
+                            .unwrap_or_default(),
+                        ActionStatus::Failed | ActionStatus::Cancelled => a
+                            .error
+                            .as_deref()
+                            .map(|e| format!(" — {e}"))
+                            .unwrap_or_default(),
                         _ => String::new(),
                     };
-                    self.line(&format!("action {} {} {params} {}{extra}", a.id, a.name, a.status));
+                    self.line(&format!(
+                        "action {} {} {params} {}{extra}",
+                        a.id, a.name, a.status
+                    ));
                 }
             }
-            EngineEvent::ChaosInjected { name, target, summary } => self.line(&format!("chaos {name} on {target}: {summary}")),
-            EngineEvent::ChaosFailed { name, error } => self.line(&format!("chaos {name} failed: {error}")),
-            EngineEvent::Settings { mode, kill_switch } => {
-                self.line(&format!("mode {mode}, kill switch {}", if *kill_switch { "ON" } else { "off" }))
+            EngineEvent::ChaosInjected {
+                name,
+                target,
+                summary,
+            } => self.line(&format!("chaos {name} on {target}: {summary}")),
+            EngineEvent::ChaosFailed { name, error } => {
+                self.line(&format!("chaos {name} failed: {error}"))
             }
+            EngineEvent::Settings { mode, kill_switch } => self.line(&format!(
+                "mode {mode}, kill switch {}",
+                if *kill_switch { "ON" } else { "off" }
+            )),
             EngineEvent::Notice(text) => self.line(text),
         }
     }
@@ -125,7 +187,9 @@ pub async fn print_events(mut events: broadcast::Receiver<EngineEvent>) {
     loop {
         match events.recv().await {
             Ok(event) => printer.print(&event),
-            Err(broadcast::error::RecvError::Lagged(n)) => printer.line(&format!("({n} events skipped: the terminal is slower than the engine)")),
+            Err(broadcast::error::RecvError::Lagged(n)) => printer.line(&format!(
+                "({n} events skipped: the terminal is slower than the engine)"
+            )),
             Err(broadcast::error::RecvError::Closed) => break,
         }
     }

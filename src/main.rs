@@ -10,13 +10,20 @@ use operator_tui::store::{self, Store};
 use operator_tui::{deploy, run};
 
 /// Logs go to a rolling file in the state directory; the terminal belongs to the front end.
-fn init_logging(state_dir: &std::path::Path) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+fn init_logging(
+    state_dir: &std::path::Path,
+) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     let dir = state_dir.join("logs");
     std::fs::create_dir_all(&dir).ok()?;
     let appender = tracing_appender::rolling::daily(dir, "operator-tui.log");
     let (writer, guard) = tracing_appender::non_blocking(appender);
-    let filter = tracing_subscriber::EnvFilter::try_from_env("OPERATOR_LOG").unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(false).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OPERATOR_LOG")
+        .unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(false)
+        .init();
     Some(guard)
 }
 
@@ -24,16 +31,27 @@ fn main() -> Result<()> {
     color_eyre::install()?;
     let cli = Cli::parse();
     let db = cli.db.clone().unwrap_or_else(store::default_path);
-    let state_dir = db.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let state_dir = db
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     let _log_guard = init_logging(&state_dir);
     let json = cli.json;
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
-        Some(Commands::Tickets { command }) => records::tickets(&mut Store::open(&db)?, command, json),
-        Some(Commands::Actions { command }) => records::actions(&mut Store::open(&db)?, command, json),
-        Some(Commands::Killswitch { state }) => records::kill_switch(&mut Store::open(&db)?, state, json),
+        Some(Commands::Tickets { command }) => {
+            records::tickets(&mut Store::open(&db)?, command, json)
+        }
+        Some(Commands::Actions { command }) => {
+            records::actions(&mut Store::open(&db)?, command, json)
+        }
+        Some(Commands::Killswitch { state }) => {
+            records::kill_switch(&mut Store::open(&db)?, state, json)
+        }
         Some(Commands::Mode { mode }) => records::mode(&mut Store::open(&db)?, mode),
-        Some(Commands::Audit { ticket, limit }) => records::audit(&Store::open(&db)?, ticket, limit, json),
+        Some(Commands::Audit { ticket, limit }) => {
+            records::audit(&Store::open(&db)?, ticket, limit, json)
+        }
         Some(Commands::Run(args)) => start(args, &db, &state_dir, &runtime),
         None => start(default_run_args()?, &db, &state_dir, &runtime),
         Some(Commands::Check { subject, .. }) => {
@@ -44,14 +62,27 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
-        Some(Commands::Chaos { command: ChaosCommand::List { subject } }) => run::chaos_list(subject, json),
-        Some(Commands::Chaos { command: ChaosCommand::Inject { name, params, subject } }) => {
-            runtime.block_on(run::chaos_inject(subject, name, params, &db, &state_dir))
-        }
+        Some(Commands::Chaos {
+            command: ChaosCommand::List { subject },
+        }) => run::chaos_list(subject, json),
+        Some(Commands::Chaos {
+            command:
+                ChaosCommand::Inject {
+                    name,
+                    params,
+                    subject,
+                },
+        }) => runtime.block_on(run::chaos_inject(subject, name, params, &db, &state_dir)),
         Some(Commands::Cluster { command }) => match command {
-            ClusterCommand::Up { subject } => runtime.block_on(deploy::cluster_up(&subject, &state_dir)),
-            ClusterCommand::Down => deploy::cluster_down(operator_tui::cli::SubjectName::Ratelimiter, &state_dir),
-            ClusterCommand::Status => deploy::cluster_status(operator_tui::cli::SubjectName::Ratelimiter, &state_dir),
+            ClusterCommand::Up { subject } => {
+                runtime.block_on(deploy::cluster_up(&subject, &state_dir))
+            }
+            ClusterCommand::Down => {
+                deploy::cluster_down(operator_tui::cli::SubjectName::Ratelimiter, &state_dir)
+            }
+            ClusterCommand::Status => {
+                deploy::cluster_status(operator_tui::cli::SubjectName::Ratelimiter, &state_dir)
+            }
         },
     }
 }
@@ -63,9 +94,16 @@ fn default_run_args() -> Result<RunArgs> {
     Ok(RunArgs::from_arg_matches(&matches)?)
 }
 
-fn start(args: RunArgs, db: &std::path::Path, state_dir: &std::path::Path, runtime: &tokio::runtime::Runtime) -> Result<()> {
+fn start(
+    args: RunArgs,
+    db: &std::path::Path,
+    state_dir: &std::path::Path,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<()> {
     if !args.headless {
-        return Err(eyre!("the full-screen TUI is not built yet; run with --headless"));
+        return Err(eyre!(
+            "the full-screen TUI is not built yet; run with --headless"
+        ));
     }
     runtime.block_on(run::run_headless(args, db, state_dir))
 }

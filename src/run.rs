@@ -28,9 +28,14 @@ pub async fn interrupted() {
 }
 
 pub async fn run_headless(args: RunArgs, db: &Path, state_dir: &Path) -> Result<()> {
-    let deployment = deploy::bring_up(&args.subject, state_dir, &|line| eprintln!("  {line}")).await?;
+    let deployment =
+        deploy::bring_up(&args.subject, state_dir, &|line| eprintln!("  {line}")).await?;
     let store = Store::open(db)?;
-    let config = EngineConfig { tick: Duration::from_millis(args.tick_ms.max(10)), mode: args.mode, ..EngineConfig::default() };
+    let config = EngineConfig {
+        tick: Duration::from_millis(args.tick_ms.max(10)),
+        mode: args.mode,
+        ..EngineConfig::default()
+    };
     let engine = Engine::new(
         deployment.subject.clone(),
         deployment.target.clone(),
@@ -41,7 +46,11 @@ pub async fn run_headless(args: RunArgs, db: &Path, state_dir: &Path) -> Result<
     );
     let events = engine.events();
     let printer = tokio::spawn(crate::headless::print_events(events.subscribe()));
-    eprintln!("  {} · brain rules · database {}", deployment.description, db.display());
+    eprintln!(
+        "  {} · brain rules · database {}",
+        deployment.description,
+        db.display()
+    );
     let handle = engine.start();
     if let Some(name) = args.inject.clone() {
         let commands = handle.commands.clone();
@@ -49,11 +58,22 @@ pub async fn run_headless(args: RunArgs, db: &Path, state_dir: &Path) -> Result<
         tokio::spawn(async move {
             // Inject once the cluster is seen whole and quiet.
             while let Ok(event) = watch.recv().await {
-                if let EngineEvent::Observed { observation, violations } = event
+                if let EngineEvent::Observed {
+                    observation,
+                    violations,
+                } = event
                     && violations.is_empty()
-                    && observation.nodes.iter().all(|n| n.health == Health::Healthy)
+                    && observation
+                        .nodes
+                        .iter()
+                        .all(|n| n.health == Health::Healthy)
                 {
-                    let _ = commands.send(Command::InjectChaos(ChaosRequest { name, params: Default::default() })).await;
+                    let _ = commands
+                        .send(Command::InjectChaos(ChaosRequest {
+                            name,
+                            params: Default::default(),
+                        }))
+                        .await;
                     break;
                 }
             }
@@ -79,12 +99,38 @@ pub async fn run_headless(args: RunArgs, db: &Path, state_dir: &Path) -> Result<
 pub async fn check_once(args: &SubjectArgs, state_dir: &Path, json: bool) -> Result<bool> {
     let deployment = match deploy::attach(args.subject, state_dir) {
         Ok(d) => d,
-        Err(_) => deploy::bring_up(&SubjectArgs { workload_rate: 0.0, ..args.clone() }, state_dir, &|line| eprintln!("  {line}")).await?,
+        Err(_) => {
+            deploy::bring_up(
+                &SubjectArgs {
+                    workload_rate: 0.0,
+                    ..args.clone()
+                },
+                state_dir,
+                &|line| eprintln!("  {line}"),
+            )
+            .await?
+        }
     };
-    let observation = deployment.subject.observe().await.map_err(|e| eyre!("observing: {e}"))?;
+    // Rates and percentiles come from deltas: a first look, a second one a second later.
+    deployment
+        .subject
+        .observe()
+        .await
+        .map_err(|e| eyre!("observing: {e}"))?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let observation = deployment
+        .subject
+        .observe()
+        .await
+        .map_err(|e| eyre!("observing: {e}"))?;
     let violations = deployment.subject.check(&observation);
     if json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "observation": observation, "violations": violations }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "observation": observation, "violations": violations })
+            )?
+        );
     } else {
         for n in &observation.nodes {
             println!("{:<8} {:?}", n.id, n.health);
@@ -101,7 +147,9 @@ pub async fn check_once(args: &SubjectArgs, state_dir: &Path, json: bool) -> Res
 
 pub fn chaos_list(subject: SubjectName, json: bool) -> Result<()> {
     // The catalog does not depend on a live cluster; a placeholder endpoint set describes it.
-    let names = ["node-1", "node-2", "node-3"].map(|n| (operator_protocol::NodeId::from(n), String::new())).to_vec();
+    let names = ["node-1", "node-2", "node-3"]
+        .map(|n| (operator_protocol::NodeId::from(n), String::new()))
+        .to_vec();
     let endpoints = operator_ratelimiter::Endpoints {
         nodes: names,
         redis_url: "redis://127.0.0.1:1".into(),
@@ -117,21 +165,48 @@ pub fn chaos_list(subject: SubjectName, json: bool) -> Result<()> {
         return Ok(());
     }
     for (i, c) in specs.iter().enumerate() {
-        println!("{}. {:<14} {} → breaks {}, root cause {}", i + 1, c.name, c.description, c.expected_invariant, c.root_cause);
+        println!(
+            "{}. {:<14} {} → breaks {}, root cause {}",
+            i + 1,
+            c.name,
+            c.description,
+            c.expected_invariant,
+            c.root_cause
+        );
     }
     Ok(())
 }
 
-pub async fn chaos_inject(subject: SubjectName, name: String, params: Vec<(String, serde_json::Value)>, db: &Path, state_dir: &Path) -> Result<()> {
+pub async fn chaos_inject(
+    subject: SubjectName,
+    name: String,
+    params: Vec<(String, serde_json::Value)>,
+    db: &Path,
+    state_dir: &Path,
+) -> Result<()> {
     let deployment = deploy::attach(subject, state_dir)?;
-    let request = ChaosRequest { name: name.clone(), params: params.into_iter().collect() };
-    let outcome = deployment.subject.inject(&request, &*deployment.target).await.map_err(|e| eyre!("{e}"))?;
-    let spec = deployment.subject.chaos().into_iter().find(|c| c.name == name);
+    let request = ChaosRequest {
+        name: name.clone(),
+        params: params.into_iter().collect(),
+    };
+    let outcome = deployment
+        .subject
+        .inject(&request, &*deployment.target)
+        .await
+        .map_err(|e| eyre!("{e}"))?;
+    let spec = deployment
+        .subject
+        .chaos()
+        .into_iter()
+        .find(|c| c.name == name);
     let record = ChaosRecord {
         at_ms: SystemClock.now_ms(),
         name,
         target: outcome.target.clone(),
-        root_cause: spec.as_ref().map(|s| s.root_cause.clone()).unwrap_or_default(),
+        root_cause: spec
+            .as_ref()
+            .map(|s| s.root_cause.clone())
+            .unwrap_or_default(),
         expected_invariant: spec.map(|s| s.expected_invariant).unwrap_or_default(),
     };
     Store::open(db)?.record_chaos(deployment.subject.name(), &record, &outcome.summary)?;

@@ -254,7 +254,9 @@ async fn decide(state: &AppState, request: &CheckRequest) -> Decision {
                 .metrics
                 .record_redis_call(call_started.elapsed().as_secs_f64());
             let units = if d.allowed { request.cost } else { 0 };
-            let tracked = state.windows.record(&request.key, &d.window, units, d.limit);
+            let tracked = state
+                .windows
+                .record(&request.key, &d.window, units, d.limit);
             if units > 0 {
                 state
                     .metrics

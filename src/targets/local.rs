@@ -13,7 +13,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use color_eyre::eyre::{Result, WrapErr, eyre};
-use operator_protocol::{BoxFuture, ContractError, ContractResult, DeploymentTarget, NodeId, ProcessSpec, ReadyProbe};
+use operator_protocol::{
+    BoxFuture, ContractError, ContractResult, DeploymentTarget, NodeId, ProcessSpec, ReadyProbe,
+};
 use serde::{Deserialize, Serialize};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -47,7 +49,10 @@ pub struct LocalTarget {
 pub fn process_state(pid: u32) -> &'static str {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // The state follows the parenthesised command name, which may itself hold spaces.
-    match stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next()) {
+    match stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next())
+    {
         Some('T' | 't') => "stopped",
         Some('Z' | 'X') | None => "exited",
         Some(_) => "running",
@@ -57,7 +62,11 @@ pub fn process_state(pid: u32) -> &'static str {
 fn signal(pid: u32, sig: libc::c_int) -> std::io::Result<()> {
     // SAFETY: kill(2) has no memory effects; a stale pid yields ESRCH, reported as an error.
     let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
-    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 fn contract(e: impl std::fmt::Display) -> ContractError {
@@ -67,13 +76,27 @@ fn contract(e: impl std::fmt::Display) -> ContractError {
 impl LocalTarget {
     /// Starts every process and waits until each answers its readiness probe, reporting
     /// progress through `progress`.
-    pub async fn launch(specs: Vec<ProcessSpec>, log_dir: &Path, detached: bool, progress: &dyn Fn(&str)) -> Result<Self> {
-        std::fs::create_dir_all(log_dir).wrap_err_with(|| format!("creating {}", log_dir.display()))?;
+    pub async fn launch(
+        specs: Vec<ProcessSpec>,
+        log_dir: &Path,
+        detached: bool,
+        progress: &dyn Fn(&str),
+    ) -> Result<Self> {
+        std::fs::create_dir_all(log_dir)
+            .wrap_err_with(|| format!("creating {}", log_dir.display()))?;
         let target = Self::empty(log_dir, !detached, detached);
         for spec in specs {
             let log = log_dir.join(format!("{}.log", spec.id));
-            let mut proc = Proc { spec, child: None, pid: None, restarts: 0, log };
-            target.spawn(&mut proc).wrap_err_with(|| format!("starting {}", proc.spec.id))?;
+            let mut proc = Proc {
+                spec,
+                child: None,
+                pid: None,
+                restarts: 0,
+                log,
+            };
+            target
+                .spawn(&mut proc)
+                .wrap_err_with(|| format!("starting {}", proc.spec.id))?;
             target.lock().insert(proc.spec.id.clone(), proc);
         }
         let ids: Vec<NodeId> = target.lock().keys().cloned().collect();
@@ -81,7 +104,10 @@ impl LocalTarget {
             progress(&format!("waiting for {id}"));
             let started = Instant::now();
             target.wait_ready(&id).await.map_err(|e| eyre!("{e}"))?;
-            progress(&format!("{id} ready in {} ms", started.elapsed().as_millis()));
+            progress(&format!(
+                "{id} ready in {} ms",
+                started.elapsed().as_millis()
+            ));
         }
         Ok(target)
     }
@@ -90,7 +116,13 @@ impl LocalTarget {
     pub fn adopt(processes: Vec<AdoptedProcess>, log_dir: &Path) -> Self {
         let target = Self::empty(log_dir, false, true);
         for p in processes {
-            let proc = Proc { spec: p.spec, child: None, pid: Some(p.pid), restarts: 0, log: p.log };
+            let proc = Proc {
+                spec: p.spec,
+                child: None,
+                pid: Some(p.pid),
+                restarts: 0,
+                log: p.log,
+            };
             target.lock().insert(proc.spec.id.clone(), proc);
         }
         target
@@ -102,7 +134,10 @@ impl LocalTarget {
             owned,
             detached,
             log_dir: log_dir.to_path_buf(),
-            http: reqwest::Client::builder().timeout(Duration::from_millis(500)).build().expect("static client config"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_millis(500))
+                .build()
+                .expect("static client config"),
         }
     }
 
@@ -118,12 +153,21 @@ impl LocalTarget {
     pub fn processes(&self) -> Vec<AdoptedProcess> {
         self.lock()
             .values()
-            .filter_map(|p| Some(AdoptedProcess { spec: p.spec.clone(), pid: p.pid?, log: p.log.clone() }))
+            .filter_map(|p| {
+                Some(AdoptedProcess {
+                    spec: p.spec.clone(),
+                    pid: p.pid?,
+                    log: p.log.clone(),
+                })
+            })
             .collect()
     }
 
     fn spawn(&self, proc: &mut Proc) -> Result<()> {
-        let log = OpenOptions::new().create(true).append(true).open(&proc.log)?;
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&proc.log)?;
         let mut command = Command::new(&proc.spec.program);
         command
             .args(&proc.spec.args)
@@ -143,9 +187,9 @@ impl LocalTarget {
                 Ok(())
             });
         }
-        let child = command.spawn().map_err(|e| {
-            eyre!("could not run {}: {e}", proc.spec.program)
-        })?;
+        let child = command
+            .spawn()
+            .map_err(|e| eyre!("could not run {}: {e}", proc.spec.program))?;
         proc.pid = Some(child.id());
         proc.child = Some(child);
         Ok(())
@@ -153,7 +197,9 @@ impl LocalTarget {
 
     fn pid_of(&self, node: &NodeId) -> ContractResult<Option<u32>> {
         let procs = self.lock();
-        let proc = procs.get(node).ok_or_else(|| ContractError::new(format!("the local cluster has no node {node}")))?;
+        let proc = procs
+            .get(node)
+            .ok_or_else(|| ContractError::new(format!("the local cluster has no node {node}")))?;
         Ok(proc.pid.filter(|pid| process_state(*pid) != "exited"))
     }
 
@@ -167,12 +213,23 @@ impl LocalTarget {
     }
 
     async fn wait_ready(&self, node: &NodeId) -> ContractResult<()> {
-        let probe = self.lock().get(node).map(|p| p.spec.ready.clone()).ok_or_else(|| contract(format!("no node {node}")))?;
+        let probe = self
+            .lock()
+            .get(node)
+            .map(|p| p.spec.ready.clone())
+            .ok_or_else(|| contract(format!("no node {node}")))?;
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             let ready = match &probe {
-                ReadyProbe::Tcp { address } => tokio::net::TcpStream::connect(address).await.is_ok(),
-                ReadyProbe::Http { url } => self.http.get(url).send().await.is_ok_and(|r| r.status() == 200),
+                ReadyProbe::Tcp { address } => {
+                    tokio::net::TcpStream::connect(address).await.is_ok()
+                }
+                ReadyProbe::Http { url } => self
+                    .http
+                    .get(url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200),
             };
             if ready {
                 return Ok(());
@@ -180,25 +237,36 @@ impl LocalTarget {
             if self.pid_of(node)?.is_none() {
                 self.reap(node);
                 let tail = self.tail(node, 5).unwrap_or_default().join("\n");
-                return Err(contract(format!("{node} exited while starting; its log ends with:\n{tail}")));
+                return Err(contract(format!(
+                    "{node} exited while starting; its log ends with:\n{tail}"
+                )));
             }
             if Instant::now() > deadline {
-                return Err(contract(format!("{node} did not become ready within {} s", READY_TIMEOUT.as_secs())));
+                return Err(contract(format!(
+                    "{node} did not become ready within {} s",
+                    READY_TIMEOUT.as_secs()
+                )));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     fn tail(&self, node: &NodeId, lines: usize) -> ContractResult<Vec<String>> {
-        let path = self.lock().get(node).map(|p| p.log.clone()).ok_or_else(|| contract(format!("no node {node}")))?;
-        let file = File::open(&path).map_err(|e| contract(format!("reading {}: {e}", path.display())))?;
+        let path = self
+            .lock()
+            .get(node)
+            .map(|p| p.log.clone())
+            .ok_or_else(|| contract(format!("no node {node}")))?;
+        let file =
+            File::open(&path).map_err(|e| contract(format!("reading {}: {e}", path.display())))?;
         let all: Vec<String> = BufReader::new(file).lines().map_while(|l| l.ok()).collect();
         Ok(all[all.len().saturating_sub(lines)..].to_vec())
     }
 
     fn kill_now(&self, node: &NodeId) -> ContractResult<()> {
         if let Some(pid) = self.pid_of(node)? {
-            signal(pid, libc::SIGKILL).map_err(|e| contract(format!("kill {node} (pid {pid}): {e}")))?;
+            signal(pid, libc::SIGKILL)
+                .map_err(|e| contract(format!("kill {node} (pid {pid}): {e}")))?;
         }
         if let Some(proc) = self.lock().get_mut(node)
             && let Some(mut child) = proc.child.take()
@@ -210,9 +278,13 @@ impl LocalTarget {
 
     /// Stops every process this target owns; called on drop too.
     pub fn shutdown(&self) {
+        if !self.owned {
+            // A detached cluster outlives us; its children are not ours to wait for.
+            return;
+        }
         let mut procs = self.lock();
         for proc in procs.values_mut() {
-            if let Some(pid) = proc.pid.filter(|_| self.owned) {
+            if let Some(pid) = proc.pid {
                 let _ = signal(pid, libc::SIGCONT);
                 let _ = signal(pid, libc::SIGKILL);
             }
@@ -254,7 +326,9 @@ impl DeploymentTarget for LocalTarget {
 
     fn stop<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
         Box::pin(async move {
-            let Some(pid) = self.pid_of(node)? else { return Ok(()) };
+            let Some(pid) = self.pid_of(node)? else {
+                return Ok(());
+            };
             let _ = signal(pid, libc::SIGCONT);
             signal(pid, libc::SIGTERM).map_err(|e| contract(format!("stop {node}: {e}")))?;
             let deadline = Instant::now() + Duration::from_secs(5);
@@ -274,7 +348,9 @@ impl DeploymentTarget for LocalTarget {
         Box::pin(async move {
             if self.pid_of(node)?.is_none() {
                 let mut procs = self.lock();
-                let proc = procs.get_mut(node).ok_or_else(|| contract(format!("no node {node}")))?;
+                let proc = procs
+                    .get_mut(node)
+                    .ok_or_else(|| contract(format!("no node {node}")))?;
                 if let Some(mut old) = proc.child.take() {
                     let _ = old.wait();
                 }
@@ -287,21 +363,27 @@ impl DeploymentTarget for LocalTarget {
 
     fn pause<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
         Box::pin(async move {
-            let pid = self.pid_of(node)?.ok_or_else(|| contract(format!("{node} is not running")))?;
+            let pid = self
+                .pid_of(node)?
+                .ok_or_else(|| contract(format!("{node} is not running")))?;
             signal(pid, libc::SIGSTOP).map_err(|e| contract(format!("pause {node}: {e}")))
         })
     }
 
     fn resume<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
         Box::pin(async move {
-            let pid = self.pid_of(node)?.ok_or_else(|| contract(format!("{node} is not running")))?;
+            let pid = self
+                .pid_of(node)?
+                .ok_or_else(|| contract(format!("{node} is not running")))?;
             signal(pid, libc::SIGCONT).map_err(|e| contract(format!("resume {node}: {e}")))
         })
     }
 
     fn isolate<'a>(&'a self, _node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
         Box::pin(async {
-            Err(ContractError::new("the local target runs plain processes and cannot partition them; use the docker target"))
+            Err(ContractError::new(
+                "the local target runs plain processes and cannot partition them; use the docker target",
+            ))
         })
     }
 
@@ -309,14 +391,23 @@ impl DeploymentTarget for LocalTarget {
         self.isolate(node)
     }
 
-    fn tail_logs<'a>(&'a self, node: &'a NodeId, lines: usize) -> BoxFuture<'a, ContractResult<Vec<String>>> {
+    fn tail_logs<'a>(
+        &'a self,
+        node: &'a NodeId,
+        lines: usize,
+    ) -> BoxFuture<'a, ContractResult<Vec<String>>> {
         Box::pin(async move { self.tail(node, lines) })
     }
 
-    fn describe<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<serde_json::Value>> {
+    fn describe<'a>(
+        &'a self,
+        node: &'a NodeId,
+    ) -> BoxFuture<'a, ContractResult<serde_json::Value>> {
         Box::pin(async move {
             let procs = self.lock();
-            let proc = procs.get(node).ok_or_else(|| contract(format!("no node {node}")))?;
+            let proc = procs
+                .get(node)
+                .ok_or_else(|| contract(format!("no node {node}")))?;
             let state = proc.pid.map(process_state).unwrap_or("exited");
             Ok(serde_json::json!({
                 "state": state,

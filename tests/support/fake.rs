@@ -171,7 +171,11 @@ impl Subject for FakeSubject {
         ]
     }
 
-    fn call_tool<'a>(&'a self, call: &'a ToolCall, _target: &'a dyn DeploymentTarget) -> BoxFuture<'a, ContractResult<serde_json::Value>> {
+    fn call_tool<'a>(
+        &'a self,
+        call: &'a ToolCall,
+        _target: &'a dyn DeploymentTarget,
+    ) -> BoxFuture<'a, ContractResult<serde_json::Value>> {
         Box::pin(async move {
             let state = self.state.lock().unwrap();
             let node = call

@@ -84,7 +84,8 @@ pub trait DeploymentTarget: Send + Sync {
     ) -> BoxFuture<'a, ContractResult<Vec<String>>>;
     /// What the target knows of a node's process or container: state ("running", "stopped",
     /// "exited"), pid, restarts. Evidence for brains, like `docker ps`.
-    fn describe<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<serde_json::Value>>;
+    fn describe<'a>(&'a self, node: &'a NodeId)
+    -> BoxFuture<'a, ContractResult<serde_json::Value>>;
 }
 
 /// The read-only tools a brain may call while diagnosing.

@@ -7,7 +7,13 @@ use crate::cluster::REDIS_NODE;
 use crate::{RateLimiterSubject, str_param};
 
 pub fn specs(nodes: &[String]) -> Vec<ActionSpec> {
-    let key = || ParamSpec::new("key", "the rate-limited key", ParamKind::String { max_len: 256 });
+    let key = || {
+        ParamSpec::new(
+            "key",
+            "the rate-limited key",
+            ParamKind::String { max_len: 256 },
+        )
+    };
     vec![
         ActionSpec {
             name: "reset_counter".into(),
@@ -49,37 +55,58 @@ pub fn specs(nodes: &[String]) -> Vec<ActionSpec> {
 }
 
 impl RateLimiterSubject {
-    pub(crate) async fn execute_action(&self, request: &ActionRequest, target: &dyn DeploymentTarget) -> ContractResult<ActionOutcome> {
+    pub(crate) async fn execute_action(
+        &self,
+        request: &ActionRequest,
+        target: &dyn DeploymentTarget,
+    ) -> ContractResult<ActionOutcome> {
         let p = &request.params;
         match request.action.as_str() {
             "reset_counter" => {
                 let key = str_param(p, "key", "");
                 let path = format!("/admin/keys/{}/reset", encode(key));
                 let answer = self.admin(reqwest::Method::POST, &path, None).await?;
-                Ok(ActionOutcome { summary: format!("reset {key}: generation {}", answer["generation"]) })
+                Ok(ActionOutcome {
+                    summary: format!("reset {key}: generation {}", answer["generation"]),
+                })
             }
             "update_limit" => {
                 let key = str_param(p, "key", "");
                 let body = json!({ "limit": p.get("limit"), "window_ms": p.get("window_ms") });
-                self.admin(reqwest::Method::PUT, &format!("/admin/limits/{}", encode(key)), Some(body)).await?;
-                Ok(ActionOutcome { summary: format!("{key}: limit {} per {} ms", p["limit"], p["window_ms"]) })
+                self.admin(
+                    reqwest::Method::PUT,
+                    &format!("/admin/limits/{}", encode(key)),
+                    Some(body),
+                )
+                .await?;
+                Ok(ActionOutcome {
+                    summary: format!("{key}: limit {} per {} ms", p["limit"], p["window_ms"]),
+                })
             }
             "restart_node" => {
                 let node = NodeId::from(str_param(p, "node", ""));
                 target.kill(&node).await?;
                 target.start(&node).await?;
-                Ok(ActionOutcome { summary: format!("{node} restarted and healthy") })
+                Ok(ActionOutcome {
+                    summary: format!("{node} restarted and healthy"),
+                })
             }
             "restart_redis" => {
                 if !self.endpoints().redis_managed {
-                    return Err(ContractError::new("Redis is not managed by operator-tui (--redis-url): restart it where it runs"));
+                    return Err(ContractError::new(
+                        "Redis is not managed by operator-tui (--redis-url): restart it where it runs",
+                    ));
                 }
                 let redis = NodeId::from(REDIS_NODE);
                 target.kill(&redis).await?;
                 target.start(&redis).await?;
-                Ok(ActionOutcome { summary: "redis restarted and accepting connections".into() })
+                Ok(ActionOutcome {
+                    summary: "redis restarted and accepting connections".into(),
+                })
             }
-            other => Err(ContractError::new(format!("the rate limiter has no action {other}"))),
+            other => Err(ContractError::new(format!(
+                "the rate limiter has no action {other}"
+            ))),
         }
     }
 }
@@ -88,7 +115,9 @@ impl RateLimiterSubject {
 pub(crate) fn encode(key: &str) -> String {
     key.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

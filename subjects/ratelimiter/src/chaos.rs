@@ -13,28 +13,73 @@ use crate::{RateLimiterSubject, str_param};
 pub const DEFAULT_KEY: &str = "demo-hot";
 const DEFAULT_NODE: &str = "node-2";
 
-fn spec(name: &str, description: &str, root_cause: &str, invariant: &str, params: Vec<ParamSpec>) -> ChaosSpec {
+fn spec(
+    name: &str,
+    description: &str,
+    root_cause: &str,
+    invariant: &str,
+    params: Vec<ParamSpec>,
+) -> ChaosSpec {
     ChaosSpec {
         name: name.into(),
         description: description.into(),
         root_cause: root_cause.into(),
         expected_invariant: invariant.into(),
-        params: params.into_iter().map(|p| ParamSpec { required: false, ..p }).collect(),
+        params: params
+            .into_iter()
+            .map(|p| ParamSpec {
+                required: false,
+                ..p
+            })
+            .collect(),
     }
 }
 
 pub fn specs(nodes: &[String]) -> Vec<ChaosSpec> {
-    let node = || ParamSpec::new("node", "which node (default node-2)", ParamKind::Enum { values: nodes.to_vec() });
+    let node = || {
+        ParamSpec::new(
+            "node",
+            "which node (default node-2)",
+            ParamKind::Enum {
+                values: nodes.to_vec(),
+            },
+        )
+    };
     vec![
-        spec("kill_node", "SIGKILL a rate limiter node", "process_crash", NODE_DOWN, vec![node()]),
-        spec("pause_node", "SIGSTOP a node: it holds its port but answers nothing", "process_stalled", NODE_DOWN, vec![node()]),
-        spec("kill_redis", "SIGKILL the cluster's Redis", "redis_down", REDIS_DISCONNECTED, vec![]),
+        spec(
+            "kill_node",
+            "SIGKILL a rate limiter node",
+            "process_crash",
+            NODE_DOWN,
+            vec![node()],
+        ),
+        spec(
+            "pause_node",
+            "SIGSTOP a node: it holds its port but answers nothing",
+            "process_stalled",
+            NODE_DOWN,
+            vec![node()],
+        ),
+        spec(
+            "kill_redis",
+            "SIGKILL the cluster's Redis",
+            "redis_down",
+            REDIS_DISCONNECTED,
+            vec![],
+        ),
         spec(
             "node_latency",
             "Make every check on a node wait (default 150 ms)",
             "node_slow",
             HIGH_LATENCY,
-            vec![node(), ParamSpec::new("ms", "added latency", ParamKind::Integer { min: 1, max: 5000 })],
+            vec![
+                node(),
+                ParamSpec::new(
+                    "ms",
+                    "added latency",
+                    ParamKind::Integer { min: 1, max: 5000 },
+                ),
+            ],
         ),
         spec(
             "counter_drift",
@@ -43,10 +88,23 @@ pub fn specs(nodes: &[String]) -> Vec<ChaosSpec> {
             COUNTER_DRIFT,
             vec![
                 ParamSpec::new("key", "the key", ParamKind::String { max_len: 256 }),
-                ParamSpec::new("units", "units to add", ParamKind::Integer { min: 1, max: 1_000_000 }),
+                ParamSpec::new(
+                    "units",
+                    "units to add",
+                    ParamKind::Integer {
+                        min: 1,
+                        max: 1_000_000,
+                    },
+                ),
             ],
         ),
-        spec("ghost_allow", "Make a node answer allowed without asking Redis", "node_bypassing_redis", GHOST_ALLOWING, vec![node()]),
+        spec(
+            "ghost_allow",
+            "Make a node answer allowed without asking Redis",
+            "node_bypassing_redis",
+            GHOST_ALLOWING,
+            vec![node()],
+        ),
     ]
 }
 
@@ -58,24 +116,39 @@ impl RateLimiterSubject {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
         loop {
             let observation = self.observer.observe(crate::now_ms()).await;
-            let facts: crate::facts::Facts = serde_json::from_value(observation.facts).unwrap_or_default();
+            let facts: crate::facts::Facts =
+                serde_json::from_value(observation.facts).unwrap_or_default();
             if facts.keys.iter().any(|k| k.key == key && k.comparable) {
                 return Ok(());
             }
             if std::time::Instant::now() > deadline {
-                return Err(ContractError::new(format!("{key} never had a window every node watched whole; is traffic reaching it?")));
+                return Err(ContractError::new(format!(
+                    "{key} never had a window every node watched whole; is traffic reaching it?"
+                )));
             }
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
     }
 
-    pub(crate) async fn inject_chaos(&self, request: &ChaosRequest, target: &dyn DeploymentTarget) -> ContractResult<ChaosOutcome> {
+    pub(crate) async fn inject_chaos(
+        &self,
+        request: &ChaosRequest,
+        target: &dyn DeploymentTarget,
+    ) -> ContractResult<ChaosOutcome> {
         let p = &request.params;
         let node = str_param(p, "node", DEFAULT_NODE).to_string();
         if self.endpoints().node_url(&node).is_none() {
-            return Err(ContractError::new(format!("no node {node}; the nodes are {}", self.endpoints().node_ids().join(", "))));
+            return Err(ContractError::new(format!(
+                "no node {node}; the nodes are {}",
+                self.endpoints().node_ids().join(", ")
+            )));
         }
-        let outcome = |target: &str, summary: String| Ok(ChaosOutcome { target: target.into(), summary });
+        let outcome = |target: &str, summary: String| {
+            Ok(ChaosOutcome {
+                target: target.into(),
+                summary,
+            })
+        };
         match request.name.as_str() {
             "kill_node" => {
                 target.kill(&NodeId(node.clone())).await?;
@@ -87,14 +160,17 @@ impl RateLimiterSubject {
             }
             "kill_redis" => {
                 if !self.endpoints().redis_managed {
-                    return Err(ContractError::new("Redis is not managed by operator-tui (--redis-url); kill it yourself"));
+                    return Err(ContractError::new(
+                        "Redis is not managed by operator-tui (--redis-url); kill it yourself",
+                    ));
                 }
                 target.kill(&NodeId::from(REDIS_NODE)).await?;
                 outcome(REDIS_NODE, "killed redis (SIGKILL)".into())
             }
             "node_latency" => {
                 let ms = p.get("ms").and_then(|v| v.as_u64()).unwrap_or(150);
-                self.node_request(&node, "/chaos/latency", json!({ "ms": ms })).await?;
+                self.node_request(&node, "/chaos/latency", json!({ "ms": ms }))
+                    .await?;
                 outcome(&node, format!("{node} now adds {ms} ms to every check"))
             }
             "ghost_allow" => {
@@ -105,8 +181,17 @@ impl RateLimiterSubject {
                 let key = str_param(p, "key", DEFAULT_KEY).to_string();
                 let units = p.get("units").and_then(|v| v.as_u64()).unwrap_or(150);
                 self.wait_until_comparable(&key).await?;
-                let state = self.admin(reqwest::Method::GET, &format!("/admin/keys/{}", encode(&key)), None).await?;
-                let counter = state["counter_key"].as_str().ok_or_else(|| ContractError::new("the node did not name the counter"))?.to_string();
+                let state = self
+                    .admin(
+                        reqwest::Method::GET,
+                        &format!("/admin/keys/{}", encode(&key)),
+                        None,
+                    )
+                    .await?;
+                let counter = state["counter_key"]
+                    .as_str()
+                    .ok_or_else(|| ContractError::new("the node did not name the counter"))?
+                    .to_string();
                 let mut conn = self.observer.redis();
                 let held: u64 = redis::cmd("INCRBY")
                     .arg(&counter)
@@ -114,9 +199,16 @@ impl RateLimiterSubject {
                     .query_async(&mut conn)
                     .await
                     .map_err(|e| ContractError::new(format!("INCRBY {counter}: {e}")))?;
-                outcome(&key, format!("added {units} units to {key}'s counter behind the nodes' backs (now {held})"))
+                outcome(
+                    &key,
+                    format!(
+                        "added {units} units to {key}'s counter behind the nodes' backs (now {held})"
+                    ),
+                )
             }
-            other => Err(ContractError::new(format!("the rate limiter has no chaos {other}; see `chaos list`"))),
+            other => Err(ContractError::new(format!(
+                "the rate limiter has no chaos {other}; see `chaos list`"
+            ))),
         }
     }
 }

@@ -34,7 +34,10 @@ impl std::fmt::Debug for Endpoints {
 
 impl Endpoints {
     pub fn node_url(&self, node: &str) -> Option<&str> {
-        self.nodes.iter().find(|(id, _)| id.0 == node).map(|(_, url)| url.as_str())
+        self.nodes
+            .iter()
+            .find(|(id, _)| id.0 == node)
+            .map(|(_, url)| url.as_str())
     }
 
     pub fn node_ids(&self) -> Vec<String> {
@@ -54,7 +57,10 @@ pub fn find_node_binary() -> Result<PathBuf, String> {
         return Ok(PathBuf::from(path));
     }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let dirs = exe.parent().into_iter().chain(exe.parent().and_then(Path::parent));
+    let dirs = exe
+        .parent()
+        .into_iter()
+        .chain(exe.parent().and_then(Path::parent));
     for dir in dirs {
         let candidate = dir.join("ratelimiter-svc");
         if candidate.is_file() {
@@ -86,8 +92,12 @@ fn which(name: &str) -> Option<PathBuf> {
 }
 
 fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free loopback port: {e}"))?;
-    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+    let listener =
+        TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free loopback port: {e}"))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
 }
 
 /// 128 random bits as hex, from the kernel.
@@ -122,13 +132,23 @@ pub fn plan_local(options: &LocalOptions) -> Result<LocalPlan, String> {
                 id: NodeId::from(REDIS_NODE),
                 program: redis.display().to_string(),
                 args: [
-                    "--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                    "--dir", &options.data_dir.display().to_string(),
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    &options.data_dir.display().to_string(),
                 ]
                 .map(String::from)
                 .to_vec(),
                 env: vec![],
-                ready: ReadyProbe::Tcp { address: format!("127.0.0.1:{port}") },
+                ready: ReadyProbe::Tcp {
+                    address: format!("127.0.0.1:{port}"),
+                },
             });
             (format!("redis://127.0.0.1:{port}"), true)
         }
@@ -142,21 +162,37 @@ pub fn plan_local(options: &LocalOptions) -> Result<LocalPlan, String> {
             id: id.clone(),
             program: options.node_binary.display().to_string(),
             args: vec![
-                "--node-id".into(), id.0.clone(),
-                "--listen".into(), format!("127.0.0.1:{port}"),
-                "--redis-url".into(), redis_url.clone(),
-                "--default-limit".into(), options.default_limit.to_string(),
-                "--default-window-ms".into(), options.default_window_ms.to_string(),
+                "--node-id".into(),
+                id.0.clone(),
+                "--listen".into(),
+                format!("127.0.0.1:{port}"),
+                "--redis-url".into(),
+                redis_url.clone(),
+                "--default-limit".into(),
+                options.default_limit.to_string(),
+                "--default-window-ms".into(),
+                options.default_window_ms.to_string(),
                 "--enable-chaos".into(),
             ],
             // The token travels in the environment, not argv, so `ps` does not show it.
-            env: vec![("RL_ADMIN_TOKEN".into(), token.clone()), ("RL_LOG".into(), "info".into())],
-            ready: ReadyProbe::Http { url: format!("{url}/health") },
+            env: vec![
+                ("RL_ADMIN_TOKEN".into(), token.clone()),
+                ("RL_LOG".into(), "info".into()),
+            ],
+            ready: ReadyProbe::Http {
+                url: format!("{url}/health"),
+            },
         });
         nodes.push((id, url));
     }
     Ok(LocalPlan {
         specs,
-        endpoints: Endpoints { nodes, redis_url, redis_prefix: "rl".into(), admin_token: token, redis_managed },
+        endpoints: Endpoints {
+            nodes,
+            redis_url,
+            redis_prefix: "rl".into(),
+            admin_token: token,
+            redis_managed,
+        },
     })
 }

@@ -24,7 +24,11 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Self { p99_ms: 50.0, min_latency_samples: 20, drift_slack: 5 }
+        Self {
+            p99_ms: 50.0,
+            min_latency_samples: 20,
+            drift_slack: 5,
+        }
     }
 }
 
@@ -46,7 +50,10 @@ pub fn node_down(facts: &Facts) -> Vec<Violation> {
             invariant: NODE_DOWN.into(),
             severity: Severity::Critical,
             target: id.clone(),
-            message: format!("{id} does not answer: {}", n.error.as_deref().unwrap_or("no answer")),
+            message: format!(
+                "{id} does not answer: {}",
+                n.error.as_deref().unwrap_or("no answer")
+            ),
             evidence: json!({ "node": id, "error": n.error }),
         })
         .collect()
@@ -66,7 +73,10 @@ pub fn redis_disconnected(facts: &Facts) -> Vec<Violation> {
     let message = if facts.redis.reachable {
         format!("Redis answers the operator but not {}", join(&cut_off))
     } else {
-        format!("Redis does not answer: {}", facts.redis.error.as_deref().unwrap_or("no answer"))
+        format!(
+            "Redis does not answer: {}",
+            facts.redis.error.as_deref().unwrap_or("no answer")
+        )
     };
     let fail_open: f64 = facts.nodes.values().map(|n| n.fail_open_per_sec).sum();
     vec![Violation {
@@ -151,7 +161,11 @@ pub fn ghost_allowing(facts: &Facts) -> Vec<Violation> {
 }
 
 fn join(items: &[&String]) -> String {
-    items.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -164,7 +178,10 @@ mod tests {
     }
 
     fn invariants(facts: &Facts) -> Vec<(String, String)> {
-        all(facts, &Thresholds::default()).into_iter().map(|v| (v.invariant, v.target)).collect()
+        all(facts, &Thresholds::default())
+            .into_iter()
+            .map(|v| (v.invariant, v.target))
+            .collect()
     }
 
     #[test]
@@ -185,7 +202,10 @@ mod tests {
     fn redis_gone_or_cut_off_from_a_node_is_disconnected() {
         let mut f = healthy();
         f.redis.reachable = false;
-        assert_eq!(invariants(&f), [(REDIS_DISCONNECTED.into(), "redis".into())]);
+        assert_eq!(
+            invariants(&f),
+            [(REDIS_DISCONNECTED.into(), "redis".into())]
+        );
         let mut f = healthy();
         f.nodes.get_mut("node-3").unwrap().redis_reachable = Some(false);
         let v = redis_disconnected(&f);
@@ -199,7 +219,10 @@ mod tests {
         n.p99_ms = Some(150.0);
         assert_eq!(invariants(&f), [(HIGH_LATENCY.into(), "node-1".into())]);
         f.nodes.get_mut("node-1").unwrap().latency_samples = 3;
-        assert!(invariants(&f).is_empty(), "three checks say nothing about a p99");
+        assert!(
+            invariants(&f).is_empty(),
+            "three checks say nothing about a p99"
+        );
     }
 
     #[test]
@@ -214,7 +237,10 @@ mod tests {
         let k = f.keys.iter_mut().find(|k| k.key == "demo-hot").unwrap();
         k.uncertain = 0;
         k.comparable = false;
-        assert!(invariants(&f).is_empty(), "an incomplete window is not compared");
+        assert!(
+            invariants(&f).is_empty(),
+            "an incomplete window is not compared"
+        );
     }
 
     #[test]

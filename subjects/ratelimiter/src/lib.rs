@@ -3,8 +3,8 @@
 //! chaos and a runbook. It knows the service only by its API.
 
 mod actions;
-pub mod cluster;
 mod chaos;
+pub mod cluster;
 pub mod facts;
 pub mod invariants;
 pub mod observe;
@@ -33,7 +33,11 @@ pub struct RateLimiterSubject {
 
 impl RateLimiterSubject {
     pub fn new(endpoints: Endpoints) -> Result<Arc<Self>, String> {
-        Ok(Arc::new(Self { observer: Observer::new(endpoints)?, thresholds: Thresholds::default(), last: Mutex::new(None) }))
+        Ok(Arc::new(Self {
+            observer: Observer::new(endpoints)?,
+            thresholds: Thresholds::default(),
+            last: Mutex::new(None),
+        }))
     }
 
     pub fn endpoints(&self) -> &Endpoints {
@@ -45,36 +49,59 @@ impl RateLimiterSubject {
     }
 
     /// Sends an admin request to the first node that answers it.
-    async fn admin(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> ContractResult<serde_json::Value> {
+    async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> ContractResult<serde_json::Value> {
         let endpoints = self.endpoints();
         let mut last_error = String::from("no node configured");
         for (id, url) in &endpoints.nodes {
-            let mut request = self.observer.http().request(method.clone(), format!("{url}{path}")).bearer_auth(&endpoints.admin_token);
+            let mut request = self
+                .observer
+                .http()
+                .request(method.clone(), format!("{url}{path}"))
+                .bearer_auth(&endpoints.admin_token);
             if let Some(body) = &body {
                 request = request.json(body);
             }
             match request.send().await {
                 Ok(r) if r.status().is_success() => {
-                    return r.json().await.map_err(|e| ContractError::new(format!("{id} answered {path} with bad JSON: {e}")));
+                    return r.json().await.map_err(|e| {
+                        ContractError::new(format!("{id} answered {path} with bad JSON: {e}"))
+                    });
                 }
                 Ok(r) => {
                     let status = r.status();
                     let text = r.text().await.unwrap_or_default();
                     // A client error is about the request, not the node: trying others won't help.
                     if status.is_client_error() {
-                        return Err(ContractError::new(format!("{id} refused {path}: {status} {text}")));
+                        return Err(ContractError::new(format!(
+                            "{id} refused {path}: {status} {text}"
+                        )));
                     }
                     last_error = format!("{id}: {status} {text}");
                 }
                 Err(e) => last_error = format!("{id}: {e}"),
             }
         }
-        Err(ContractError::new(format!("no node answered {path}: {last_error}")))
+        Err(ContractError::new(format!(
+            "no node answered {path}: {last_error}"
+        )))
     }
 
     /// Sends a request to one node's chaos or admin API.
-    async fn node_request(&self, node: &str, path: &str, body: serde_json::Value) -> ContractResult<serde_json::Value> {
-        let url = self.endpoints().node_url(node).ok_or_else(|| ContractError::new(format!("no node {node}")))?;
+    async fn node_request(
+        &self,
+        node: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> ContractResult<serde_json::Value> {
+        let url = self
+            .endpoints()
+            .node_url(node)
+            .ok_or_else(|| ContractError::new(format!("no node {node}")))?;
         let response = self
             .observer
             .http()
@@ -87,17 +114,27 @@ impl RateLimiterSubject {
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         if !status.is_success() {
-            return Err(ContractError::new(format!("{node} refused {path}: {status} {text}")));
+            return Err(ContractError::new(format!(
+                "{node} refused {path}: {status} {text}"
+            )));
         }
-        serde_json::from_str(&text).map_err(|e| ContractError::new(format!("{node}: bad JSON from {path}: {e}")))
+        serde_json::from_str(&text)
+            .map_err(|e| ContractError::new(format!("{node}: bad JSON from {path}: {e}")))
     }
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
-fn str_param<'a>(params: &'a std::collections::BTreeMap<String, serde_json::Value>, name: &str, default: &'a str) -> &'a str {
+fn str_param<'a>(
+    params: &'a std::collections::BTreeMap<String, serde_json::Value>,
+    name: &str,
+    default: &'a str,
+) -> &'a str {
     params.get(name).and_then(|v| v.as_str()).unwrap_or(default)
 }
 
@@ -133,7 +170,11 @@ impl Subject for RateLimiterSubject {
         actions::specs(&self.endpoints().node_ids())
     }
 
-    fn execute<'a>(&'a self, request: &'a ActionRequest, target: &'a dyn DeploymentTarget) -> BoxFuture<'a, ContractResult<ActionOutcome>> {
+    fn execute<'a>(
+        &'a self,
+        request: &'a ActionRequest,
+        target: &'a dyn DeploymentTarget,
+    ) -> BoxFuture<'a, ContractResult<ActionOutcome>> {
         Box::pin(self.execute_action(request, target))
     }
 
@@ -141,7 +182,11 @@ impl Subject for RateLimiterSubject {
         tools::specs(&self.endpoints().node_ids())
     }
 
-    fn call_tool<'a>(&'a self, call: &'a ToolCall, target: &'a dyn DeploymentTarget) -> BoxFuture<'a, ContractResult<serde_json::Value>> {
+    fn call_tool<'a>(
+        &'a self,
+        call: &'a ToolCall,
+        target: &'a dyn DeploymentTarget,
+    ) -> BoxFuture<'a, ContractResult<serde_json::Value>> {
         Box::pin(self.run_tool(call, target))
     }
 
@@ -149,7 +194,11 @@ impl Subject for RateLimiterSubject {
         chaos::specs(&self.endpoints().node_ids())
     }
 
-    fn inject<'a>(&'a self, request: &'a ChaosRequest, target: &'a dyn DeploymentTarget) -> BoxFuture<'a, ContractResult<ChaosOutcome>> {
+    fn inject<'a>(
+        &'a self,
+        request: &'a ChaosRequest,
+        target: &'a dyn DeploymentTarget,
+    ) -> BoxFuture<'a, ContractResult<ChaosOutcome>> {
         Box::pin(self.inject_chaos(request, target))
     }
 
@@ -157,4 +206,3 @@ impl Subject for RateLimiterSubject {
         runbook::runbook()
     }
 }
-

@@ -34,10 +34,13 @@ impl NodeCounters {
         let mut counters = NodeCounters::default();
         for sample in scrape.samples {
             let value = match &sample.value {
-                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) | prometheus_parse::Value::Gauge(v) => *v,
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Untyped(v)
+                | prometheus_parse::Value::Gauge(v) => *v,
                 prometheus_parse::Value::Histogram(buckets) => {
                     if sample.metric == "rl_check_duration_seconds" {
-                        counters.latency_buckets = buckets.iter().map(|b| (b.less_than, b.count)).collect();
+                        counters.latency_buckets =
+                            buckets.iter().map(|b| (b.less_than, b.count)).collect();
                         counters.latency_buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
                     }
                     continue;
@@ -46,8 +49,11 @@ impl NodeCounters {
             };
             match sample.metric.as_str() {
                 "rl_checks_total" => {
-                    let label = |name: &str| sample.labels.get(name).unwrap_or_default().to_string();
-                    counters.checks.insert((label("decision"), label("source")), value);
+                    let label =
+                        |name: &str| sample.labels.get(name).unwrap_or_default().to_string();
+                    counters
+                        .checks
+                        .insert((label("decision"), label("source")), value);
                 }
                 "rl_redis_failures_total" => counters.redis_failures += value,
                 _ => {}
@@ -80,7 +86,11 @@ pub fn quantile_between(older: &[(f64, f64)], newer: &[(f64, f64)], q: f64) -> O
     let deltas: Vec<(f64, f64)> = newer
         .iter()
         .map(|(le, n)| {
-            let before = older.iter().find(|(l, _)| l == le).map(|(_, c)| *c).unwrap_or(0.0);
+            let before = older
+                .iter()
+                .find(|(l, _)| l == le)
+                .map(|(_, c)| *c)
+                .unwrap_or(0.0);
             (*le, (n - before).max(0.0))
         })
         .collect();
@@ -97,7 +107,11 @@ pub fn quantile_between(older: &[(f64, f64)], newer: &[(f64, f64)], q: f64) -> O
                 return Some(lower_bound);
             }
             let in_bucket = cumulative - lower_count;
-            let fraction = if in_bucket > 0.0 { (rank - lower_count) / in_bucket } else { 1.0 };
+            let fraction = if in_bucket > 0.0 {
+                (rank - lower_count) / in_bucket
+            } else {
+                1.0
+            };
             return Some(lower_bound + (le - lower_bound) * fraction);
         }
         lower_bound = *le;
@@ -160,14 +174,24 @@ pub struct Observer {
 
 impl Observer {
     pub fn new(endpoints: Endpoints) -> Result<Self, String> {
-        let http = reqwest::Client::builder().timeout(HTTP_TIMEOUT).build().map_err(|e| e.to_string())?;
-        let client = redis::Client::open(endpoints.redis_url.as_str()).map_err(|e| format!("bad Redis URL: {e}"))?;
+        let http = reqwest::Client::builder()
+            .timeout(HTTP_TIMEOUT)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let client = redis::Client::open(endpoints.redis_url.as_str())
+            .map_err(|e| format!("bad Redis URL: {e}"))?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_response_timeout(Some(Duration::from_millis(300)))
             .set_connection_timeout(Some(Duration::from_millis(300)))
             .set_number_of_retries(1);
-        let redis = redis::aio::ConnectionManager::new_lazy_with_config(client, config).map_err(|e| e.to_string())?;
-        Ok(Self { endpoints, http, redis, history: Mutex::new(BTreeMap::new()) })
+        let redis = redis::aio::ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            endpoints,
+            http,
+            redis,
+            history: Mutex::new(BTreeMap::new()),
+        })
     }
 
     pub fn endpoints(&self) -> &Endpoints {
@@ -187,8 +211,20 @@ impl Observer {
         let response = match health {
             Ok(r) => r,
             Err(e) => {
-                let reason = if e.is_timeout() { "timed out".to_string() } else if e.is_connect() { "connection refused".to_string() } else { e.to_string() };
-                return NodeScrape { facts_error: Some(reason), healthy: false, health: None, counters: None, windows: None };
+                let reason = if e.is_timeout() {
+                    "timed out".to_string()
+                } else if e.is_connect() {
+                    "connection refused".to_string()
+                } else {
+                    e.to_string()
+                };
+                return NodeScrape {
+                    facts_error: Some(reason),
+                    healthy: false,
+                    health: None,
+                    counters: None,
+                    windows: None,
+                };
             }
         };
         let healthy = response.status() == 200;
@@ -198,20 +234,35 @@ impl Observer {
             self.http.get(format!("{url}/v1/windows")).send()
         );
         let counters = match metrics {
-            Ok(r) => r.text().await.ok().and_then(|t| NodeCounters::parse(&t).ok()),
+            Ok(r) => r
+                .text()
+                .await
+                .ok()
+                .and_then(|t| NodeCounters::parse(&t).ok()),
             Err(_) => None,
         };
         let windows = match windows {
             Ok(r) => r.json::<WindowsBody>().await.ok(),
             Err(_) => None,
         };
-        NodeScrape { facts_error: None, healthy, health, counters, windows }
+        NodeScrape {
+            facts_error: None,
+            healthy,
+            health,
+            counters,
+            windows,
+        }
     }
 
     pub async fn observe(&self, at_ms: u64) -> Observation {
-        let scrapes = futures::future::join_all(self.endpoints.nodes.iter().map(|(_, url)| self.scrape(url))).await;
+        let scrapes =
+            futures::future::join_all(self.endpoints.nodes.iter().map(|(_, url)| self.scrape(url)))
+                .await;
         let now = Instant::now();
-        let mut facts = Facts { rate_window_ms: RATE_WINDOW.as_millis() as u64, ..Facts::default() };
+        let mut facts = Facts {
+            rate_window_ms: RATE_WINDOW.as_millis() as u64,
+            ..Facts::default()
+        };
         let mut windows_by_node = Vec::new();
         for ((id, _), scrape) in self.endpoints.nodes.iter().zip(scrapes) {
             let mut node = NodeFacts {
@@ -232,10 +283,19 @@ impl Observer {
         build_observation(at_ms, facts)
     }
 
-    fn fill_rates(&self, node_id: &str, now: Instant, counters: NodeCounters, node: &mut NodeFacts) {
+    fn fill_rates(
+        &self,
+        node_id: &str,
+        now: Instant,
+        counters: NodeCounters,
+        node: &mut NodeFacts,
+    ) {
         let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
         let ring = history.entry(node_id.to_string()).or_default();
-        if ring.back().is_some_and(|(_, last)| counters.reset_since(last)) {
+        if ring
+            .back()
+            .is_some_and(|(_, last)| counters.reset_since(last))
+        {
             ring.clear();
         }
         ring.push_back((now, counters));
@@ -243,12 +303,15 @@ impl Observer {
         while ring.len() > 2 && now.duration_since(ring[1].0) >= RATE_WINDOW {
             ring.pop_front();
         }
-        let (Some((t0, old)), Some((_, new))) = (ring.front(), ring.back()) else { return };
+        let (Some((t0, old)), Some((_, new))) = (ring.front(), ring.back()) else {
+            return;
+        };
         let dt = now.duration_since(*t0).as_secs_f64();
         if dt <= 0.0 {
             return;
         }
-        let rate = |d: Option<&str>, s: Option<&str>| (new.count(d, s) - old.count(d, s)).max(0.0) / dt;
+        let rate =
+            |d: Option<&str>, s: Option<&str>| (new.count(d, s) - old.count(d, s)).max(0.0) / dt;
         node.checks_per_sec = rate(None, None);
         node.allowed_per_sec = rate(Some("allowed"), None);
         node.denied_per_sec = rate(Some("denied"), None);
@@ -257,7 +320,8 @@ impl Observer {
         node.skipped_per_sec = rate(None, Some("skipped"));
         node.redis_failures_per_sec = (new.redis_failures - old.redis_failures).max(0.0) / dt;
         node.latency_samples = (new.total() - old.total()).max(0.0) as u64;
-        node.p99_ms = quantile_between(&old.latency_buckets, &new.latency_buckets, 0.99).map(|s| s * 1000.0);
+        node.p99_ms =
+            quantile_between(&old.latency_buckets, &new.latency_buckets, 0.99).map(|s| s * 1000.0);
     }
 
     async fn observe_redis(&self, facts: &mut Facts, windows_by_node: &[Option<WindowsBody>]) {
@@ -265,7 +329,8 @@ impl Observer {
         let mut keys: BTreeMap<String, Vec<Option<&KeyWindows>>> = BTreeMap::new();
         for (i, windows) in windows_by_node.iter().enumerate() {
             for k in windows.iter().flat_map(|w| &w.keys) {
-                keys.entry(k.key.clone()).or_insert_with(|| vec![None; windows_by_node.len()])[i] = Some(k);
+                keys.entry(k.key.clone())
+                    .or_insert_with(|| vec![None; windows_by_node.len()])[i] = Some(k);
             }
         }
         let epoch_key = format!("{}:epoch", self.endpoints.redis_prefix);
@@ -288,23 +353,43 @@ impl Observer {
         }
         let started = Instant::now();
         let mut conn = self.redis.clone();
-        let reply: Result<(Option<String>, Vec<Option<u64>>), String> =
-            match tokio::time::timeout(Duration::from_millis(500), pipe.query_async::<Vec<redis::Value>>(&mut conn)).await {
-                Err(_) => Err("timed out".into()),
-                Ok(Err(e)) => Err(e.to_string()),
-                Ok(Ok(values)) => {
-                    let mut it = values.into_iter();
-                    let epoch = it.next().and_then(|v| redis::from_redis_value::<Option<String>>(v).ok().flatten());
-                    Ok((epoch, it.map(|v| redis::from_redis_value::<Option<u64>>(v).ok().flatten()).collect()))
-                }
-            };
+        let reply: Result<(Option<String>, Vec<Option<u64>>), String> = match tokio::time::timeout(
+            Duration::from_millis(500),
+            pipe.query_async::<Vec<redis::Value>>(&mut conn),
+        )
+        .await
+        {
+            Err(_) => Err("timed out".into()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Ok(values)) => {
+                let mut it = values.into_iter();
+                let epoch = it
+                    .next()
+                    .and_then(|v| redis::from_redis_value::<Option<String>>(v).ok().flatten());
+                Ok((
+                    epoch,
+                    it.map(|v| redis::from_redis_value::<Option<u64>>(v).ok().flatten())
+                        .collect(),
+                ))
+            }
+        };
         let (epoch, counts) = match reply {
             Ok(r) => {
-                facts.redis = RedisFacts { reachable: true, latency_ms: Some(started.elapsed().as_secs_f64() * 1e3), error: None, epoch: r.0.clone() };
+                facts.redis = RedisFacts {
+                    reachable: true,
+                    latency_ms: Some(started.elapsed().as_secs_f64() * 1e3),
+                    error: None,
+                    epoch: r.0.clone(),
+                };
                 (r.0, r.1)
             }
             Err(e) => {
-                facts.redis = RedisFacts { reachable: false, latency_ms: None, error: Some(e), epoch: None };
+                facts.redis = RedisFacts {
+                    reachable: false,
+                    latency_ms: None,
+                    error: Some(e),
+                    epoch: None,
+                };
                 (None, vec![])
             }
         };
@@ -362,8 +447,14 @@ pub fn build_observation(at_ms: u64, facts: Facts) -> Observation {
                 (true, false) => Health::Degraded,
             },
             facts: [
-                ("p99_ms".to_string(), json!(n.p99_ms.map(|v| (v * 100.0).round() / 100.0))),
-                ("checks_per_sec".to_string(), json!(n.checks_per_sec.round())),
+                (
+                    "p99_ms".to_string(),
+                    json!(n.p99_ms.map(|v| (v * 100.0).round() / 100.0)),
+                ),
+                (
+                    "checks_per_sec".to_string(),
+                    json!(n.checks_per_sec.round()),
+                ),
             ]
             .into_iter()
             .collect(),
@@ -372,8 +463,17 @@ pub fn build_observation(at_ms: u64, facts: Facts) -> Observation {
     nodes.push(NodeStatus {
         id: NodeId::from("redis"),
         role: "redis".into(),
-        health: if facts.redis.reachable { Health::Healthy } else { Health::Down },
-        facts: [("latency_ms".to_string(), json!(facts.redis.latency_ms.map(|v| (v * 100.0).round() / 100.0)))].into_iter().collect(),
+        health: if facts.redis.reachable {
+            Health::Healthy
+        } else {
+            Health::Down
+        },
+        facts: [(
+            "latency_ms".to_string(),
+            json!(facts.redis.latency_ms.map(|v| (v * 100.0).round() / 100.0)),
+        )]
+        .into_iter()
+        .collect(),
     });
     let sum = |f: fn(&NodeFacts) -> f64| facts.nodes.values().map(f).sum::<f64>();
     let workload = WorkloadSample {
@@ -400,14 +500,28 @@ mod tests {
 
     #[test]
     fn the_quantile_interpolates_inside_the_bucket_of_the_deltas() {
-        let older = [(0.001, 10.0), (0.01, 10.0), (0.1, 10.0), (f64::INFINITY, 10.0)];
+        let older = [
+            (0.001, 10.0),
+            (0.01, 10.0),
+            (0.1, 10.0),
+            (f64::INFINITY, 10.0),
+        ];
         // 100 new checks: 90 under 1 ms, 10 between 10 and 100 ms.
-        let newer = [(0.001, 100.0), (0.01, 100.0), (0.1, 110.0), (f64::INFINITY, 110.0)];
+        let newer = [
+            (0.001, 100.0),
+            (0.01, 100.0),
+            (0.1, 110.0),
+            (f64::INFINITY, 110.0),
+        ];
         let p50 = quantile_between(&older, &newer, 0.5).unwrap();
         assert!(p50 <= 0.001);
         let p99 = quantile_between(&older, &newer, 0.99).unwrap();
         assert!((0.08..=0.1).contains(&p99), "{p99}");
-        assert_eq!(quantile_between(&newer, &newer, 0.99), None, "no new checks, no p99");
+        assert_eq!(
+            quantile_between(&newer, &newer, 0.99),
+            None,
+            "no new checks, no p99"
+        );
     }
 
     #[test]

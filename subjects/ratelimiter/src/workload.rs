@@ -25,7 +25,10 @@ impl Drop for Workload {
 
 /// Sets the hot key's limit, then runs traffic at `rate` checks/s until dropped.
 pub async fn start(endpoints: &Endpoints, rate: f64, window_ms: u64) -> Result<Workload, String> {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().map_err(|e| e.to_string())?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .map_err(|e| e.to_string())?;
     let (_, url) = endpoints.nodes.first().ok_or("the cluster has no nodes")?;
     let response = http
         .put(format!("{url}/admin/limits/{DEFAULT_KEY}"))
@@ -35,7 +38,10 @@ pub async fn start(endpoints: &Endpoints, rate: f64, window_ms: u64) -> Result<W
         .await
         .map_err(|e| format!("setting the hot key's limit: {e}"))?;
     if !response.status().is_success() {
-        return Err(format!("setting the hot key's limit: {}", response.status()));
+        return Err(format!(
+            "setting the hot key's limit: {}",
+            response.status()
+        ));
     }
     let config = LoadConfig {
         targets: endpoints.nodes.iter().map(|(_, u)| u.clone()).collect(),
