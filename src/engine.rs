@@ -138,11 +138,13 @@ impl Core {
         }
     }
 
-    pub fn unhealthy_nodes(&self) -> std::collections::BTreeSet<NodeId> {
+    /// Nodes the latest observation saw down. A degraded node still serves (a rate limiter
+    /// node without Redis answers from its fail mode), so it does not count as disrupted.
+    pub fn down_nodes(&self) -> std::collections::BTreeSet<NodeId> {
         self.last_observation
             .iter()
             .flat_map(|o| o.nodes.iter())
-            .filter(|n| n.health != Health::Healthy)
+            .filter(|n| n.health == Health::Down)
             .map(|n| n.id.clone())
             .collect()
     }

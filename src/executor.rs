@@ -255,7 +255,7 @@ impl Executor {
                 .sum(),
             None => 0,
         };
-        let unhealthy = core.unhealthy_nodes();
+        let down = core.down_nodes();
         let recently: BTreeSet<NodeId> = self
             .recent_disruptions
             .iter()
@@ -266,7 +266,7 @@ impl Executor {
             disruptive: spec.risk == Risk::Disruptive,
             node: node.as_ref(),
             cluster_nodes: core.nodes().len(),
-            unhealthy: &unhealthy,
+            down: &down,
             recently_disrupted: &recently,
             disruptive_running: self.running.values().filter(|r| r.disruptive).count(),
             ticket_actions_started: started,

@@ -20,8 +20,8 @@ pub struct PolicyInput<'a> {
     /// The node this action takes out, if it takes one out.
     pub node: Option<&'a NodeId>,
     pub cluster_nodes: usize,
-    /// Nodes already unhealthy in the latest observation.
-    pub unhealthy: &'a BTreeSet<NodeId>,
+    /// Nodes already down in the latest observation.
+    pub down: &'a BTreeSet<NodeId>,
     /// Nodes disrupted by actions that ran recently or are running.
     pub recently_disrupted: &'a BTreeSet<NodeId>,
     pub disruptive_running: usize,
@@ -44,11 +44,8 @@ pub fn evaluate(input: &PolicyInput) -> Verdict {
         return Verdict::Wait("another disruptive action is running on this subject".into());
     }
     if let Some(node) = input.node {
-        let mut disrupted: BTreeSet<&NodeId> = input
-            .unhealthy
-            .iter()
-            .chain(input.recently_disrupted)
-            .collect();
+        let mut disrupted: BTreeSet<&NodeId> =
+            input.down.iter().chain(input.recently_disrupted).collect();
         disrupted.insert(node);
         if input.cluster_nodes > 0 && disrupted.len() * 2 > input.cluster_nodes {
             return Verdict::Refuse(format!(
@@ -71,14 +68,14 @@ mod tests {
 
     fn input<'a>(
         node: &'a NodeId,
-        unhealthy: &'a BTreeSet<NodeId>,
+        down: &'a BTreeSet<NodeId>,
         recent: &'a BTreeSet<NodeId>,
     ) -> PolicyInput<'a> {
         PolicyInput {
             disruptive: true,
             node: Some(node),
             cluster_nodes: 4,
-            unhealthy,
+            down,
             recently_disrupted: recent,
             disruptive_running: 0,
             ticket_actions_started: 0,
@@ -89,24 +86,24 @@ mod tests {
     #[test]
     fn restarting_a_node_that_is_already_down_is_allowed() {
         let node = NodeId::from("n2");
-        let (unhealthy, recent) = (set(&["n2"]), set(&[]));
-        assert_eq!(evaluate(&input(&node, &unhealthy, &recent)), Verdict::Allow);
+        let (down, recent) = (set(&["n2"]), set(&[]));
+        assert_eq!(evaluate(&input(&node, &down, &recent)), Verdict::Allow);
     }
 
     #[test]
     fn disrupting_a_majority_is_refused() {
         let node = NodeId::from("n3");
-        let (unhealthy, recent) = (set(&["n1"]), set(&["n2"]));
+        let (down, recent) = (set(&["n1"]), set(&["n2"]));
         assert!(
-            matches!(evaluate(&input(&node, &unhealthy, &recent)), Verdict::Refuse(r) if r.contains("majority"))
+            matches!(evaluate(&input(&node, &down, &recent)), Verdict::Refuse(r) if r.contains("majority"))
         );
     }
 
     #[test]
     fn a_second_disruptive_action_waits() {
         let node = NodeId::from("n1");
-        let (unhealthy, recent) = (set(&[]), set(&[]));
-        let mut i = input(&node, &unhealthy, &recent);
+        let (down, recent) = (set(&[]), set(&[]));
+        let mut i = input(&node, &down, &recent);
         i.disruptive_running = 1;
         assert!(matches!(evaluate(&i), Verdict::Wait(_)));
     }
@@ -114,8 +111,8 @@ mod tests {
     #[test]
     fn the_ticket_budget_is_enforced_even_for_safe_actions() {
         let node = NodeId::from("n1");
-        let (unhealthy, recent) = (set(&[]), set(&[]));
-        let mut i = input(&node, &unhealthy, &recent);
+        let (down, recent) = (set(&[]), set(&[]));
+        let mut i = input(&node, &down, &recent);
         i.disruptive = false;
         i.ticket_actions_started = 3;
         assert!(matches!(evaluate(&i), Verdict::Refuse(r) if r.contains("budget")));

@@ -72,7 +72,7 @@ pub struct RunArgs {
     pub headless: bool,
 
     /// observe: never act; approve: act after a human approves; execute: act on its own.
-    #[arg(long, env = "OPERATOR_MODE", value_enum)]
+    #[arg(long, env = "OPERATOR_MODE", value_parser = mode_parser())]
     pub mode: Option<Mode>,
 
     #[arg(long, env = "OPERATOR_BRAIN", value_enum, default_value_t = BrainName::Rules)]
@@ -120,7 +120,7 @@ pub enum Commands {
     },
     /// Set the mode a running (or the next) engine uses.
     Mode {
-        #[arg(value_enum)]
+        #[arg(value_parser = mode_parser())]
         mode: Mode,
     },
     /// The append-only audit log: every state change and who caused it.
@@ -238,12 +238,9 @@ fn parse_key_value(text: &str) -> Result<(String, serde_json::Value), String> {
     Ok((key.to_string(), value))
 }
 
-impl clap::ValueEnum for Mode {
-    fn value_variants<'a>() -> &'a [Self] {
-        Mode::ALL
-    }
-
-    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-        Some(clap::builder::PossibleValue::new(self.as_str()))
-    }
+/// Modes parse by their one spelling (`Mode::parse`), listed in --help.
+fn mode_parser() -> impl clap::builder::TypedValueParser<Value = Mode> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Mode::ALL.iter().map(|m| m.as_str()))
+        .map(|text: String| Mode::parse(&text).expect("only listed values get here"))
 }

@@ -5,6 +5,7 @@
 mod action;
 mod chaos;
 mod diagnosis;
+mod lifecycle;
 mod observation;
 mod process;
 mod runbook;
@@ -13,6 +14,7 @@ mod traits;
 pub use action::*;
 pub use chaos::*;
 pub use diagnosis::*;
+pub use lifecycle::*;
 pub use observation::*;
 pub use process::*;
 pub use runbook::*;

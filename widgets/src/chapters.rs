@@ -1,0 +1,260 @@
+//! Demo chapters: a story told in steps (narrative, a fault after a countdown, what to wait
+//! for). The same TOML drives live demos, `--autoplay` recordings and eval. Advancing is pure:
+//! `tick` returns the fault to inject when a countdown ends.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChapterBook {
+    pub subject: String,
+    pub title: String,
+    pub chapters: Vec<Chapter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Chapter {
+    pub title: String,
+    pub narrative: String,
+    /// A chaos name from the subject's catalog, injected when the countdown ends.
+    #[serde(default)]
+    pub fault: Option<String>,
+    #[serde(default = "five")]
+    pub countdown_s: u64,
+    pub wait_for: WaitFor,
+    /// Autoplay stays on a finished chapter this long, so a viewer can read it.
+    #[serde(default = "five")]
+    pub linger_s: u64,
+}
+
+fn five() -> u64 {
+    5
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitFor {
+    /// Every node healthy and no active ticket.
+    Healthy,
+    /// A ticket opened after the fault was resolved.
+    Resolved,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The fault is injected at this time.
+    Countdown {
+        inject_at_ms: u64,
+    },
+    /// Waiting for the chapter's condition; the fault (if any) went in at `since_ms`.
+    Waiting {
+        since_ms: u64,
+    },
+    Done {
+        at_ms: u64,
+    },
+}
+
+/// Where the story is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChapterRun {
+    pub book: Option<ChapterBook>,
+    pub index: usize,
+    pub phase: Option<Phase>,
+    pub autoplay: bool,
+    /// Autoplay ran past the last chapter.
+    pub finished: bool,
+}
+
+/// What the rest of the screen says, for the chapter's wait condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub all_healthy: bool,
+    pub active_tickets: usize,
+    /// A ticket opened at or after the given time has been resolved.
+    pub resolved_since: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChapterEvent {
+    Inject(String),
+    /// Autoplay is through the last chapter.
+    Finished,
+}
+
+impl ChapterRun {
+    pub fn new(book: ChapterBook, autoplay: bool) -> Self {
+        Self {
+            book: Some(book),
+            index: 0,
+            phase: None,
+            autoplay,
+            finished: false,
+        }
+    }
+
+    pub fn current(&self) -> Option<&Chapter> {
+        self.book.as_ref()?.chapters.get(self.index)
+    }
+
+    pub fn len(&self) -> usize {
+        self.book.as_ref().map(|b| b.chapters.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Starts chapter `index` at `now_ms`.
+    pub fn enter(&mut self, index: usize, now_ms: u64) {
+        let Some(chapter) = self.book.as_ref().and_then(|b| b.chapters.get(index)) else {
+            return;
+        };
+        self.index = index;
+        self.phase = Some(match chapter.fault {
+            Some(_) => Phase::Countdown {
+                inject_at_ms: now_ms + chapter.countdown_s * 1000,
+            },
+            None => Phase::Waiting { since_ms: now_ms },
+        });
+    }
+
+    pub fn next(&mut self, now_ms: u64) {
+        if self.index + 1 < self.len() {
+            self.enter(self.index + 1, now_ms);
+        }
+    }
+
+    pub fn previous(&mut self, now_ms: u64) {
+        self.enter(self.index.saturating_sub(1), now_ms);
+    }
+
+    /// Seconds left before the fault, for the countdown on screen.
+    pub fn countdown_s(&self, now_ms: u64) -> Option<u64> {
+        match self.phase? {
+            Phase::Countdown { inject_at_ms } => {
+                Some(inject_at_ms.saturating_sub(now_ms).div_ceil(1000))
+            }
+            _ => None,
+        }
+    }
+
+    pub fn tick(&mut self, now_ms: u64, progress: Progress) -> Option<ChapterEvent> {
+        let chapter = self.current()?.clone();
+        if self.phase.is_none() {
+            self.enter(self.index, now_ms);
+        }
+        match self.phase? {
+            Phase::Countdown { inject_at_ms } if now_ms >= inject_at_ms => {
+                self.phase = Some(Phase::Waiting { since_ms: now_ms });
+                chapter.fault.map(ChapterEvent::Inject)
+            }
+            Phase::Countdown { .. } => None,
+            Phase::Waiting { since_ms } => {
+                let met = match chapter.wait_for {
+                    WaitFor::Healthy => progress.all_healthy && progress.active_tickets == 0,
+                    WaitFor::Resolved => progress.resolved_since.is_some_and(|t| t >= since_ms),
+                };
+                if met {
+                    self.phase = Some(Phase::Done { at_ms: now_ms });
+                }
+                None
+            }
+            Phase::Done { at_ms } if self.autoplay && now_ms >= at_ms + chapter.linger_s * 1000 => {
+                if self.index + 1 < self.len() {
+                    self.next(now_ms);
+                    None
+                } else if !self.finished {
+                    self.finished = true;
+                    Some(ChapterEvent::Finished)
+                } else {
+                    None
+                }
+            }
+            Phase::Done { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn book() -> ChapterBook {
+        ChapterBook {
+            subject: "s".into(),
+            title: "t".into(),
+            chapters: vec![
+                Chapter {
+                    title: "calm".into(),
+                    narrative: "".into(),
+                    fault: None,
+                    countdown_s: 0,
+                    wait_for: WaitFor::Healthy,
+                    linger_s: 1,
+                },
+                Chapter {
+                    title: "fault".into(),
+                    narrative: "".into(),
+                    fault: Some("kill_node".into()),
+                    countdown_s: 3,
+                    wait_for: WaitFor::Resolved,
+                    linger_s: 1,
+                },
+            ],
+        }
+    }
+
+    const HEALTHY: Progress = Progress {
+        all_healthy: true,
+        active_tickets: 0,
+        resolved_since: None,
+    };
+
+    #[test]
+    fn autoplay_waits_counts_down_injects_waits_for_the_fix_and_finishes() {
+        let mut run = ChapterRun::new(book(), true);
+        assert_eq!(run.tick(0, HEALTHY), None);
+        assert!(matches!(run.phase, Some(Phase::Done { .. })));
+        assert_eq!(run.tick(1000, HEALTHY), None, "lingers, then moves on");
+        assert_eq!(run.index, 1);
+        assert_eq!(run.countdown_s(1000), Some(3));
+        assert_eq!(run.tick(2000, HEALTHY), None);
+        assert_eq!(
+            run.tick(4000, HEALTHY),
+            Some(ChapterEvent::Inject("kill_node".into()))
+        );
+        let before_fix = Progress {
+            all_healthy: false,
+            active_tickets: 1,
+            resolved_since: Some(1000),
+        };
+        assert_eq!(run.tick(5000, before_fix), None);
+        assert!(
+            matches!(run.phase, Some(Phase::Waiting { .. })),
+            "an older resolution does not count"
+        );
+        let fixed = Progress {
+            all_healthy: true,
+            active_tickets: 0,
+            resolved_since: Some(4500),
+        };
+        run.tick(6000, fixed);
+        assert!(matches!(run.phase, Some(Phase::Done { .. })));
+        assert_eq!(run.tick(7000, fixed), Some(ChapterEvent::Finished));
+        assert_eq!(run.tick(8000, fixed), None);
+    }
+
+    #[test]
+    fn without_autoplay_a_done_chapter_stays_until_a_key() {
+        let mut run = ChapterRun::new(book(), false);
+        run.tick(0, HEALTHY);
+        run.tick(60_000, HEALTHY);
+        assert_eq!(run.index, 0);
+        run.next(60_000);
+        assert_eq!(run.index, 1);
+        run.previous(61_000);
+        assert_eq!(run.index, 0);
+    }
+}

@@ -1,0 +1,56 @@
+//! Actions: lifecycle state, params, attempts; one awaiting a human is highlighted.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Widget};
+
+use crate::panes::{block, fit};
+use crate::theme;
+use crate::view::{Focus, View};
+
+pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
+    let width = area.width.saturating_sub(2) as usize;
+    let mode = view.header.mode;
+    let selected = view.selected_action().map(|a| a.id);
+    let mut lines = Vec::new();
+    for a in view.visible_actions() {
+        let marker = if Some(a.id) == selected { "▶" } else { " " };
+        let waiting = a.awaiting_approval(mode);
+        let state = if waiting {
+            " AWAITING APPROVAL ".to_string()
+        } else {
+            format!("{:<10}", a.status.as_str())
+        };
+        let state_style = if waiting {
+            theme::awaiting_approval()
+        } else {
+            theme::action(a.status)
+        };
+        let detail = a
+            .error
+            .clone()
+            .or_else(|| a.outcome.clone())
+            .unwrap_or_default();
+        let used = 16 + a.name.len() + state.len();
+        lines.push(Line::from(vec![
+            Span::raw(format!("{marker}A{:<3}", a.id)),
+            Span::styled(state, state_style),
+            Span::styled(format!(" {} ", a.name), theme::title()),
+            Span::raw(fit(&a.params, width.saturating_sub(used + 8))),
+            Span::styled(format!(" {}/{}", a.attempts, a.max_attempts), theme::dim()),
+        ]));
+        if !detail.is_empty() && lines.len() < area.height as usize {
+            lines.push(Line::styled(
+                fit(&format!("      {detail}"), width),
+                theme::dim(),
+            ));
+        }
+    }
+    if lines.is_empty() {
+        lines.push(Line::styled(" no actions yet", theme::dim()));
+    }
+    Paragraph::new(lines)
+        .block(block("actions", view.ui.focus == Focus::Actions))
+        .render(area, buf);
+}

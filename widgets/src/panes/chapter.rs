@@ -1,0 +1,60 @@
+//! The demo chapter: where the story is, its narrative, and the countdown to the next fault.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Widget, Wrap};
+
+use crate::chapters::Phase;
+use crate::panes::block;
+use crate::theme;
+use crate::view::View;
+
+pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
+    let run = &view.chapters;
+    let Some(chapter) = run.current() else {
+        let notice = view
+            .notices
+            .back()
+            .cloned()
+            .unwrap_or_else(|| "no demo chapters loaded".into());
+        Paragraph::new(Line::styled(format!(" {notice}"), theme::dim()))
+            .block(block("story", false))
+            .render(area, buf);
+        return;
+    };
+    let title = format!(
+        "chapter {}/{} · {}",
+        run.index + 1,
+        run.len(),
+        chapter.title
+    );
+    let status = match (run.phase, &chapter.fault) {
+        (Some(Phase::Countdown { .. }), Some(fault)) => Span::styled(
+            format!("{fault} in {} s", run.countdown_s(view.now_ms).unwrap_or(0)),
+            theme::awaiting_approval(),
+        ),
+        (Some(Phase::Waiting { .. }), _) => Span::styled(
+            format!("waiting for: {:?}", chapter.wait_for).to_lowercase(),
+            theme::key(),
+        ),
+        (Some(Phase::Done { .. }), _) if run.autoplay => {
+            Span::styled("done · next chapter soon", theme::good())
+        }
+        (Some(Phase::Done { .. }), _) => {
+            Span::styled("done · press n for the next chapter", theme::good())
+        }
+        _ => Span::raw(""),
+    };
+    let mut lines = vec![
+        Line::from(status),
+        Line::raw(chapter.narrative.trim().to_string()),
+    ];
+    if let Some(notice) = view.notices.back() {
+        lines.push(Line::styled(notice.clone(), theme::dim()));
+    }
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: true })
+        .block(block(&title, false))
+        .render(area, buf);
+}

@@ -1,0 +1,39 @@
+//! The header: subject, target (SIMULATED when it is), brain, mode, kill switch, clock.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Widget};
+
+use crate::theme;
+use crate::view::View;
+
+pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
+    let h = &view.header;
+    let mut spans = vec![
+        Span::styled(" operator-tui ", theme::title()),
+        Span::styled(format!("{} ", h.subject), Style::new()),
+        Span::styled(format!("on {} ", h.target), theme::dim()),
+    ];
+    if h.simulated {
+        spans.push(Span::styled(" SIMULATED ", theme::simulated()));
+        spans.push(Span::raw(" "));
+    }
+    spans.push(Span::styled(format!("brain {} ", h.brain), theme::dim()));
+    let mode = h
+        .mode
+        .map(|m| m.as_str().to_uppercase())
+        .unwrap_or_else(|| "…".into());
+    spans.push(Span::styled(format!(" {mode} "), theme::mode(h.mode)));
+    spans.push(Span::raw(" "));
+    if h.kill_switch {
+        spans.push(Span::styled(" KILL SWITCH ON ", theme::kill_switch_on()));
+    } else {
+        spans.push(Span::styled("kill switch off", theme::dim()));
+    }
+    let left = Line::from(spans);
+    Paragraph::new(left).render(area, buf);
+    let clock = Line::from(Span::styled(format!("{} ", h.clock), theme::dim())).right_aligned();
+    Paragraph::new(clock).render(area, buf);
+}

@@ -1,0 +1,89 @@
+//! Popups drawn over the panes: help (every binding), the chaos menu, the kill switch
+//! confirmation, and the prompt to ask the brain a question.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Clear, Paragraph, Widget, Wrap};
+
+use crate::keymap::BINDINGS;
+use crate::panes::block;
+use crate::theme;
+use crate::view::{Popup, View};
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let [row] = Layout::vertical([Constraint::Length(height.min(area.height))])
+        .flex(Flex::Center)
+        .areas(area);
+    let [cell] = Layout::horizontal([Constraint::Length(width.min(area.width))])
+        .flex(Flex::Center)
+        .areas(row);
+    cell
+}
+
+pub fn render(view: &View, popup: Popup, area: Rect, buf: &mut Buffer) {
+    match popup {
+        Popup::Help => {
+            let lines: Vec<Line> = BINDINGS
+                .iter()
+                .map(|b| {
+                    Line::from(vec![
+                        Span::styled(format!(" {:>5}  ", b.label), theme::key()),
+                        Span::raw(b.help),
+                    ])
+                })
+                .collect();
+            let rect = centered(area, 64, lines.len() as u16 + 2);
+            Clear.render(rect, buf);
+            Paragraph::new(lines)
+                .block(block("keys · esc closes", true))
+                .render(rect, buf);
+        }
+        Popup::Chaos => {
+            let mut lines: Vec<Line> = view
+                .chaos
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    Line::from(vec![
+                        Span::styled(format!(" {} ", i + 1), theme::key()),
+                        Span::styled(format!("{:<14}", c.name), theme::title()),
+                        Span::styled(c.description.clone(), theme::dim()),
+                    ])
+                })
+                .collect();
+            if lines.is_empty() {
+                lines.push(Line::raw(" this subject offers no chaos"));
+            }
+            let rect = centered(area, 96, lines.len() as u16 + 2);
+            Clear.render(rect, buf);
+            Paragraph::new(lines)
+                .block(block("inject a fault · number to pick, esc to close", true))
+                .render(rect, buf);
+        }
+        Popup::ConfirmKillSwitch => {
+            let rect = centered(area, 56, 5);
+            Clear.render(rect, buf);
+            let lines = vec![
+                Line::styled("Engage the kill switch?", theme::title()),
+                Line::raw("Running actions stop and no new one starts."),
+                Line::from(vec![
+                    Span::styled(" y ", theme::kill_switch_on()),
+                    Span::raw(" engage   any other key: cancel"),
+                ]),
+            ];
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: true })
+                .block(block("kill switch", true))
+                .render(rect, buf);
+        }
+        Popup::Prompt => {
+            let rect = centered(area, 80, 5);
+            Clear.render(rect, buf);
+            let outer = block("ask the brain · enter sends, esc closes", true);
+            let inner = outer.inner(rect);
+            outer.render(rect, buf);
+            view.prompt.render(inner, buf);
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Tickets: status, invariant, target, occurrences, and the timeline (detected, diagnosed,
+//! fixed in). The selected one drives the reasoning and actions panes.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Widget};
+
+use crate::panes::{block, fit, seconds};
+use crate::theme;
+use crate::view::{Focus, View};
+
+pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
+    let width = area.width.saturating_sub(2) as usize;
+    let selected = view.selected_ticket().map(|t| t.id);
+    let mut lines = Vec::new();
+    for t in &view.tickets {
+        let marker = if Some(t.id) == selected { "▶" } else { " " };
+        let mut head = vec![
+            Span::raw(format!("{marker}#{:<3}", t.id)),
+            Span::styled(
+                format!("{:<10}", t.status.as_str()),
+                theme::ticket(t.status),
+            ),
+            Span::styled(
+                fit(
+                    &format!("{} on {}", t.invariant, t.target),
+                    width.saturating_sub(22),
+                ),
+                theme::severity(t.severity),
+            ),
+        ];
+        if t.occurrences > 1 {
+            head.push(Span::styled(format!(" ×{}", t.occurrences), theme::dim()));
+        }
+        let mut line = Line::from(head);
+        if Some(t.id) == selected {
+            line = line.patch_style(ratatui::style::Style::new().add_modifier(Modifier::BOLD));
+        }
+        lines.push(line);
+        let timeline = format!(
+            "      detect {}  diagnose {}  fix {}",
+            seconds(t.detect_ms),
+            seconds(t.diagnose_ms),
+            seconds(t.mitigate_ms)
+        );
+        lines.push(Line::styled(fit(&timeline, width), theme::dim()));
+        if let Some(reason) = t.reason.as_ref().filter(|_| Some(t.id) == selected) {
+            lines.push(Line::styled(
+                fit(&format!("      {reason}"), width),
+                theme::dim(),
+            ));
+        }
+    }
+    if lines.is_empty() {
+        lines.push(Line::styled(
+            " no tickets: every invariant holds",
+            theme::good(),
+        ));
+    }
+    let title = format!(
+        "tickets ({} active)",
+        view.tickets.iter().filter(|t| t.status.is_active()).count()
+    );
+    Paragraph::new(lines)
+        .block(block(&title, view.ui.focus == Focus::Tickets))
+        .render(area, buf);
+}

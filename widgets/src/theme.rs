@@ -1,0 +1,110 @@
+//! Colours and symbols, in one place: where colour carries meaning (health, severity,
+//! lifecycle state, a human being needed), it is chosen here.
+
+use operator_protocol::{ActionStatus, Health, Mode, Severity, TicketStatus};
+use ratatui::style::{Color, Modifier, Style};
+
+pub fn health(h: Health) -> (&'static str, Style) {
+    match h {
+        Health::Healthy => ("●", Style::new().fg(Color::Green)),
+        Health::Degraded => ("◐", Style::new().fg(Color::Yellow)),
+        Health::Down => (
+            "✖",
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        ),
+        Health::Unknown => ("?", Style::new().fg(Color::DarkGray)),
+    }
+}
+
+pub fn severity(s: Severity) -> Style {
+    match s {
+        Severity::Info => Style::new().fg(Color::Blue),
+        Severity::Warning => Style::new().fg(Color::Yellow),
+        Severity::Critical => Style::new().fg(Color::Red),
+    }
+}
+
+pub fn ticket(status: TicketStatus) -> Style {
+    match status {
+        TicketStatus::Open | TicketStatus::Diagnosing => Style::new().fg(Color::Yellow),
+        TicketStatus::Diagnosed | TicketStatus::Acting | TicketStatus::Verifying => {
+            Style::new().fg(Color::Cyan)
+        }
+        TicketStatus::Resolved => Style::new().fg(Color::Green),
+        TicketStatus::Escalated => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        TicketStatus::Held => Style::new().fg(Color::Magenta),
+    }
+}
+
+pub fn action(status: ActionStatus) -> Style {
+    match status {
+        ActionStatus::Proposed | ActionStatus::Validated => Style::new().fg(Color::Yellow),
+        ActionStatus::Executing => Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
+        ActionStatus::Completed => Style::new().fg(Color::Green),
+        ActionStatus::Failed => Style::new().fg(Color::Red),
+        ActionStatus::Cancelled => Style::new().fg(Color::DarkGray),
+    }
+}
+
+/// An action waiting for a human stands out from everything else on screen.
+pub fn awaiting_approval() -> Style {
+    Style::new()
+        .fg(Color::Black)
+        .bg(Color::Yellow)
+        .add_modifier(Modifier::BOLD)
+}
+
+pub fn mode(m: Option<Mode>) -> Style {
+    match m {
+        Some(Mode::Execute) => Style::new()
+            .fg(Color::Black)
+            .bg(Color::Green)
+            .add_modifier(Modifier::BOLD),
+        Some(Mode::Approve) => Style::new()
+            .fg(Color::Black)
+            .bg(Color::Yellow)
+            .add_modifier(Modifier::BOLD),
+        Some(Mode::Observe) | None => Style::new()
+            .fg(Color::Black)
+            .bg(Color::Blue)
+            .add_modifier(Modifier::BOLD),
+    }
+}
+
+pub fn kill_switch_on() -> Style {
+    Style::new()
+        .fg(Color::White)
+        .bg(Color::Red)
+        .add_modifier(Modifier::BOLD)
+}
+
+pub fn simulated() -> Style {
+    Style::new()
+        .fg(Color::Black)
+        .bg(Color::Magenta)
+        .add_modifier(Modifier::BOLD)
+}
+
+pub fn dim() -> Style {
+    Style::new().fg(Color::DarkGray)
+}
+
+pub fn title() -> Style {
+    Style::new().add_modifier(Modifier::BOLD)
+}
+
+pub fn focused_border() -> Style {
+    Style::new().fg(Color::Cyan)
+}
+
+pub fn key() -> Style {
+    Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD)
+}
+
+pub fn good() -> Style {
+    Style::new().fg(Color::Green)
+}
+
+pub fn bad() -> Style {
+    Style::new().fg(Color::Red)
+}

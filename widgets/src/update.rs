@@ -1,0 +1,292 @@
+//! The pure half of the TUI: `update(&mut View, Msg) -> Vec<Effect>`. Keys arrive as
+//! commands, the engine's news as updates, time as ticks; effects go back to the runtime.
+
+use operator_protocol::{
+    Diagnosis, Health, Mode, NodeStatus, ReasoningEvent, TicketStatus, Violation, WorkloadSample,
+};
+
+use crate::chapters::{ChapterEvent, Progress};
+use crate::view::*;
+
+/// What a key asks for; the keymap table maps keys to these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Quit,
+    ToggleHelp,
+    OpenChaosMenu,
+    /// Inject the chaos at this index of the subject's catalog (digit keys, 1-based on screen).
+    Inject(usize),
+    Approve,
+    Reject,
+    CycleMode,
+    AskKillSwitch,
+    ConfirmKillSwitch,
+    Dismiss,
+    NextChapter,
+    PreviousChapter,
+    FocusNext,
+    SelectUp,
+    SelectDown,
+    ScrollUp,
+    ScrollDown,
+    OpenPrompt,
+}
+
+/// News from the engine, already converted to display data by the runtime.
+#[derive(Debug, Clone)]
+pub enum EngineUpdate {
+    Observed {
+        nodes: Vec<NodeStatus>,
+        workload: Option<WorkloadSample>,
+        violations: Vec<Violation>,
+    },
+    ObservationFailed(String),
+    Ticket(TicketRow),
+    Reasoning {
+        ticket: i64,
+        event: ReasoningEvent,
+    },
+    Diagnosis {
+        ticket: i64,
+        diagnosis: Box<Diagnosis>,
+    },
+    DiagnosisRefused {
+        ticket: i64,
+        reason: String,
+    },
+    Action(ActionRow),
+    Settings {
+        mode: Mode,
+        kill_switch: bool,
+    },
+    Notice(String),
+    Answer(String),
+}
+
+#[derive(Debug, Clone)]
+pub enum Msg {
+    Command(Command),
+    /// The prompt's text, submitted with Enter.
+    Ask(String),
+    Engine(EngineUpdate),
+    Tick {
+        now_ms: u64,
+        clock: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Quit,
+    InjectChaos(String),
+    Approve(i64),
+    Reject(i64),
+    SetMode(Mode),
+    KillSwitch(bool),
+    Ask(String),
+}
+
+pub fn update(view: &mut View, msg: Msg) -> Vec<Effect> {
+    match msg {
+        Msg::Command(command) => command_update(view, command),
+        Msg::Ask(question) => {
+            view.ui.popups.retain(|p| *p != Popup::Prompt);
+            let question = question.trim().to_string();
+            if question.is_empty() {
+                vec![]
+            } else {
+                vec![Effect::Ask(question)]
+            }
+        }
+        Msg::Engine(news) => {
+            engine_update(view, news);
+            vec![]
+        }
+        Msg::Tick { now_ms, clock } => {
+            view.now_ms = now_ms;
+            view.header.clock = clock;
+            let progress = progress(view);
+            match view.chapters.tick(now_ms, progress) {
+                Some(ChapterEvent::Inject(fault)) => vec![Effect::InjectChaos(fault)],
+                Some(ChapterEvent::Finished) => vec![Effect::Quit],
+                None => vec![],
+            }
+        }
+    }
+}
+
+fn progress(view: &View) -> Progress {
+    Progress {
+        all_healthy: !view.nodes.is_empty()
+            && view.nodes.iter().all(|n| n.health == Health::Healthy),
+        active_tickets: view.tickets.iter().filter(|t| t.status.is_active()).count(),
+        resolved_since: view
+            .tickets
+            .iter()
+            .filter(|t| t.status == TicketStatus::Resolved)
+            .map(|t| t.opened_ms)
+            .max(),
+    }
+}
+
+fn command_update(view: &mut View, command: Command) -> Vec<Effect> {
+    let now = view.now_ms;
+    match command {
+        Command::Quit => return vec![Effect::Quit],
+        Command::ToggleHelp => toggle(view, Popup::Help),
+        Command::OpenChaosMenu => toggle(view, Popup::Chaos),
+        Command::Inject(index) => {
+            view.ui.popups.retain(|p| *p != Popup::Chaos);
+            if let Some(entry) = view.chaos.get(index) {
+                return vec![Effect::InjectChaos(entry.name.clone())];
+            }
+        }
+        Command::Approve | Command::Reject => {
+            let Some(action) = view.selected_action() else {
+                view.push_notice("no action selected".into());
+                return vec![];
+            };
+            if action.status.is_final() {
+                let text = format!("A{} is already {}", action.id, action.status);
+                view.push_notice(text);
+                return vec![];
+            }
+            let id = action.id;
+            return vec![if command == Command::Approve {
+                Effect::Approve(id)
+            } else {
+                Effect::Reject(id)
+            }];
+        }
+        Command::CycleMode => {
+            let next = view.header.mode.unwrap_or(Mode::Approve).next();
+            return vec![Effect::SetMode(next)];
+        }
+        Command::AskKillSwitch => {
+            if view.header.kill_switch {
+                // Turning it off needs no confirmation; turning it on does.
+                return vec![Effect::KillSwitch(false)];
+            }
+            view.ui.popups.push(Popup::ConfirmKillSwitch);
+        }
+        Command::ConfirmKillSwitch => {
+            view.ui.popups.retain(|p| *p != Popup::ConfirmKillSwitch);
+            return vec![Effect::KillSwitch(true)];
+        }
+        Command::Dismiss => {
+            view.ui.popups.pop();
+        }
+        Command::NextChapter => view.chapters.next(now),
+        Command::PreviousChapter => view.chapters.previous(now),
+        Command::FocusNext => view.ui.focus = view.ui.focus.next(),
+        Command::SelectUp | Command::SelectDown => select(view, command == Command::SelectDown),
+        Command::ScrollUp => view.ui.reasoning_scroll = view.ui.reasoning_scroll.saturating_add(3),
+        Command::ScrollDown => {
+            view.ui.reasoning_scroll = view.ui.reasoning_scroll.saturating_sub(3)
+        }
+        Command::OpenPrompt => {
+            view.prompt = ratatui_textarea::TextArea::default();
+            view.ui.popups.push(Popup::Prompt);
+        }
+    }
+    vec![]
+}
+
+fn toggle(view: &mut View, popup: Popup) {
+    if view.ui.top_popup() == Some(popup) {
+        view.ui.popups.pop();
+    } else {
+        view.ui.popups.push(popup);
+    }
+}
+
+/// Moves the selection in the focused list (tickets, or the selected ticket's actions).
+fn select(view: &mut View, down: bool) {
+    let step = |ids: Vec<i64>, current: Option<i64>| -> Option<i64> {
+        let at = current
+            .and_then(|c| ids.iter().position(|i| *i == c))
+            .unwrap_or(0);
+        let next = if down {
+            (at + 1).min(ids.len().saturating_sub(1))
+        } else {
+            at.saturating_sub(1)
+        };
+        ids.get(next).copied()
+    };
+    match view.ui.focus {
+        Focus::Actions => {
+            let ids = view.visible_actions().iter().map(|a| a.id).collect();
+            let current = view.selected_action().map(|a| a.id);
+            view.ui.selected_action = step(ids, current);
+        }
+        _ => {
+            let ids = view.tickets.iter().map(|t| t.id).collect();
+            let current = view.selected_ticket().map(|t| t.id);
+            view.ui.selected_ticket = step(ids, current);
+            view.ui.selected_action = None;
+            view.ui.reasoning_scroll = 0;
+        }
+    }
+}
+
+fn engine_update(view: &mut View, news: EngineUpdate) {
+    match news {
+        EngineUpdate::Observed {
+            nodes,
+            workload,
+            violations: _,
+        } => {
+            view.nodes = nodes;
+            if let Some(w) = &workload {
+                view.ops_history.push_back(w.ops_per_sec.round() as u64);
+                while view.ops_history.len() > WORKLOAD_HISTORY {
+                    view.ops_history.pop_front();
+                }
+            }
+            view.workload = workload;
+            view.observation_error = None;
+        }
+        EngineUpdate::ObservationFailed(error) => view.observation_error = Some(error),
+        EngineUpdate::Ticket(row) => match view.tickets.iter_mut().find(|t| t.id == row.id) {
+            Some(existing) => *existing = row,
+            None => {
+                view.tickets.insert(0, row);
+                view.tickets.sort_by(|a, b| b.id.cmp(&a.id));
+            }
+        },
+        EngineUpdate::Reasoning { ticket, event } => {
+            let transcript = view.transcripts.entry(ticket).or_default();
+            match event {
+                ReasoningEvent::Text { text } | ReasoningEvent::Thinking { text } => {
+                    transcript.partial.push_str(&text);
+                    while let Some(end) = transcript.partial.find('\n') {
+                        let line: String = transcript.partial.drain(..=end).collect();
+                        transcript
+                            .lines
+                            .push(line.trim_end_matches('\n').to_string());
+                    }
+                }
+                ReasoningEvent::ToolCall { .. } | ReasoningEvent::ToolResult { .. } => {}
+            }
+        }
+        EngineUpdate::Diagnosis { ticket, diagnosis } => {
+            view.transcripts.entry(ticket).or_default().diagnosis = Some(*diagnosis);
+        }
+        EngineUpdate::DiagnosisRefused { ticket, reason } => {
+            view.transcripts.entry(ticket).or_default().refused = Some(reason);
+        }
+        EngineUpdate::Action(row) => match view.actions.iter_mut().find(|a| a.id == row.id) {
+            Some(existing) => *existing = row,
+            None => {
+                view.actions.insert(0, row);
+                view.actions.sort_by(|a, b| b.id.cmp(&a.id));
+            }
+        },
+        EngineUpdate::Settings { mode, kill_switch } => {
+            view.header.mode = Some(mode);
+            view.header.kill_switch = kill_switch;
+        }
+        EngineUpdate::Notice(text) => view.push_notice(text),
+        EngineUpdate::Answer(text) => view.answer = Some(text),
+    }
+}

@@ -1,0 +1,193 @@
+//! The read model the panes render from: everything the screen shows, built only from engine
+//! updates, plus the view state (focus, selection, scroll, popups) that belongs to no engine.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use operator_protocol::{
+    ActionStatus, Diagnosis, Mode, NodeStatus, Severity, TicketStatus, WorkloadSample,
+};
+use ratatui_textarea::TextArea;
+
+use crate::chapters::ChapterRun;
+
+/// How many workload samples the sparkline keeps (one per observation).
+pub const WORKLOAD_HISTORY: usize = 240;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Header {
+    pub subject: String,
+    pub target: String,
+    pub simulated: bool,
+    pub brain: String,
+    pub mode: Option<Mode>,
+    pub kill_switch: bool,
+    /// Wall-clock time as the runtime formatted it ("14:03:22"); render reads no clock.
+    pub clock: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketRow {
+    pub id: i64,
+    pub status: TicketStatus,
+    pub invariant: String,
+    pub target: String,
+    pub severity: Severity,
+    pub occurrences: u64,
+    pub message: String,
+    pub reason: Option<String>,
+    pub opened_ms: u64,
+    pub detect_ms: Option<u64>,
+    pub diagnose_ms: Option<u64>,
+    pub mitigate_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionRow {
+    pub id: i64,
+    pub ticket: Option<i64>,
+    pub name: String,
+    pub params: String,
+    pub status: ActionStatus,
+    pub approved: bool,
+    pub rejected: bool,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub error: Option<String>,
+    pub outcome: Option<String>,
+}
+
+impl ActionRow {
+    /// Validated, unapproved, in approve mode: the engine waits for a human.
+    pub fn awaiting_approval(&self, mode: Option<Mode>) -> bool {
+        self.status == ActionStatus::Validated
+            && !self.approved
+            && !self.rejected
+            && mode == Some(Mode::Approve)
+    }
+}
+
+/// One ticket's brain output: streamed lines, then the diagnosis (or why it was refused).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Transcript {
+    pub lines: Vec<String>,
+    /// Text after the last newline, still streaming.
+    pub partial: String,
+    pub diagnosis: Option<Diagnosis>,
+    pub refused: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChaosEntry {
+    pub name: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Focus {
+    #[default]
+    Tickets,
+    Reasoning,
+    Actions,
+}
+
+impl Focus {
+    pub fn next(self) -> Self {
+        match self {
+            Focus::Tickets => Focus::Reasoning,
+            Focus::Reasoning => Focus::Actions,
+            Focus::Actions => Focus::Tickets,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Popup {
+    Help,
+    Chaos,
+    ConfirmKillSwitch,
+    Prompt,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UiState {
+    pub focus: Focus,
+    pub selected_ticket: Option<i64>,
+    pub selected_action: Option<i64>,
+    /// Lines scrolled up from the bottom of the reasoning; 0 follows the stream.
+    pub reasoning_scroll: u16,
+    pub popups: Vec<Popup>,
+}
+
+impl UiState {
+    pub fn top_popup(&self) -> Option<Popup> {
+        self.popups.last().copied()
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct View {
+    pub header: Header,
+    pub nodes: Vec<NodeStatus>,
+    pub workload: Option<WorkloadSample>,
+    pub ops_history: VecDeque<u64>,
+    pub observation_error: Option<String>,
+    /// Newest first.
+    pub tickets: Vec<TicketRow>,
+    pub transcripts: BTreeMap<i64, Transcript>,
+    /// Newest first.
+    pub actions: Vec<ActionRow>,
+    pub chaos: Vec<ChaosEntry>,
+    pub chapters: ChapterRun,
+    pub notices: VecDeque<String>,
+    /// The last answer to a question asked with `/`.
+    pub answer: Option<String>,
+    pub now_ms: u64,
+    pub ui: UiState,
+    pub prompt: TextArea<'static>,
+}
+
+impl View {
+    pub fn selected_ticket(&self) -> Option<&TicketRow> {
+        let id = self
+            .ui
+            .selected_ticket
+            .or_else(|| self.tickets.first().map(|t| t.id))?;
+        self.tickets.iter().find(|t| t.id == id)
+    }
+
+    /// The actions to show: the selected ticket's, else all.
+    pub fn visible_actions(&self) -> Vec<&ActionRow> {
+        match self.selected_ticket() {
+            Some(t) => self
+                .actions
+                .iter()
+                .filter(|a| a.ticket == Some(t.id))
+                .collect(),
+            None => self.actions.iter().collect(),
+        }
+    }
+
+    pub fn selected_action(&self) -> Option<&ActionRow> {
+        let visible = self.visible_actions();
+        match self.ui.selected_action {
+            Some(id) => visible.into_iter().find(|a| a.id == id),
+            // Default to what most needs a human: the oldest action awaiting approval.
+            None => {
+                let mode = self.header.mode;
+                visible
+                    .iter()
+                    .rev()
+                    .find(|a| a.awaiting_approval(mode))
+                    .copied()
+                    .or_else(|| visible.first().copied())
+            }
+        }
+    }
+
+    pub fn push_notice(&mut self, text: String) {
+        self.notices.push_back(text);
+        while self.notices.len() > 20 {
+            self.notices.pop_front();
+        }
+    }
+}
