@@ -20,139 +20,28 @@ pub struct Binding {
     pub label: &'static str,
     pub command: Command,
     pub help: &'static str,
-    /// Shown in the one-line footer (the help popup shows every binding).
-    pub footer: bool,
+    /// The word in the one-line footer; bindings without one show only in the help popup.
+    pub footer: Option<&'static str>,
 }
 
-const fn bind(
-    key: Key,
-    label: &'static str,
-    command: Command,
-    help: &'static str,
-    footer: bool,
-) -> Binding {
-    Binding {
-        key,
-        label,
-        command,
-        help,
-        footer,
-    }
-}
-
+#[rustfmt::skip]
 pub const BINDINGS: &[Binding] = &[
-    bind(
-        Key::Char('c'),
-        "c",
-        Command::OpenChaosMenu,
-        "chaos menu: pick a fault to inject",
-        true,
-    ),
-    bind(
-        Key::Digit,
-        "1-9",
-        Command::Inject(0),
-        "inject the fault with that number",
-        false,
-    ),
-    bind(
-        Key::Char('a'),
-        "a",
-        Command::Approve,
-        "approve (run) the selected action",
-        true,
-    ),
-    bind(
-        Key::Char('r'),
-        "r",
-        Command::Reject,
-        "reject the selected action",
-        true,
-    ),
-    bind(
-        Key::Char('m'),
-        "m",
-        Command::CycleMode,
-        "cycle mode: observe → approve → execute",
-        true,
-    ),
-    bind(
-        Key::Char('K'),
-        "K",
-        Command::AskKillSwitch,
-        "kill switch (asks first to engage)",
-        true,
-    ),
-    bind(
-        Key::Char('n'),
-        "n",
-        Command::NextChapter,
-        "next demo chapter",
-        true,
-    ),
-    bind(
-        Key::Char('p'),
-        "p",
-        Command::PreviousChapter,
-        "previous demo chapter",
-        false,
-    ),
-    bind(
-        Key::Code(KeyCode::Tab),
-        "tab",
-        Command::FocusNext,
-        "focus the next pane",
-        false,
-    ),
-    bind(
-        Key::Code(KeyCode::Up),
-        "↑",
-        Command::SelectUp,
-        "select the previous ticket (or action)",
-        false,
-    ),
-    bind(
-        Key::Code(KeyCode::Down),
-        "↓",
-        Command::SelectDown,
-        "select the next ticket (or action)",
-        false,
-    ),
-    bind(
-        Key::Code(KeyCode::PageUp),
-        "pgup",
-        Command::ScrollUp,
-        "scroll the reasoning back",
-        false,
-    ),
-    bind(
-        Key::Code(KeyCode::PageDown),
-        "pgdn",
-        Command::ScrollDown,
-        "scroll the reasoning forward",
-        false,
-    ),
-    bind(
-        Key::Char('/'),
-        "/",
-        Command::OpenPrompt,
-        "ask the brain a question",
-        true,
-    ),
-    bind(
-        Key::Char('?'),
-        "?",
-        Command::ToggleHelp,
-        "help: every key",
-        true,
-    ),
-    bind(
-        Key::Char('q'),
-        "q",
-        Command::Quit,
-        "quit (stops the cluster it started)",
-        true,
-    ),
+    Binding { key: Key::Char('c'), label: "c", command: Command::OpenChaosMenu, help: "chaos menu: pick a fault to inject", footer: Some("chaos") },
+    Binding { key: Key::Digit, label: "1-9", command: Command::Inject(0), help: "inject the fault with that number", footer: None },
+    Binding { key: Key::Char('a'), label: "a", command: Command::Approve, help: "approve (run) the selected action", footer: Some("approve") },
+    Binding { key: Key::Char('r'), label: "r", command: Command::Reject, help: "reject the selected action", footer: Some("reject") },
+    Binding { key: Key::Char('m'), label: "m", command: Command::CycleMode, help: "cycle mode: observe → approve → execute", footer: Some("mode") },
+    Binding { key: Key::Char('K'), label: "K", command: Command::AskKillSwitch, help: "kill switch (asks first to engage)", footer: Some("kill switch") },
+    Binding { key: Key::Char('n'), label: "n", command: Command::NextChapter, help: "next demo chapter", footer: Some("next chapter") },
+    Binding { key: Key::Char('p'), label: "p", command: Command::PreviousChapter, help: "previous demo chapter", footer: None },
+    Binding { key: Key::Code(KeyCode::Tab), label: "tab", command: Command::FocusNext, help: "focus the next pane", footer: None },
+    Binding { key: Key::Code(KeyCode::Up), label: "↑", command: Command::SelectUp, help: "select the previous ticket (or action)", footer: None },
+    Binding { key: Key::Code(KeyCode::Down), label: "↓", command: Command::SelectDown, help: "select the next ticket (or action)", footer: None },
+    Binding { key: Key::Code(KeyCode::PageUp), label: "pgup", command: Command::ScrollUp, help: "scroll the reasoning back", footer: None },
+    Binding { key: Key::Code(KeyCode::PageDown), label: "pgdn", command: Command::ScrollDown, help: "scroll the reasoning forward", footer: None },
+    Binding { key: Key::Char('/'), label: "/", command: Command::OpenPrompt, help: "ask the brain a question", footer: Some("ask") },
+    Binding { key: Key::Char('?'), label: "?", command: Command::ToggleHelp, help: "help: every key", footer: Some("help") },
+    Binding { key: Key::Char('q'), label: "q", command: Command::Quit, help: "quit (stops the cluster it started)", footer: Some("quit") },
 ];
 
 fn command_for(binding: &Binding, event: &KeyEvent) -> Option<Command> {
@@ -202,16 +91,10 @@ pub fn handle_key(view: &mut View, event: KeyEvent) -> Option<Msg> {
     command.map(Msg::Command)
 }
 
-/// The footer: the bindings marked for it, as "key label" pairs.
+/// The footer: the bindings that have a footer word, in table order.
 pub fn footer_items() -> Vec<(&'static str, &'static str)> {
     BINDINGS
         .iter()
-        .filter(|b| b.footer)
-        .map(|b| {
-            (
-                b.label,
-                b.help.split([':', '(']).next().unwrap_or(b.help).trim(),
-            )
-        })
+        .filter_map(|b| Some((b.label, b.footer?)))
         .collect()
 }

@@ -17,30 +17,27 @@ pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
     for a in view.visible_actions() {
         let marker = if Some(a.id) == selected { "▶" } else { " " };
         let waiting = a.awaiting_approval(mode);
-        let state = if waiting {
-            " AWAITING APPROVAL ".to_string()
+        let (state, state_style) = if waiting {
+            (
+                " AWAITING APPROVAL ".to_string(),
+                theme::awaiting_approval(),
+            )
         } else {
-            format!("{:<10}", a.status.as_str())
+            (a.status.as_str().to_string(), theme::action(a.status))
         };
-        let state_style = if waiting {
-            theme::awaiting_approval()
-        } else {
-            theme::action(a.status)
-        };
-        let detail = a
-            .error
-            .clone()
-            .or_else(|| a.outcome.clone())
-            .unwrap_or_default();
-        let used = 16 + a.name.len() + state.len();
         lines.push(Line::from(vec![
-            Span::raw(format!("{marker}A{:<3}", a.id)),
-            Span::styled(state, state_style),
-            Span::styled(format!(" {} ", a.name), theme::title()),
-            Span::raw(fit(&a.params, width.saturating_sub(used + 8))),
-            Span::styled(format!(" {}/{}", a.attempts, a.max_attempts), theme::dim()),
+            Span::raw(format!("{marker}A{:<3} ", a.id)),
+            Span::styled(fit(&state, width.saturating_sub(18)), state_style),
+            Span::styled(
+                format!("  attempt {}/{}", a.attempts, a.max_attempts),
+                theme::dim(),
+            ),
         ]));
-        if !detail.is_empty() && lines.len() < area.height as usize {
+        lines.push(Line::from(vec![
+            Span::styled(format!("      {} ", a.name), theme::title()),
+            Span::raw(fit(&a.params, width.saturating_sub(a.name.len() + 7))),
+        ]));
+        if let Some(detail) = a.error.as_ref().or(a.outcome.as_ref()) {
             lines.push(Line::styled(
                 fit(&format!("      {detail}"), width),
                 theme::dim(),

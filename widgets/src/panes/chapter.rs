@@ -48,7 +48,13 @@ pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
     };
     let mut lines = vec![
         Line::from(status),
-        Line::raw(chapter.narrative.trim().to_string()),
+        Line::raw(
+            chapter
+                .narrative
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
     ];
     if let Some(notice) = view.notices.back() {
         lines.push(Line::styled(notice.clone(), theme::dim()));

@@ -9,23 +9,28 @@ use crate::panes::{block, fit};
 use crate::theme;
 use crate::view::View;
 
-fn fact(value: &serde_json::Value) -> Option<String> {
-    match value {
-        serde_json::Value::Null => None,
-        serde_json::Value::Number(n) => Some(
-            n.as_f64()
-                .map(|f| {
-                    if f.fract() == 0.0 {
-                        format!("{f:.0}")
-                    } else {
-                        format!("{f:.2}")
-                    }
-                })
-                .unwrap_or_else(|| n.to_string()),
-        ),
-        serde_json::Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
+/// "p99_ms" → "p99 0.61 ms", "checks_per_sec" → "67 checks/s", anything else "name value".
+fn fact(name: &str, value: &serde_json::Value) -> Option<String> {
+    let shown = match value {
+        serde_json::Value::Null => return None,
+        serde_json::Value::Number(n) => {
+            let f = n.as_f64()?;
+            if f.fract() == 0.0 {
+                format!("{f:.0}")
+            } else {
+                format!("{f:.2}")
+            }
+        }
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    Some(if let Some(base) = name.strip_suffix("_ms") {
+        format!("{} {shown} ms", base.replace('_', " "))
+    } else if let Some(base) = name.strip_suffix("_per_sec") {
+        format!("{shown} {}/s", base.replace('_', " "))
+    } else {
+        format!("{} {shown}", name.replace('_', " "))
+    })
 }
 
 pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
@@ -35,11 +40,7 @@ pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
         .iter()
         .map(|node| {
             let (symbol, style) = theme::health(node.health);
-            let facts: Vec<String> = node
-                .facts
-                .iter()
-                .filter_map(|(k, v)| fact(v).map(|v| format!("{} {v}", k.replace('_', " "))))
-                .collect();
+            let facts: Vec<String> = node.facts.iter().filter_map(|(k, v)| fact(k, v)).collect();
             Line::from(vec![
                 Span::styled(format!(" {symbol} "), style),
                 Span::styled(format!("{:<8}", node.id.0), style),

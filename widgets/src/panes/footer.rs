@@ -9,10 +9,17 @@ use crate::keymap::footer_items;
 use crate::theme;
 
 pub fn render(area: Rect, buf: &mut Buffer) {
+    // Whole items only: an item that does not fit is left out, never cut in half.
     let mut spans = Vec::new();
-    for (key, help) in footer_items() {
+    let mut used = 0;
+    for (key, word) in footer_items() {
+        let width = key.chars().count() + word.chars().count() + 3;
+        if used + width > area.width as usize {
+            break;
+        }
+        used += width;
         spans.push(Span::styled(format!(" {key} "), theme::key()));
-        spans.push(Span::styled(format!("{help} "), theme::dim()));
+        spans.push(Span::styled(format!("{word} "), theme::dim()));
     }
     Paragraph::new(Line::from(spans)).render(area, buf);
 }

@@ -33,7 +33,11 @@ pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
         spans.push(Span::styled("kill switch off", theme::dim()));
     }
     let left = Line::from(spans);
+    let used = left.width();
     Paragraph::new(left).render(area, buf);
-    let clock = Line::from(Span::styled(format!("{} ", h.clock), theme::dim())).right_aligned();
-    Paragraph::new(clock).render(area, buf);
+    // The clock goes right, where there is room for it.
+    if used + h.clock.len() + 2 <= area.width as usize {
+        let clock = Line::from(Span::styled(format!("{} ", h.clock), theme::dim())).right_aligned();
+        Paragraph::new(clock).render(area, buf);
+    }
 }

@@ -52,7 +52,11 @@ fn diagnosis_lines(t: &Transcript) -> Vec<Line<'static>> {
             }
         }
         let c = &d.cost;
-        let mut cost = format!("  {} tool calls", c.tool_calls);
+        let mut cost = format!(
+            "  {} tool call{}",
+            c.tool_calls,
+            if c.tool_calls == 1 { "" } else { "s" }
+        );
         if c.input_tokens + c.output_tokens > 0 {
             cost.push_str(&format!(
                 ", {} tokens in, {} out",

@@ -16,17 +16,14 @@ pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
     let selected = view.selected_ticket().map(|t| t.id);
     let mut lines = Vec::new();
     for t in &view.tickets {
-        let marker = if Some(t.id) == selected { "▶" } else { " " };
+        let is_selected = Some(t.id) == selected;
+        let marker = if is_selected { "▶" } else { " " };
         let mut head = vec![
-            Span::raw(format!("{marker}#{:<3}", t.id)),
-            Span::styled(
-                format!("{:<10}", t.status.as_str()),
-                theme::ticket(t.status),
-            ),
+            Span::raw(format!("{marker}#{:<3} ", t.id)),
             Span::styled(
                 fit(
                     &format!("{} on {}", t.invariant, t.target),
-                    width.saturating_sub(22),
+                    width.saturating_sub(10),
                 ),
                 theme::severity(t.severity),
             ),
@@ -35,20 +32,26 @@ pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
             head.push(Span::styled(format!(" ×{}", t.occurrences), theme::dim()));
         }
         let mut line = Line::from(head);
-        if Some(t.id) == selected {
+        if is_selected {
             line = line.patch_style(ratatui::style::Style::new().add_modifier(Modifier::BOLD));
         }
         lines.push(line);
         let timeline = format!(
-            "      detect {}  diagnose {}  fix {}",
+            " · detect {} · diagnose {} · fix {}",
             seconds(t.detect_ms),
             seconds(t.diagnose_ms),
             seconds(t.mitigate_ms)
         );
-        lines.push(Line::styled(fit(&timeline, width), theme::dim()));
-        if let Some(reason) = t.reason.as_ref().filter(|_| Some(t.id) == selected) {
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!("     {}", t.status.as_str()),
+                theme::ticket(t.status),
+            ),
+            Span::styled(fit(&timeline, width.saturating_sub(16)), theme::dim()),
+        ]));
+        if let Some(reason) = t.reason.as_ref().filter(|_| is_selected) {
             lines.push(Line::styled(
-                fit(&format!("      {reason}"), width),
+                fit(&format!("     {reason}"), width),
                 theme::dim(),
             ));
         }

@@ -1,0 +1,555 @@
+//! Snapshot tests of every pane in its meaningful states, whole screens at 120×36 and 80×24,
+//! a styled snapshot where colour carries meaning, and update tests: key → message → state
+//! and effects. Snapshots live in the repository's snapshots/ folder.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use operator_protocol::*;
+use operator_widgets::chapters::{ChapterBook, ChapterRun};
+use operator_widgets::update::{Command, Effect, EngineUpdate, Msg};
+use operator_widgets::view::*;
+use operator_widgets::{handle_key, update};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use serde_json::json;
+
+fn node(id: &str, health: Health, p99: f64, rate: f64) -> NodeStatus {
+    NodeStatus {
+        id: NodeId::from(id),
+        role: "node".into(),
+        health,
+        facts: [
+            ("checks_per_sec".to_string(), json!(rate)),
+            ("p99_ms".to_string(), json!(p99)),
+        ]
+        .into_iter()
+        .collect(),
+    }
+}
+
+fn book() -> ChapterBook {
+    toml::from_str(include_str!("../../demo-chapters/ratelimiter.toml")).unwrap()
+}
+
+/// A healthy three-node cluster under traffic, in execute mode.
+fn healthy() -> View {
+    let mut view = View::default();
+    view.header = Header {
+        subject: "ratelimiter".into(),
+        target: "local".into(),
+        simulated: false,
+        brain: "rules".into(),
+        mode: Some(Mode::Execute),
+        kill_switch: false,
+        clock: "14:03:22".into(),
+    };
+    let mut nodes = vec![
+        node("node-1", Health::Healthy, 0.61, 67.0),
+        node("node-2", Health::Healthy, 0.58, 66.0),
+        node("node-3", Health::Healthy, 0.64, 68.0),
+    ];
+    nodes.push(NodeStatus {
+        id: NodeId::from("redis"),
+        role: "redis".into(),
+        health: Health::Healthy,
+        facts: [("latency_ms".to_string(), json!(0.12))]
+            .into_iter()
+            .collect(),
+    });
+    update(
+        &mut view,
+        Msg::Engine(EngineUpdate::Observed {
+            nodes,
+            workload: Some(WorkloadSample {
+                ops_per_sec: 201.0,
+                split: [("allowed".into(), 193.0), ("denied".into(), 8.0)]
+                    .into_iter()
+                    .collect(),
+                errors_per_sec: 0.0,
+            }),
+            violations: vec![],
+        }),
+    );
+    view.ops_history = (0..120).map(|i| 190 + (i * 7 % 23)).collect();
+    view.chaos = [
+        "kill_node",
+        "pause_node",
+        "kill_redis",
+        "node_latency",
+        "counter_drift",
+        "ghost_allow",
+    ]
+    .iter()
+    .map(|n| ChaosEntry {
+        name: n.to_string(),
+        description: format!("inject {n}"),
+    })
+    .collect();
+    view.chapters = ChapterRun::new(book(), false);
+    view.now_ms = 1_000_000;
+    view.chapters.enter(0, view.now_ms);
+    view
+}
+
+fn ticket(id: i64, status: TicketStatus) -> TicketRow {
+    TicketRow {
+        id,
+        status,
+        invariant: "node_down".into(),
+        target: "node-2".into(),
+        severity: Severity::Critical,
+        occurrences: 4,
+        message: "node-2 does not answer: connection refused".into(),
+        reason: None,
+        opened_ms: 1_000_240,
+        detect_ms: Some(240),
+        diagnose_ms: None,
+        mitigate_ms: None,
+    }
+}
+
+fn node_down() -> View {
+    let mut view = healthy();
+    view.nodes[1] = NodeStatus {
+        facts: Default::default(),
+        ..node("node-2", Health::Down, 0.0, 0.0)
+    };
+    update(
+        &mut view,
+        Msg::Engine(EngineUpdate::Ticket(ticket(1, TicketStatus::Diagnosing))),
+    );
+    view
+}
+
+const REASONING: &str = "Ticket #1: node_down on node-2 — node-2 does not answer: connection refused\nRunbook: A rate limiter node does not answer /health. 3 hypotheses to tell apart.\n• process_crash: the node's process has exited\n    ✓ the process has exited (exited)\n• process_stalled: the process exists but is stopped: it holds its port and answers nothing\n    ✗ the process is stopped: found exited, expected = \"stopped\"\n";
+
+fn streaming() -> View {
+    let mut view = node_down();
+    let text = format!("{REASONING}• node_unreachable: the process runs but its HTTP endp");
+    update(
+        &mut view,
+        Msg::Engine(EngineUpdate::Reasoning {
+            ticket: 1,
+            event: ReasoningEvent::Text { text },
+        }),
+    );
+    view
+}
+
+fn diagnosis() -> Diagnosis {
+    Diagnosis {
+        summary: "node_down on node-2: most likely process_crash".into(),
+        root_cause: RootCause {
+            category: "process_crash".into(),
+            explanation: "the node's process has exited".into(),
+        },
+        evidence: vec![Evidence {
+            source: "node_detail".into(),
+            observation: "the process has exited (exited)".into(),
+        }],
+        alternatives: vec![
+            Alternative {
+                category: "process_stalled".into(),
+                why_rejected: "the process is stopped: found exited, expected = \"stopped\"".into(),
+            },
+            Alternative {
+                category: "node_unreachable".into(),
+                why_rejected: "the process is running: found exited, expected = \"running\"".into(),
+            },
+        ],
+        recommended_actions: vec![RecommendedAction {
+            action: "restart_node".into(),
+            params: [("node".to_string(), json!("node-2"))]
+                .into_iter()
+                .collect(),
+            rationale: "a crashed stateless node comes back clean with a restart".into(),
+        }],
+        confidence: 0.99,
+        cost: Cost {
+            tool_calls: 1,
+            ..Cost::default()
+        },
+    }
+}
+
+fn action(id: i64, status: ActionStatus) -> ActionRow {
+    ActionRow {
+        id,
+        ticket: Some(1),
+        name: "restart_node".into(),
+        params: r#"{"node":"node-2"}"#.into(),
+        status,
+        approved: false,
+        rejected: false,
+        attempts: 0,
+        max_attempts: 3,
+        error: None,
+        outcome: None,
+    }
+}
+
+fn diagnosed() -> View {
+    let mut view = node_down();
+    let text = format!(
+        "{REASONING}• node_unreachable: the process runs but its HTTP endpoint cannot be reached\n    ✗ the process is running: found exited, expected = \"running\"\nConclusion: process_crash (score 1.00, margin 2.00, confidence 99%).\n"
+    );
+    update(
+        &mut view,
+        Msg::Engine(EngineUpdate::Reasoning {
+            ticket: 1,
+            event: ReasoningEvent::Text { text },
+        }),
+    );
+    update(
+        &mut view,
+        Msg::Engine(EngineUpdate::Diagnosis {
+            ticket: 1,
+            diagnosis: Box::new(diagnosis()),
+        }),
+    );
+    let mut t = ticket(1, TicketStatus::Diagnosed);
+    t.diagnose_ms = Some(12);
+    update(&mut view, Msg::Engine(EngineUpdate::Ticket(t)));
+    update(
+        &mut view,
+        Msg::Engine(EngineUpdate::Action(action(1, ActionStatus::Validated))),
+    );
+    view
+}
+
+fn awaiting_approval() -> View {
+    let mut view = diagnosed();
+    update(
+        &mut view,
+        Msg::Engine(EngineUpdate::Settings {
+            mode: Mode::Approve,
+            kill_switch: false,
+        }),
+    );
+    view
+}
+
+fn resolved() -> View {
+    let mut view = diagnosed();
+    view.nodes[1] = node("node-2", Health::Healthy, 0.7, 60.0);
+    let mut t = ticket(1, TicketStatus::Resolved);
+    t.diagnose_ms = Some(12);
+    t.mitigate_ms = Some(1004);
+    t.reason = Some("verified: node_down held for 3 consecutive checks".into());
+    update(&mut view, Msg::Engine(EngineUpdate::Ticket(t)));
+    let mut a = action(1, ActionStatus::Completed);
+    a.attempts = 1;
+    a.outcome = Some("node-2 restarted and healthy".into());
+    update(&mut view, Msg::Engine(EngineUpdate::Action(a)));
+    view
+}
+
+fn kill_switch_on() -> View {
+    let mut view = diagnosed();
+    update(
+        &mut view,
+        Msg::Engine(EngineUpdate::Settings {
+            mode: Mode::Execute,
+            kill_switch: true,
+        }),
+    );
+    let mut a = action(1, ActionStatus::Cancelled);
+    a.error = Some("stopped by the kill switch".into());
+    update(&mut view, Msg::Engine(EngineUpdate::Action(a)));
+    view
+}
+
+fn screen(view: &View, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal
+        .draw(|frame| operator_widgets::draw(frame, view))
+        .unwrap();
+    terminal.backend().to_string()
+}
+
+macro_rules! snap {
+    ($name:expr, $value:expr) => {
+        insta::with_settings!({ snapshot_path => "../../snapshots", prepend_module_to_snapshot => false }, {
+            insta::assert_snapshot!($name, $value);
+        })
+    };
+}
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+/// Presses a key and applies what it means.
+fn press(view: &mut View, code: KeyCode) -> Vec<Effect> {
+    match handle_key(view, key(code)) {
+        Some(msg) => update(view, msg),
+        None => vec![],
+    }
+}
+
+#[test]
+fn screens_at_120_by_36() {
+    let mut empty = View::default();
+    empty.header.subject = "ratelimiter".into();
+    empty.header.brain = "rules".into();
+    snap!("screen_empty_120x36", screen(&empty, 120, 36));
+    snap!("screen_healthy_120x36", screen(&healthy(), 120, 36));
+    snap!("screen_node_down_120x36", screen(&node_down(), 120, 36));
+    snap!("screen_streaming_120x36", screen(&streaming(), 120, 36));
+    snap!("screen_diagnosis_120x36", screen(&diagnosed(), 120, 36));
+    snap!(
+        "screen_awaiting_approval_120x36",
+        screen(&awaiting_approval(), 120, 36)
+    );
+    snap!("screen_resolved_120x36", screen(&resolved(), 120, 36));
+    snap!(
+        "screen_kill_switch_on_120x36",
+        screen(&kill_switch_on(), 120, 36)
+    );
+}
+
+#[test]
+fn screens_at_80_by_24() {
+    snap!("screen_healthy_80x24", screen(&healthy(), 80, 24));
+    snap!("screen_streaming_80x24", screen(&streaming(), 80, 24));
+    snap!(
+        "screen_awaiting_approval_80x24",
+        screen(&awaiting_approval(), 80, 24)
+    );
+}
+
+#[test]
+fn popups() {
+    let mut help = healthy();
+    press(&mut help, KeyCode::Char('?'));
+    snap!("popup_help_120x36", screen(&help, 120, 36));
+    let mut chaos = healthy();
+    press(&mut chaos, KeyCode::Char('c'));
+    snap!("popup_chaos_120x36", screen(&chaos, 120, 36));
+    let mut prompt = diagnosed();
+    press(&mut prompt, KeyCode::Char('/'));
+    for c in "why did node-2 die?".chars() {
+        press(&mut prompt, KeyCode::Char(c));
+    }
+    snap!("popup_prompt_120x36", screen(&prompt, 120, 36));
+    let mut confirm = diagnosed();
+    press(&mut confirm, KeyCode::Char('K'));
+    snap!("popup_kill_switch_80x24", screen(&confirm, 80, 24));
+}
+
+/// Where colour carries meaning: a down node in red, the action awaiting approval on yellow.
+#[test]
+fn styles_that_carry_meaning() {
+    let view = awaiting_approval();
+    let mut terminal = Terminal::new(TestBackend::new(60, 6)).unwrap();
+    terminal
+        .draw(|frame| {
+            let area = frame.area();
+            let [top, bottom] =
+                ratatui::layout::Layout::vertical([ratatui::layout::Constraint::Length(6); 2])
+                    .areas(ratatui::layout::Rect { height: 12, ..area });
+            operator_widgets::panes::cluster::render(&view, top, frame.buffer_mut());
+            let _ = bottom;
+        })
+        .unwrap();
+    snap!(
+        "styled_cluster_node_down",
+        format!("{:?}", terminal.backend().buffer())
+    );
+    let mut terminal = Terminal::new(TestBackend::new(70, 4)).unwrap();
+    terminal
+        .draw(|frame| {
+            operator_widgets::panes::actions::render(&view, frame.area(), frame.buffer_mut())
+        })
+        .unwrap();
+    snap!(
+        "styled_action_awaiting_approval",
+        format!("{:?}", terminal.backend().buffer())
+    );
+}
+
+#[test]
+fn the_footer_comes_from_the_keymap() {
+    let lines: Vec<String> = operator_widgets::BINDINGS
+        .iter()
+        .map(|b| {
+            format!(
+                "{:>5}  {}{}",
+                b.label,
+                b.help,
+                b.footer
+                    .map(|w| format!("  [footer: {w}]"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    snap!("keymap", lines.join("\n"));
+}
+
+#[test]
+fn chaos_keys_inject_the_fault_by_number_or_from_the_menu() {
+    let mut view = healthy();
+    assert_eq!(
+        press(&mut view, KeyCode::Char('3')),
+        [Effect::InjectChaos("kill_redis".into())]
+    );
+    press(&mut view, KeyCode::Char('c'));
+    assert_eq!(view.ui.top_popup(), Some(Popup::Chaos));
+    assert_eq!(
+        press(&mut view, KeyCode::Char('a')),
+        [],
+        "other keys do nothing while the menu is open"
+    );
+    assert_eq!(
+        press(&mut view, KeyCode::Char('5')),
+        [Effect::InjectChaos("counter_drift".into())]
+    );
+    assert_eq!(view.ui.top_popup(), None, "picking closes the menu");
+    assert_eq!(press(&mut view, KeyCode::Char('9')), [], "no ninth fault");
+}
+
+#[test]
+fn approve_and_reject_target_the_action_awaiting_a_human() {
+    let mut view = awaiting_approval();
+    assert_eq!(press(&mut view, KeyCode::Char('a')), [Effect::Approve(1)]);
+    assert_eq!(press(&mut view, KeyCode::Char('r')), [Effect::Reject(1)]);
+    let mut done = resolved();
+    assert_eq!(press(&mut done, KeyCode::Char('a')), []);
+    assert!(done.notices.back().unwrap().contains("already completed"));
+}
+
+#[test]
+fn the_kill_switch_asks_before_engaging_but_not_before_releasing() {
+    let mut view = diagnosed();
+    assert_eq!(press(&mut view, KeyCode::Char('K')), []);
+    assert_eq!(view.ui.top_popup(), Some(Popup::ConfirmKillSwitch));
+    assert_eq!(
+        press(&mut view, KeyCode::Char('n')),
+        [],
+        "anything but y cancels"
+    );
+    assert_eq!(view.ui.top_popup(), None);
+    press(&mut view, KeyCode::Char('K'));
+    assert_eq!(
+        press(&mut view, KeyCode::Char('y')),
+        [Effect::KillSwitch(true)]
+    );
+    let mut on = kill_switch_on();
+    assert_eq!(
+        press(&mut on, KeyCode::Char('K')),
+        [Effect::KillSwitch(false)]
+    );
+}
+
+#[test]
+fn mode_cycles_and_quit_quits() {
+    let mut view = awaiting_approval();
+    assert_eq!(
+        press(&mut view, KeyCode::Char('m')),
+        [Effect::SetMode(Mode::Execute)]
+    );
+    assert_eq!(press(&mut view, KeyCode::Char('q')), [Effect::Quit]);
+    assert_eq!(
+        update(&mut view, Msg::Command(Command::Quit)),
+        [Effect::Quit]
+    );
+}
+
+#[test]
+fn the_prompt_takes_text_and_sends_it_as_a_question() {
+    let mut view = diagnosed();
+    press(&mut view, KeyCode::Char('/'));
+    for c in "is redis ok?".chars() {
+        assert_eq!(
+            press(&mut view, KeyCode::Char(c)),
+            [],
+            "typing is text, not commands"
+        );
+    }
+    assert_eq!(
+        press(&mut view, KeyCode::Enter),
+        [Effect::Ask("is redis ok?".into())]
+    );
+    assert_eq!(view.ui.top_popup(), None);
+    press(&mut view, KeyCode::Char('/'));
+    press(&mut view, KeyCode::Char('x'));
+    assert_eq!(press(&mut view, KeyCode::Esc), []);
+    assert_eq!(view.ui.top_popup(), None);
+}
+
+#[test]
+fn selection_moves_between_tickets_and_the_reasoning_follows() {
+    let mut view = resolved();
+    update(
+        &mut view,
+        Msg::Engine(EngineUpdate::Ticket(TicketRow {
+            id: 2,
+            invariant: "high_latency".into(),
+            ..ticket(2, TicketStatus::Open)
+        })),
+    );
+    assert_eq!(
+        view.selected_ticket().unwrap().id,
+        2,
+        "the newest ticket is selected by default"
+    );
+    press(&mut view, KeyCode::Down);
+    assert_eq!(view.selected_ticket().unwrap().id, 1);
+    press(&mut view, KeyCode::PageUp);
+    assert_eq!(view.ui.reasoning_scroll, 3);
+    press(&mut view, KeyCode::Up);
+    assert_eq!(
+        (view.selected_ticket().unwrap().id, view.ui.reasoning_scroll),
+        (2, 0)
+    );
+}
+
+#[test]
+fn streaming_text_is_split_into_lines_as_it_arrives() {
+    let mut view = node_down();
+    for piece in [
+        "Ticket #1: node",
+        "_down on node-2\nRunb",
+        "ook: …\n",
+        "• process",
+    ] {
+        update(
+            &mut view,
+            Msg::Engine(EngineUpdate::Reasoning {
+                ticket: 1,
+                event: ReasoningEvent::Text { text: piece.into() },
+            }),
+        );
+    }
+    let t = &view.transcripts[&1];
+    assert_eq!(t.lines, ["Ticket #1: node_down on node-2", "Runbook: …"]);
+    assert_eq!(t.partial, "• process");
+}
+
+#[test]
+fn autoplay_injects_the_chapter_fault_when_its_countdown_ends() {
+    let mut view = healthy();
+    view.chapters = ChapterRun::new(book(), true);
+    let tick = |view: &mut View, now_ms: u64| {
+        update(
+            view,
+            Msg::Tick {
+                now_ms,
+                clock: String::new(),
+            },
+        )
+    };
+    let mut injected = vec![];
+    for s in 0..40 {
+        injected.extend(tick(&mut view, 1_000_000 + s * 1000));
+    }
+    assert_eq!(
+        injected.first(),
+        Some(&Effect::InjectChaos(
+            book()
+                .chapters
+                .iter()
+                .find_map(|c| c.fault.clone())
+                .unwrap()
+        ))
+    );
+}
