@@ -251,7 +251,7 @@ fn engine_update(view: &mut View, news: EngineUpdate) {
             Some(existing) => *existing = row,
             None => {
                 view.tickets.insert(0, row);
-                view.tickets.sort_by(|a, b| b.id.cmp(&a.id));
+                view.tickets.sort_by_key(|t| std::cmp::Reverse(t.id));
             }
         },
         EngineUpdate::Reasoning { ticket, event } => {
@@ -279,7 +279,7 @@ fn engine_update(view: &mut View, news: EngineUpdate) {
             Some(existing) => *existing = row,
             None => {
                 view.actions.insert(0, row);
-                view.actions.sort_by(|a, b| b.id.cmp(&a.id));
+                view.actions.sort_by_key(|a| std::cmp::Reverse(a.id));
             }
         },
         EngineUpdate::Settings { mode, kill_switch } => {
