@@ -32,15 +32,17 @@ fn book() -> ChapterBook {
 
 /// A healthy three-node cluster under traffic, in execute mode.
 fn healthy() -> View {
-    let mut view = View::default();
-    view.header = Header {
-        subject: "ratelimiter".into(),
-        target: "local".into(),
-        simulated: false,
-        brain: "rules".into(),
-        mode: Some(Mode::Execute),
-        kill_switch: false,
-        clock: "14:03:22".into(),
+    let mut view = View {
+        header: Header {
+            subject: "ratelimiter".into(),
+            target: "local".into(),
+            simulated: false,
+            brain: "rules".into(),
+            mode: Some(Mode::Execute),
+            kill_switch: false,
+            clock: "14:03:22".into(),
+        },
+        ..View::default()
     };
     let mut nodes = vec![
         node("node-1", Health::Healthy, 0.61, 67.0),
@@ -288,9 +290,14 @@ fn press(view: &mut View, code: KeyCode) -> Vec<Effect> {
 
 #[test]
 fn screens_at_120_by_36() {
-    let mut empty = View::default();
-    empty.header.subject = "ratelimiter".into();
-    empty.header.brain = "rules".into();
+    let empty = View {
+        header: Header {
+            subject: "ratelimiter".into(),
+            brain: "rules".into(),
+            ..Header::default()
+        },
+        ..View::default()
+    };
     snap!("screen_empty_120x36", screen(&empty, 120, 36));
     snap!("screen_healthy_120x36", screen(&healthy(), 120, 36));
     snap!("screen_node_down_120x36", screen(&node_down(), 120, 36));
