@@ -19,12 +19,27 @@ const WINDOW_MS: u64 = 5000;
 
 pub struct Deployment {
     pub subject: Arc<dyn Subject>,
+    /// Values that must never be shown or recorded (the admin token).
+    secrets: Vec<String>,
     pub target: Arc<dyn DeploymentTarget>,
     /// "ratelimiter · local (started here)" and the like, for the header.
     pub description: String,
     _workload: Option<workload::Workload>,
     /// Logs and Redis's working directory of a cluster we own; removed with us.
     _scratch: Option<tempfile::TempDir>,
+}
+
+impl Deployment {
+    /// Every secret this deployment knows, plus the LLM keys from the environment.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut all = self.secrets.clone();
+        all.extend(
+            ["ANTHROPIC_API_KEY", "OPENAI_API_KEY"]
+                .iter()
+                .filter_map(|v| std::env::var(v).ok()),
+        );
+        all
+    }
 }
 
 /// What `cluster up` leaves for later commands. Holds the admin token: written 0600.
@@ -117,6 +132,7 @@ pub async fn bring_up(
         None
     };
     Ok(Deployment {
+        secrets: vec![endpoints.admin_token.clone()],
         subject,
         target: Arc::new(target),
         description: format!("ratelimiter · local ({how})"),
@@ -130,8 +146,10 @@ pub fn attach(subject: SubjectName, state_dir: &Path) -> Result<Deployment> {
     let file = read_cluster(state_dir, subject)?.ok_or_else(|| {
         eyre!("no cluster is running: start one with `operator-tui cluster up` (or use `run --inject NAME`)")
     })?;
+    let secrets = vec![file.endpoints.admin_token.clone()];
     let adapter = RateLimiterSubject::new(file.endpoints).map_err(|e| eyre!(e))?;
     Ok(Deployment {
+        secrets,
         subject: adapter,
         target: Arc::new(LocalTarget::adopt(file.processes, &file.log_dir)),
         description: "ratelimiter · local (attached)".into(),

@@ -19,4 +19,5 @@ pub mod policy;
 pub mod run;
 pub mod store;
 pub mod targets;
+pub mod tui;
 pub mod validate;

@@ -100,10 +100,13 @@ fn start(
     state_dir: &std::path::Path,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<()> {
-    if !args.headless {
+    if args.headless {
+        return runtime.block_on(run::run_headless(args, db, state_dir));
+    }
+    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         return Err(eyre!(
-            "the full-screen TUI is not built yet; run with --headless"
+            "the TUI needs a terminal; use --headless to print the loop instead"
         ));
     }
-    runtime.block_on(run::run_headless(args, db, state_dir))
+    runtime.block_on(operator_tui::tui::run_tui(args, db, state_dir))
 }

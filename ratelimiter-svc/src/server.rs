@@ -292,7 +292,11 @@ async fn decide(state: &AppState, request: &CheckRequest) -> Decision {
 
 async fn windows(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
     let keys: Vec<KeyWindows> = state.windows.snapshot();
-    Json(serde_json::json!({ "node_id": state.config.node_id, "keys": keys }))
+    Json(serde_json::json!({
+        "node_id": state.config.node_id,
+        "watching_since_ms": state.windows.watching_since_ms(),
+        "keys": keys,
+    }))
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Response {

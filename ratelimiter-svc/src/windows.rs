@@ -96,6 +96,12 @@ impl WindowBook {
         }
     }
 
+    /// Redis time (ms) from which this process has seen every one of its own decisions; a
+    /// window that began earlier may hold units a previous incarnation allowed.
+    pub fn watching_since_ms(&self) -> Option<u64> {
+        Some(self.first_seen_redis_ms.load(Ordering::Relaxed)).filter(|ms| *ms > 0)
+    }
+
     pub fn snapshot(&self) -> Vec<KeyWindows> {
         let first_seen = self.first_seen_redis_ms.load(Ordering::Relaxed);
         let mark = |mut count: WindowCount| {

@@ -86,9 +86,21 @@ pub struct RunArgs {
     #[arg(long)]
     pub duration: Option<f64>,
 
-    /// Inject this chaos (by name, see `chaos list`) once the cluster is healthy.
+    /// Inject this chaos (by name, see `chaos list`) once the cluster is healthy (headless).
     #[arg(long)]
     pub inject: Option<String>,
+
+    /// Run the demo chapters unattended and quit after the last one (recordings, CI).
+    #[arg(long)]
+    pub autoplay: bool,
+
+    /// Record the session as an asciicast v2 file (asciinema play FILE).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
+    /// Demo chapters to use instead of the subject's own (TOML, see demo-chapters/).
+    #[arg(long, value_name = "FILE")]
+    pub chapters: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

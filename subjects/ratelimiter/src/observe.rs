@@ -133,6 +133,9 @@ struct HealthRedis {
 
 #[derive(Debug, Clone, Deserialize)]
 struct WindowsBody {
+    /// Redis time from which the node saw all its own decisions (None: not yet).
+    #[serde(default)]
+    watching_since_ms: Option<u64>,
     keys: Vec<KeyWindows>,
 }
 
@@ -148,6 +151,7 @@ struct WindowSlot {
     epoch: String,
     generation: u64,
     window_id: u64,
+    window_ms: u64,
     counter_key: String,
     allowed_units: u64,
     #[serde(default)]
@@ -394,6 +398,14 @@ impl Observer {
             }
         };
         let all_nodes_seen = windows_by_node.iter().all(|w| w.is_some());
+        // The latest time any node started watching: windows that began before it may hold
+        // units an earlier incarnation of that node allowed and forgot.
+        let watching_since = windows_by_node
+            .iter()
+            .flatten()
+            .map(|w| w.watching_since_ms.unwrap_or(u64::MAX))
+            .max()
+            .unwrap_or(u64::MAX);
         for (i, (key, slot)) in newest.into_iter().enumerate() {
             let Some(slot) = slot else { continue };
             let mut kf = KeyFacts {
@@ -422,7 +434,7 @@ impl Observer {
                 Some("a node's accounting is missing".into())
             } else if epoch.as_deref() != Some(slot.epoch.as_str()) {
                 Some("Redis restarted since this window".into())
-            } else if partial {
+            } else if partial || slot.window_id.saturating_mul(slot.window_ms) < watching_since {
                 Some("a node was not watching the whole window".into())
             } else {
                 None

@@ -1,0 +1,217 @@
+//! The full-screen front end: one select! loop over keys, engine events, a clock tick and a
+//! frame budget. Keys become messages, `update` is pure, and only this loop runs effects.
+//! Engine events are drained before a frame is drawn, so a model streaming hundreds of tokens
+//! a second costs one redraw per frame, not one per token.
+
+mod convert;
+mod recording;
+mod terminal;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use color_eyre::eyre::{Result, WrapErr};
+use crossterm::event::{Event, EventStream, KeyEventKind};
+use futures::StreamExt;
+use operator_protocol::ChaosRequest;
+use operator_widgets::chapters::{ChapterBook, ChapterRun};
+use operator_widgets::update::{Effect, EngineUpdate, Msg};
+use operator_widgets::view::{ChaosEntry, Header, View};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::brains::RulesBrain;
+use crate::cli::RunArgs;
+use crate::clock::{Clock, SystemClock};
+use crate::deploy;
+use crate::engine::{Engine, EngineConfig, EngineHandle};
+use crate::events::Command;
+use crate::store::Store;
+
+const FRAME: Duration = Duration::from_millis(33);
+const TICK: Duration = Duration::from_millis(250);
+
+/// The chapters shipped for each subject, unless `--chapters` names another file.
+fn chapters(args: &RunArgs) -> Result<ChapterBook> {
+    let text = match &args.chapters {
+        Some(path) => {
+            std::fs::read_to_string(path).wrap_err_with(|| format!("reading {}", path.display()))?
+        }
+        None => include_str!("../../demo-chapters/ratelimiter.toml").to_string(),
+    };
+    toml::from_str(&text).wrap_err("the demo chapters do not parse")
+}
+
+fn wall_clock(ms: u64) -> String {
+    let day = ms / 1000 % 86_400;
+    format!("{:02}:{:02}:{:02} UTC", day / 3600, day / 60 % 60, day % 60)
+}
+
+pub async fn run_tui(args: RunArgs, db: &Path, state_dir: &Path) -> Result<()> {
+    let book = chapters(&args)?;
+    eprintln!("operator-tui: bringing the cluster up");
+    let deployment =
+        deploy::bring_up(&args.subject, state_dir, &|line| eprintln!("  {line}")).await?;
+    let config = EngineConfig {
+        tick: Duration::from_millis(args.tick_ms.max(10)),
+        mode: args.mode,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(
+        deployment.subject.clone(),
+        deployment.target.clone(),
+        Arc::new(RulesBrain),
+        Store::open(db)?,
+        Arc::new(SystemClock),
+        config,
+    );
+    let mut events = engine.events().subscribe();
+    let handle = engine.start();
+    let mut view = View {
+        header: Header {
+            subject: deployment.subject.name().to_string(),
+            target: deployment.target.kind().to_string(),
+            simulated: deployment.target.simulated(),
+            brain: "rules".into(),
+            ..Header::default()
+        },
+        chaos: deployment
+            .subject
+            .chaos()
+            .into_iter()
+            .map(|c| ChaosEntry {
+                name: c.name,
+                description: c.description,
+            })
+            .collect(),
+        chapters: ChapterRun::new(book, args.autoplay),
+        ..View::default()
+    };
+    let recorder = match &args.record {
+        Some(path) => Some(recording::Recorder::create(
+            path,
+            "operator-tui",
+            deployment.secrets(),
+        )?),
+        None => None,
+    };
+    let result = {
+        let mut screen = terminal::Screen::enter(recorder)?;
+        let outcome = event_loop(&mut screen, &mut view, &handle, &mut events).await;
+        screen.leave()?;
+        outcome
+    };
+    eprintln!("stopping: the engine, the workload, then the cluster");
+    handle.shutdown().await?;
+    drop(deployment);
+    if let Some(path) = &args.record {
+        eprintln!("recorded {}", path.display());
+    }
+    result
+}
+
+async fn event_loop(
+    screen: &mut terminal::Screen,
+    view: &mut View,
+    engine: &EngineHandle,
+    events: &mut tokio::sync::broadcast::Receiver<crate::events::EngineEvent>,
+) -> Result<()> {
+    let mut keys = EventStream::new();
+    let mut frame = tokio::time::interval(FRAME);
+    let mut tick = tokio::time::interval(TICK);
+    frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut dirty = true;
+    let interrupted = crate::run::interrupted();
+    tokio::pin!(interrupted);
+    loop {
+        let mut effects = Vec::new();
+        tokio::select! {
+            key = keys.next() => match key {
+                Some(Ok(Event::Key(key))) if key.kind == KeyEventKind::Press => {
+                    if let Some(msg) = operator_widgets::handle_key(view, key) {
+                        effects = operator_widgets::update(view, msg);
+                    }
+                    dirty = true;
+                }
+                Some(Ok(Event::Resize(width, height))) => {
+                    screen.resized(width, height);
+                    dirty = true;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e).wrap_err("reading the terminal"),
+                None => break,
+            },
+            event = events.recv() => {
+                match event {
+                    Ok(event) => apply(view, event),
+                    // The UI fell behind: ask for the state again rather than show a gap.
+                    Err(RecvError::Lagged(_)) => engine.send(Command::Replay).await,
+                    Err(RecvError::Closed) => break,
+                }
+                while let Ok(event) = events.try_recv() {
+                    apply(view, event);
+                }
+                dirty = true;
+            }
+            _ = tick.tick() => {
+                let now_ms = SystemClock.now_ms();
+                effects = operator_widgets::update(view, Msg::Tick { now_ms, clock: wall_clock(now_ms) });
+                dirty = true;
+            }
+            _ = frame.tick() => {
+                if dirty {
+                    screen.draw(view)?;
+                    dirty = false;
+                }
+            }
+            _ = &mut interrupted => break,
+        }
+        for effect in effects {
+            if !run_effect(view, engine, effect).await {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn apply(view: &mut View, event: crate::events::EngineEvent) {
+    if let Some(update) = convert::engine_update(event) {
+        operator_widgets::update(view, Msg::Engine(update));
+    }
+}
+
+/// Runs one effect; false means quit.
+async fn run_effect(view: &mut View, engine: &EngineHandle, effect: Effect) -> bool {
+    match effect {
+        Effect::Quit => return false,
+        Effect::InjectChaos(name) => {
+            engine
+                .send(Command::InjectChaos(ChaosRequest {
+                    name,
+                    params: Default::default(),
+                }))
+                .await
+        }
+        Effect::Approve(id) => {
+            engine
+                .send(Command::Approve(crate::model::ActionId(id)))
+                .await
+        }
+        Effect::Reject(id) => {
+            engine
+                .send(Command::Reject(crate::model::ActionId(id)))
+                .await
+        }
+        Effect::SetMode(mode) => engine.send(Command::SetMode(mode)).await,
+        Effect::KillSwitch(on) => engine.send(Command::KillSwitch(on)).await,
+        Effect::Ask(question) => {
+            let answer = format!(
+                "“{question}”: the rules brain answers tickets from the runbook, not free questions. \
+                 Asking needs an LLM brain (--brain anthropic|openai), which is not built yet."
+            );
+            operator_widgets::update(view, Msg::Engine(EngineUpdate::Answer(answer)));
+        }
+    }
+    true
+}

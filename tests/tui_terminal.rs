@@ -1,0 +1,150 @@
+//! The TUI in a real terminal: operator-tui runs under tmux with --autoplay on the rate
+//! limiter; the test reads the screen until the ticket is resolved, waits for the quit, and
+//! checks the terminal was restored, the recording is a valid asciicast and nothing is left.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const CHAPTERS: &str = r#"
+subject = "ratelimiter"
+title = "terminal test"
+[[chapters]]
+title = "Quiet"
+narrative = "A quiet cluster."
+wait_for = "healthy"
+linger_s = 1
+[[chapters]]
+title = "A node dies"
+narrative = "node-2 is killed."
+fault = "kill_node"
+countdown_s = 2
+wait_for = "resolved"
+linger_s = 2
+"#;
+
+/// A private tmux server, killed with everything in it when the test ends.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux is installed (scripts/test installs it)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "t"])
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.run(&["kill-server"]);
+    }
+}
+
+fn marked(marker: &str) -> usize {
+    let needle = format!("OPERATOR_TEST_MARKER={marker}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()))
+        })
+        .count()
+}
+
+fn check_cast(path: &Path) {
+    let text = std::fs::read_to_string(path).expect("the recording exists");
+    let mut lines = text.lines();
+    let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(
+        (
+            header["version"].as_u64(),
+            header["width"].as_u64(),
+            header["height"].as_u64()
+        ),
+        (Some(2), Some(120), Some(36))
+    );
+    let mut last = 0.0;
+    let mut output = String::new();
+    for line in lines {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("bad event {line:?}: {e}"));
+        let time = event[0].as_f64().unwrap();
+        assert!(time >= last, "events are in time order");
+        last = time;
+        assert!(matches!(event[1].as_str(), Some("o" | "r")));
+        output.push_str(event[2].as_str().unwrap());
+    }
+    assert!(
+        output.contains("operator-tui") && output.contains("resolved"),
+        "the recording shows the session"
+    );
+}
+
+#[test]
+fn autoplay_in_a_real_terminal_resolves_the_ticket_and_restores_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let chapters = dir.path().join("chapters.toml");
+    std::fs::write(&chapters, CHAPTERS).unwrap();
+    let cast = dir.path().join("talk.cast");
+    let marker = format!("tui-{}", std::process::id());
+    let command = format!(
+        "env OPERATOR_TEST_MARKER={marker} {} --db {}/op.db run --mode execute --autoplay --chapters {} --record {}; echo OPERATOR-EXITED $?; sleep 60",
+        env!("CARGO_BIN_EXE_operator-tui"),
+        dir.path().display(),
+        chapters.display(),
+        cast.display()
+    );
+    let tmux = Tmux {
+        socket: format!("operator-test-{}", std::process::id()),
+    };
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-x",
+        "120",
+        "-y",
+        "36",
+        "-s",
+        "t",
+        &command,
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let (mut saw_panes, mut saw_resolved) = (false, false);
+    let final_screen = loop {
+        let screen = tmux.screen();
+        saw_panes |= screen.contains("╭ tickets") && screen.contains("╭ reasoning");
+        saw_resolved |= screen.contains("resolved · detect");
+        if screen.contains("OPERATOR-EXITED") {
+            break screen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "autoplay did not finish in 45 s; the screen:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(saw_panes, "the TUI drew its panes");
+    assert!(saw_resolved, "the screen showed the ticket resolved");
+    assert!(final_screen.contains("OPERATOR-EXITED 0"), "{final_screen}");
+    assert!(
+        !final_screen.contains("╭ tickets"),
+        "the alternate screen was left: the terminal is restored\n{final_screen}"
+    );
+    check_cast(&cast);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while marked(&marker) > 0 {
+        assert!(Instant::now() < deadline, "processes outlived the TUI");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
