@@ -94,18 +94,25 @@ pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
         "reasoning · #{} {} · {}",
         ticket.id, ticket.invariant, view.header.brain
     );
+    let inner = block("", false).inner(area);
+    // Only the tail can be on screen: a wrapped line never takes fewer rows than one, so the
+    // last (height + scroll) lines always cover the view, however long the transcript grows.
+    let keep = (inner.height + view.ui.reasoning_scroll) as usize;
     let mut lines: Vec<Line> = Vec::new();
     match view.transcripts.get(&ticket.id) {
         None => lines.push(Line::styled(" waiting for the brain…", theme::dim())),
         Some(t) => {
-            lines.extend(t.lines.iter().map(|l| Line::raw(l.clone())));
+            let tail = diagnosis_lines(t);
+            let streamed = keep.saturating_sub(tail.len());
+            let first = t.lines.len().saturating_sub(streamed);
+            lines.extend(t.lines[first..].iter().map(|l| Line::raw(l.clone())));
             if !t.partial.is_empty() {
                 lines.push(Line::from(vec![
                     Span::raw(t.partial.clone()),
                     Span::styled("▌", theme::key()),
                 ]));
             }
-            lines.extend(diagnosis_lines(t));
+            lines.extend(tail);
         }
     }
     if let Some(answer) = &view.answer {
@@ -113,7 +120,6 @@ pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
         lines.push(Line::styled("Answer", theme::title()));
         lines.extend(answer.lines().map(|l| Line::raw(format!("  {l}"))));
     }
-    let inner = block("", false).inner(area);
     // Follow the stream: show the bottom, minus what the user scrolled back.
     let paragraph = Paragraph::new(lines).wrap(Wrap { trim: false });
     let total = paragraph.line_count(inner.width) as u16;
