@@ -516,11 +516,20 @@ async fn an_engine_killed_mid_action_leaves_the_action_interrupted_and_the_ticke
     let example = std::path::Path::new(env!("CARGO_BIN_EXE_operator-tui"))
         .with_file_name("examples")
         .join("fake_engine");
-    let mut child = std::process::Command::new(&example)
-        .arg(&db)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut engine_process = KillOnDrop(
+        std::process::Command::new(&example)
+            .arg(&db)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let store = || operator_tui::store::Store::open(&db).ok();
     let deadline = Instant::now() + Duration::from_secs(20);
     let executing = loop {
@@ -536,8 +545,8 @@ async fn an_engine_killed_mid_action_leaves_the_action_interrupted_and_the_ticke
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    engine_process.0.kill().unwrap(); // SIGKILL
+    engine_process.0.wait().unwrap();
 
     let subject = FakeSubject::new(NODES);
     let mut handle = Some(start_engine(

@@ -402,8 +402,18 @@ fn children_of(parent: u32) -> Vec<u32> {
         .collect()
 }
 
-fn spawn_headless(dir: &Path, marker: &str, extra: &[&str]) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_operator-tui"))
+/// A child process killed on drop, so a failing assertion cannot leak a running operator.
+struct Guarded(std::process::Child);
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_headless(dir: &Path, marker: &str, extra: &[&str]) -> Guarded {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_operator-tui"))
         .args([
             "--db",
             dir.join("operator.db").to_str().unwrap(),
@@ -419,7 +429,8 @@ fn spawn_headless(dir: &Path, marker: &str, extra: &[&str]) -> std::process::Chi
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap()
+        .unwrap();
+    Guarded(child)
 }
 
 fn wait_gone(marker: &str) {
@@ -439,16 +450,16 @@ async fn the_headless_run_prints_the_loop_and_leaves_nothing_behind() {
     let _serial = ONE_CLUSTER_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let marker = format!("headless-{}", std::process::id());
-    let child = spawn_headless(
+    let mut child = spawn_headless(
         dir.path(),
         &marker,
         &["--inject", "kill_node", "--duration", "8"],
     );
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+    let stdout = child.0.stdout.take().unwrap();
+    let text = tokio::task::spawn_blocking(move || std::io::read_to_string(stdout).unwrap())
         .await
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success());
+    assert!(child.0.wait().unwrap().success());
     for needle in [
         "chaos kill_node on node-2",
         "ticket #1 open: node_down on node-2",
@@ -467,7 +478,8 @@ async fn sigterm_or_sigkill_of_operator_tui_leaves_no_process_behind() {
     for signal in ["-TERM", "-KILL"] {
         let dir = tempfile::tempdir().unwrap();
         let marker = format!("signal{signal}-{}", std::process::id());
-        let mut child = spawn_headless(dir.path(), &marker, &[]);
+        let mut guard = spawn_headless(dir.path(), &marker, &[]);
+        let child = &mut guard.0;
         let stdout = child.stdout.take().unwrap();
         let seen = tokio::task::spawn_blocking(move || {
             use std::io::BufRead;

@@ -174,6 +174,9 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Two processes opening a new database at once (an engine and a CLI) would both try to
+        // create the schema; an advisory lock beside the file lets one migrate at a time.
+        let _migrating = MigrationLock::take(path)?;
         schema::migrations()
             .to_latest(&mut conn)
             .wrap_err_with(|| format!("migrating the database {}", path.display()))?;
@@ -735,6 +738,31 @@ impl Store {
                 })
             })?
             .collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+/// An exclusive flock on `<db>.lock`, released when dropped.
+struct MigrationLock {
+    _held: std::fs::File,
+}
+
+impl MigrationLock {
+    fn take(db: &Path) -> Result<Self> {
+        use std::os::fd::AsRawFd;
+        let mut name = db.as_os_str().to_owned();
+        name.push(".lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(PathBuf::from(name))
+            .wrap_err("opening the database's lock file")?;
+        // SAFETY: flock on a descriptor we own; it blocks until the other process is done.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error())
+                .wrap_err("locking the database for migration");
+        }
+        Ok(Self { _held: file })
     }
 }
 

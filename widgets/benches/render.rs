@@ -11,21 +11,98 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 
 fn streaming_view() -> View {
-    let mut view = View { header: Header { subject: "ratelimiter".into(), target: "local".into(), brain: "rules".into(), mode: Some(Mode::Execute), clock: "12:00:00 UTC".into(), ..Header::default() }, ..View::default() };
+    let mut view = View {
+        header: Header {
+            subject: "ratelimiter".into(),
+            target: "local".into(),
+            brain: "rules".into(),
+            mode: Some(Mode::Execute),
+            clock: "12:00:00 UTC".into(),
+            ..Header::default()
+        },
+        ..View::default()
+    };
     let nodes = (1..=3)
-        .map(|i| NodeStatus { id: NodeId(format!("node-{i}")), role: "node".into(), health: Health::Healthy, facts: [("p99_ms".to_string(), serde_json::json!(0.6)), ("checks_per_sec".to_string(), serde_json::json!(67))].into_iter().collect() })
+        .map(|i| NodeStatus {
+            id: NodeId(format!("node-{i}")),
+            role: "node".into(),
+            health: Health::Healthy,
+            facts: [
+                ("p99_ms".to_string(), serde_json::json!(0.6)),
+                ("checks_per_sec".to_string(), serde_json::json!(67)),
+            ]
+            .into_iter()
+            .collect(),
+        })
         .collect();
-    operator_widgets::update(&mut view, Msg::Engine(EngineUpdate::Observed { nodes, workload: Some(WorkloadSample { ops_per_sec: 200.0, ..Default::default() }), violations: vec![] }));
+    operator_widgets::update(
+        &mut view,
+        Msg::Engine(EngineUpdate::Observed {
+            nodes,
+            workload: Some(WorkloadSample {
+                ops_per_sec: 200.0,
+                ..Default::default()
+            }),
+            violations: vec![],
+        }),
+    );
     view.ops_history = (0..240).map(|i| 180 + i % 40).collect();
     for id in 1..=12 {
-        operator_widgets::update(&mut view, Msg::Engine(EngineUpdate::Ticket(TicketRow { id, status: TicketStatus::Diagnosing, invariant: "high_latency".into(), target: "node-2".into(), severity: Severity::Warning, occurrences: 3, message: "p99 high".into(), reason: None, opened_ms: 0, detect_ms: Some(240), diagnose_ms: None, mitigate_ms: None })));
-        operator_widgets::update(&mut view, Msg::Engine(EngineUpdate::Action(ActionRow { id, ticket: Some(12), name: "restart_node".into(), params: r#"{"node":"node-2"}"#.into(), status: ActionStatus::Validated, approved: false, rejected: false, attempts: 0, max_attempts: 3, error: None, outcome: None })));
+        operator_widgets::update(
+            &mut view,
+            Msg::Engine(EngineUpdate::Ticket(TicketRow {
+                id,
+                status: TicketStatus::Diagnosing,
+                invariant: "high_latency".into(),
+                target: "node-2".into(),
+                severity: Severity::Warning,
+                occurrences: 3,
+                message: "p99 high".into(),
+                reason: None,
+                opened_ms: 0,
+                detect_ms: Some(240),
+                diagnose_ms: None,
+                mitigate_ms: None,
+            })),
+        );
+        operator_widgets::update(
+            &mut view,
+            Msg::Engine(EngineUpdate::Action(ActionRow {
+                id,
+                ticket: Some(12),
+                name: "restart_node".into(),
+                params: r#"{"node":"node-2"}"#.into(),
+                status: ActionStatus::Validated,
+                approved: false,
+                rejected: false,
+                attempts: 0,
+                max_attempts: 3,
+                error: None,
+                outcome: None,
+            })),
+        );
     }
     let sentence = "The node's p99 rose while Redis kept answering within a fraction of a millisecond, so the delay lives in the node. ";
     for _ in 0..200 {
-        operator_widgets::update(&mut view, Msg::Engine(EngineUpdate::Reasoning { ticket: 12, event: ReasoningEvent::Text { text: format!("{sentence}\n") } }));
+        operator_widgets::update(
+            &mut view,
+            Msg::Engine(EngineUpdate::Reasoning {
+                ticket: 12,
+                event: ReasoningEvent::Text {
+                    text: format!("{sentence}\n"),
+                },
+            }),
+        );
     }
-    operator_widgets::update(&mut view, Msg::Engine(EngineUpdate::Reasoning { ticket: 12, event: ReasoningEvent::Text { text: "and mid-sente".into() } }));
+    operator_widgets::update(
+        &mut view,
+        Msg::Engine(EngineUpdate::Reasoning {
+            ticket: 12,
+            event: ReasoningEvent::Text {
+                text: "and mid-sente".into(),
+            },
+        }),
+    );
     view
 }
 
@@ -49,7 +126,10 @@ fn main() {
             started.elapsed().as_secs_f64() * 1e6 / frames_per_batch as f64
         })
         .collect();
-    println!("render 120x36 streaming frame: median {:.1} µs per frame (15 batches of {frames_per_batch})", median(per_frame));
+    println!(
+        "render 120x36 streaming frame: median {:.1} µs per frame (15 batches of {frames_per_batch})",
+        median(per_frame)
+    );
 
     let tokens_per_batch = 5000;
     let per_token: Vec<f64> = (0..15)
@@ -57,12 +137,25 @@ fn main() {
             let mut view = streaming_view();
             let started = Instant::now();
             for i in 0..tokens_per_batch {
-                let text = if i % 12 == 11 { "word\n".to_string() } else { "word ".to_string() };
-                operator_widgets::update(&mut view, Msg::Engine(EngineUpdate::Reasoning { ticket: 12, event: ReasoningEvent::Text { text } }));
+                let text = if i % 12 == 11 {
+                    "word\n".to_string()
+                } else {
+                    "word ".to_string()
+                };
+                operator_widgets::update(
+                    &mut view,
+                    Msg::Engine(EngineUpdate::Reasoning {
+                        ticket: 12,
+                        event: ReasoningEvent::Text { text },
+                    }),
+                );
             }
             started.elapsed().as_secs_f64() * 1e9 / tokens_per_batch as f64
         })
         .collect();
     let ns = median(per_token);
-    println!("update per streamed token: median {ns:.0} ns; 500 tokens/s cost {:.3}% of one core before drawing", ns * 500.0 / 1e7);
+    println!(
+        "update per streamed token: median {ns:.0} ns; 500 tokens/s cost {:.3}% of one core before drawing",
+        ns * 500.0 / 1e7
+    );
 }
