@@ -218,7 +218,7 @@ pub(crate) fn accept_diagnosis(
             risk: spec.risk,
             max_attempts: core.config.max_attempts,
             depends_on: previous,
-            not_before_ms: None,
+            not_before_ms: step.after_ms.map(|after| now + after),
         };
         let action = core.store.insert_action(&new, Cause::Brain, now)?;
         core.emit_action(action);

@@ -622,3 +622,74 @@ async fn an_approval_from_the_cli_in_another_process_reaches_the_running_engine(
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_scheduled_action_waits_for_its_time_on_the_engine_clock() {
+    let subject = FakeSubject::new(NODES);
+    subject.set_healthy("n2", false);
+    let brain = ScriptedBrain(Box::new(|_| {
+        let mut restart = step("restart_node", json!({"node": "n2"}));
+        restart.after_ms = Some(5_000);
+        Ok(diagnosis_with(vec![restart]))
+    }));
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let mut h = start_with_clock(
+        subject.clone(),
+        Arc::new(brain),
+        config(Mode::Execute),
+        clock.clone(),
+    );
+    let action = h.action_in(ActionStatus::Validated).await;
+    assert_eq!(action.not_before_ms, Some(1_005_000));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(subject.executed().is_empty(), "not before its time");
+    clock.advance(5_000);
+    h.ticket_in(TicketStatus::Resolved).await;
+    assert_eq!(subject.executed().len(), 1);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_held_ticket_runs_no_action_until_a_human_lets_go() {
+    let subject = FakeSubject::new(NODES);
+    subject.set_healthy("n2", false);
+    let mut h = start(
+        subject.clone(),
+        Arc::new(DelayedBrain(
+            Duration::from_millis(300),
+            ScriptedBrain(Box::new(|_| {
+                Ok(diagnosis_with(vec![step(
+                    "restart_node",
+                    json!({"node": "n2"}),
+                )]))
+            })),
+        )),
+        config(Mode::Execute),
+    );
+    let ticket = h.ticket_in(TicketStatus::Diagnosing).await;
+    // What `operator-tui tickets hold N` does.
+    h.store()
+        .set_ticket_status(
+            ticket.id,
+            TicketStatus::Held,
+            Cause::Cli,
+            Some("held by hand"),
+            0,
+        )
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        subject.executed().is_empty(),
+        "nothing runs on a held ticket"
+    );
+    let diagnosis = h.store().diagnoses(ticket.id).unwrap().pop().unwrap();
+    assert!(
+        diagnosis.refusal.unwrap().contains("held"),
+        "the diagnosis is recorded, not acted on"
+    );
+    assert_eq!(
+        h.store().ticket(ticket.id).unwrap().unwrap().status,
+        TicketStatus::Held
+    );
+    h.stop().await;
+}

@@ -224,6 +224,7 @@ impl Brain for RulesBrain {
                     action: step.action.clone(),
                     params: fill(&step.params, ticket),
                     rationale: step.rationale.clone(),
+                    after_ms: None,
                 })
                 .collect();
             for action in &recommended_actions {

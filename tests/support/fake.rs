@@ -339,6 +339,7 @@ pub fn step(action: &str, params: serde_json::Value) -> RecommendedAction {
         action: action.into(),
         params: serde_json::from_value(params).unwrap(),
         rationale: "scripted".into(),
+        after_ms: None,
     }
 }
 

@@ -51,6 +51,9 @@ pub struct RecommendedAction {
     #[serde(default)]
     pub params: BTreeMap<String, serde_json::Value>,
     pub rationale: String,
+    /// Run no sooner than this long after the diagnosis (a scheduled action).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
