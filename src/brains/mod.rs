@@ -1,5 +1,7 @@
-//! Brains: the offline rules brain here; the LLM brains arrive with their own modules.
+//! Brains: the offline rules brain, and the Claude brain over the Messages API.
 
+pub mod anthropic;
+pub mod prompt;
 pub mod rules;
 mod template;
 

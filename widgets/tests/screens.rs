@@ -164,6 +164,7 @@ fn diagnosis() -> Diagnosis {
                 .into_iter()
                 .collect(),
             rationale: "a crashed stateless node comes back clean with a restart".into(),
+            after_ms: None,
         }],
         confidence: 0.99,
         cost: Cost {
