@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod fake;
+pub mod replay;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -66,6 +66,16 @@ impl std::fmt::Debug for AnthropicConfig {
 }
 
 impl AnthropicConfig {
+    pub fn new(base_url: &str, api_key: &str, model: &str) -> Self {
+        Self {
+            base_url: base_url.into(),
+            api_key: api_key.into(),
+            model: model.into(),
+            max_tokens: 2048,
+            budget: Budget::default(),
+        }
+    }
+
     /// The key from ANTHROPIC_API_KEY, the base URL from ANTHROPIC_BASE_URL.
     pub fn from_env(model: Option<String>) -> Result<Self, String> {
         let api_key = std::env::var("ANTHROPIC_API_KEY")
