@@ -78,8 +78,8 @@ async fn diagnose(
 #[tokio::test]
 async fn a_tool_loop_ends_in_a_valid_diagnosis_with_text_streamed_in_order() {
     let (result, server, sink) = diagnose(vec![
-        Reply::sse("tool_loop_1.sse"),
-        Reply::sse("tool_loop_2.sse"),
+        Reply::sse("anthropic/tool_loop_1.sse"),
+        Reply::sse("anthropic/tool_loop_2.sse"),
     ])
     .await;
     let d = result.unwrap();
@@ -141,7 +141,7 @@ async fn a_tool_loop_ends_in_a_valid_diagnosis_with_text_streamed_in_order() {
 
 #[tokio::test]
 async fn an_error_event_inside_a_200_stream_is_not_resent_and_the_rules_brain_answers() {
-    let (result, server, sink) = diagnose(vec![Reply::sse("error_mid_stream.sse")]).await;
+    let (result, server, sink) = diagnose(vec![Reply::sse("anthropic/error_mid_stream.sse")]).await;
     let d = result.unwrap();
     assert!(
         d.summary.starts_with("[rules brain") && d.summary.contains("overloaded_error"),
@@ -162,13 +162,13 @@ async fn an_error_event_inside_a_200_stream_is_not_resent_and_the_rules_brain_an
 
 #[tokio::test]
 async fn max_tokens_inside_a_tool_block_runs_nothing() {
-    let (result, _, _) = diagnose(vec![Reply::sse("max_tokens_in_tool.sse")]).await;
+    let (result, _, _) = diagnose(vec![Reply::sse("anthropic/max_tokens_in_tool.sse")]).await;
     assert!(result.unwrap_err().0.contains("max_tokens"));
 }
 
 #[tokio::test]
 async fn a_refusal_is_reported_as_such() {
-    let (result, _, _) = diagnose(vec![Reply::sse("refusal.sse")]).await;
+    let (result, _, _) = diagnose(vec![Reply::sse("anthropic/refusal.sse")]).await;
     let error = result.unwrap_err().0;
     assert!(
         error.contains("refused") && error.contains("policy"),
@@ -178,7 +178,7 @@ async fn a_refusal_is_reported_as_such() {
 
 #[tokio::test]
 async fn a_diagnosis_that_fails_the_schema_is_refused() {
-    let (result, _, _) = diagnose(vec![Reply::sse("malformed_diagnosis.sse")]).await;
+    let (result, _, _) = diagnose(vec![Reply::sse("anthropic/malformed_diagnosis.sse")]).await;
     assert!(result.unwrap_err().0.contains("does not match the schema"));
 }
 
@@ -192,8 +192,8 @@ async fn a_429_is_retried_after_retry_after_then_succeeds() {
             "Number of request tokens has exceeded your per-minute rate limit",
         )
         .with_header("retry-after", "1"),
-        Reply::sse("tool_loop_1.sse"),
-        Reply::sse("tool_loop_2.sse"),
+        Reply::sse("anthropic/tool_loop_1.sse"),
+        Reply::sse("anthropic/tool_loop_2.sse"),
     ])
     .await;
     assert_eq!(result.unwrap().root_cause.category, "process_crash");
@@ -249,7 +249,7 @@ async fn a_401_is_a_clear_error_naming_the_key_variable_and_is_not_retried() {
 
 #[tokio::test]
 async fn past_its_tool_budget_the_rules_brain_answers_and_says_so() {
-    let server = ReplayServer::start(vec![Reply::sse("tool_loop_1.sse")]).await;
+    let server = ReplayServer::start(vec![Reply::sse("anthropic/tool_loop_1.sse")]).await;
     let subject = FakeSubject::new(&["n1", "n2", "n3"]);
     subject.set_healthy("n2", false);
     let mut config = AnthropicConfig::new(&server.url, KEY, "claude-sonnet-4-5");
@@ -275,8 +275,8 @@ async fn past_its_tool_budget_the_rules_brain_answers_and_says_so() {
 #[tokio::test]
 async fn a_prompt_injection_in_a_log_cannot_get_past_the_executor() {
     let server = ReplayServer::start(vec![
-        Reply::sse("injected_1.sse"),
-        Reply::sse("injected_2.sse"),
+        Reply::sse("anthropic/injected_1.sse"),
+        Reply::sse("anthropic/injected_2.sse"),
     ])
     .await;
     let subject = FakeSubject::new(&["n1", "n2", "n3"]);

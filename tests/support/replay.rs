@@ -20,10 +20,7 @@ pub struct Reply {
 
 impl Reply {
     pub fn sse(fixture: &str) -> Self {
-        let path = format!(
-            "{}/tests/fixtures/anthropic/{fixture}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/tests/fixtures/{fixture}", env!("CARGO_MANIFEST_DIR"));
         let body = std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"));
         Self {
             status: 200,
