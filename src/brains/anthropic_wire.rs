@@ -45,18 +45,14 @@ pub struct MessageStart {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Delta {
-    TextDelta {
-        text: String,
-    },
-    InputJsonDelta {
-        partial_json: String,
-    },
-    ThinkingDelta {
-        thinking: String,
-    },
-    SignatureDelta {
-        signature: String,
-    },
+    #[serde(rename = "text_delta")]
+    Text { text: String },
+    #[serde(rename = "input_json_delta")]
+    InputJson { partial_json: String },
+    #[serde(rename = "thinking_delta")]
+    Thinking { thinking: String },
+    #[serde(rename = "signature_delta")]
+    Signature { signature: String },
     #[serde(other)]
     Other,
 }
@@ -169,22 +165,22 @@ impl Turn {
             }
             StreamEvent::ContentBlockDelta { index, delta } => {
                 match (self.blocks.get_mut(index), delta) {
-                    (Some(Block::Text(text)), Delta::TextDelta { text: piece }) => {
+                    (Some(Block::Text(text)), Delta::Text { text: piece }) => {
                         text.push_str(&piece);
                         return Ok(Some(Shown::Text(piece)));
                     }
                     (
                         Some(Block::Thinking { thinking, .. }),
-                        Delta::ThinkingDelta { thinking: piece },
+                        Delta::Thinking { thinking: piece },
                     ) => {
                         thinking.push_str(&piece);
                         return Ok(Some(Shown::Thinking(piece)));
                     }
                     (
                         Some(Block::Thinking { signature, .. }),
-                        Delta::SignatureDelta { signature: s },
+                        Delta::Signature { signature: s },
                     ) => *signature = s,
-                    (Some(Block::ToolUse { json, .. }), Delta::InputJsonDelta { partial_json }) => {
+                    (Some(Block::ToolUse { json, .. }), Delta::InputJson { partial_json }) => {
                         json.push_str(&partial_json)
                     }
                     _ => {}
