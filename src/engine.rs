@@ -367,6 +367,33 @@ impl Engine {
                 self.core.store.set_kill_switch(on, Cause::Human, now)?;
                 self.refresh_settings()?;
             }
+            Command::Ask(question) => {
+                let context = operator_protocol::QuestionContext {
+                    subject: self.core.subject.name().to_string(),
+                    question: question.clone(),
+                    observation: self.core.last_observation.clone(),
+                    runbook: self.core.subject.runbook(),
+                    actions: self.core.catalog.clone(),
+                    tools: self.core.subject.tools(),
+                };
+                let brain = self.core.brain.clone();
+                let tools =
+                    crate::agent::SubjectTools(self.core.subject.clone(), self.core.target.clone());
+                let events = self.core.events.clone();
+                tokio::spawn(async move {
+                    // Questions stream like diagnoses, under ticket id 0.
+                    let sink = crate::agent::EventSink {
+                        ticket: TicketId(0),
+                        events: events.clone(),
+                        transcript: Default::default(),
+                    };
+                    let answer = brain
+                        .ask(&context, &tools, &sink)
+                        .await
+                        .map_err(|e| e.to_string());
+                    let _ = events.send(EngineEvent::Answer { question, answer });
+                });
+            }
             Command::Replay => {
                 self.emit_settings();
                 for ticket in self.core.store.tickets(200)?.into_iter().rev() {

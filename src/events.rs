@@ -43,6 +43,11 @@ pub enum EngineEvent {
     },
     /// Something a person should read that is no state change (a refused command, say).
     Notice(String),
+    /// The brain's answer to a question asked with `Command::Ask`.
+    Answer {
+        question: String,
+        answer: Result<String, String>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -55,4 +60,6 @@ pub enum Command {
     KillSwitch(bool),
     /// Re-send the current tickets, actions and settings (a front end that just attached).
     Replay,
+    /// A free question to the brain about the live cluster, answered read-only.
+    Ask(String),
 }

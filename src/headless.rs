@@ -168,6 +168,10 @@ impl Printer {
                 if *kill_switch { "ON" } else { "off" }
             )),
             EngineEvent::Notice(text) => self.line(text),
+            EngineEvent::Answer { question, answer } => match answer {
+                Ok(text) => self.line(&format!("answer to {question:?}: {text}")),
+                Err(why) => self.line(&format!("no answer to {question:?}: {why}")),
+            },
         }
     }
 }

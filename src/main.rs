@@ -73,6 +73,11 @@ fn main() -> Result<()> {
                     subject,
                 },
         }) => runtime.block_on(run::chaos_inject(subject, name, params, &db, &state_dir)),
+        Some(Commands::Ask {
+            question,
+            subject,
+            brain,
+        }) => runtime.block_on(run::ask(question, &subject, &brain, &state_dir)),
         Some(Commands::Cluster { command }) => match command {
             ClusterCommand::Up { subject } => {
                 runtime.block_on(deploy::cluster_up(&subject, &state_dir))

@@ -7,7 +7,6 @@ use std::time::Duration;
 use color_eyre::eyre::{Result, eyre};
 use operator_protocol::{ChaosRequest, Health};
 
-use crate::brains::RulesBrain;
 use crate::cli::{RunArgs, SubjectArgs, SubjectName};
 use crate::clock::{Clock, SystemClock};
 use crate::deploy;
@@ -28,6 +27,7 @@ pub async fn interrupted() {
 }
 
 pub async fn run_headless(args: RunArgs, db: &Path, state_dir: &Path) -> Result<()> {
+    let brain = crate::brains::choose(&args.brain).map_err(|e| eyre!(e))?;
     let deployment =
         deploy::bring_up(&args.subject, state_dir, &|line| eprintln!("  {line}")).await?;
     let store = Store::open(db)?;
@@ -39,7 +39,7 @@ pub async fn run_headless(args: RunArgs, db: &Path, state_dir: &Path) -> Result<
     let engine = Engine::new(
         deployment.subject.clone(),
         deployment.target.clone(),
-        Arc::new(RulesBrain),
+        brain.clone(),
         store,
         Arc::new(SystemClock),
         config,
@@ -47,8 +47,9 @@ pub async fn run_headless(args: RunArgs, db: &Path, state_dir: &Path) -> Result<
     let events = engine.events();
     let printer = tokio::spawn(crate::headless::print_events(events.subscribe()));
     eprintln!(
-        "  {} · brain rules · database {}",
+        "  {} · brain {} · database {}",
         deployment.description,
+        brain.name(),
         db.display()
     );
     let handle = engine.start();
@@ -92,6 +93,61 @@ pub async fn run_headless(args: RunArgs, db: &Path, state_dir: &Path) -> Result<
     handle.shutdown().await?;
     printer.abort();
     drop(deployment);
+    Ok(())
+}
+
+/// `ask`: one question to the brain, its reasoning streamed to stdout, then the answer.
+pub async fn ask(
+    question: String,
+    subject: &SubjectArgs,
+    brain: &crate::cli::BrainArgs,
+    state_dir: &Path,
+) -> Result<()> {
+    struct Stdout;
+    impl operator_protocol::ReasoningSink for Stdout {
+        fn emit(&self, event: operator_protocol::ReasoningEvent) {
+            use std::io::Write;
+            match event {
+                operator_protocol::ReasoningEvent::Text { text } => print!("{text}"),
+                operator_protocol::ReasoningEvent::ToolCall { tool, args } => {
+                    println!("\n  → {tool} {args}")
+                }
+                _ => {}
+            }
+            let _ = std::io::stdout().flush();
+        }
+    }
+    let brain = crate::brains::choose(brain).map_err(|e| eyre!(e))?;
+    let deployment = match deploy::attach(subject.subject, state_dir) {
+        Ok(d) => d,
+        Err(_) => {
+            deploy::bring_up(
+                &SubjectArgs {
+                    workload_rate: 0.0,
+                    ..subject.clone()
+                },
+                state_dir,
+                &|line| eprintln!("  {line}"),
+            )
+            .await?
+        }
+    };
+    let observation = deployment.subject.observe().await.ok();
+    let context = operator_protocol::QuestionContext {
+        subject: deployment.subject.name().to_string(),
+        question,
+        observation,
+        runbook: deployment.subject.runbook(),
+        actions: deployment.subject.actions(),
+        tools: deployment.subject.tools(),
+    };
+    eprintln!("asking {}", brain.name());
+    let tools = crate::agent::SubjectTools(deployment.subject.clone(), deployment.target.clone());
+    let answer = brain
+        .ask(&context, &tools, &Stdout)
+        .await
+        .map_err(|e| eyre!("{e}"))?;
+    println!("\n\n{answer}");
     Ok(())
 }
 

@@ -312,3 +312,127 @@ async fn a_prompt_injection_in_a_log_cannot_get_past_the_executor() {
     assert!(subject.executed().is_empty(), "nothing ran");
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_question_is_answered_with_the_read_only_tools() {
+    let server = ReplayServer::start(vec![
+        Reply::sse("anthropic/ask_1.sse"),
+        Reply::sse("anthropic/ask_2.sse"),
+    ])
+    .await;
+    let subject = FakeSubject::new(&["n1", "n2", "n3"]);
+    subject.set_healthy("n2", false);
+    let tools = SubjectTools(Arc::new(subject.clone()), Arc::new(FakeTarget(vec![])));
+    let context = QuestionContext {
+        subject: "fake".into(),
+        question: "why is n2 not answering?".into(),
+        observation: None,
+        runbook: subject.runbook(),
+        actions: subject.actions(),
+        tools: subject.tools(),
+    };
+    let answer = brain(&server)
+        .ask(&context, &tools, &Collect::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        answer,
+        "n2 is down: node_detail shows its process is not running."
+    );
+    let first = &server.requests()[0].body;
+    let tools: Vec<&str> = first["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        !tools.contains(&"submit_diagnosis"),
+        "a question submits no diagnosis: {tools:?}"
+    );
+    assert!(
+        first["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("why is n2 not answering?")
+    );
+    assert!(subject.executed().is_empty(), "asking changes nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limiter_loop_closes_with_a_replayed_claude_in_execute_mode() {
+    use operator_tui::cli::{SubjectArgs, SubjectName, TargetName};
+    let server = ReplayServer::start(vec![
+        Reply::sse("anthropic/ratelimiter_1.sse"),
+        Reply::sse("anthropic/ratelimiter_2.sse"),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = SubjectArgs {
+        subject: SubjectName::Ratelimiter,
+        target: TargetName::Local,
+        redis_url: None,
+        workload_rate: 200.0,
+    };
+    let deployment = operator_tui::deploy::bring_up(&args, dir.path(), &|_| {})
+        .await
+        .unwrap();
+    let db = dir.path().join("operator.db");
+    let engine = operator_tui::engine::Engine::new(
+        deployment.subject.clone(),
+        deployment.target.clone(),
+        Arc::new(brain(&server)),
+        operator_tui::store::Store::open(&db).unwrap(),
+        Arc::new(operator_tui::clock::SystemClock),
+        operator_tui::engine::EngineConfig {
+            mode: Some(Mode::Execute),
+            ..Default::default()
+        },
+    );
+    let handle = engine.start();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    handle
+        .send(operator_tui::events::Command::InjectChaos(ChaosRequest {
+            name: "kill_node".into(),
+            params: Default::default(),
+        }))
+        .await;
+    let store = operator_tui::store::Store::open(&db).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let ticket = loop {
+        if let Some(t) = store
+            .tickets(5)
+            .unwrap()
+            .into_iter()
+            .find(|t| t.status == TicketStatus::Resolved)
+        {
+            break t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not resolved: {:?}",
+            store.tickets(5).unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(ticket.reason.unwrap().starts_with("verified"));
+    let diagnosis = store.diagnoses(ticket.id).unwrap().pop().unwrap();
+    assert!(diagnosis.accepted && diagnosis.brain == "anthropic claude-sonnet-4-5");
+    assert_eq!(diagnosis.body["root_cause"]["category"], "process_crash");
+    assert!(
+        diagnosis
+            .reasoning
+            .contains("Checking whether its process still exists.")
+    );
+    // The model's tool call was answered with the real cluster's state.
+    let tool_result = server.requests()[1].body["messages"][2]["content"][0]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        tool_result.contains("\"state\":\"exited\""),
+        "{tool_result}"
+    );
+    handle.shutdown().await.unwrap();
+    drop(deployment);
+}

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
-use operator_protocol::{BoxFuture, DiagnosisContext, ReasoningEvent, ReasoningSink};
+use operator_protocol::{BoxFuture, ReasoningEvent, ReasoningSink};
 use serde_json::{Value, json};
 
 use super::anthropic_wire::{Shown, StreamEvent, Turn};
-use super::llm::{AttemptError, Budget, Dialect, LlmBrain, Stop, TurnOutcome, retry, send};
-use super::prompt;
+use super::llm::{
+    AttemptError, Budget, Conversation, Dialect, LlmBrain, Stop, TurnOutcome, retry, send,
+};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 /// A current Sonnet id (reference §5); `--model` or OPERATOR_MODEL picks another.
@@ -90,15 +91,16 @@ impl LlmBrain<Anthropic> {
 }
 
 impl Anthropic {
-    fn body(&self, context: &DiagnosisContext, messages: &[Value]) -> Value {
-        let tools: Vec<Value> = prompt::tool_definitions(&context.tools)
-            .into_iter()
+    fn body(&self, conversation: &Conversation, messages: &[Value]) -> Value {
+        let tools: Vec<Value> = conversation
+            .tools
+            .iter()
             .map(|(name, description, schema)| json!({ "name": name, "description": description, "input_schema": schema }))
             .collect();
         json!({
             "model": self.config.model,
             "max_tokens": self.config.max_tokens,
-            "system": prompt::system_prompt(context),
+            "system": conversation.system,
             "messages": messages,
             "tools": tools,
             "stream": true,
@@ -155,13 +157,9 @@ impl Dialect for Anthropic {
         format!("anthropic {}", self.config.model)
     }
 
-    fn first_messages(&self, context: &DiagnosisContext) -> Vec<Value> {
-        vec![json!({ "role": "user", "content": prompt::ticket_message(context) })]
-    }
-
     fn attempt<'a>(
         &'a self,
-        context: &'a DiagnosisContext,
+        conversation: &'a Conversation,
         messages: &'a [Value],
         attempt: u32,
         sink: &'a dyn ReasoningSink,
@@ -173,7 +171,7 @@ impl Dialect for Anthropic {
                 .post(&url)
                 .header("x-api-key", &self.config.api_key)
                 .header("anthropic-version", "2023-06-01")
-                .json(&self.body(context, messages));
+                .json(&self.body(conversation, messages));
             let response = send(request, attempt, "ANTHROPIC_API_KEY").await?;
             let turn = match self.read_stream(response, sink).await {
                 Ok(turn) => turn,
@@ -198,6 +196,7 @@ impl Dialect for Anthropic {
                 _ => Stop::Normal,
             };
             Ok(TurnOutcome {
+                text: turn.text(),
                 calls: turn.tool_calls(),
                 stop,
                 message: turn.to_message(),

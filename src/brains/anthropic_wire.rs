@@ -215,6 +215,20 @@ impl Turn {
         }
     }
 
+    /// The turn's visible text, all text blocks together.
+    pub fn text(&self) -> String {
+        self.blocks
+            .iter()
+            .filter_map(|b| {
+                if let Block::Text(t) = b {
+                    Some(t.as_str())
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
     /// The tool calls of the turn: (id, name, input), or an error for one cut off mid-input.
     pub fn tool_calls(&self) -> Vec<(String, String, Result<Value, String>)> {
         self.blocks

@@ -11,3 +11,29 @@ mod template;
 
 pub use rules::RulesBrain;
 pub use template::fill;
+
+use std::sync::Arc;
+
+use operator_protocol::Brain;
+
+use crate::cli::{BrainArgs, BrainName};
+
+/// The brain the arguments ask for: anthropic when a key is set and none is named, else rules.
+pub fn choose(args: &BrainArgs) -> Result<Arc<dyn Brain>, String> {
+    let name = args.brain.unwrap_or(
+        if std::env::var("ANTHROPIC_API_KEY").is_ok_and(|k| !k.trim().is_empty()) {
+            BrainName::Anthropic
+        } else {
+            BrainName::Rules
+        },
+    );
+    Ok(match name {
+        BrainName::Rules => Arc::new(RulesBrain),
+        BrainName::Anthropic => Arc::new(anthropic::AnthropicBrain::new(
+            anthropic::AnthropicConfig::from_env(args.model.clone())?,
+        )?),
+        BrainName::Openai => Arc::new(openai::OpenAiBrain::new(openai::OpenAiConfig::from_env(
+            args.model.clone(),
+        ))?),
+    })
+}

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
-use operator_protocol::{BoxFuture, DiagnosisContext, ReasoningEvent, ReasoningSink};
+use operator_protocol::{BoxFuture, ReasoningEvent, ReasoningSink};
 use serde_json::{Value, json};
 
 use super::llm::{
-    AttemptError, Budget, Dialect, LlmBrain, Stop, TurnOutcome, error_detail, retry, send,
+    AttemptError, Budget, Conversation, Dialect, LlmBrain, Stop, TurnOutcome, error_detail, retry,
+    send,
 };
-use super::prompt;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
@@ -203,6 +203,7 @@ impl Chunks {
             _ => Stop::Normal,
         };
         TurnOutcome {
+            text: self.text,
             calls,
             stop,
             message,
@@ -213,12 +214,13 @@ impl Chunks {
 }
 
 impl OpenAi {
-    fn body(&self, context: &DiagnosisContext, messages: &[Value]) -> Value {
-        let tools: Vec<Value> = prompt::tool_definitions(&context.tools)
-            .into_iter()
+    fn body(&self, conversation: &Conversation, messages: &[Value]) -> Value {
+        let tools: Vec<Value> = conversation
+            .tools
+            .iter()
             .map(|(name, description, parameters)| json!({ "type": "function", "function": { "name": name, "description": description, "parameters": parameters } }))
             .collect();
-        let mut all = vec![json!({ "role": "system", "content": prompt::system_prompt(context) })];
+        let mut all = vec![json!({ "role": "system", "content": conversation.system })];
         all.extend(messages.iter().cloned());
         json!({
             "model": self.config.model,
@@ -277,13 +279,9 @@ impl Dialect for OpenAi {
         format!("openai-compatible {}", self.config.model)
     }
 
-    fn first_messages(&self, context: &DiagnosisContext) -> Vec<Value> {
-        vec![json!({ "role": "user", "content": prompt::ticket_message(context) })]
-    }
-
     fn attempt<'a>(
         &'a self,
-        context: &'a DiagnosisContext,
+        conversation: &'a Conversation,
         messages: &'a [Value],
         attempt: u32,
         sink: &'a dyn ReasoningSink,
@@ -293,7 +291,10 @@ impl Dialect for OpenAi {
                 "{}/chat/completions",
                 self.config.base_url.trim_end_matches('/')
             );
-            let mut request = self.http.post(&url).json(&self.body(context, messages));
+            let mut request = self
+                .http
+                .post(&url)
+                .json(&self.body(conversation, messages));
             if let Some(key) = &self.config.api_key {
                 request = request.bearer_auth(key);
             }

@@ -42,6 +42,22 @@ pub enum TargetName {
 pub enum BrainName {
     /// The offline rules brain: a differential diagnosis from the subject's runbook.
     Rules,
+    /// Claude over the Messages API (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL).
+    Anthropic,
+    /// Any OpenAI-compatible server: OpenAI, Ollama, llama.cpp, vLLM (OPENAI_BASE_URL, OPENAI_API_KEY).
+    Openai,
+}
+
+/// Which brain diagnoses tickets.
+#[derive(Debug, Clone, Args)]
+pub struct BrainArgs {
+    /// Default: anthropic when ANTHROPIC_API_KEY is set, else rules. The choice is always shown.
+    #[arg(long, env = "OPERATOR_BRAIN", value_enum)]
+    pub brain: Option<BrainName>,
+
+    /// The model for an LLM brain (default claude-sonnet-4-5, or gpt-4o-mini for openai).
+    #[arg(long, env = "OPERATOR_MODEL")]
+    pub model: Option<String>,
 }
 
 /// Which cluster to work on.
@@ -75,8 +91,8 @@ pub struct RunArgs {
     #[arg(long, env = "OPERATOR_MODE", value_parser = mode_parser())]
     pub mode: Option<Mode>,
 
-    #[arg(long, env = "OPERATOR_BRAIN", value_enum, default_value_t = BrainName::Rules)]
-    pub brain: BrainName,
+    #[command(flatten)]
+    pub brain: BrainArgs,
 
     /// Milliseconds between observations.
     #[arg(long, env = "OPERATOR_TICK_MS", default_value_t = 250)]
@@ -146,6 +162,14 @@ pub enum Commands {
     Chaos {
         #[command(subcommand)]
         command: ChaosCommand,
+    },
+    /// Ask the brain a question about the live cluster; it answers with the read-only tools.
+    Ask {
+        question: String,
+        #[command(flatten)]
+        subject: SubjectArgs,
+        #[command(flatten)]
+        brain: BrainArgs,
     },
     /// Start, stop or inspect the local demo cluster on its own.
     Cluster {

@@ -51,6 +51,8 @@ pub fn engine_update(event: EngineEvent) -> Option<EngineUpdate> {
         },
         EngineEvent::ObservationFailed { error } => EngineUpdate::ObservationFailed(error),
         EngineEvent::TicketChanged(t) => EngineUpdate::Ticket(ticket_row(&t)),
+        // A question's reasoning streams as ticket 0, which no pane shows as a ticket.
+        EngineEvent::Reasoning { ticket, .. } if ticket.0 == 0 => return None,
         EngineEvent::Reasoning { ticket, event } => EngineUpdate::Reasoning {
             ticket: ticket.0,
             event,
@@ -74,5 +76,9 @@ pub fn engine_update(event: EngineEvent) -> Option<EngineUpdate> {
         }
         EngineEvent::Settings { mode, kill_switch } => EngineUpdate::Settings { mode, kill_switch },
         EngineEvent::Notice(text) => EngineUpdate::Notice(text),
+        EngineEvent::Answer { question, answer } => EngineUpdate::Answer(match answer {
+            Ok(text) => format!("“{question}” {text}"),
+            Err(why) => format!("“{question}”: no answer: {why}"),
+        }),
     })
 }

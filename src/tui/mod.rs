@@ -20,7 +20,6 @@ use operator_widgets::update::{Effect, EngineUpdate, Msg};
 use operator_widgets::view::{ChaosEntry, Header, View};
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::brains::RulesBrain;
 use crate::cli::RunArgs;
 use crate::clock::{Clock, SystemClock};
 use crate::deploy;
@@ -49,6 +48,7 @@ fn wall_clock(ms: u64) -> String {
 
 pub async fn run_tui(args: RunArgs, db: &Path, state_dir: &Path) -> Result<()> {
     let book = chapters(&args)?;
+    let brain = crate::brains::choose(&args.brain).map_err(|e| color_eyre::eyre::eyre!(e))?;
     eprintln!("operator-tui: bringing the cluster up");
     let deployment =
         deploy::bring_up(&args.subject, state_dir, &|line| eprintln!("  {line}")).await?;
@@ -60,7 +60,7 @@ pub async fn run_tui(args: RunArgs, db: &Path, state_dir: &Path) -> Result<()> {
     let engine = Engine::new(
         deployment.subject.clone(),
         deployment.target.clone(),
-        Arc::new(RulesBrain),
+        brain.clone(),
         Store::open(db)?,
         Arc::new(SystemClock),
         config,
@@ -72,7 +72,7 @@ pub async fn run_tui(args: RunArgs, db: &Path, state_dir: &Path) -> Result<()> {
             subject: deployment.subject.name().to_string(),
             target: deployment.target.kind().to_string(),
             simulated: deployment.target.simulated(),
-            brain: "rules".into(),
+            brain: brain.name(),
             ..Header::default()
         },
         chaos: deployment
@@ -206,11 +206,11 @@ async fn run_effect(view: &mut View, engine: &EngineHandle, effect: Effect) -> b
         Effect::SetMode(mode) => engine.send(Command::SetMode(mode)).await,
         Effect::KillSwitch(on) => engine.send(Command::KillSwitch(on)).await,
         Effect::Ask(question) => {
-            let answer = format!(
-                "“{question}”: the rules brain answers tickets from the runbook, not free questions. \
-                 Asking needs an LLM brain (--brain anthropic|openai), which is not built yet."
+            operator_widgets::update(
+                view,
+                Msg::Engine(EngineUpdate::Answer(format!("asking: {question}…"))),
             );
-            operator_widgets::update(view, Msg::Engine(EngineUpdate::Answer(answer)));
+            engine.send(Command::Ask(question)).await;
         }
     }
     true

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use operator_protocol::{
     BoxFuture, Brain, ContractError, ContractResult, Cost, Diagnosis, DiagnosisContext,
-    ReasoningEvent, ReasoningSink, ToolBox, ToolCall,
+    QuestionContext, ReasoningEvent, ReasoningSink, ToolBox, ToolCall,
 };
 use serde_json::{Value, json};
 
@@ -55,8 +55,17 @@ pub enum Stop {
     Refusal(String),
 }
 
+/// What a model is told, and the tools it may call, for one conversation.
+pub struct Conversation {
+    pub system: String,
+    /// (name, description, JSON schema of the input).
+    pub tools: Vec<(String, String, Value)>,
+}
+
 /// One assistant turn, parsed.
 pub struct TurnOutcome {
+    /// The turn's visible text.
+    pub text: String,
     /// (id, tool name, input or why it is unusable).
     pub calls: Vec<(String, String, Result<Value, String>)>,
     pub stop: Stop,
@@ -82,11 +91,10 @@ pub enum AttemptError {
 pub trait Dialect: Send + Sync {
     /// "anthropic claude-sonnet-4-5"
     fn label(&self) -> String;
-    fn first_messages(&self, context: &DiagnosisContext) -> Vec<Value>;
     /// One streamed attempt at a turn; `attempt` counts from 0.
     fn attempt<'a>(
         &'a self,
-        context: &'a DiagnosisContext,
+        conversation: &'a Conversation,
         messages: &'a [Value],
         attempt: u32,
         sink: &'a dyn ReasoningSink,
@@ -97,13 +105,13 @@ pub trait Dialect: Send + Sync {
 
 async fn turn(
     dialect: &dyn Dialect,
-    context: &DiagnosisContext,
+    conversation: &Conversation,
     messages: &[Value],
     sink: &dyn ReasoningSink,
 ) -> Result<TurnOutcome, Failure> {
     let mut last = String::new();
     for attempt in 0..=retry::MAX_RETRIES {
-        match dialect.attempt(context, messages, attempt, sink).await {
+        match dialect.attempt(conversation, messages, attempt, sink).await {
             Ok(outcome) => return Ok(outcome),
             Err(AttemptError::Refused(why)) => return Err(Failure::Refused(why)),
             Err(AttemptError::Unavailable(why)) => return Err(Failure::Unavailable(why)),
@@ -131,7 +139,11 @@ async fn agent_loop(
     cost: &mut Cost,
 ) -> Result<Diagnosis, Failure> {
     let started = Instant::now();
-    let mut messages = dialect.first_messages(context);
+    let conversation = Conversation {
+        system: prompt::system_prompt(context),
+        tools: prompt::tool_definitions(&context.tools),
+    };
+    let mut messages = vec![json!({ "role": "user", "content": prompt::ticket_message(context) })];
     let mut nudged = false;
     for _ in 0..budget.max_turns {
         if started.elapsed() > budget.max_wall {
@@ -146,7 +158,7 @@ async fn agent_loop(
                 budget.max_tokens
             )));
         }
-        let outcome = turn(dialect, context, &messages, sink).await?;
+        let outcome = turn(dialect, &conversation, &messages, sink).await?;
         cost.input_tokens += outcome.input_tokens;
         cost.output_tokens += outcome.output_tokens;
         messages.push(outcome.message);
@@ -223,6 +235,91 @@ async fn agent_loop(
     )))
 }
 
+/// Runs one read-only tool for the model; its answer goes back as data.
+async fn run_tool(
+    tools: &dyn ToolBox,
+    sink: &dyn ReasoningSink,
+    name: &str,
+    input: Value,
+) -> (String, bool) {
+    let args = match &input {
+        Value::Object(map) => map.clone().into_iter().collect(),
+        _ => Default::default(),
+    };
+    sink.emit(ReasoningEvent::ToolCall {
+        tool: name.to_string(),
+        args: input.clone(),
+    });
+    let (content, is_error) = match tools
+        .call(&ToolCall {
+            tool: name.to_string(),
+            args,
+        })
+        .await
+    {
+        Ok(value) => (prompt::tool_result_text(name, &value), false),
+        Err(e) => (format!("the tool failed: {e}"), true),
+    };
+    sink.emit(ReasoningEvent::ToolResult {
+        tool: name.to_string(),
+        ok: !is_error,
+        summary: content.chars().take(200).collect(),
+    });
+    (content, is_error)
+}
+
+/// A question: the model may call tools, and its final text is the answer.
+async fn question_loop(
+    dialect: &dyn Dialect,
+    budget: &Budget,
+    context: &QuestionContext,
+    tools: &dyn ToolBox,
+    sink: &dyn ReasoningSink,
+) -> Result<String, Failure> {
+    let conversation = Conversation {
+        system: prompt::question_system_prompt(context),
+        tools: prompt::tool_definitions(&context.tools)
+            .into_iter()
+            .filter(|(name, _, _)| name != SUBMIT_DIAGNOSIS)
+            .collect(),
+    };
+    let mut messages =
+        vec![json!({ "role": "user", "content": prompt::question_message(context) })];
+    let mut calls_made = 0;
+    for _ in 0..budget.max_turns {
+        let outcome = turn(dialect, &conversation, &messages, sink).await?;
+        messages.push(outcome.message);
+        if let Stop::Refusal(why) = &outcome.stop {
+            return Err(Failure::Refused(format!(
+                "the model refused to answer: {why}"
+            )));
+        }
+        if outcome.calls.is_empty() {
+            return Ok(outcome.text);
+        }
+        let mut results = Vec::new();
+        for (id, name, input) in outcome.calls {
+            calls_made += 1;
+            if calls_made > budget.max_tool_calls {
+                return Err(Failure::Budget(format!(
+                    "over the budget of {} tool calls",
+                    budget.max_tool_calls
+                )));
+            }
+            let (content, is_error) = match input {
+                Ok(input) => run_tool(tools, sink, &name, input).await,
+                Err(why) => (why, true),
+            };
+            results.push((id, content, is_error));
+        }
+        messages.extend(dialect.tool_results(results));
+    }
+    Err(Failure::Budget(format!(
+        "no answer after {} turns",
+        budget.max_turns
+    )))
+}
+
 /// An LLM brain in a given dialect; the rules brain answers when it cannot.
 pub struct LlmBrain<D: Dialect> {
     pub dialect: D,
@@ -269,6 +366,23 @@ impl<D: Dialect> Brain for LlmBrain<D> {
             diagnosis.cost.input_tokens = spent.input_tokens;
             diagnosis.cost.output_tokens = spent.output_tokens;
             Ok(diagnosis)
+        })
+    }
+
+    fn ask<'a>(
+        &'a self,
+        context: &'a QuestionContext,
+        tools: &'a dyn ToolBox,
+        sink: &'a dyn ReasoningSink,
+    ) -> BoxFuture<'a, ContractResult<String>> {
+        Box::pin(async move {
+            question_loop(&self.dialect, &self.budget, context, tools, sink)
+                .await
+                .map_err(|failure| match failure {
+                    Failure::Budget(why) | Failure::Unavailable(why) | Failure::Refused(why) => {
+                        ContractError::new(why)
+                    }
+                })
         })
     }
 }

@@ -88,6 +88,17 @@ pub struct DiagnosisContext {
     pub tools: Vec<ToolSpec>,
 }
 
+/// A free question about the live cluster, answered read-only with the same tools.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuestionContext {
+    pub subject: String,
+    pub question: String,
+    pub observation: Option<Observation>,
+    pub runbook: Runbook,
+    pub actions: Vec<ActionSpec>,
+    pub tools: Vec<ToolSpec>,
+}
+
 /// What streams to the screen while a brain works.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

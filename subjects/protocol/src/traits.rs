@@ -6,7 +6,8 @@ use std::pin::Pin;
 
 use crate::{
     ActionOutcome, ActionRequest, ActionSpec, ChaosOutcome, ChaosRequest, ChaosSpec, Diagnosis,
-    DiagnosisContext, NodeId, Observation, ReasoningEvent, Runbook, ToolCall, ToolSpec, Violation,
+    DiagnosisContext, NodeId, Observation, QuestionContext, ReasoningEvent, Runbook, ToolCall,
+    ToolSpec, Violation,
 };
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -109,4 +110,20 @@ pub trait Brain: Send + Sync {
         tools: &'a dyn ToolBox,
         sink: &'a dyn ReasoningSink,
     ) -> BoxFuture<'a, ContractResult<Diagnosis>>;
+    /// Answers a question about the live cluster with the read-only tools. Brains that only
+    /// diagnose tickets say so.
+    fn ask<'a>(
+        &'a self,
+        context: &'a QuestionContext,
+        tools: &'a dyn ToolBox,
+        sink: &'a dyn ReasoningSink,
+    ) -> BoxFuture<'a, ContractResult<String>> {
+        let _ = (context, tools, sink);
+        Box::pin(async move {
+            Err(ContractError::new(format!(
+                "the {} brain diagnoses tickets from the runbook and answers no free questions; use --brain anthropic or openai",
+                self.name()
+            )))
+        })
+    }
 }
