@@ -209,3 +209,32 @@ pub fn cluster_status(subject: SubjectName, state_dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// A subject's chaos catalog and runbook, which do not depend on a live cluster.
+fn offline_subject(subject: SubjectName) -> Result<Arc<RateLimiterSubject>> {
+    let SubjectName::Ratelimiter = subject;
+    let nodes = (1..=rl_cluster::NODE_COUNT)
+        .map(|i| {
+            (
+                operator_protocol::NodeId(format!("node-{i}")),
+                String::new(),
+            )
+        })
+        .collect();
+    let endpoints = Endpoints {
+        nodes,
+        redis_url: "redis://127.0.0.1:1".into(),
+        redis_prefix: "rl".into(),
+        admin_token: String::new(),
+        redis_managed: true,
+    };
+    RateLimiterSubject::new(endpoints).map_err(|e| eyre!(e))
+}
+
+pub fn chaos_catalog(subject: SubjectName) -> Result<Vec<operator_protocol::ChaosSpec>> {
+    Ok(offline_subject(subject)?.chaos())
+}
+
+pub fn runbook(subject: SubjectName) -> Result<operator_protocol::Runbook> {
+    Ok(offline_subject(subject)?.runbook())
+}

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod clock;
 pub mod deploy;
 pub mod engine;
+pub mod eval;
 pub mod events;
 pub mod executor;
 pub mod general_actions;

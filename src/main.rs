@@ -78,6 +78,28 @@ fn main() -> Result<()> {
             subject,
             brain,
         }) => runtime.block_on(run::ask(question, &subject, &brain, &state_dir)),
+        Some(Commands::Eval {
+            subject,
+            brain,
+            runs,
+            scenarios,
+            out,
+            control_seconds,
+            replay,
+        }) => {
+            let options = operator_tui::eval::EvalOptions {
+                subject,
+                brain,
+                runs: runs.max(1),
+                scenarios,
+                out,
+                control_seconds,
+            };
+            match replay {
+                Some(dir) => runtime.block_on(operator_tui::eval::replay(&dir, options)),
+                None => runtime.block_on(operator_tui::eval::run(options)),
+            }
+        }
         Some(Commands::Cluster { command }) => match command {
             ClusterCommand::Up { subject } => {
                 runtime.block_on(deploy::cluster_up(&subject, &state_dir))

@@ -202,20 +202,7 @@ pub async fn check_once(args: &SubjectArgs, state_dir: &Path, json: bool) -> Res
 }
 
 pub fn chaos_list(subject: SubjectName, json: bool) -> Result<()> {
-    // The catalog does not depend on a live cluster; a placeholder endpoint set describes it.
-    let names = ["node-1", "node-2", "node-3"]
-        .map(|n| (operator_protocol::NodeId::from(n), String::new()))
-        .to_vec();
-    let endpoints = operator_ratelimiter::Endpoints {
-        nodes: names,
-        redis_url: "redis://127.0.0.1:1".into(),
-        redis_prefix: "rl".into(),
-        admin_token: String::new(),
-        redis_managed: true,
-    };
-    let SubjectName::Ratelimiter = subject;
-    let adapter = operator_ratelimiter::RateLimiterSubject::new(endpoints).map_err(|e| eyre!(e))?;
-    let specs = operator_protocol::Subject::chaos(&*adapter);
+    let specs = deploy::chaos_catalog(subject)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&specs)?);
         return Ok(());

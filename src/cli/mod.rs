@@ -171,6 +171,28 @@ pub enum Commands {
         #[command(flatten)]
         brain: BrainArgs,
     },
+    /// Score the operator: every scenario on a fresh cluster, graded from ground truth.
+    Eval {
+        #[arg(long, env = "OPERATOR_SUBJECT", value_enum, default_value_t = SubjectName::Ratelimiter)]
+        subject: SubjectName,
+        #[command(flatten)]
+        brain: BrainArgs,
+        /// Runs of each scenario.
+        #[arg(long, default_value_t = 1)]
+        runs: u32,
+        /// Only these scenarios (fault names, or control); default all.
+        #[arg(long, value_delimiter = ',')]
+        scenarios: Vec<String>,
+        /// Where eval.json, eval.md and the flights go.
+        #[arg(long, default_value = "eval-results")]
+        out: PathBuf,
+        /// Seconds a no-fault control run watches for false positives.
+        #[arg(long, default_value_t = 15)]
+        control_seconds: u64,
+        /// Put the flights recorded in DIR to the brain instead of running clusters.
+        #[arg(long, value_name = "DIR")]
+        replay: Option<PathBuf>,
+    },
     /// Start, stop or inspect the local demo cluster on its own.
     Cluster {
         #[command(subcommand)]

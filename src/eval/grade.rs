@@ -1,0 +1,184 @@
+//! Grading one eval run against its ground truth, and the statistics over runs. Pure.
+
+use operator_protocol::Runbook;
+use serde::Serialize;
+
+use crate::model::{Action, ActionStatus, StoredDiagnosis, Ticket, TicketStatus};
+
+/// What one run left behind, for grading.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub scenario: String,
+    pub run: u32,
+    /// The injected fault's invariant and root cause; None for a control run.
+    pub truth: Option<(String, String)>,
+    pub tickets: Vec<Ticket>,
+    pub diagnoses: Vec<StoredDiagnosis>,
+    pub actions: Vec<Action>,
+    pub brain: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Grade {
+    pub scenario: String,
+    pub run: u32,
+    pub control: bool,
+    pub detected: bool,
+    pub time_to_detect_ms: Option<u64>,
+    pub diagnosed_as: Option<String>,
+    pub root_cause_correct: bool,
+    pub action_appropriate: bool,
+    pub mitigated: bool,
+    pub time_to_mitigate_ms: Option<u64>,
+    pub false_positives: usize,
+    pub tool_calls: u32,
+    pub tokens: u64,
+    pub usd: Option<f64>,
+    pub brain: String,
+    pub error: Option<String>,
+}
+
+/// The remedies the runbook gives for the true root cause.
+fn allowed_actions(runbook: &Runbook, invariant: &str, root_cause: &str) -> Vec<String> {
+    runbook
+        .entry(invariant)
+        .and_then(|e| e.hypotheses.iter().find(|h| h.root_cause == root_cause))
+        .map(|h| h.remedy.iter().map(|r| r.action.clone()).collect())
+        .unwrap_or_default()
+}
+
+pub fn grade(record: &RunRecord, runbook: &Runbook) -> Grade {
+    let (expected, truth) = match &record.truth {
+        Some((invariant, cause)) => (Some(invariant.as_str()), Some(cause.as_str())),
+        None => (None, None),
+    };
+    let ticket = expected.and_then(|inv| {
+        record
+            .tickets
+            .iter()
+            .find(|t| t.invariant == inv && t.chaos.is_some())
+    });
+    let false_positives = record
+        .tickets
+        .iter()
+        .filter(|t| Some(t.id) != ticket.map(|k| k.id))
+        .count();
+    let diagnosis = ticket.and_then(|t| {
+        record
+            .diagnoses
+            .iter()
+            .find(|d| d.ticket_id == t.id && d.accepted)
+    });
+    let diagnosed_as =
+        diagnosis.and_then(|d| d.body["root_cause"]["category"].as_str().map(String::from));
+    let actions: Vec<&Action> = ticket
+        .map(|t| {
+            record
+                .actions
+                .iter()
+                .filter(|a| a.ticket_id == Some(t.id))
+                .collect()
+        })
+        .unwrap_or_default();
+    let allowed = match (expected, truth) {
+        (Some(inv), Some(cause)) => allowed_actions(runbook, inv, cause),
+        _ => vec![],
+    };
+    let cost = diagnosis
+        .map(|d| d.body["cost"].clone())
+        .unwrap_or_default();
+    Grade {
+        scenario: record.scenario.clone(),
+        run: record.run,
+        control: record.truth.is_none(),
+        detected: ticket.is_some(),
+        time_to_detect_ms: ticket.and_then(|t| t.timeline.time_to_detect_ms()),
+        root_cause_correct: diagnosed_as.is_some() && diagnosed_as.as_deref() == truth,
+        diagnosed_as: diagnosed_as.clone(),
+        action_appropriate: !actions.is_empty()
+            && actions.iter().all(|a| allowed.contains(&a.name)),
+        mitigated: ticket.is_some_and(|t| {
+            t.status == TicketStatus::Resolved
+                && t.reason
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with("verified"))
+                && actions.iter().all(|a| a.status == ActionStatus::Completed)
+        }),
+        time_to_mitigate_ms: ticket
+            .filter(|t| t.status == TicketStatus::Resolved)
+            .and_then(|t| t.timeline.time_to_mitigate_ms()),
+        false_positives,
+        tool_calls: cost["tool_calls"].as_u64().unwrap_or(0) as u32,
+        tokens: cost["input_tokens"].as_u64().unwrap_or(0)
+            + cost["output_tokens"].as_u64().unwrap_or(0),
+        usd: cost["usd"].as_f64(),
+        brain: record.brain.clone(),
+        error: record.error.clone(),
+    }
+}
+
+/// The value at quantile q (nearest rank) of the samples.
+pub fn quantile(samples: &[u64], q: f64) -> Option<u64> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioSummary {
+    pub scenario: String,
+    /// No fault was injected: only false positives mean anything.
+    pub control: bool,
+    pub runs: usize,
+    pub detected: f64,
+    pub root_cause_correct: f64,
+    pub action_appropriate: f64,
+    pub mitigated: f64,
+    pub detect_p50_ms: Option<u64>,
+    pub detect_p90_ms: Option<u64>,
+    pub mitigate_p50_ms: Option<u64>,
+    pub mitigate_p90_ms: Option<u64>,
+    pub false_positives: usize,
+}
+
+pub fn summarize(name: &str, grades: &[&Grade]) -> ScenarioSummary {
+    let n = grades.len().max(1) as f64;
+    let rate = |f: fn(&Grade) -> bool| grades.iter().filter(|g| f(g)).count() as f64 / n;
+    let ttd: Vec<u64> = grades.iter().filter_map(|g| g.time_to_detect_ms).collect();
+    let ttm: Vec<u64> = grades
+        .iter()
+        .filter_map(|g| g.time_to_mitigate_ms)
+        .collect();
+    ScenarioSummary {
+        scenario: name.to_string(),
+        control: !grades.is_empty() && grades.iter().all(|g| g.control),
+        runs: grades.len(),
+        detected: rate(|g| g.detected),
+        root_cause_correct: rate(|g| g.root_cause_correct),
+        action_appropriate: rate(|g| g.action_appropriate),
+        mitigated: rate(|g| g.mitigated),
+        detect_p50_ms: quantile(&ttd, 0.5),
+        detect_p90_ms: quantile(&ttd, 0.9),
+        mitigate_p50_ms: quantile(&ttm, 0.5),
+        mitigate_p90_ms: quantile(&ttm, 0.9),
+        false_positives: grades.iter().map(|g| g.false_positives).sum(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_take_the_nearest_rank() {
+        assert_eq!(quantile(&[], 0.5), None);
+        assert_eq!(quantile(&[300, 100, 200], 0.5), Some(200));
+        assert_eq!(quantile(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 0.9), Some(9));
+        assert_eq!(quantile(&[7], 0.9), Some(7));
+    }
+}

@@ -1,0 +1,518 @@
+//! `operator-tui eval`: every scenario of a subject (the demo chapters' faults, plus no-fault
+//! control runs), each on a fresh cluster, headless, graded from ground truth: detected and
+//! how fast, root cause, action, mitigation, false positives, tool calls and tokens. Each run is
+//! independent; one that fails is recorded as failed and the suite goes on. Every diagnosis is
+//! kept as a flight that `eval --replay` can put to another brain without a cluster.
+
+pub mod flight;
+pub mod grade;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use color_eyre::eyre::{Result, WrapErr, eyre};
+use operator_protocol::{Brain, ChaosRequest, Health, Runbook};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{BrainArgs, SubjectArgs, SubjectName, TargetName};
+use crate::clock::SystemClock;
+use crate::deploy;
+use crate::engine::{Engine, EngineConfig};
+use crate::events::Command;
+use crate::model::{Mode, TicketStatus};
+use crate::store::Store;
+use flight::{Flight, RecordingBrain, ReplayedTools};
+use grade::{Grade, RunRecord, ScenarioSummary};
+
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    pub subject: SubjectName,
+    pub brain: BrainArgs,
+    pub runs: u32,
+    pub scenarios: Vec<String>,
+    pub out: PathBuf,
+    pub control_seconds: u64,
+}
+
+struct Scenario {
+    name: String,
+    /// (chaos name, expected invariant, root cause); None for control.
+    fault: Option<(String, String, String)>,
+}
+
+/// A flight with the ground truth it is graded against.
+#[derive(Serialize, Deserialize)]
+struct FlightFile {
+    scenario: String,
+    expected_invariant: String,
+    root_cause: String,
+    flight: Flight,
+}
+
+#[derive(Serialize)]
+struct Report {
+    subject: String,
+    brain: String,
+    date_ms: u64,
+    overall: ScenarioSummary,
+    control_false_positives: usize,
+    scenarios: Vec<ScenarioSummary>,
+    runs: Vec<Grade>,
+}
+
+fn chapters_book() -> Result<operator_widgets::chapters::ChapterBook> {
+    toml::from_str(include_str!("../../demo-chapters/ratelimiter.toml"))
+        .wrap_err("the demo chapters do not parse")
+}
+
+fn scenarios(
+    subject_chaos: &[operator_protocol::ChaosSpec],
+    only: &[String],
+) -> Result<Vec<Scenario>> {
+    let mut out = Vec::new();
+    for chapter in chapters_book()?.chapters {
+        let Some(fault) = chapter.fault else { continue };
+        let spec = subject_chaos
+            .iter()
+            .find(|c| c.name == fault)
+            .ok_or_else(|| eyre!("chapter {:?} names unknown chaos {fault}", chapter.title))?;
+        out.push(Scenario {
+            name: fault.clone(),
+            fault: Some((
+                fault,
+                spec.expected_invariant.clone(),
+                spec.root_cause.clone(),
+            )),
+        });
+    }
+    out.push(Scenario {
+        name: "control".into(),
+        fault: None,
+    });
+    if !only.is_empty() {
+        out.retain(|s| only.contains(&s.name));
+        if out.is_empty() {
+            return Err(eyre!("no scenario matches {}", only.join(", ")));
+        }
+    }
+    Ok(out)
+}
+
+async fn wait_healthy(deployment: &deploy::Deployment) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let observation = deployment
+            .subject
+            .observe()
+            .await
+            .map_err(|e| eyre!("{e}"))?;
+        if deployment.subject.check(&observation).is_empty()
+            && observation
+                .nodes
+                .iter()
+                .all(|n| n.health == Health::Healthy)
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(eyre!("the cluster did not become healthy within 20 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn run_one(
+    scenario: &Scenario,
+    run: u32,
+    brain: Arc<dyn Brain>,
+    options: &EvalOptions,
+    flights: Arc<Mutex<Vec<Flight>>>,
+) -> Result<RunRecord> {
+    let dir = tempfile::Builder::new()
+        .prefix("operator-eval-")
+        .tempdir()?;
+    let args = SubjectArgs {
+        subject: options.subject,
+        target: TargetName::Local,
+        redis_url: None,
+        workload_rate: 200.0,
+    };
+    let deployment = deploy::bring_up(&args, dir.path(), &|_| {}).await?;
+    let db = dir.path().join("operator.db");
+    let recording = Arc::new(RecordingBrain {
+        inner: brain.clone(),
+        flights,
+    });
+    let engine = Engine::new(
+        deployment.subject.clone(),
+        deployment.target.clone(),
+        recording,
+        Store::open(&db)?,
+        Arc::new(SystemClock),
+        EngineConfig {
+            mode: Some(Mode::Execute),
+            ..EngineConfig::default()
+        },
+    );
+    let handle = engine.start();
+    let outcome = async {
+        wait_healthy(&deployment).await?;
+        let store = Store::open(&db)?;
+        match &scenario.fault {
+            Some((chaos, invariant, _)) => {
+                handle
+                    .send(Command::InjectChaos(ChaosRequest {
+                        name: chaos.clone(),
+                        params: Default::default(),
+                    }))
+                    .await;
+                let deadline = Instant::now() + Duration::from_secs(40);
+                while Instant::now() < deadline {
+                    let done = store.tickets(20)?.iter().any(|t| {
+                        &t.invariant == invariant
+                            && matches!(t.status, TicketStatus::Resolved | TicketStatus::Escalated)
+                    });
+                    if done {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                // A little longer, so trouble the fix itself causes counts against it.
+                tokio::time::sleep(Duration::from_secs(3)).await;
+            }
+            None => tokio::time::sleep(Duration::from_secs(options.control_seconds)).await,
+        }
+        let tickets = store.tickets(100)?;
+        let mut diagnoses = Vec::new();
+        for t in &tickets {
+            diagnoses.extend(store.diagnoses(t.id)?);
+        }
+        Ok::<_, color_eyre::Report>(RunRecord {
+            scenario: scenario.name.clone(),
+            run,
+            truth: scenario
+                .fault
+                .as_ref()
+                .map(|(_, inv, cause)| (inv.clone(), cause.clone())),
+            tickets,
+            diagnoses,
+            actions: store.actions(None, 100)?,
+            brain: brain.name(),
+            error: None,
+        })
+    }
+    .await;
+    handle.shutdown().await?;
+    drop(deployment);
+    outcome
+}
+
+fn percent(rate: f64) -> String {
+    format!("{:.0}%", rate * 100.0)
+}
+
+/// The rate columns of a summary; a control run has none.
+fn rates(s: &ScenarioSummary) -> [String; 4] {
+    if s.control {
+        return ["—".into(), "—".into(), "—".into(), "—".into()];
+    }
+    [
+        percent(s.detected),
+        percent(s.root_cause_correct),
+        percent(s.action_appropriate),
+        percent(s.mitigated),
+    ]
+}
+
+fn ms(v: Option<u64>) -> String {
+    v.map(|v| format!("{v} ms")).unwrap_or_else(|| "—".into())
+}
+
+fn markdown(report: &Report) -> String {
+    let mut md = format!(
+        "# Eval: {} with the {} brain\n\n| scenario | runs | detected | root cause | action | mitigated | detect p50 / p90 | mitigate p50 / p90 | false positives |\n|---|---|---|---|---|---|---|---|---|\n",
+        report.subject, report.brain
+    );
+    for s in report
+        .scenarios
+        .iter()
+        .chain(std::iter::once(&report.overall))
+    {
+        let [d, r, a, m] = rates(s);
+        md.push_str(&format!(
+            "| {} | {} | {d} | {r} | {a} | {m} | {} / {} | {} / {} | {} |\n",
+            s.scenario,
+            s.runs,
+            ms(s.detect_p50_ms),
+            ms(s.detect_p90_ms),
+            ms(s.mitigate_p50_ms),
+            ms(s.mitigate_p90_ms),
+            s.false_positives
+        ));
+    }
+    md.push_str(&format!(
+        "\nControl runs: {} false positive(s).\n",
+        report.control_false_positives
+    ));
+    md
+}
+
+fn print_table(report: &Report) {
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
+        .set_header(vec![
+            "scenario",
+            "runs",
+            "detected",
+            "root cause",
+            "action",
+            "mitigated",
+            "detect p50/p90",
+            "mitigate p50/p90",
+            "false +",
+        ]);
+    for s in report
+        .scenarios
+        .iter()
+        .chain(std::iter::once(&report.overall))
+    {
+        let [d, r, a, m] = rates(s);
+        table.add_row(vec![
+            s.scenario.clone(),
+            s.runs.to_string(),
+            d,
+            r,
+            a,
+            m,
+            format!("{} / {}", ms(s.detect_p50_ms), ms(s.detect_p90_ms)),
+            format!("{} / {}", ms(s.mitigate_p50_ms), ms(s.mitigate_p90_ms)),
+            s.false_positives.to_string(),
+        ]);
+    }
+    println!("{table}");
+}
+
+fn build_report(subject: &str, brain: &str, grades: Vec<Grade>) -> Report {
+    let mut names: Vec<String> = grades.iter().map(|g| g.scenario.clone()).collect();
+    names.dedup();
+    let scenarios = names
+        .iter()
+        .map(|n| {
+            grade::summarize(
+                n,
+                &grades
+                    .iter()
+                    .filter(|g| &g.scenario == n)
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    let faults: Vec<&Grade> = grades.iter().filter(|g| !g.control).collect();
+    Report {
+        subject: subject.into(),
+        brain: brain.into(),
+        date_ms: crate::clock::Clock::now_ms(&SystemClock),
+        overall: grade::summarize("all faults", &faults),
+        control_false_positives: grades
+            .iter()
+            .filter(|g| g.control)
+            .map(|g| g.false_positives)
+            .sum(),
+        scenarios,
+        runs: grades,
+    }
+}
+
+fn write_report(out: &Path, report: &Report) -> Result<()> {
+    std::fs::create_dir_all(out)?;
+    std::fs::write(out.join("eval.json"), serde_json::to_string_pretty(report)?)?;
+    std::fs::write(out.join("eval.md"), markdown(report))?;
+    print_table(report);
+    eprintln!(
+        "wrote {} and {}",
+        out.join("eval.json").display(),
+        out.join("eval.md").display()
+    );
+    Ok(())
+}
+
+pub async fn run(options: EvalOptions) -> Result<()> {
+    let brain = crate::brains::choose(&options.brain).map_err(|e| eyre!(e))?;
+    let catalog = deploy::chaos_catalog(options.subject)?;
+    let runbook: Runbook = deploy::runbook(options.subject)?;
+    let scenarios = scenarios(&catalog, &options.scenarios)?;
+    let total = scenarios.len() as u64 * options.runs as u64;
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}]")
+            .expect("static template"),
+    );
+    let mut grades = Vec::new();
+    let flights_dir = options.out.join("flights");
+    std::fs::create_dir_all(&flights_dir)?;
+    for run in 1..=options.runs {
+        for scenario in &scenarios {
+            bar.set_message(format!("{} run {run}", scenario.name));
+            let flights = Arc::new(Mutex::new(Vec::new()));
+            let record =
+                match run_one(scenario, run, brain.clone(), &options, flights.clone()).await {
+                    Ok(record) => record,
+                    Err(e) => RunRecord {
+                        scenario: scenario.name.clone(),
+                        run,
+                        truth: scenario
+                            .fault
+                            .as_ref()
+                            .map(|(_, i, c)| (i.clone(), c.clone())),
+                        tickets: vec![],
+                        diagnoses: vec![],
+                        actions: vec![],
+                        brain: brain.name(),
+                        error: Some(format!("{e:#}")),
+                    },
+                };
+            if let Some((_, invariant, cause)) = &scenario.fault {
+                for (i, flight) in flights
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .drain(..)
+                    .enumerate()
+                {
+                    let file = FlightFile {
+                        scenario: scenario.name.clone(),
+                        expected_invariant: invariant.clone(),
+                        root_cause: cause.clone(),
+                        flight,
+                    };
+                    std::fs::write(
+                        flights_dir.join(format!("{}-{run}-{i}.json", scenario.name)),
+                        serde_json::to_string_pretty(&file)?,
+                    )?;
+                }
+            }
+            let graded = grade::grade(&record, &runbook);
+            bar.println(format!(
+                "{:<14} run {run}: {}{}",
+                scenario.name,
+                if graded.control {
+                    format!("{} false positive(s)", graded.false_positives)
+                } else {
+                    format!(
+                        "detected {} · {} · mitigated {}",
+                        ms(graded.time_to_detect_ms),
+                        graded
+                            .diagnosed_as
+                            .clone()
+                            .unwrap_or_else(|| "no diagnosis".into()),
+                        ms(graded.time_to_mitigate_ms)
+                    )
+                },
+                graded
+                    .error
+                    .as_deref()
+                    .map(|e| format!(" — failed: {e}"))
+                    .unwrap_or_default()
+            ));
+            grades.push(graded);
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    write_report(
+        &options.out,
+        &build_report(
+            &format!("{:?}", options.subject).to_lowercase(),
+            &brain.name(),
+            grades,
+        ),
+    )
+}
+
+/// `eval --replay DIR`: the recorded flights put to a brain, graded on root cause and action.
+pub async fn replay(dir: &Path, options: EvalOptions) -> Result<()> {
+    let brain = crate::brains::choose(&options.brain).map_err(|e| eyre!(e))?;
+    let runbook = deploy::runbook(options.subject)?;
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir.join("flights"))
+        .wrap_err_with(|| {
+            format!(
+                "reading {}/flights (written by an earlier eval)",
+                dir.display()
+            )
+        })?
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    struct Quiet;
+    impl operator_protocol::ReasoningSink for Quiet {
+        fn emit(&self, _: operator_protocol::ReasoningEvent) {}
+    }
+    let mut grades = Vec::new();
+    for (i, path) in paths.iter().enumerate() {
+        let file: FlightFile = serde_json::from_str(&std::fs::read_to_string(path)?)
+            .wrap_err_with(|| format!("reading {}", path.display()))?;
+        let tools = ReplayedTools {
+            specs: file.flight.context.tools.clone(),
+            exchanges: file.flight.tools,
+        };
+        let result = brain.diagnose(&file.flight.context, &tools, &Quiet).await;
+        let (category, actions, error) = match &result {
+            Ok(d) => (
+                Some(d.root_cause.category.clone()),
+                d.recommended_actions
+                    .iter()
+                    .map(|a| a.action.clone())
+                    .collect::<Vec<_>>(),
+                None,
+            ),
+            Err(e) => (None, vec![], Some(e.to_string())),
+        };
+        let allowed = runbook
+            .entry(&file.expected_invariant)
+            .and_then(|e| {
+                e.hypotheses
+                    .iter()
+                    .find(|h| h.root_cause == file.root_cause)
+            })
+            .map(|h| {
+                h.remedy
+                    .iter()
+                    .map(|r| r.action.clone())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        let cost = result.as_ref().map(|d| d.cost.clone()).unwrap_or_default();
+        grades.push(Grade {
+            scenario: file.scenario.clone(),
+            run: i as u32 + 1,
+            control: false,
+            detected: true,
+            time_to_detect_ms: None,
+            root_cause_correct: category.as_deref() == Some(file.root_cause.as_str()),
+            diagnosed_as: category,
+            action_appropriate: !actions.is_empty() && actions.iter().all(|a| allowed.contains(a)),
+            mitigated: false,
+            time_to_mitigate_ms: None,
+            false_positives: 0,
+            tool_calls: cost.tool_calls,
+            tokens: cost.input_tokens + cost.output_tokens,
+            usd: cost.usd,
+            brain: brain.name(),
+            error,
+        });
+    }
+    if grades.is_empty() {
+        return Err(eyre!("no flights in {}/flights", dir.display()));
+    }
+    let out = dir.join(format!("replay-{}", brain.name().replace(' ', "-")));
+    write_report(
+        &out,
+        &build_report(
+            &format!("{:?}", options.subject).to_lowercase(),
+            &brain.name(),
+            grades,
+        ),
+    )
+}
