@@ -26,11 +26,18 @@ pub async fn interrupted() {
     }
 }
 
-pub async fn run_headless(args: RunArgs, db: &Path, state_dir: &Path) -> Result<()> {
+/// What `run` needs before any front end attaches: the brain, the cluster, and the engine
+/// built on them (not started, so a front end can subscribe first).
+pub struct Prepared {
+    pub brain: Arc<dyn operator_protocol::Brain>,
+    pub deployment: deploy::Deployment,
+    pub engine: Engine,
+}
+
+pub async fn prepare(args: &RunArgs, db: &Path, state_dir: &Path) -> Result<Prepared> {
     let brain = crate::brains::choose(&args.brain).map_err(|e| eyre!(e))?;
     let deployment =
         deploy::bring_up(&args.subject, state_dir, &|line| eprintln!("  {line}")).await?;
-    let store = Store::open(db)?;
     let config = EngineConfig {
         tick: Duration::from_millis(args.tick_ms.max(10)),
         mode: args.mode,
@@ -40,10 +47,23 @@ pub async fn run_headless(args: RunArgs, db: &Path, state_dir: &Path) -> Result<
         deployment.subject.clone(),
         deployment.target.clone(),
         brain.clone(),
-        store,
+        Store::open(db)?,
         Arc::new(SystemClock),
         config,
     );
+    Ok(Prepared {
+        brain,
+        deployment,
+        engine,
+    })
+}
+
+pub async fn run_headless(args: RunArgs, db: &Path, state_dir: &Path) -> Result<()> {
+    let Prepared {
+        brain,
+        deployment,
+        engine,
+    } = prepare(&args, db, state_dir).await?;
     let events = engine.events();
     let printer = tokio::spawn(crate::headless::print_events(events.subscribe()));
     eprintln!(

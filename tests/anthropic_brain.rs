@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use operator_protocol::*;
@@ -15,50 +15,8 @@ use support::replay::{ReplayServer, Reply};
 
 const KEY: &str = "sk-ant-test-0123456789";
 
-#[derive(Default)]
-struct Collect(Mutex<Vec<ReasoningEvent>>);
-
-impl ReasoningSink for Collect {
-    fn emit(&self, event: ReasoningEvent) {
-        self.0.lock().unwrap().push(event);
-    }
-}
-
-impl Collect {
-    fn text(&self) -> String {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                ReasoningEvent::Text { text } => Some(text.as_str()),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
 fn brain(server: &ReplayServer) -> AnthropicBrain {
     AnthropicBrain::new(AnthropicConfig::new(&server.url, KEY, "claude-sonnet-4-5")).unwrap()
-}
-
-fn context(subject: &FakeSubject) -> DiagnosisContext {
-    DiagnosisContext {
-        subject: "fake".into(),
-        ticket: TicketBrief {
-            id: 1,
-            invariant: "node_down".into(),
-            target: "n2".into(),
-            severity: Severity::Critical,
-            message: "n2 does not answer".into(),
-            evidence: serde_json::json!({"node": "n2"}),
-            occurrences: 1,
-        },
-        observation: None,
-        runbook: subject.runbook(),
-        actions: subject.actions(),
-        tools: subject.tools(),
-    }
 }
 
 async fn diagnose(
@@ -70,7 +28,7 @@ async fn diagnose(
     let tools = SubjectTools(Arc::new(subject.clone()), Arc::new(FakeTarget(vec![])));
     let sink = Collect::default();
     let result = brain(&server)
-        .diagnose(&context(&subject), &tools, &sink)
+        .diagnose(&node_down_context(&subject), &tools, &sink)
         .await;
     (result, server, sink)
 }
@@ -257,7 +215,7 @@ async fn past_its_tool_budget_the_rules_brain_answers_and_says_so() {
     let tools = SubjectTools(Arc::new(subject.clone()), Arc::new(FakeTarget(vec![])));
     let d = AnthropicBrain::new(config)
         .unwrap()
-        .diagnose(&context(&subject), &tools, &Collect::default())
+        .diagnose(&node_down_context(&subject), &tools, &Collect::default())
         .await
         .unwrap();
     assert!(

@@ -4,41 +4,13 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use operator_protocol::*;
 use operator_tui::agent::SubjectTools;
 use operator_tui::brains::openai::{OpenAiBrain, OpenAiConfig};
 use support::fake::*;
 use support::replay::{ReplayServer, Reply};
-
-#[derive(Default)]
-struct Collect(Mutex<Vec<ReasoningEvent>>);
-
-impl ReasoningSink for Collect {
-    fn emit(&self, event: ReasoningEvent) {
-        self.0.lock().unwrap().push(event);
-    }
-}
-
-fn context(subject: &FakeSubject) -> DiagnosisContext {
-    DiagnosisContext {
-        subject: "fake".into(),
-        ticket: TicketBrief {
-            id: 1,
-            invariant: "node_down".into(),
-            target: "n2".into(),
-            severity: Severity::Critical,
-            message: "n2 does not answer".into(),
-            evidence: serde_json::json!({}),
-            occurrences: 1,
-        },
-        observation: None,
-        runbook: subject.runbook(),
-        actions: subject.actions(),
-        tools: subject.tools(),
-    }
-}
 
 async fn diagnose(
     key: Option<&str>,
@@ -52,7 +24,9 @@ async fn diagnose(
     let brain =
         OpenAiBrain::new(OpenAiConfig::new(&format!("{}/v1", server.url), key, model)).unwrap();
     let sink = Collect::default();
-    let result = brain.diagnose(&context(&subject), &tools, &sink).await;
+    let result = brain
+        .diagnose(&node_down_context(&subject), &tools, &sink)
+        .await;
     (result, server, sink)
 }
 

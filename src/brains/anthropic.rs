@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 use super::anthropic_wire::{Shown, StreamEvent, Turn};
 use super::llm::{
-    AttemptError, Budget, Conversation, Dialect, LlmBrain, Stop, TurnOutcome, retry, send,
+    AttemptError, Budget, Conversation, Dialect, LlmBrain, Stop, TurnOutcome, http_client, retry,
+    send,
 };
 
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
@@ -77,11 +78,7 @@ pub type AnthropicBrain = LlmBrain<Anthropic>;
 
 impl LlmBrain<Anthropic> {
     pub fn new(config: AnthropicConfig) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .read_timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let http = http_client(Duration::from_secs(60))?;
         let budget = config.budget.clone();
         Ok(LlmBrain {
             dialect: Anthropic { config, http },

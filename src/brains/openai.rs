@@ -13,8 +13,8 @@ use operator_protocol::{BoxFuture, ReasoningEvent, ReasoningSink};
 use serde_json::{Value, json};
 
 use super::llm::{
-    AttemptError, Budget, Conversation, Dialect, LlmBrain, Stop, TurnOutcome, error_detail, retry,
-    send,
+    AttemptError, Budget, Conversation, Dialect, LlmBrain, Stop, TurnOutcome, error_detail,
+    http_client, retry, send,
 };
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -67,11 +67,7 @@ pub type OpenAiBrain = LlmBrain<OpenAi>;
 
 impl LlmBrain<OpenAi> {
     pub fn new(config: OpenAiConfig) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .read_timeout(Duration::from_secs(120))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let http = http_client(Duration::from_secs(120))?;
         let budget = config.budget.clone();
         Ok(LlmBrain {
             dialect: OpenAi { config, http },

@@ -8,7 +8,6 @@ mod recording;
 mod terminal;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use color_eyre::eyre::{Result, WrapErr};
@@ -22,10 +21,8 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::cli::RunArgs;
 use crate::clock::{Clock, SystemClock};
-use crate::deploy;
-use crate::engine::{Engine, EngineConfig, EngineHandle};
+use crate::engine::EngineHandle;
 use crate::events::Command;
-use crate::store::Store;
 
 const FRAME: Duration = Duration::from_millis(33);
 const TICK: Duration = Duration::from_millis(250);
@@ -48,23 +45,12 @@ fn wall_clock(ms: u64) -> String {
 
 pub async fn run_tui(args: RunArgs, db: &Path, state_dir: &Path) -> Result<()> {
     let book = chapters(&args)?;
-    let brain = crate::brains::choose(&args.brain).map_err(|e| color_eyre::eyre::eyre!(e))?;
     eprintln!("operator-tui: bringing the cluster up");
-    let deployment =
-        deploy::bring_up(&args.subject, state_dir, &|line| eprintln!("  {line}")).await?;
-    let config = EngineConfig {
-        tick: Duration::from_millis(args.tick_ms.max(10)),
-        mode: args.mode,
-        ..EngineConfig::default()
-    };
-    let engine = Engine::new(
-        deployment.subject.clone(),
-        deployment.target.clone(),
-        brain.clone(),
-        Store::open(db)?,
-        Arc::new(SystemClock),
-        config,
-    );
+    let crate::run::Prepared {
+        brain,
+        deployment,
+        engine,
+    } = crate::run::prepare(&args, db, state_dir).await?;
     let mut events = engine.events().subscribe();
     let handle = engine.start();
     let mut view = View {

@@ -362,3 +362,48 @@ impl Brain for DelayedBrain {
         })
     }
 }
+
+/// A reasoning sink that keeps everything it is given.
+#[derive(Default)]
+pub struct Collect(pub Mutex<Vec<ReasoningEvent>>);
+
+impl ReasoningSink for Collect {
+    fn emit(&self, event: ReasoningEvent) {
+        self.0.lock().unwrap().push(event);
+    }
+}
+
+impl Collect {
+    /// The streamed text, in order.
+    pub fn text(&self) -> String {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                ReasoningEvent::Text { text } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// The context a brain gets for "n2 does not answer" on this subject.
+pub fn node_down_context(subject: &FakeSubject) -> DiagnosisContext {
+    DiagnosisContext {
+        subject: "fake".into(),
+        ticket: TicketBrief {
+            id: 1,
+            invariant: "node_down".into(),
+            target: "n2".into(),
+            severity: Severity::Critical,
+            message: "n2 does not answer".into(),
+            evidence: json!({ "node": "n2" }),
+            occurrences: 1,
+        },
+        observation: None,
+        runbook: subject.runbook(),
+        actions: subject.actions(),
+        tools: subject.tools(),
+    }
+}

@@ -387,6 +387,15 @@ impl<D: Dialect> Brain for LlmBrain<D> {
     }
 }
 
+/// The HTTP client an LLM dialect uses; `read` bounds the wait between stream chunks.
+pub fn http_client(read: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .read_timeout(read)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 /// Reads an error body in either dialect's shape: `{"error": {"type", "message"}}`, vLLM's
 /// legacy `{"object": "error", "message"}`, or plain text.
 pub fn error_detail(text: &str) -> String {
