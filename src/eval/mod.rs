@@ -54,6 +54,8 @@ struct FlightFile {
 struct Report {
     subject: String,
     brain: String,
+    /// Flights put to a brain: no cluster, so only root cause and action are graded.
+    replay: bool,
     date_ms: u64,
     overall: ScenarioSummary,
     control_false_positives: usize,
@@ -239,7 +241,7 @@ fn markdown(report: &Report) -> String {
         .iter()
         .chain(std::iter::once(&report.overall))
     {
-        let [d, r, a, m] = rates(s);
+        let [d, r, a, m] = rates(s, report.replay);
         md.push_str(&format!(
             "| {} | {} | {d} | {r} | {a} | {m} | {} / {} | {} / {} | {} |\n",
             s.scenario,
@@ -278,7 +280,7 @@ fn print_table(report: &Report) {
         .iter()
         .chain(std::iter::once(&report.overall))
     {
-        let [d, r, a, m] = rates(s);
+        let [d, r, a, m] = rates(s, report.replay);
         table.add_row(vec![
             s.scenario.clone(),
             s.runs.to_string(),
@@ -294,9 +296,13 @@ fn print_table(report: &Report) {
     println!("{table}");
 }
 
-fn build_report(subject: &str, brain: &str, grades: Vec<Grade>) -> Report {
-    let mut names: Vec<String> = grades.iter().map(|g| g.scenario.clone()).collect();
-    names.dedup();
+fn build_report(subject: &str, brain: &str, replay: bool, grades: Vec<Grade>) -> Report {
+    let mut names: Vec<String> = Vec::new();
+    for g in &grades {
+        if !names.contains(&g.scenario) {
+            names.push(g.scenario.clone());
+        }
+    }
     let scenarios = names
         .iter()
         .map(|n| {
@@ -313,6 +319,7 @@ fn build_report(subject: &str, brain: &str, grades: Vec<Grade>) -> Report {
     Report {
         subject: subject.into(),
         brain: brain.into(),
+        replay,
         date_ms: crate::clock::Clock::now_ms(&SystemClock),
         overall: grade::summarize("all faults", &faults),
         control_false_positives: grades
@@ -393,7 +400,7 @@ pub async fn run(options: EvalOptions) -> Result<()> {
                 }
             }
             let graded = grade::grade(&record, &runbook);
-            bar.println(format!(
+            let line = format!(
                 "{:<14} run {run}: {}{}",
                 scenario.name,
                 if graded.control {
@@ -414,7 +421,13 @@ pub async fn run(options: EvalOptions) -> Result<()> {
                     .as_deref()
                     .map(|e| format!(" — failed: {e}"))
                     .unwrap_or_default()
-            ));
+            );
+            // Without a terminal the bar draws nothing; the lines still belong in the log.
+            if bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
             grades.push(graded);
             bar.inc(1);
         }
@@ -425,6 +438,7 @@ pub async fn run(options: EvalOptions) -> Result<()> {
         &build_report(
             &format!("{:?}", options.subject).to_lowercase(),
             &brain.name(),
+            false,
             grades,
         ),
     )
@@ -512,6 +526,7 @@ pub async fn replay(dir: &Path, options: EvalOptions) -> Result<()> {
         &build_report(
             &format!("{:?}", options.subject).to_lowercase(),
             &brain.name(),
+            true,
             grades,
         ),
     )
