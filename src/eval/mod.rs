@@ -214,10 +214,19 @@ fn percent(rate: f64) -> String {
     format!("{:.0}%", rate * 100.0)
 }
 
-/// The rate columns of a summary; a control run has none.
-fn rates(s: &ScenarioSummary) -> [String; 4] {
+/// The rate columns of a summary; a control run has none, a replay only the brain's two.
+fn rates(s: &ScenarioSummary, replay: bool) -> [String; 4] {
+    let none = || "—".to_string();
     if s.control {
-        return ["—".into(), "—".into(), "—".into(), "—".into()];
+        return [none(), none(), none(), none()];
+    }
+    if replay {
+        return [
+            none(),
+            percent(s.root_cause_correct),
+            percent(s.action_appropriate),
+            none(),
+        ];
     }
     [
         percent(s.detected),
