@@ -262,10 +262,14 @@ fn markdown(report: &Report) -> String {
             s.false_positives
         ));
     }
-    md.push_str(&format!(
-        "\nControl runs: {} false positive(s).\n",
-        report.control_false_positives
-    ));
+    if report.replay {
+        md.push_str("\nA replay puts recorded flights to the brain without a cluster: only root cause and action are graded.\n");
+    } else {
+        md.push_str(&format!(
+            "\nControl runs: {} false positive(s).\n",
+            report.control_false_positives
+        ));
+    }
     md
 }
 
