@@ -11,6 +11,7 @@ use operator_ratelimiter::{Endpoints, RateLimiterSubject, workload};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{SubjectArgs, SubjectName, TargetName};
+use crate::targets::docker::DockerTarget;
 use crate::targets::local::{AdoptedProcess, LocalTarget, process_state};
 
 /// The demo cluster's limits: 1000 checks per 5 s window per key by default.
@@ -96,13 +97,111 @@ fn local_options(args: &SubjectArgs, data_dir: &Path) -> Result<LocalOptions> {
     })
 }
 
+/// Attaches to a running Compose project: its containers become the nodes.
+async fn docker_deployment(args: &SubjectArgs) -> Result<(Endpoints, DockerTarget)> {
+    use crate::targets::docker::{DockerNode, Ready, env_value, published_port};
+    let project = &args.compose_project;
+    let (docker, services) = DockerTarget::discover(project).await?;
+    let container = |service: &str| {
+        services.get(service).ok_or_else(|| eyre!("Compose project {project:?} has no {service} service (compose/ratelimiter.yml defines it)"))
+    };
+    let name = |inspect: &bollard::models::ContainerInspectResponse| {
+        inspect
+            .name
+            .clone()
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_string()
+    };
+    let network = |inspect: &bollard::models::ContainerInspectResponse| {
+        inspect
+            .network_settings
+            .as_ref()
+            .and_then(|s| s.networks.as_ref())
+            .and_then(|n| n.keys().next().cloned())
+            .unwrap_or_else(|| format!("{project}_default"))
+    };
+    let redis = container(rl_cluster::REDIS_NODE)?;
+    let redis_port = published_port(redis, 6379)
+        .ok_or_else(|| eyre!("the redis service publishes no port 6379 on loopback"))?;
+    let mut nodes = Vec::new();
+    let mut docker_nodes = std::collections::BTreeMap::new();
+    docker_nodes.insert(
+        operator_protocol::NodeId::from(rl_cluster::REDIS_NODE),
+        DockerNode {
+            container: name(redis),
+            network: network(redis),
+            ready: Ready::Tcp(format!("127.0.0.1:{redis_port}")),
+        },
+    );
+    let mut token = None;
+    for i in 1..=rl_cluster::NODE_COUNT {
+        let service = format!("node-{i}");
+        let inspect = container(&service)?;
+        let port = published_port(inspect, 8080)
+            .ok_or_else(|| eyre!("{service} publishes no port 8080 on loopback"))?;
+        let url = format!("http://127.0.0.1:{port}");
+        token = token.or_else(|| env_value(inspect, "RL_ADMIN_TOKEN"));
+        docker_nodes.insert(
+            operator_protocol::NodeId(service.clone()),
+            DockerNode {
+                container: name(inspect),
+                network: network(inspect),
+                ready: Ready::Http(format!("{url}/health")),
+            },
+        );
+        nodes.push((operator_protocol::NodeId(service), url));
+    }
+    let admin_token =
+        token.ok_or_else(|| eyre!("the nodes have no RL_ADMIN_TOKEN in their environment"))?;
+    let endpoints = Endpoints {
+        nodes,
+        redis_url: format!("redis://127.0.0.1:{redis_port}"),
+        redis_prefix: "rl".into(),
+        admin_token,
+        redis_managed: true,
+    };
+    Ok((endpoints, DockerTarget::new(docker, project, docker_nodes)))
+}
+
+async fn with_workload(
+    args: &SubjectArgs,
+    endpoints: &Endpoints,
+    progress: &dyn Fn(&str),
+) -> Result<Option<workload::Workload>> {
+    if args.workload_rate <= 0.0 {
+        return Ok(None);
+    }
+    progress(&format!("workload: {} checks/s", args.workload_rate));
+    Ok(Some(
+        workload::start(endpoints, args.workload_rate, WINDOW_MS)
+            .await
+            .map_err(|e| eyre!(e))?,
+    ))
+}
+
 /// Starts the cluster (or adopts the running one) and the workload.
 pub async fn bring_up(
     args: &SubjectArgs,
     state_dir: &Path,
     progress: &dyn Fn(&str),
 ) -> Result<Deployment> {
-    let TargetName::Local = args.target;
+    if args.target == TargetName::Docker {
+        progress(&format!(
+            "attaching to Compose project {}",
+            args.compose_project
+        ));
+        let (endpoints, target) = docker_deployment(args).await?;
+        let subject = RateLimiterSubject::new(endpoints.clone()).map_err(|e| eyre!(e))?;
+        return Ok(Deployment {
+            secrets: vec![endpoints.admin_token.clone()],
+            subject,
+            target: Arc::new(target),
+            description: format!("ratelimiter · docker ({})", args.compose_project),
+            _workload: with_workload(args, &endpoints, progress).await?,
+            _scratch: None,
+        });
+    }
     let (endpoints, target, scratch, how) = match read_cluster(state_dir, args.subject)? {
         Some(file) => {
             progress("attaching to the cluster `cluster up` started");
@@ -121,16 +220,7 @@ pub async fn bring_up(
         }
     };
     let subject = RateLimiterSubject::new(endpoints.clone()).map_err(|e| eyre!(e))?;
-    let workload = if args.workload_rate > 0.0 {
-        progress(&format!("workload: {} checks/s", args.workload_rate));
-        Some(
-            workload::start(&endpoints, args.workload_rate, WINDOW_MS)
-                .await
-                .map_err(|e| eyre!(e))?,
-        )
-    } else {
-        None
-    };
+    let workload = with_workload(args, &endpoints, progress).await?;
     Ok(Deployment {
         secrets: vec![endpoints.admin_token.clone()],
         subject,

@@ -331,11 +331,12 @@ impl Engine {
                 let finished = self.core.finished.clone();
                 let clock = self.core.clock.clone();
                 tokio::spawn(async move {
+                    // The fault begins when the injection starts; the monitor may see it first.
+                    let at_ms = clock.now_ms();
                     let result = subject
                         .inject(&request, &*target)
                         .await
                         .map_err(|e| e.to_string());
-                    let at_ms = clock.now_ms();
                     let _ = finished.send(Finished::Chaos {
                         request,
                         at_ms,

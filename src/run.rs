@@ -252,6 +252,7 @@ pub async fn chaos_inject(
         name: name.clone(),
         params: params.into_iter().collect(),
     };
+    let started_ms = SystemClock.now_ms();
     let outcome = deployment
         .subject
         .inject(&request, &*deployment.target)
@@ -263,7 +264,7 @@ pub async fn chaos_inject(
         .into_iter()
         .find(|c| c.name == name);
     let record = ChaosRecord {
-        at_ms: SystemClock.now_ms(),
+        at_ms: started_ms,
         name,
         target: outcome.target.clone(),
         root_cause: spec

@@ -32,6 +32,7 @@ impl Loop {
             subject: SubjectName::Ratelimiter,
             target: TargetName::Local,
             redis_url: None,
+            compose_project: String::new(),
             workload_rate: 200.0,
         };
         let deployment = deploy::bring_up(&args, dir.path(), &|_| {})

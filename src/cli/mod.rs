@@ -36,6 +36,8 @@ pub enum SubjectName {
 pub enum TargetName {
     /// Child processes that operator-tui starts itself.
     Local,
+    /// The containers of a running Compose project (see compose/ratelimiter.yml).
+    Docker,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -72,6 +74,14 @@ pub struct SubjectArgs {
     /// Use this Redis instead of starting one (local target), e.g. redis://127.0.0.1:6379.
     #[arg(long, env = "OPERATOR_REDIS_URL")]
     pub redis_url: Option<String>,
+
+    /// The Compose project to drive with --target docker.
+    #[arg(
+        long,
+        env = "OPERATOR_COMPOSE_PROJECT",
+        default_value = "operator-ratelimiter"
+    )]
+    pub compose_project: String,
 
     /// Steady background traffic across the cluster, in checks per second (0: none).
     #[arg(long, env = "OPERATOR_WORKLOAD_RATE", default_value_t = 200.0)]

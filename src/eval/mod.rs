@@ -138,6 +138,7 @@ async fn run_one(
         subject: options.subject,
         target: TargetName::Local,
         redis_url: None,
+        compose_project: String::new(),
         workload_rate: 200.0,
     };
     let deployment = deploy::bring_up(&args, dir.path(), &|_| {}).await?;

@@ -698,6 +698,8 @@ impl Store {
         self.set_setting("kill_switch", if on { "on" } else { "off" }, cause, now)
     }
 
+    /// Records an injection, and links it to the tickets the monitor opened for it meanwhile
+    /// (an injection can take longer than a tick to return).
     pub fn record_chaos(
         &mut self,
         subject: &str,
@@ -705,6 +707,17 @@ impl Store {
         summary: &str,
     ) -> Result<()> {
         let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE tickets SET chaos_name = ?1, chaos_root_cause = ?2, fault_injected_ms = ?3
+             WHERE subject = ?4 AND invariant = ?5 AND chaos_name IS NULL AND opened_ms >= ?3",
+            params![
+                record.name,
+                record.root_cause,
+                record.at_ms as i64,
+                subject,
+                record.expected_invariant
+            ],
+        )?;
         tx.execute(
             "INSERT INTO chaos_injections (at_ms, subject, name, target, root_cause, expected_invariant, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![record.at_ms as i64, subject, record.name, record.target, record.root_cause, record.expected_invariant, summary],

@@ -44,6 +44,14 @@ pub fn specs(nodes: &[String]) -> Vec<ActionSpec> {
             disrupts_node: None,
         },
         ActionSpec {
+            name: "heal_node".into(),
+            description: "Reconnect a node cut off from the cluster's network (undo a partition)".into(),
+            params: vec![ParamSpec::new("node", "the node to reconnect", ParamKind::Enum { values: nodes.to_vec() })],
+            risk: Risk::Safe,
+            node_param: None,
+            disrupts_node: None,
+        },
+        ActionSpec {
             name: "restart_redis".into(),
             description: "Restart the cluster's Redis (counters of the current windows are lost)".into(),
             params: vec![],
@@ -89,6 +97,13 @@ impl RateLimiterSubject {
                 target.start(&node).await?;
                 Ok(ActionOutcome {
                     summary: format!("{node} restarted and healthy"),
+                })
+            }
+            "heal_node" => {
+                let node = NodeId::from(str_param(p, "node", ""));
+                target.heal(&node).await?;
+                Ok(ActionOutcome {
+                    summary: format!("{node} reconnected and answering"),
                 })
             }
             "restart_redis" => {

@@ -99,6 +99,13 @@ pub fn specs(nodes: &[String]) -> Vec<ChaosSpec> {
             ],
         ),
         spec(
+            "partition_node",
+            "Cut a node off the cluster's network (needs a target that can partition: docker)",
+            "network_partition",
+            NODE_DOWN,
+            vec![node()],
+        ),
+        spec(
             "ghost_allow",
             "Make a node answer allowed without asking Redis",
             "node_bypassing_redis",
@@ -153,6 +160,10 @@ impl RateLimiterSubject {
             "kill_node" => {
                 target.kill(&NodeId(node.clone())).await?;
                 outcome(&node, format!("killed {node} (SIGKILL)"))
+            }
+            "partition_node" => {
+                target.isolate(&NodeId(node.clone())).await?;
+                outcome(&node, format!("cut {node} off the network"))
             }
             "pause_node" => {
                 target.pause(&NodeId(node.clone())).await?;
