@@ -150,6 +150,26 @@ impl Core {
     }
 }
 
+/// What the deployment target knows of each node (process or container state, restarts) joins
+/// the node's facts, so the screen shows it next to what the subject observed.
+async fn add_target_facts(observation: &mut Observation, target: &dyn DeploymentTarget) {
+    for node in &mut observation.nodes {
+        let Ok(described) = target.describe(&node.id).await else {
+            continue;
+        };
+        if let Some(state) = described["container_status"]
+            .as_str()
+            .or(described["state"].as_str())
+        {
+            node.facts.insert("state".into(), serde_json::json!(state));
+        }
+        if let Some(restarts) = described["restarts"].as_u64().filter(|r| *r > 0) {
+            node.facts
+                .insert("restarts".into(), serde_json::json!(restarts));
+        }
+    }
+}
+
 pub struct Engine {
     core: Core,
     executor: Executor,
@@ -263,9 +283,13 @@ impl Engine {
                     if !observing {
                         observing = true;
                         let subject = self.core.subject.clone();
+                        let target = self.core.target.clone();
                         let finished = self.core.finished.clone();
                         tokio::spawn(async move {
-                            let result = subject.observe().await.map_err(|e| e.to_string());
+                            let mut result = subject.observe().await.map_err(|e| e.to_string());
+                            if let Ok(observation) = &mut result {
+                                add_target_facts(observation, &*target).await;
+                            }
                             let _ = finished.send(Finished::Observed(result));
                         });
                     }
@@ -435,7 +459,7 @@ impl Engine {
                             .into_iter()
                             .find(|c| c.name == request.name);
                         let record = crate::store::ChaosRecord {
-                            at_ms,
+                            at_ms: outcome.effective_ms.unwrap_or(at_ms),
                             name: request.name.clone(),
                             target: outcome.target.clone(),
                             root_cause: spec

@@ -264,7 +264,7 @@ pub async fn chaos_inject(
         .into_iter()
         .find(|c| c.name == name);
     let record = ChaosRecord {
-        at_ms: started_ms,
+        at_ms: outcome.effective_ms.unwrap_or(started_ms),
         name,
         target: outcome.target.clone(),
         root_cause: spec

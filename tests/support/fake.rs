@@ -220,6 +220,7 @@ impl Subject for FakeSubject {
             Ok(ChaosOutcome {
                 target: node.clone(),
                 summary: format!("killed {node}"),
+                effective_ms: None,
             })
         })
     }

@@ -29,4 +29,8 @@ pub struct ChaosRequest {
 pub struct ChaosOutcome {
     pub target: String,
     pub summary: String,
+    /// When the fault took effect (wall clock, ms), if the injection waited before acting;
+    /// otherwise it counts from when the injection started.
+    #[serde(default)]
+    pub effective_ms: Option<crate::Millis>,
 }

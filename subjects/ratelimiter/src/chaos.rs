@@ -154,6 +154,7 @@ impl RateLimiterSubject {
             Ok(ChaosOutcome {
                 target: target.into(),
                 summary,
+                effective_ms: None,
             })
         };
         match request.name.as_str() {
@@ -204,18 +205,20 @@ impl RateLimiterSubject {
                     .ok_or_else(|| ContractError::new("the node did not name the counter"))?
                     .to_string();
                 let mut conn = self.observer.redis();
+                let effective_ms = crate::now_ms();
                 let held: u64 = redis::cmd("INCRBY")
                     .arg(&counter)
                     .arg(units)
                     .query_async(&mut conn)
                     .await
                     .map_err(|e| ContractError::new(format!("INCRBY {counter}: {e}")))?;
-                outcome(
-                    &key,
-                    format!(
+                Ok(ChaosOutcome {
+                    target: key.clone(),
+                    summary: format!(
                         "added {units} units to {key}'s counter behind the nodes' backs (now {held})"
                     ),
-                )
+                    effective_ms: Some(effective_ms),
+                })
             }
             other => Err(ContractError::new(format!(
                 "the rate limiter has no chaos {other}; see `chaos list`"
