@@ -1,0 +1,63 @@
+//! What one observation of a TiKV cluster holds for its invariants: PD's members and leader,
+//! every store as PD reports it, the regions PD's checks flag, and the workload.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Facts {
+    pub pd: PdFacts,
+    pub stores: Vec<StoreFacts>,
+    /// PD's max-replicas: the replicas every region should have.
+    pub max_replicas: u64,
+    pub regions: RegionFacts,
+    pub workload: WorkloadFacts,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PdFacts {
+    pub reachable: bool,
+    pub leader: Option<String>,
+    pub members: Vec<PdMember>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PdMember {
+    pub name: String,
+    pub healthy: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoreFacts {
+    pub id: u64,
+    pub address: String,
+    /// PD's state_name: Up, Disconnected, Down, Offline, Tombstone.
+    pub state_name: String,
+    pub leader_count: u64,
+    pub region_count: u64,
+    pub slow_score: Option<u64>,
+}
+
+/// A region PD flags, with what matters for quorum.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegionBrief {
+    pub id: u64,
+    pub peers: u64,
+    /// Peers on stores that are down, or reported down by the leader.
+    pub down_peers: u64,
+    pub has_leader: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegionFacts {
+    pub miss_peer: Vec<RegionBrief>,
+    pub down_peer: Vec<RegionBrief>,
+    pub pending_peer: Vec<RegionBrief>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadFacts {
+    pub ops_per_sec: f64,
+    /// The recent normal rate (a median over the last minute), once known.
+    pub baseline_ops_per_sec: Option<f64>,
+}

@@ -1,0 +1,312 @@
+//! TiKV's invariants, each a pure function over one observation's facts: stores disconnected or
+//! down, regions under-replicated (and below quorum, its own critical case), leaders out of
+//! balance, a slow store, PD without a leader, and the workload dropping.
+
+use operator_protocol::{Severity, Violation};
+use serde_json::json;
+
+use crate::facts::{Facts, RegionBrief};
+
+pub const STORE_DOWN: &str = "store_down";
+pub const REGION_UNDER_REPLICATED: &str = "region_under_replicated";
+pub const REGION_BELOW_QUORUM: &str = "region_below_quorum";
+pub const LEADER_IMBALANCE: &str = "leader_imbalance";
+pub const SLOW_STORE: &str = "slow_store";
+pub const PD_NO_LEADER: &str = "pd_no_leader";
+pub const WORKLOAD_DROP: &str = "workload_drop";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thresholds {
+    /// PD counts a store as slow from this slow_score on.
+    pub slow_score: u64,
+    /// Leader counts may differ by this many, or this share of the mean, whichever is larger.
+    pub leader_spread: u64,
+    pub leader_spread_ratio: f64,
+    /// Below this share of the baseline, the workload has dropped.
+    pub workload_floor: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            slow_score: 80,
+            leader_spread: 10,
+            leader_spread_ratio: 0.5,
+            workload_floor: 0.5,
+        }
+    }
+}
+
+pub fn all(facts: &Facts, thresholds: &Thresholds) -> Vec<Violation> {
+    if !facts.pd.reachable || facts.pd.leader.is_none() {
+        // Without a PD leader nothing else PD says can be trusted: report that alone.
+        return pd_no_leader(facts);
+    }
+    let mut out = store_down(facts);
+    out.extend(regions(facts));
+    out.extend(leader_imbalance(facts, thresholds));
+    out.extend(slow_store(facts, thresholds));
+    out.extend(workload_drop(facts, thresholds));
+    out
+}
+
+pub fn pd_no_leader(facts: &Facts) -> Vec<Violation> {
+    if facts.pd.reachable && facts.pd.leader.is_some() {
+        return vec![];
+    }
+    let message = match &facts.pd.error {
+        Some(e) if !facts.pd.reachable => format!("no PD member answers: {e}"),
+        _ => "PD has no leader: no scheduling, no region changes".to_string(),
+    };
+    vec![Violation {
+        invariant: PD_NO_LEADER.into(),
+        severity: Severity::Critical,
+        target: "pd".into(),
+        message,
+        evidence: json!({ "members": facts.pd.members, "reachable": facts.pd.reachable }),
+    }]
+}
+
+pub fn store_down(facts: &Facts) -> Vec<Violation> {
+    facts
+        .stores
+        .iter()
+        .filter(|s| s.state_name == "Disconnected" || s.state_name == "Down")
+        .map(|s| Violation {
+            invariant: STORE_DOWN.into(),
+            severity: if s.state_name == "Down" {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            },
+            target: format!("store-{}", s.id),
+            message: format!(
+                "store {} ({}) is {}: PD gets no heartbeats from it",
+                s.id, s.address, s.state_name
+            ),
+            evidence: json!({ "store_id": s.id, "state_name": s.state_name, "address": s.address }),
+        })
+        .collect()
+}
+
+fn quorum(max_replicas: u64) -> u64 {
+    max_replicas / 2 + 1
+}
+
+/// Live voters: peers minus the down ones.
+fn live(r: &RegionBrief) -> u64 {
+    r.peers.saturating_sub(r.down_peers)
+}
+
+/// One violation for regions missing replicas, one (critical) for regions that lost quorum; a
+/// ticket per region would bury the screen when a store holding hundreds of them dies.
+pub fn regions(facts: &Facts) -> Vec<Violation> {
+    let needed = quorum(facts.max_replicas.max(1));
+    let mut flagged: Vec<&RegionBrief> = facts
+        .regions
+        .miss_peer
+        .iter()
+        .chain(&facts.regions.down_peer)
+        .collect();
+    flagged.sort_by_key(|r| r.id);
+    flagged.dedup_by_key(|r| r.id);
+    let (lost, degraded): (Vec<&RegionBrief>, Vec<&RegionBrief>) =
+        flagged.into_iter().partition(|r| live(r) < needed);
+    let ids = |rs: &[&RegionBrief]| rs.iter().take(20).map(|r| r.id).collect::<Vec<_>>();
+    let mut out = Vec::new();
+    if !lost.is_empty() {
+        out.push(Violation {
+            invariant: REGION_BELOW_QUORUM.into(),
+            severity: Severity::Critical,
+            target: "regions".into(),
+            message: format!(
+                "{} region(s) have fewer than {needed} live replicas: they cannot serve writes",
+                lost.len()
+            ),
+            evidence: json!({ "count": lost.len(), "regions": ids(&lost), "quorum": needed }),
+        });
+    }
+    if !degraded.is_empty() {
+        out.push(Violation {
+            invariant: REGION_UNDER_REPLICATED.into(),
+            severity: Severity::Warning,
+            target: "regions".into(),
+            message: format!("{} region(s) run with fewer than {} healthy replicas", degraded.len(), facts.max_replicas),
+            evidence: json!({ "count": degraded.len(), "regions": ids(&degraded), "max_replicas": facts.max_replicas }),
+        });
+    }
+    out
+}
+
+pub fn leader_imbalance(facts: &Facts, thresholds: &Thresholds) -> Vec<Violation> {
+    let up: Vec<_> = facts
+        .stores
+        .iter()
+        .filter(|s| s.state_name == "Up")
+        .collect();
+    if up.len() < 2 {
+        return vec![];
+    }
+    let (most, least) = match (
+        up.iter().max_by_key(|s| s.leader_count),
+        up.iter().min_by_key(|s| s.leader_count),
+    ) {
+        (Some(a), Some(b)) => (a, b),
+        _ => return vec![],
+    };
+    let mean = up.iter().map(|s| s.leader_count).sum::<u64>() as f64 / up.len() as f64;
+    let allowed = (thresholds.leader_spread as f64).max(mean * thresholds.leader_spread_ratio);
+    let spread = (most.leader_count - least.leader_count) as f64;
+    if spread <= allowed {
+        return vec![];
+    }
+    vec![Violation {
+        invariant: LEADER_IMBALANCE.into(),
+        severity: Severity::Warning,
+        target: format!("store-{}", most.id),
+        message: format!(
+            "store {} leads {} regions, store {} only {} (mean {mean:.0})",
+            most.id, most.leader_count, least.id, least.leader_count
+        ),
+        evidence: json!({ "hot_store": most.id, "leaders": most.leader_count, "coldest_store": least.id, "coldest_leaders": least.leader_count, "mean": mean }),
+    }]
+}
+
+pub fn slow_store(facts: &Facts, thresholds: &Thresholds) -> Vec<Violation> {
+    facts
+        .stores
+        .iter()
+        .filter_map(|s| Some((s, s.slow_score?)))
+        .filter(|(_, score)| *score >= thresholds.slow_score)
+        .map(|(s, score)| Violation {
+            invariant: SLOW_STORE.into(),
+            severity: Severity::Warning,
+            target: format!("store-{}", s.id),
+            message: format!(
+                "store {} reports slow score {score} (slow from {})",
+                s.id, thresholds.slow_score
+            ),
+            evidence: json!({ "store_id": s.id, "slow_score": score }),
+        })
+        .collect()
+}
+
+pub fn workload_drop(facts: &Facts, thresholds: &Thresholds) -> Vec<Violation> {
+    let Some(baseline) = facts.workload.baseline_ops_per_sec.filter(|b| *b > 0.0) else {
+        return vec![];
+    };
+    let now = facts.workload.ops_per_sec;
+    if now >= baseline * thresholds.workload_floor {
+        return vec![];
+    }
+    vec![Violation {
+        invariant: WORKLOAD_DROP.into(),
+        severity: Severity::Warning,
+        target: "workload".into(),
+        message: format!("{now:.0} ops/s against a baseline of {baseline:.0}"),
+        evidence: json!({ "ops_per_sec": now, "baseline_ops_per_sec": baseline }),
+    }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::*;
+
+    /// A healthy 3-store cluster with 300 regions, as a PD v8.5 would report it.
+    fn healthy() -> Facts {
+        serde_json::from_str(include_str!("../fixtures/healthy_facts.json")).unwrap()
+    }
+
+    fn names(facts: &Facts) -> Vec<(String, String)> {
+        all(facts, &Thresholds::default())
+            .into_iter()
+            .map(|v| (v.invariant, v.target))
+            .collect()
+    }
+
+    #[test]
+    fn a_healthy_cluster_breaks_nothing() {
+        assert!(names(&healthy()).is_empty());
+    }
+
+    #[test]
+    fn a_silent_store_is_disconnected_then_down() {
+        let mut f = healthy();
+        f.stores[1].state_name = "Disconnected".into();
+        let v = store_down(&f);
+        assert_eq!(
+            (v[0].target.as_str(), v[0].severity),
+            ("store-4", Severity::Warning)
+        );
+        f.stores[1].state_name = "Down".into();
+        assert_eq!(store_down(&f)[0].severity, Severity::Critical);
+    }
+
+    #[test]
+    fn regions_missing_a_replica_are_under_replicated_and_losing_two_of_three_is_below_quorum() {
+        let mut f = healthy();
+        f.regions.down_peer = (1..=90)
+            .map(|id| RegionBrief {
+                id,
+                peers: 3,
+                down_peers: 1,
+                has_leader: true,
+            })
+            .collect();
+        f.regions.miss_peer = vec![RegionBrief {
+            id: 500,
+            peers: 3,
+            down_peers: 2,
+            has_leader: false,
+        }];
+        let v = regions(&f);
+        assert_eq!(v.len(), 2);
+        assert_eq!(
+            (v[0].invariant.as_str(), v[0].evidence["count"].as_u64()),
+            (REGION_BELOW_QUORUM, Some(1))
+        );
+        assert_eq!(
+            (v[1].invariant.as_str(), v[1].evidence["count"].as_u64()),
+            (REGION_UNDER_REPLICATED, Some(90))
+        );
+        assert_eq!(
+            v[1].evidence["regions"].as_array().unwrap().len(),
+            20,
+            "evidence stays bounded"
+        );
+    }
+
+    #[test]
+    fn leaders_piled_on_one_store_are_an_imbalance() {
+        let mut f = healthy();
+        f.stores[0].leader_count = 250;
+        f.stores[1].leader_count = 30;
+        f.stores[2].leader_count = 20;
+        assert_eq!(names(&f), [(LEADER_IMBALANCE.into(), "store-1".into())]);
+    }
+
+    #[test]
+    fn a_slow_score_of_80_is_a_slow_store() {
+        let mut f = healthy();
+        f.stores[2].slow_score = Some(95);
+        assert_eq!(names(&f), [(SLOW_STORE.into(), "store-5".into())]);
+    }
+
+    #[test]
+    fn pd_without_a_leader_is_reported_alone() {
+        let mut f = healthy();
+        f.pd.leader = None;
+        f.stores[1].state_name = "Down".into();
+        assert_eq!(names(&f), [(PD_NO_LEADER.into(), "pd".into())]);
+    }
+
+    #[test]
+    fn half_the_usual_traffic_is_a_workload_drop() {
+        let mut f = healthy();
+        f.workload.ops_per_sec = 400.0;
+        assert_eq!(names(&f), [(WORKLOAD_DROP.into(), "workload".into())]);
+        f.workload.baseline_ops_per_sec = None;
+        assert!(names(&f).is_empty(), "no baseline yet, no judgement");
+    }
+}
