@@ -12,7 +12,7 @@ use crate::model::Mode;
 /// invariants, opens a ticket when one breaks, has a brain diagnose it with visible reasoning,
 /// runs a validated, policy-checked remediation and verifies that the fix held.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version)]
 pub struct Cli {
     /// The SQLite database (tickets, actions, audit). Default: $XDG_STATE_HOME/operator-tui/operator.db.
     #[arg(long, global = true, env = "OPERATOR_DB")]

@@ -9,7 +9,7 @@ use ratelimiter_svc::load::{self, LiveStats, LoadConfig};
 /// Open-loop load at a fixed rate (or, without --rate, a closed loop of --concurrency clients)
 /// across rate limiter nodes on this machine. Prints one live progress line, then a summary.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version)]
 struct Cli {
     /// Node base URL; repeat or comma-separate for several nodes (loopback only).
     #[arg(

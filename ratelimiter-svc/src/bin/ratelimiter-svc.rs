@@ -8,7 +8,7 @@ use tracing_subscriber::EnvFilter;
 /// in Redis; GET /health, GET /metrics (Prometheus), GET /v1/windows (per-key accounting);
 /// /admin/* (bearer token) manages limits and counters; /chaos/* exists with --enable-chaos.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version)]
 struct Cli {
     #[command(flatten)]
     node: NodeConfig,
