@@ -300,31 +300,16 @@ pub fn cluster_status(subject: SubjectName, state_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A subject's chaos catalog and runbook, which do not depend on a live cluster.
-fn offline_subject(subject: SubjectName) -> Result<Arc<RateLimiterSubject>> {
-    let SubjectName::Ratelimiter = subject;
-    let nodes = (1..=rl_cluster::NODE_COUNT)
-        .map(|i| {
-            (
-                operator_protocol::NodeId(format!("node-{i}")),
-                String::new(),
-            )
-        })
-        .collect();
-    let endpoints = Endpoints {
-        nodes,
-        redis_url: "redis://127.0.0.1:1".into(),
-        redis_prefix: "rl".into(),
-        admin_token: String::new(),
-        redis_managed: true,
-    };
-    RateLimiterSubject::new(endpoints).map_err(|e| eyre!(e))
-}
-
+/// A subject's chaos catalog and runbook: neither needs a live cluster.
 pub fn chaos_catalog(subject: SubjectName) -> Result<Vec<operator_protocol::ChaosSpec>> {
-    Ok(offline_subject(subject)?.chaos())
+    let SubjectName::Ratelimiter = subject;
+    let nodes: Vec<String> = (1..=rl_cluster::NODE_COUNT)
+        .map(|i| format!("node-{i}"))
+        .collect();
+    Ok(operator_ratelimiter::chaos_catalog(&nodes))
 }
 
 pub fn runbook(subject: SubjectName) -> Result<operator_protocol::Runbook> {
-    Ok(offline_subject(subject)?.runbook())
+    let SubjectName::Ratelimiter = subject;
+    Ok(operator_ratelimiter::runbook())
 }

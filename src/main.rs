@@ -53,7 +53,7 @@ fn main() -> Result<()> {
             records::audit(&Store::open(&db)?, ticket, limit, json)
         }
         Some(Commands::Run(args)) => start(args, &db, &state_dir, &runtime),
-        None => start(default_run_args()?, &db, &state_dir, &runtime),
+        None => start(cli.run, &db, &state_dir, &runtime),
         Some(Commands::Check { subject, .. }) => {
             let healthy = runtime.block_on(run::check_once(&subject, &state_dir, json))?;
             drop(runtime);
@@ -112,13 +112,6 @@ fn main() -> Result<()> {
             }
         },
     }
-}
-
-/// `operator-tui` with no command is `operator-tui run` with its defaults (and environment).
-fn default_run_args() -> Result<RunArgs> {
-    use clap::{Args, FromArgMatches};
-    let matches = RunArgs::augment_args(clap::Command::new("run")).try_get_matches_from(["run"])?;
-    Ok(RunArgs::from_arg_matches(&matches)?)
 }
 
 fn start(

@@ -24,6 +24,16 @@ use observe::Observer;
 
 pub const NAME: &str = "ratelimiter";
 
+/// The chaos catalog for a cluster with these nodes; it needs no connection.
+pub fn chaos_catalog(nodes: &[String]) -> Vec<ChaosSpec> {
+    chaos::specs(nodes)
+}
+
+/// The runbook, which needs no connection either.
+pub fn runbook() -> Runbook {
+    runbook::runbook()
+}
+
 pub struct RateLimiterSubject {
     observer: Observer,
     thresholds: Thresholds,

@@ -1,0 +1,136 @@
+//! The command line as a user types it: the chaos catalog, a detached cluster driven from other
+//! commands (`cluster up`, `chaos inject`, `check --once`, `cluster down`), and the record-keeping
+//! commands writing audit rows caused by the CLI.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn operator(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_operator-tui"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_chaos_catalog_lists_every_fault_with_its_ground_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("op.db");
+    let out = operator(&db, &["chaos", "list", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let specs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(specs.len(), 7);
+    assert!(
+        specs
+            .iter()
+            .all(|s| !s["root_cause"].as_str().unwrap().is_empty())
+    );
+    assert!(stdout(&operator(&db, &["chaos", "list"])).contains("kill_node"));
+}
+
+/// Stops the detached cluster even when an assertion fails.
+struct ClusterDown<'a>(&'a Path);
+
+impl Drop for ClusterDown<'_> {
+    fn drop(&mut self) {
+        let _ = operator(self.0, &["cluster", "down"]);
+    }
+}
+
+#[test]
+fn a_detached_cluster_is_driven_from_separate_commands_and_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("op.db");
+    let up = operator(&db, &["cluster", "up"]);
+    let _down = ClusterDown(&db);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    assert!(stdout(&up).contains("node-1"));
+    let file: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("cluster-ratelimiter.json")).unwrap(),
+    )
+    .unwrap();
+    let pids: Vec<u64> = file["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 4);
+    assert!(stdout(&operator(&db, &["cluster", "status"])).contains("running"));
+
+    let healthy = operator(&db, &["check", "--once"]);
+    assert!(
+        healthy.status.success(),
+        "a fresh cluster breaks nothing: {}",
+        stdout(&healthy)
+    );
+
+    let inject = operator(
+        &db,
+        &["chaos", "inject", "kill_node", "--param", "node=node-3"],
+    );
+    assert!(
+        inject.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inject.stderr)
+    );
+    let broken = operator(&db, &["check", "--once", "--json"]);
+    assert_eq!(broken.status.code(), Some(1), "a broken invariant exits 1");
+    let report: serde_json::Value = serde_json::from_slice(&broken.stdout).unwrap();
+    assert_eq!(report["violations"][0]["invariant"], "node_down");
+    assert_eq!(report["violations"][0]["target"], "node-3");
+    let audit = stdout(&operator(&db, &["audit", "--json"]));
+    assert!(
+        audit.contains("chaos_injected"),
+        "the injection is on record: {audit}"
+    );
+
+    let down = operator(&db, &["cluster", "down"]);
+    assert!(stdout(&down).contains("cluster stopped"));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(
+            stat.is_empty() || stat.contains(") Z"),
+            "process {pid} outlived `cluster down`"
+        );
+    }
+}
+
+#[test]
+fn record_keeping_commands_write_audit_rows_caused_by_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("op.db");
+    assert!(operator(&db, &["killswitch", "on"]).status.success());
+    let status: serde_json::Value =
+        serde_json::from_slice(&operator(&db, &["--json", "killswitch", "status"]).stdout).unwrap();
+    assert_eq!(status["kill_switch"], true);
+    assert!(operator(&db, &["mode", "observe"]).status.success());
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_slice(&operator(&db, &["--json", "audit"]).stdout).unwrap();
+    let events: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r["event"].as_str().unwrap(), r["cause"].as_str().unwrap()))
+        .collect();
+    assert_eq!(events, [("kill_switch_set", "cli"), ("mode_set", "cli")]);
+    let missing = operator(&db, &["tickets", "show", "99"]);
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("tickets list"),
+        "the error says what to do"
+    );
+}
