@@ -5,3 +5,4 @@
 pub mod facts;
 pub mod invariants;
 pub mod pd;
+pub mod sim;

@@ -1,0 +1,381 @@
+//! The simulated cluster's state and how it moves: stores heartbeat while alive, go
+//! Disconnected and then Down when silent, regions elect a new leader among live peers after
+//! an election timeout, operators and evict-leader scheduling take effect over ticks, and the
+//! workload dips while regions have no leader. Pure: time comes in as `now_ms`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub stores: u64,
+    pub regions: u64,
+    pub pd_members: u64,
+    pub max_replicas: u64,
+    /// Silent this long → Disconnected (PD: 20 s; shorter for demos).
+    pub disconnect_after_ms: u64,
+    /// Silent this long → Down (PD's max-store-down-time, 30 min; shorter for demos).
+    pub down_after_ms: u64,
+    /// A region without a live leader elects one after this long.
+    pub election_timeout_ms: u64,
+    /// Requests per second the healthy cluster serves.
+    pub base_qps: f64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            stores: 3,
+            regions: 300,
+            pd_members: 3,
+            max_replicas: 3,
+            disconnect_after_ms: 20_000,
+            down_after_ms: 30 * 60_000,
+            election_timeout_ms: 2_000,
+            base_qps: 1200.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SimStore {
+    pub id: u64,
+    pub alive: bool,
+    pub slow: bool,
+    pub offline: bool,
+    pub start_ms: u64,
+    pub last_heartbeat_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimRegion {
+    pub id: u64,
+    /// (peer id, store id).
+    pub peers: Vec<(u64, u64)>,
+    /// Index into `peers`.
+    pub leader: Option<usize>,
+    /// When the current leader's store stopped answering.
+    pub leader_lost_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimPd {
+    pub name: String,
+    pub member_id: u64,
+    pub alive: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PendingOperator {
+    TransferLeader { region: u64, to_store: u64 },
+}
+
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub config: SimConfig,
+    pub now_ms: u64,
+    pub stores: BTreeMap<u64, SimStore>,
+    pub regions: Vec<SimRegion>,
+    pub pd: Vec<SimPd>,
+    pub operators: Vec<PendingOperator>,
+    pub evict_leader: BTreeSet<u64>,
+    /// Hot store: leaders pile onto it (the skewed-workload chaos).
+    pub hot_store: Option<u64>,
+}
+
+impl Cluster {
+    pub fn new(config: SimConfig, now_ms: u64) -> Self {
+        let stores: BTreeMap<u64, SimStore> = (1..=config.stores)
+            .map(|id| {
+                (
+                    id,
+                    SimStore {
+                        id,
+                        alive: true,
+                        slow: false,
+                        offline: false,
+                        start_ms: now_ms,
+                        last_heartbeat_ms: now_ms,
+                    },
+                )
+            })
+            .collect();
+        let ids: Vec<u64> = stores.keys().copied().collect();
+        let replicas = config.max_replicas.min(ids.len() as u64) as usize;
+        let mut next_peer = 1000;
+        let regions = (0..config.regions)
+            .map(|i| {
+                let peers = (0..replicas)
+                    .map(|k| {
+                        next_peer += 1;
+                        (next_peer, ids[(i as usize + k) % ids.len()])
+                    })
+                    .collect();
+                SimRegion {
+                    id: 2 + i * 2,
+                    peers,
+                    leader: Some(0),
+                    leader_lost_ms: None,
+                }
+            })
+            .collect();
+        // Member ids are random u64s in PD, often above 2^63.
+        let pd = (1..=config.pd_members)
+            .map(|i| SimPd {
+                name: format!("pd{i}"),
+                member_id: 13_195_394_291_058_371_180u64.wrapping_add(i * 7_919),
+                alive: true,
+            })
+            .collect();
+        Self {
+            config,
+            now_ms,
+            stores,
+            regions,
+            pd,
+            operators: Vec::new(),
+            evict_leader: BTreeSet::new(),
+            hot_store: None,
+        }
+    }
+
+    pub fn pd_leader(&self) -> Option<&SimPd> {
+        // The lowest-named live member leads, once a majority of members is alive.
+        let alive = self.pd.iter().filter(|p| p.alive).count();
+        (alive * 2 > self.pd.len())
+            .then(|| self.pd.iter().find(|p| p.alive))
+            .flatten()
+    }
+
+    pub fn state_name(&self, store: &SimStore) -> &'static str {
+        if store.offline {
+            return "Offline";
+        }
+        let silent = self.now_ms.saturating_sub(store.last_heartbeat_ms);
+        if silent >= self.config.down_after_ms {
+            "Down"
+        } else if silent >= self.config.disconnect_after_ms {
+            "Disconnected"
+        } else {
+            "Up"
+        }
+    }
+
+    fn store_alive(&self, id: u64) -> bool {
+        self.stores.get(&id).is_some_and(|s| s.alive)
+    }
+
+    /// Peers whose store PD sees as not answering (down peers in PD's terms).
+    pub fn down_peers(&self, region: &SimRegion) -> Vec<(u64, u64)> {
+        region
+            .peers
+            .iter()
+            .copied()
+            .filter(|(_, store)| {
+                self.stores
+                    .get(store)
+                    .is_some_and(|s| self.state_name(s) != "Up" && !s.offline)
+            })
+            .collect()
+    }
+
+    pub fn leader_store(&self, region: &SimRegion) -> Option<u64> {
+        region.leader.map(|i| region.peers[i].1)
+    }
+
+    pub fn leader_count(&self, store: u64) -> u64 {
+        self.regions
+            .iter()
+            .filter(|r| self.leader_store(r) == Some(store))
+            .count() as u64
+    }
+
+    pub fn region_count(&self, store: u64) -> u64 {
+        self.regions
+            .iter()
+            .filter(|r| r.peers.iter().any(|(_, s)| *s == store))
+            .count() as u64
+    }
+
+    /// Requests per second served: regions without a leader serve nothing.
+    pub fn qps(&self) -> f64 {
+        let served = self.regions.iter().filter(|r| r.leader.is_some()).count() as f64;
+        let slow_penalty = if self.stores.values().any(|s| s.slow && s.alive) {
+            0.8
+        } else {
+            1.0
+        };
+        self.config.base_qps * served / self.regions.len().max(1) as f64 * slow_penalty
+    }
+
+    /// Moves `region`'s leader to a live peer on `to_store`; false when it cannot.
+    fn move_leader(&mut self, index: usize, to_store: u64) -> bool {
+        if !self.store_alive(to_store) || self.evict_leader.contains(&to_store) {
+            return false;
+        }
+        let region = &mut self.regions[index];
+        match region.peers.iter().position(|(_, s)| *s == to_store) {
+            Some(p) => {
+                region.leader = Some(p);
+                region.leader_lost_ms = None;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn tick(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+        for store in self.stores.values_mut() {
+            if store.alive {
+                store.last_heartbeat_ms = now_ms;
+            }
+        }
+        // Raft: a region whose leader's store died elects a live peer after the timeout.
+        for i in 0..self.regions.len() {
+            let live_peers = self.regions[i]
+                .peers
+                .iter()
+                .filter(|(_, s)| self.store_alive(*s))
+                .count();
+            let has_quorum = live_peers * 2 > self.regions[i].peers.len();
+            // A leader that cannot reach a majority steps down (Raft's check-quorum).
+            let leader_alive = has_quorum
+                && self
+                    .leader_store(&self.regions[i])
+                    .is_some_and(|s| self.store_alive(s));
+            if leader_alive {
+                self.regions[i].leader_lost_ms = None;
+                continue;
+            }
+            let lost = *self.regions[i].leader_lost_ms.get_or_insert(now_ms);
+            if self.regions[i].leader.is_some() {
+                self.regions[i].leader = None;
+            }
+            let live: Vec<usize> = (0..self.regions[i].peers.len())
+                .filter(|p| self.store_alive(self.regions[i].peers[*p].1))
+                .collect();
+            // A majority of replicas must be alive to elect.
+            if now_ms.saturating_sub(lost) >= self.config.election_timeout_ms
+                && live.len() * 2 > self.regions[i].peers.len()
+            {
+                let choice = live
+                    .iter()
+                    .copied()
+                    .find(|p| !self.evict_leader.contains(&self.regions[i].peers[*p].1))
+                    .unwrap_or(live[0]);
+                self.regions[i].leader = Some(choice);
+                self.regions[i].leader_lost_ms = None;
+            }
+        }
+        // Admin operators take effect on the next tick.
+        for op in std::mem::take(&mut self.operators) {
+            let PendingOperator::TransferLeader { region, to_store } = op;
+            if let Some(index) = self.regions.iter().position(|r| r.id == region) {
+                self.move_leader(index, to_store);
+            }
+        }
+        // evict-leader moves up to 20 leaders a tick off each evicted store.
+        let evicted: Vec<u64> = self.evict_leader.iter().copied().collect();
+        for store in evicted {
+            let mut moved = 0;
+            for i in 0..self.regions.len() {
+                if moved >= 20 {
+                    break;
+                }
+                if self.leader_store(&self.regions[i]) != Some(store) {
+                    continue;
+                }
+                let target = self.regions[i].peers.iter().map(|(_, s)| *s).find(|s| {
+                    *s != store && self.store_alive(*s) && !self.evict_leader.contains(s)
+                });
+                if let Some(target) = target
+                    && self.move_leader(i, target)
+                {
+                    moved += 1;
+                }
+            }
+        }
+        // A hot store pulls leaders onto itself, a few a tick.
+        if let Some(hot) = self.hot_store {
+            let mut moved = 0;
+            for i in 0..self.regions.len() {
+                if moved >= 10 {
+                    break;
+                }
+                if self.leader_store(&self.regions[i]) != Some(hot) && self.move_leader(i, hot) {
+                    moved += 1;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fast() -> SimConfig {
+        SimConfig {
+            regions: 30,
+            disconnect_after_ms: 1_000,
+            down_after_ms: 3_000,
+            election_timeout_ms: 500,
+            ..SimConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_dead_store_goes_disconnected_then_down_and_its_leaders_move_away() {
+        let mut c = Cluster::new(fast(), 0);
+        assert_eq!(
+            c.leader_count(1) + c.leader_count(2) + c.leader_count(3),
+            30
+        );
+        c.stores.get_mut(&1).unwrap().alive = false;
+        c.tick(100);
+        assert!(
+            c.qps() < c.config.base_qps,
+            "leaderless regions serve nothing"
+        );
+        c.tick(700);
+        assert_eq!(c.leader_count(1), 0, "re-elected after the timeout");
+        c.tick(1_200);
+        assert_eq!(c.state_name(&c.stores[&1]), "Disconnected");
+        c.tick(3_200);
+        assert_eq!(c.state_name(&c.stores[&1]), "Down");
+        assert_eq!(c.down_peers(&c.regions[0]).len(), 1);
+        assert!(
+            (c.qps() - c.config.base_qps).abs() < 1e-9,
+            "every region has a leader again"
+        );
+    }
+
+    #[test]
+    fn two_dead_stores_of_three_leave_regions_without_quorum() {
+        let mut c = Cluster::new(fast(), 0);
+        c.stores.get_mut(&1).unwrap().alive = false;
+        c.stores.get_mut(&2).unwrap().alive = false;
+        c.tick(100);
+        c.tick(2_000);
+        assert!(
+            c.regions.iter().all(|r| r.leader.is_none()),
+            "one live replica of three cannot elect"
+        );
+    }
+
+    #[test]
+    fn evict_leader_drains_a_store_over_ticks_and_operators_apply_next_tick() {
+        let mut c = Cluster::new(fast(), 0);
+        c.evict_leader.insert(2);
+        c.tick(100);
+        assert_eq!(c.leader_count(2), 0);
+        c.evict_leader.clear();
+        let region = c.regions[0].id;
+        c.operators.push(PendingOperator::TransferLeader {
+            region,
+            to_store: 2,
+        });
+        c.tick(200);
+        assert_eq!(c.leader_store(&c.regions[0]), Some(2));
+    }
+}
