@@ -2,3 +2,4 @@
 //! talks to it over PD's HTTP API only, so its code path is the real one.
 
 pub mod model;
+pub mod server;

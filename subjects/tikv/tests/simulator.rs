@@ -1,0 +1,175 @@
+//! The PD-compatible simulator, seen only through the PD client over HTTP, as the subject will:
+//! a healthy cluster, a killed store going Disconnected then Down while its leaders move, PD's
+//! refusal to take a store out when too few would remain, operators and evict-leader taking
+//! effect, and PD losing its leader when a majority of members is gone.
+
+use std::time::{Duration, Instant};
+
+use operator_tikv::pd::*;
+use operator_tikv::sim::model::SimConfig;
+use operator_tikv::sim::server::Simulator;
+
+fn fast() -> SimConfig {
+    SimConfig {
+        regions: 60,
+        disconnect_after_ms: 1_000,
+        down_after_ms: 3_000,
+        election_timeout_ms: 300,
+        ..SimConfig::default()
+    }
+}
+
+async fn start() -> (Simulator, PdClient) {
+    let sim = Simulator::start(
+        fast(),
+        "127.0.0.1:0".parse().unwrap(),
+        Duration::from_millis(100),
+    )
+    .await
+    .unwrap();
+    let pd = PdClient::new(vec![sim.url()]).unwrap();
+    (sim, pd)
+}
+
+async fn control(sim: &Simulator, path: &str) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/sim/{path}", sim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+}
+
+async fn eventually<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_healthy_simulated_cluster_reads_like_pd() {
+    let (_sim, pd) = start().await;
+    let stores = pd.stores().await.unwrap();
+    assert_eq!(stores.count, 3);
+    assert!(
+        stores
+            .stores
+            .iter()
+            .all(|s| s.store.state_name == "Up" && s.store.node_state == 1)
+    );
+    assert_eq!(
+        stores
+            .stores
+            .iter()
+            .map(|s| s.status.leader_count)
+            .sum::<u64>(),
+        60
+    );
+    assert!(
+        stores.stores.iter().all(|s| s.status.region_count == 60),
+        "3 replicas over 3 stores"
+    );
+    assert_eq!(pd.max_replicas().await.unwrap(), 3);
+    assert_eq!(pd.leader().await.unwrap().unwrap().name, "pd1");
+    assert!(
+        pd.members()
+            .await
+            .unwrap()
+            .members
+            .iter()
+            .all(|m| m.member_id > i64::MAX as u64)
+    );
+    assert_eq!(pd.store(9).await.unwrap_err().status, Some(404));
+    assert_eq!(pd.region(2).await.unwrap().unwrap().peers.len(), 3);
+    assert_eq!(pd.region(999_999).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_killed_store_goes_disconnected_then_down_and_loses_its_leaders() {
+    let (sim, pd) = start().await;
+    control(&sim, "store/1/kill").await;
+    eventually(
+        "leaders to leave store 1",
+        Duration::from_secs(3),
+        async || {
+            let s = pd.store(1).await.unwrap();
+            (s.status.leader_count == 0).then_some(())
+        },
+    )
+    .await;
+    eventually("Disconnected", Duration::from_secs(3), async || {
+        (pd.store(1).await.unwrap().store.state_name == "Disconnected").then_some(())
+    })
+    .await;
+    let down = pd.regions_check(RegionCheck::DownPeer).await.unwrap();
+    assert_eq!(down.len(), 60, "every region has a replica on store 1");
+    assert_eq!(down[0].down_peers[0].peer.store_id, 1);
+    eventually("Down", Duration::from_secs(5), async || {
+        (pd.store(1).await.unwrap().store.state_name == "Down").then_some(())
+    })
+    .await;
+    let refused = pd.delete_store(2).await.unwrap_err();
+    assert_eq!(refused.status, Some(400));
+    assert!(refused.message.contains("ErrStoresNotEnough"), "{refused}");
+    control(&sim, "store/1/restart").await;
+    eventually("Up again", Duration::from_secs(3), async || {
+        (pd.store(1).await.unwrap().store.state_name == "Up").then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn operators_and_evict_leader_take_effect_over_ticks() {
+    let (_sim, pd) = start().await;
+    assert_eq!(
+        pd.add_evict_leader(2).await.unwrap(),
+        "The scheduler is created."
+    );
+    eventually(
+        "store 2 drained of leaders",
+        Duration::from_secs(3),
+        async || (pd.store(2).await.unwrap().status.leader_count == 0).then_some(()),
+    )
+    .await;
+    pd.remove_evict_leader(2).await.unwrap();
+    let region = pd.region(2).await.unwrap().unwrap();
+    assert_eq!(
+        pd.transfer_leader(region.id, 2).await.unwrap(),
+        "The operator is created."
+    );
+    eventually(
+        "the leader on store 2",
+        Duration::from_secs(3),
+        async || (pd.region(2).await.unwrap().unwrap().leader.store_id == 2).then_some(()),
+    )
+    .await;
+    let bad = pd.transfer_leader(999_999, 2).await.unwrap_err();
+    assert!(bad.message.contains("ErrRegionNotFound"));
+}
+
+#[tokio::test]
+async fn pd_without_a_majority_has_no_leader() {
+    let (sim, pd) = start().await;
+    control(&sim, "pd/pd1/kill").await;
+    assert_eq!(
+        pd.leader().await.unwrap().unwrap().name,
+        "pd2",
+        "a majority remains: pd2 leads"
+    );
+    control(&sim, "pd/pd2/kill").await;
+    assert_eq!(pd.leader().await.unwrap(), None);
+    assert!(
+        pd.health()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|h| h.health)
+            .count()
+            == 1
+    );
+}
