@@ -42,6 +42,9 @@ pub struct StoreFacts {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RegionBrief {
     pub id: u64,
+    /// Stores holding the down peers ("store-1").
+    #[serde(default)]
+    pub down_stores: Vec<String>,
     pub peers: u64,
     /// Peers on stores that are down, or reported down by the leader.
     pub down_peers: u64,

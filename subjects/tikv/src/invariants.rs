@@ -113,6 +113,17 @@ pub fn regions(facts: &Facts) -> Vec<Violation> {
     let (lost, degraded): (Vec<&RegionBrief>, Vec<&RegionBrief>) =
         flagged.into_iter().partition(|r| live(r) < needed);
     let ids = |rs: &[&RegionBrief]| rs.iter().take(20).map(|r| r.id).collect::<Vec<_>>();
+    // The store most of the flagged regions lost a replica on: the likely cause.
+    let culprit = |rs: &[&RegionBrief]| {
+        let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+        for s in rs.iter().flat_map(|r| &r.down_stores) {
+            *counts.entry(s.as_str()).or_default() += 1;
+        }
+        counts
+            .into_iter()
+            .max_by_key(|(_, n)| *n)
+            .map(|(s, _)| s.to_string())
+    };
     let mut out = Vec::new();
     if !lost.is_empty() {
         out.push(Violation {
@@ -123,7 +134,7 @@ pub fn regions(facts: &Facts) -> Vec<Violation> {
                 "{} region(s) have fewer than {needed} live replicas: they cannot serve writes",
                 lost.len()
             ),
-            evidence: json!({ "count": lost.len(), "regions": ids(&lost), "quorum": needed }),
+            evidence: json!({ "count": lost.len(), "regions": ids(&lost), "quorum": needed, "store": culprit(&lost) }),
         });
     }
     if !degraded.is_empty() {
@@ -132,7 +143,7 @@ pub fn regions(facts: &Facts) -> Vec<Violation> {
             severity: Severity::Warning,
             target: "regions".into(),
             message: format!("{} region(s) run with fewer than {} healthy replicas", degraded.len(), facts.max_replicas),
-            evidence: json!({ "count": degraded.len(), "regions": ids(&degraded), "max_replicas": facts.max_replicas }),
+            evidence: json!({ "count": degraded.len(), "regions": ids(&degraded), "max_replicas": facts.max_replicas, "store": culprit(&degraded) }),
         });
     }
     out
@@ -252,6 +263,7 @@ mod tests {
                 peers: 3,
                 down_peers: 1,
                 has_leader: true,
+                down_stores: vec!["store-5".into()],
             })
             .collect();
         f.regions.miss_peer = vec![RegionBrief {
@@ -259,6 +271,7 @@ mod tests {
             peers: 3,
             down_peers: 2,
             has_leader: false,
+            down_stores: vec![],
         }];
         let v = regions(&f);
         assert_eq!(v.len(), 2);

@@ -1,8 +1,10 @@
-//! operator-tui's TiKV subject. So far: the client for PD's HTTP API, with PD's exact shapes
-//! (see the team's reference `pd-api.md`), the facts an observation holds and the invariants
-//! over them. Observation, actions, chaos, the runbook and the PD-compatible simulator come next.
+//! operator-tui's TiKV subject: the client for PD's HTTP API in PD's exact shapes (see the
+//! team's reference `pd-api.md`), the facts an observation holds, the invariants over them,
+//! the subject (observe, act, chaos, runbook), and a PD-compatible simulator with its target.
 
 pub mod facts;
 pub mod invariants;
 pub mod pd;
 pub mod sim;
+pub mod subject;
+pub mod target;

@@ -274,7 +274,8 @@ impl Cluster {
                 self.move_leader(index, to_store);
             }
         }
-        // evict-leader moves up to 20 leaders a tick off each evicted store.
+        // evict-leader moves up to 20 leaders a tick off each evicted store, each to the
+        // eligible peer leading least, as PD's scheduler scores targets.
         let evicted: Vec<u64> = self.evict_leader.iter().copied().collect();
         for store in evicted {
             let mut moved = 0;
@@ -285,9 +286,14 @@ impl Cluster {
                 if self.leader_store(&self.regions[i]) != Some(store) {
                     continue;
                 }
-                let target = self.regions[i].peers.iter().map(|(_, s)| *s).find(|s| {
-                    *s != store && self.store_alive(*s) && !self.evict_leader.contains(s)
-                });
+                let target = self.regions[i]
+                    .peers
+                    .iter()
+                    .map(|(_, s)| *s)
+                    .filter(|s| {
+                        *s != store && self.store_alive(*s) && !self.evict_leader.contains(s)
+                    })
+                    .min_by_key(|s| self.leader_count(*s));
                 if let Some(target) = target
                     && self.move_leader(i, target)
                 {
@@ -295,7 +301,12 @@ impl Cluster {
                 }
             }
         }
-        // A hot store pulls leaders onto itself, a few a tick.
+        // A hot store pulls leaders onto itself, a few a tick, until it leads 60 % of regions.
+        if let Some(hot) = self.hot_store
+            && self.leader_count(hot) * 10 >= self.regions.len() as u64 * 6
+        {
+            self.hot_store = None;
+        }
         if let Some(hot) = self.hot_store {
             let mut moved = 0;
             for i in 0..self.regions.len() {

@@ -1,0 +1,552 @@
+//! The TiKV subject: observes the cluster through PD's HTTP API (stores, members, region
+//! checks, config) and the simulator's or PD's metrics, checks the invariants, and acts
+//! through PD (operators, evict-leader, store offline) or the deployment target (restarts).
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use operator_protocol::*;
+use serde_json::{Value, json};
+
+use crate::facts::*;
+use crate::invariants::{self, Thresholds};
+use crate::pd::{PdClient, RegionCheck, RegionInfo};
+
+pub const NAME: &str = "tikv";
+
+pub struct TikvSubject {
+    pd: PdClient,
+    /// Where PD's /metrics is scraped (the first PD member, or the simulator).
+    metrics_url: String,
+    http: reqwest::Client,
+    thresholds: Thresholds,
+    /// Recent ops/s samples; their median is the workload's baseline.
+    history: Mutex<VecDeque<f64>>,
+    last: Mutex<Option<Facts>>,
+    /// The simulator's base URL when the cluster is simulated (for the hot-store chaos).
+    simulator: Option<String>,
+}
+
+fn store_node(id: u64) -> String {
+    format!("store-{id}")
+}
+
+fn store_id(node: &str) -> Option<u64> {
+    node.strip_prefix("store-")?.parse().ok()
+}
+
+impl TikvSubject {
+    pub fn new(pd_members: Vec<String>, simulator: Option<String>) -> Result<Self, String> {
+        let metrics_url = format!(
+            "{}/metrics",
+            simulator
+                .clone()
+                .unwrap_or_else(|| pd_members[0].clone())
+                .trim_end_matches('/')
+        );
+        Ok(Self {
+            pd: PdClient::new(pd_members)?,
+            metrics_url,
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_millis(800))
+                .build()
+                .map_err(|e| e.to_string())?,
+            thresholds: Thresholds::default(),
+            history: Mutex::new(VecDeque::new()),
+            last: Mutex::new(None),
+            simulator,
+        })
+    }
+
+    fn brief(region: &RegionInfo) -> RegionBrief {
+        RegionBrief {
+            id: region.id,
+            peers: region.peers.len() as u64,
+            down_peers: region.down_peers.len() as u64,
+            has_leader: region.leader.store_id != 0,
+            down_stores: region
+                .down_peers
+                .iter()
+                .map(|d| store_node(d.peer.store_id))
+                .collect(),
+        }
+    }
+
+    async fn ops_per_sec(&self) -> f64 {
+        let Ok(response) = self.http.get(&self.metrics_url).send().await else {
+            return 0.0;
+        };
+        let text = response.text().await.unwrap_or_default();
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix("tikv_simulated_qps ")
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
+    }
+
+    async fn facts(&self) -> Facts {
+        let mut facts = Facts::default();
+        match self.pd.health().await {
+            Ok(health) => {
+                facts.pd.reachable = true;
+                facts.pd.members = health
+                    .iter()
+                    .map(|h| PdMember {
+                        name: h.name.clone(),
+                        healthy: h.health,
+                    })
+                    .collect();
+            }
+            Err(e) => {
+                facts.pd.error = Some(e.to_string());
+                return facts;
+            }
+        }
+        facts.pd.leader = self.pd.leader().await.ok().flatten().map(|m| m.name);
+        if facts.pd.leader.is_none() {
+            return facts;
+        }
+        if let Ok(stores) = self.pd.stores().await {
+            facts.stores = stores
+                .stores
+                .iter()
+                .map(|s| StoreFacts {
+                    id: s.store.id,
+                    address: s.store.address.clone(),
+                    state_name: s.store.state_name.clone(),
+                    leader_count: s.status.leader_count,
+                    region_count: s.status.region_count,
+                    slow_score: s.status.slow_score,
+                })
+                .collect();
+        }
+        facts.max_replicas = self.pd.max_replicas().await.unwrap_or(3);
+        for (check, slot) in [
+            (RegionCheck::MissPeer, 0),
+            (RegionCheck::DownPeer, 1),
+            (RegionCheck::PendingPeer, 2),
+        ] {
+            let regions: Vec<RegionBrief> = self
+                .pd
+                .regions_check(check)
+                .await
+                .unwrap_or_default()
+                .iter()
+                .map(Self::brief)
+                .collect();
+            match slot {
+                0 => facts.regions.miss_peer = regions,
+                1 => facts.regions.down_peer = regions,
+                _ => facts.regions.pending_peer = regions,
+            }
+        }
+        let ops = self.ops_per_sec().await;
+        let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sorted: Vec<f64> = history.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        facts.workload = WorkloadFacts {
+            ops_per_sec: ops,
+            baseline_ops_per_sec: (sorted.len() >= 8).then(|| sorted[sorted.len() / 2]),
+        };
+        history.push_back(ops);
+        while history.len() > 240 {
+            history.pop_front();
+        }
+        facts
+    }
+
+    fn observation(at_ms: u64, facts: &Facts) -> Observation {
+        let mut nodes: Vec<NodeStatus> = facts
+            .stores
+            .iter()
+            .map(|s| NodeStatus {
+                id: NodeId(store_node(s.id)),
+                role: "store".into(),
+                health: match s.state_name.as_str() {
+                    "Up" if s.slow_score.unwrap_or(1) >= 80 => Health::Degraded,
+                    "Up" => Health::Healthy,
+                    "Disconnected" | "Offline" => Health::Degraded,
+                    _ => Health::Down,
+                },
+                facts: [
+                    ("leaders".to_string(), json!(s.leader_count)),
+                    ("regions".to_string(), json!(s.region_count)),
+                ]
+                .into_iter()
+                .collect(),
+            })
+            .collect();
+        nodes.extend(facts.pd.members.iter().map(|m| {
+            NodeStatus {
+                id: NodeId(m.name.clone()),
+                role: "pd".into(),
+                health: if m.healthy {
+                    Health::Healthy
+                } else {
+                    Health::Down
+                },
+                facts: [(
+                    "leader".to_string(),
+                    json!(facts.pd.leader.as_deref() == Some(m.name.as_str())),
+                )]
+                .into_iter()
+                .collect(),
+            }
+        }));
+        Observation {
+            at_ms,
+            nodes,
+            workload: Some(WorkloadSample {
+                ops_per_sec: facts.workload.ops_per_sec,
+                ..Default::default()
+            }),
+            facts: serde_json::to_value(facts).unwrap_or_default(),
+        }
+    }
+
+    fn node_ids(&self) -> Vec<String> {
+        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ids: Vec<String> = last
+            .iter()
+            .flat_map(|f| f.stores.iter().map(|s| store_node(s.id)))
+            .collect();
+        ids.extend(
+            last.iter()
+                .flat_map(|f| f.pd.members.iter().map(|m| m.name.clone())),
+        );
+        if ids.is_empty() {
+            ids = ["store-1", "store-2", "store-3", "pd1", "pd2", "pd3"]
+                .map(String::from)
+                .to_vec();
+        }
+        ids
+    }
+}
+
+fn int(params: &std::collections::BTreeMap<String, Value>, name: &str) -> ContractResult<u64> {
+    params
+        .get(name)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| ContractError::new(format!("missing {name}")))
+}
+
+fn store_param(params: &std::collections::BTreeMap<String, Value>) -> ContractResult<u64> {
+    params
+        .get("store")
+        .and_then(Value::as_str)
+        .and_then(store_id)
+        .ok_or_else(|| ContractError::new("the store must be named like store-2"))
+}
+
+fn pd_error(e: crate::pd::PdError) -> ContractError {
+    ContractError::new(e.to_string())
+}
+
+impl Subject for TikvSubject {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn observe(&self) -> BoxFuture<'_, ContractResult<Observation>> {
+        Box::pin(async move {
+            let facts = self.facts().await;
+            let at = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            let observation = Self::observation(at, &facts);
+            *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(facts);
+            Ok(observation)
+        })
+    }
+
+    fn check(&self, observation: &Observation) -> Vec<Violation> {
+        match serde_json::from_value::<Facts>(observation.facts.clone()) {
+            Ok(facts) => invariants::all(&facts, &self.thresholds),
+            Err(e) => vec![Violation {
+                invariant: "observation_unreadable".into(),
+                severity: Severity::Critical,
+                target: NAME.into(),
+                message: format!("the observation's facts do not parse: {e}"),
+                evidence: Value::Null,
+            }],
+        }
+    }
+
+    fn actions(&self) -> Vec<ActionSpec> {
+        let stores: Vec<String> = self
+            .node_ids()
+            .into_iter()
+            .filter(|n| n.starts_with("store-"))
+            .collect();
+        let store = || {
+            ParamSpec::new(
+                "store",
+                "the store, e.g. store-2",
+                ParamKind::Enum {
+                    values: stores.clone(),
+                },
+            )
+        };
+        let id = |name: &str, what: &str| {
+            ParamSpec::new(
+                name,
+                what,
+                ParamKind::Integer {
+                    min: 1,
+                    max: i64::MAX,
+                },
+            )
+        };
+        vec![
+            ActionSpec { name: "transfer_leader".into(), description: "Move a region's leader to another store (a PD operator)".into(), params: vec![id("region", "region id"), id("to_store", "target store id")], risk: Risk::Safe, node_param: None, disrupts_node: None },
+            ActionSpec { name: "rebalance_leaders".into(), description: "Move leaders off a store until it leads no more than its share, then let it lead again".into(), params: vec![store()], risk: Risk::Safe, node_param: None, disrupts_node: None },
+            ActionSpec { name: "drain_store".into(), description: "Evict a store's leaders, then take it offline where PD accepts it (never below max-replicas Up stores)".into(), params: vec![store()], risk: Risk::Disruptive, node_param: Some("store".into()), disrupts_node: None },
+            ActionSpec { name: "undrain_store".into(), description: "Let a drained store lead again".into(), params: vec![store()], risk: Risk::Safe, node_param: None, disrupts_node: None },
+            ActionSpec { name: "restart_node".into(), description: "Restart a store or PD member through the deployment target".into(), params: vec![ParamSpec::new("node", "a store (store-2) or PD member (pd1)", ParamKind::Enum { values: self.node_ids() })], risk: Risk::Disruptive, node_param: Some("node".into()), disrupts_node: None },
+        ]
+    }
+
+    fn execute<'a>(
+        &'a self,
+        request: &'a ActionRequest,
+        target: &'a dyn DeploymentTarget,
+    ) -> BoxFuture<'a, ContractResult<ActionOutcome>> {
+        Box::pin(async move {
+            let p = &request.params;
+            let summary = match request.action.as_str() {
+                "transfer_leader" => self
+                    .pd
+                    .transfer_leader(int(p, "region")?, int(p, "to_store")?)
+                    .await
+                    .map_err(pd_error)?,
+                "rebalance_leaders" => {
+                    let store = store_param(p)?;
+                    self.pd.add_evict_leader(store).await.map_err(pd_error)?;
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+                    loop {
+                        let stores = self.pd.stores().await.map_err(pd_error)?;
+                        let up: Vec<_> = stores
+                            .stores
+                            .iter()
+                            .filter(|s| s.store.state_name == "Up")
+                            .collect();
+                        let share = up.iter().map(|s| s.status.leader_count).sum::<u64>()
+                            / up.len().max(1) as u64;
+                        let mine = up
+                            .iter()
+                            .find(|s| s.store.id == store)
+                            .map(|s| s.status.leader_count)
+                            .unwrap_or(0);
+                        if mine <= share || std::time::Instant::now() > deadline {
+                            break;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                    self.pd.remove_evict_leader(store).await.map_err(pd_error)?;
+                    format!("store-{store} leads its share again")
+                }
+                "drain_store" => {
+                    let store = store_param(p)?;
+                    self.pd.add_evict_leader(store).await.map_err(pd_error)?;
+                    let max = self.pd.max_replicas().await.map_err(pd_error)?;
+                    let up = self
+                        .pd
+                        .stores()
+                        .await
+                        .map_err(pd_error)?
+                        .stores
+                        .iter()
+                        .filter(|s| s.store.state_name == "Up")
+                        .count() as u64;
+                    if up <= max {
+                        format!(
+                            "leaders evicted from store-{store}; not taken offline: {} Up stores would remain while max-replicas is {max}",
+                            up.saturating_sub(1)
+                        )
+                    } else {
+                        self.pd.delete_store(store).await.map_err(pd_error)?
+                    }
+                }
+                "undrain_store" => {
+                    self.pd
+                        .remove_evict_leader(store_param(p)?)
+                        .await
+                        .map_err(pd_error)?;
+                    "leaders may return".into()
+                }
+                "restart_node" => {
+                    let node = NodeId(
+                        p.get("node")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                    );
+                    target.start(&node).await?;
+                    format!("{node} restarted")
+                }
+                other => return Err(ContractError::new(format!("TiKV has no action {other}"))),
+            };
+            Ok(ActionOutcome { summary })
+        })
+    }
+
+    fn tools(&self) -> Vec<ToolSpec> {
+        vec![
+            ToolSpec { name: "store_detail".into(), description: "A store as PD reports it: state, whether it heartbeats, leaders, regions, slow score".into(), params: vec![ParamSpec::new("store", "store-N", ParamKind::String { max_len: 32 })] },
+            ToolSpec { name: "cluster_overview".into(), description: "PD's leader and members, every store, the region checks, the workload".into(), params: vec![] },
+            ToolSpec { name: "operators".into(), description: "Operators PD is running".into(), params: vec![] },
+        ]
+    }
+
+    fn call_tool<'a>(
+        &'a self,
+        call: &'a ToolCall,
+        _target: &'a dyn DeploymentTarget,
+    ) -> BoxFuture<'a, ContractResult<Value>> {
+        Box::pin(async move {
+            match call.tool.as_str() {
+                "store_detail" => {
+                    let store = store_param(&call.args)?;
+                    let info = self.pd.store(store).await.map_err(pd_error)?;
+                    // `heartbeating` saves a runbook from listing states: PD only calls a store
+                    // Disconnected or Down once its heartbeats stop.
+                    let heartbeating =
+                        !matches!(info.store.state_name.as_str(), "Disconnected" | "Down");
+                    Ok(
+                        json!({ "store": store_node(store), "state_name": info.store.state_name, "heartbeating": heartbeating, "leader_count": info.status.leader_count, "region_count": info.status.region_count, "slow_score": info.status.slow_score }),
+                    )
+                }
+                "cluster_overview" => {
+                    Ok(serde_json::to_value(self.facts().await).unwrap_or_default())
+                }
+                "operators" => Ok(json!(self.pd.operators().await.map_err(pd_error)?)),
+                other => Err(ContractError::new(format!("TiKV has no tool {other}"))),
+            }
+        })
+    }
+
+    fn chaos(&self) -> Vec<ChaosSpec> {
+        let store = || ParamSpec {
+            required: false,
+            ..ParamSpec::new(
+                "store",
+                "which store (default store-2)",
+                ParamKind::String { max_len: 32 },
+            )
+        };
+        vec![
+            ChaosSpec {
+                name: "kill_store".into(),
+                description: "Kill a TiKV store".into(),
+                root_cause: "store_crashed".into(),
+                expected_invariant: invariants::STORE_DOWN.into(),
+                params: vec![store()],
+            },
+            ChaosSpec {
+                name: "slow_store".into(),
+                description: "Make a store slow (its slow score rises)".into(),
+                root_cause: "store_slow".into(),
+                expected_invariant: invariants::SLOW_STORE.into(),
+                params: vec![store()],
+            },
+            ChaosSpec {
+                name: "hot_store".into(),
+                description: "Skew the workload: leaders pile onto one store (simulator)".into(),
+                root_cause: "leader_skew".into(),
+                expected_invariant: invariants::LEADER_IMBALANCE.into(),
+                params: vec![store()],
+            },
+            ChaosSpec {
+                name: "kill_pd".into(),
+                description: "Kill PD members until no majority is left".into(),
+                root_cause: "pd_quorum_lost".into(),
+                expected_invariant: invariants::PD_NO_LEADER.into(),
+                params: vec![],
+            },
+        ]
+    }
+
+    fn inject<'a>(
+        &'a self,
+        request: &'a ChaosRequest,
+        target: &'a dyn DeploymentTarget,
+    ) -> BoxFuture<'a, ContractResult<ChaosOutcome>> {
+        Box::pin(async move {
+            let node = request
+                .params
+                .get("store")
+                .and_then(Value::as_str)
+                .unwrap_or("store-2")
+                .to_string();
+            let outcome = |target: &str, summary: String| {
+                Ok(ChaosOutcome {
+                    target: target.into(),
+                    summary,
+                    effective_ms: None,
+                })
+            };
+            match request.name.as_str() {
+                "kill_store" => {
+                    target.kill(&NodeId(node.clone())).await?;
+                    outcome(&node, format!("killed {node}"))
+                }
+                "slow_store" => {
+                    target.pause(&NodeId(node.clone())).await?;
+                    outcome(&node, format!("{node} is slow"))
+                }
+                "hot_store" => {
+                    let sim = self.simulator.as_ref().ok_or_else(|| {
+                        ContractError::new(
+                            "hot_store needs the simulator (or a skewed workload of your own)",
+                        )
+                    })?;
+                    let id = store_id(&node)
+                        .ok_or_else(|| ContractError::new("name the store like store-2"))?;
+                    self.http
+                        .post(format!("{sim}/sim/store/{id}/hot"))
+                        .send()
+                        .await
+                        .map_err(|e| ContractError::new(e.to_string()))?;
+                    outcome(&node, format!("leaders pile onto {node}"))
+                }
+                "kill_pd" => {
+                    for pd in ["pd1", "pd2"] {
+                        target.kill(&NodeId::from(pd)).await?;
+                    }
+                    outcome("pd", "killed pd1 and pd2: one of three members left".into())
+                }
+                other => Err(ContractError::new(format!("TiKV has no chaos {other}"))),
+            }
+        })
+    }
+
+    fn runbook(&self) -> Runbook {
+        toml::from_str(include_str!("runbook.toml"))
+            .expect("runbook.toml is checked by a unit test")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_runbook_parses_and_covers_every_chaos() {
+        let runbook: operator_protocol::Runbook =
+            toml::from_str(include_str!("runbook.toml")).unwrap();
+        for (invariant, cause) in [
+            ("store_down", "store_crashed"),
+            ("slow_store", "store_slow"),
+            ("leader_imbalance", "leader_skew"),
+            ("pd_no_leader", "pd_quorum_lost"),
+        ] {
+            let entry = runbook
+                .entry(invariant)
+                .unwrap_or_else(|| panic!("no entry for {invariant}"));
+            assert!(
+                entry.hypotheses.iter().any(|h| h.root_cause == cause),
+                "{invariant}: no {cause}"
+            );
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! The `sim` deployment target: the simulator's nodes (stores and PD members) and its chaos
+//! controls, over HTTP. A killed store or PD member stops answering; pause makes a store slow.
+
+use operator_protocol::{BoxFuture, ContractError, ContractResult, DeploymentTarget, NodeId};
+use serde_json::json;
+
+pub struct SimTarget {
+    url: String,
+    nodes: Vec<NodeId>,
+    http: reqwest::Client,
+}
+
+/// "store-2" → ("store", "2"); "pd1" → ("pd", "pd1").
+fn address(node: &NodeId) -> ContractResult<(&'static str, String)> {
+    if let Some(id) = node.0.strip_prefix("store-") {
+        Ok(("store", id.to_string()))
+    } else if node.0.starts_with("pd") {
+        Ok(("pd", node.0.clone()))
+    } else {
+        Err(ContractError::new(format!(
+            "the simulator has no node {node}"
+        )))
+    }
+}
+
+impl SimTarget {
+    pub fn new(url: &str, nodes: Vec<NodeId>) -> Self {
+        Self {
+            url: url.trim_end_matches('/').to_string(),
+            nodes,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn control(&self, node: &NodeId, verb: &str) -> ContractResult<()> {
+        let (kind, id) = address(node)?;
+        let r = self
+            .http
+            .post(format!("{}/sim/{kind}/{id}/{verb}", self.url))
+            .send()
+            .await
+            .map_err(|e| ContractError::new(format!("the simulator: {e}")))?;
+        if r.status().is_success() {
+            Ok(())
+        } else {
+            Err(ContractError::new(format!(
+                "the simulator refused {verb} {node}: {}",
+                r.text().await.unwrap_or_default()
+            )))
+        }
+    }
+}
+
+impl DeploymentTarget for SimTarget {
+    fn kind(&self) -> &str {
+        "sim"
+    }
+
+    fn simulated(&self) -> bool {
+        true
+    }
+
+    fn nodes(&self) -> Vec<NodeId> {
+        self.nodes.clone()
+    }
+
+    fn kill<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
+        Box::pin(self.control(node, "kill"))
+    }
+
+    fn stop<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
+        Box::pin(self.control(node, "kill"))
+    }
+
+    fn start<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
+        Box::pin(self.control(node, "restart"))
+    }
+
+    fn pause<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
+        Box::pin(self.control(node, "slow"))
+    }
+
+    fn resume<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
+        Box::pin(self.control(node, "fast"))
+    }
+
+    fn isolate<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
+        Box::pin(self.control(node, "kill"))
+    }
+
+    fn heal<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
+        Box::pin(self.control(node, "restart"))
+    }
+
+    fn tail_logs<'a>(
+        &'a self,
+        node: &'a NodeId,
+        _lines: usize,
+    ) -> BoxFuture<'a, ContractResult<Vec<String>>> {
+        Box::pin(async move { Ok(vec![format!("(simulated {node}: no log)")]) })
+    }
+
+    fn describe<'a>(
+        &'a self,
+        node: &'a NodeId,
+    ) -> BoxFuture<'a, ContractResult<serde_json::Value>> {
+        Box::pin(async move {
+            let (kind, _) = address(node)?;
+            Ok(json!({ "simulated": true, "kind": kind }))
+        })
+    }
+}
