@@ -8,6 +8,9 @@ use color_eyre::eyre::{Result, WrapErr, eyre};
 use operator_protocol::{DeploymentTarget, Subject};
 use operator_ratelimiter::cluster::{self as rl_cluster, LocalOptions};
 use operator_ratelimiter::{Endpoints, RateLimiterSubject, workload};
+use operator_tikv::sim::{model::SimConfig, server::Simulator};
+use operator_tikv::subject::TikvSubject;
+use operator_tikv::target::SimTarget;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{SubjectArgs, SubjectName, TargetName};
@@ -28,6 +31,8 @@ pub struct Deployment {
     _workload: Option<workload::Workload>,
     /// Logs and Redis's working directory of a cluster we own; removed with us.
     _scratch: Option<tempfile::TempDir>,
+    /// The TiKV simulator we serve; it stops with us.
+    _simulator: Option<Simulator>,
 }
 
 impl Deployment {
@@ -54,6 +59,7 @@ struct ClusterFile {
 fn cluster_file(state_dir: &Path, subject: SubjectName) -> PathBuf {
     let name = match subject {
         SubjectName::Ratelimiter => "ratelimiter",
+        SubjectName::Tikv => "tikv",
     };
     state_dir.join(format!("cluster-{name}.json"))
 }
@@ -180,12 +186,53 @@ async fn with_workload(
     ))
 }
 
+/// TiKV on the local target: a PD-compatible simulator served on a loopback port, with its
+/// own workload, driven through PD's HTTP API exactly as a real cluster would be.
+async fn tikv_simulated(args: &SubjectArgs, progress: &dyn Fn(&str)) -> Result<Deployment> {
+    if args.target == TargetName::Docker {
+        return Err(eyre!(
+            "TiKV in Docker needs PD and TiKV images, which this machine cannot pull; \
+             --target local runs the PD-compatible simulator instead"
+        ));
+    }
+    let config = SimConfig::demo();
+    progress(&format!(
+        "starting a PD-compatible simulator: {} stores, {} PD members, {} regions",
+        config.stores, config.pd_members, config.regions
+    ));
+    let simulator = Simulator::start(
+        config.clone(),
+        "127.0.0.1:0".parse()?,
+        std::time::Duration::from_millis(100),
+    )
+    .await
+    .wrap_err("starting the TiKV simulator")?;
+    let url = simulator.url();
+    let mut nodes: Vec<operator_protocol::NodeId> = (1..=config.stores)
+        .map(|i| operator_protocol::NodeId(format!("store-{i}")))
+        .collect();
+    nodes.extend((1..=config.pd_members).map(|i| operator_protocol::NodeId(format!("pd{i}"))));
+    let subject = TikvSubject::new(vec![url.clone()], Some(url.clone())).map_err(|e| eyre!(e))?;
+    Ok(Deployment {
+        subject: Arc::new(subject),
+        secrets: Vec::new(),
+        target: Arc::new(SimTarget::new(&url, nodes)),
+        description: format!("tikv · simulator ({url})"),
+        _workload: None,
+        _scratch: None,
+        _simulator: Some(simulator),
+    })
+}
+
 /// Starts the cluster (or adopts the running one) and the workload.
 pub async fn bring_up(
     args: &SubjectArgs,
     state_dir: &Path,
     progress: &dyn Fn(&str),
 ) -> Result<Deployment> {
+    if args.subject == SubjectName::Tikv {
+        return tikv_simulated(args, progress).await;
+    }
     if args.target == TargetName::Docker {
         progress(&format!(
             "attaching to Compose project {}",
@@ -200,6 +247,7 @@ pub async fn bring_up(
             description: format!("ratelimiter · docker ({})", args.compose_project),
             _workload: with_workload(args, &endpoints, progress).await?,
             _scratch: None,
+            _simulator: None,
         });
     }
     let (endpoints, target, scratch, how) = match read_cluster(state_dir, args.subject)? {
@@ -228,11 +276,18 @@ pub async fn bring_up(
         description: format!("ratelimiter · local ({how})"),
         _workload: workload,
         _scratch: scratch,
+        _simulator: None,
     })
 }
 
 /// Connects to the cluster `cluster up` left running, without a workload (for `chaos`, `check`).
 pub fn attach(subject: SubjectName, state_dir: &Path) -> Result<Deployment> {
+    if subject == SubjectName::Tikv {
+        return Err(eyre!(
+            "the TiKV simulator lives inside one operator-tui process: use `run --subject tikv` \
+             (with --inject NAME to inject a fault there)"
+        ));
+    }
     let file = read_cluster(state_dir, subject)?.ok_or_else(|| {
         eyre!("no cluster is running: start one with `operator-tui cluster up` (or use `run --inject NAME`)")
     })?;
@@ -245,11 +300,17 @@ pub fn attach(subject: SubjectName, state_dir: &Path) -> Result<Deployment> {
         description: "ratelimiter · local (attached)".into(),
         _workload: None,
         _scratch: None,
+        _simulator: None,
     })
 }
 
 /// `cluster up`: a detached cluster that outlives this process.
 pub async fn cluster_up(args: &SubjectArgs, state_dir: &Path) -> Result<()> {
+    if args.subject == SubjectName::Tikv {
+        return Err(eyre!(
+            "a detached cluster exists for the rate limiter only; `run --subject tikv` serves the TiKV simulator"
+        ));
+    }
     if read_cluster(state_dir, args.subject)?.is_some() {
         return Err(eyre!(
             "a cluster is already running; `operator-tui cluster down` stops it"
@@ -302,14 +363,28 @@ pub fn cluster_status(subject: SubjectName, state_dir: &Path) -> Result<()> {
 
 /// A subject's chaos catalog and runbook: neither needs a live cluster.
 pub fn chaos_catalog(subject: SubjectName) -> Result<Vec<operator_protocol::ChaosSpec>> {
-    let SubjectName::Ratelimiter = subject;
-    let nodes: Vec<String> = (1..=rl_cluster::NODE_COUNT)
-        .map(|i| format!("node-{i}"))
-        .collect();
-    Ok(operator_ratelimiter::chaos_catalog(&nodes))
+    Ok(match subject {
+        SubjectName::Ratelimiter => {
+            let nodes: Vec<String> = (1..=rl_cluster::NODE_COUNT)
+                .map(|i| format!("node-{i}"))
+                .collect();
+            operator_ratelimiter::chaos_catalog(&nodes)
+        }
+        SubjectName::Tikv => operator_tikv::subject::chaos_catalog(),
+    })
 }
 
 pub fn runbook(subject: SubjectName) -> Result<operator_protocol::Runbook> {
-    let SubjectName::Ratelimiter = subject;
-    Ok(operator_ratelimiter::runbook())
+    Ok(match subject {
+        SubjectName::Ratelimiter => operator_ratelimiter::runbook(),
+        SubjectName::Tikv => operator_tikv::subject::runbook(),
+    })
+}
+
+/// The demo chapters shipped for a subject (see demo-chapters/).
+pub fn demo_chapters(subject: SubjectName) -> &'static str {
+    match subject {
+        SubjectName::Ratelimiter => include_str!("../demo-chapters/ratelimiter.toml"),
+        SubjectName::Tikv => include_str!("../demo-chapters/tikv.toml"),
+    }
 }

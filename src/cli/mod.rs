@@ -34,6 +34,9 @@ pub struct Cli {
 pub enum SubjectName {
     /// Our own distributed rate limiter (ratelimiter-svc, 3 nodes + Redis).
     Ratelimiter,
+    /// TiKV through PD's HTTP API; --target local runs a PD-compatible simulator
+    /// (3 stores, 3 PD members, 300 regions) inside operator-tui.
+    Tikv,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -223,10 +226,12 @@ pub enum KillSwitchState {
 
 #[derive(Debug, Subcommand)]
 pub enum TicketsCommand {
+    /// The most recent tickets, newest first.
     List {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// One ticket: its evidence, diagnosis, actions and timeline.
     Show {
         id: i64,
         /// The ticket's timeline only.

@@ -63,17 +63,17 @@ struct Report {
     runs: Vec<Grade>,
 }
 
-fn chapters_book() -> Result<operator_widgets::chapters::ChapterBook> {
-    toml::from_str(include_str!("../../demo-chapters/ratelimiter.toml"))
-        .wrap_err("the demo chapters do not parse")
+fn chapters_book(subject: SubjectName) -> Result<operator_widgets::chapters::ChapterBook> {
+    toml::from_str(deploy::demo_chapters(subject)).wrap_err("the demo chapters do not parse")
 }
 
 fn scenarios(
+    subject: SubjectName,
     subject_chaos: &[operator_protocol::ChaosSpec],
     only: &[String],
 ) -> Result<Vec<Scenario>> {
     let mut out = Vec::new();
-    for chapter in chapters_book()?.chapters {
+    for chapter in chapters_book(subject)?.chapters {
         let Some(fault) = chapter.fault else { continue };
         let spec = subject_chaos
             .iter()
@@ -363,7 +363,7 @@ pub async fn run(options: EvalOptions) -> Result<()> {
     let brain = crate::brains::choose(&options.brain).map_err(|e| eyre!(e))?;
     let catalog = deploy::chaos_catalog(options.subject)?;
     let runbook: Runbook = deploy::runbook(options.subject)?;
-    let scenarios = scenarios(&catalog, &options.scenarios)?;
+    let scenarios = scenarios(options.subject, &catalog, &options.scenarios)?;
     let total = scenarios.len() as u64 * options.runs as u64;
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(

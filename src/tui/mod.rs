@@ -33,7 +33,7 @@ fn chapters(args: &RunArgs) -> Result<ChapterBook> {
         Some(path) => {
             std::fs::read_to_string(path).wrap_err_with(|| format!("reading {}", path.display()))?
         }
-        None => include_str!("../../demo-chapters/ratelimiter.toml").to_string(),
+        None => crate::deploy::demo_chapters(args.subject.subject).to_string(),
     };
     toml::from_str(&text).wrap_err("the demo chapters do not parse")
 }

@@ -205,6 +205,75 @@ impl TikvSubject {
         }
     }
 
+    /// Up stores' leader counts, from PD.
+    async fn up_leader_counts(&self) -> Result<Vec<(u64, u64)>, crate::pd::PdError> {
+        let stores = self.pd.stores().await?;
+        Ok(stores
+            .stores
+            .iter()
+            .filter(|s| s.store.state_name == "Up")
+            .map(|s| (s.store.id, s.status.leader_count))
+            .collect())
+    }
+
+    /// Evicts leaders from the hottest store (first the named one) until it leads no more
+    /// than its share, lets it lead again, and repeats with the next hottest until the spread
+    /// is within half what the invariant allows. Evicting from one store alone is not enough:
+    /// its leaders may land on a store that was already warm.
+    async fn rebalance_leaders(&self, first: u64) -> Result<String, crate::pd::PdError> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut hottest = first;
+        let mut rounds = 0;
+        loop {
+            self.pd.add_evict_leader(hottest).await?;
+            let drained = loop {
+                let counts = self.up_leader_counts().await;
+                let Ok(counts) = counts else {
+                    break counts.map(|_| ());
+                };
+                let share = counts.iter().map(|(_, n)| n).sum::<u64>() / counts.len().max(1) as u64;
+                let mine = counts
+                    .iter()
+                    .find(|(id, _)| *id == hottest)
+                    .map_or(0, |(_, n)| *n);
+                if mine <= share || std::time::Instant::now() > deadline {
+                    break Ok(());
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            };
+            // Always let the store lead again, even when reading PD failed.
+            self.pd.remove_evict_leader(hottest).await?;
+            drained?;
+            rounds += 1;
+            let counts = self.up_leader_counts().await?;
+            let (Some(most), Some(least)) = (
+                counts.iter().max_by_key(|(_, n)| *n),
+                counts.iter().min_by_key(|(_, n)| *n),
+            ) else {
+                return Ok("no Up stores to balance".into());
+            };
+            let mean = counts.iter().map(|(_, n)| n).sum::<u64>() as f64 / counts.len() as f64;
+            let allowed = (self.thresholds.leader_spread as f64)
+                .max(mean * self.thresholds.leader_spread_ratio)
+                / 2.0;
+            let spread = (most.1 - least.1) as f64;
+            if spread <= allowed
+                || rounds >= counts.len() * 2
+                || std::time::Instant::now() > deadline
+            {
+                let summary: Vec<String> = counts
+                    .iter()
+                    .map(|(id, n)| format!("store-{id} {n}"))
+                    .collect();
+                return Ok(format!(
+                    "leaders after {rounds} round(s): {}",
+                    summary.join(", ")
+                ));
+            }
+            hottest = most.0;
+        }
+    }
+
     fn node_ids(&self) -> Vec<String> {
         let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         let mut ids: Vec<String> = last
@@ -301,7 +370,7 @@ impl Subject for TikvSubject {
         };
         vec![
             ActionSpec { name: "transfer_leader".into(), description: "Move a region's leader to another store (a PD operator)".into(), params: vec![id("region", "region id"), id("to_store", "target store id")], risk: Risk::Safe, node_param: None, disrupts_node: None },
-            ActionSpec { name: "rebalance_leaders".into(), description: "Move leaders off a store until it leads no more than its share, then let it lead again".into(), params: vec![store()], risk: Risk::Safe, node_param: None, disrupts_node: None },
+            ActionSpec { name: "rebalance_leaders".into(), description: "Move leaders off the hottest stores (first this one) until every store leads about its share".into(), params: vec![store()], risk: Risk::Safe, node_param: None, disrupts_node: None },
             ActionSpec { name: "drain_store".into(), description: "Evict a store's leaders, then take it offline where PD accepts it (never below max-replicas Up stores)".into(), params: vec![store()], risk: Risk::Disruptive, node_param: Some("store".into()), disrupts_node: None },
             ActionSpec { name: "undrain_store".into(), description: "Let a drained store lead again".into(), params: vec![store()], risk: Risk::Safe, node_param: None, disrupts_node: None },
             ActionSpec { name: "restart_node".into(), description: "Restart a store or PD member through the deployment target".into(), params: vec![ParamSpec::new("node", "a store (store-2) or PD member (pd1)", ParamKind::Enum { values: self.node_ids() })], risk: Risk::Disruptive, node_param: Some("node".into()), disrupts_node: None },
@@ -321,32 +390,10 @@ impl Subject for TikvSubject {
                     .transfer_leader(int(p, "region")?, int(p, "to_store")?)
                     .await
                     .map_err(pd_error)?,
-                "rebalance_leaders" => {
-                    let store = store_param(p)?;
-                    self.pd.add_evict_leader(store).await.map_err(pd_error)?;
-                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-                    loop {
-                        let stores = self.pd.stores().await.map_err(pd_error)?;
-                        let up: Vec<_> = stores
-                            .stores
-                            .iter()
-                            .filter(|s| s.store.state_name == "Up")
-                            .collect();
-                        let share = up.iter().map(|s| s.status.leader_count).sum::<u64>()
-                            / up.len().max(1) as u64;
-                        let mine = up
-                            .iter()
-                            .find(|s| s.store.id == store)
-                            .map(|s| s.status.leader_count)
-                            .unwrap_or(0);
-                        if mine <= share || std::time::Instant::now() > deadline {
-                            break;
-                        }
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    }
-                    self.pd.remove_evict_leader(store).await.map_err(pd_error)?;
-                    format!("store-{store} leads its share again")
-                }
+                "rebalance_leaders" => self
+                    .rebalance_leaders(store_param(p)?)
+                    .await
+                    .map_err(pd_error)?,
                 "drain_store" => {
                     let store = store_param(p)?;
                     self.pd.add_evict_leader(store).await.map_err(pd_error)?;
@@ -428,44 +475,7 @@ impl Subject for TikvSubject {
     }
 
     fn chaos(&self) -> Vec<ChaosSpec> {
-        let store = || ParamSpec {
-            required: false,
-            ..ParamSpec::new(
-                "store",
-                "which store (default store-2)",
-                ParamKind::String { max_len: 32 },
-            )
-        };
-        vec![
-            ChaosSpec {
-                name: "kill_store".into(),
-                description: "Kill a TiKV store".into(),
-                root_cause: "store_crashed".into(),
-                expected_invariant: invariants::STORE_DOWN.into(),
-                params: vec![store()],
-            },
-            ChaosSpec {
-                name: "slow_store".into(),
-                description: "Make a store slow (its slow score rises)".into(),
-                root_cause: "store_slow".into(),
-                expected_invariant: invariants::SLOW_STORE.into(),
-                params: vec![store()],
-            },
-            ChaosSpec {
-                name: "hot_store".into(),
-                description: "Skew the workload: leaders pile onto one store (simulator)".into(),
-                root_cause: "leader_skew".into(),
-                expected_invariant: invariants::LEADER_IMBALANCE.into(),
-                params: vec![store()],
-            },
-            ChaosSpec {
-                name: "kill_pd".into(),
-                description: "Kill PD members until no majority is left".into(),
-                root_cause: "pd_quorum_lost".into(),
-                expected_invariant: invariants::PD_NO_LEADER.into(),
-                params: vec![],
-            },
-        ]
+        chaos_catalog()
     }
 
     fn inject<'a>(
@@ -523,9 +533,54 @@ impl Subject for TikvSubject {
     }
 
     fn runbook(&self) -> Runbook {
-        toml::from_str(include_str!("runbook.toml"))
-            .expect("runbook.toml is checked by a unit test")
+        runbook()
     }
+}
+
+/// The faults this subject injects, with the ground truth each stands for; needs no cluster.
+pub fn chaos_catalog() -> Vec<ChaosSpec> {
+    let store = || ParamSpec {
+        required: false,
+        ..ParamSpec::new(
+            "store",
+            "which store (default store-2)",
+            ParamKind::String { max_len: 32 },
+        )
+    };
+    vec![
+        ChaosSpec {
+            name: "kill_store".into(),
+            description: "Kill a TiKV store".into(),
+            root_cause: "store_crashed".into(),
+            expected_invariant: invariants::STORE_DOWN.into(),
+            params: vec![store()],
+        },
+        ChaosSpec {
+            name: "slow_store".into(),
+            description: "Make a store slow (its slow score rises)".into(),
+            root_cause: "store_slow".into(),
+            expected_invariant: invariants::SLOW_STORE.into(),
+            params: vec![store()],
+        },
+        ChaosSpec {
+            name: "hot_store".into(),
+            description: "Skew the workload: leaders pile onto one store (simulator)".into(),
+            root_cause: "leader_skew".into(),
+            expected_invariant: invariants::LEADER_IMBALANCE.into(),
+            params: vec![store()],
+        },
+        ChaosSpec {
+            name: "kill_pd".into(),
+            description: "Kill PD members until no majority is left".into(),
+            root_cause: "pd_quorum_lost".into(),
+            expected_invariant: invariants::PD_NO_LEADER.into(),
+            params: vec![],
+        },
+    ]
+}
+
+pub fn runbook() -> Runbook {
+    toml::from_str(include_str!("runbook.toml")).expect("runbook.toml is checked by a unit test")
 }
 
 #[cfg(test)]

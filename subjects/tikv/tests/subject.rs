@@ -102,7 +102,11 @@ impl Rig {
                         action: step.action.clone(),
                         params: fill(&step.params, violation),
                     };
-                    self.subject.execute(&request, &self.target).await.unwrap();
+                    let outcome = self.subject.execute(&request, &self.target).await.unwrap();
+                    eprintln!(
+                        "{} {:?}: {}",
+                        request.action, request.params, outcome.summary
+                    );
                 }
                 return hypothesis.root_cause.clone();
             }
@@ -173,6 +177,19 @@ async fn a_hot_store_is_diagnosed_as_leader_skew_and_rebalanced() {
         .await;
     assert_eq!(violation.target, "store-3");
     assert_eq!(rig.follow_runbook(&violation).await, "leader_skew");
+    rig.until_healthy(Duration::from_secs(20)).await;
+}
+
+#[tokio::test]
+async fn a_slow_store_is_diagnosed_as_slow_and_restarted() {
+    let rig = rig().await;
+    rig.until_healthy(Duration::from_secs(10)).await;
+    chaos(&rig, "slow_store", json!({ "store": "store-1" })).await;
+    let violation = rig
+        .until_broken("slow_store", Duration::from_secs(15))
+        .await;
+    assert_eq!(violation.target, "store-1");
+    assert_eq!(rig.follow_runbook(&violation).await, "store_slow");
     rig.until_healthy(Duration::from_secs(20)).await;
 }
 

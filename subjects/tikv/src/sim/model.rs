@@ -21,6 +21,22 @@ pub struct SimConfig {
     pub base_qps: f64,
 }
 
+/// PD's evict-leader-scheduler default batch: leaders moved per store per scheduling round.
+pub const EVICT_LEADER_BATCH: usize = 3;
+
+impl SimConfig {
+    /// PD's timings compressed for a live demo: a store is Disconnected after 3 s and Down
+    /// after 10 s (PD: 20 s and max-store-down-time's 30 min), so a chapter takes seconds.
+    pub fn demo() -> Self {
+        Self {
+            disconnect_after_ms: 3_000,
+            down_after_ms: 10_000,
+            election_timeout_ms: 1_000,
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for SimConfig {
     fn default() -> Self {
         Self {
@@ -44,6 +60,8 @@ pub struct SimStore {
     pub offline: bool,
     pub start_ms: u64,
     pub last_heartbeat_ms: u64,
+    /// The leader count the store's last heartbeat carried: what PD reports for it.
+    pub reported_leaders: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -95,6 +113,7 @@ impl Cluster {
                         offline: false,
                         start_ms: now_ms,
                         last_heartbeat_ms: now_ms,
+                        reported_leaders: 0,
                     },
                 )
             })
@@ -126,7 +145,7 @@ impl Cluster {
                 alive: true,
             })
             .collect();
-        Self {
+        let mut cluster = Self {
             config,
             now_ms,
             stores,
@@ -135,7 +154,10 @@ impl Cluster {
             operators: Vec::new(),
             evict_leader: BTreeSet::new(),
             hot_store: None,
-        }
+        };
+        // The first heartbeats, so that PD knows every store's counts from the start.
+        cluster.tick(now_ms);
+        cluster
     }
 
     pub fn pd_leader(&self) -> Option<&SimPd> {
@@ -182,6 +204,15 @@ impl Cluster {
         region.leader.map(|i| region.peers[i].1)
     }
 
+    /// What PD says a store leads: the live count for a heartbeating store, and the count of
+    /// its last heartbeat for a silent one (PD keeps a dead store's stats until it is Down).
+    pub fn reported_leader_count(&self, store: u64) -> u64 {
+        match self.stores.get(&store) {
+            Some(s) if !s.alive => s.reported_leaders,
+            _ => self.leader_count(store),
+        }
+    }
+
     pub fn leader_count(&self, store: u64) -> u64 {
         self.regions
             .iter()
@@ -225,9 +256,15 @@ impl Cluster {
 
     pub fn tick(&mut self, now_ms: u64) {
         self.now_ms = now_ms;
+        let leaders: BTreeMap<u64, u64> = self
+            .stores
+            .keys()
+            .map(|id| (*id, self.leader_count(*id)))
+            .collect();
         for store in self.stores.values_mut() {
             if store.alive {
                 store.last_heartbeat_ms = now_ms;
+                store.reported_leaders = leaders[&store.id];
             }
         }
         // Raft: a region whose leader's store died elects a live peer after the timeout.
@@ -258,10 +295,14 @@ impl Cluster {
             if now_ms.saturating_sub(lost) >= self.config.election_timeout_ms
                 && live.len() * 2 > self.regions[i].peers.len()
             {
+                // Raft's randomized election timeouts spread new leaders evenly on average;
+                // the peer on the store leading least stands in for that.
+                let region = &self.regions[i];
                 let choice = live
                     .iter()
                     .copied()
-                    .find(|p| !self.evict_leader.contains(&self.regions[i].peers[*p].1))
+                    .filter(|p| !self.evict_leader.contains(&region.peers[*p].1))
+                    .min_by_key(|p| self.leader_count(region.peers[*p].1))
                     .unwrap_or(live[0]);
                 self.regions[i].leader = Some(choice);
                 self.regions[i].leader_lost_ms = None;
@@ -274,13 +315,13 @@ impl Cluster {
                 self.move_leader(index, to_store);
             }
         }
-        // evict-leader moves up to 20 leaders a tick off each evicted store, each to the
-        // eligible peer leading least, as PD's scheduler scores targets.
+        // evict-leader moves `batch` leaders a tick off each evicted store (PD's default
+        // batch is 3), each to the eligible peer leading least, as PD's scheduler scores them.
         let evicted: Vec<u64> = self.evict_leader.iter().copied().collect();
         for store in evicted {
             let mut moved = 0;
             for i in 0..self.regions.len() {
-                if moved >= 20 {
+                if moved >= EVICT_LEADER_BATCH {
                     break;
                 }
                 if self.leader_store(&self.regions[i]) != Some(store) {
@@ -377,8 +418,17 @@ mod tests {
     #[test]
     fn evict_leader_drains_a_store_over_ticks_and_operators_apply_next_tick() {
         let mut c = Cluster::new(fast(), 0);
+        let before = c.leader_count(2);
         c.evict_leader.insert(2);
         c.tick(100);
+        assert_eq!(
+            c.leader_count(2),
+            before - EVICT_LEADER_BATCH as u64,
+            "one batch a tick"
+        );
+        for t in 2..=before {
+            c.tick(t * 100);
+        }
         assert_eq!(c.leader_count(2), 0);
         c.evict_leader.clear();
         let region = c.regions[0].id;

@@ -70,18 +70,19 @@ fn store_json(c: &Cluster, id: u64) -> Value {
     if s.offline {
         store["state"] = json!(1);
     }
+    let leaders = c.reported_leader_count(id);
     let mut status = json!({
         "capacity": "96.73GiB",
         "available": "51.41GiB",
-        "leader_count": c.leader_count(id),
+        "leader_count": leaders,
         "leader_weight": 1,
-        "leader_score": c.leader_count(id),
+        "leader_score": leaders,
         "region_count": c.region_count(id),
         "region_weight": 1,
         "slow_score": if s.slow { 95 } else { 1 },
         "last_heartbeat_ts": "2026-01-01T00:00:00Z",
     });
-    if c.leader_count(id) == 0 {
+    if leaders == 0 {
         // gogoproto omits zero values.
         status.as_object_mut().map(|o| o.remove("leader_count"));
     }
@@ -351,7 +352,9 @@ async fn control(
             match verb.as_str() {
                 "kill" => store.alive = false,
                 "restart" => {
+                    // A fresh process: whatever stalled the old one is gone with it.
                     store.alive = true;
+                    store.slow = false;
                     store.start_ms = now;
                     store.last_heartbeat_ms = now;
                 }
