@@ -44,6 +44,11 @@ pub fn evaluate(input: &PolicyInput) -> Verdict {
         return Verdict::Wait("another disruptive action is running on this subject".into());
     }
     if let Some(node) = input.node {
+        // A node that is already down cannot be taken out again: acting on it (a restart)
+        // can only bring it back, even when most of its peers are down too.
+        if input.down.contains(node) {
+            return Verdict::Allow;
+        }
         let mut disrupted: BTreeSet<&NodeId> =
             input.down.iter().chain(input.recently_disrupted).collect();
         disrupted.insert(node);
@@ -87,6 +92,13 @@ mod tests {
     fn restarting_a_node_that_is_already_down_is_allowed() {
         let node = NodeId::from("n2");
         let (down, recent) = (set(&["n2"]), set(&[]));
+        assert_eq!(evaluate(&input(&node, &down, &recent)), Verdict::Allow);
+    }
+
+    #[test]
+    fn restarting_a_down_node_is_allowed_even_when_most_peers_are_down() {
+        let node = NodeId::from("n1");
+        let (down, recent) = (set(&["n1", "n2", "n3"]), set(&[]));
         assert_eq!(evaluate(&input(&node, &down, &recent)), Verdict::Allow);
     }
 

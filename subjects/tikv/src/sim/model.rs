@@ -342,20 +342,15 @@ impl Cluster {
                 }
             }
         }
-        // A hot store pulls leaders onto itself, a few a tick, until it leads 60 % of regions.
-        if let Some(hot) = self.hot_store
-            && self.leader_count(hot) * 10 >= self.regions.len() as u64 * 6
-        {
-            self.hot_store = None;
-        }
-        if let Some(hot) = self.hot_store {
-            let mut moved = 0;
+        // A hot store pulls leaders onto itself in one tick until it leads 60 % of regions,
+        // a one-off skew: afterwards the leaders stay where they are until something moves them.
+        if let Some(hot) = self.hot_store.take() {
             for i in 0..self.regions.len() {
-                if moved >= 10 {
+                if self.leader_count(hot) * 10 >= self.regions.len() as u64 * 6 {
                     break;
                 }
-                if self.leader_store(&self.regions[i]) != Some(hot) && self.move_leader(i, hot) {
-                    moved += 1;
+                if self.leader_store(&self.regions[i]) != Some(hot) {
+                    self.move_leader(i, hot);
                 }
             }
         }
