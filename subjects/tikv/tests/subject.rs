@@ -175,7 +175,7 @@ async fn a_hot_store_is_diagnosed_as_leader_skew_and_rebalanced() {
     let violation = rig
         .until_broken("leader_imbalance", Duration::from_secs(15))
         .await;
-    assert_eq!(violation.target, "store-3");
+    assert_eq!(violation.evidence["store"], "store-3");
     assert_eq!(rig.follow_runbook(&violation).await, "leader_skew");
     rig.until_healthy(Duration::from_secs(20)).await;
 }
