@@ -97,3 +97,43 @@ fn the_tikv_catalog_and_runbook_need_no_cluster() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn eval_grades_every_tikv_fault_from_ground_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results");
+    let run = operator(
+        &dir.path().join("op.db"),
+        &[
+            "eval",
+            "--subject",
+            "tikv",
+            "--brain",
+            "rules",
+            "--scenarios",
+            "hot_store,slow_store,kill_pd",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("eval.json")).unwrap()).unwrap();
+    assert_eq!(report["subject"], "tikv");
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    for run in runs {
+        for axis in [
+            "detected",
+            "root_cause_correct",
+            "action_appropriate",
+            "mitigated",
+        ] {
+            assert_eq!(run[axis], true, "{axis}: {run}");
+        }
+    }
+}
