@@ -19,6 +19,12 @@ pub struct PdFacts {
     pub leader: Option<String>,
     pub members: Vec<PdMember>,
     pub error: Option<String>,
+    /// `pd_cluster_status` summed by type, from PD's /metrics (empty when it cannot be read).
+    #[serde(default)]
+    pub cluster_status: std::collections::BTreeMap<String, f64>,
+    /// Why PD's /metrics could not be read, when it could not.
+    #[serde(default)]
+    pub metrics_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

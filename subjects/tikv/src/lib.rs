@@ -4,6 +4,7 @@
 
 pub mod facts;
 pub mod invariants;
+pub mod metrics;
 pub mod pd;
 pub mod sim;
 pub mod subject;

@@ -72,17 +72,18 @@ impl TikvSubject {
         }
     }
 
-    async fn ops_per_sec(&self) -> f64 {
-        let Ok(response) = self.http.get(&self.metrics_url).send().await else {
-            return 0.0;
-        };
-        let text = response.text().await.unwrap_or_default();
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix("tikv_simulated_qps ")
-                    .and_then(|v| v.trim().parse().ok())
-            })
-            .unwrap_or(0.0)
+    async fn metrics(&self) -> Result<crate::metrics::PdMetrics, String> {
+        let response = self
+            .http
+            .get(&self.metrics_url)
+            .send()
+            .await
+            .map_err(|e| format!("PD's /metrics: {e}"))?;
+        let text = response
+            .text()
+            .await
+            .map_err(|e| format!("PD's /metrics: {e}"))?;
+        crate::metrics::parse(&text)
     }
 
     async fn facts(&self) -> Facts {
@@ -141,7 +142,16 @@ impl TikvSubject {
                 _ => facts.regions.pending_peer = regions,
             }
         }
-        let ops = self.ops_per_sec().await;
+        let ops = match self.metrics().await {
+            Ok(metrics) => {
+                facts.pd.cluster_status = metrics.cluster_status;
+                metrics.simulated_qps.unwrap_or(0.0)
+            }
+            Err(e) => {
+                facts.pd.metrics_error = Some(e);
+                0.0
+            }
+        };
         let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
         let mut sorted: Vec<f64> = history.iter().copied().collect();
         sorted.sort_by(f64::total_cmp);
