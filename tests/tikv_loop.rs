@@ -137,3 +137,27 @@ fn eval_grades_every_tikv_fault_from_ground_truth() {
         }
     }
 }
+
+#[test]
+fn compose_accepts_the_tikv_compose_file() {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/compose/tikv.yml");
+    let out = Command::new("docker-compose")
+        .args(["-f", file, "config"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "pingcap/pd:v8.5.4",
+        "pingcap/tikv:v8.5.4",
+        "--advertise-status-addr=tikv3:20180",
+        "service_healthy",
+        "1000000",
+    ] {
+        assert!(config.contains(needle), "missing {needle} in:\n{config}");
+    }
+}
