@@ -380,6 +380,7 @@ impl Subject for TikvSubject {
         };
         vec![
             ActionSpec { name: "transfer_leader".into(), description: "Move a region's leader to another store (a PD operator)".into(), params: vec![id("region", "region id"), id("to_store", "target store id")], risk: Risk::Safe, node_param: None, disrupts_node: None },
+            ActionSpec { name: "transfer_peer".into(), description: "Move a region's replica from one store to another (a PD operator; data moves)".into(), params: vec![id("region", "region id"), id("from_store", "store id holding the replica"), id("to_store", "store id without one")], risk: Risk::Disruptive, node_param: None, disrupts_node: None },
             ActionSpec { name: "rebalance_leaders".into(), description: "Move leaders off the hottest stores (first this one) until every store leads about its share".into(), params: vec![store()], risk: Risk::Safe, node_param: None, disrupts_node: None },
             ActionSpec { name: "drain_store".into(), description: "Evict a store's leaders, then take it offline where PD accepts it (never below max-replicas Up stores)".into(), params: vec![store()], risk: Risk::Disruptive, node_param: Some("store".into()), disrupts_node: None },
             ActionSpec { name: "undrain_store".into(), description: "Let a drained store lead again".into(), params: vec![store()], risk: Risk::Safe, node_param: None, disrupts_node: None },
@@ -398,6 +399,15 @@ impl Subject for TikvSubject {
                 "transfer_leader" => self
                     .pd
                     .transfer_leader(int(p, "region")?, int(p, "to_store")?)
+                    .await
+                    .map_err(pd_error)?,
+                "transfer_peer" => self
+                    .pd
+                    .transfer_peer(
+                        int(p, "region")?,
+                        int(p, "from_store")?,
+                        int(p, "to_store")?,
+                    )
                     .await
                     .map_err(pd_error)?,
                 "rebalance_leaders" => self
@@ -454,6 +464,7 @@ impl Subject for TikvSubject {
             ToolSpec { name: "store_detail".into(), description: "A store as PD reports it: state, whether it heartbeats, leaders, regions, slow score".into(), params: vec![ParamSpec::new("store", "store-N", ParamKind::String { max_len: 32 })] },
             ToolSpec { name: "cluster_overview".into(), description: "PD's leader and members, every store, the region checks, the workload".into(), params: vec![] },
             ToolSpec { name: "operators".into(), description: "Operators PD is running".into(), params: vec![] },
+            ToolSpec { name: "region_detail".into(), description: "A region as PD reports it: peers and their stores, leader, down and pending peers".into(), params: vec![ParamSpec::new("region", "region id", ParamKind::Integer { min: 1, max: i64::MAX })] },
         ]
     }
 
@@ -479,6 +490,20 @@ impl Subject for TikvSubject {
                     Ok(serde_json::to_value(self.facts().await).unwrap_or_default())
                 }
                 "operators" => Ok(json!(self.pd.operators().await.map_err(pd_error)?)),
+                "region_detail" => {
+                    let id = int(&call.args, "region")?;
+                    let region =
+                        self.pd.region(id).await.map_err(pd_error)?.ok_or_else(|| {
+                            ContractError::new(format!("PD knows no region {id}"))
+                        })?;
+                    Ok(json!({
+                        "region": region.id,
+                        "stores": region.peers.iter().map(|p| store_node(p.store_id)).collect::<Vec<_>>(),
+                        "leader": (region.leader.store_id != 0).then(|| store_node(region.leader.store_id)),
+                        "down_stores": region.down_peers.iter().map(|d| store_node(d.peer.store_id)).collect::<Vec<_>>(),
+                        "pending_peers": region.pending_peers.len(),
+                    }))
+                }
                 other => Err(ContractError::new(format!("TiKV has no tool {other}"))),
             }
         })

@@ -236,3 +236,67 @@ async fn bad_action_input_is_refused_with_a_reason() {
     let err = rig.target.kill(&NodeId::from("redis")).await.unwrap_err();
     assert!(err.to_string().contains("redis"), "{err}");
 }
+
+#[tokio::test]
+async fn a_replica_moves_to_a_fourth_store_and_pd_refuses_a_store_that_has_one() {
+    let config = SimConfig {
+        stores: 4,
+        regions: 8,
+        ..SimConfig::default()
+    };
+    let sim = Simulator::start(
+        config,
+        "127.0.0.1:0".parse().unwrap(),
+        Duration::from_millis(100),
+    )
+    .await
+    .unwrap();
+    let subject = TikvSubject::new(vec![sim.url()], Some(sim.url())).unwrap();
+    let target = SimTarget::new(&sim.url(), vec![]);
+    let detail = |region: u64| ToolCall {
+        tool: "region_detail".into(),
+        args: [("region".to_string(), json!(region))].into(),
+    };
+    let before = subject.call_tool(&detail(2), &target).await.unwrap();
+    let stores: Vec<String> = serde_json::from_value(before["stores"].clone()).unwrap();
+    assert_eq!(stores.len(), 3, "{before}");
+    let spare = (1..=4)
+        .find(|i| !stores.contains(&format!("store-{i}")))
+        .unwrap();
+    let from: u64 = stores[0].trim_start_matches("store-").parse().unwrap();
+    let move_to = |to: u64| ActionRequest {
+        action: "transfer_peer".into(),
+        params: [
+            ("region".to_string(), json!(2)),
+            ("from_store".to_string(), json!(from)),
+            ("to_store".to_string(), json!(to)),
+        ]
+        .into(),
+    };
+    let refused = subject.execute(&move_to(from), &target).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("already has peer"),
+        "{refused}"
+    );
+    subject.execute(&move_to(spare), &target).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let after = subject.call_tool(&detail(2), &target).await.unwrap();
+        let stores: Vec<String> = serde_json::from_value(after["stores"].clone()).unwrap();
+        if stores.contains(&format!("store-{spare}")) {
+            assert!(!stores.contains(&format!("store-{from}")), "{after}");
+            assert_eq!(stores.len(), 3);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica never moved: {after}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let missing = subject
+        .call_tool(&detail(9_999), &target)
+        .await
+        .unwrap_err();
+    assert!(missing.to_string().contains("9999"), "{missing}");
+}

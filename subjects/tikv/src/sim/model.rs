@@ -84,7 +84,17 @@ pub struct SimPd {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum PendingOperator {
-    TransferLeader { region: u64, to_store: u64 },
+    TransferLeader {
+        region: u64,
+        to_store: u64,
+    },
+    /// Adds a peer on `to_store`, then removes the one on `from_store` (leadership moves
+    /// off it first).
+    TransferPeer {
+        region: u64,
+        from_store: u64,
+        to_store: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -254,6 +264,37 @@ impl Cluster {
         }
     }
 
+    fn transfer_peer(&mut self, region: u64, from_store: u64, to_store: u64) {
+        let Some(index) = self.regions.iter().position(|r| r.id == region) else {
+            return;
+        };
+        let Some(slot) = self.regions[index]
+            .peers
+            .iter()
+            .position(|(_, s)| *s == from_store)
+        else {
+            return;
+        };
+        if self.leader_store(&self.regions[index]) == Some(from_store) {
+            let other = self.regions[index]
+                .peers
+                .iter()
+                .map(|(_, s)| *s)
+                .find(|s| *s != from_store && self.store_alive(*s));
+            if let Some(other) = other {
+                self.move_leader(index, other);
+            }
+        }
+        let next_peer = self
+            .regions
+            .iter()
+            .flat_map(|r| r.peers.iter().map(|(p, _)| *p))
+            .max()
+            .unwrap_or(1000)
+            + 1;
+        self.regions[index].peers[slot] = (next_peer, to_store);
+    }
+
     pub fn tick(&mut self, now_ms: u64) {
         self.now_ms = now_ms;
         let leaders: BTreeMap<u64, u64> = self
@@ -310,9 +351,19 @@ impl Cluster {
         }
         // Admin operators take effect on the next tick.
         for op in std::mem::take(&mut self.operators) {
-            let PendingOperator::TransferLeader { region, to_store } = op;
-            if let Some(index) = self.regions.iter().position(|r| r.id == region) {
-                self.move_leader(index, to_store);
+            match op {
+                PendingOperator::TransferLeader { region, to_store } => {
+                    if let Some(index) = self.regions.iter().position(|r| r.id == region) {
+                        self.move_leader(index, to_store);
+                    }
+                }
+                PendingOperator::TransferPeer {
+                    region,
+                    from_store,
+                    to_store,
+                } => {
+                    self.transfer_peer(region, from_store, to_store);
+                }
             }
         }
         // evict-leader moves `batch` leaders a tick off each evicted store (PD's default

@@ -278,6 +278,45 @@ async fn create_operator(State(state): State<Shared>, body: String) -> Response 
             });
             message(StatusCode::OK, "The operator is created.")
         }
+        Some("transfer-peer") => {
+            let (Some(region), Some(from), Some(to)) = (
+                v["region_id"].as_u64(),
+                v["from_store_id"].as_u64(),
+                v["to_store_id"].as_u64(),
+            ) else {
+                return message(StatusCode::BAD_REQUEST, "missing region id or store ids");
+            };
+            let Some(r) = c.regions.iter().find(|r| r.id == region) else {
+                return message(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("[PD:region:ErrRegionNotFound]region {region} not found"),
+                );
+            };
+            if !r.peers.iter().any(|(_, s)| *s == from) {
+                return message(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("region has no peer in store {from}"),
+                );
+            }
+            if r.peers.iter().any(|(_, s)| *s == to) {
+                return message(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("region already has peer in store {to}"),
+                );
+            }
+            if c.stores.get(&to).is_none_or(|s| !s.alive || s.offline) {
+                return message(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("store {to} is not up"),
+                );
+            }
+            c.operators.push(PendingOperator::TransferPeer {
+                region,
+                from_store: from,
+                to_store: to,
+            });
+            message(StatusCode::OK, "The operator is created.")
+        }
         Some(_) => message(StatusCode::BAD_REQUEST, "unknown operator"),
         None => message(StatusCode::BAD_REQUEST, "missing operator name"),
     }
@@ -288,7 +327,12 @@ async fn list_operators(State(state): State<Shared>) -> Response {
     let ops: Vec<String> = c
         .operators
         .iter()
-        .map(|PendingOperator::TransferLeader { region, to_store }| format!("admin-transfer-leader {{transfer leader: to store {to_store}}} (kind:admin,leader, region:{region})"))
+        .map(|op| match op {
+            PendingOperator::TransferLeader { region, to_store } => format!("admin-transfer-leader {{transfer leader: to store {to_store}}} (kind:admin,leader, region:{region})"),
+            PendingOperator::TransferPeer { region, from_store, to_store } => {
+                format!("admin-move-peer {{mv peer: store [{from_store}] to [{to_store}]}} (kind:admin,region, region:{region})")
+            }
+        })
         .collect();
     indented(StatusCode::OK, &json!(ops))
 }
