@@ -22,9 +22,10 @@ pub struct PdFacts {
     /// `pd_cluster_status` summed by type, from PD's /metrics (empty when it cannot be read).
     #[serde(default)]
     pub cluster_status: std::collections::BTreeMap<String, f64>,
-    /// Why PD's /metrics could not be read, when it could not.
+    /// What could not be read on this observation (a region check PD refused, its /metrics),
+    /// so that a gap is visible rather than read as "nothing wrong".
     #[serde(default)]
-    pub metrics_error: Option<String>,
+    pub read_errors: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

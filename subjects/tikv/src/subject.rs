@@ -72,6 +72,17 @@ impl TikvSubject {
         }
     }
 
+    /// A region check's regions; a check PD refuses is recorded, not read as "no regions".
+    async fn region_check(&self, check: RegionCheck, pd: &mut PdFacts) -> Vec<RegionBrief> {
+        match self.pd.regions_check(check).await {
+            Ok(regions) => regions.iter().map(Self::brief).collect(),
+            Err(e) => {
+                pd.read_errors.push(format!("region check {check:?}: {e}"));
+                Vec::new()
+            }
+        }
+    }
+
     async fn metrics(&self) -> Result<crate::metrics::PdMetrics, String> {
         let response = self
             .http
@@ -123,32 +134,22 @@ impl TikvSubject {
                 .collect();
         }
         facts.max_replicas = self.pd.max_replicas().await.unwrap_or(3);
-        for (check, slot) in [
-            (RegionCheck::MissPeer, 0),
-            (RegionCheck::DownPeer, 1),
-            (RegionCheck::PendingPeer, 2),
-        ] {
-            let regions: Vec<RegionBrief> = self
-                .pd
-                .regions_check(check)
-                .await
-                .unwrap_or_default()
-                .iter()
-                .map(Self::brief)
-                .collect();
-            match slot {
-                0 => facts.regions.miss_peer = regions,
-                1 => facts.regions.down_peer = regions,
-                _ => facts.regions.pending_peer = regions,
-            }
-        }
+        facts.regions.miss_peer = self
+            .region_check(RegionCheck::MissPeer, &mut facts.pd)
+            .await;
+        facts.regions.down_peer = self
+            .region_check(RegionCheck::DownPeer, &mut facts.pd)
+            .await;
+        facts.regions.pending_peer = self
+            .region_check(RegionCheck::PendingPeer, &mut facts.pd)
+            .await;
         let ops = match self.metrics().await {
             Ok(metrics) => {
                 facts.pd.cluster_status = metrics.cluster_status;
                 metrics.simulated_qps.unwrap_or(0.0)
             }
             Err(e) => {
-                facts.pd.metrics_error = Some(e);
+                facts.pd.read_errors.push(e);
                 0.0
             }
         };
