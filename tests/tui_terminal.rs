@@ -1,5 +1,5 @@
 //! The TUI in a real terminal: operator-tui runs under tmux with --autoplay on the rate
-//! limiter; the test reads the screen until the ticket is resolved, waits for the quit, and
+//! limiter and on the TiKV simulator; the test reads the screen until the ticket is resolved, waits for the quit, and
 //! checks the terminal was restored, the recording is a valid asciicast and nothing is left.
 
 use std::path::Path;
@@ -91,22 +91,28 @@ fn check_cast(path: &Path) {
     );
 }
 
-#[test]
-fn autoplay_in_a_real_terminal_resolves_the_ticket_and_restores_the_terminal() {
+/// What one autoplay session in tmux showed.
+struct Session {
+    final_screen: String,
+    saw_panes: bool,
+    saw_resolved: bool,
+    seen: String,
+}
+
+/// Runs `run --mode execute --autoplay --record` with `args` in a 120×36 tmux pane until it
+/// exits, then checks the recording and that no process outlived it.
+fn autoplay(args: &str, timeout: Duration) -> Session {
     let dir = tempfile::tempdir().unwrap();
-    let chapters = dir.path().join("chapters.toml");
-    std::fs::write(&chapters, CHAPTERS).unwrap();
     let cast = dir.path().join("talk.cast");
-    let marker = format!("tui-{}", std::process::id());
+    let marker = format!("tui-{}-{}", std::process::id(), args.len());
     let command = format!(
-        "env OPERATOR_TEST_MARKER={marker} {} --db {}/op.db run --mode execute --autoplay --chapters {} --record {}; echo OPERATOR-EXITED $?; sleep 60",
+        "env OPERATOR_TEST_MARKER={marker} {} --db {}/op.db run --mode execute --autoplay {args} --record {}; echo OPERATOR-EXITED $?; sleep 60",
         env!("CARGO_BIN_EXE_operator-tui"),
         dir.path().display(),
-        chapters.display(),
         cast.display()
     );
     let tmux = Tmux {
-        socket: format!("operator-test-{}", std::process::id()),
+        socket: format!("operator-test-{}-{}", std::process::id(), args.len()),
     };
     tmux.run(&[
         "new-session",
@@ -119,8 +125,8 @@ fn autoplay_in_a_real_terminal_resolves_the_ticket_and_restores_the_terminal() {
         "t",
         &command,
     ]);
-    let deadline = Instant::now() + Duration::from_secs(45);
-    let (mut saw_panes, mut saw_resolved) = (false, false);
+    let deadline = Instant::now() + timeout;
+    let (mut saw_panes, mut saw_resolved, mut seen) = (false, false, String::new());
     let final_screen = loop {
         let screen = tmux.screen();
         saw_panes |= screen.contains("╭ tickets") && screen.contains("╭ reasoning");
@@ -128,14 +134,13 @@ fn autoplay_in_a_real_terminal_resolves_the_ticket_and_restores_the_terminal() {
         if screen.contains("OPERATOR-EXITED") {
             break screen;
         }
+        seen.push_str(&screen);
         assert!(
             Instant::now() < deadline,
-            "autoplay did not finish in 45 s; the screen:\n{screen}"
+            "autoplay did not finish in {timeout:?}; the screen:\n{screen}"
         );
         std::thread::sleep(Duration::from_millis(200));
     };
-    assert!(saw_panes, "the TUI drew its panes");
-    assert!(saw_resolved, "the screen showed the ticket resolved");
     assert!(final_screen.contains("OPERATOR-EXITED 0"), "{final_screen}");
     assert!(
         !final_screen.contains("╭ tickets"),
@@ -146,5 +151,49 @@ fn autoplay_in_a_real_terminal_resolves_the_ticket_and_restores_the_terminal() {
     while marked(&marker) > 0 {
         assert!(Instant::now() < deadline, "processes outlived the TUI");
         std::thread::sleep(Duration::from_millis(50));
+    }
+    Session {
+        final_screen,
+        saw_panes,
+        saw_resolved,
+        seen,
+    }
+}
+
+#[test]
+fn autoplay_in_a_real_terminal_resolves_the_ticket_and_restores_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let chapters = dir.path().join("chapters.toml");
+    std::fs::write(&chapters, CHAPTERS).unwrap();
+    let session = autoplay(
+        &format!("--chapters {}", chapters.display()),
+        Duration::from_secs(45),
+    );
+    assert!(session.saw_panes, "the TUI drew its panes");
+    assert!(
+        session.saw_resolved,
+        "the screen showed the ticket resolved"
+    );
+}
+
+/// The TiKV demo as shipped: five chapters on the simulator, each fault fixed and verified.
+#[test]
+fn the_tikv_demo_chapters_play_through_on_the_simulator() {
+    let session = autoplay("--subject tikv", Duration::from_secs(150));
+    assert!(
+        session.saw_panes && session.saw_resolved,
+        "{}",
+        session.final_screen
+    );
+    for needle in [
+        "SIMULATED",
+        "chapter 5/5",
+        "pd_no_leader",
+        "store_down on store-2",
+    ] {
+        assert!(
+            session.seen.contains(needle),
+            "the screen never showed {needle:?}"
+        );
     }
 }
