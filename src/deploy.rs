@@ -208,15 +208,11 @@ async fn tikv_simulated(args: &SubjectArgs, progress: &dyn Fn(&str)) -> Result<D
     .await
     .wrap_err("starting the TiKV simulator")?;
     let url = simulator.url();
-    let mut nodes: Vec<operator_protocol::NodeId> = (1..=config.stores)
-        .map(|i| operator_protocol::NodeId(format!("store-{i}")))
-        .collect();
-    nodes.extend((1..=config.pd_members).map(|i| operator_protocol::NodeId(format!("pd{i}"))));
     let subject = TikvSubject::new(vec![url.clone()], Some(url.clone())).map_err(|e| eyre!(e))?;
     Ok(Deployment {
         subject: Arc::new(subject),
         secrets: Vec::new(),
-        target: Arc::new(SimTarget::new(&url, nodes)),
+        target: Arc::new(SimTarget::for_simulator(&url, &config)),
         description: format!("tikv · simulator ({url})"),
         _workload: None,
         _scratch: None,

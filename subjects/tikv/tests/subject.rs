@@ -18,26 +18,28 @@ struct Rig {
     target: SimTarget,
 }
 
+/// A simulator with PD's timings shortened so that a store is Down within seconds.
 async fn rig() -> Rig {
-    let config = SimConfig {
+    rig_with(SimConfig {
         regions: 60,
         disconnect_after_ms: 1_000,
         down_after_ms: 3_000,
         election_timeout_ms: 300,
         ..SimConfig::default()
-    };
+    })
+    .await
+}
+
+async fn rig_with(config: SimConfig) -> Rig {
     let sim = Simulator::start(
-        config,
+        config.clone(),
         "127.0.0.1:0".parse().unwrap(),
         Duration::from_millis(100),
     )
     .await
     .unwrap();
     let subject = TikvSubject::new(vec![sim.url()], Some(sim.url())).unwrap();
-    let nodes = ["store-1", "store-2", "store-3", "pd1", "pd2", "pd3"]
-        .map(NodeId::from)
-        .to_vec();
-    let target = SimTarget::new(&sim.url(), nodes);
+    let target = SimTarget::for_simulator(&sim.url(), &config);
     Rig {
         _sim: sim,
         subject,
@@ -239,25 +241,18 @@ async fn bad_action_input_is_refused_with_a_reason() {
 
 #[tokio::test]
 async fn a_replica_moves_to_a_fourth_store_and_pd_refuses_a_store_that_has_one() {
-    let config = SimConfig {
+    let rig = rig_with(SimConfig {
         stores: 4,
         regions: 8,
         ..SimConfig::default()
-    };
-    let sim = Simulator::start(
-        config,
-        "127.0.0.1:0".parse().unwrap(),
-        Duration::from_millis(100),
-    )
-    .await
-    .unwrap();
-    let subject = TikvSubject::new(vec![sim.url()], Some(sim.url())).unwrap();
-    let target = SimTarget::new(&sim.url(), vec![]);
+    })
+    .await;
+    let (subject, target) = (&rig.subject, &rig.target);
     let detail = |region: u64| ToolCall {
         tool: "region_detail".into(),
         args: [("region".to_string(), json!(region))].into(),
     };
-    let before = subject.call_tool(&detail(2), &target).await.unwrap();
+    let before = subject.call_tool(&detail(2), target).await.unwrap();
     let stores: Vec<String> = serde_json::from_value(before["stores"].clone()).unwrap();
     assert_eq!(stores.len(), 3, "{before}");
     let spare = (1..=4)
@@ -273,15 +268,15 @@ async fn a_replica_moves_to_a_fourth_store_and_pd_refuses_a_store_that_has_one()
         ]
         .into(),
     };
-    let refused = subject.execute(&move_to(from), &target).await.unwrap_err();
+    let refused = subject.execute(&move_to(from), target).await.unwrap_err();
     assert!(
         refused.to_string().contains("already has peer"),
         "{refused}"
     );
-    subject.execute(&move_to(spare), &target).await.unwrap();
+    subject.execute(&move_to(spare), target).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let after = subject.call_tool(&detail(2), &target).await.unwrap();
+        let after = subject.call_tool(&detail(2), target).await.unwrap();
         let stores: Vec<String> = serde_json::from_value(after["stores"].clone()).unwrap();
         if stores.contains(&format!("store-{spare}")) {
             assert!(!stores.contains(&format!("store-{from}")), "{after}");
@@ -294,9 +289,6 @@ async fn a_replica_moves_to_a_fourth_store_and_pd_refuses_a_store_that_has_one()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let missing = subject
-        .call_tool(&detail(9_999), &target)
-        .await
-        .unwrap_err();
+    let missing = subject.call_tool(&detail(9_999), target).await.unwrap_err();
     assert!(missing.to_string().contains("9999"), "{missing}");
 }
