@@ -501,7 +501,7 @@ impl Subject for TikvSubject {
                         "region": region.id,
                         "stores": region.peers.iter().map(|p| store_node(p.store_id)).collect::<Vec<_>>(),
                         "leader": (region.leader.store_id != 0).then(|| store_node(region.leader.store_id)),
-                        "down_stores": region.down_peers.iter().map(|d| store_node(d.peer.store_id)).collect::<Vec<_>>(),
+                        "down_stores": Self::brief(&region).down_stores,
                         "pending_peers": region.pending_peers.len(),
                     }))
                 }
