@@ -9,7 +9,7 @@ use operator_protocol::{DeploymentTarget, Subject};
 use operator_ratelimiter::cluster::{self as rl_cluster, LocalOptions};
 use operator_ratelimiter::{Endpoints, RateLimiterSubject, workload};
 use operator_tikv::sim::{model::SimConfig, server::Simulator};
-use operator_tikv::subject::TikvSubject;
+use operator_tikv::subject::{TikvOptions, TikvSubject};
 use operator_tikv::target::SimTarget;
 use serde::{Deserialize, Serialize};
 
@@ -208,7 +208,7 @@ async fn tikv_simulated(args: &SubjectArgs, progress: &dyn Fn(&str)) -> Result<D
     .await
     .wrap_err("starting the TiKV simulator")?;
     let url = simulator.url();
-    let subject = TikvSubject::new(vec![url.clone()], Some(url.clone())).map_err(|e| eyre!(e))?;
+    let subject = TikvSubject::new(TikvOptions::simulator(&url)).map_err(|e| eyre!(e))?;
     Ok(Deployment {
         subject: Arc::new(subject),
         secrets: Vec::new(),

@@ -19,6 +19,7 @@ pub struct Printer {
     last_action: HashMap<ActionId, ActionStatus>,
     last_summary: Option<Instant>,
     last_health: Vec<(String, Health)>,
+    last_violations: usize,
 }
 
 impl Default for Printer {
@@ -30,6 +31,7 @@ impl Default for Printer {
             last_action: HashMap::new(),
             last_summary: None,
             last_health: Vec::new(),
+            last_violations: 0,
         }
     }
 }
@@ -55,7 +57,10 @@ impl Printer {
                     .iter()
                     .map(|n| (n.id.0.clone(), n.health))
                     .collect();
-                let changed = health != self.last_health;
+                // A line whenever a node's health or the number of violations changes, so
+                // the moment the cluster settles is printed, and every 10 s besides.
+                let changed =
+                    health != self.last_health || violations.len() != self.last_violations;
                 let due = self
                     .last_summary
                     .is_none_or(|t| t.elapsed().as_secs() >= 10);
@@ -76,6 +81,7 @@ impl Printer {
                     ));
                     self.last_summary = Some(Instant::now());
                     self.last_health = health;
+                    self.last_violations = violations.len();
                 }
             }
             EngineEvent::ObservationFailed { error } => {

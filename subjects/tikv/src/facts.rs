@@ -1,5 +1,6 @@
 //! What one observation of a TiKV cluster holds for its invariants: PD's members and leader,
-//! every store as PD reports it, the regions PD's checks flag, and the workload.
+//! every store as PD reports it and as its own metrics report it, the regions PD's checks
+//! flag, and the workload.
 
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +44,29 @@ pub struct StoreFacts {
     pub leader_count: u64,
     pub region_count: u64,
     pub slow_score: Option<u64>,
+    /// Its status server, as PD reports it (absent when TiKV advertises none).
+    #[serde(default)]
+    pub status_address: String,
+    /// What the store's own metrics say, when they could be read.
+    #[serde(default)]
+    pub metrics: Option<StoreMetrics>,
+    /// Why they could not: the status server refused, or Prometheus has no series for it.
+    #[serde(default)]
+    pub metrics_error: Option<String>,
+}
+
+/// A store's own view, from its status server's `/metrics` (or Prometheus's copy of it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoreMetrics {
+    pub leaders: Option<u64>,
+    pub regions: Option<u64>,
+    /// Regions on this store whose leader has been missing.
+    pub leader_missing: Option<u64>,
+    pub slow_score: Option<f64>,
+    /// Storage commands (raw get/put, ...) served per second, since the previous reading.
+    pub commands_per_sec: Option<f64>,
+    /// The mean Raft log append, in milliseconds, since the previous reading.
+    pub append_log_ms: Option<f64>,
 }
 
 /// A region PD flags, with what matters for quorum.
@@ -67,7 +91,9 @@ pub struct RegionFacts {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WorkloadFacts {
-    pub ops_per_sec: f64,
+    /// Storage commands served per second; None when no rate could be read (the first
+    /// reading, or metrics that failed), which is not the same as zero.
+    pub ops_per_sec: Option<f64>,
     /// The recent normal rate (a median over the last minute), once known.
     pub baseline_ops_per_sec: Option<f64>,
 }

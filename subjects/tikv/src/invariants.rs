@@ -84,7 +84,8 @@ pub fn store_down(facts: &Facts) -> Vec<Violation> {
                 "store {} ({}) is {}: PD gets no heartbeats from it",
                 s.id, s.address, s.state_name
             ),
-            evidence: json!({ "store_id": s.id, "state_name": s.state_name, "address": s.address }),
+            // Whether its status server answers tells a dead process from a partition.
+            evidence: json!({ "store_id": s.id, "state_name": s.state_name, "address": s.address, "status_server": s.metrics_error.as_deref().unwrap_or("answers") }),
         })
         .collect()
 }
@@ -185,21 +186,33 @@ pub fn leader_imbalance(facts: &Facts, thresholds: &Thresholds) -> Vec<Violation
     }]
 }
 
+/// A store whose slow score is high, as PD reports it or as the store's own metrics do
+/// (whichever is worse); the Raft append latency goes in the evidence when it is known.
 pub fn slow_store(facts: &Facts, thresholds: &Thresholds) -> Vec<Violation> {
     facts
         .stores
         .iter()
-        .filter_map(|s| Some((s, s.slow_score?)))
-        .filter(|(_, score)| *score >= thresholds.slow_score)
-        .map(|(s, score)| Violation {
-            invariant: SLOW_STORE.into(),
-            severity: Severity::Warning,
-            target: format!("store-{}", s.id),
-            message: format!(
-                "store {} reports slow score {score} (slow from {})",
-                s.id, thresholds.slow_score
-            ),
-            evidence: json!({ "store_id": s.id, "slow_score": score }),
+        .filter_map(|s| {
+            let own = s.metrics.as_ref().and_then(|m| m.slow_score);
+            let pd = s.slow_score.map(|v| v as f64);
+            Some((s, pd.into_iter().chain(own).reduce(f64::max)?))
+        })
+        .filter(|(_, score)| *score >= thresholds.slow_score as f64)
+        .map(|(s, score)| {
+            let append_ms = s.metrics.as_ref().and_then(|m| m.append_log_ms);
+            let latency = append_ms
+                .map(|ms| format!(", Raft log appends take {ms:.0} ms"))
+                .unwrap_or_default();
+            Violation {
+                invariant: SLOW_STORE.into(),
+                severity: Severity::Warning,
+                target: format!("store-{}", s.id),
+                message: format!(
+                    "store {} reports slow score {score:.0} (slow from {}){latency}",
+                    s.id, thresholds.slow_score
+                ),
+                evidence: json!({ "store_id": s.id, "slow_score": score, "append_log_ms": append_ms }),
+            }
         })
         .collect()
 }
@@ -208,7 +221,9 @@ pub fn workload_drop(facts: &Facts, thresholds: &Thresholds) -> Vec<Violation> {
     let Some(baseline) = facts.workload.baseline_ops_per_sec.filter(|b| *b > 0.0) else {
         return vec![];
     };
-    let now = facts.workload.ops_per_sec;
+    let Some(now) = facts.workload.ops_per_sec else {
+        return vec![];
+    };
     if now >= baseline * thresholds.workload_floor {
         return vec![];
     }
@@ -323,7 +338,7 @@ mod tests {
     #[test]
     fn half_the_usual_traffic_is_a_workload_drop() {
         let mut f = healthy();
-        f.workload.ops_per_sec = 400.0;
+        f.workload.ops_per_sec = Some(400.0);
         assert_eq!(names(&f), [(WORKLOAD_DROP.into(), "workload".into())]);
         f.workload.baseline_ops_per_sec = None;
         assert!(names(&f).is_empty(), "no baseline yet, no judgement");

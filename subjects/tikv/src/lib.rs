@@ -6,6 +6,8 @@ pub mod facts;
 pub mod invariants;
 pub mod metrics;
 pub mod pd;
+pub mod prometheus;
 pub mod sim;
 pub mod subject;
 pub mod target;
+pub mod telemetry;

@@ -2,7 +2,7 @@
 //! checks, config) and the simulator's or PD's metrics, checks the invariants, and acts
 //! through PD (operators, evict-leader, store offline) or the deployment target (restarts).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
 use operator_protocol::*;
@@ -11,19 +11,46 @@ use serde_json::{Value, json};
 use crate::facts::*;
 use crate::invariants::{self, Thresholds};
 use crate::pd::{PdClient, RegionCheck, RegionInfo};
+use crate::telemetry::{StoreAddress, Telemetry};
 
 pub const NAME: &str = "tikv";
+/// What one `metric_query` answer carries at most, to keep a brain's context small.
+const MAX_QUERY_SAMPLES: usize = 60;
+const MAX_LOG_LINES: u64 = 200;
+
+/// How to reach a TiKV cluster.
+#[derive(Debug, Clone, Default)]
+pub struct TikvOptions {
+    /// PD client URLs; the first is also where PD's /metrics is scraped.
+    pub pd_members: Vec<String>,
+    /// The simulator's base URL when the cluster is simulated (for the hot-store chaos).
+    pub simulator: Option<String>,
+    /// Query this Prometheus server instead of scraping PD and the stores directly.
+    pub prometheus: Option<String>,
+    /// Status addresses PD reports that only the cluster's own network resolves, mapped to
+    /// where this machine reaches them ("tikv1:20180" → "127.0.0.1:20181").
+    pub status_rewrites: BTreeMap<String, String>,
+}
+
+impl TikvOptions {
+    /// The simulator at `url`: PD's API, its metrics and its chaos controls in one place.
+    pub fn simulator(url: &str) -> Self {
+        Self {
+            pd_members: vec![url.to_string()],
+            simulator: Some(url.to_string()),
+            ..Self::default()
+        }
+    }
+}
 
 pub struct TikvSubject {
     pd: PdClient,
-    /// Where PD's /metrics is scraped (the first PD member, or the simulator).
-    metrics_url: String,
+    telemetry: Telemetry,
     http: reqwest::Client,
     thresholds: Thresholds,
     /// Recent ops/s samples; their median is the workload's baseline.
     history: Mutex<VecDeque<f64>>,
     last: Mutex<Option<Facts>>,
-    /// The simulator's base URL when the cluster is simulated (for the hot-store chaos).
     simulator: Option<String>,
 }
 
@@ -36,25 +63,28 @@ fn store_id(node: &str) -> Option<u64> {
 }
 
 impl TikvSubject {
-    pub fn new(pd_members: Vec<String>, simulator: Option<String>) -> Result<Self, String> {
-        let metrics_url = format!(
-            "{}/metrics",
-            simulator
-                .clone()
-                .unwrap_or_else(|| pd_members[0].clone())
-                .trim_end_matches('/')
-        );
+    pub fn new(options: TikvOptions) -> Result<Self, String> {
+        let first = options
+            .pd_members
+            .first()
+            .ok_or("name at least one PD member (--pd http://127.0.0.1:2379)")?
+            .clone();
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_millis(800))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let telemetry = match &options.prometheus {
+            Some(url) => Telemetry::prometheus(url, http.clone()),
+            None => Telemetry::direct(&first, options.status_rewrites.clone(), http.clone()),
+        };
         Ok(Self {
-            pd: PdClient::new(pd_members)?,
-            metrics_url,
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_millis(800))
-                .build()
-                .map_err(|e| e.to_string())?,
+            pd: PdClient::new(options.pd_members)?,
+            telemetry,
+            http,
             thresholds: Thresholds::default(),
             history: Mutex::new(VecDeque::new()),
             last: Mutex::new(None),
-            simulator,
+            simulator: options.simulator,
         })
     }
 
@@ -81,20 +111,6 @@ impl TikvSubject {
                 Vec::new()
             }
         }
-    }
-
-    async fn metrics(&self) -> Result<crate::metrics::PdMetrics, String> {
-        let response = self
-            .http
-            .get(&self.metrics_url)
-            .send()
-            .await
-            .map_err(|e| format!("PD's /metrics: {e}"))?;
-        let text = response
-            .text()
-            .await
-            .map_err(|e| format!("PD's /metrics: {e}"))?;
-        crate::metrics::parse(&text)
     }
 
     async fn facts(&self) -> Facts {
@@ -130,6 +146,8 @@ impl TikvSubject {
                     leader_count: s.status.leader_count,
                     region_count: s.status.region_count,
                     slow_score: s.status.slow_score,
+                    status_address: s.store.status_address.clone().unwrap_or_default(),
+                    ..Default::default()
                 })
                 .collect();
         }
@@ -143,16 +161,25 @@ impl TikvSubject {
         facts.regions.pending_peer = self
             .region_check(RegionCheck::PendingPeer, &mut facts.pd)
             .await;
-        let ops = match self.metrics().await {
-            Ok(metrics) => {
-                facts.pd.cluster_status = metrics.cluster_status;
-                metrics.simulated_qps.unwrap_or(0.0)
+        let addresses: Vec<StoreAddress> = facts
+            .stores
+            .iter()
+            .map(|s| StoreAddress {
+                id: s.id,
+                status_address: s.status_address.clone(),
+            })
+            .collect();
+        let mut readings = self.telemetry.read(&addresses).await;
+        facts.pd.cluster_status = readings.cluster_status;
+        facts.pd.read_errors.append(&mut readings.errors);
+        for store in &mut facts.stores {
+            match readings.stores.remove(&store.id) {
+                Some(Ok(metrics)) => store.metrics = Some(metrics),
+                Some(Err(e)) => store.metrics_error = Some(e),
+                None => {}
             }
-            Err(e) => {
-                facts.pd.read_errors.push(e);
-                0.0
-            }
-        };
+        }
+        let ops = readings.ops_per_sec;
         let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
         let mut sorted: Vec<f64> = history.iter().copied().collect();
         sorted.sort_by(f64::total_cmp);
@@ -160,7 +187,7 @@ impl TikvSubject {
             ops_per_sec: ops,
             baseline_ops_per_sec: (sorted.len() >= 8).then(|| sorted[sorted.len() / 2]),
         };
-        history.push_back(ops);
+        history.extend(ops);
         while history.len() > 240 {
             history.pop_front();
         }
@@ -208,10 +235,13 @@ impl TikvSubject {
         Observation {
             at_ms,
             nodes,
-            workload: Some(WorkloadSample {
-                ops_per_sec: facts.workload.ops_per_sec,
-                ..Default::default()
-            }),
+            workload: facts
+                .workload
+                .ops_per_sec
+                .map(|ops_per_sec| WorkloadSample {
+                    ops_per_sec,
+                    ..Default::default()
+                }),
             facts: serde_json::to_value(facts).unwrap_or_default(),
         }
     }
@@ -283,6 +313,11 @@ impl TikvSubject {
             }
             hottest = most.0;
         }
+    }
+
+    fn last_store_facts(&self, id: u64) -> Option<StoreFacts> {
+        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        last.as_ref()?.stores.iter().find(|s| s.id == id).cloned()
     }
 
     fn node_ids(&self) -> Vec<String> {
@@ -465,6 +500,8 @@ impl Subject for TikvSubject {
             ToolSpec { name: "store_detail".into(), description: "A store as PD reports it: state, whether it heartbeats, leaders, regions, slow score".into(), params: vec![ParamSpec::new("store", "store-N", ParamKind::String { max_len: 32 })] },
             ToolSpec { name: "cluster_overview".into(), description: "PD's leader and members, every store, the region checks, the workload".into(), params: vec![] },
             ToolSpec { name: "operators".into(), description: "Operators PD is running".into(), params: vec![] },
+            ToolSpec { name: "metric_query".into(), description: "Read metrics: a PromQL instant query when Prometheus is configured, else a selector like tikv_raftstore_region_count{type=\"leader\"} over the latest scrape of PD and every store (labelled by instance)".into(), params: vec![ParamSpec::new("query", "PromQL, or a metric name with label matchers", ParamKind::String { max_len: 400 })] },
+            ToolSpec { name: "log_tail".into(), description: "The last lines of a node's log (a store like store-2, or a PD member like pd1)".into(), params: vec![ParamSpec::new("node", "store-N or pdN", ParamKind::String { max_len: 32 }), ParamSpec { required: false, ..ParamSpec::new("lines", "how many lines (default 30)", ParamKind::Integer { min: 1, max: MAX_LOG_LINES as i64 }) }] },
             ToolSpec { name: "region_detail".into(), description: "A region as PD reports it: peers and their stores, leader, down and pending peers".into(), params: vec![ParamSpec::new("region", "region id", ParamKind::Integer { min: 1, max: i64::MAX })] },
         ]
     }
@@ -472,7 +509,7 @@ impl Subject for TikvSubject {
     fn call_tool<'a>(
         &'a self,
         call: &'a ToolCall,
-        _target: &'a dyn DeploymentTarget,
+        target: &'a dyn DeploymentTarget,
     ) -> BoxFuture<'a, ContractResult<Value>> {
         Box::pin(async move {
             match call.tool.as_str() {
@@ -483,9 +520,47 @@ impl Subject for TikvSubject {
                     // Disconnected or Down once its heartbeats stop.
                     let heartbeating =
                         !matches!(info.store.state_name.as_str(), "Disconnected" | "Down");
+                    let mut detail = json!({ "store": store_node(store), "state_name": info.store.state_name, "heartbeating": heartbeating, "leader_count": info.status.leader_count, "region_count": info.status.region_count, "slow_score": info.status.slow_score, "status_address": info.store.status_address });
+                    // The store's own metrics come from the latest observation (a tick old
+                    // at most): whether its status server answers tells a dead process from
+                    // one that only lost PD.
+                    if let Some(own) = self.last_store_facts(store) {
+                        detail["status_server_answers"] = json!(own.metrics_error.is_none());
+                        detail["status_server_error"] = json!(own.metrics_error);
+                        detail["append_log_ms"] =
+                            json!(own.metrics.as_ref().and_then(|m| m.append_log_ms));
+                        detail["own_metrics"] = json!(own.metrics);
+                    }
+                    Ok(detail)
+                }
+                "metric_query" => {
+                    let query = call
+                        .args
+                        .get("query")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| ContractError::new("missing query"))?;
+                    let mut samples = self
+                        .telemetry
+                        .query(query)
+                        .await
+                        .map_err(ContractError::new)?;
+                    let total = samples.len();
+                    samples.truncate(MAX_QUERY_SAMPLES);
                     Ok(
-                        json!({ "store": store_node(store), "state_name": info.store.state_name, "heartbeating": heartbeating, "leader_count": info.status.leader_count, "region_count": info.status.region_count, "slow_score": info.status.slow_score }),
+                        json!({ "source": self.telemetry.describe(), "samples": samples, "total": total, "truncated": total > MAX_QUERY_SAMPLES }),
                     )
+                }
+                "log_tail" => {
+                    let node = call
+                        .args
+                        .get("node")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| ContractError::new("missing node"))?;
+                    let lines = call.args.get("lines").and_then(Value::as_u64).unwrap_or(30);
+                    let lines = target
+                        .tail_logs(&NodeId::from(node), lines.min(MAX_LOG_LINES) as usize)
+                        .await?;
+                    Ok(json!({ "node": node, "lines": lines }))
                 }
                 "cluster_overview" => {
                     Ok(serde_json::to_value(self.facts().await).unwrap_or_default())

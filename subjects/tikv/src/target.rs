@@ -102,9 +102,25 @@ impl DeploymentTarget for SimTarget {
     fn tail_logs<'a>(
         &'a self,
         node: &'a NodeId,
-        _lines: usize,
+        lines: usize,
     ) -> BoxFuture<'a, ContractResult<Vec<String>>> {
-        Box::pin(async move { Ok(vec![format!("(simulated {node}: no log)")]) })
+        Box::pin(async move {
+            let failed =
+                |e: &dyn std::fmt::Display| ContractError::new(format!("{node}'s log: {e}"));
+            let response = self
+                .http
+                .get(format!("{}/sim/log/{node}", self.url))
+                .query(&[("lines", lines)])
+                .send()
+                .await
+                .map_err(|e| failed(&e))?;
+            let ok = response.status().is_success();
+            let text = response.text().await.map_err(|e| failed(&e))?;
+            if !ok {
+                return Err(failed(&text.trim()));
+            }
+            Ok(text.lines().map(String::from).collect())
+        })
     }
 
     fn describe<'a>(

@@ -13,6 +13,7 @@ fn fast() -> SimConfig {
     SimConfig {
         regions: 60,
         disconnect_after_ms: 1_000,
+        peer_down_after_ms: 2_000,
         down_after_ms: 3_000,
         election_timeout_ms: 300,
         ..SimConfig::default()
@@ -109,7 +110,15 @@ async fn a_killed_store_goes_disconnected_then_down_while_others_take_its_leader
         (pd.store(1).await.unwrap().store.state_name == "Disconnected").then_some(())
     })
     .await;
-    let down = pd.regions_check(RegionCheck::DownPeer).await.unwrap();
+    // Region leaders report a peer down only after max-peer-down-duration, later than PD
+    // calls its store Disconnected.
+    let early = pd.regions_check(RegionCheck::DownPeer).await.unwrap();
+    assert!(early.len() < 60, "down peers already at Disconnected");
+    let down = eventually("down peers", Duration::from_secs(3), async || {
+        let down = pd.regions_check(RegionCheck::DownPeer).await.unwrap();
+        (!down.is_empty()).then_some(down)
+    })
+    .await;
     assert_eq!(down.len(), 60, "every region has a replica on store 1");
     assert_eq!(down[0].down_peers[0].peer.store_id, 1);
     eventually("Down", Duration::from_secs(5), async || {
@@ -175,4 +184,91 @@ async fn pd_without_a_majority_has_no_leader() {
             .count()
             == 1
     );
+}
+
+async fn get(url: &str) -> Result<String, reqwest::Error> {
+    reqwest::Client::new().get(url).send().await?.text().await
+}
+
+#[tokio::test]
+async fn each_store_serves_tikv_metrics_at_its_status_address_only_while_alive() {
+    let (sim, pd) = start().await;
+    let store = pd.store(2).await.unwrap();
+    let status = store
+        .store
+        .status_address
+        .expect("PD reports the status address");
+    let url = format!("http://{status}/metrics");
+    let text = get(&url).await.unwrap();
+    let scrape = operator_tikv::metrics::store_scrape(
+        &operator_tikv::metrics::samples(&text, "store-2", &[]).unwrap(),
+    );
+    assert_eq!(
+        scrape.regions,
+        Some(60.0),
+        "every store holds a replica of each region"
+    );
+    assert_eq!(
+        scrape.leaders,
+        Some(pd.store(2).await.unwrap().status.leader_count as f64)
+    );
+    assert!(text.contains("tikv_raftstore_append_log_duration_seconds_bucket{le=\"+Inf\"}"));
+    assert!(get(&format!("http://{status}/status")).await.is_ok());
+
+    control(&sim, "store/2/kill").await;
+    eventually(
+        "the dead store's status port to refuse connections",
+        Duration::from_secs(5),
+        async || get(&url).await.err().filter(|e| e.is_connect()),
+    )
+    .await;
+    control(&sim, "store/2/restart").await;
+    let again = eventually(
+        "the restarted store to listen again",
+        Duration::from_secs(5),
+        async || get(&url).await.ok(),
+    )
+    .await;
+    let restarted = operator_tikv::metrics::store_scrape(
+        &operator_tikv::metrics::samples(&again, "store-2", &[]).unwrap(),
+    );
+    assert!(
+        restarted.commands.unwrap_or(0.0) < scrape.commands.unwrap_or(0.0) + 1.0,
+        "a new process counts from zero"
+    );
+}
+
+#[tokio::test]
+async fn nodes_keep_logs_in_tikvs_format_that_the_sim_target_tails() {
+    use operator_protocol::{DeploymentTarget, NodeId};
+    let (sim, _pd) = start().await;
+    let target = operator_tikv::target::SimTarget::for_simulator(&sim.url(), &fast());
+    control(&sim, "store/3/kill").await;
+    let pd_log = eventually(
+        "PD to log the silent store",
+        Duration::from_secs(5),
+        async || {
+            let lines = target.tail_logs(&NodeId::from("pd1"), 20).await.unwrap();
+            lines
+                .iter()
+                .any(|l| l.contains("store disconnected"))
+                .then_some(lines)
+        },
+    )
+    .await;
+    let line = pd_log
+        .iter()
+        .find(|l| l.contains("store disconnected"))
+        .unwrap();
+    assert!(
+        line.starts_with('[') && line.contains("] [WARN] ") && line.contains("[store-id=3]"),
+        "{line}"
+    );
+    let store_log = target.tail_logs(&NodeId::from("store-1"), 1).await.unwrap();
+    assert_eq!(store_log.len(), 1, "{store_log:?}");
+    let unknown = target
+        .tail_logs(&NodeId::from("store-9"), 5)
+        .await
+        .unwrap_err();
+    assert!(unknown.to_string().contains("no node store-9"), "{unknown}");
 }

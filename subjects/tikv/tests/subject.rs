@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use operator_protocol::*;
 use operator_tikv::sim::model::SimConfig;
 use operator_tikv::sim::server::Simulator;
-use operator_tikv::subject::TikvSubject;
+use operator_tikv::subject::{TikvOptions, TikvSubject};
 use operator_tikv::target::SimTarget;
 use serde_json::{Value, json};
 
@@ -23,6 +23,7 @@ async fn rig() -> Rig {
     rig_with(SimConfig {
         regions: 60,
         disconnect_after_ms: 1_000,
+        peer_down_after_ms: 2_000,
         down_after_ms: 3_000,
         election_timeout_ms: 300,
         ..SimConfig::default()
@@ -38,7 +39,7 @@ async fn rig_with(config: SimConfig) -> Rig {
     )
     .await
     .unwrap();
-    let subject = TikvSubject::new(vec![sim.url()], Some(sim.url())).unwrap();
+    let subject = TikvSubject::new(TikvOptions::simulator(&sim.url())).unwrap();
     let target = SimTarget::for_simulator(&sim.url(), &config);
     Rig {
         _sim: sim,
@@ -54,17 +55,30 @@ impl Rig {
     }
 
     async fn until_broken(&self, invariant: &str, timeout: Duration) -> Violation {
+        self.until_violation(invariant, |_| true, timeout).await
+    }
+
+    /// The first violation of `invariant` that `wanted` accepts.
+    async fn until_violation(
+        &self,
+        invariant: &str,
+        wanted: impl Fn(&Violation) -> bool,
+        timeout: Duration,
+    ) -> Violation {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(v) = self
                 .violations()
                 .await
                 .into_iter()
-                .find(|v| v.invariant == invariant)
+                .find(|v| v.invariant == invariant && wanted(v))
             {
                 return v;
             }
-            assert!(Instant::now() < deadline, "{invariant} never broke");
+            assert!(
+                Instant::now() < deadline,
+                "{invariant} never broke as wanted"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -187,10 +201,25 @@ async fn a_slow_store_is_diagnosed_as_slow_and_restarted() {
     let rig = rig().await;
     rig.until_healthy(Duration::from_secs(10)).await;
     chaos(&rig, "slow_store", json!({ "store": "store-1" })).await;
+    // PD's slow score shows it at once; the store's own append latency, a rate between two
+    // scrapes of its status server, a tick later.
     let violation = rig
-        .until_broken("slow_store", Duration::from_secs(15))
+        .until_violation(
+            "slow_store",
+            |v| {
+                v.evidence["append_log_ms"]
+                    .as_f64()
+                    .is_some_and(|ms| ms > 100.0)
+            },
+            Duration::from_secs(15),
+        )
         .await;
     assert_eq!(violation.target, "store-1");
+    assert!(
+        violation.message.contains("Raft log appends take"),
+        "{}",
+        violation.message
+    );
     assert_eq!(rig.follow_runbook(&violation).await, "store_slow");
     rig.until_healthy(Duration::from_secs(20)).await;
 }
@@ -291,4 +320,76 @@ async fn a_replica_moves_to_a_fourth_store_and_pd_refuses_a_store_that_has_one()
     }
     let missing = subject.call_tool(&detail(9_999), target).await.unwrap_err();
     assert!(missing.to_string().contains("9999"), "{missing}");
+}
+
+#[tokio::test]
+async fn metric_query_and_log_tail_read_the_stores_own_metrics_and_logs() {
+    let rig = rig().await;
+    rig.until_healthy(Duration::from_secs(10)).await;
+    let tool = |name: &str, args: Value| ToolCall {
+        tool: name.into(),
+        args: serde_json::from_value(args).unwrap(),
+    };
+    let answer = rig
+        .subject
+        .call_tool(
+            &tool(
+                "metric_query",
+                json!({ "query": "tikv_raftstore_region_count{type=\"leader\"}" }),
+            ),
+            &rig.target,
+        )
+        .await
+        .unwrap();
+    let samples = answer["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 3, "one series per store: {answer}");
+    let leaders: f64 = samples.iter().map(|s| s["value"].as_f64().unwrap()).sum();
+    assert_eq!(leaders, 60.0, "every region has one leader");
+    assert!(samples.iter().all(|s| {
+        s["labels"]["instance"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    }));
+
+    let wrong = rig
+        .subject
+        .call_tool(
+            &tool("metric_query", json!({ "query": "tikv_raftstore_leaders" })),
+            &rig.target,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        wrong.to_string().contains("tikv_raftstore_region_count"),
+        "names what exists: {wrong}"
+    );
+    let promql = rig
+        .subject
+        .call_tool(
+            &tool("metric_query", json!({ "query": "rate(x[1m])" })),
+            &rig.target,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        promql.to_string().contains("without Prometheus"),
+        "{promql}"
+    );
+
+    let log = rig
+        .subject
+        .call_tool(
+            &tool("log_tail", json!({ "node": "store-2", "lines": 5 })),
+            &rig.target,
+        )
+        .await
+        .unwrap();
+    assert!(
+        log["lines"][0]
+            .as_str()
+            .unwrap()
+            .contains("TiKV is ready to serve"),
+        "{log}"
+    );
 }

@@ -3,7 +3,7 @@
 //! an election timeout, operators and evict-leader scheduling take effect over ticks, and the
 //! workload dips while regions have no leader. Pure: time comes in as `now_ms`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -13,6 +13,9 @@ pub struct SimConfig {
     pub max_replicas: u64,
     /// Silent this long → Disconnected (PD: 20 s; shorter for demos).
     pub disconnect_after_ms: u64,
+    /// Silent this long → its region leaders report its peers down (TiKV's
+    /// max-peer-down-duration, 10 min; shorter for demos).
+    pub peer_down_after_ms: u64,
     /// Silent this long → Down (PD's max-store-down-time, 30 min; shorter for demos).
     pub down_after_ms: u64,
     /// A region without a live leader elects one after this long.
@@ -25,11 +28,13 @@ pub struct SimConfig {
 pub const EVICT_LEADER_BATCH: usize = 3;
 
 impl SimConfig {
-    /// PD's timings compressed for a live demo: a store is Disconnected after 3 s and Down
-    /// after 10 s (PD: 20 s and max-store-down-time's 30 min), so a chapter takes seconds.
+    /// PD's timings compressed for a live demo, in the same order: a store is Disconnected
+    /// after 3 s, its peers are down after 6 s and it is Down after 10 s (PD and TiKV: 20 s,
+    /// 10 min and 30 min), so a chapter takes seconds.
     pub fn demo() -> Self {
         Self {
             disconnect_after_ms: 3_000,
+            peer_down_after_ms: 6_000,
             down_after_ms: 10_000,
             election_timeout_ms: 1_000,
             ..Self::default()
@@ -45,6 +50,7 @@ impl Default for SimConfig {
             pd_members: 3,
             max_replicas: 3,
             disconnect_after_ms: 20_000,
+            peer_down_after_ms: 10 * 60_000,
             down_after_ms: 30 * 60_000,
             election_timeout_ms: 2_000,
             base_qps: 1200.0,
@@ -62,7 +68,30 @@ pub struct SimStore {
     pub last_heartbeat_ms: u64,
     /// The leader count the store's last heartbeat carried: what PD reports for it.
     pub reported_leaders: u64,
+    /// The process's own counters, as its status server exports them; a restart zeroes them.
+    pub counters: StoreCounters,
+    /// Where its status server (`/metrics`, `/status`) listens, as PD reports it.
+    pub status_address: String,
 }
+
+/// What a TiKV process counts from its start (its `/metrics` counters and histograms).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoreCounters {
+    /// Raw gets and puts served by the regions this store leads.
+    pub commands: f64,
+    /// Raft log appends that took the usual couple of milliseconds.
+    pub fast_appends: f64,
+    /// Raft log appends of a slow store, each taking about `SLOW_APPEND_SECONDS`.
+    pub slow_appends: f64,
+}
+
+/// How long a healthy store's Raft log append takes, and a slow store's.
+pub const FAST_APPEND_SECONDS: f64 = 0.002;
+pub const SLOW_APPEND_SECONDS: f64 = 0.9;
+/// The share of requests that write, and so append to the Raft log of every replica.
+const WRITE_SHARE: f64 = 0.3;
+/// Lines each node's log keeps.
+const LOG_LINES: usize = 200;
 
 #[derive(Debug, Clone)]
 pub struct SimRegion {
@@ -108,6 +137,10 @@ pub struct Cluster {
     pub evict_leader: BTreeSet<u64>,
     /// Hot store: leaders pile onto it (the skewed-workload chaos).
     pub hot_store: Option<u64>,
+    /// Each node's recent log lines ("store-2", "pd1"), oldest first.
+    pub logs: BTreeMap<String, VecDeque<String>>,
+    /// Stores PD has already logged as Disconnected or Down, so each change is logged once.
+    logged_states: BTreeMap<u64, &'static str>,
 }
 
 impl Cluster {
@@ -124,6 +157,8 @@ impl Cluster {
                         start_ms: now_ms,
                         last_heartbeat_ms: now_ms,
                         reported_leaders: 0,
+                        counters: StoreCounters::default(),
+                        status_address: format!("tikv{id}:20180"),
                     },
                 )
             })
@@ -164,10 +199,140 @@ impl Cluster {
             operators: Vec::new(),
             evict_leader: BTreeSet::new(),
             hot_store: None,
+            logs: BTreeMap::new(),
+            logged_states: BTreeMap::new(),
         };
+        for id in 1..=cluster.config.stores {
+            cluster.log(
+                &format!("store-{id}"),
+                "INFO",
+                "server.rs:1",
+                "TiKV is ready to serve",
+                &[],
+            );
+        }
+        if let Some(leader) = cluster.pd_leader().map(|p| p.name.clone()) {
+            cluster.log(
+                &leader,
+                "INFO",
+                "member.go:1",
+                "PD leader is ready to serve",
+                &[("leader-name", leader.clone())],
+            );
+        }
         // The first heartbeats, so that PD knows every store's counts from the start.
         cluster.tick(now_ms);
         cluster
+    }
+
+    /// Appends a line in TiKV's and PD's unified log format to `node`'s log.
+    pub fn log(
+        &mut self,
+        node: &str,
+        level: &str,
+        source: &str,
+        message: &str,
+        fields: &[(&str, String)],
+    ) {
+        let at = chrono::DateTime::from_timestamp_millis(self.now_ms as i64).unwrap_or_default();
+        let mut line = format!(
+            "[{}] [{level}] [{source}] [{message:?}]",
+            at.format("%Y/%m/%d %H:%M:%S%.3f +00:00")
+        );
+        for (key, value) in fields {
+            line.push_str(&format!(" [{key}={value}]"));
+        }
+        let lines = self.logs.entry(node.to_string()).or_default();
+        lines.push_back(line);
+        while lines.len() > LOG_LINES {
+            lines.pop_front();
+        }
+    }
+
+    /// Logs on the PD leader, where PD's scheduling and store checks run.
+    pub fn pd_log(&mut self, level: &str, source: &str, message: &str, fields: &[(&str, String)]) {
+        if let Some(leader) = self.pd_leader().map(|p| p.name.clone()) {
+            self.log(&leader, level, source, message, fields);
+        }
+    }
+
+    /// SIGKILL: the process stops at once and logs nothing.
+    pub fn kill_store(&mut self, id: u64) {
+        if let Some(store) = self.stores.get_mut(&id) {
+            store.alive = false;
+        }
+    }
+
+    /// A fresh process: whatever stalled the old one is gone with it, and its counters start
+    /// from zero.
+    pub fn restart_store(&mut self, id: u64) {
+        let now = self.now_ms;
+        if let Some(store) = self.stores.get_mut(&id) {
+            store.alive = true;
+            store.slow = false;
+            store.start_ms = now;
+            store.last_heartbeat_ms = now;
+            store.counters = StoreCounters::default();
+            self.log(
+                &format!("store-{id}"),
+                "INFO",
+                "server.rs",
+                "TiKV is ready to serve",
+                &[],
+            );
+        }
+    }
+
+    pub fn set_slow(&mut self, id: u64, slow: bool) {
+        if let Some(store) = self.stores.get_mut(&id) {
+            store.slow = slow;
+            if slow {
+                self.log(
+                    &format!("store-{id}"),
+                    "WARN",
+                    "raft_log_engine.rs",
+                    "disk I/O is slow: raft log append took 900ms",
+                    &[],
+                );
+            }
+        }
+    }
+
+    pub fn set_pd_alive(&mut self, name: &str, alive: bool) -> bool {
+        let Some(pd) = self.pd.iter_mut().find(|p| p.name == name) else {
+            return false;
+        };
+        pd.alive = alive;
+        if alive {
+            self.log(name, "INFO", "server.go", "PD is ready to serve", &[]);
+        }
+        match self.pd_leader().map(|p| p.name.clone()) {
+            Some(leader) => self.log(
+                &leader,
+                "INFO",
+                "member.go",
+                "PD leader is ready to serve",
+                &[("leader-name", leader.clone())],
+            ),
+            None => {
+                for alive in self
+                    .pd
+                    .iter()
+                    .filter(|p| p.alive)
+                    .map(|p| p.name.clone())
+                    .collect::<Vec<_>>()
+                {
+                    self.log(
+                        &alive,
+                        "WARN",
+                        "member.go",
+                        "no PD leader: lost the quorum of the etcd cluster",
+                        &[],
+                    );
+                }
+            }
+        }
+        true
     }
 
     pub fn pd_leader(&self) -> Option<&SimPd> {
@@ -196,16 +361,19 @@ impl Cluster {
         self.stores.get(&id).is_some_and(|s| s.alive)
     }
 
-    /// Peers whose store PD sees as not answering (down peers in PD's terms).
+    /// Peers whose store has not answered for max-peer-down-duration: the region leader
+    /// reports them as down peers. This comes after PD calls the store Disconnected.
     pub fn down_peers(&self, region: &SimRegion) -> Vec<(u64, u64)> {
         region
             .peers
             .iter()
             .copied()
             .filter(|(_, store)| {
-                self.stores
-                    .get(store)
-                    .is_some_and(|s| self.state_name(s) != "Up" && !s.offline)
+                self.stores.get(store).is_some_and(|s| {
+                    !s.offline
+                        && self.now_ms.saturating_sub(s.last_heartbeat_ms)
+                            >= self.config.peer_down_after_ms
+                })
             })
             .collect()
     }
@@ -295,7 +463,65 @@ impl Cluster {
         self.regions[index].peers[slot] = (next_peer, to_store);
     }
 
+    /// What each live store served and appended since the last tick.
+    fn count(&mut self, elapsed_s: f64) {
+        let qps = self.qps();
+        let regions = self.regions.len().max(1) as f64;
+        let shares: Vec<(u64, f64, f64)> = self
+            .stores
+            .keys()
+            .map(|id| {
+                (
+                    *id,
+                    self.leader_count(*id) as f64 / regions,
+                    self.region_count(*id) as f64 / regions,
+                )
+            })
+            .collect();
+        for (id, led, replicated) in shares {
+            let store = self.stores.get_mut(&id).expect("ids come from the map");
+            if !store.alive {
+                continue;
+            }
+            store.counters.commands += qps * led * elapsed_s;
+            let appends = qps * WRITE_SHARE * replicated * elapsed_s;
+            if store.slow {
+                store.counters.slow_appends += appends;
+            } else {
+                store.counters.fast_appends += appends;
+            }
+        }
+    }
+
+    /// PD logs a store once when it goes Disconnected, Down, or comes back Up.
+    fn log_store_states(&mut self) {
+        let states: Vec<(u64, &'static str)> = self
+            .stores
+            .values()
+            .map(|s| (s.id, self.state_name(s)))
+            .collect();
+        for (id, state) in states {
+            let before = self.logged_states.insert(id, state).unwrap_or("Up");
+            if before == state {
+                continue;
+            }
+            let (level, message) = match state {
+                "Disconnected" => ("WARN", "store disconnected: no heartbeat"),
+                "Down" => ("WARN", "store down: no heartbeat for max-store-down-time"),
+                "Up" => ("INFO", "store is up again: heartbeats resumed"),
+                _ => continue,
+            };
+            self.pd_log(
+                level,
+                "cluster.go",
+                message,
+                &[("store-id", id.to_string())],
+            );
+        }
+    }
+
     pub fn tick(&mut self, now_ms: u64) {
+        self.count(now_ms.saturating_sub(self.now_ms) as f64 / 1000.0);
         self.now_ms = now_ms;
         let leaders: BTreeMap<u64, u64> = self
             .stores
@@ -309,6 +535,7 @@ impl Cluster {
             }
         }
         // Raft: a region whose leader's store died elects a live peer after the timeout.
+        let mut elected: BTreeMap<u64, u64> = BTreeMap::new();
         for i in 0..self.regions.len() {
             let live_peers = self.regions[i]
                 .peers
@@ -347,8 +574,19 @@ impl Cluster {
                     .unwrap_or(live[0]);
                 self.regions[i].leader = Some(choice);
                 self.regions[i].leader_lost_ms = None;
+                *elected.entry(self.regions[i].peers[choice].1).or_default() += 1;
             }
         }
+        for (store, regions) in elected {
+            self.log(
+                &format!("store-{store}"),
+                "INFO",
+                "raft.rs",
+                "became leader after an election",
+                &[("regions", regions.to_string())],
+            );
+        }
+        self.log_store_states();
         // Admin operators take effect on the next tick.
         for op in std::mem::take(&mut self.operators) {
             match op {
@@ -416,6 +654,7 @@ mod tests {
         SimConfig {
             regions: 30,
             disconnect_after_ms: 1_000,
+            peer_down_after_ms: 2_000,
             down_after_ms: 3_000,
             election_timeout_ms: 500,
             ..SimConfig::default()

@@ -60,7 +60,7 @@ fn store_json(c: &Cluster, id: u64) -> Value {
         "address": format!("tikv{id}:20160"),
         "version": "8.5.0",
         "peer_address": format!("tikv{id}:20160"),
-        "status_address": format!("tikv{id}:20180"),
+        "status_address": s.status_address,
         "start_timestamp": s.start_ms / 1000,
         "deploy_path": "/",
         "last_heartbeat": s.last_heartbeat_ms as i64 * 1_000_000,
@@ -166,6 +166,12 @@ async fn delete_store(State(state): State<Shared>, Path(id): Path<u64>) -> Respo
     if let Some(s) = c.stores.get_mut(&id) {
         s.offline = true;
     }
+    c.pd_log(
+        "INFO",
+        "cluster.go",
+        "store has changed to offline",
+        &[("store-id", id.to_string())],
+    );
     message(StatusCode::OK, "The store is set as Offline.")
 }
 
@@ -276,6 +282,15 @@ async fn create_operator(State(state): State<Shared>, body: String) -> Response 
                 region,
                 to_store: to,
             });
+            c.pd_log(
+                "INFO",
+                "operator_controller.go",
+                "add operator",
+                &[
+                    ("region-id", region.to_string()),
+                    ("operator", format!("admin-transfer-leader to store {to}")),
+                ],
+            );
             message(StatusCode::OK, "The operator is created.")
         }
         Some("transfer-peer") => {
@@ -315,6 +330,18 @@ async fn create_operator(State(state): State<Shared>, body: String) -> Response 
                 from_store: from,
                 to_store: to,
             });
+            c.pd_log(
+                "INFO",
+                "operator_controller.go",
+                "add operator",
+                &[
+                    ("region-id", region.to_string()),
+                    (
+                        "operator",
+                        format!("admin-move-peer from store {from} to store {to}"),
+                    ),
+                ],
+            );
             message(StatusCode::OK, "The operator is created.")
         }
         Some(_) => message(StatusCode::BAD_REQUEST, "unknown operator"),
@@ -348,6 +375,15 @@ async fn add_scheduler(State(state): State<Shared>, body: String) -> Response {
     let mut c = lock(&state);
     let first = c.evict_leader.is_empty();
     c.evict_leader.insert(store);
+    c.pd_log(
+        "INFO",
+        "scheduler_controller.go",
+        "add scheduler",
+        &[
+            ("name", "evict-leader-scheduler".into()),
+            ("store-id", store.to_string()),
+        ],
+    );
     message(
         StatusCode::OK,
         if first {
@@ -364,12 +400,23 @@ async fn remove_scheduler(State(state): State<Shared>, Path(name): Path<String>)
         .strip_prefix("evict-leader-scheduler-")
         .and_then(|id| id.parse::<u64>().ok())
     {
-        Some(id) if c.evict_leader.remove(&id) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],
-            "null\n",
-        )
-            .into_response(),
+        Some(id) if c.evict_leader.remove(&id) => {
+            c.pd_log(
+                "INFO",
+                "scheduler_controller.go",
+                "remove store from scheduler",
+                &[
+                    ("name", "evict-leader-scheduler".into()),
+                    ("store-id", id.to_string()),
+                ],
+            );
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],
+                "null\n",
+            )
+                .into_response()
+        }
         _ if name == "evict-leader-scheduler" && !c.evict_leader.is_empty() => {
             c.evict_leader.clear();
             message(StatusCode::OK, "The scheduler is removed.")
@@ -387,43 +434,81 @@ async fn control(
     Path((kind, id, verb)): Path<(String, String, String)>,
 ) -> Response {
     let mut c = lock(&state);
-    let now = c.now_ms;
-    match (kind.as_str(), verb.as_str()) {
-        ("store", _) => {
-            let Some(store) = id.parse::<u64>().ok().and_then(|id| c.stores.get_mut(&id)) else {
+    match kind.as_str() {
+        "store" => {
+            let Some(id) = id
+                .parse::<u64>()
+                .ok()
+                .filter(|id| c.stores.contains_key(id))
+            else {
                 return message(StatusCode::NOT_FOUND, &format!("no store {id}"));
             };
             match verb.as_str() {
-                "kill" => store.alive = false,
-                "restart" => {
-                    // A fresh process: whatever stalled the old one is gone with it.
-                    store.alive = true;
-                    store.slow = false;
-                    store.start_ms = now;
-                    store.last_heartbeat_ms = now;
-                }
-                "slow" => store.slow = true,
-                "fast" => store.slow = false,
-                "hot" => {
-                    let id = store.id;
-                    c.hot_store = Some(id);
-                }
+                "kill" => c.kill_store(id),
+                "restart" => c.restart_store(id),
+                "slow" => c.set_slow(id, true),
+                "fast" => c.set_slow(id, false),
+                "hot" => c.hot_store = Some(id),
                 "cool" => c.hot_store = None,
                 _ => return message(StatusCode::NOT_FOUND, "unknown store control"),
             }
         }
-        ("pd", "kill" | "restart") => {
-            let Some(pd) = c.pd.iter_mut().find(|p| p.name == id) else {
+        "pd" if verb == "kill" || verb == "restart" => {
+            if !c.set_pd_alive(&id, verb == "restart") {
                 return message(StatusCode::NOT_FOUND, &format!("no PD member {id}"));
-            };
-            pd.alive = verb == "restart";
+            }
         }
         _ => return message(StatusCode::NOT_FOUND, "unknown control"),
     }
     message(StatusCode::OK, "done")
 }
 
-/// PD's own metrics, with the names the subject reads.
+#[derive(serde::Deserialize)]
+struct LogQuery {
+    lines: Option<usize>,
+}
+
+/// `/sim/log/{node}?lines=N`: the node's last log lines, one per line (what `docker logs
+/// --tail N` would print).
+async fn node_log(
+    State(state): State<Shared>,
+    Path(node): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<LogQuery>,
+) -> Response {
+    let c = lock(&state);
+    let known = c.pd.iter().any(|p| p.name == node)
+        || node
+            .strip_prefix("store-")
+            .and_then(|id| id.parse::<u64>().ok())
+            .is_some_and(|id| c.stores.contains_key(&id));
+    if !known {
+        return message(StatusCode::NOT_FOUND, &format!("no node {node}"));
+    }
+    let lines = c
+        .logs
+        .get(&node)
+        .map(|l| l.iter().collect::<Vec<_>>())
+        .unwrap_or_default();
+    let skip = lines.len().saturating_sub(query.lines.unwrap_or(50));
+    let body: String = lines[skip..].iter().map(|l| format!("{l}\n")).collect();
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+fn text_metrics(body: String) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        body,
+    )
+        .into_response()
+}
+
+/// PD's own metrics, with the names the subject reads (pd-api.md §4.2, v8.5.4's labels).
 async fn metrics(State(state): State<Shared>) -> Response {
     let c = lock(&state);
     let count = |name: &str| {
@@ -432,19 +517,116 @@ async fn metrics(State(state): State<Shared>) -> Response {
             .filter(|s| c.state_name(s) == name)
             .count()
     };
-    let body = format!(
-        "# TYPE pd_cluster_status gauge\npd_cluster_status{{type=\"store_up_count\"}} {}\npd_cluster_status{{type=\"store_disconnected_count\"}} {}\npd_cluster_status{{type=\"store_down_count\"}} {}\n# TYPE tikv_simulated_qps gauge\ntikv_simulated_qps {:.1}\n",
-        count("Up"),
-        count("Disconnected"),
-        count("Down"),
-        c.qps()
+    let mut body = String::from("# TYPE pd_cluster_status gauge\n");
+    for (kind, n) in [
+        ("store_up_count", count("Up")),
+        ("store_disconnected_count", count("Disconnected")),
+        ("store_down_count", count("Down")),
+        ("store_offline_count", count("Offline")),
+    ] {
+        body.push_str(&format!("pd_cluster_status{{type=\"{kind}\"}} {n}\n"));
+    }
+    body.push_str(&format!(
+        "pd_cluster_status{{type=\"region_count\"}} {}\n",
+        c.regions.len()
+    ));
+    text_metrics(body)
+}
+
+/// One store's status server: the TiKV metrics of pd-api.md §4.3 from its own counters.
+async fn store_metrics(State((state, id)): State<(Shared, u64)>) -> Response {
+    let c = lock(&state);
+    let Some(s) = c.stores.get(&id) else {
+        return message(StatusCode::NOT_FOUND, "no such store");
+    };
+    let counters = &s.counters;
+    let leader_missing = c
+        .regions
+        .iter()
+        .filter(|r| r.leader.is_none() && r.peers.iter().any(|(_, store)| *store == id))
+        .count();
+    let mut body = format!(
+        "# TYPE tikv_raftstore_region_count gauge\n\
+         tikv_raftstore_region_count{{type=\"region\"}} {}\n\
+         tikv_raftstore_region_count{{type=\"leader\"}} {}\n\
+         # TYPE tikv_raftstore_leader_missing gauge\n\
+         tikv_raftstore_leader_missing {leader_missing}\n\
+         # TYPE tikv_raftstore_slow_score gauge\n\
+         tikv_raftstore_slow_score{{type=\"disk\"}} {}\n\
+         # TYPE tikv_storage_command_total counter\n\
+         tikv_storage_command_total{{type=\"raw_get\"}} {:.0}\n\
+         tikv_storage_command_total{{type=\"raw_put\"}} {:.0}\n\
+         # TYPE tikv_store_size_bytes gauge\n\
+         tikv_store_size_bytes{{type=\"capacity\"}} 103865303040\n\
+         tikv_store_size_bytes{{type=\"available\"}} 55201177600\n\
+         # TYPE tikv_raftstore_append_log_duration_seconds histogram\n",
+        c.region_count(id),
+        c.leader_count(id),
+        if s.slow { 95 } else { 1 },
+        counters.commands * 0.7,
+        counters.commands * 0.3,
     );
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        body,
-    )
-        .into_response()
+    let (fast, slow) = (counters.fast_appends.round(), counters.slow_appends.round());
+    for (le, count) in [
+        ("0.005", fast),
+        ("0.05", fast),
+        ("0.5", fast),
+        ("1", fast + slow),
+        ("+Inf", fast + slow),
+    ] {
+        body.push_str(&format!(
+            "tikv_raftstore_append_log_duration_seconds_bucket{{le=\"{le}\"}} {count}\n"
+        ));
+    }
+    body.push_str(&format!(
+        "tikv_raftstore_append_log_duration_seconds_sum {}\n\
+         tikv_raftstore_append_log_duration_seconds_count {}\n",
+        fast * super::model::FAST_APPEND_SECONDS + slow * super::model::SLOW_APPEND_SECONDS,
+        fast + slow
+    ));
+    text_metrics(body)
+}
+
+fn store_router(state: Shared, id: u64) -> Router {
+    Router::new()
+        .route("/metrics", get(store_metrics))
+        .route("/status", get(|| async { StatusCode::OK }))
+        .with_state((state, id))
+}
+
+/// Serves store `id`'s status server on `address` while the store is alive: a killed store
+/// refuses connections, as a dead process does, and a restarted one listens again.
+async fn serve_store_status(
+    state: Shared,
+    id: u64,
+    address: SocketAddr,
+    first: tokio::net::TcpListener,
+) {
+    let alive = |state: &Shared| lock(state).stores.get(&id).is_some_and(|s| s.alive);
+    let mut listener = Some(first);
+    loop {
+        while !alive(&state) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let bound = match listener.take() {
+            Some(l) => l,
+            None => match tokio::net::TcpListener::bind(address).await {
+                Ok(l) => l,
+                Err(_) => {
+                    // The port is briefly taken; the store stays unreachable until it is free.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let server =
+            tokio::spawn(axum::serve(bound, store_router(state.clone(), id)).into_future());
+        while alive(&state) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        server.abort();
+        let _ = server.await;
+    }
 }
 
 fn router(state: Shared) -> Router {
@@ -465,6 +647,7 @@ fn router(state: Shared) -> Router {
         .route("/pd/api/v1/schedulers", post(add_scheduler))
         .route("/pd/api/v1/schedulers/{name}", delete(remove_scheduler))
         .route("/sim/{kind}/{id}/{verb}", post(control))
+        .route("/sim/log/{node}", get(node_log))
         .route("/metrics", get(metrics))
         .with_state(state)
 }
@@ -495,9 +678,23 @@ impl Simulator {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let address = listener.local_addr()?;
         let app = router(cluster.clone());
-        let server = tokio::spawn(async move {
+        let mut tasks = vec![tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
-        });
+        })];
+        let ids: Vec<u64> = lock(&cluster).stores.keys().copied().collect();
+        for id in ids {
+            let status = tokio::net::TcpListener::bind((listen.ip(), 0)).await?;
+            let status_address = status.local_addr()?;
+            if let Some(store) = lock(&cluster).stores.get_mut(&id) {
+                store.status_address = status_address.to_string();
+            }
+            tasks.push(tokio::spawn(serve_store_status(
+                cluster.clone(),
+                id,
+                status_address,
+                status,
+            )));
+        }
         let ticking = cluster.clone();
         let ticker = tokio::spawn(async move {
             let mut interval = tokio::time::interval(tick);
@@ -509,10 +706,11 @@ impl Simulator {
                     .tick(now_ms());
             }
         });
+        tasks.push(ticker);
         Ok(Self {
             address,
             cluster,
-            tasks: vec![server, ticker],
+            tasks,
         })
     }
 
