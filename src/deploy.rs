@@ -1,13 +1,16 @@
 //! Bringing a subject's cluster up (or finding the one `cluster up` left running) and wiring
 //! it to its adapter. The one place that maps a subject's name to its crate.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use color_eyre::eyre::{Result, WrapErr, eyre};
+use operator_protocol::NodeId;
 use operator_protocol::{DeploymentTarget, Subject};
 use operator_ratelimiter::cluster::{self as rl_cluster, LocalOptions};
 use operator_ratelimiter::{Endpoints, RateLimiterSubject, workload};
+use operator_tikv::pd::{PdClient, StoreInfo};
 use operator_tikv::sim::{model::SimConfig, server::Simulator};
 use operator_tikv::subject::{TikvOptions, TikvSubject};
 use operator_tikv::target::SimTarget;
@@ -16,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::cli::{SubjectArgs, SubjectName, TargetName};
 use crate::targets::docker::DockerTarget;
 use crate::targets::local::{AdoptedProcess, LocalTarget, process_state};
+use crate::targets::watch_only::WatchOnly;
 
 /// The demo cluster's limits: 1000 checks per 5 s window per key by default.
 const DEFAULT_LIMIT: u64 = 1000;
@@ -106,8 +110,8 @@ fn local_options(args: &SubjectArgs, data_dir: &Path) -> Result<LocalOptions> {
 /// Attaches to a running Compose project: its containers become the nodes.
 async fn docker_deployment(args: &SubjectArgs) -> Result<(Endpoints, DockerTarget)> {
     use crate::targets::docker::{DockerNode, Ready, env_value, published_port};
-    let project = &args.compose_project;
-    let (docker, services) = DockerTarget::discover(project).await?;
+    let project = &args.compose_project();
+    let (docker, services) = DockerTarget::discover(project, "compose/ratelimiter.yml").await?;
     let container = |service: &str| {
         services.get(service).ok_or_else(|| eyre!("Compose project {project:?} has no {service} service (compose/ratelimiter.yml defines it)"))
     };
@@ -189,11 +193,23 @@ async fn with_workload(
 /// TiKV on the local target: a PD-compatible simulator served on a loopback port, with its
 /// own workload, driven through PD's HTTP API exactly as a real cluster would be.
 async fn tikv_simulated(args: &SubjectArgs, progress: &dyn Fn(&str)) -> Result<Deployment> {
-    if args.target == TargetName::Docker {
-        return Err(eyre!(
-            "TiKV in Docker needs PD and TiKV images, which this machine cannot pull; \
-             --target local runs the PD-compatible simulator instead"
-        ));
+    match args.target {
+        TargetName::Local => {}
+        TargetName::Docker => {
+            return Err(eyre!(
+                "--target docker drives a running cluster: start compose/tikv.yml and give its PD,                  --pd http://127.0.0.1:2379 (without --pd, --target local serves the simulator)"
+            ));
+        }
+        TargetName::Sim | TargetName::None => {
+            return Err(eyre!(
+                "--target {} needs --pd URL (the PD that `operator-tui simulate` or your cluster serves)",
+                if args.target == TargetName::Sim {
+                    "sim"
+                } else {
+                    "none"
+                }
+            ));
+        }
     }
     let config = SimConfig::demo();
     progress(&format!(
@@ -208,7 +224,11 @@ async fn tikv_simulated(args: &SubjectArgs, progress: &dyn Fn(&str)) -> Result<D
     .await
     .wrap_err("starting the TiKV simulator")?;
     let url = simulator.url();
-    let subject = TikvSubject::new(TikvOptions::simulator(&url)).map_err(|e| eyre!(e))?;
+    let subject = TikvSubject::new(TikvOptions {
+        prometheus: args.prometheus.clone(),
+        ..TikvOptions::simulator(&url)
+    })
+    .map_err(|e| eyre!(e))?;
     Ok(Deployment {
         subject: Arc::new(subject),
         secrets: Vec::new(),
@@ -220,6 +240,193 @@ async fn tikv_simulated(args: &SubjectArgs, progress: &dyn Fn(&str)) -> Result<D
     })
 }
 
+/// The stores and PD members a running PD knows, as node ids ("store-1", "pd1").
+async fn tikv_nodes(pd: &PdClient) -> Result<Vec<(NodeId, Option<StoreInfo>)>> {
+    let unreachable = |e: operator_tikv::pd::PdError| {
+        eyre!("PD does not answer ({e}): is the cluster up, and is --pd its client URL?")
+    };
+    let stores = pd.stores().await.map_err(unreachable)?;
+    let members = pd.health().await.map_err(unreachable)?;
+    let mut nodes: Vec<(NodeId, Option<StoreInfo>)> = stores
+        .stores
+        .into_iter()
+        .map(|s| (NodeId(format!("store-{}", s.store.id)), Some(s)))
+        .collect();
+    nodes.extend(members.into_iter().map(|m| (NodeId(m.name), None)));
+    Ok(nodes)
+}
+
+/// A running TiKV cluster at --pd, with the target that controls its processes.
+async fn tikv_attached(args: &SubjectArgs, progress: &dyn Fn(&str)) -> Result<Deployment> {
+    let mut options = TikvOptions {
+        pd_members: args.pd.clone(),
+        prometheus: args.prometheus.clone(),
+        status_rewrites: args.status_addresses.iter().cloned().collect(),
+        simulator: None,
+    };
+    progress(&format!(
+        "asking PD at {} for the cluster's members",
+        args.pd.join(", ")
+    ));
+    let pd = PdClient::new(args.pd.clone()).map_err(|e| eyre!(e))?;
+    let nodes = tikv_nodes(&pd).await?;
+    let ids: Vec<NodeId> = nodes.iter().map(|(id, _)| id.clone()).collect();
+    let (target, how): (Arc<dyn DeploymentTarget>, String) = match args.target {
+        TargetName::Sim => {
+            let url = args.pd[0].trim_end_matches('/').to_string();
+            let target = SimTarget::new(&url, ids);
+            // A real PD has no /sim controls: say so now, not at the first restart.
+            target
+                .tail_logs(&NodeId::from("pd1"), 1)
+                .await
+                .map_err(|e| eyre!("{url} is not `operator-tui simulate` ({e}); for a real cluster use --target docker or none"))?;
+            options.simulator = Some(url.clone());
+            (Arc::new(target), format!("simulator at {url}"))
+        }
+        TargetName::Docker => {
+            let project = args.compose_project();
+            progress(&format!("attaching to Compose project {project}"));
+            let (target, rewrites) = tikv_docker(&project, &nodes).await?;
+            for (name, reach) in rewrites {
+                options.status_rewrites.entry(name).or_insert(reach);
+            }
+            (Arc::new(target), format!("docker ({project})"))
+        }
+        TargetName::None => (Arc::new(WatchOnly::new(ids)), "watch only".into()),
+        TargetName::Local => {
+            return Err(eyre!(
+                "--target local serves its own simulator; with --pd choose --target docker (Compose),                  sim (`operator-tui simulate`) or none (act through PD only)"
+            ));
+        }
+    };
+    let subject = TikvSubject::new(options).map_err(|e| eyre!(e))?;
+    Ok(Deployment {
+        subject: Arc::new(subject),
+        secrets: Vec::new(),
+        target,
+        description: format!("tikv · {how}"),
+        _workload: None,
+        _scratch: None,
+        _simulator: None,
+    })
+}
+
+/// compose/tikv.yml's containers as the cluster's nodes: a store is the service its PD
+/// address names ("tikv1:20160" → tikv1), a PD member the service of its name. Status
+/// addresses PD reports inside the project's network become the loopback ports published.
+async fn tikv_docker(
+    project: &str,
+    nodes: &[(NodeId, Option<StoreInfo>)],
+) -> Result<(DockerTarget, BTreeMap<String, String>)> {
+    use crate::targets::docker::{DockerNode, Ready, published_port};
+    let (docker, services) = DockerTarget::discover(project, "compose/tikv.yml").await?;
+    let mut docker_nodes = BTreeMap::new();
+    let mut rewrites = BTreeMap::new();
+    for (id, store) in nodes {
+        let service = match store {
+            Some(s) => s
+                .store
+                .address
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            None => id.0.clone(),
+        };
+        let inspect = services.get(&service).ok_or_else(|| {
+            eyre!("Compose project {project:?} has no service {service} for {id} (compose/tikv.yml names them pd1..3, tikv1..3)")
+        })?;
+        let (port, path) = if store.is_some() {
+            (20180, "/status")
+        } else {
+            (2379, "/pd/api/v1/health")
+        };
+        let published = published_port(inspect, port)
+            .ok_or_else(|| eyre!("{service} publishes no port {port} on loopback"))?;
+        if let Some(status) = store.as_ref().and_then(|s| s.store.status_address.clone()) {
+            rewrites.insert(status, format!("127.0.0.1:{published}"));
+        }
+        let network = inspect
+            .network_settings
+            .as_ref()
+            .and_then(|s| s.networks.as_ref())
+            .and_then(|n| n.keys().next().cloned())
+            .unwrap_or_else(|| format!("{project}_default"));
+        docker_nodes.insert(
+            id.clone(),
+            DockerNode {
+                container: inspect
+                    .name
+                    .clone()
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_string(),
+                network,
+                ready: Ready::Http(format!("http://127.0.0.1:{published}{path}")),
+            },
+        );
+    }
+    Ok((DockerTarget::new(docker, project, docker_nodes), rewrites))
+}
+
+/// `simulate`: the PD-compatible simulator on its own, until Ctrl-C or SIGTERM.
+pub async fn serve_simulator(
+    listen: std::net::SocketAddr,
+    stores: u64,
+    regions: u64,
+) -> Result<()> {
+    if stores < 3 {
+        return Err(eyre!(
+            "--stores must be at least 3: every region keeps 3 replicas"
+        ));
+    }
+    let config = SimConfig {
+        stores,
+        regions,
+        ..SimConfig::demo()
+    };
+    let simulator = Simulator::start(config, listen, std::time::Duration::from_millis(100))
+        .await
+        .wrap_err_with(|| format!("serving the simulator on {listen} (is the port taken? --listen 127.0.0.1:0 picks a free one)"))?;
+    // Written without println!: whoever reads our stdout may be gone by the time we stop,
+    // and a closed pipe must not crash the simulator.
+    use std::io::Write;
+    let mut out = std::io::stdout();
+    let url = simulator.url();
+    let _ = writeln!(out, "PD-compatible simulator (SIMULATED TiKV) at {url}");
+    {
+        let cluster = simulator.cluster.lock().unwrap_or_else(|p| p.into_inner());
+        for store in cluster.stores.values() {
+            let _ = writeln!(
+                out,
+                "store-{}  status server {}",
+                store.id, store.status_address
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "drive it with: operator-tui --subject tikv --pd {url} --target sim"
+    );
+    let _ = out.flush();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    drop(simulator);
+    let _ = writeln!(out, "simulator stopped");
+    Ok(())
+}
+
+async fn tikv(args: &SubjectArgs, progress: &dyn Fn(&str)) -> Result<Deployment> {
+    if args.pd.is_empty() {
+        tikv_simulated(args, progress).await
+    } else {
+        tikv_attached(args, progress).await
+    }
+}
+
 /// Starts the cluster (or adopts the running one) and the workload.
 pub async fn bring_up(
     args: &SubjectArgs,
@@ -227,12 +434,17 @@ pub async fn bring_up(
     progress: &dyn Fn(&str),
 ) -> Result<Deployment> {
     if args.subject == SubjectName::Tikv {
-        return tikv_simulated(args, progress).await;
+        return tikv(args, progress).await;
+    }
+    if matches!(args.target, TargetName::Sim | TargetName::None) {
+        return Err(eyre!(
+            "--target sim and none are for TiKV; the rate limiter runs with --target local or docker"
+        ));
     }
     if args.target == TargetName::Docker {
         progress(&format!(
             "attaching to Compose project {}",
-            args.compose_project
+            args.compose_project()
         ));
         let (endpoints, target) = docker_deployment(args).await?;
         let subject = RateLimiterSubject::new(endpoints.clone()).map_err(|e| eyre!(e))?;
@@ -240,7 +452,7 @@ pub async fn bring_up(
             secrets: vec![endpoints.admin_token.clone()],
             subject,
             target: Arc::new(target),
-            description: format!("ratelimiter · docker ({})", args.compose_project),
+            description: format!("ratelimiter · docker ({})", args.compose_project()),
             _workload: with_workload(args, &endpoints, progress).await?,
             _scratch: None,
             _simulator: None,

@@ -111,6 +111,11 @@ fn main() -> Result<()> {
                 deploy::cluster_status(operator_tui::cli::SubjectName::Ratelimiter, &state_dir)
             }
         },
+        Some(Commands::Simulate {
+            listen,
+            stores,
+            regions,
+        }) => runtime.block_on(deploy::serve_simulator(listen, stores, regions)),
     }
 }
 

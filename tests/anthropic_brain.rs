@@ -329,9 +329,7 @@ async fn the_rate_limiter_loop_closes_with_a_replayed_claude_in_execute_mode() {
     let args = SubjectArgs {
         subject: SubjectName::Ratelimiter,
         target: TargetName::Local,
-        redis_url: None,
-        compose_project: String::new(),
-        workload_rate: 200.0,
+        ..SubjectArgs::default()
     };
     let deployment = operator_tui::deploy::bring_up(&args, dir.path(), &|_| {})
         .await

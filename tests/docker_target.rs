@@ -162,9 +162,8 @@ async fn faults_in_containers_are_fixed_through_the_docker_api() {
     let args = SubjectArgs {
         subject: SubjectName::Ratelimiter,
         target: TargetName::Docker,
-        redis_url: None,
-        compose_project: project.name.clone(),
-        workload_rate: 200.0,
+        compose_project: Some(project.name.clone()),
+        ..SubjectArgs::default()
     };
     for (chaos, invariant, cause) in [
         ("kill_node", "node_down", "process_crash"),

@@ -31,9 +31,7 @@ impl Loop {
         let args = SubjectArgs {
             subject: SubjectName::Ratelimiter,
             target: TargetName::Local,
-            redis_url: None,
-            compose_project: String::new(),
-            workload_rate: 200.0,
+            ..SubjectArgs::default()
         };
         let deployment = deploy::bring_up(&args, dir.path(), &|_| {})
             .await

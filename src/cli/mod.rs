@@ -41,10 +41,16 @@ pub enum SubjectName {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TargetName {
-    /// Child processes that operator-tui starts itself.
+    /// Child processes that operator-tui starts itself (for TiKV: the in-process simulator).
     Local,
-    /// The containers of a running Compose project (see compose/ratelimiter.yml).
+    /// The containers of a running Compose project (compose/ratelimiter.yml, compose/tikv.yml).
     Docker,
+    /// TiKV: the controls of the PD-compatible simulator that `operator-tui simulate` serves
+    /// at --pd.
+    Sim,
+    /// No control over processes: watch, and act only through the subject's own API (PD's
+    /// operators and schedulers); restarts are refused.
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -82,17 +88,68 @@ pub struct SubjectArgs {
     #[arg(long, env = "OPERATOR_REDIS_URL")]
     pub redis_url: Option<String>,
 
-    /// The Compose project to drive with --target docker.
-    #[arg(
-        long,
-        env = "OPERATOR_COMPOSE_PROJECT",
-        default_value = "operator-ratelimiter"
-    )]
-    pub compose_project: String,
+    /// The Compose project to drive with --target docker (default operator-ratelimiter or
+    /// operator-tikv).
+    #[arg(long, env = "OPERATOR_COMPOSE_PROJECT")]
+    pub compose_project: Option<String>,
 
     /// Steady background traffic across the cluster, in checks per second (0: none).
     #[arg(long, env = "OPERATOR_WORKLOAD_RATE", default_value_t = 200.0)]
     pub workload_rate: f64,
+
+    /// TiKV: PD client URLs of a running cluster, comma-separated (compose/tikv.yml publishes
+    /// http://127.0.0.1:2379). Without it a PD-compatible simulator is served in-process.
+    #[arg(long, env = "OPERATOR_PD", value_delimiter = ',')]
+    pub pd: Vec<String>,
+
+    /// TiKV: read store metrics from this Prometheus (http://127.0.0.1:9090) instead of
+    /// scraping each store's status address.
+    #[arg(long, env = "OPERATOR_PROMETHEUS")]
+    pub prometheus: Option<String>,
+
+    /// TiKV: reach a status address PD reports somewhere else, as NAME=HOST:PORT (repeatable),
+    /// e.g. tikv1:20180=127.0.0.1:20181. --target docker fills these from published ports.
+    #[arg(long = "status-address", value_name = "NAME=HOST:PORT", value_parser = parse_rewrite)]
+    pub status_addresses: Vec<(String, String)>,
+}
+
+impl Default for SubjectArgs {
+    fn default() -> Self {
+        Self {
+            subject: SubjectName::Ratelimiter,
+            target: TargetName::Local,
+            redis_url: None,
+            compose_project: None,
+            workload_rate: 200.0,
+            pd: Vec::new(),
+            prometheus: None,
+            status_addresses: Vec::new(),
+        }
+    }
+}
+
+impl SubjectArgs {
+    /// The Compose project --target docker drives: the flag, or the subject's own
+    /// (`docker-compose -p operator-tikv -f compose/tikv.yml up -d`).
+    pub fn compose_project(&self) -> String {
+        self.compose_project.clone().unwrap_or_else(|| {
+            match self.subject {
+                SubjectName::Ratelimiter => "operator-ratelimiter",
+                SubjectName::Tikv => "operator-tikv",
+            }
+            .to_string()
+        })
+    }
+}
+
+fn parse_rewrite(text: &str) -> Result<(String, String), String> {
+    let (name, reach) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not NAME=HOST:PORT"))?;
+    if !reach.contains(':') {
+        return Err(format!("{reach:?} needs a port (HOST:PORT)"));
+    }
+    Ok((name.to_string(), reach.to_string()))
 }
 
 #[derive(Debug, Clone, Args)]
@@ -214,6 +271,17 @@ pub enum Commands {
     Cluster {
         #[command(subcommand)]
         command: ClusterCommand,
+    },
+    /// Serve the PD-compatible TiKV simulator on its own until Ctrl-C, for
+    /// `--subject tikv --pd URL --target sim` from other processes.
+    Simulate {
+        /// Where PD's API listens; each store's status server gets a port of its own.
+        #[arg(long, default_value = "127.0.0.1:2379")]
+        listen: std::net::SocketAddr,
+        #[arg(long, default_value_t = 3)]
+        stores: u64,
+        #[arg(long, default_value_t = 300)]
+        regions: u64,
     },
 }
 

@@ -137,9 +137,7 @@ async fn run_one(
     let args = SubjectArgs {
         subject: options.subject,
         target: TargetName::Local,
-        redis_url: None,
-        compose_project: String::new(),
-        workload_rate: 200.0,
+        ..SubjectArgs::default()
     };
     let deployment = deploy::bring_up(&args, dir.path(), &|_| {}).await?;
     let db = dir.path().join("operator.db");

@@ -82,9 +82,11 @@ pub fn env_value(inspect: &ContainerInspectResponse, name: &str) -> Option<Strin
 }
 
 impl DockerTarget {
-    /// The running project's containers, by Compose service name.
+    /// The running project's containers, by Compose service name; `compose_file` is named in
+    /// the error that says how to start the project.
     pub async fn discover(
         project: &str,
+        compose_file: &str,
     ) -> Result<(Docker, HashMap<String, ContainerInspectResponse>)> {
         let docker = Docker::connect_with_local_defaults().map_err(explain)?;
         docker.ping().await.map_err(explain)?;
@@ -117,7 +119,7 @@ impl DockerTarget {
         }
         if services.is_empty() {
             return Err(eyre!(
-                "no containers of Compose project {project:?}: start it with `docker-compose -p {project} -f compose/ratelimiter.yml up -d`"
+                "no containers of Compose project {project:?}: start it with `docker-compose -p {project} -f {compose_file} up -d`"
             ));
         }
         Ok((docker, services))

@@ -2,3 +2,4 @@
 
 pub mod docker;
 pub mod local;
+pub mod watch_only;

@@ -1,0 +1,193 @@
+//! TiKV at `--pd URL`: a cluster operator-tui did not start. `operator-tui simulate` serves
+//! the PD-compatible simulator in a process of its own, and other processes drive it through
+//! PD's API with each target: `sim` (its controls) runs the whole loop, `none` watches and
+//! refuses restarts with a reason, `docker` without the Compose project says how to start it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// The simulator process, stopped (SIGTERM, then reaped) when the test ends, pass or fail.
+struct Simulate {
+    child: Child,
+    url: String,
+    /// Kept open: the simulator prints to it until it stops.
+    _stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Drop for Simulate {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+fn simulate() -> Simulate {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_operator-tui"))
+        .args(["simulate", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {first:?}"))
+        .to_string();
+    Simulate {
+        child,
+        url,
+        _stdout: stdout,
+    }
+}
+
+fn operator(db: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_operator-tui"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn another_process_runs_the_loop_on_a_simulator_it_did_not_start() {
+    let sim = simulate();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("op.db");
+    let pd = [
+        "--subject",
+        "tikv",
+        "--pd",
+        sim.url.as_str(),
+        "--target",
+        "sim",
+    ];
+
+    let (healthy, text) = operator(&db, &[&["check"], &pd[..]].concat());
+    assert!(healthy, "a fresh cluster is healthy:\n{text}");
+
+    let run = [
+        &[
+            "run",
+            "--headless",
+            "--mode",
+            "execute",
+            "--inject",
+            "kill_store",
+            "--duration",
+            "14",
+        ],
+        &pd[..],
+    ]
+    .concat();
+    let (ok, text) = operator(&db, &run);
+    assert!(ok, "{text}");
+    let header = format!("tikv · simulator at {}", sim.url);
+    for needle in [
+        header.as_str(),
+        "chaos kill_store on store-2",
+        "ticket #1 open: store_down on store-2",
+        "✓ its status server refuses connections too",
+        "restart_node {\"node\":\"store-2\"} completed",
+        "ticket #1 resolved: store_down on store-2",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn the_none_target_watches_and_refuses_restarts_with_a_reason() {
+    let sim = simulate();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("op.db");
+    let killed = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(
+            reqwest::Client::new()
+                .post(format!("{}/sim/store/3/kill", sim.url))
+                .send(),
+        )
+        .unwrap();
+    assert!(killed.status().is_success());
+    let (ok, text) = operator(
+        &db,
+        &[
+            "run",
+            "--headless",
+            "--mode",
+            "execute",
+            "--duration",
+            "8",
+            "--subject",
+            "tikv",
+            "--pd",
+            &sim.url,
+            "--target",
+            "none",
+        ],
+    );
+    assert!(ok, "{text}");
+    assert!(text.contains("tikv · watch only"), "{text}");
+    assert!(text.contains("store_down on store-3"), "{text}");
+    assert!(
+        text.contains("--target none has no control over processes"),
+        "the refused restart says why:\n{text}"
+    );
+}
+
+#[test]
+fn docker_without_the_compose_project_says_how_to_start_it() {
+    let sim = simulate();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("op.db");
+    let project = format!("operator-tikv-absent-{}", std::process::id());
+    let (ok, text) = operator(
+        &db,
+        &[
+            "run",
+            "--headless",
+            "--duration",
+            "2",
+            "--subject",
+            "tikv",
+            "--pd",
+            &sim.url,
+            "--target",
+            "docker",
+            "--compose-project",
+            &project,
+        ],
+    );
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains(&format!("no containers of Compose project \"{project}\""))
+            && text.contains("compose/tikv.yml up -d"),
+        "{text}"
+    );
+
+    let (ok, text) = operator(
+        &db,
+        &[
+            "check",
+            "--subject",
+            "tikv",
+            "--pd",
+            "http://127.0.0.1:9",
+            "--target",
+            "none",
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        text.contains("PD does not answer") && text.contains("is the cluster up"),
+        "{text}"
+    );
+}
