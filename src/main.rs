@@ -116,7 +116,37 @@ fn main() -> Result<()> {
             stores,
             regions,
         }) => runtime.block_on(deploy::serve_simulator(listen, stores, regions)),
+        #[cfg(feature = "tikv-client")]
+        Some(Commands::TikvWorkload { pd, rate, duration }) => {
+            runtime.block_on(tikv_workload(pd, rate, duration))
+        }
     }
+}
+
+/// `tikv-workload`: the real-cluster workload until the duration ends or Ctrl-C.
+#[cfg(feature = "tikv-client")]
+async fn tikv_workload(pd: Vec<String>, rate: f64, duration: Option<f64>) -> Result<()> {
+    let workload = operator_tikv::workload::RawWorkload::start(pd, rate)
+        .await
+        .map_err(|e| eyre!(e))?;
+    let started = std::time::Instant::now();
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = tokio::signal::ctrl_c() => break,
+        }
+        let (ok, failed) = workload.counts();
+        println!(
+            "{:>6.0}s  ok {ok}  failed {failed}",
+            started.elapsed().as_secs_f64()
+        );
+        if duration.is_some_and(|d| started.elapsed().as_secs_f64() >= d) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 fn start(

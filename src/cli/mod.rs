@@ -283,6 +283,21 @@ pub enum Commands {
         #[arg(long, default_value_t = 300)]
         regions: u64,
     },
+    /// Raw puts and gets against a real TiKV cluster through tikv-client, counted every 5 s.
+    /// tikv-client reaches stores at the addresses PD advertises: run it where they resolve
+    /// (inside compose/tikv.yml's network).
+    #[cfg(feature = "tikv-client")]
+    TikvWorkload {
+        /// PD endpoints as host:port, comma-separated (pd1:2379,pd2:2379,pd3:2379).
+        #[arg(long, value_delimiter = ',', required = true)]
+        pd: Vec<String>,
+        /// Operations per second.
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+        /// Stop after this many seconds (default: until Ctrl-C).
+        #[arg(long)]
+        duration: Option<f64>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -11,3 +11,5 @@ pub mod sim;
 pub mod subject;
 pub mod target;
 pub mod telemetry;
+#[cfg(feature = "tikv-client")]
+pub mod workload;
