@@ -393,3 +393,46 @@ async fn metric_query_and_log_tail_read_the_stores_own_metrics_and_logs() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn status_addresses_only_the_clusters_network_resolves_are_reached_through_rewrites() {
+    let sim = Simulator::start(
+        SimConfig::default(),
+        "127.0.0.1:0".parse().unwrap(),
+        Duration::from_millis(100),
+    )
+    .await
+    .unwrap();
+    // As in compose/tikv.yml: PD reports tikvN:20180, which only the project's network
+    // resolves, and each status port is published on loopback.
+    let mut rewrites = std::collections::BTreeMap::new();
+    for store in sim.cluster.lock().unwrap().stores.values_mut() {
+        let advertised = format!("tikv{}.invalid:20180", store.id);
+        rewrites.insert(advertised.clone(), store.status_address.clone());
+        store.status_address = advertised;
+    }
+    let facts = |subject: TikvSubject| async move {
+        let observation = subject.observe().await.unwrap();
+        serde_json::from_value::<operator_tikv::facts::Facts>(observation.facts).unwrap()
+    };
+    let unreachable = facts(TikvSubject::new(TikvOptions::simulator(&sim.url())).unwrap()).await;
+    for store in &unreachable.stores {
+        let error = store.metrics_error.as_deref().unwrap_or_default();
+        assert!(
+            error.contains(".invalid:20180"),
+            "names the address it tried: {error}"
+        );
+    }
+    let rewritten = facts(
+        TikvSubject::new(TikvOptions {
+            status_rewrites: rewrites,
+            ..TikvOptions::simulator(&sim.url())
+        })
+        .unwrap(),
+    )
+    .await;
+    for store in &rewritten.stores {
+        assert!(store.metrics_error.is_none(), "{store:?}");
+        assert_eq!(store.metrics.as_ref().unwrap().regions, Some(300));
+    }
+}
