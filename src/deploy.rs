@@ -109,27 +109,13 @@ fn local_options(args: &SubjectArgs, data_dir: &Path) -> Result<LocalOptions> {
 
 /// Attaches to a running Compose project: its containers become the nodes.
 async fn docker_deployment(args: &SubjectArgs) -> Result<(Endpoints, DockerTarget)> {
-    use crate::targets::docker::{DockerNode, Ready, env_value, published_port};
+    use crate::targets::docker::{
+        DockerNode, Ready, compose_network, container_name, env_value, published_port,
+    };
     let project = &args.compose_project();
     let (docker, services) = DockerTarget::discover(project, "compose/ratelimiter.yml").await?;
     let container = |service: &str| {
         services.get(service).ok_or_else(|| eyre!("Compose project {project:?} has no {service} service (compose/ratelimiter.yml defines it)"))
-    };
-    let name = |inspect: &bollard::models::ContainerInspectResponse| {
-        inspect
-            .name
-            .clone()
-            .unwrap_or_default()
-            .trim_start_matches('/')
-            .to_string()
-    };
-    let network = |inspect: &bollard::models::ContainerInspectResponse| {
-        inspect
-            .network_settings
-            .as_ref()
-            .and_then(|s| s.networks.as_ref())
-            .and_then(|n| n.keys().next().cloned())
-            .unwrap_or_else(|| format!("{project}_default"))
     };
     let redis = container(rl_cluster::REDIS_NODE)?;
     let redis_port = published_port(redis, 6379)
@@ -139,8 +125,8 @@ async fn docker_deployment(args: &SubjectArgs) -> Result<(Endpoints, DockerTarge
     docker_nodes.insert(
         operator_protocol::NodeId::from(rl_cluster::REDIS_NODE),
         DockerNode {
-            container: name(redis),
-            network: network(redis),
+            container: container_name(redis),
+            network: compose_network(redis, project),
             ready: Ready::Tcp(format!("127.0.0.1:{redis_port}")),
         },
     );
@@ -155,8 +141,8 @@ async fn docker_deployment(args: &SubjectArgs) -> Result<(Endpoints, DockerTarge
         docker_nodes.insert(
             operator_protocol::NodeId(service.clone()),
             DockerNode {
-                container: name(inspect),
-                network: network(inspect),
+                container: container_name(inspect),
+                network: compose_network(inspect, project),
                 ready: Ready::Http(format!("{url}/health")),
             },
         );
@@ -318,7 +304,9 @@ async fn tikv_docker(
     project: &str,
     nodes: &[(NodeId, Option<StoreInfo>)],
 ) -> Result<(DockerTarget, BTreeMap<String, String>)> {
-    use crate::targets::docker::{DockerNode, Ready, published_port};
+    use crate::targets::docker::{
+        DockerNode, Ready, compose_network, container_name, published_port,
+    };
     let (docker, services) = DockerTarget::discover(project, "compose/tikv.yml").await?;
     let mut docker_nodes = BTreeMap::new();
     let mut rewrites = BTreeMap::new();
@@ -346,22 +334,11 @@ async fn tikv_docker(
         if let Some(status) = store.as_ref().and_then(|s| s.store.status_address.clone()) {
             rewrites.insert(status, format!("127.0.0.1:{published}"));
         }
-        let network = inspect
-            .network_settings
-            .as_ref()
-            .and_then(|s| s.networks.as_ref())
-            .and_then(|n| n.keys().next().cloned())
-            .unwrap_or_else(|| format!("{project}_default"));
         docker_nodes.insert(
             id.clone(),
             DockerNode {
-                container: inspect
-                    .name
-                    .clone()
-                    .unwrap_or_default()
-                    .trim_start_matches('/')
-                    .to_string(),
-                network,
+                container: container_name(inspect),
+                network: compose_network(inspect, project),
                 ready: Ready::Http(format!("http://127.0.0.1:{published}{path}")),
             },
         );

@@ -69,6 +69,26 @@ pub fn published_port(inspect: &ContainerInspectResponse, port: u16) -> Option<u
         .find_map(|b| b.host_port.as_deref()?.parse().ok())
 }
 
+/// The container's name without Docker's leading slash.
+pub fn container_name(inspect: &ContainerInspectResponse) -> String {
+    inspect
+        .name
+        .clone()
+        .unwrap_or_default()
+        .trim_start_matches('/')
+        .to_string()
+}
+
+/// The network a Compose container is on (the project's default network if it says none).
+pub fn compose_network(inspect: &ContainerInspectResponse, project: &str) -> String {
+    inspect
+        .network_settings
+        .as_ref()
+        .and_then(|s| s.networks.as_ref())
+        .and_then(|n| n.keys().next().cloned())
+        .unwrap_or_else(|| format!("{project}_default"))
+}
+
 /// The value of `name` in the container's environment.
 pub fn env_value(inspect: &ContainerInspectResponse, name: &str) -> Option<String> {
     let prefix = format!("{name}=");
