@@ -248,7 +248,7 @@ async fn tikv_attached(args: &SubjectArgs, progress: &dyn Fn(&str)) -> Result<De
         pd_members: args.pd.clone(),
         prometheus: args.prometheus.clone(),
         status_rewrites: args.status_addresses.iter().cloned().collect(),
-        simulator: None,
+        ..TikvOptions::default()
     };
     progress(&format!(
         "asking PD at {} for the cluster's members",

@@ -13,6 +13,7 @@ pub const REGION_BELOW_QUORUM: &str = "region_below_quorum";
 pub const LEADER_IMBALANCE: &str = "leader_imbalance";
 pub const SLOW_STORE: &str = "slow_store";
 pub const PD_NO_LEADER: &str = "pd_no_leader";
+pub const PD_MEMBER_DOWN: &str = "pd_member_down";
 pub const WORKLOAD_DROP: &str = "workload_drop";
 
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +44,7 @@ pub fn all(facts: &Facts, thresholds: &Thresholds) -> Vec<Violation> {
         return pd_no_leader(facts);
     }
     let mut out = store_down(facts);
+    out.extend(pd_member_down(facts));
     out.extend(regions(facts));
     out.extend(leader_imbalance(facts, thresholds));
     out.extend(slow_store(facts, thresholds));
@@ -65,6 +67,36 @@ pub fn pd_no_leader(facts: &Facts) -> Vec<Violation> {
         message,
         evidence: json!({ "members": facts.pd.members, "reachable": facts.pd.reachable }),
     }]
+}
+
+/// A PD member that is unhealthy while PD still has a leader: the quorum holds, with less
+/// margin (one more loss of three leaves no majority).
+pub fn pd_member_down(facts: &Facts) -> Vec<Violation> {
+    let total = facts.pd.members.len();
+    let healthy = facts.pd.members.iter().filter(|m| m.healthy).count();
+    facts
+        .pd
+        .members
+        .iter()
+        .filter(|m| !m.healthy)
+        .map(|m| {
+            let margin = if (healthy - 1) * 2 > total {
+                "PD still has a majority to spare"
+            } else {
+                "one more loss leaves PD without a majority"
+            };
+            Violation {
+                invariant: PD_MEMBER_DOWN.into(),
+                severity: Severity::Warning,
+                target: m.name.clone(),
+                message: format!(
+                    "PD member {} is unhealthy: {healthy} of {total} members serve; {margin}",
+                    m.name
+                ),
+                evidence: json!({ "member": m.name, "healthy_members": healthy, "members": total }),
+            }
+        })
+        .collect()
 }
 
 pub fn store_down(facts: &Facts) -> Vec<Violation> {
@@ -325,6 +357,25 @@ mod tests {
         let mut f = healthy();
         f.stores[2].slow_score = Some(95);
         assert_eq!(names(&f), [(SLOW_STORE.into(), "store-5".into())]);
+    }
+
+    #[test]
+    fn a_pd_member_down_under_a_leader_is_a_warning_with_the_margin_left() {
+        let mut f = healthy();
+        f.pd.members[1].healthy = false;
+        let violations = all(&f, &Thresholds::default());
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        let v = &violations[0];
+        assert_eq!(
+            (v.invariant.as_str(), v.target.as_str()),
+            (PD_MEMBER_DOWN, f.pd.members[1].name.as_str())
+        );
+        assert_eq!(v.severity, Severity::Warning);
+        assert!(
+            v.message.contains("2 of 3 members serve; one more loss"),
+            "{}",
+            v.message
+        );
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub struct TikvOptions {
     /// Status addresses PD reports that only the cluster's own network resolves, mapped to
     /// where this machine reaches them ("tikv1:20180" → "127.0.0.1:20181").
     pub status_rewrites: BTreeMap<String, String>,
+    /// How long an action waits for PD to show its effect before it counts as failed
+    /// (default 30 s: a restarted TiKV heartbeats every 10 s).
+    pub verify_timeout: Option<std::time::Duration>,
 }
 
 impl TikvOptions {
@@ -48,6 +51,7 @@ pub struct TikvSubject {
     telemetry: Telemetry,
     http: reqwest::Client,
     thresholds: Thresholds,
+    verify_timeout: std::time::Duration,
     /// Recent ops/s samples; their median is the workload's baseline.
     history: Mutex<VecDeque<f64>>,
     last: Mutex<Option<Facts>>,
@@ -82,6 +86,9 @@ impl TikvSubject {
             telemetry,
             http,
             thresholds: Thresholds::default(),
+            verify_timeout: options
+                .verify_timeout
+                .unwrap_or(std::time::Duration::from_secs(30)),
             history: Mutex::new(VecDeque::new()),
             last: Mutex::new(None),
             simulator: options.simulator,
@@ -315,6 +322,34 @@ impl TikvSubject {
         }
     }
 
+    /// Waits until PD shows `what` (the check answers true), so that an action's outcome is
+    /// what PD reports afterwards, not only that PD accepted the request.
+    async fn verify<F, Fut>(&self, what: &str, check: F) -> ContractResult<String>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<bool, crate::pd::PdError>>,
+    {
+        let deadline = std::time::Instant::now() + self.verify_timeout;
+        let mut last_error = None;
+        loop {
+            match check().await {
+                Ok(true) => return Ok(format!("verified through PD: {what}")),
+                Ok(false) => {}
+                Err(e) => last_error = Some(e.to_string()),
+            }
+            if std::time::Instant::now() > deadline {
+                let why = last_error
+                    .map(|e| format!(" (last PD error: {e})"))
+                    .unwrap_or_default();
+                return Err(ContractError::new(format!(
+                    "PD does not show {what} after {} s{why}",
+                    self.verify_timeout.as_secs()
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     fn last_store_facts(&self, id: u64) -> Option<StoreFacts> {
         let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         last.as_ref()?.stores.iter().find(|s| s.id == id).cloned()
@@ -432,20 +467,48 @@ impl Subject for TikvSubject {
         Box::pin(async move {
             let p = &request.params;
             let summary = match request.action.as_str() {
-                "transfer_leader" => self
-                    .pd
-                    .transfer_leader(int(p, "region")?, int(p, "to_store")?)
-                    .await
-                    .map_err(pd_error)?,
-                "transfer_peer" => self
-                    .pd
-                    .transfer_peer(
+                "transfer_leader" => {
+                    let (region, to) = (int(p, "region")?, int(p, "to_store")?);
+                    let accepted = self
+                        .pd
+                        .transfer_leader(region, to)
+                        .await
+                        .map_err(pd_error)?;
+                    let verified = self
+                        .verify(&format!("region {region} led from store-{to}"), || async {
+                            let r = self.pd.region(region).await?;
+                            Ok(r.is_some_and(|r| r.leader.store_id == to))
+                        })
+                        .await?;
+                    format!("{accepted}; {verified}")
+                }
+                "transfer_peer" => {
+                    let (region, from, to) = (
                         int(p, "region")?,
                         int(p, "from_store")?,
                         int(p, "to_store")?,
-                    )
-                    .await
-                    .map_err(pd_error)?,
+                    );
+                    let accepted = self
+                        .pd
+                        .transfer_peer(region, from, to)
+                        .await
+                        .map_err(pd_error)?;
+                    let verified = self
+                        .verify(
+                            &format!(
+                                "region {region}'s replica on store-{to}, none on store-{from}"
+                            ),
+                            || async {
+                                let r = self.pd.region(region).await?;
+                                Ok(r.is_some_and(|r| {
+                                    let on = |store| r.peers.iter().any(|p| p.store_id == store);
+                                    on(to) && !on(from)
+                                }))
+                            },
+                        )
+                        .await?;
+                    format!("{accepted}; {verified}")
+                }
                 "rebalance_leaders" => self
                     .rebalance_leaders(store_param(p)?)
                     .await
@@ -453,6 +516,10 @@ impl Subject for TikvSubject {
                 "drain_store" => {
                     let store = store_param(p)?;
                     self.pd.add_evict_leader(store).await.map_err(pd_error)?;
+                    self.verify(&format!("store-{store} leading no region"), || async {
+                        Ok(self.pd.store(store).await?.status.leader_count == 0)
+                    })
+                    .await?;
                     let max = self.pd.max_replicas().await.map_err(pd_error)?;
                     let up = self
                         .pd
@@ -469,7 +536,13 @@ impl Subject for TikvSubject {
                             up.saturating_sub(1)
                         )
                     } else {
-                        self.pd.delete_store(store).await.map_err(pd_error)?
+                        let accepted = self.pd.delete_store(store).await.map_err(pd_error)?;
+                        let verified = self
+                            .verify(&format!("store-{store} Offline"), || async {
+                                Ok(self.pd.store(store).await?.store.state_name == "Offline")
+                            })
+                            .await?;
+                        format!("leaders evicted from store-{store}; {accepted}; {verified}")
                     }
                 }
                 "undrain_store" => {
@@ -487,7 +560,24 @@ impl Subject for TikvSubject {
                             .to_string(),
                     );
                     target.start(&node).await?;
-                    format!("{node} restarted")
+                    // Back means PD hears from it again: a store heartbeating (Up), a PD
+                    // member healthy.
+                    let verified = match store_id(&node.0) {
+                        Some(id) => {
+                            self.verify(&format!("{node} Up, heartbeating"), || async {
+                                Ok(self.pd.store(id).await?.store.state_name == "Up")
+                            })
+                            .await?
+                        }
+                        None => {
+                            self.verify(&format!("{node} healthy"), || async {
+                                let health = self.pd.health().await?;
+                                Ok(health.iter().any(|m| m.name == node.0 && m.health))
+                            })
+                            .await?
+                        }
+                    };
+                    format!("{node} restarted; {verified}")
                 }
                 other => return Err(ContractError::new(format!("TiKV has no action {other}"))),
             };
@@ -498,6 +588,7 @@ impl Subject for TikvSubject {
     fn tools(&self) -> Vec<ToolSpec> {
         vec![
             ToolSpec { name: "store_detail".into(), description: "A store as PD reports it: state, whether it heartbeats, leaders, regions, slow score".into(), params: vec![ParamSpec::new("store", "store-N", ParamKind::String { max_len: 32 })] },
+            ToolSpec { name: "pd_member".into(), description: "A PD member as PD's health check reports it: healthy, whether it leads, how many members serve".into(), params: vec![ParamSpec::new("member", "the member's name, e.g. pd2", ParamKind::String { max_len: 64 })] },
             ToolSpec { name: "cluster_overview".into(), description: "PD's leader and members, every store, the region checks, the workload".into(), params: vec![] },
             ToolSpec { name: "operators".into(), description: "Operators PD is running".into(), params: vec![] },
             ToolSpec { name: "metric_query".into(), description: "Read metrics: a PromQL instant query when Prometheus is configured, else a selector like tikv_raftstore_region_count{type=\"leader\"} over the latest scrape of PD and every store (labelled by instance)".into(), params: vec![ParamSpec::new("query", "PromQL, or a metric name with label matchers", ParamKind::String { max_len: 400 })] },
@@ -561,6 +652,30 @@ impl Subject for TikvSubject {
                         .tail_logs(&NodeId::from(node), lines.min(MAX_LOG_LINES) as usize)
                         .await?;
                     Ok(json!({ "node": node, "lines": lines }))
+                }
+                "pd_member" => {
+                    let name = call
+                        .args
+                        .get("member")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| ContractError::new("missing member"))?;
+                    let health = self.pd.health().await.map_err(pd_error)?;
+                    let member = health.iter().find(|m| m.name == name).ok_or_else(|| {
+                        let known: Vec<&str> = health.iter().map(|m| m.name.as_str()).collect();
+                        ContractError::new(format!(
+                            "PD has no member {name}; it has {}",
+                            known.join(", ")
+                        ))
+                    })?;
+                    let leader = self.pd.leader().await.ok().flatten().map(|m| m.name);
+                    Ok(json!({
+                        "member": name,
+                        "healthy": member.health,
+                        "leads": leader.as_deref() == Some(name),
+                        "leader": leader,
+                        "healthy_members": health.iter().filter(|m| m.health).count(),
+                        "members": health.len(),
+                    }))
                 }
                 "cluster_overview" => {
                     Ok(serde_json::to_value(self.facts().await).unwrap_or_default())
@@ -705,6 +820,7 @@ mod tests {
             ("slow_store", "store_slow"),
             ("leader_imbalance", "leader_skew"),
             ("pd_no_leader", "pd_quorum_lost"),
+            ("pd_member_down", "pd_member_crashed"),
         ] {
             let entry = runbook
                 .entry(invariant)

@@ -39,7 +39,11 @@ async fn rig_with(config: SimConfig) -> Rig {
     )
     .await
     .unwrap();
-    let subject = TikvSubject::new(TikvOptions::simulator(&sim.url())).unwrap();
+    let subject = TikvSubject::new(TikvOptions {
+        verify_timeout: Some(Duration::from_secs(2)),
+        ..TikvOptions::simulator(&sim.url())
+    })
+    .unwrap();
     let target = SimTarget::for_simulator(&sim.url(), &config);
     Rig {
         _sim: sim,
@@ -225,7 +229,7 @@ async fn a_slow_store_is_diagnosed_as_slow_and_restarted() {
 }
 
 #[tokio::test]
-async fn losing_pd_quorum_is_diagnosed_and_one_member_back_restores_a_leader() {
+async fn losing_pd_quorum_is_diagnosed_one_member_back_restores_a_leader_then_the_other() {
     let rig = rig().await;
     rig.until_healthy(Duration::from_secs(10)).await;
     chaos(&rig, "kill_pd", json!({})).await;
@@ -233,6 +237,12 @@ async fn losing_pd_quorum_is_diagnosed_and_one_member_back_restores_a_leader() {
         .until_broken("pd_no_leader", Duration::from_secs(15))
         .await;
     assert_eq!(rig.follow_runbook(&violation).await, "pd_quorum_lost");
+    // pd1 back gives PD its leader; pd2 is still down, which is the next ticket.
+    let member = rig
+        .until_broken("pd_member_down", Duration::from_secs(10))
+        .await;
+    assert_eq!(member.target, "pd2");
+    assert_eq!(rig.follow_runbook(&member).await, "pd_member_crashed");
     rig.until_healthy(Duration::from_secs(20)).await;
 }
 
@@ -302,22 +312,18 @@ async fn a_replica_moves_to_a_fourth_store_and_pd_refuses_a_store_that_has_one()
         refused.to_string().contains("already has peer"),
         "{refused}"
     );
-    subject.execute(&move_to(spare), target).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let after = subject.call_tool(&detail(2), target).await.unwrap();
-        let stores: Vec<String> = serde_json::from_value(after["stores"].clone()).unwrap();
-        if stores.contains(&format!("store-{spare}")) {
-            assert!(!stores.contains(&format!("store-{from}")), "{after}");
-            assert_eq!(stores.len(), 3);
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the replica never moved: {after}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // The action returns once PD shows the move, so one look afterwards must see it.
+    let outcome = subject.execute(&move_to(spare), target).await.unwrap();
+    assert!(
+        outcome.summary.contains("verified through PD"),
+        "{}",
+        outcome.summary
+    );
+    let after = subject.call_tool(&detail(2), target).await.unwrap();
+    let stores: Vec<String> = serde_json::from_value(after["stores"].clone()).unwrap();
+    assert!(stores.contains(&format!("store-{spare}")), "{after}");
+    assert!(!stores.contains(&format!("store-{from}")), "{after}");
+    assert_eq!(stores.len(), 3);
     let missing = subject.call_tool(&detail(9_999), target).await.unwrap_err();
     assert!(missing.to_string().contains("9999"), "{missing}");
 }
@@ -435,4 +441,46 @@ async fn status_addresses_only_the_clusters_network_resolves_are_reached_through
         assert!(store.metrics_error.is_none(), "{store:?}");
         assert_eq!(store.metrics.as_ref().unwrap().regions, Some(300));
     }
+}
+
+#[tokio::test]
+async fn an_operator_pd_accepts_but_cannot_carry_out_fails_verification() {
+    let rig = rig().await;
+    rig.until_healthy(Duration::from_secs(10)).await;
+    let request = |action: &str, params: Value| ActionRequest {
+        action: action.into(),
+        params: serde_json::from_value(params).unwrap(),
+    };
+    let moved = rig
+        .subject
+        .execute(
+            &request("transfer_leader", json!({ "region": 2, "to_store": 3 })),
+            &rig.target,
+        )
+        .await
+        .unwrap();
+    assert!(
+        moved
+            .summary
+            .contains("verified through PD: region 2 led from store-3"),
+        "{}",
+        moved.summary
+    );
+    // PD accepts a transfer to a store holding a voter even when that store is dead; the
+    // leader cannot move there, and the action says so instead of claiming success.
+    chaos(&rig, "kill_store", json!({ "store": "store-1" })).await;
+    let stuck = rig
+        .subject
+        .execute(
+            &request("transfer_leader", json!({ "region": 4, "to_store": 1 })),
+            &rig.target,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        stuck
+            .to_string()
+            .contains("PD does not show region 4 led from store-1 after 2 s"),
+        "{stuck}"
+    );
 }
