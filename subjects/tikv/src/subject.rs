@@ -214,9 +214,20 @@ impl TikvSubject {
                     "Disconnected" | "Offline" => Health::Degraded,
                     _ => Health::Down,
                 },
+                // PD's counts, and from the store's own metrics how long its Raft log
+                // appends take (what a slow store shows first).
                 facts: [
                     ("leaders".to_string(), json!(s.leader_count)),
                     ("regions".to_string(), json!(s.region_count)),
+                    (
+                        "append_ms".to_string(),
+                        json!(
+                            s.metrics
+                                .as_ref()
+                                .and_then(|m| m.append_log_ms)
+                                .map(f64::round)
+                        ),
+                    ),
                 ]
                 .into_iter()
                 .collect(),

@@ -405,9 +405,13 @@ impl Cluster {
             .count() as u64
     }
 
+    fn served_regions(&self) -> usize {
+        self.regions.iter().filter(|r| r.leader.is_some()).count()
+    }
+
     /// Requests per second served: regions without a leader serve nothing.
     pub fn qps(&self) -> f64 {
-        let served = self.regions.iter().filter(|r| r.leader.is_some()).count() as f64;
+        let served = self.served_regions() as f64;
         let slow_penalty = if self.stores.values().any(|s| s.slow && s.alive) {
             0.8
         } else {
@@ -463,32 +467,44 @@ impl Cluster {
         self.regions[index].peers[slot] = (next_peer, to_store);
     }
 
+    /// Store `id`'s counters `elapsed_s` after `from`, at the cluster's current rates: it
+    /// serves the regions it leads and appends for every replica it holds.
+    fn advanced(&self, id: u64, from: &StoreCounters, elapsed_s: f64) -> StoreCounters {
+        let mut counters = from.clone();
+        let Some(store) = self.stores.get(&id).filter(|s| s.alive) else {
+            return counters;
+        };
+        // Each region takes an equal share of the cluster's requests, served by its leader;
+        // a region without a leader serves nothing (so the stores' sum is `qps()`).
+        let per_region = self.qps() / self.served_regions().max(1) as f64;
+        counters.commands += per_region * self.leader_count(id) as f64 * elapsed_s;
+        let appends = per_region * WRITE_SHARE * self.region_count(id) as f64 * elapsed_s;
+        if store.slow {
+            counters.slow_appends += appends;
+        } else {
+            counters.fast_appends += appends;
+        }
+        counters
+    }
+
+    /// What store `id`'s counters read at `now_ms`, between ticks: a real process counts
+    /// continuously, and a scrape must not see the 100 ms steps of the simulation (rates
+    /// between two scrapes 250 ms apart would swing by a fifth).
+    pub fn counters_at(&self, id: u64, now_ms: u64) -> StoreCounters {
+        let since_tick = now_ms.saturating_sub(self.now_ms) as f64 / 1000.0;
+        match self.stores.get(&id) {
+            Some(store) => self.advanced(id, &store.counters, since_tick),
+            None => StoreCounters::default(),
+        }
+    }
+
     /// What each live store served and appended since the last tick.
     fn count(&mut self, elapsed_s: f64) {
-        let qps = self.qps();
-        let regions = self.regions.len().max(1) as f64;
-        let shares: Vec<(u64, f64, f64)> = self
-            .stores
-            .keys()
-            .map(|id| {
-                (
-                    *id,
-                    self.leader_count(*id) as f64 / regions,
-                    self.region_count(*id) as f64 / regions,
-                )
-            })
-            .collect();
-        for (id, led, replicated) in shares {
-            let store = self.stores.get_mut(&id).expect("ids come from the map");
-            if !store.alive {
-                continue;
-            }
-            store.counters.commands += qps * led * elapsed_s;
-            let appends = qps * WRITE_SHARE * replicated * elapsed_s;
-            if store.slow {
-                store.counters.slow_appends += appends;
-            } else {
-                store.counters.fast_appends += appends;
+        let ids: Vec<u64> = self.stores.keys().copied().collect();
+        for id in ids {
+            let counters = self.advanced(id, &self.stores[&id].counters, elapsed_s);
+            if let Some(store) = self.stores.get_mut(&id) {
+                store.counters = counters;
             }
         }
     }
@@ -684,6 +700,46 @@ mod tests {
         assert!(
             (c.qps() - c.config.base_qps).abs() < 1e-9,
             "every region has a leader again"
+        );
+    }
+
+    #[test]
+    fn counters_grow_continuously_at_the_served_rate_and_stop_with_the_process() {
+        let mut c = Cluster::new(fast(), 0);
+        c.tick(1_000);
+        let served = |c: &Cluster, at| -> f64 {
+            c.stores
+                .keys()
+                .map(|id| c.counters_at(*id, at).commands)
+                .sum()
+        };
+        // Between ticks the counters are where a continuous count would be.
+        let (at_tick, between) = (served(&c, 1_000), served(&c, 1_050));
+        assert!((at_tick - c.config.base_qps).abs() < 1e-6, "{at_tick}");
+        assert!(
+            (between - at_tick - c.config.base_qps * 0.05).abs() < 1e-6,
+            "{between}"
+        );
+        c.kill_store(1);
+        c.tick(1_100);
+        let (before, after) = (served(&c, 1_100), served(&c, 2_100));
+        assert!(
+            (after - before - c.qps()).abs() < 1e-6,
+            "the live stores together serve what the cluster serves: {} vs {}",
+            after - before,
+            c.qps()
+        );
+        let dead = c.counters_at(1, 1_050);
+        assert_eq!(
+            dead,
+            c.counters_at(1, 2_000),
+            "a dead process counts nothing"
+        );
+        c.restart_store(1);
+        assert_eq!(
+            c.stores[&1].counters,
+            StoreCounters::default(),
+            "a new process starts at zero"
         );
     }
 

@@ -539,7 +539,7 @@ async fn store_metrics(State((state, id)): State<(Shared, u64)>) -> Response {
     let Some(s) = c.stores.get(&id) else {
         return message(StatusCode::NOT_FOUND, "no such store");
     };
-    let counters = &s.counters;
+    let counters = &c.counters_at(id, now_ms());
     let leader_missing = c
         .regions
         .iter()
