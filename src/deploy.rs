@@ -183,17 +183,17 @@ async fn tikv_simulated(args: &SubjectArgs, progress: &dyn Fn(&str)) -> Result<D
         TargetName::Local => {}
         TargetName::Docker => {
             return Err(eyre!(
-                "--target docker drives a running cluster: start compose/tikv.yml and give its PD,                  --pd http://127.0.0.1:2379 (without --pd, --target local serves the simulator)"
+                "--target docker drives a running cluster: start compose/tikv.yml and give its PD, --pd http://127.0.0.1:2379 (without --pd, --target local serves the simulator)"
             ));
         }
-        TargetName::Sim | TargetName::None => {
+        TargetName::Sim => {
             return Err(eyre!(
-                "--target {} needs --pd URL (the PD that `operator-tui simulate` or your cluster serves)",
-                if args.target == TargetName::Sim {
-                    "sim"
-                } else {
-                    "none"
-                }
+                "--target sim drives `operator-tui simulate` in another process: give its --pd URL"
+            ));
+        }
+        TargetName::None => {
+            return Err(eyre!(
+                "--target none watches a cluster you run: give its PD, --pd URL"
             ));
         }
     }
@@ -244,6 +244,11 @@ async fn tikv_nodes(pd: &PdClient) -> Result<Vec<(NodeId, Option<StoreInfo>)>> {
 
 /// A running TiKV cluster at --pd, with the target that controls its processes.
 async fn tikv_attached(args: &SubjectArgs, progress: &dyn Fn(&str)) -> Result<Deployment> {
+    if args.target == TargetName::Local {
+        return Err(eyre!(
+            "--target local serves its own simulator; with --pd choose --target docker (Compose), sim (`operator-tui simulate`) or none (act through PD only)"
+        ));
+    }
     let mut options = TikvOptions {
         pd_members: args.pd.clone(),
         prometheus: args.prometheus.clone(),
@@ -279,11 +284,7 @@ async fn tikv_attached(args: &SubjectArgs, progress: &dyn Fn(&str)) -> Result<De
             (Arc::new(target), format!("docker ({project})"))
         }
         TargetName::None => (Arc::new(WatchOnly::new(ids)), "watch only".into()),
-        TargetName::Local => {
-            return Err(eyre!(
-                "--target local serves its own simulator; with --pd choose --target docker (Compose),                  sim (`operator-tui simulate`) or none (act through PD only)"
-            ));
-        }
+        TargetName::Local => unreachable!("refused above"),
     };
     let subject = TikvSubject::new(options).map_err(|e| eyre!(e))?;
     Ok(Deployment {

@@ -191,3 +191,21 @@ fn docker_without_the_compose_project_says_how_to_start_it() {
         "{text}"
     );
 }
+
+#[test]
+fn targets_that_do_not_fit_the_cluster_say_what_to_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("op.db");
+    for (args, expected) in [
+        (&["--target", "sim"][..], "give its --pd URL"),
+        (&["--target", "docker"][..], "--pd http://127.0.0.1:2379"),
+        (
+            &["--pd", "http://127.0.0.1:9", "--target", "local"][..],
+            "with --pd choose --target docker (Compose), sim",
+        ),
+    ] {
+        let (ok, text) = operator(&db, &[&["check", "--subject", "tikv"], args].concat());
+        assert!(!ok, "{args:?}");
+        assert!(text.contains(expected), "{args:?}: {text}");
+    }
+}
