@@ -1,16 +1,13 @@
 #!/usr/bin/env bash
-# Builds the rate limiter cluster's images without a registry: a minimal root filesystem holding
-# the ratelimiter-svc binary (or Debian's redis-server) and exactly the shared libraries it links,
-# imported with `docker import`. Users with a registry build Dockerfile.ratelimiter instead.
+# Builds images without a registry: a minimal root filesystem holding one binary and exactly the
+# shared libraries it links, imported with `docker import`. Users with a registry build
+# Dockerfile.ratelimiter instead.
 #   IMAGE_TAG=local compose/build-local-images.sh   → operator-tui/ratelimiter-svc:TAG, operator-tui/redis:TAG
+#   IMAGES=operator-tui compose/build-local-images.sh → operator-tui/operator-tui:TAG (compose/tikv-sim.yml)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tag=${IMAGE_TAG:-local}
-node_bin=${RATELIMITER_SVC_BIN:-target/release/ratelimiter-svc}
-if [ ! -x "$node_bin" ]; then
-  cargo build --release --locked -p ratelimiter-svc >&2
-fi
-redis_bin=$(command -v redis-server) || { echo "redis-server is not installed: apt-get install -y redis-server" >&2; exit 1; }
+images=${IMAGES:-ratelimiter}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -26,6 +23,31 @@ rootfs() {
     [ -n "$lib" ] && cp --parents -L "$lib" "$dir"
   done
 }
+
+if [ "$images" = operator-tui ]; then
+  bin=${OPERATOR_TUI_BIN:-target/release/operator-tui}
+  if [ ! -x "$bin" ]; then
+    cargo build --release --locked -p operator-tui >&2
+  fi
+  rootfs "$work/operator-tui" "$bin" /usr/local/bin/operator-tui
+  # A debug build carries hundreds of MB of debug info the container never reads.
+  strip --strip-debug "$work/operator-tui/usr/local/bin/operator-tui"
+  # Its HTTP client (reqwest with rustls) refuses to start without the system's CA roots.
+  mkdir -p "$work/operator-tui/etc/ssl/certs"
+  cp -L /etc/ssl/certs/ca-certificates.crt "$work/operator-tui/etc/ssl/certs/"
+  tar -C "$work/operator-tui" -c . | docker import \
+    -c 'ENTRYPOINT ["/usr/local/bin/operator-tui"]' \
+    -c 'ENV HOME=/tmp' \
+    - "operator-tui/operator-tui:$tag" >/dev/null
+  echo "operator-tui/operator-tui:$tag"
+  exit 0
+fi
+
+node_bin=${RATELIMITER_SVC_BIN:-target/release/ratelimiter-svc}
+if [ ! -x "$node_bin" ]; then
+  cargo build --release --locked -p ratelimiter-svc >&2
+fi
+redis_bin=$(command -v redis-server) || { echo "redis-server is not installed: apt-get install -y redis-server" >&2; exit 1; }
 
 rootfs "$work/node" "$node_bin" /usr/local/bin/ratelimiter-svc
 tar -C "$work/node" -c . | docker import \

@@ -347,22 +347,27 @@ async fn tikv_docker(
     Ok((DockerTarget::new(docker, project, docker_nodes), rewrites))
 }
 
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM, as `docker stop` sends).
+async fn stop_requested() -> Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}
+
 /// `simulate`: the PD-compatible simulator on its own, until Ctrl-C or SIGTERM.
-pub async fn serve_simulator(
-    listen: std::net::SocketAddr,
-    stores: u64,
-    regions: u64,
-) -> Result<()> {
-    if stores < 3 {
+pub async fn serve_simulator(listen: std::net::SocketAddr, config: SimConfig) -> Result<()> {
+    if config.stores < 3 {
         return Err(eyre!(
             "--stores must be at least 3: every region keeps 3 replicas"
         ));
     }
-    let config = SimConfig {
-        stores,
-        regions,
-        ..SimConfig::demo()
-    };
+    if config.pd_members == 0 {
+        return Err(eyre!("--pd-members must be at least 1"));
+    }
+    let external = config.external_stores;
     let simulator = Simulator::start(config, listen, std::time::Duration::from_millis(100))
         .await
         .wrap_err_with(|| format!("serving the simulator on {listen} (is the port taken? --listen 127.0.0.1:0 picks a free one)"))?;
@@ -375,26 +380,51 @@ pub async fn serve_simulator(
     {
         let cluster = simulator.cluster.lock().unwrap_or_else(|p| p.into_inner());
         for store in cluster.stores.values() {
-            let _ = writeln!(
-                out,
-                "store-{}  status server {}",
-                store.id, store.status_address
-            );
+            let _ = if cluster.config.external_stores {
+                writeln!(
+                    out,
+                    "store-{}  waits for `operator-tui simulate-store --pd {url} --id {}`",
+                    store.id, store.id
+                )
+            } else {
+                writeln!(
+                    out,
+                    "store-{}  status server {}",
+                    store.id, store.status_address
+                )
+            };
         }
     }
+    // External stores are processes of their own: only their containers' target restarts them.
+    let target = if external { "docker" } else { "sim" };
     let _ = writeln!(
         out,
-        "drive it with: operator-tui --subject tikv --pd {url} --target sim"
+        "drive it with: operator-tui --subject tikv --pd {url} --target {target}"
     );
     let _ = out.flush();
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
+    stop_requested().await?;
     drop(simulator);
     let _ = writeln!(out, "simulator stopped");
     Ok(())
+}
+
+/// `simulate-store`: one store of `simulate --external-stores`, until Ctrl-C or SIGTERM.
+pub async fn serve_simulated_store(
+    pd: &str,
+    id: u64,
+    status_addr: std::net::SocketAddr,
+    advertise: Option<String>,
+) -> Result<()> {
+    let advertise = advertise.unwrap_or_else(|| status_addr.to_string());
+    eprintln!(
+        "simulated store-{id}: status server on {status_addr} (advertised {advertise}), heartbeating to {pd}"
+    );
+    tokio::select! {
+        served = operator_tikv::sim::store_process::run(pd, id, status_addr, &advertise) => {
+            served.wrap_err_with(|| format!("serving store-{id}'s status server on {status_addr}"))
+        }
+        stop = stop_requested() => stop,
+    }
 }
 
 async fn tikv(args: &SubjectArgs, progress: &dyn Fn(&str)) -> Result<Deployment> {

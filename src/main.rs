@@ -115,7 +115,29 @@ fn main() -> Result<()> {
             listen,
             stores,
             regions,
-        }) => runtime.block_on(deploy::serve_simulator(listen, stores, regions)),
+            pd_members,
+            external_stores,
+        }) => runtime.block_on(deploy::serve_simulator(
+            listen,
+            operator_tikv::sim::model::SimConfig {
+                stores,
+                regions,
+                pd_members,
+                external_stores,
+                ..operator_tikv::sim::model::SimConfig::demo()
+            },
+        )),
+        Some(Commands::SimulateStore {
+            pd,
+            id,
+            status_addr,
+            advertise_status_addr,
+        }) => runtime.block_on(deploy::serve_simulated_store(
+            &pd,
+            id,
+            status_addr,
+            advertise_status_addr,
+        )),
         #[cfg(feature = "tikv-client")]
         Some(Commands::TikvWorkload { pd, rate, duration }) => {
             runtime.block_on(tikv_workload(pd, rate, duration))

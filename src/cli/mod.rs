@@ -282,6 +282,29 @@ pub enum Commands {
         stores: u64,
         #[arg(long, default_value_t = 300)]
         regions: u64,
+        /// PD members to simulate (a majority must live for PD to have a leader).
+        #[arg(long, default_value_t = 3)]
+        pd_members: u64,
+        /// The stores are processes of their own (`simulate-store`, e.g. one per container in
+        /// compose/tikv-sim.yml): alive while they heartbeat.
+        #[arg(long)]
+        external_stores: bool,
+    },
+    /// One simulated TiKV store as a process of its own: heartbeats to `simulate
+    /// --external-stores` and serves its status server, like a tikv-server.
+    SimulateStore {
+        /// The simulator's PD URL.
+        #[arg(long)]
+        pd: String,
+        /// Which store this process is (1, 2, ...).
+        #[arg(long)]
+        id: u64,
+        /// Where the status server (/status, /metrics) listens.
+        #[arg(long, default_value = "127.0.0.1:20180")]
+        status_addr: std::net::SocketAddr,
+        /// The status address PD reports for this store (TiKV's --advertise-status-addr).
+        #[arg(long)]
+        advertise_status_addr: Option<String>,
     },
     /// Raw puts and gets against a real TiKV cluster through tikv-client, counted every 5 s.
     /// tikv-client reaches stores at the addresses PD advertises: run it where they resolve

@@ -3,3 +3,4 @@
 
 pub mod model;
 pub mod server;
+pub mod store_process;

@@ -22,7 +22,13 @@ pub struct SimConfig {
     pub election_timeout_ms: u64,
     /// Requests per second the healthy cluster serves.
     pub base_qps: f64,
+    /// Stores are processes of their own (`operator-tui simulate-store`, one per container):
+    /// a store is alive while its heartbeats arrive, not by the simulator's say-so.
+    pub external_stores: bool,
 }
+
+/// An external store whose heartbeats stop for this long has stopped running.
+pub const EXTERNAL_SILENCE_MS: u64 = 1_000;
 
 /// PD's evict-leader-scheduler default batch: leaders moved per store per scheduling round.
 pub const EVICT_LEADER_BATCH: usize = 3;
@@ -54,6 +60,7 @@ impl Default for SimConfig {
             down_after_ms: 30 * 60_000,
             election_timeout_ms: 2_000,
             base_qps: 1200.0,
+            external_stores: false,
         }
     }
 }
@@ -72,6 +79,8 @@ pub struct SimStore {
     pub counters: StoreCounters,
     /// Where its status server (`/metrics`, `/status`) listens, as PD reports it.
     pub status_address: String,
+    /// When an external store process last said it runs.
+    pub last_seen_ms: u64,
 }
 
 /// What a TiKV process counts from its start (its `/metrics` counters and histograms).
@@ -151,7 +160,8 @@ impl Cluster {
                     id,
                     SimStore {
                         id,
-                        alive: true,
+                        // An external store is alive once its process says so.
+                        alive: !config.external_stores,
                         slow: false,
                         offline: false,
                         start_ms: now_ms,
@@ -159,6 +169,7 @@ impl Cluster {
                         reported_leaders: 0,
                         counters: StoreCounters::default(),
                         status_address: format!("tikv{id}:20180"),
+                        last_seen_ms: now_ms,
                     },
                 )
             })
@@ -202,7 +213,12 @@ impl Cluster {
             logs: BTreeMap::new(),
             logged_states: BTreeMap::new(),
         };
-        for id in 1..=cluster.config.stores {
+        let own_stores = if cluster.config.external_stores {
+            0
+        } else {
+            cluster.config.stores
+        };
+        for id in 1..=own_stores {
             cluster.log(
                 &format!("store-{id}"),
                 "INFO",
@@ -281,6 +297,25 @@ impl Cluster {
                 &[],
             );
         }
+    }
+
+    /// An external store process's heartbeat: it runs, started at `started_ms`, and serves its
+    /// status at `status_address`. A new start time is a new process.
+    pub fn external_heartbeat(&mut self, id: u64, started_ms: u64, status_address: &str) -> bool {
+        let now = self.now_ms;
+        let Some(store) = self.stores.get_mut(&id) else {
+            return false;
+        };
+        let new_process = !store.alive || store.start_ms != started_ms;
+        store.last_seen_ms = now;
+        store.status_address = status_address.to_string();
+        if new_process {
+            self.restart_store(id);
+            if let Some(store) = self.stores.get_mut(&id) {
+                store.start_ms = started_ms;
+            }
+        }
+        true
     }
 
     pub fn set_slow(&mut self, id: u64, slow: bool) {
@@ -539,6 +574,11 @@ impl Cluster {
     pub fn tick(&mut self, now_ms: u64) {
         self.count(now_ms.saturating_sub(self.now_ms) as f64 / 1000.0);
         self.now_ms = now_ms;
+        if self.config.external_stores {
+            for store in self.stores.values_mut() {
+                store.alive = now_ms.saturating_sub(store.last_seen_ms) < EXTERNAL_SILENCE_MS;
+            }
+        }
         let leaders: BTreeMap<u64, u64> = self
             .stores
             .keys()

@@ -535,7 +535,42 @@ async fn metrics(State(state): State<Shared>) -> Response {
 
 /// One store's status server: the TiKV metrics of pd-api.md §4.3 from its own counters.
 async fn store_metrics(State((state, id)): State<(Shared, u64)>) -> Response {
-    let c = lock(&state);
+    store_metrics_text(&state, id)
+}
+
+/// `/sim-store/{id}/metrics`: what an external store process serves as its own `/metrics`.
+async fn external_store_metrics(State(state): State<Shared>, Path(id): Path<u64>) -> Response {
+    store_metrics_text(&state, id)
+}
+
+#[derive(serde::Deserialize)]
+pub struct ExternalHeartbeat {
+    pub started_ms: u64,
+    pub status_address: String,
+}
+
+/// `/sim-store/{id}/heartbeat`: an external store process says it runs.
+async fn external_heartbeat(
+    State(state): State<Shared>,
+    Path(id): Path<u64>,
+    axum::Json(beat): axum::Json<ExternalHeartbeat>,
+) -> Response {
+    let mut c = lock(&state);
+    if !c.config.external_stores {
+        return message(
+            StatusCode::CONFLICT,
+            "this simulator runs its stores itself (start it with --external-stores)",
+        );
+    }
+    if c.external_heartbeat(id, beat.started_ms, &beat.status_address) {
+        message(StatusCode::OK, "ok")
+    } else {
+        message(StatusCode::NOT_FOUND, &format!("no store {id}"))
+    }
+}
+
+fn store_metrics_text(state: &Shared, id: u64) -> Response {
+    let c = lock(state);
     let Some(s) = c.stores.get(&id) else {
         return message(StatusCode::NOT_FOUND, "no such store");
     };
@@ -648,6 +683,8 @@ fn router(state: Shared) -> Router {
         .route("/pd/api/v1/schedulers/{name}", delete(remove_scheduler))
         .route("/sim/{kind}/{id}/{verb}", post(control))
         .route("/sim/log/{node}", get(node_log))
+        .route("/sim-store/{id}/heartbeat", post(external_heartbeat))
+        .route("/sim-store/{id}/metrics", get(external_store_metrics))
         .route("/metrics", get(metrics))
         .with_state(state)
 }
@@ -681,7 +718,12 @@ impl Simulator {
         let mut tasks = vec![tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         })];
-        let ids: Vec<u64> = lock(&cluster).stores.keys().copied().collect();
+        // External stores are processes of their own, each with its status server.
+        let ids: Vec<u64> = {
+            let c = lock(&cluster);
+            let own = !c.config.external_stores;
+            c.stores.keys().copied().filter(|_| own).collect()
+        };
         for id in ids {
             let status = tokio::net::TcpListener::bind((listen.ip(), 0)).await?;
             let status_address = status.local_addr()?;

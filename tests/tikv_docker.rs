@@ -1,0 +1,185 @@
+//! `--subject tikv --pd URL --target docker` against the real Docker engine. No PD or TiKV image
+//! can be pulled here, so the cluster is compose/tikv-sim.yml: the simulator's PD and three
+//! store processes, each in its own container built from this binary, laid out as
+//! compose/tikv.yml is (pd1, tikv1..3, status ports published on loopback). Killing tikv2's
+//! container is killing the store; the operator detects it through PD, sees the status port
+//! refuse, restarts the container through Docker and verifies through PD. Everything created
+//! is removed afterwards.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The Compose project and its image, removed on drop whatever happened.
+struct Project {
+    name: String,
+    image: String,
+    env: Vec<(String, String)>,
+}
+
+impl Project {
+    fn compose(&self, args: &[&str]) -> std::process::Output {
+        Command::new("docker-compose")
+            .args([
+                "-p",
+                &self.name,
+                "-f",
+                root().join("compose/tikv-sim.yml").to_str().unwrap(),
+            ])
+            .args(args)
+            .envs(self.env.iter().cloned())
+            .output()
+            .expect("docker-compose is installed (Debian's package)")
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = self.compose(&["down", "-v", "--remove-orphans"]);
+        let _ = Command::new("docker")
+            .args(["rmi", "-f", &self.image])
+            .output();
+    }
+}
+
+fn up() -> (Project, u16) {
+    let id = std::process::id();
+    let tag = format!("test-{id}");
+    let build = Command::new(root().join("compose/build-local-images.sh"))
+        .env("IMAGES", "operator-tui")
+        .env("IMAGE_TAG", &tag)
+        .env("OPERATOR_TUI_BIN", env!("CARGO_BIN_EXE_operator-tui"))
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "building the image: {}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let image = format!("operator-tui/operator-tui:{tag}");
+    let pd_port = free_port();
+    let mut env = vec![
+        ("OPERATOR_TUI_IMAGE".to_string(), image.clone()),
+        ("PD_PORT".to_string(), pd_port.to_string()),
+    ];
+    for store in 1..=3 {
+        env.push((format!("TIKV{store}_STATUS_PORT"), free_port().to_string()));
+    }
+    let project = Project {
+        name: format!("optikv{id}"),
+        image,
+        env,
+    };
+    let out = project.compose(&["up", "-d"]);
+    assert!(
+        out.status.success(),
+        "compose up: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (project, pd_port)
+}
+
+fn operator(db: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_operator-tui"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn a_killed_store_container_is_restarted_through_docker_and_verified_through_pd() {
+    let (project, pd_port) = up();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("op.db");
+    let pd = format!("http://127.0.0.1:{pd_port}");
+    let target = [
+        "--subject",
+        "tikv",
+        "--pd",
+        pd.as_str(),
+        "--target",
+        "docker",
+        "--compose-project",
+        project.name.as_str(),
+    ];
+    // The stores' containers start, heartbeat and elect leaders: healthy within seconds.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (healthy, text) = operator(&db, &[&["check"], &target[..]].concat());
+        if healthy {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never healthy:\n{text}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    let run = [
+        &[
+            "run",
+            "--headless",
+            "--mode",
+            "execute",
+            "--inject",
+            "kill_store",
+            "--duration",
+            "16",
+        ],
+        &target[..],
+    ]
+    .concat();
+    let (ok, text) = operator(&db, &run);
+    assert!(ok, "{text}");
+    let header = format!("tikv · docker ({})", project.name);
+    for needle in [
+        header.as_str(),
+        "chaos kill_store on store-2: killed store-2",
+        "ticket #1 open: store_down on store-2",
+        "✓ its status server refuses connections too",
+        "restart_node {\"node\":\"store-2\"} completed — store-2 restarted; verified through PD: store-2 Up",
+        "ticket #1 resolved: store_down on store-2",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    let last_status = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("cluster: "))
+        .unwrap();
+    assert!(last_status.contains("0 violation(s)"), "{last_status}");
+
+    // The container Docker restarted is the one running again.
+    let state = Command::new("docker")
+        .args([
+            "inspect",
+            "-f",
+            "{{.State.Running}} {{.RestartCount}}",
+            &format!("{}_tikv2_1", project.name),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&state.stdout).starts_with("true"),
+        "{}",
+        String::from_utf8_lossy(&state.stderr)
+    );
+}
