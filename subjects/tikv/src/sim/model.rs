@@ -79,8 +79,8 @@ pub struct SimStore {
     pub counters: StoreCounters,
     /// Where its status server (`/metrics`, `/status`) listens, as PD reports it.
     pub status_address: String,
-    /// When an external store process last said it runs.
-    pub last_seen_ms: u64,
+    /// When an external store process last said it runs (never, until it starts).
+    pub last_seen_ms: Option<u64>,
 }
 
 /// What a TiKV process counts from its start (its `/metrics` counters and histograms).
@@ -169,7 +169,7 @@ impl Cluster {
                         reported_leaders: 0,
                         counters: StoreCounters::default(),
                         status_address: format!("tikv{id}:20180"),
-                        last_seen_ms: now_ms,
+                        last_seen_ms: None,
                     },
                 )
             })
@@ -307,7 +307,7 @@ impl Cluster {
             return false;
         };
         let new_process = !store.alive || store.start_ms != started_ms;
-        store.last_seen_ms = now;
+        store.last_seen_ms = Some(now);
         store.status_address = status_address.to_string();
         if new_process {
             self.restart_store(id);
@@ -576,7 +576,9 @@ impl Cluster {
         self.now_ms = now_ms;
         if self.config.external_stores {
             for store in self.stores.values_mut() {
-                store.alive = now_ms.saturating_sub(store.last_seen_ms) < EXTERNAL_SILENCE_MS;
+                store.alive = store
+                    .last_seen_ms
+                    .is_some_and(|seen| now_ms.saturating_sub(seen) < EXTERNAL_SILENCE_MS);
             }
         }
         let leaders: BTreeMap<u64, u64> = self
@@ -781,6 +783,49 @@ mod tests {
             StoreCounters::default(),
             "a new process starts at zero"
         );
+    }
+
+    #[test]
+    fn an_external_store_lives_by_its_heartbeats_and_a_new_start_time_is_a_new_process() {
+        let mut c = Cluster::new(
+            SimConfig {
+                external_stores: true,
+                ..fast()
+            },
+            0,
+        );
+        assert!(
+            c.stores.values().all(|s| !s.alive),
+            "alive once its process says so"
+        );
+        for id in 1..=3 {
+            assert!(c.external_heartbeat(id, 7, &format!("tikv{id}:20180")));
+        }
+        c.tick(100);
+        assert!(c.stores[&2].alive);
+        assert_eq!(c.stores[&2].status_address, "tikv2:20180");
+        // Leaders were lost while no process ran; they are elected after the timeout, and
+        // then the stores serve.
+        c.tick(700);
+        for id in 1..=3 {
+            c.external_heartbeat(id, 7, &format!("tikv{id}:20180"));
+        }
+        c.tick(1_200);
+        let counted = c.stores[&2].counters.commands;
+        assert!(counted > 0.0, "{counted}");
+        c.tick(700 + EXTERNAL_SILENCE_MS);
+        assert!(
+            !c.stores[&2].alive,
+            "silent for a second: the process is gone"
+        );
+        c.external_heartbeat(2, 8, "tikv2:20180");
+        assert_eq!(
+            c.stores[&2].counters,
+            StoreCounters::default(),
+            "started again: a new process"
+        );
+        assert_eq!(c.stores[&2].start_ms, 8);
+        assert!(!c.external_heartbeat(9, 1, "tikv9:20180"), "no such store");
     }
 
     #[test]
