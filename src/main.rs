@@ -117,16 +117,25 @@ fn main() -> Result<()> {
             regions,
             pd_members,
             external_stores,
-        }) => runtime.block_on(deploy::serve_simulator(
-            listen,
-            operator_tikv::sim::model::SimConfig {
-                stores,
-                regions,
-                pd_members,
-                external_stores,
-                ..operator_tikv::sim::model::SimConfig::demo()
-            },
-        )),
+            real_timings,
+        }) => {
+            use operator_tikv::sim::model::SimConfig;
+            let timings = if real_timings {
+                SimConfig::default()
+            } else {
+                SimConfig::demo()
+            };
+            runtime.block_on(deploy::serve_simulator(
+                listen,
+                SimConfig {
+                    stores,
+                    regions,
+                    pd_members,
+                    external_stores,
+                    ..timings
+                },
+            ))
+        }
         Some(Commands::SimulateStore {
             pd,
             id,

@@ -22,8 +22,13 @@ impl Drop for Simulate {
 }
 
 fn simulate() -> Simulate {
+    simulate_with(&[])
+}
+
+fn simulate_with(extra: &[&str]) -> Simulate {
     let mut child = Command::new(env!("CARGO_BIN_EXE_operator-tui"))
         .args(["simulate", "--listen", "127.0.0.1:0"])
+        .args(extra)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -208,4 +213,22 @@ fn targets_that_do_not_fit_the_cluster_say_what_to_use() {
         assert!(!ok, "{args:?}");
         assert!(text.contains(expected), "{args:?}: {text}");
     }
+}
+
+#[test]
+fn the_simulator_can_keep_pds_own_timings() {
+    let sim = simulate_with(&["--real-timings", "--stores", "4"]);
+    let get = |path: &str| {
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(async {
+                reqwest::get(format!("{}{path}", sim.url))
+                    .await?
+                    .text()
+                    .await
+            })
+            .unwrap()
+    };
+    assert!(get("/pd/api/v1/config/schedule").contains("\"max-store-down-time\": \"30m0s\""));
+    assert!(get("/pd/api/v1/stores").contains("\"count\": 4"));
 }

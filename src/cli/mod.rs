@@ -278,8 +278,10 @@ pub enum Commands {
         /// Where PD's API listens; each store's status server gets a port of its own.
         #[arg(long, default_value = "127.0.0.1:2379")]
         listen: std::net::SocketAddr,
+        /// TiKV stores (at least 3: each region keeps 3 replicas).
         #[arg(long, default_value_t = 3)]
         stores: u64,
+        /// Regions, each with 3 replicas and a leader.
         #[arg(long, default_value_t = 300)]
         regions: u64,
         /// PD members to simulate (a majority must live for PD to have a leader).
@@ -289,6 +291,10 @@ pub enum Commands {
         /// compose/tikv-sim.yml): alive while they heartbeat.
         #[arg(long)]
         external_stores: bool,
+        /// PD's and TiKV's own timings (Disconnected after 20 s, peers down after 10 min, Down
+        /// after 30 min) instead of the demo's 3 s / 6 s / 10 s.
+        #[arg(long)]
+        real_timings: bool,
     },
     /// One simulated TiKV store as a process of its own: heartbeats to `simulate
     /// --external-stores` and serves its status server, like a tikv-server.
