@@ -130,12 +130,22 @@ impl Core {
         }
     }
 
-    /// The cluster's nodes: the latest observation's, else what the target lists.
+    /// The cluster's nodes: the latest observation's, and every node the target runs. An
+    /// observation can see less than the cluster (TiKV without a PD leader shows no stores),
+    /// and the cluster does not shrink for it: the policy's majority and the nodes an action
+    /// may name are the whole cluster's.
     pub fn nodes(&self) -> Vec<NodeId> {
-        match &self.last_observation {
-            Some(o) if !o.nodes.is_empty() => o.nodes.iter().map(|n| n.id.clone()).collect(),
-            _ => self.target.nodes(),
+        let mut nodes: Vec<NodeId> = self
+            .last_observation
+            .iter()
+            .flat_map(|o| o.nodes.iter().map(|n| n.id.clone()))
+            .collect();
+        for node in self.target.nodes() {
+            if !nodes.contains(&node) {
+                nodes.push(node);
+            }
         }
+        nodes
     }
 
     /// Nodes the latest observation saw down. A degraded node still serves (a rate limiter

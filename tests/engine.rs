@@ -304,6 +304,40 @@ async fn a_plan_that_disrupts_a_majority_is_refused_and_nothing_runs() {
 }
 
 #[tokio::test]
+async fn an_observation_that_sees_part_of_the_cluster_does_not_shrink_it() {
+    // Like TiKV without a PD leader: the observation shows n1 (down) and nothing of the other
+    // four nodes.
+    let subject = FakeSubject::new(&["n1", "n2", "n3", "n4", "n5"]);
+    subject.with(|s| s.unseen = ["n2", "n3", "n4", "n5"].map(String::from).to_vec());
+    subject.set_healthy("n1", false);
+    // Restarting n2 names a node the target runs (valid, though unseen) and leaves 2 of the
+    // cluster's 5 nodes disrupted, not 2 of the 1 observed.
+    let brain = ScriptedBrain(Box::new(|_| {
+        Ok(diagnosis_with(vec![step(
+            "restart_node",
+            json!({"node": "n2"}),
+        )]))
+    }));
+    let mut h = start(subject.clone(), Arc::new(brain), config(Mode::Execute));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while subject.executed().is_empty() {
+        let refused = h
+            .store()
+            .tickets(5)
+            .unwrap()
+            .into_iter()
+            .find_map(|t| t.reason);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "n2 was never restarted: {refused:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(subject.executed()[0].params["node"], "n2");
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn garbage_from_the_brain_executes_nothing_and_escalates_with_the_reason() {
     let cases: Vec<(&str, Answer)> = vec![
         (

@@ -17,6 +17,8 @@ pub struct FakeState {
     pub executed: Vec<ActionRequest>,
     pub observe_error: Option<String>,
     pub log: Vec<String>,
+    /// Nodes the observation leaves out (it sees only part of the cluster).
+    pub unseen: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -72,6 +74,7 @@ impl Subject for FakeSubject {
                 nodes: state
                     .healthy
                     .iter()
+                    .filter(|(id, _)| !state.unseen.contains(id))
                     .map(|(id, up)| NodeStatus {
                         id: NodeId(id.clone()),
                         role: "node".into(),
