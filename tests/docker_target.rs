@@ -18,53 +18,10 @@ use operator_tui::events::Command as EngineCommand;
 use operator_tui::model::*;
 use operator_tui::store::Store;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+mod support;
+use support::compose::{ComposeProject, build_images, free_port, root};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The Compose project and the images, removed on drop whatever happened.
-struct Project {
-    name: String,
-    tag: String,
-    env: Vec<(String, String)>,
-}
-
-impl Project {
-    fn compose(&self, args: &[&str]) -> std::process::Output {
-        Command::new("docker-compose")
-            .args([
-                "-p",
-                &self.name,
-                "-f",
-                root().join("compose/ratelimiter.yml").to_str().unwrap(),
-            ])
-            .args(args)
-            .envs(self.env.iter().cloned())
-            .output()
-            .expect("docker-compose is installed (Debian's package)")
-    }
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        let _ = self.compose(&["down", "-v", "--remove-orphans"]);
-        for image in ["ratelimiter-svc", "redis"] {
-            let _ = Command::new("docker")
-                .args(["rmi", "-f", &format!("operator-tui/{image}:{}", self.tag)])
-                .output();
-        }
-    }
-}
-
-fn up() -> Project {
+fn up() -> ComposeProject {
     let id = std::process::id();
     let tag = format!("test-{id}");
     let node_binary =
@@ -74,46 +31,32 @@ fn up() -> Project {
         "cargo test --workspace builds {}",
         node_binary.display()
     );
-    let build = Command::new(root().join("compose/build-local-images.sh"))
-        .env("IMAGE_TAG", &tag)
-        .env("RATELIMITER_SVC_BIN", &node_binary)
-        .output()
-        .unwrap();
-    assert!(
-        build.status.success(),
-        "building images: {}",
-        String::from_utf8_lossy(&build.stderr)
+    build_images(&[
+        ("IMAGE_TAG", &tag),
+        ("RATELIMITER_SVC_BIN", node_binary.to_str().unwrap()),
+    ]);
+    let (node_image, redis_image) = (
+        format!("operator-tui/ratelimiter-svc:{tag}"),
+        format!("operator-tui/redis:{tag}"),
     );
     let env = vec![
         (
             "RL_ADMIN_TOKEN".to_string(),
             format!("docker-test-token-{id}"),
         ),
-        (
-            "RATELIMITER_IMAGE".to_string(),
-            format!("operator-tui/ratelimiter-svc:{tag}"),
-        ),
-        (
-            "REDIS_IMAGE".to_string(),
-            format!("operator-tui/redis:{tag}"),
-        ),
+        ("RATELIMITER_IMAGE".to_string(), node_image.clone()),
+        ("REDIS_IMAGE".to_string(), redis_image.clone()),
         ("NODE1_PORT".to_string(), free_port().to_string()),
         ("NODE2_PORT".to_string(), free_port().to_string()),
         ("NODE3_PORT".to_string(), free_port().to_string()),
         ("REDIS_PORT".to_string(), free_port().to_string()),
     ];
-    let project = Project {
-        name: format!("optest{id}"),
-        tag,
+    ComposeProject::up(
+        &format!("optest{id}"),
+        "ratelimiter.yml",
         env,
-    };
-    let out = project.compose(&["up", "-d"]);
-    assert!(
-        out.status.success(),
-        "compose up: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    project
+        vec![node_image, redis_image],
+    )
 }
 
 async fn wait_healthy(deployment: &deploy::Deployment) {

@@ -10,64 +10,17 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+mod support;
+use support::compose::{ComposeProject, build_images, free_port};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The Compose project and its image, removed on drop whatever happened.
-struct Project {
-    name: String,
-    image: String,
-    env: Vec<(String, String)>,
-}
-
-impl Project {
-    fn compose(&self, args: &[&str]) -> std::process::Output {
-        Command::new("docker-compose")
-            .args([
-                "-p",
-                &self.name,
-                "-f",
-                root().join("compose/tikv-sim.yml").to_str().unwrap(),
-            ])
-            .args(args)
-            .envs(self.env.iter().cloned())
-            .output()
-            .expect("docker-compose is installed (Debian's package)")
-    }
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        let _ = self.compose(&["down", "-v", "--remove-orphans"]);
-        let _ = Command::new("docker")
-            .args(["rmi", "-f", &self.image])
-            .output();
-    }
-}
-
-fn up() -> (Project, u16) {
+fn up() -> (ComposeProject, u16) {
     let id = std::process::id();
     let tag = format!("test-{id}");
-    let build = Command::new(root().join("compose/build-local-images.sh"))
-        .env("IMAGES", "operator-tui")
-        .env("IMAGE_TAG", &tag)
-        .env("OPERATOR_TUI_BIN", env!("CARGO_BIN_EXE_operator-tui"))
-        .output()
-        .unwrap();
-    assert!(
-        build.status.success(),
-        "building the image: {}",
-        String::from_utf8_lossy(&build.stderr)
-    );
+    build_images(&[
+        ("IMAGES", "operator-tui"),
+        ("IMAGE_TAG", &tag),
+        ("OPERATOR_TUI_BIN", env!("CARGO_BIN_EXE_operator-tui")),
+    ]);
     let image = format!("operator-tui/operator-tui:{tag}");
     let pd_port = free_port();
     let mut env = vec![
@@ -77,17 +30,7 @@ fn up() -> (Project, u16) {
     for store in 1..=3 {
         env.push((format!("TIKV{store}_STATUS_PORT"), free_port().to_string()));
     }
-    let project = Project {
-        name: format!("optikv{id}"),
-        image,
-        env,
-    };
-    let out = project.compose(&["up", "-d"]);
-    assert!(
-        out.status.success(),
-        "compose up: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let project = ComposeProject::up(&format!("optikv{id}"), "tikv-sim.yml", env, vec![image]);
     (project, pd_port)
 }
 
