@@ -2,7 +2,6 @@
 //! schedules and retry backoff can be checked without sleeping.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use operator_protocol::Millis;
 
@@ -14,10 +13,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> Millis {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
+        operator_protocol::unix_now_ms()
     }
 }
 

@@ -3,16 +3,10 @@
 //! commands writing audit rows caused by the CLI.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn operator(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_operator-tui"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .unwrap()
-}
+mod support;
+use support::binary::operator;
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

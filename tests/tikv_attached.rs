@@ -6,6 +6,9 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+mod support;
+use support::binary::operator_text as operator;
+
 /// The simulator process, stopped (SIGTERM, then reaped) when the test ends, pass or fail.
 struct Simulate {
     child: Child,
@@ -45,21 +48,6 @@ fn simulate_with(extra: &[&str]) -> Simulate {
         url,
         _stdout: stdout,
     }
-}
-
-fn operator(db: &std::path::Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_operator-tui"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 #[test]

@@ -6,11 +6,11 @@
 //! refuse, restarts the container through Docker and verifies through PD. Everything created
 //! is removed afterwards.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod support;
+use support::binary::operator_text as operator;
 use support::compose::{ComposeProject, build_images, free_port};
 
 fn up() -> (ComposeProject, u16) {
@@ -32,21 +32,6 @@ fn up() -> (ComposeProject, u16) {
     }
     let project = ComposeProject::up(&format!("optikv{id}"), "tikv-sim.yml", env, vec![image]);
     (project, pd_port)
-}
-
-fn operator(db: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_operator-tui"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 #[test]

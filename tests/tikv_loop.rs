@@ -4,14 +4,8 @@
 
 use std::process::Command;
 
-fn operator(db: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_operator-tui"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .unwrap()
-}
+mod support;
+use support::binary::operator;
 
 #[test]
 fn a_killed_store_is_detected_diagnosed_restarted_and_verified_headless() {

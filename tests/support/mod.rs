@@ -1,6 +1,7 @@
 //! Shared pieces of the engine tests.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod compose;
 pub mod fake;
 pub mod replay;

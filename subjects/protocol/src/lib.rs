@@ -23,6 +23,14 @@ pub use traits::*;
 /// Milliseconds since the Unix epoch, as the engine's clock tells them.
 pub type Millis = u64;
 
+/// The wall clock in `Millis` (0 for a clock set before 1970).
+pub fn unix_now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// A subject's name for one of its nodes (a process, container or store).
 #[derive(
     Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,

@@ -66,3 +66,16 @@ pub struct Violation {
     #[serde(default)]
     pub evidence: serde_json::Value,
 }
+
+impl Violation {
+    /// An observation whose facts a subject cannot read back: critical, never "healthy".
+    pub fn unreadable_facts(subject: &str, error: impl std::fmt::Display) -> Self {
+        Self {
+            invariant: "observation_unreadable".into(),
+            severity: Severity::Critical,
+            target: subject.into(),
+            message: format!("the observation's facts do not parse: {error}"),
+            evidence: serde_json::Value::Null,
+        }
+    }
+}

@@ -122,7 +122,10 @@ impl RateLimiterSubject {
     async fn wait_until_comparable(&self, key: &str) -> ContractResult<()> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
         loop {
-            let observation = self.observer.observe(crate::now_ms()).await;
+            let observation = self
+                .observer
+                .observe(operator_protocol::unix_now_ms())
+                .await;
             let facts: crate::facts::Facts =
                 serde_json::from_value(observation.facts).unwrap_or_default();
             if facts.keys.iter().any(|k| k.key == key && k.comparable) {
@@ -205,7 +208,7 @@ impl RateLimiterSubject {
                     .ok_or_else(|| ContractError::new("the node did not name the counter"))?
                     .to_string();
                 let mut conn = self.observer.redis();
-                let effective_ms = crate::now_ms();
+                let effective_ms = operator_protocol::unix_now_ms();
                 let held: u64 = redis::cmd("INCRBY")
                     .arg(&counter)
                     .arg(units)

@@ -13,7 +13,6 @@ mod tools;
 pub mod workload;
 
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use operator_protocol::*;
 
@@ -133,13 +132,6 @@ impl RateLimiterSubject {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 fn str_param<'a>(
     params: &'a std::collections::BTreeMap<String, serde_json::Value>,
     name: &str,
@@ -155,7 +147,7 @@ impl Subject for RateLimiterSubject {
 
     fn observe(&self) -> BoxFuture<'_, ContractResult<Observation>> {
         Box::pin(async move {
-            let observation = self.observer.observe(now_ms()).await;
+            let observation = self.observer.observe(unix_now_ms()).await;
             if let Ok(facts) = serde_json::from_value::<Facts>(observation.facts.clone()) {
                 *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(facts);
             }
@@ -166,13 +158,7 @@ impl Subject for RateLimiterSubject {
     fn check(&self, observation: &Observation) -> Vec<Violation> {
         match serde_json::from_value::<Facts>(observation.facts.clone()) {
             Ok(facts) => invariants::all(&facts, &self.thresholds),
-            Err(e) => vec![Violation {
-                invariant: "observation_unreadable".into(),
-                severity: Severity::Critical,
-                target: NAME.into(),
-                message: format!("the observation's facts do not parse: {e}"),
-                evidence: serde_json::Value::Null,
-            }],
+            Err(e) => vec![Violation::unreadable_facts(NAME, e)],
         }
     }
 

@@ -392,6 +392,16 @@ fn int(params: &std::collections::BTreeMap<String, Value>, name: &str) -> Contra
         .ok_or_else(|| ContractError::new(format!("missing {name}")))
 }
 
+fn text<'a>(
+    params: &'a std::collections::BTreeMap<String, Value>,
+    name: &str,
+) -> ContractResult<&'a str> {
+    params
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| ContractError::new(format!("missing {name}")))
+}
+
 fn store_param(params: &std::collections::BTreeMap<String, Value>) -> ContractResult<u64> {
     params
         .get("store")
@@ -412,11 +422,7 @@ impl Subject for TikvSubject {
     fn observe(&self) -> BoxFuture<'_, ContractResult<Observation>> {
         Box::pin(async move {
             let facts = self.facts().await;
-            let at = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0);
-            let observation = Self::observation(at, &facts);
+            let observation = Self::observation(unix_now_ms(), &facts);
             *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(facts);
             Ok(observation)
         })
@@ -425,13 +431,7 @@ impl Subject for TikvSubject {
     fn check(&self, observation: &Observation) -> Vec<Violation> {
         match serde_json::from_value::<Facts>(observation.facts.clone()) {
             Ok(facts) => invariants::all(&facts, &self.thresholds),
-            Err(e) => vec![Violation {
-                invariant: "observation_unreadable".into(),
-                severity: Severity::Critical,
-                target: NAME.into(),
-                message: format!("the observation's facts do not parse: {e}"),
-                evidence: Value::Null,
-            }],
+            Err(e) => vec![Violation::unreadable_facts(NAME, e)],
         }
     }
 
@@ -564,12 +564,7 @@ impl Subject for TikvSubject {
                     "leaders may return".into()
                 }
                 "restart_node" => {
-                    let node = NodeId(
-                        p.get("node")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string(),
-                    );
+                    let node = NodeId::from(text(p, "node")?);
                     target.start(&node).await?;
                     // Back means PD hears from it again: a store heartbeating (Up), a PD
                     // member healthy.
@@ -636,11 +631,7 @@ impl Subject for TikvSubject {
                     Ok(detail)
                 }
                 "metric_query" => {
-                    let query = call
-                        .args
-                        .get("query")
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| ContractError::new("missing query"))?;
+                    let query = text(&call.args, "query")?;
                     let mut samples = self
                         .telemetry
                         .query(query)
@@ -653,11 +644,7 @@ impl Subject for TikvSubject {
                     )
                 }
                 "log_tail" => {
-                    let node = call
-                        .args
-                        .get("node")
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| ContractError::new("missing node"))?;
+                    let node = text(&call.args, "node")?;
                     let lines = call.args.get("lines").and_then(Value::as_u64).unwrap_or(30);
                     let lines = target
                         .tail_logs(&NodeId::from(node), lines.min(MAX_LOG_LINES) as usize)
@@ -665,11 +652,7 @@ impl Subject for TikvSubject {
                     Ok(json!({ "node": node, "lines": lines }))
                 }
                 "pd_member" => {
-                    let name = call
-                        .args
-                        .get("member")
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| ContractError::new("missing member"))?;
+                    let name = text(&call.args, "member")?;
                     let health = self.pd.health().await.map_err(pd_error)?;
                     let member = health.iter().find(|m| m.name == name).ok_or_else(|| {
                         let known: Vec<&str> = health.iter().map(|m| m.name.as_str()).collect();

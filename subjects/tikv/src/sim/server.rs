@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -17,12 +17,7 @@ use super::model::{Cluster, PendingOperator, SimConfig, SimRegion};
 
 type Shared = Arc<Mutex<Cluster>>;
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use operator_protocol::unix_now_ms as now_ms;
 
 /// PD's `render.IndentJSON`: indented, trailing newline, application/json; charset=UTF-8.
 fn indented(status: StatusCode, value: &Value) -> Response {
@@ -252,6 +247,14 @@ async fn schedule(State(state): State<Shared>) -> Response {
     )
 }
 
+/// PD's answer for an operator on a region it does not know.
+fn region_not_found(region: u64) -> Response {
+    message(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &format!("[PD:region:ErrRegionNotFound]region {region} not found"),
+    )
+}
+
 async fn create_operator(State(state): State<Shared>, body: String) -> Response {
     let Ok(v) = serde_json::from_str::<Value>(&body) else {
         return indented(
@@ -267,10 +270,7 @@ async fn create_operator(State(state): State<Shared>, body: String) -> Response 
                 return message(StatusCode::BAD_REQUEST, "missing region id");
             };
             let Some(r) = c.regions.iter().find(|r| r.id == region) else {
-                return message(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("[PD:region:ErrRegionNotFound]region {region} not found"),
-                );
+                return region_not_found(region);
             };
             if !r.peers.iter().any(|(_, s)| *s == to) {
                 return message(
@@ -302,10 +302,7 @@ async fn create_operator(State(state): State<Shared>, body: String) -> Response 
                 return message(StatusCode::BAD_REQUEST, "missing region id or store ids");
             };
             let Some(r) = c.regions.iter().find(|r| r.id == region) else {
-                return message(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("[PD:region:ErrRegionNotFound]region {region} not found"),
-                );
+                return region_not_found(region);
             };
             if !r.peers.iter().any(|(_, s)| *s == from) {
                 return message(

@@ -6,7 +6,7 @@
 //! every store's regions and counters.
 
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -66,10 +66,7 @@ pub async fn run(pd: &str, id: u64, listen: SocketAddr, advertise: &str) -> std:
         .route("/status", get(|| async { StatusCode::OK }))
         .route("/metrics", get(metrics))
         .with_state(store.clone());
-    let started_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let started_ms = operator_protocol::unix_now_ms();
     let beat = json!({ "started_ms": started_ms, "status_address": advertise });
     let heartbeats = async {
         let mut every = tokio::time::interval(HEARTBEAT_EVERY);
