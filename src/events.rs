@@ -5,7 +5,7 @@ use operator_protocol::{ChaosRequest, Diagnosis, Observation, ReasoningEvent, Vi
 
 use crate::model::{Action, ActionId, Mode, Ticket, TicketId};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum EngineEvent {
     Observed {
         observation: Observation,
@@ -16,7 +16,7 @@ pub enum EngineEvent {
     },
     TicketChanged(Ticket),
     Reasoning {
-        ticket: TicketId,
+        about: ReasoningFor,
         event: ReasoningEvent,
     },
     DiagnosisReady {
@@ -50,7 +50,14 @@ pub enum EngineEvent {
     },
 }
 
-#[derive(Debug, Clone)]
+/// Whose reasoning a stream carries: a ticket's diagnosis, or the answer to a free question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReasoningFor {
+    Ticket(TicketId),
+    Question,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     InjectChaos(ChaosRequest),
     Approve(ActionId),

@@ -8,13 +8,13 @@ use std::time::Instant;
 use operator_protocol::{Health, ReasoningEvent};
 use tokio::sync::broadcast;
 
-use crate::events::EngineEvent;
+use crate::events::{EngineEvent, ReasoningFor};
 use crate::model::*;
 
 pub struct Printer {
     started: Instant,
     /// Partial reasoning text per ticket until its line ends.
-    pending: HashMap<TicketId, String>,
+    pending: HashMap<ReasoningFor, String>,
     last_status: HashMap<TicketId, TicketStatus>,
     last_action: HashMap<ActionId, ActionStatus>,
     last_summary: Option<Instant>,
@@ -111,20 +111,20 @@ impl Printer {
                     ));
                 }
             }
-            EngineEvent::Reasoning { ticket, event } => match event {
+            EngineEvent::Reasoning { about, event } => match event {
                 ReasoningEvent::Text { text } | ReasoningEvent::Thinking { text } => {
-                    let buffer = self.pending.entry(*ticket).or_default();
+                    let buffer = self.pending.entry(*about).or_default();
                     buffer.push_str(text);
                     let mut lines = Vec::new();
                     while let Some(end) = buffer.find('\n') {
                         lines.push(buffer.drain(..=end).collect::<String>());
                     }
                     for line in lines {
-                        self.line(&format!("  {} │ {}", ticket, line.trim_end()));
+                        self.line(&format!("  {} │ {}", label(about), line.trim_end()));
                     }
                 }
                 ReasoningEvent::ToolCall { tool, args } => {
-                    self.line(&format!("  {ticket} │ → {tool} {args}"))
+                    self.line(&format!("  {} │ → {tool} {args}", label(about)))
                 }
                 ReasoningEvent::ToolResult { .. } => {}
             },
@@ -179,6 +179,14 @@ impl Printer {
                 Err(why) => self.line(&format!("no answer to {question:?}: {why}")),
             },
         }
+    }
+}
+
+/// The margin a reasoning line streams under: its ticket, or `?` for a question.
+fn label(about: &ReasoningFor) -> String {
+    match about {
+        ReasoningFor::Ticket(ticket) => ticket.to_string(),
+        ReasoningFor::Question => "?".into(),
     }
 }
 

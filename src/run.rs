@@ -162,7 +162,7 @@ pub async fn ask(
         tools: deployment.subject.tools(),
     };
     eprintln!("asking {}", brain.name());
-    let tools = crate::agent::SubjectTools(deployment.subject.clone(), deployment.target.clone());
+    let tools = crate::engine::SubjectTools(deployment.subject.clone(), deployment.target.clone());
     let answer = brain
         .ask(&context, &tools, &Stdout)
         .await

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use operator_protocol::*;
-use operator_tui::agent::SubjectTools;
 use operator_tui::brains::anthropic::{AnthropicBrain, AnthropicConfig};
+use operator_tui::engine::SubjectTools;
 use support::fake::*;
 use support::replay::{ReplayServer, Reply};
 
@@ -121,13 +121,13 @@ async fn an_error_event_inside_a_200_stream_is_not_resent_and_the_rules_brain_an
 #[tokio::test]
 async fn max_tokens_inside_a_tool_block_runs_nothing() {
     let (result, _, _) = diagnose(vec![Reply::sse("anthropic/max_tokens_in_tool.sse")]).await;
-    assert!(result.unwrap_err().0.contains("max_tokens"));
+    assert!(result.unwrap_err().to_string().contains("max_tokens"));
 }
 
 #[tokio::test]
 async fn a_refusal_is_reported_as_such() {
     let (result, _, _) = diagnose(vec![Reply::sse("anthropic/refusal.sse")]).await;
-    let error = result.unwrap_err().0;
+    let error = result.unwrap_err().to_string();
     assert!(
         error.contains("refused") && error.contains("policy"),
         "{error}"
@@ -137,7 +137,12 @@ async fn a_refusal_is_reported_as_such() {
 #[tokio::test]
 async fn a_diagnosis_that_fails_the_schema_is_refused() {
     let (result, _, _) = diagnose(vec![Reply::sse("anthropic/malformed_diagnosis.sse")]).await;
-    assert!(result.unwrap_err().0.contains("does not match the schema"));
+    assert!(
+        result
+            .unwrap_err()
+            .to_string()
+            .contains("does not match the schema")
+    );
 }
 
 #[tokio::test]
@@ -196,7 +201,7 @@ async fn a_401_is_a_clear_error_naming_the_key_variable_and_is_not_retried() {
         "invalid x-api-key",
     )])
     .await;
-    let error = result.unwrap_err().0;
+    let error = result.unwrap_err().to_string();
     assert!(
         error.contains("ANTHROPIC_API_KEY") && error.contains("401"),
         "{error}"

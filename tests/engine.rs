@@ -365,8 +365,8 @@ async fn garbage_from_the_brain_executes_nothing_and_escalates_with_the_reason()
         (
             "invalid JSON",
             Box::new(|| {
-                Err(ContractError::new(
-                    "invalid JSON in the model's answer: expected value at line 1",
+                Err(ContractError::Permanent(
+                    "invalid JSON in the model's answer: expected value at line 1".into(),
                 ))
             }),
         ),

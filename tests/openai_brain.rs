@@ -7,8 +7,8 @@ mod support;
 use std::sync::Arc;
 
 use operator_protocol::*;
-use operator_tui::agent::SubjectTools;
 use operator_tui::brains::openai::{OpenAiBrain, OpenAiConfig};
+use operator_tui::engine::SubjectTools;
 use support::fake::*;
 use support::replay::{ReplayServer, Reply};
 
@@ -135,7 +135,7 @@ async fn server_errors_in_each_shape_are_read_and_retried_or_refused() {
 
     let vllm_bad = Reply { body: br#"{"object":"error","message":"auto tool choice requires --enable-auto-tool-choice","type":"BadRequestError","param":null,"code":400}"#.to_vec(), ..Reply::error(400, "x", "y") };
     let (result, server, _) = diagnose(None, "vllm", vec![vllm_bad]).await;
-    let error = result.unwrap_err().0;
+    let error = result.unwrap_err().to_string();
     assert!(error.contains("--enable-auto-tool-choice"), "{error}");
     assert_eq!(server.requests().len(), 1, "a 400 is not retried");
 }

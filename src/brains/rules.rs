@@ -56,7 +56,7 @@ impl Brain for RulesBrain {
         Box::pin(async move {
             let ticket = &context.ticket;
             let entry = context.runbook.entry(&ticket.invariant).ok_or_else(|| {
-                ContractError::new(format!(
+                ContractError::Permanent(format!(
                     "the {} runbook has no entry for {:?}; a human has to look",
                     context.subject, ticket.invariant
                 ))
@@ -164,7 +164,7 @@ impl Brain for RulesBrain {
                 .max_by(|(ia, a), (ib, b)| a.score.total_cmp(&b.score).then(ib.cmp(ia)))
                 .map(|(i, _)| i)
                 .ok_or_else(|| {
-                    ContractError::new(format!(
+                    ContractError::Permanent(format!(
                         "the runbook entry for {} lists no hypotheses",
                         ticket.invariant
                     ))

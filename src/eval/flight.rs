@@ -115,8 +115,10 @@ impl ToolBox for ReplayedTools {
         Box::pin(async move {
             match self.exchanges.iter().find(|e| e.call == *call) {
                 Some(ToolExchange { result: Ok(v), .. }) => Ok(v.clone()),
-                Some(ToolExchange { result: Err(e), .. }) => Err(ContractError::new(e.clone())),
-                None => Err(ContractError::new(format!(
+                Some(ToolExchange { result: Err(e), .. }) => {
+                    Err(ContractError::Permanent(e.clone()))
+                }
+                None => Err(ContractError::NotFound(format!(
                     "{} {} was not called when this flight was recorded, so its answer is unknown",
                     call.tool,
                     serde_json::to_string(&call.args).unwrap_or_default()

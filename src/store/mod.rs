@@ -2,6 +2,9 @@
 //! audit log and settings. Every state change and its audit row are written in one transaction.
 
 mod schema;
+mod write;
+
+pub use write::{ActionUpdate, Applied, Write};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,7 +20,7 @@ pub struct Store {
 }
 
 /// A new action as the agent or a human proposes it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewAction {
     pub ticket_id: Option<TicketId>,
     pub name: String,
@@ -36,7 +39,7 @@ pub enum TicketChange {
     Recurred(TicketId),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChaosRecord {
     pub at_ms: Millis,
     pub name: String,
@@ -256,67 +259,31 @@ impl Store {
         now: Millis,
         chaos: Option<&ChaosRecord>,
     ) -> Result<TicketChange> {
-        let tx = self.conn.transaction()?;
-        let existing: Option<i64> = tx
+        let existing: Option<i64> = self
+            .conn
             .query_row(
                 "SELECT id FROM tickets WHERE subject = ?1 AND invariant = ?2 AND target = ?3 AND status != 'resolved' ORDER BY id DESC LIMIT 1",
                 params![subject, violation.invariant, violation.target],
                 |r| r.get(0),
             )
             .optional()?;
-        let change = if let Some(id) = existing {
-            tx.execute(
-                "UPDATE tickets SET occurrences = occurrences + 1, clean_checks = 0, message = ?2, evidence = ?3, updated_ms = ?4 WHERE id = ?1",
-                params![id, violation.message, json_text(&violation.evidence), now as i64],
-            )?;
-            TicketChange::Recurred(TicketId(id))
-        } else {
-            tx.execute(
-                "INSERT INTO tickets (subject, invariant, target, severity, status, message, evidence, chaos_name, chaos_root_cause, fault_injected_ms, first_seen_ms, opened_ms, updated_ms)
-                 VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?10)",
-                params![
-                    subject,
-                    violation.invariant,
-                    violation.target,
-                    severity_str(violation.severity),
-                    violation.message,
-                    json_text(&violation.evidence),
-                    chaos.map(|c| c.name.clone()),
-                    chaos.map(|c| c.root_cause.clone()),
-                    chaos.map(|c| c.at_ms as i64),
-                    now as i64,
-                ],
-            )?;
-            let id = TicketId(tx.last_insert_rowid());
-            audit(
-                &tx,
-                now,
-                Cause::Monitor,
-                Some(id),
-                None,
-                "ticket_opened",
-                &format!(
-                    "{} on {}: {}",
-                    violation.invariant, violation.target, violation.message
-                ),
-            )?;
-            TicketChange::Opened(id)
+        let write = match existing {
+            Some(id) => Write::Recur {
+                ticket: TicketId(id),
+                violation: violation.clone(),
+            },
+            None => Write::OpenTicket {
+                subject: subject.to_string(),
+                violation: violation.clone(),
+                chaos: chaos.cloned(),
+            },
         };
-        tx.commit()?;
-        Ok(change)
-    }
-
-    /// Counts one observation in which the ticket's invariant held; returns the new count.
-    pub fn record_clean_check(&mut self, id: TicketId, now: Millis) -> Result<u64> {
-        self.conn.execute(
-            "UPDATE tickets SET clean_checks = clean_checks + 1, updated_ms = ?2 WHERE id = ?1",
-            params![id.0, now as i64],
-        )?;
-        Ok(self.conn.query_row(
-            "SELECT clean_checks FROM tickets WHERE id = ?1",
-            [id.0],
-            |r| r.get::<_, i64>(0),
-        )? as u64)
+        let applied = self.apply(&[write], now)?;
+        Ok(match (existing, applied.opened.first()) {
+            (Some(id), _) => TicketChange::Recurred(TicketId(id)),
+            (None, Some(id)) => TicketChange::Opened(*id),
+            (None, None) => return Err(eyre!("the ticket was not opened")),
+        })
     }
 
     /// Moves a ticket to `status`, stamping its timeline and writing the audit row.
@@ -328,39 +295,13 @@ impl Store {
         reason: Option<&str>,
         now: Millis,
     ) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        let stamp = match status {
-            TicketStatus::Diagnosed => Some("diagnosed_ms"),
-            TicketStatus::Acting => Some("action_started_ms"),
-            TicketStatus::Verifying => Some("verifying_since_ms"),
-            TicketStatus::Resolved => Some("resolved_ms"),
-            _ => None,
-        };
-        let mut sql = String::from(
-            "UPDATE tickets SET status = ?2, reason = COALESCE(?3, reason), updated_ms = ?4",
-        );
-        if let Some(column) = stamp {
-            sql.push_str(&format!(", {column} = COALESCE({column}, ?4)"));
-        }
-        if status == TicketStatus::Verifying {
-            sql.push_str(", action_done_ms = COALESCE(action_done_ms, ?4), clean_checks = 0");
-        }
-        sql.push_str(" WHERE id = ?1");
-        let changed = tx.execute(&sql, params![id.0, status.as_str(), reason, now as i64])?;
-        if changed == 0 {
-            return Err(eyre!("ticket {id} does not exist"));
-        }
-        audit(
-            &tx,
-            now,
+        let write = Write::TicketStatus {
+            ticket: id,
+            status,
             cause,
-            Some(id),
-            None,
-            &format!("ticket_{status}"),
-            reason.unwrap_or(""),
-        )?;
-        tx.commit()?;
-        Ok(())
+            reason: reason.map(str::to_string),
+        };
+        self.apply(&[write], now).map(drop)
     }
 
     pub fn ticket(&self, id: TicketId) -> Result<Option<Ticket>> {
@@ -383,6 +324,19 @@ impl Store {
             .collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Every action of an active ticket, and every live action, oldest first: what the
+    /// engine decides over.
+    pub fn engine_actions(&self) -> Result<Vec<Action>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT * FROM actions WHERE status IN ('proposed', 'validated', 'executing')
+                OR ticket_id IN (SELECT id FROM tickets WHERE status != 'resolved')
+             ORDER BY id",
+        )?;
+        Ok(stmt
+            .query_map([], action_from_row)?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
     /// The newest tickets first.
     pub fn tickets(&self, limit: usize) -> Result<Vec<Ticket>> {
         let mut stmt = self
@@ -391,30 +345,6 @@ impl Store {
         Ok(stmt
             .query_map([limit as i64], ticket_from_row)?
             .collect::<rusqlite::Result<_>>()?)
-    }
-
-    pub fn insert_diagnosis(
-        &mut self,
-        ticket: TicketId,
-        brain: &str,
-        body: &serde_json::Value,
-        reasoning: &str,
-        refusal: Option<&str>,
-        now: Millis,
-    ) -> Result<i64> {
-        let tx = self.conn.transaction()?;
-        tx.execute(
-            "INSERT INTO diagnoses (ticket_id, brain, body, accepted, refusal, reasoning, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![ticket.0, brain, json_text(body), refusal.is_none(), refusal, reasoning, now as i64],
-        )?;
-        let id = tx.last_insert_rowid();
-        let (event, detail) = match refusal {
-            None => ("diagnosis_accepted", format!("from {brain}")),
-            Some(why) => ("diagnosis_refused", format!("from {brain}: {why}")),
-        };
-        audit(&tx, now, Cause::Brain, Some(ticket), None, event, &detail)?;
-        tx.commit()?;
-        Ok(id)
     }
 
     pub fn diagnoses(&self, ticket: TicketId) -> Result<Vec<StoredDiagnosis>> {
@@ -443,38 +373,16 @@ impl Store {
         cause: Cause,
         now: Millis,
     ) -> Result<ActionId> {
-        let tx = self.conn.transaction()?;
-        tx.execute(
-            "INSERT INTO actions (ticket_id, name, params, rationale, risk, status, max_attempts, depends_on, not_before_ms, created_ms, updated_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'proposed', ?6, ?7, ?8, ?9, ?9)",
-            params![
-                new.ticket_id.map(|t| t.0),
-                new.name,
-                json_text(&new.params),
-                new.rationale,
-                risk_str(new.risk),
-                new.max_attempts,
-                new.depends_on.map(|a| a.0),
-                new.not_before_ms.map(|v| v as i64),
-                now as i64,
-            ],
-        )?;
-        let id = ActionId(tx.last_insert_rowid());
-        tx.execute(
-            "INSERT INTO action_events (action_id, at_ms, from_status, to_status, detail) VALUES (?1, ?2, NULL, 'proposed', ?3)",
-            params![id.0, now as i64, new.rationale],
-        )?;
-        audit(
-            &tx,
-            now,
+        let write = Write::Workflow {
+            steps: vec![new.clone()],
             cause,
-            new.ticket_id,
-            Some(id),
-            "action_proposed",
-            &format!("{} {}", new.name, json_text(&new.params)),
-        )?;
-        tx.commit()?;
-        Ok(id)
+        };
+        let applied = self.apply(&[write], now)?;
+        applied
+            .inserted
+            .first()
+            .copied()
+            .ok_or_else(|| eyre!("the action was not inserted"))
     }
 
     /// Moves an action from `from` to `to`; returns false (and changes nothing) when the action
@@ -490,53 +398,15 @@ impl Store {
         now: Millis,
         update: ActionUpdate,
     ) -> Result<bool> {
-        let tx = self.conn.transaction()?;
-        let changed = tx.execute(
-            "UPDATE actions SET status = ?3, updated_ms = ?4,
-                attempts = attempts + ?5,
-                not_before_ms = CASE WHEN ?6 THEN ?7 ELSE not_before_ms END,
-                error = COALESCE(?8, error),
-                outcome = COALESCE(?9, outcome)
-             WHERE id = ?1 AND status = ?2",
-            params![
-                id.0,
-                from.as_str(),
-                to.as_str(),
-                now as i64,
-                update.count_attempt as i64,
-                update.not_before_ms.is_some(),
-                update.not_before_ms.flatten().map(|v| v as i64),
-                update.error,
-                update.outcome,
-            ],
-        )?;
-        if changed == 0 {
-            return Ok(false);
-        }
-        let ticket: Option<i64> =
-            tx.query_row("SELECT ticket_id FROM actions WHERE id = ?1", [id.0], |r| {
-                r.get(0)
-            })?;
-        tx.execute(
-            "INSERT INTO action_events (action_id, at_ms, from_status, to_status, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id.0, now as i64, from.as_str(), to.as_str(), detail],
-        )?;
-        let event = if from == to {
-            "action_retry_scheduled".to_string()
-        } else {
-            format!("action_{to}")
-        };
-        audit(
-            &tx,
-            now,
+        let write = Write::ActionTransition {
+            id,
+            from,
+            to,
             cause,
-            ticket.map(TicketId),
-            Some(id),
-            &event,
-            detail,
-        )?;
-        tx.commit()?;
-        Ok(true)
+            detail: detail.to_string(),
+            update,
+        };
+        Ok(self.apply(&[write], now)?.stale.is_empty())
     }
 
     /// Records a human's decision on an action awaiting approval.
@@ -547,36 +417,15 @@ impl Store {
         cause: Cause,
         now: Millis,
     ) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        let action = tx
-            .query_row(
-                "SELECT * FROM actions WHERE id = ?1",
-                [id.0],
-                action_from_row,
-            )
-            .optional()?
-            .ok_or_else(|| eyre!("there is no action {id}"))?;
-        if action.status.is_final() {
-            return Err(eyre!(
-                "action {id} is already {}; nothing to approve",
-                action.status
-            ));
-        }
-        tx.execute(
-            "UPDATE actions SET approval = ?2, updated_ms = ?3 WHERE id = ?1",
-            params![id.0, approval.as_str(), now as i64],
-        )?;
-        audit(
-            &tx,
-            now,
+        let write = Write::Approval {
+            id,
+            approval,
             cause,
-            action.ticket_id,
-            Some(id),
-            &format!("action_{approval}"),
-            &action.name,
-        )?;
-        tx.commit()?;
-        Ok(())
+        };
+        match self.apply(&[write], now)?.refused.pop() {
+            Some(refusal) => Err(eyre!(refusal)),
+            None => Ok(()),
+        }
     }
 
     pub fn action(&self, id: ActionId) -> Result<Option<Action>> {
@@ -656,10 +505,13 @@ impl Store {
         detail: &str,
         now: Millis,
     ) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        audit(&tx, now, cause, ticket, None, event, detail)?;
-        tx.commit()?;
-        Ok(())
+        let write = Write::Audit {
+            cause,
+            ticket,
+            event: event.to_string(),
+            detail: detail.to_string(),
+        };
+        self.apply(&[write], now).map(drop)
     }
 
     fn setting(&self, key: &str) -> Result<Option<String>> {
@@ -671,23 +523,12 @@ impl Store {
             .optional()?)
     }
 
-    fn set_setting(&mut self, key: &str, value: &str, cause: Cause, now: Millis) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        tx.execute(
-            "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![key, value],
-        )?;
-        audit(&tx, now, cause, None, None, &format!("{key}_set"), value)?;
-        tx.commit()?;
-        Ok(())
-    }
-
     pub fn mode(&self) -> Result<Option<Mode>> {
         Ok(self.setting("mode")?.as_deref().and_then(Mode::parse))
     }
 
     pub fn set_mode(&mut self, mode: Mode, cause: Cause, now: Millis) -> Result<()> {
-        self.set_setting("mode", mode.as_str(), cause, now)
+        self.apply(&[Write::Mode { mode, cause }], now).map(drop)
     }
 
     pub fn kill_switch(&self) -> Result<bool> {
@@ -695,7 +536,8 @@ impl Store {
     }
 
     pub fn set_kill_switch(&mut self, on: bool, cause: Cause, now: Millis) -> Result<()> {
-        self.set_setting("kill_switch", if on { "on" } else { "off" }, cause, now)
+        self.apply(&[Write::KillSwitch { on, cause }], now)
+            .map(drop)
     }
 
     /// Records an injection, and links it to the tickets the monitor opened for it meanwhile
@@ -706,33 +548,12 @@ impl Store {
         record: &ChaosRecord,
         summary: &str,
     ) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        tx.execute(
-            "UPDATE tickets SET chaos_name = ?1, chaos_root_cause = ?2, fault_injected_ms = ?3
-             WHERE subject = ?4 AND invariant = ?5 AND chaos_name IS NULL AND opened_ms >= ?3",
-            params![
-                record.name,
-                record.root_cause,
-                record.at_ms as i64,
-                subject,
-                record.expected_invariant
-            ],
-        )?;
-        tx.execute(
-            "INSERT INTO chaos_injections (at_ms, subject, name, target, root_cause, expected_invariant, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![record.at_ms as i64, subject, record.name, record.target, record.root_cause, record.expected_invariant, summary],
-        )?;
-        audit(
-            &tx,
-            record.at_ms,
-            Cause::Chaos,
-            None,
-            None,
-            "chaos_injected",
-            &format!("{} on {}: {summary}", record.name, record.target),
-        )?;
-        tx.commit()?;
-        Ok(())
+        let write = Write::Chaos {
+            subject: subject.to_string(),
+            record: record.clone(),
+            summary: summary.to_string(),
+        };
+        self.apply(&[write], record.at_ms).map(drop)
     }
 
     /// Injections since `since_ms`, newest first: the monitor links a new ticket to its cause.
@@ -777,16 +598,6 @@ impl MigrationLock {
         }
         Ok(Self { _held: file })
     }
-}
-
-/// Optional column changes that ride along with an action transition.
-#[derive(Debug, Clone, Default)]
-pub struct ActionUpdate {
-    pub count_attempt: bool,
-    /// `Some(None)` clears the schedule; `Some(Some(t))` sets it.
-    pub not_before_ms: Option<Option<Millis>>,
-    pub error: Option<String>,
-    pub outcome: Option<String>,
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ pub struct DockerTarget {
 }
 
 fn contract(e: impl std::fmt::Display) -> ContractError {
-    ContractError::new(e.to_string())
+    ContractError::Retryable(e.to_string())
 }
 
 /// Says what a Docker failure means for the user.

@@ -70,7 +70,7 @@ fn signal(pid: u32, sig: libc::c_int) -> std::io::Result<()> {
 }
 
 fn contract(e: impl std::fmt::Display) -> ContractError {
-    ContractError::new(e.to_string())
+    ContractError::Retryable(e.to_string())
 }
 
 impl LocalTarget {
@@ -197,9 +197,9 @@ impl LocalTarget {
 
     fn pid_of(&self, node: &NodeId) -> ContractResult<Option<u32>> {
         let procs = self.lock();
-        let proc = procs
-            .get(node)
-            .ok_or_else(|| ContractError::new(format!("the local cluster has no node {node}")))?;
+        let proc = procs.get(node).ok_or_else(|| {
+            ContractError::NotFound(format!("the local cluster has no node {node}"))
+        })?;
         Ok(proc.pid.filter(|pid| process_state(*pid) != "exited"))
     }
 
@@ -381,8 +381,8 @@ impl DeploymentTarget for LocalTarget {
 
     fn isolate<'a>(&'a self, _node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
         Box::pin(async {
-            Err(ContractError::new(
-                "the local target runs plain processes and cannot partition them; use the docker target",
+            Err(ContractError::Refused(
+                "the local target runs plain processes and cannot partition them; use the docker target".into()
             ))
         })
     }

@@ -20,7 +20,7 @@ impl WatchOnly {
         let message = format!(
             "cannot {what} {node}: --target none has no control over processes (use --target docker for a Compose cluster)"
         );
-        Box::pin(async move { Err(ContractError::new(message)) })
+        Box::pin(async move { Err(ContractError::Refused(message)) })
     }
 }
 

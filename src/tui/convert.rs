@@ -3,7 +3,7 @@
 use operator_widgets::update::EngineUpdate;
 use operator_widgets::view::{ActionRow, TicketRow};
 
-use crate::events::EngineEvent;
+use crate::events::{EngineEvent, ReasoningFor};
 use crate::model::{Action, Approval, Ticket};
 
 pub fn ticket_row(t: &Ticket) -> TicketRow {
@@ -51,9 +51,15 @@ pub fn engine_update(event: EngineEvent) -> Option<EngineUpdate> {
         },
         EngineEvent::ObservationFailed { error } => EngineUpdate::ObservationFailed(error),
         EngineEvent::TicketChanged(t) => EngineUpdate::Ticket(ticket_row(&t)),
-        // A question's reasoning streams as ticket 0, which no pane shows as a ticket.
-        EngineEvent::Reasoning { ticket, .. } if ticket.0 == 0 => return None,
-        EngineEvent::Reasoning { ticket, event } => EngineUpdate::Reasoning {
+        // A question's reasoning has no ticket to show it under; its answer arrives whole.
+        EngineEvent::Reasoning {
+            about: ReasoningFor::Question,
+            ..
+        } => return None,
+        EngineEvent::Reasoning {
+            about: ReasoningFor::Ticket(ticket),
+            event,
+        } => EngineUpdate::Reasoning {
             ticket: ticket.0,
             event,
         },

@@ -67,7 +67,7 @@ impl Subject for FakeSubject {
         Box::pin(async move {
             let state = self.state.lock().unwrap();
             if let Some(error) = &state.observe_error {
-                return Err(ContractError::new(error.clone()));
+                return Err(ContractError::Retryable(error.clone()));
             }
             Ok(Observation {
                 at_ms: 0,
@@ -141,8 +141,8 @@ impl Subject for FakeSubject {
                 "restart_node" => {
                     if state.restart_failures_left > 0 {
                         state.restart_failures_left -= 1;
-                        return Err(ContractError::new(
-                            "restart failed: the node did not come back",
+                        return Err(ContractError::Retryable(
+                            "restart failed: the node did not come back".into(),
                         ));
                     }
                     let node = request.params["node"]
@@ -154,7 +154,7 @@ impl Subject for FakeSubject {
                         summary: format!("restarted {node}"),
                     })
                 }
-                _ => Err(ContractError::new("flaky_action always fails")),
+                _ => Err(ContractError::Retryable("flaky_action always fails".into())),
             }
         })
     }
@@ -189,10 +189,10 @@ impl Subject for FakeSubject {
             match call.tool.as_str() {
                 "node_detail" => match state.healthy.get(node) {
                     Some(up) => Ok(json!({ "node": node, "healthy": up, "process_running": up })),
-                    None => Err(ContractError::new(format!("no node {node}"))),
+                    None => Err(ContractError::NotFound(format!("no node {node}"))),
                 },
                 "log_tail" => Ok(json!({ "lines": state.log })),
-                other => Err(ContractError::new(format!("no tool {other}"))),
+                other => Err(ContractError::NotFound(format!("no tool {other}"))),
             }
         })
     }

@@ -350,7 +350,7 @@ impl<D: Dialect> Brain for LlmBrain<D> {
             .await
             {
                 Ok(diagnosis) => return Ok(diagnosis),
-                Err(Failure::Refused(why)) => return Err(ContractError::new(why)),
+                Err(Failure::Refused(why)) => return Err(ContractError::Refused(why)),
                 Err(Failure::Budget(why) | Failure::Unavailable(why)) => why,
             };
             let label = self.dialect.label();
@@ -380,7 +380,7 @@ impl<D: Dialect> Brain for LlmBrain<D> {
                 .await
                 .map_err(|failure| match failure {
                     Failure::Budget(why) | Failure::Unavailable(why) | Failure::Refused(why) => {
-                        ContractError::new(why)
+                        ContractError::Refused(why)
                     }
                 })
         })

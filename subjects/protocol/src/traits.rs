@@ -12,21 +12,51 @@ use crate::{
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// An error crossing the contract: a message a person can act on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContractError(pub String);
-
-impl std::fmt::Display for ContractError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// An error crossing the contract, classed by what the caller can do about it. The message
+/// is for a person; the variant is for the executor, which retries only what is retryable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContractError {
+    /// Trying again may work: a timeout, a 5xx answer, a connection refused while the
+    /// service restarts.
+    #[error("{0}")]
+    Retryable(String),
+    /// Trying again fails the same way: a 4xx refusal, an invalid request, a broken setup.
+    #[error("{0}")]
+    Permanent(String),
+    /// What the request names does not exist (a node, a region, a key, a tool).
+    #[error("{0}")]
+    NotFound(String),
+    /// The subject or target refuses on purpose (its own safety rule, a state that forbids
+    /// it, a target that cannot do this).
+    #[error("{0}")]
+    Refused(String),
 }
 
-impl std::error::Error for ContractError {}
-
 impl ContractError {
-    pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ContractError::Retryable(_))
+    }
+
+    /// The class of an HTTP answer's status: 5xx and 429 may pass, 404 names nothing, other
+    /// 4xx refuse the request.
+    pub fn from_status(status: u16, message: impl Into<String>) -> Self {
+        let message = message.into();
+        match status {
+            429 | 500..=599 => ContractError::Retryable(message),
+            404 => ContractError::NotFound(message),
+            _ => ContractError::Permanent(message),
+        }
+    }
+
+    /// The same class with more context in front of the message.
+    pub fn context(self, what: impl std::fmt::Display) -> Self {
+        let wrap = |m: String| format!("{what}: {m}");
+        match self {
+            ContractError::Retryable(m) => ContractError::Retryable(wrap(m)),
+            ContractError::Permanent(m) => ContractError::Permanent(wrap(m)),
+            ContractError::NotFound(m) => ContractError::NotFound(wrap(m)),
+            ContractError::Refused(m) => ContractError::Refused(wrap(m)),
+        }
     }
 }
 
@@ -120,7 +150,7 @@ pub trait Brain: Send + Sync {
     ) -> BoxFuture<'a, ContractResult<String>> {
         let _ = (context, tools, sink);
         Box::pin(async move {
-            Err(ContractError::new(format!(
+            Err(ContractError::Refused(format!(
                 "the {} brain diagnoses tickets from the runbook and answers no free questions; use --brain anthropic or openai",
                 self.name()
             )))

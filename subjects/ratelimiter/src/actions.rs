@@ -108,8 +108,8 @@ impl RateLimiterSubject {
             }
             "restart_redis" => {
                 if !self.endpoints().redis_managed {
-                    return Err(ContractError::new(
-                        "Redis is not managed by operator-tui (--redis-url): restart it where it runs",
+                    return Err(ContractError::Refused(
+                        "Redis is not managed by operator-tui (--redis-url): restart it where it runs".into()
                     ));
                 }
                 let redis = NodeId::from(REDIS_NODE);
@@ -119,7 +119,7 @@ impl RateLimiterSubject {
                     summary: "redis restarted and accepting connections".into(),
                 })
             }
-            other => Err(ContractError::new(format!(
+            other => Err(ContractError::NotFound(format!(
                 "the rate limiter has no action {other}"
             ))),
         }

@@ -132,7 +132,7 @@ impl RateLimiterSubject {
                 return Ok(());
             }
             if std::time::Instant::now() > deadline {
-                return Err(ContractError::new(format!(
+                return Err(ContractError::Refused(format!(
                     "{key} never had a window every node watched whole; is traffic reaching it?"
                 )));
             }
@@ -148,7 +148,7 @@ impl RateLimiterSubject {
         let p = &request.params;
         let node = str_param(p, "node", DEFAULT_NODE).to_string();
         if self.endpoints().node_url(&node).is_none() {
-            return Err(ContractError::new(format!(
+            return Err(ContractError::Refused(format!(
                 "no node {node}; the nodes are {}",
                 self.endpoints().node_ids().join(", ")
             )));
@@ -175,8 +175,9 @@ impl RateLimiterSubject {
             }
             "kill_redis" => {
                 if !self.endpoints().redis_managed {
-                    return Err(ContractError::new(
-                        "Redis is not managed by operator-tui (--redis-url); kill it yourself",
+                    return Err(ContractError::Refused(
+                        "Redis is not managed by operator-tui (--redis-url); kill it yourself"
+                            .into(),
                     ));
                 }
                 target.kill(&NodeId::from(REDIS_NODE)).await?;
@@ -205,7 +206,9 @@ impl RateLimiterSubject {
                     .await?;
                 let counter = state["counter_key"]
                     .as_str()
-                    .ok_or_else(|| ContractError::new("the node did not name the counter"))?
+                    .ok_or_else(|| {
+                        ContractError::Permanent("the node did not name the counter".into())
+                    })?
                     .to_string();
                 let mut conn = self.observer.redis();
                 let effective_ms = operator_protocol::unix_now_ms();
@@ -214,7 +217,7 @@ impl RateLimiterSubject {
                     .arg(units)
                     .query_async(&mut conn)
                     .await
-                    .map_err(|e| ContractError::new(format!("INCRBY {counter}: {e}")))?;
+                    .map_err(|e| ContractError::Retryable(format!("INCRBY {counter}: {e}")))?;
                 Ok(ChaosOutcome {
                     target: key.clone(),
                     summary: format!(
@@ -223,7 +226,7 @@ impl RateLimiterSubject {
                     effective_ms: Some(effective_ms),
                 })
             }
-            other => Err(ContractError::new(format!(
+            other => Err(ContractError::NotFound(format!(
                 "the rate limiter has no chaos {other}; see `chaos list`"
             ))),
         }

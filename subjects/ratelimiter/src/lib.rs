@@ -78,7 +78,7 @@ impl RateLimiterSubject {
             match request.send().await {
                 Ok(r) if r.status().is_success() => {
                     return r.json().await.map_err(|e| {
-                        ContractError::new(format!("{id} answered {path} with bad JSON: {e}"))
+                        ContractError::Permanent(format!("{id} answered {path} with bad JSON: {e}"))
                     });
                 }
                 Ok(r) => {
@@ -86,16 +86,18 @@ impl RateLimiterSubject {
                     let text = r.text().await.unwrap_or_default();
                     // A client error is about the request, not the node: trying others won't help.
                     if status.is_client_error() {
-                        return Err(ContractError::new(format!(
-                            "{id} refused {path}: {status} {text}"
-                        )));
+                        return Err(ContractError::from_status(
+                            status.as_u16(),
+                            format!("{id} refused {path}: {status} {text}"),
+                        ));
                     }
                     last_error = format!("{id}: {status} {text}");
                 }
                 Err(e) => last_error = format!("{id}: {e}"),
             }
         }
-        Err(ContractError::new(format!(
+        // Every node failed with a server error or no answer: that may pass.
+        Err(ContractError::Retryable(format!(
             "no node answered {path}: {last_error}"
         )))
     }
@@ -110,7 +112,7 @@ impl RateLimiterSubject {
         let url = self
             .endpoints()
             .node_url(node)
-            .ok_or_else(|| ContractError::new(format!("no node {node}")))?;
+            .ok_or_else(|| ContractError::NotFound(format!("no node {node}")))?;
         let response = self
             .observer
             .http()
@@ -119,16 +121,17 @@ impl RateLimiterSubject {
             .json(&body)
             .send()
             .await
-            .map_err(|e| ContractError::new(format!("{node}: {e}")))?;
+            .map_err(|e| ContractError::Retryable(format!("{node}: {e}")))?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         if !status.is_success() {
-            return Err(ContractError::new(format!(
-                "{node} refused {path}: {status} {text}"
-            )));
+            return Err(ContractError::from_status(
+                status.as_u16(),
+                format!("{node} refused {path}: {status} {text}"),
+            ));
         }
         serde_json::from_str(&text)
-            .map_err(|e| ContractError::new(format!("{node}: bad JSON from {path}: {e}")))
+            .map_err(|e| ContractError::Permanent(format!("{node}: bad JSON from {path}: {e}")))
     }
 }
 

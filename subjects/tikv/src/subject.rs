@@ -352,7 +352,7 @@ impl TikvSubject {
                 let why = last_error
                     .map(|e| format!(" (last PD error: {e})"))
                     .unwrap_or_default();
-                return Err(ContractError::new(format!(
+                return Err(ContractError::Refused(format!(
                     "PD does not show {what} after {} s{why}",
                     self.verify_timeout.as_secs()
                 )));
@@ -389,7 +389,7 @@ fn int(params: &std::collections::BTreeMap<String, Value>, name: &str) -> Contra
     params
         .get(name)
         .and_then(Value::as_u64)
-        .ok_or_else(|| ContractError::new(format!("missing {name}")))
+        .ok_or_else(|| ContractError::Permanent(format!("missing {name}")))
 }
 
 fn text<'a>(
@@ -399,7 +399,7 @@ fn text<'a>(
     params
         .get(name)
         .and_then(Value::as_str)
-        .ok_or_else(|| ContractError::new(format!("missing {name}")))
+        .ok_or_else(|| ContractError::Permanent(format!("missing {name}")))
 }
 
 fn store_param(params: &std::collections::BTreeMap<String, Value>) -> ContractResult<u64> {
@@ -407,11 +407,15 @@ fn store_param(params: &std::collections::BTreeMap<String, Value>) -> ContractRe
         .get("store")
         .and_then(Value::as_str)
         .and_then(store_id)
-        .ok_or_else(|| ContractError::new("the store must be named like store-2"))
+        .ok_or_else(|| ContractError::Permanent("the store must be named like store-2".into()))
 }
 
+/// PD's status says what a retry can do; no member answering at all may pass.
 fn pd_error(e: crate::pd::PdError) -> ContractError {
-    ContractError::new(e.to_string())
+    match e.status {
+        Some(status) => ContractError::from_status(status, e.to_string()),
+        None => ContractError::Retryable(e.to_string()),
+    }
 }
 
 impl Subject for TikvSubject {
@@ -585,7 +589,11 @@ impl Subject for TikvSubject {
                     };
                     format!("{node} restarted; {verified}")
                 }
-                other => return Err(ContractError::new(format!("TiKV has no action {other}"))),
+                other => {
+                    return Err(ContractError::NotFound(format!(
+                        "TiKV has no action {other}"
+                    )));
+                }
             };
             Ok(ActionOutcome { summary })
         })
@@ -636,7 +644,7 @@ impl Subject for TikvSubject {
                         .telemetry
                         .query(query)
                         .await
-                        .map_err(ContractError::new)?;
+                        .map_err(ContractError::Permanent)?;
                     let total = samples.len();
                     samples.truncate(MAX_QUERY_SAMPLES);
                     Ok(
@@ -656,7 +664,7 @@ impl Subject for TikvSubject {
                     let health = self.pd.health().await.map_err(pd_error)?;
                     let member = health.iter().find(|m| m.name == name).ok_or_else(|| {
                         let known: Vec<&str> = health.iter().map(|m| m.name.as_str()).collect();
-                        ContractError::new(format!(
+                        ContractError::Refused(format!(
                             "PD has no member {name}; it has {}",
                             known.join(", ")
                         ))
@@ -677,10 +685,9 @@ impl Subject for TikvSubject {
                 "operators" => Ok(json!(self.pd.operators().await.map_err(pd_error)?)),
                 "region_detail" => {
                     let id = int(&call.args, "region")?;
-                    let region =
-                        self.pd.region(id).await.map_err(pd_error)?.ok_or_else(|| {
-                            ContractError::new(format!("PD knows no region {id}"))
-                        })?;
+                    let region = self.pd.region(id).await.map_err(pd_error)?.ok_or_else(|| {
+                        ContractError::NotFound(format!("PD knows no region {id}"))
+                    })?;
                     Ok(json!({
                         "region": region.id,
                         "stores": region.peers.iter().map(|p| store_node(p.store_id)).collect::<Vec<_>>(),
@@ -689,7 +696,7 @@ impl Subject for TikvSubject {
                         "pending_peers": region.pending_peers.len(),
                     }))
                 }
-                other => Err(ContractError::new(format!("TiKV has no tool {other}"))),
+                other => Err(ContractError::NotFound(format!("TiKV has no tool {other}"))),
             }
         })
     }
@@ -728,17 +735,19 @@ impl Subject for TikvSubject {
                 }
                 "hot_store" => {
                     let sim = self.simulator.as_ref().ok_or_else(|| {
-                        ContractError::new(
-                            "hot_store needs the simulator (or a skewed workload of your own)",
+                        ContractError::Refused(
+                            "hot_store needs the simulator (or a skewed workload of your own)"
+                                .into(),
                         )
                     })?;
-                    let id = store_id(&node)
-                        .ok_or_else(|| ContractError::new("name the store like store-2"))?;
+                    let id = store_id(&node).ok_or_else(|| {
+                        ContractError::Permanent("name the store like store-2".into())
+                    })?;
                     self.http
                         .post(format!("{sim}/sim/store/{id}/hot"))
                         .send()
                         .await
-                        .map_err(|e| ContractError::new(e.to_string()))?;
+                        .map_err(|e| ContractError::Retryable(e.to_string()))?;
                     outcome(&node, format!("leaders pile onto {node}"))
                 }
                 "kill_pd" => {
@@ -747,7 +756,9 @@ impl Subject for TikvSubject {
                     }
                     outcome("pd", "killed pd1 and pd2: one of three members left".into())
                 }
-                other => Err(ContractError::new(format!("TiKV has no chaos {other}"))),
+                other => Err(ContractError::NotFound(format!(
+                    "TiKV has no chaos {other}"
+                ))),
             }
         })
     }

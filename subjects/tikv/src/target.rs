@@ -17,7 +17,7 @@ fn address(node: &NodeId) -> ContractResult<(&'static str, String)> {
     } else if node.0.starts_with("pd") {
         Ok(("pd", node.0.clone()))
     } else {
-        Err(ContractError::new(format!(
+        Err(ContractError::Refused(format!(
             "the simulator has no node {node}"
         )))
     }
@@ -46,11 +46,11 @@ impl SimTarget {
             .post(format!("{}/sim/{kind}/{id}/{verb}", self.url))
             .send()
             .await
-            .map_err(|e| ContractError::new(format!("the simulator: {e}")))?;
+            .map_err(|e| ContractError::Retryable(format!("the simulator: {e}")))?;
         if r.status().is_success() {
             Ok(())
         } else {
-            Err(ContractError::new(format!(
+            Err(ContractError::Permanent(format!(
                 "the simulator refused {verb} {node}: {}",
                 r.text().await.unwrap_or_default()
             )))
@@ -106,7 +106,7 @@ impl DeploymentTarget for SimTarget {
     ) -> BoxFuture<'a, ContractResult<Vec<String>>> {
         Box::pin(async move {
             let failed =
-                |e: &dyn std::fmt::Display| ContractError::new(format!("{node}'s log: {e}"));
+                |e: &dyn std::fmt::Display| ContractError::Retryable(format!("{node}'s log: {e}"));
             let response = self
                 .http
                 .get(format!("{}/sim/log/{node}", self.url))

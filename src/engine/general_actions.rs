@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use operator_protocol::{ActionOutcome, ActionRequest, ActionSpec, ParamKind, ParamSpec, Risk};
+use operator_protocol::{
+    ActionOutcome, ActionRequest, ActionSpec, ContractError, ContractResult, ParamKind, ParamSpec,
+    Risk,
+};
 
 pub const WAIT: &str = "wait";
 pub const LOG_MESSAGE: &str = "log_message";
@@ -45,7 +48,7 @@ pub fn is_general(name: &str) -> bool {
 }
 
 /// Runs a general action; the request was validated against `specs()` already.
-pub async fn run(request: &ActionRequest) -> Result<ActionOutcome, String> {
+pub async fn run(request: &ActionRequest) -> ContractResult<ActionOutcome> {
     match request.action.as_str() {
         WAIT => {
             let ms = request
@@ -68,6 +71,8 @@ pub async fn run(request: &ActionRequest) -> Result<ActionOutcome, String> {
                 summary: format!("noted: {message}"),
             })
         }
-        other => Err(format!("{other} is not a general action")),
+        other => Err(ContractError::Permanent(format!(
+            "{other} is not a general action"
+        ))),
     }
 }

@@ -1,0 +1,150 @@
+//! The agent: hands open tickets to the brain (a bounded few at a time) and checks what the
+//! brain concluded before proposing any action. A brain that fails, times out or says
+//! something invalid escalates the ticket; its answer is recorded either way.
+
+use operator_protocol::{Diagnosis, Millis, Risk, TicketBrief};
+
+use super::effect::{Effect, Write};
+use super::state::EngineState;
+use super::validate::validate_diagnosis;
+use crate::events::EngineEvent;
+use crate::model::*;
+use crate::store::NewAction;
+
+/// What a brain is told of a ticket.
+pub fn brief(ticket: &Ticket) -> TicketBrief {
+    TicketBrief {
+        id: ticket.id.0,
+        invariant: ticket.invariant.clone(),
+        target: ticket.target.clone(),
+        severity: ticket.severity,
+        message: ticket.message.clone(),
+        evidence: ticket.evidence.clone(),
+        occurrences: ticket.occurrences,
+    }
+}
+
+/// Open tickets go to the brain, oldest first, while fewer than the limit are being diagnosed.
+pub fn start_diagnoses(state: &EngineState) -> Vec<Effect> {
+    let free = state
+        .config
+        .max_parallel_diagnoses
+        .saturating_sub(state.diagnosing.len());
+    state
+        .tickets
+        .iter()
+        .filter(|t| t.status == TicketStatus::Open && !state.diagnosing.contains(&t.id))
+        .take(free)
+        .flat_map(|t| {
+            [
+                Effect::Write(Write::TicketStatus {
+                    ticket: t.id,
+                    status: TicketStatus::Diagnosing,
+                    cause: Cause::Engine,
+                    reason: None,
+                }),
+                Effect::StartDiagnosis(t.id),
+            ]
+        })
+        .collect()
+}
+
+/// A brain finished: record what it said, refuse what does not hold up, and otherwise propose
+/// its recommended actions as one workflow.
+pub fn diagnosed(
+    state: &EngineState,
+    id: TicketId,
+    brain: &str,
+    reasoning: &str,
+    result: Result<Diagnosis, String>,
+    now: Millis,
+) -> Vec<Effect> {
+    // Resolved tickets are not in the state: the diagnosis came too late.
+    let status = state.ticket(id).map(|t| t.status);
+    let body = match &result {
+        Ok(d) => serde_json::to_value(d).unwrap_or_default(),
+        Err(e) => serde_json::json!({ "error": e }),
+    };
+    let refusal = match (&result, status) {
+        (_, None) => Some("it arrived after the ticket was resolved".to_string()),
+        (_, Some(status)) if status != TicketStatus::Diagnosing => Some(format!(
+            "the ticket is {status} now, no longer waiting for a diagnosis"
+        )),
+        (Err(e), _) => Some(e.clone()),
+        (Ok(d), _) => validate_diagnosis(d, &state.catalog, &state.nodes()).err(),
+    };
+    let mut effects = vec![Effect::Write(Write::Diagnosis {
+        ticket: id,
+        brain: brain.to_string(),
+        body,
+        reasoning: reasoning.to_string(),
+        refusal: refusal.clone(),
+    })];
+    let diagnosis = match (refusal, result) {
+        (None, Ok(diagnosis)) => diagnosis,
+        (refusal, result) => {
+            let reason = refusal.unwrap_or_else(|| result.err().unwrap_or_default());
+            effects.push(Effect::Emit(EngineEvent::DiagnosisRefused {
+                ticket: id,
+                reason: reason.clone(),
+            }));
+            if status == Some(TicketStatus::Diagnosing) {
+                effects.push(escalate(
+                    id,
+                    Cause::Engine,
+                    format!("diagnosis refused: {reason}"),
+                ));
+            }
+            return effects;
+        }
+    };
+    effects.push(Effect::Write(Write::TicketStatus {
+        ticket: id,
+        status: TicketStatus::Diagnosed,
+        cause: Cause::Brain,
+        reason: Some(diagnosis.summary.clone()),
+    }));
+    effects.push(Effect::Emit(EngineEvent::DiagnosisReady {
+        ticket: id,
+        diagnosis: Box::new(diagnosis.clone()),
+    }));
+    if diagnosis.recommended_actions.is_empty() {
+        effects.push(escalate(
+            id,
+            Cause::Brain,
+            "the diagnosis recommends no action".into(),
+        ));
+        return effects;
+    }
+    let steps = diagnosis
+        .recommended_actions
+        .iter()
+        .map(|step| NewAction {
+            ticket_id: Some(id),
+            name: step.action.clone(),
+            params: step.params.clone().into_iter().collect(),
+            rationale: step.rationale.clone(),
+            // Validated above; a step the catalog lost gets the strictest gate.
+            risk: state
+                .spec(&step.action)
+                .map_or(Risk::Disruptive, |s| s.risk),
+            max_attempts: state.config.max_attempts,
+            depends_on: None,
+            not_before_ms: step.after_ms.map(|after| now + after),
+        })
+        .collect();
+    effects.push(Effect::Write(Write::Workflow {
+        steps,
+        cause: Cause::Brain,
+    }));
+    effects
+}
+
+fn escalate(ticket: TicketId, cause: Cause, reason: String) -> Effect {
+    Effect::Write(Write::TicketStatus {
+        ticket,
+        status: TicketStatus::Escalated,
+        cause,
+        reason: Some(reason),
+    })
+}

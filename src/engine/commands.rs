@@ -1,0 +1,49 @@
+//! What a human's command changes: approvals, cancellations, the mode and the kill switch are
+//! rows (each audited as the human's); chaos, questions and replays are work for the shell.
+
+use super::effect::{Effect, Write};
+use super::executor;
+use super::state::EngineState;
+use crate::events::{Command, EngineEvent};
+use crate::model::*;
+
+pub fn command(state: &EngineState, command: Command) -> Vec<Effect> {
+    match command {
+        Command::InjectChaos(request) => vec![Effect::InjectChaos(request)],
+        Command::Approve(id) => approval(state, id, Approval::Approved),
+        Command::Reject(id) => approval(state, id, Approval::Rejected),
+        Command::Cancel(id) => executor::cancel_requested(state, id, Cause::Human),
+        Command::SetMode(mode) => vec![Effect::Write(Write::Mode {
+            mode,
+            cause: Cause::Human,
+        })],
+        Command::KillSwitch(on) => vec![Effect::Write(Write::KillSwitch {
+            on,
+            cause: Cause::Human,
+        })],
+        Command::Ask(question) => vec![Effect::Ask(question)],
+        Command::Replay => vec![Effect::Replay],
+    }
+}
+
+fn approval(state: &EngineState, id: ActionId, approval: Approval) -> Vec<Effect> {
+    match state.action(id) {
+        Some(action) if !action.status.is_final() => vec![Effect::Write(Write::Approval {
+            id,
+            approval,
+            cause: Cause::Human,
+        })],
+        Some(action) => vec![Effect::Emit(EngineEvent::Notice(format!(
+            "action {id} is already {}; nothing to {}",
+            action.status,
+            if approval == Approval::Approved {
+                "approve"
+            } else {
+                "reject"
+            }
+        )))],
+        None => vec![Effect::Emit(EngineEvent::Notice(format!(
+            "there is no live action {id}"
+        )))],
+    }
+}

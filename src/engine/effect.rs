@@ -1,0 +1,74 @@
+//! What the decision parts are given (an [`Input`]) and what they return ([`Effect`]s): the
+//! whole vocabulary between the pure engine and its shell.
+
+use operator_protocol::{
+    ActionOutcome, ActionRequest, ChaosOutcome, ChaosRequest, ContractError, Diagnosis, Millis,
+    NodeId, Observation, Violation,
+};
+
+use crate::events::{Command, EngineEvent};
+use crate::model::{ActionId, TicketId};
+pub use crate::store::Write;
+
+/// One thing that happened, handed to the decision parts.
+#[derive(Debug)]
+pub enum Input {
+    /// The engine's clock moved: schedules, backoffs, gates and timeouts are due for a look.
+    Tick,
+    /// One poll of the cluster and the subject's verdict on it, or why nothing could be seen.
+    Observed(Result<(Observation, Vec<Violation>), String>),
+    Diagnosed {
+        ticket: TicketId,
+        brain: String,
+        reasoning: String,
+        result: Result<Diagnosis, String>,
+    },
+    ActionFinished {
+        id: ActionId,
+        result: ActionResult,
+    },
+    ChaosFinished {
+        request: ChaosRequest,
+        at_ms: Millis,
+        result: Result<ChaosOutcome, String>,
+    },
+    Command(Command),
+}
+
+#[derive(Debug)]
+pub enum ActionResult {
+    Done(Result<ActionOutcome, ContractError>),
+    Cancelled,
+}
+
+/// What a decision asks the shell to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// A row to write; all of one step's writes go in one SQLite transaction.
+    Write(Write),
+    /// Hand this ticket to the brain (the ticket was moved to diagnosing by a `Write`).
+    StartDiagnosis(TicketId),
+    /// Run this action (already moved to executing by a `Write`).
+    RunAction {
+        id: ActionId,
+        request: ActionRequest,
+        /// The node it takes out on purpose, if any: what breaks there meanwhile is ours.
+        disrupts: Option<NodeId>,
+        disruptive: bool,
+    },
+    /// Stop a running action; it finishes as cancelled.
+    CancelRunning(ActionId),
+    InjectChaos(ChaosRequest),
+    Ask(String),
+    /// Re-send the current tickets, actions and settings to the front ends.
+    Replay,
+    Emit(EngineEvent),
+    /// Nothing is due before then; wake the loop at that time at the latest.
+    WakeAt(Millis),
+}
+
+impl Effect {
+    pub fn is_write(&self) -> bool {
+        matches!(self, Effect::Write(_))
+    }
+}

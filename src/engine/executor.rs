@@ -1,0 +1,381 @@
+//! The executor: moves actions through their lifecycle, and is where safety lives. Every
+//! action is validated against the catalog, gated by the kill switch, a held ticket, its
+//! workflow's order, its schedule, the mode and the blast-radius policy, and retried with
+//! backoff only when its error says a retry can help. When a ticket's actions have all
+//! completed it goes to verification.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use operator_protocol::{ActionRequest, Millis, NodeId, Risk};
+
+use super::backoff::retry_delay;
+use super::effect::{ActionResult, Effect, Write};
+use super::general_actions;
+use super::policy::{self, PolicyInput, Verdict};
+use super::state::EngineState;
+use super::validate::{disrupted_node, validate_request};
+use crate::model::*;
+use crate::store::ActionUpdate;
+
+pub fn request_of(action: &Action) -> ActionRequest {
+    ActionRequest {
+        action: action.name.clone(),
+        params: action.params.clone().into_iter().collect(),
+    }
+}
+
+fn transition(
+    action: &Action,
+    to: ActionStatus,
+    cause: Cause,
+    detail: impl Into<String>,
+    update: ActionUpdate,
+) -> Effect {
+    Effect::Write(Write::ActionTransition {
+        id: action.id,
+        from: action.status,
+        to,
+        cause,
+        detail: detail.into(),
+        update,
+    })
+}
+
+fn with_error(
+    action: &Action,
+    to: ActionStatus,
+    cause: Cause,
+    reason: impl Into<String>,
+) -> Effect {
+    let reason = reason.into();
+    let update = ActionUpdate {
+        error: Some(reason.clone()),
+        ..Default::default()
+    };
+    transition(action, to, cause, reason, update)
+}
+
+fn fail(action: &Action, cause: Cause, reason: impl Into<String>) -> Effect {
+    with_error(action, ActionStatus::Failed, cause, reason)
+}
+
+fn cancel(action: &Action, cause: Cause, reason: impl Into<String>) -> Effect {
+    with_error(action, ActionStatus::Cancelled, cause, reason)
+}
+
+/// What this pass has launched so far: the policy must count it before the state shows it.
+struct Launched {
+    disruptive: usize,
+    nodes: BTreeSet<NodeId>,
+    attempts: BTreeMap<TicketId, u32>,
+}
+
+/// One pass over every live action, then every ticket's progress.
+pub fn advance(state: &EngineState, now: Millis) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    let mut launched = Launched {
+        disruptive: 0,
+        nodes: BTreeSet::new(),
+        attempts: BTreeMap::new(),
+    };
+    for action in state.live_actions() {
+        match action.status {
+            ActionStatus::Proposed => effects.push(validate(state, action)),
+            ActionStatus::Validated => effects.extend(gate(state, action, now, &mut launched)),
+            ActionStatus::Executing => {
+                let stop = state.kill_switch || action.approval == Some(Approval::Rejected);
+                if stop && state.running.contains_key(&action.id) {
+                    effects.push(Effect::CancelRunning(action.id));
+                }
+            }
+            _ => {}
+        }
+    }
+    for ticket in &state.tickets {
+        effects.extend(progress(state, ticket));
+    }
+    effects
+}
+
+fn validate(state: &EngineState, action: &Action) -> Effect {
+    if state.kill_switch {
+        return cancel(action, Cause::Policy, "the kill switch is on");
+    }
+    match validate_request(&state.catalog, &request_of(action), &state.nodes()) {
+        Ok(()) => transition(
+            action,
+            ActionStatus::Validated,
+            Cause::Executor,
+            "parameters valid",
+            ActionUpdate::default(),
+        ),
+        Err(reason) => fail(action, Cause::Executor, format!("invalid: {reason}")),
+    }
+}
+
+/// The gates between validated and executing, in the order a person would ask them.
+fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launched) -> Vec<Effect> {
+    if state.kill_switch {
+        return vec![cancel(action, Cause::Policy, "the kill switch is on")];
+    }
+    let ticket = action.ticket_id.and_then(|id| state.ticket(id));
+    if ticket.is_some_and(|t| t.status == TicketStatus::Held) {
+        return vec![];
+    }
+    if action.approval == Some(Approval::Rejected) {
+        return vec![cancel(action, Cause::Human, "rejected by a human")];
+    }
+    if let Some(dependency) = action.depends_on {
+        let status = state
+            .action(dependency)
+            .map_or(ActionStatus::Cancelled, |a| a.status);
+        match status {
+            ActionStatus::Completed => {}
+            ActionStatus::Failed | ActionStatus::Cancelled => {
+                return vec![cancel(
+                    action,
+                    Cause::Executor,
+                    format!("step {dependency} did not complete"),
+                )];
+            }
+            _ => return vec![],
+        }
+    }
+    if let Some(at) = action.not_before_ms.filter(|at| *at > now) {
+        return vec![Effect::WakeAt(at)];
+    }
+    match state.mode {
+        Mode::Observe => return vec![],
+        Mode::Approve if action.approval != Some(Approval::Approved) => return vec![],
+        _ => {}
+    }
+    let Some(spec) = state.spec(&action.name) else {
+        return vec![fail(action, Cause::Executor, "the action left the catalog")];
+    };
+    let request = request_of(action);
+    let node = disrupted_node(spec, &request);
+    let disruptive = spec.risk == Risk::Disruptive;
+    let started: u32 = action.ticket_id.map_or(0, |t| {
+        state.ticket_actions(t).map(|a| a.attempts).sum::<u32>()
+            + launched.attempts.get(&t).copied().unwrap_or(0)
+    });
+    let mut recently = state.recently_disrupted(now);
+    recently.extend(launched.nodes.iter().cloned());
+    let disruptive_running =
+        state.running.values().filter(|r| r.disruptive).count() + launched.disruptive;
+    let verdict = policy::evaluate(&PolicyInput {
+        disruptive,
+        node: node.as_ref(),
+        cluster_nodes: state.nodes().len(),
+        down: &state.down_nodes(),
+        recently_disrupted: &recently,
+        disruptive_running,
+        ticket_actions_started: started,
+        ticket_action_budget: state.config.ticket_action_budget,
+    });
+    match verdict {
+        Verdict::Wait(_) => vec![],
+        Verdict::Refuse(reason) => vec![fail(action, Cause::Policy, format!("policy: {reason}"))],
+        Verdict::Allow => {
+            launched.disruptive += usize::from(disruptive);
+            launched.nodes.extend(node.clone());
+            if let Some(t) = action.ticket_id {
+                *launched.attempts.entry(t).or_default() += 1;
+            }
+            let update = ActionUpdate {
+                count_attempt: true,
+                not_before_ms: Some(None),
+                ..Default::default()
+            };
+            let detail = format!(
+                "attempt {} of {} ({} mode)",
+                action.attempts + 1,
+                action.max_attempts,
+                state.mode
+            );
+            vec![
+                transition(
+                    action,
+                    ActionStatus::Executing,
+                    Cause::Executor,
+                    detail,
+                    update,
+                ),
+                Effect::RunAction {
+                    id: action.id,
+                    request,
+                    disrupts: node,
+                    disruptive,
+                },
+            ]
+        }
+    }
+}
+
+/// Brings a ticket's status in line with its actions: acting while one runs, verifying when
+/// all completed, escalated when the workflow ended in a failure or a cancellation.
+fn progress(state: &EngineState, ticket: &Ticket) -> Option<Effect> {
+    if !matches!(
+        ticket.status,
+        TicketStatus::Diagnosed | TicketStatus::Acting
+    ) {
+        return None;
+    }
+    let actions: Vec<&Action> = state.ticket_actions(ticket.id).collect();
+    if actions.is_empty() {
+        return None;
+    }
+    let (status, reason) = if actions.iter().any(|a| a.status == ActionStatus::Executing) {
+        if ticket.status == TicketStatus::Acting {
+            return None;
+        }
+        (TicketStatus::Acting, None)
+    } else if actions.iter().all(|a| a.status == ActionStatus::Completed) {
+        (
+            TicketStatus::Verifying,
+            Some("every action completed; verifying that the fix holds".to_string()),
+        )
+    } else if actions.iter().all(|a| a.status.is_final()) {
+        let bad = actions
+            .iter()
+            .rev()
+            .find(|a| matches!(a.status, ActionStatus::Failed | ActionStatus::Cancelled))?;
+        let why = format!(
+            "action {} {} {}: {}",
+            bad.id,
+            bad.name,
+            bad.status,
+            bad.error.clone().unwrap_or_default()
+        );
+        (TicketStatus::Escalated, Some(why))
+    } else {
+        return None;
+    };
+    Some(Effect::Write(Write::TicketStatus {
+        ticket: ticket.id,
+        status,
+        cause: Cause::Executor,
+        reason,
+    }))
+}
+
+/// A running action came back. `jitter` (0..1) spreads retries so they do not line up.
+pub fn finished(
+    state: &EngineState,
+    id: ActionId,
+    result: ActionResult,
+    now: Millis,
+    jitter: f64,
+) -> Vec<Effect> {
+    let Some(action) = state
+        .action(id)
+        .filter(|a| a.status == ActionStatus::Executing)
+    else {
+        return vec![];
+    };
+    match result {
+        ActionResult::Done(Ok(outcome)) => {
+            let update = ActionUpdate {
+                outcome: Some(outcome.summary.clone()),
+                ..Default::default()
+            };
+            let mut effects = vec![transition(
+                action,
+                ActionStatus::Completed,
+                Cause::Executor,
+                outcome.summary.clone(),
+                update,
+            )];
+            if action.name == general_actions::LOG_MESSAGE {
+                effects.push(Effect::Write(Write::Audit {
+                    cause: Cause::Brain,
+                    ticket: action.ticket_id,
+                    event: "log_message".into(),
+                    detail: outcome.summary,
+                }));
+            }
+            effects
+        }
+        ActionResult::Done(Err(error))
+            if error.is_retryable()
+                && action.attempts < action.max_attempts
+                && !state.kill_switch =>
+        {
+            let delay = retry_delay(
+                action.attempts,
+                state.config.retry_base,
+                state.config.retry_cap,
+                jitter,
+            );
+            let at = now + delay.as_millis() as u64;
+            let detail = format!(
+                "attempt {} failed: {error}; retrying in {} ms",
+                action.attempts,
+                delay.as_millis()
+            );
+            let update = ActionUpdate {
+                not_before_ms: Some(Some(at)),
+                error: Some(error.to_string()),
+                ..Default::default()
+            };
+            vec![
+                transition(
+                    action,
+                    ActionStatus::Validated,
+                    Cause::Executor,
+                    detail,
+                    update,
+                ),
+                Effect::WakeAt(at),
+            ]
+        }
+        ActionResult::Done(Err(error)) if !error.is_retryable() => vec![fail(
+            action,
+            Cause::Executor,
+            format!("failed, and a retry cannot help: {error}"),
+        )],
+        ActionResult::Done(Err(error)) => vec![fail(
+            action,
+            Cause::Executor,
+            format!("failed after {} attempt(s): {error}", action.attempts),
+        )],
+        ActionResult::Cancelled => {
+            let (cause, why) = if state.kill_switch {
+                (Cause::Policy, "stopped by the kill switch")
+            } else if action.approval == Some(Approval::Rejected) {
+                (Cause::Human, "cancelled by a human while running")
+            } else {
+                (Cause::Engine, "cancelled: the engine is shutting down")
+            };
+            vec![cancel(action, cause, why)]
+        }
+    }
+}
+
+/// Cancels one action at a human's request: a running one is stopped, a waiting one dropped.
+pub fn cancel_requested(state: &EngineState, id: ActionId, cause: Cause) -> Vec<Effect> {
+    let Some(action) = state.action(id).filter(|a| !a.status.is_final()) else {
+        return vec![];
+    };
+    if state.running.contains_key(&id) {
+        vec![
+            Effect::Write(Write::Approval {
+                id,
+                approval: Approval::Rejected,
+                cause,
+            }),
+            Effect::CancelRunning(id),
+        ]
+    } else {
+        vec![cancel(action, cause, "cancelled by a human")]
+    }
+}
+
+/// Actions still waiting on a ticket that resolved are moot.
+pub fn cancel_leftovers(state: &EngineState, ticket: TicketId) -> Vec<Effect> {
+    state
+        .live_actions()
+        .filter(|a| a.ticket_id == Some(ticket) && a.status != ActionStatus::Executing)
+        .map(|a| cancel(a, Cause::Engine, "the ticket resolved before this ran"))
+        .collect()
+}

@@ -1,0 +1,607 @@
+//! The engine's shell, the only part of the engine that does I/O. One `select!` loop takes
+//! inputs (ticks, commands, finished work), asks the decision parts what they mean, and
+//! performs the effects: one step's rows in one SQLite transaction on a blocking thread,
+//! brains, actions and chaos in tasks whose results come back as inputs. A command such as the
+//! kill switch is handled at once, even while a brain is thinking.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use color_eyre::eyre::{Result, WrapErr, eyre};
+use operator_protocol::{
+    Brain, DeploymentTarget, DiagnosisContext, Millis, Observation, QuestionContext, Subject,
+};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::config::EngineConfig;
+use super::decide::{advance, decide};
+use super::effect::{ActionResult, Effect, Input};
+use super::monitor::CHAOS_LINK_WINDOW_MS;
+use super::state::{EngineState, RunningAction};
+use super::tools::{EventSink, SubjectTools};
+use super::{agent, general_actions};
+use crate::clock::Clock;
+use crate::events::{Command, EngineEvent, ReasoningFor};
+use crate::model::*;
+use crate::store::{Applied, Store, Write};
+
+/// After an input, the idempotent parts look again while they keep changing rows (a proposed
+/// action is validated, then launched, then its ticket is acting); bounded so that a write
+/// that never takes cannot spin the loop.
+const MAX_ROUNDS: usize = 8;
+
+/// How long shutdown waits for cancelled actions to come back and be recorded.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+pub struct Engine {
+    subject: Arc<dyn Subject>,
+    target: Arc<dyn DeploymentTarget>,
+    brain: Arc<dyn Brain>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+    events: broadcast::Sender<EngineEvent>,
+}
+
+/// A running engine: send it commands, subscribe to its events, wait for it to stop.
+pub struct EngineHandle {
+    pub commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<EngineEvent>,
+    pub cancel: CancellationToken,
+    join: tokio::task::JoinHandle<Result<()>>,
+}
+
+impl EngineHandle {
+    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+        self.events.subscribe()
+    }
+
+    /// Stops the loop (running actions are cancelled and recorded, every task it started has
+    /// ended) and waits for it.
+    pub async fn shutdown(self) -> Result<()> {
+        self.cancel.cancel();
+        self.join.await?
+    }
+
+    pub async fn send(&self, command: Command) {
+        let _ = self.commands.send(command).await;
+    }
+}
+
+impl Engine {
+    pub fn new(
+        subject: Arc<dyn Subject>,
+        target: Arc<dyn DeploymentTarget>,
+        brain: Arc<dyn Brain>,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        config: EngineConfig,
+    ) -> Self {
+        let (events, _) = broadcast::channel(4096);
+        Self {
+            subject,
+            target,
+            brain,
+            store,
+            clock,
+            config,
+            events,
+        }
+    }
+
+    /// Subscribe before `start` to see every event from the first tick on.
+    pub fn events(&self) -> broadcast::Sender<EngineEvent> {
+        self.events.clone()
+    }
+
+    pub fn start(self) -> EngineHandle {
+        let (commands, commands_rx) = mpsc::channel(256);
+        let cancel = CancellationToken::new();
+        let events = self.events.clone();
+        let (results, results_rx) = mpsc::unbounded_channel();
+        let mut catalog = self.subject.actions();
+        catalog.extend(general_actions::specs());
+        let state = EngineState::new(
+            self.config.clone(),
+            self.subject.name().to_string(),
+            catalog,
+            self.subject.chaos(),
+        );
+        let shell = Shell {
+            subject: self.subject,
+            target: self.target,
+            brain: self.brain,
+            store: Arc::new(Mutex::new(self.store)),
+            clock: self.clock,
+            state,
+            events: self.events,
+            results,
+            tasks: JoinSet::new(),
+            tokens: HashMap::new(),
+            observing: false,
+            wake_at: None,
+        };
+        let join = tokio::spawn(shell.run(commands_rx, results_rx, cancel.clone()));
+        EngineHandle {
+            commands,
+            events,
+            cancel,
+            join,
+        }
+    }
+}
+
+struct Shell {
+    subject: Arc<dyn Subject>,
+    target: Arc<dyn DeploymentTarget>,
+    brain: Arc<dyn Brain>,
+    /// Only ever locked on a blocking thread, one step at a time.
+    store: Arc<Mutex<Store>>,
+    clock: Arc<dyn Clock>,
+    state: EngineState,
+    events: broadcast::Sender<EngineEvent>,
+    results: mpsc::UnboundedSender<Input>,
+    /// Every task the engine started; none outlives it.
+    tasks: JoinSet<()>,
+    tokens: HashMap<ActionId, CancellationToken>,
+    observing: bool,
+    wake_at: Option<Millis>,
+}
+
+/// The rows the decisions read, as one blocking read returns them.
+struct Rows {
+    tickets: Vec<Ticket>,
+    actions: Vec<Action>,
+    mode: Mode,
+    kill_switch: bool,
+    recent_chaos: Vec<crate::store::ChaosRecord>,
+    /// Rows a step changed, to send as events.
+    changed_tickets: Vec<Ticket>,
+    changed_actions: Vec<Action>,
+}
+
+impl Shell {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut results: mpsc::UnboundedReceiver<Input>,
+        cancel: CancellationToken,
+    ) -> Result<()> {
+        let now = self.clock.now_ms();
+        let mode = self.state.config.mode;
+        let interrupted = self
+            .blocking(move |store| {
+                let interrupted = store.recover_interrupted(now)?;
+                if let Some(mode) = mode {
+                    store.set_mode(mode, Cause::Cli, now)?;
+                }
+                Ok(interrupted)
+            })
+            .await?;
+        if !interrupted.is_empty() {
+            tracing::warn!(
+                ?interrupted,
+                "actions interrupted by the previous run were marked failed"
+            );
+        }
+        self.reload(&Applied::default()).await?;
+        self.emit_settings();
+        let mut ticker = tokio::time::interval(self.state.config.tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let wake = self.wake_delay();
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = ticker.tick() => {
+                    self.observe();
+                    self.step(Input::Tick).await?;
+                }
+                _ = tokio::time::sleep(wake.unwrap_or_default()), if wake.is_some() => {
+                    self.step(Input::Tick).await?;
+                }
+                Some(command) = commands.recv() => self.step(Input::Command(command)).await?,
+                Some(input) = results.recv() => self.step(input).await?,
+            }
+        }
+        self.shutdown(&mut results).await
+    }
+
+    fn wake_delay(&self) -> Option<Duration> {
+        let at = self.wake_at?;
+        Some(Duration::from_millis(
+            at.saturating_sub(self.clock.now_ms()),
+        ))
+    }
+
+    /// One input: what it means, then the idempotent parts until they settle.
+    async fn step(&mut self, input: Input) -> Result<()> {
+        let now = self.clock.now_ms();
+        self.wake_at = None;
+        self.note_result(&input, now);
+        if matches!(input, Input::Tick) {
+            // Another process (the CLI) may have changed settings or approved an action.
+            self.reload(&Applied::default()).await?;
+        }
+        let effects = decide(&self.state, input, now, fastrand::f64());
+        self.perform(effects, now).await?;
+        for _ in 0..MAX_ROUNDS {
+            let effects = advance(&self.state, now);
+            if !self.perform(effects, now).await? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The shell's own bookkeeping of work that came back, before anything is decided on it.
+    fn note_result(&mut self, input: &Input, now: Millis) {
+        match input {
+            Input::Observed(result) => {
+                self.observing = false;
+                self.state.target_nodes = self.target.nodes();
+                if let Ok((observation, _)) = result {
+                    self.state.last_observation = Some(observation.clone());
+                }
+            }
+            Input::Diagnosed { ticket, .. } => {
+                self.state.diagnosing.remove(ticket);
+            }
+            Input::ActionFinished { id, .. } => {
+                self.tokens.remove(id);
+                if let Some(running) = self.state.running.remove(id)
+                    && let Some(node) = running.disrupts
+                {
+                    self.state.finished_disruptions.push((node, now));
+                }
+                let memory = self.state.config.disruption_memory.as_millis() as u64;
+                self.state
+                    .finished_disruptions
+                    .retain(|(_, at)| now.saturating_sub(*at) <= memory);
+            }
+            _ => {}
+        }
+    }
+
+    /// Performs effects in order; the writes first, all in one transaction. Returns whether
+    /// any row changed.
+    async fn perform(&mut self, effects: Vec<Effect>, now: Millis) -> Result<bool> {
+        let writes: Vec<Write> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Write(w) => Some(w.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut applied = Applied::default();
+        if !writes.is_empty() {
+            applied = self
+                .blocking(move |store| store.apply(&writes, now))
+                .await?;
+            for id in &applied.opened {
+                tracing::info!(ticket = id.0, "ticket opened");
+            }
+        }
+        let changed = !applied.tickets.is_empty()
+            || !applied.actions.is_empty()
+            || !applied.opened.is_empty();
+        let settings_before = (self.state.mode, self.state.kill_switch);
+        let rows = if writes_happened(&effects) {
+            Some(self.reload(&applied).await?)
+        } else {
+            None
+        };
+        for effect in effects {
+            match effect {
+                Effect::Write(_) => {}
+                Effect::StartDiagnosis(ticket) => self.start_diagnosis(ticket),
+                Effect::RunAction {
+                    id,
+                    request,
+                    disrupts,
+                    disruptive,
+                } => {
+                    // Another writer moved the action first: it is not ours to run.
+                    if !applied.stale.contains(&id) {
+                        self.run_action(
+                            id,
+                            request,
+                            RunningAction {
+                                disrupts,
+                                disruptive,
+                            },
+                        );
+                    }
+                }
+                Effect::CancelRunning(id) => {
+                    if let Some(token) = self.tokens.get(&id) {
+                        token.cancel();
+                    }
+                }
+                Effect::InjectChaos(request) => self.inject(request),
+                Effect::Ask(question) => self.ask(question),
+                Effect::Replay => self.replay().await?,
+                Effect::Emit(event) => self.emit(event),
+                Effect::WakeAt(at) => {
+                    self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
+                }
+            }
+        }
+        for refusal in applied.refused {
+            self.emit(EngineEvent::Notice(refusal));
+        }
+        if let Some(rows) = rows {
+            for action in rows.0 {
+                self.emit(EngineEvent::ActionChanged(action));
+            }
+            for ticket in rows.1 {
+                self.emit(EngineEvent::TicketChanged(ticket));
+            }
+        }
+        if settings_before != (self.state.mode, self.state.kill_switch) {
+            self.emit_settings();
+        }
+        Ok(changed)
+    }
+
+    /// Reads the rows the decisions need (and the rows `applied` changed) in one blocking
+    /// call, and puts them into the state. Returns the changed rows for events.
+    async fn reload(&mut self, applied: &Applied) -> Result<(Vec<Action>, Vec<Ticket>)> {
+        let subject = self.state.subject.clone();
+        let since = self.clock.now_ms().saturating_sub(CHAOS_LINK_WINDOW_MS);
+        let tickets_changed: Vec<TicketId> = applied.tickets.iter().copied().collect();
+        let actions_changed: Vec<ActionId> = applied.actions.iter().copied().collect();
+        let rows = self
+            .blocking(move |store| {
+                let mut changed_tickets = Vec::new();
+                for id in tickets_changed {
+                    changed_tickets.extend(store.ticket(id)?);
+                }
+                let mut changed_actions = Vec::new();
+                for id in actions_changed {
+                    changed_actions.extend(store.action(id)?);
+                }
+                Ok(Rows {
+                    tickets: store.active_tickets()?,
+                    actions: store.engine_actions()?,
+                    mode: store.mode()?.unwrap_or(Mode::Approve),
+                    kill_switch: store.kill_switch()?,
+                    recent_chaos: store.recent_chaos(&subject, since)?,
+                    changed_tickets,
+                    changed_actions,
+                })
+            })
+            .await?;
+        self.state.tickets = rows.tickets;
+        self.state.actions = rows.actions;
+        self.state.mode = rows.mode;
+        self.state.kill_switch = rows.kill_switch;
+        self.state.recent_chaos = rows.recent_chaos;
+        Ok((rows.changed_actions, rows.changed_tickets))
+    }
+
+    /// Runs store work on a blocking thread, so SQLite never stalls the async workers.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Store) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut store = store
+                .lock()
+                .map_err(|_| eyre!("the store lock is poisoned"))?;
+            work(&mut store)
+        })
+        .await
+        .wrap_err("the store thread panicked")?
+    }
+
+    fn emit(&self, event: EngineEvent) {
+        // No receiver is fine: headless runs may not listen.
+        let _ = self.events.send(event);
+    }
+
+    fn emit_settings(&self) {
+        self.emit(EngineEvent::Settings {
+            mode: self.state.mode,
+            kill_switch: self.state.kill_switch,
+        });
+    }
+
+    /// One poll of the cluster at a time; the subject's verdict is taken in the same task.
+    fn observe(&mut self) {
+        if self.observing {
+            return;
+        }
+        self.observing = true;
+        let subject = self.subject.clone();
+        let target = self.target.clone();
+        let results = self.results.clone();
+        self.tasks.spawn(async move {
+            let result = match subject.observe().await {
+                Ok(mut observation) => {
+                    add_target_facts(&mut observation, &*target).await;
+                    let violations = subject.check(&observation);
+                    Ok((observation, violations))
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = results.send(Input::Observed(result));
+        });
+    }
+
+    fn start_diagnosis(&mut self, id: TicketId) {
+        let Some(ticket) = self.state.ticket(id).map(agent::brief) else {
+            return;
+        };
+        self.state.diagnosing.insert(id);
+        let context = DiagnosisContext {
+            subject: self.state.subject.clone(),
+            ticket,
+            observation: self.state.last_observation.clone(),
+            runbook: self.subject.runbook(),
+            actions: self.state.catalog.clone(),
+            tools: self.subject.tools(),
+        };
+        let brain = self.brain.clone();
+        let tools = SubjectTools(self.subject.clone(), self.target.clone());
+        let sink = EventSink::new(ReasoningFor::Ticket(id), self.events.clone());
+        let results = self.results.clone();
+        let timeout = self.state.config.brain_timeout;
+        self.tasks.spawn(async move {
+            let result = match tokio::time::timeout(
+                timeout,
+                brain.diagnose(&context, &tools, &sink),
+            )
+            .await
+            {
+                Ok(Ok(diagnosis)) => Ok(diagnosis),
+                Ok(Err(error)) => Err(format!("the brain failed: {error}")),
+                Err(_) => Err(format!(
+                    "the brain did not answer within {} s",
+                    timeout.as_secs()
+                )),
+            };
+            let _ = results.send(Input::Diagnosed {
+                ticket: id,
+                brain: brain.name(),
+                reasoning: sink.into_transcript(),
+                result,
+            });
+        });
+    }
+
+    fn run_action(
+        &mut self,
+        id: ActionId,
+        request: operator_protocol::ActionRequest,
+        running: RunningAction,
+    ) {
+        let token = CancellationToken::new();
+        self.tokens.insert(id, token.clone());
+        self.state.running.insert(id, running);
+        let subject = self.subject.clone();
+        let target = self.target.clone();
+        let results = self.results.clone();
+        self.tasks.spawn(async move {
+            let work = async {
+                if general_actions::is_general(&request.action) {
+                    general_actions::run(&request).await
+                } else {
+                    subject.execute(&request, &*target).await
+                }
+            };
+            let result = tokio::select! {
+                r = work => ActionResult::Done(r),
+                _ = token.cancelled() => ActionResult::Cancelled,
+            };
+            let _ = results.send(Input::ActionFinished { id, result });
+        });
+    }
+
+    fn inject(&mut self, request: operator_protocol::ChaosRequest) {
+        let subject = self.subject.clone();
+        let target = self.target.clone();
+        let results = self.results.clone();
+        let clock = self.clock.clone();
+        self.tasks.spawn(async move {
+            // The fault begins when the injection starts; the monitor may see it first.
+            let at_ms = clock.now_ms();
+            let result = subject
+                .inject(&request, &*target)
+                .await
+                .map_err(|e| e.to_string());
+            let _ = results.send(Input::ChaosFinished {
+                request,
+                at_ms,
+                result,
+            });
+        });
+    }
+
+    fn ask(&mut self, question: String) {
+        let context = QuestionContext {
+            subject: self.state.subject.clone(),
+            question: question.clone(),
+            observation: self.state.last_observation.clone(),
+            runbook: self.subject.runbook(),
+            actions: self.state.catalog.clone(),
+            tools: self.subject.tools(),
+        };
+        let brain = self.brain.clone();
+        let tools = SubjectTools(self.subject.clone(), self.target.clone());
+        let events = self.events.clone();
+        self.tasks.spawn(async move {
+            let sink = EventSink::new(ReasoningFor::Question, events.clone());
+            let answer = brain
+                .ask(&context, &tools, &sink)
+                .await
+                .map_err(|e| e.to_string());
+            let _ = events.send(EngineEvent::Answer { question, answer });
+        });
+    }
+
+    /// A front end that just attached gets the settings and the latest rows.
+    async fn replay(&mut self) -> Result<()> {
+        let (tickets, actions) = self
+            .blocking(|store| Ok((store.tickets(200)?, store.actions(None, 200)?)))
+            .await?;
+        self.emit_settings();
+        for ticket in tickets.into_iter().rev() {
+            self.emit(EngineEvent::TicketChanged(ticket));
+        }
+        for action in actions.into_iter().rev() {
+            self.emit(EngineEvent::ActionChanged(action));
+        }
+        Ok(())
+    }
+
+    /// Running actions are cancelled and recorded as such; then every task the engine
+    /// started is stopped and waited for, so nothing holds the subject or target after this.
+    async fn shutdown(mut self, results: &mut mpsc::UnboundedReceiver<Input>) -> Result<()> {
+        for token in self.tokens.values() {
+            token.cancel();
+        }
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        while !self.state.running.is_empty() {
+            match tokio::time::timeout_at(deadline, results.recv()).await {
+                Ok(Some(input @ Input::ActionFinished { .. })) => {
+                    let now = self.clock.now_ms();
+                    self.note_result(&input, now);
+                    let effects = decide(&self.state, input, now, 0.0);
+                    self.perform(effects, now).await?;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        self.tasks.shutdown().await;
+        Ok(())
+    }
+}
+
+fn writes_happened(effects: &[Effect]) -> bool {
+    effects.iter().any(Effect::is_write)
+}
+
+/// What the deployment target knows of each node (process or container state, restarts) joins
+/// the node's facts, so the screen shows it next to what the subject observed.
+async fn add_target_facts(observation: &mut Observation, target: &dyn DeploymentTarget) {
+    for node in &mut observation.nodes {
+        let Ok(described) = target.describe(&node.id).await else {
+            continue;
+        };
+        if let Some(state) = described["container_status"]
+            .as_str()
+            .or(described["state"].as_str())
+        {
+            node.facts.insert("state".into(), serde_json::json!(state));
+        }
+        if let Some(restarts) = described["restarts"].as_u64().filter(|r| *r > 0) {
+            node.facts
+                .insert("restarts".into(), serde_json::json!(restarts));
+        }
+    }
+}

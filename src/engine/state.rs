@@ -1,0 +1,141 @@
+//! The engine's state as the decision parts see it: an immutable snapshot of the store's live
+//! rows (active tickets, their actions, settings, recent chaos) joined with what only the shell
+//! knows (the latest observation, diagnoses and actions in flight). The shell rebuilds it after
+//! every step; decisions never change it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use operator_protocol::{ActionSpec, ChaosSpec, Health, Millis, NodeId, Observation};
+
+use super::config::EngineConfig;
+use crate::model::*;
+use crate::store::ChaosRecord;
+
+/// An action the shell is running now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningAction {
+    /// The node it takes out on purpose, if any.
+    pub disrupts: Option<NodeId>,
+    pub disruptive: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineState {
+    pub config: EngineConfig,
+    pub subject: String,
+    /// The subject's actions and the engine's general ones.
+    pub catalog: Vec<ActionSpec>,
+    pub chaos_catalog: Vec<ChaosSpec>,
+    /// The nodes the deployment target runs (a cluster can be larger than what one
+    /// observation sees).
+    pub target_nodes: Vec<NodeId>,
+    pub last_observation: Option<Observation>,
+    pub mode: Mode,
+    pub kill_switch: bool,
+    /// Every ticket that is not resolved, oldest first.
+    pub tickets: Vec<Ticket>,
+    /// Every action of those tickets, and every action still live, oldest first.
+    pub actions: Vec<Action>,
+    /// Injections recent enough to explain a new ticket, newest first.
+    pub recent_chaos: Vec<ChaosRecord>,
+    pub diagnosing: BTreeSet<TicketId>,
+    pub running: BTreeMap<ActionId, RunningAction>,
+    /// Nodes disrupted by actions that have finished, and when they finished.
+    pub finished_disruptions: Vec<(NodeId, Millis)>,
+}
+
+impl EngineState {
+    /// A state before anything was seen or read: approve mode, no tickets.
+    pub fn new(
+        config: EngineConfig,
+        subject: String,
+        catalog: Vec<ActionSpec>,
+        chaos_catalog: Vec<ChaosSpec>,
+    ) -> Self {
+        Self {
+            config,
+            subject,
+            catalog,
+            chaos_catalog,
+            target_nodes: Vec::new(),
+            last_observation: None,
+            mode: Mode::Approve,
+            kill_switch: false,
+            tickets: Vec::new(),
+            actions: Vec::new(),
+            recent_chaos: Vec::new(),
+            diagnosing: BTreeSet::new(),
+            running: BTreeMap::new(),
+            finished_disruptions: Vec::new(),
+        }
+    }
+
+    pub fn ticket(&self, id: TicketId) -> Option<&Ticket> {
+        self.tickets.iter().find(|t| t.id == id)
+    }
+
+    pub fn action(&self, id: ActionId) -> Option<&Action> {
+        self.actions.iter().find(|a| a.id == id)
+    }
+
+    pub fn ticket_actions(&self, id: TicketId) -> impl Iterator<Item = &Action> {
+        self.actions.iter().filter(move |a| a.ticket_id == Some(id))
+    }
+
+    /// Actions not yet completed, failed or cancelled, oldest first.
+    pub fn live_actions(&self) -> impl Iterator<Item = &Action> {
+        self.actions.iter().filter(|a| !a.status.is_final())
+    }
+
+    pub fn spec(&self, name: &str) -> Option<&ActionSpec> {
+        self.catalog.iter().find(|s| s.name == name)
+    }
+
+    /// The cluster's nodes: the latest observation's, and every node the target runs. An
+    /// observation can see less than the cluster (TiKV without a PD leader shows no stores),
+    /// and the cluster does not shrink for it: the policy's majority and the nodes an action
+    /// may name are the whole cluster's.
+    pub fn nodes(&self) -> Vec<NodeId> {
+        let mut nodes: Vec<NodeId> = self
+            .last_observation
+            .iter()
+            .flat_map(|o| o.nodes.iter().map(|n| n.id.clone()))
+            .collect();
+        for node in &self.target_nodes {
+            if !nodes.contains(node) {
+                nodes.push(node.clone());
+            }
+        }
+        nodes
+    }
+
+    /// Nodes the latest observation saw down. A degraded node still serves (a rate limiter
+    /// node without Redis answers from its fail mode), so it does not count as disrupted.
+    pub fn down_nodes(&self) -> BTreeSet<NodeId> {
+        self.last_observation
+            .iter()
+            .flat_map(|o| o.nodes.iter())
+            .filter(|n| n.health == Health::Down)
+            .map(|n| n.id.clone())
+            .collect()
+    }
+
+    /// Nodes a running action is taking out on purpose.
+    pub fn disrupting(&self) -> BTreeSet<NodeId> {
+        self.running
+            .values()
+            .filter_map(|r| r.disrupts.clone())
+            .collect()
+    }
+
+    /// Nodes disrupted now or within the disruption memory: they count against the majority.
+    pub fn recently_disrupted(&self, now: Millis) -> BTreeSet<NodeId> {
+        let memory = self.config.disruption_memory.as_millis() as u64;
+        self.finished_disruptions
+            .iter()
+            .filter(|(_, at)| now.saturating_sub(*at) <= memory)
+            .map(|(node, _)| node.clone())
+            .chain(self.disrupting())
+            .collect()
+    }
+}

@@ -1,0 +1,82 @@
+//! Verification: a ticket resolves only after its invariant held for the stability window
+//! (consecutive clean observations), and a fix that has not held within the verification
+//! timeout goes to a human.
+
+use std::collections::BTreeSet;
+
+use operator_protocol::Millis;
+
+use super::effect::{Effect, Write};
+use super::executor;
+use super::state::EngineState;
+use crate::model::*;
+
+/// Counts a clean check on every active ticket whose invariant held in this observation, and
+/// resolves those that have held for the stability window.
+pub fn clean_checks(state: &EngineState, broken: &BTreeSet<(&str, &str)>) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    for ticket in &state.tickets {
+        if broken.contains(&(ticket.invariant.as_str(), ticket.target.as_str())) {
+            continue;
+        }
+        effects.push(Effect::Write(Write::CleanCheck(ticket.id)));
+        let clean = ticket.clean_checks + 1;
+        let resolvable = matches!(
+            ticket.status,
+            TicketStatus::Open
+                | TicketStatus::Diagnosed
+                | TicketStatus::Verifying
+                | TicketStatus::Escalated
+        );
+        if clean < state.config.stability_checks || !resolvable {
+            continue;
+        }
+        let reason = if ticket.status == TicketStatus::Verifying {
+            format!(
+                "verified: {} held for {clean} consecutive checks",
+                ticket.invariant
+            )
+        } else {
+            format!(
+                "cleared without an action: {} held for {clean} consecutive checks",
+                ticket.invariant
+            )
+        };
+        effects.push(Effect::Write(Write::TicketStatus {
+            ticket: ticket.id,
+            status: TicketStatus::Resolved,
+            cause: Cause::Monitor,
+            reason: Some(reason),
+        }));
+        effects.extend(executor::cancel_leftovers(state, ticket.id));
+    }
+    effects
+}
+
+/// A fix that has not held within the verification timeout goes to a human.
+pub fn timeouts(state: &EngineState, now: Millis) -> Vec<Effect> {
+    let timeout = state.config.verify_timeout.as_millis() as u64;
+    let mut effects = Vec::new();
+    for ticket in &state.tickets {
+        if ticket.status != TicketStatus::Verifying {
+            continue;
+        }
+        let since = ticket.timeline.verifying_since_ms.unwrap_or(now);
+        let deadline = since + timeout;
+        if now > deadline {
+            effects.push(Effect::Write(Write::TicketStatus {
+                ticket: ticket.id,
+                status: TicketStatus::Escalated,
+                cause: Cause::Monitor,
+                reason: Some(format!(
+                    "the fix did not hold: {} still broken {} s after the action",
+                    ticket.invariant,
+                    timeout / 1000
+                )),
+            }));
+        } else {
+            effects.push(Effect::WakeAt(deadline + 1));
+        }
+    }
+    effects
+}

@@ -1,0 +1,487 @@
+//! Every change the engine makes to the store, as data ([`Write`]), and [`Store::apply`], which
+//! writes one step's changes and their audit rows in one transaction: a step is on disk whole
+//! or not at all.
+
+use std::collections::BTreeSet;
+
+use color_eyre::eyre::{Result, eyre};
+use operator_protocol::{Millis, Violation};
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::{ChaosRecord, NewAction, Store, action_from_row, audit, json_text};
+use crate::model::*;
+
+/// One change to the store, with the audit row it carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    OpenTicket {
+        subject: String,
+        violation: Violation,
+        chaos: Option<ChaosRecord>,
+    },
+    /// Another occurrence of an active ticket's problem; its clean streak starts over.
+    Recur {
+        ticket: TicketId,
+        violation: Violation,
+    },
+    /// One observation in which the ticket's invariant held.
+    CleanCheck(TicketId),
+    TicketStatus {
+        ticket: TicketId,
+        status: TicketStatus,
+        cause: Cause,
+        reason: Option<String>,
+    },
+    Diagnosis {
+        ticket: TicketId,
+        brain: String,
+        body: serde_json::Value,
+        reasoning: String,
+        refusal: Option<String>,
+    },
+    /// Actions that run one after the other: each step depends on the one before it.
+    Workflow {
+        steps: Vec<NewAction>,
+        cause: Cause,
+    },
+    /// Moves an action from `from` to `to`; nothing happens when it is no longer in `from`.
+    ActionTransition {
+        id: ActionId,
+        from: ActionStatus,
+        to: ActionStatus,
+        cause: Cause,
+        detail: String,
+        update: ActionUpdate,
+    },
+    /// A human's decision on an action; refused (not an error) when the action has ended.
+    Approval {
+        id: ActionId,
+        approval: Approval,
+        cause: Cause,
+    },
+    Audit {
+        cause: Cause,
+        ticket: Option<TicketId>,
+        event: String,
+        detail: String,
+    },
+    /// An injection, linked to the tickets the monitor opened for it meanwhile (an injection
+    /// can take longer than a tick to return).
+    Chaos {
+        subject: String,
+        record: ChaosRecord,
+        summary: String,
+    },
+    Mode {
+        mode: Mode,
+        cause: Cause,
+    },
+    KillSwitch {
+        on: bool,
+        cause: Cause,
+    },
+}
+
+/// Optional column changes that ride along with an action transition.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ActionUpdate {
+    pub count_attempt: bool,
+    /// `Some(None)` clears the schedule; `Some(Some(t))` sets it.
+    pub not_before_ms: Option<Option<Millis>>,
+    pub error: Option<String>,
+    pub outcome: Option<String>,
+}
+
+/// What one `apply` changed: the rows to send as events, and what did not take.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub tickets: BTreeSet<TicketId>,
+    pub actions: BTreeSet<ActionId>,
+    pub opened: Vec<TicketId>,
+    /// Actions inserted by workflows, in order.
+    pub inserted: Vec<ActionId>,
+    /// Transitions that found their action no longer in `from`: another writer won.
+    pub stale: BTreeSet<ActionId>,
+    /// Writes refused for a reason a person should read (approving an ended action).
+    pub refused: Vec<String>,
+}
+
+impl Store {
+    /// Writes every change in one transaction.
+    pub fn apply(&mut self, writes: &[Write], now: Millis) -> Result<Applied> {
+        let tx = self.conn.transaction()?;
+        let mut applied = Applied::default();
+        for write in writes {
+            apply_one(&tx, write, now, &mut applied)?;
+        }
+        tx.commit()?;
+        Ok(applied)
+    }
+}
+
+fn apply_one(tx: &Transaction, write: &Write, now: Millis, applied: &mut Applied) -> Result<()> {
+    match write {
+        Write::OpenTicket {
+            subject,
+            violation,
+            chaos,
+        } => {
+            let id = open_ticket(tx, subject, violation, chaos.as_ref(), now)?;
+            applied.opened.push(id);
+            applied.tickets.insert(id);
+        }
+        Write::Recur { ticket, violation } => {
+            tx.execute(
+                "UPDATE tickets SET occurrences = occurrences + 1, clean_checks = 0, message = ?2, evidence = ?3, updated_ms = ?4 WHERE id = ?1",
+                params![ticket.0, violation.message, json_text(&violation.evidence), now as i64],
+            )?;
+            applied.tickets.insert(*ticket);
+        }
+        Write::CleanCheck(ticket) => {
+            tx.execute(
+                "UPDATE tickets SET clean_checks = clean_checks + 1, updated_ms = ?2 WHERE id = ?1",
+                params![ticket.0, now as i64],
+            )?;
+        }
+        Write::TicketStatus {
+            ticket,
+            status,
+            cause,
+            reason,
+        } => {
+            ticket_status(tx, *ticket, *status, *cause, reason.as_deref(), now)?;
+            applied.tickets.insert(*ticket);
+        }
+        Write::Diagnosis {
+            ticket,
+            brain,
+            body,
+            reasoning,
+            refusal,
+        } => {
+            tx.execute(
+                "INSERT INTO diagnoses (ticket_id, brain, body, accepted, refusal, reasoning, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![ticket.0, brain, json_text(body), refusal.is_none(), refusal, reasoning, now as i64],
+            )?;
+            let (event, detail) = match refusal {
+                None => ("diagnosis_accepted", format!("from {brain}")),
+                Some(why) => ("diagnosis_refused", format!("from {brain}: {why}")),
+            };
+            audit(tx, now, Cause::Brain, Some(*ticket), None, event, &detail)?;
+        }
+        Write::Workflow { steps, cause } => {
+            let mut previous = None;
+            for step in steps {
+                let step = NewAction {
+                    depends_on: step.depends_on.or(previous),
+                    ..step.clone()
+                };
+                let id = insert_action(tx, &step, *cause, now)?;
+                applied.inserted.push(id);
+                applied.actions.insert(id);
+                applied.tickets.extend(step.ticket_id);
+                previous = Some(id);
+            }
+        }
+        Write::ActionTransition {
+            id,
+            from,
+            to,
+            cause,
+            detail,
+            update,
+        } => {
+            if transition_action(tx, *id, *from, *to, *cause, detail, now, update)? {
+                applied.actions.insert(*id);
+            } else {
+                applied.stale.insert(*id);
+            }
+        }
+        Write::Approval {
+            id,
+            approval,
+            cause,
+        } => match set_approval(tx, *id, *approval, *cause, now)? {
+            Ok(()) => {
+                applied.actions.insert(*id);
+            }
+            Err(refusal) => applied.refused.push(refusal),
+        },
+        Write::Audit {
+            cause,
+            ticket,
+            event,
+            detail,
+        } => audit(tx, now, *cause, *ticket, None, event, detail)?,
+        Write::Chaos {
+            subject,
+            record,
+            summary,
+        } => record_chaos(tx, subject, record, summary)?,
+        Write::Mode { mode, cause } => set_setting(tx, "mode", mode.as_str(), *cause, now)?,
+        Write::KillSwitch { on, cause } => set_setting(
+            tx,
+            "kill_switch",
+            if *on { "on" } else { "off" },
+            *cause,
+            now,
+        )?,
+    }
+    Ok(())
+}
+
+fn open_ticket(
+    tx: &Transaction,
+    subject: &str,
+    violation: &Violation,
+    chaos: Option<&ChaosRecord>,
+    now: Millis,
+) -> Result<TicketId> {
+    tx.execute(
+        "INSERT INTO tickets (subject, invariant, target, severity, status, message, evidence, chaos_name, chaos_root_cause, fault_injected_ms, first_seen_ms, opened_ms, updated_ms)
+         VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?10)",
+        params![
+            subject,
+            violation.invariant,
+            violation.target,
+            severity_str(violation.severity),
+            violation.message,
+            json_text(&violation.evidence),
+            chaos.map(|c| c.name.clone()),
+            chaos.map(|c| c.root_cause.clone()),
+            chaos.map(|c| c.at_ms as i64),
+            now as i64,
+        ],
+    )?;
+    let id = TicketId(tx.last_insert_rowid());
+    audit(
+        tx,
+        now,
+        Cause::Monitor,
+        Some(id),
+        None,
+        "ticket_opened",
+        &format!(
+            "{} on {}: {}",
+            violation.invariant, violation.target, violation.message
+        ),
+    )?;
+    Ok(id)
+}
+
+/// Moves a ticket to `status`, stamping its timeline and writing the audit row.
+fn ticket_status(
+    tx: &Transaction,
+    id: TicketId,
+    status: TicketStatus,
+    cause: Cause,
+    reason: Option<&str>,
+    now: Millis,
+) -> Result<()> {
+    let stamp = match status {
+        TicketStatus::Diagnosed => Some("diagnosed_ms"),
+        TicketStatus::Acting => Some("action_started_ms"),
+        TicketStatus::Verifying => Some("verifying_since_ms"),
+        TicketStatus::Resolved => Some("resolved_ms"),
+        _ => None,
+    };
+    let mut sql = String::from(
+        "UPDATE tickets SET status = ?2, reason = COALESCE(?3, reason), updated_ms = ?4",
+    );
+    if let Some(column) = stamp {
+        sql.push_str(&format!(", {column} = COALESCE({column}, ?4)"));
+    }
+    if status == TicketStatus::Verifying {
+        sql.push_str(", action_done_ms = COALESCE(action_done_ms, ?4), clean_checks = 0");
+    }
+    sql.push_str(" WHERE id = ?1");
+    let changed = tx.execute(&sql, params![id.0, status.as_str(), reason, now as i64])?;
+    if changed == 0 {
+        return Err(eyre!("ticket {id} does not exist"));
+    }
+    audit(
+        tx,
+        now,
+        cause,
+        Some(id),
+        None,
+        &format!("ticket_{status}"),
+        reason.unwrap_or(""),
+    )?;
+    Ok(())
+}
+
+fn insert_action(tx: &Transaction, new: &NewAction, cause: Cause, now: Millis) -> Result<ActionId> {
+    tx.execute(
+        "INSERT INTO actions (ticket_id, name, params, rationale, risk, status, max_attempts, depends_on, not_before_ms, created_ms, updated_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'proposed', ?6, ?7, ?8, ?9, ?9)",
+        params![
+            new.ticket_id.map(|t| t.0),
+            new.name,
+            json_text(&new.params),
+            new.rationale,
+            risk_str(new.risk),
+            new.max_attempts,
+            new.depends_on.map(|a| a.0),
+            new.not_before_ms.map(|v| v as i64),
+            now as i64,
+        ],
+    )?;
+    let id = ActionId(tx.last_insert_rowid());
+    tx.execute(
+        "INSERT INTO action_events (action_id, at_ms, from_status, to_status, detail) VALUES (?1, ?2, NULL, 'proposed', ?3)",
+        params![id.0, now as i64, new.rationale],
+    )?;
+    audit(
+        tx,
+        now,
+        cause,
+        new.ticket_id,
+        Some(id),
+        "action_proposed",
+        &format!("{} {}", new.name, json_text(&new.params)),
+    )?;
+    Ok(id)
+}
+
+/// Returns false (and changes nothing) when the action was no longer in `from`, so two
+/// writers can never both win a transition.
+#[allow(clippy::too_many_arguments)]
+fn transition_action(
+    tx: &Transaction,
+    id: ActionId,
+    from: ActionStatus,
+    to: ActionStatus,
+    cause: Cause,
+    detail: &str,
+    now: Millis,
+    update: &ActionUpdate,
+) -> Result<bool> {
+    let changed = tx.execute(
+        "UPDATE actions SET status = ?3, updated_ms = ?4,
+            attempts = attempts + ?5,
+            not_before_ms = CASE WHEN ?6 THEN ?7 ELSE not_before_ms END,
+            error = COALESCE(?8, error),
+            outcome = COALESCE(?9, outcome)
+         WHERE id = ?1 AND status = ?2",
+        params![
+            id.0,
+            from.as_str(),
+            to.as_str(),
+            now as i64,
+            update.count_attempt as i64,
+            update.not_before_ms.is_some(),
+            update.not_before_ms.flatten().map(|v| v as i64),
+            update.error,
+            update.outcome,
+        ],
+    )?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    let ticket: Option<i64> =
+        tx.query_row("SELECT ticket_id FROM actions WHERE id = ?1", [id.0], |r| {
+            r.get(0)
+        })?;
+    tx.execute(
+        "INSERT INTO action_events (action_id, at_ms, from_status, to_status, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id.0, now as i64, from.as_str(), to.as_str(), detail],
+    )?;
+    let event = if from == to {
+        "action_retry_scheduled".to_string()
+    } else {
+        format!("action_{to}")
+    };
+    audit(
+        tx,
+        now,
+        cause,
+        ticket.map(TicketId),
+        Some(id),
+        &event,
+        detail,
+    )?;
+    Ok(true)
+}
+
+/// The inner `Err` is a refusal a person can read: no such action, or it has already ended.
+fn set_approval(
+    tx: &Transaction,
+    id: ActionId,
+    approval: Approval,
+    cause: Cause,
+    now: Millis,
+) -> Result<std::result::Result<(), String>> {
+    let Some(action) = tx
+        .query_row(
+            "SELECT * FROM actions WHERE id = ?1",
+            [id.0],
+            action_from_row,
+        )
+        .optional()?
+    else {
+        return Ok(Err(format!("there is no action {id}")));
+    };
+    if action.status.is_final() {
+        return Ok(Err(format!(
+            "action {id} is already {}; nothing to approve",
+            action.status
+        )));
+    }
+    tx.execute(
+        "UPDATE actions SET approval = ?2, updated_ms = ?3 WHERE id = ?1",
+        params![id.0, approval.as_str(), now as i64],
+    )?;
+    audit(
+        tx,
+        now,
+        cause,
+        action.ticket_id,
+        Some(id),
+        &format!("action_{approval}"),
+        &action.name,
+    )?;
+    Ok(Ok(()))
+}
+
+fn record_chaos(
+    tx: &Transaction,
+    subject: &str,
+    record: &ChaosRecord,
+    summary: &str,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE tickets SET chaos_name = ?1, chaos_root_cause = ?2, fault_injected_ms = ?3
+         WHERE subject = ?4 AND invariant = ?5 AND chaos_name IS NULL AND opened_ms >= ?3",
+        params![
+            record.name,
+            record.root_cause,
+            record.at_ms as i64,
+            subject,
+            record.expected_invariant
+        ],
+    )?;
+    tx.execute(
+        "INSERT INTO chaos_injections (at_ms, subject, name, target, root_cause, expected_invariant, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![record.at_ms as i64, subject, record.name, record.target, record.root_cause, record.expected_invariant, summary],
+    )?;
+    audit(
+        tx,
+        record.at_ms,
+        Cause::Chaos,
+        None,
+        None,
+        "chaos_injected",
+        &format!("{} on {}: {summary}", record.name, record.target),
+    )?;
+    Ok(())
+}
+
+fn set_setting(tx: &Transaction, key: &str, value: &str, cause: Cause, now: Millis) -> Result<()> {
+    tx.execute(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    audit(tx, now, cause, None, None, &format!("{key}_set"), value)?;
+    Ok(())
+}
