@@ -2,9 +2,6 @@
 //! CPU time of this process over many ticks, divided by the ticks. Run:
 //! `cargo run --release --example engine_overhead`.
 
-#[path = "../tests/support/fake.rs"]
-mod fake;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +12,7 @@ use operator_tui::engine::{Engine, EngineConfig};
 use operator_tui::events::EngineEvent;
 use operator_tui::model::Mode;
 use operator_tui::store::Store;
+use operator_tui::testing as fake;
 
 fn cpu_seconds() -> f64 {
     // SAFETY: getrusage writes into the struct we own.

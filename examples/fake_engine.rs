@@ -2,9 +2,6 @@
 //! SIGKILL mid-action: node n2 is down and its restart takes a minute.
 //! Usage: fake_engine DB_PATH
 
-#[path = "../tests/support/fake.rs"]
-mod fake;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +11,7 @@ use operator_tui::clock::SystemClock;
 use operator_tui::engine::{Engine, EngineConfig};
 use operator_tui::model::Mode;
 use operator_tui::store::Store;
+use operator_tui::testing as fake;
 
 #[tokio::main]
 async fn main() -> color_eyre::Result<()> {

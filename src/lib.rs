@@ -14,4 +14,5 @@ pub mod model;
 pub mod run;
 pub mod store;
 pub mod targets;
+pub mod testing;
 pub mod tui;

@@ -1,1 +1,889 @@
-//! Decision tests.
+//! Every lifecycle rule as a synchronous test of a decision: a state is built by hand, one
+//! input goes in, and the effects that come out are the assertion. No clock, no sleep, no I/O.
+
+use std::time::Duration;
+
+use operator_protocol::{
+    ActionOutcome, ActionSpec, ContractError, Diagnosis, Health, Millis, NodeId, NodeStatus,
+    Observation, ParamKind, ParamSpec, RecommendedAction, Risk, RootCause, Severity, Violation,
+};
+use serde_json::json;
+
+use super::decide::{advance, decide};
+use super::effect::{ActionResult, Effect, Input};
+use super::state::{EngineState, RunningAction};
+use super::{EngineConfig, general_actions};
+use crate::events::{Command, EngineEvent};
+use crate::model::*;
+use crate::store::{ActionUpdate, Write};
+
+const NOW: Millis = 1_000_000;
+
+fn catalog() -> Vec<ActionSpec> {
+    let node = || ParamSpec::new("node", "the node", ParamKind::Node);
+    let mut catalog = vec![
+        ActionSpec {
+            name: "restart_node".into(),
+            description: "restart a node".into(),
+            params: vec![node()],
+            risk: Risk::Disruptive,
+            node_param: Some("node".into()),
+            disrupts_node: None,
+        },
+        ActionSpec {
+            name: "update_limit".into(),
+            description: "change a limit".into(),
+            params: vec![node()],
+            risk: Risk::Safe,
+            node_param: None,
+            disrupts_node: None,
+        },
+    ];
+    catalog.extend(general_actions::specs());
+    catalog
+}
+
+/// Three healthy nodes, nothing open, execute mode.
+fn state() -> EngineState {
+    let mut state = EngineState::new(
+        EngineConfig::default(),
+        "fake".into(),
+        catalog(),
+        Vec::new(),
+    );
+    state.mode = Mode::Execute;
+    state.last_observation = Some(observation(&[]));
+    state
+}
+
+fn observation(down: &[&str]) -> Observation {
+    Observation {
+        at_ms: NOW,
+        nodes: ["n1", "n2", "n3"]
+            .iter()
+            .map(|id| NodeStatus {
+                id: NodeId::from(*id),
+                role: "node".into(),
+                health: if down.contains(id) {
+                    Health::Down
+                } else {
+                    Health::Healthy
+                },
+                facts: Default::default(),
+            })
+            .collect(),
+        workload: None,
+        facts: json!({}),
+    }
+}
+
+fn violation(invariant: &str, target: &str) -> Violation {
+    Violation {
+        invariant: invariant.into(),
+        severity: Severity::Critical,
+        target: target.into(),
+        message: format!("{invariant} on {target}"),
+        evidence: json!({}),
+    }
+}
+
+fn ticket(id: i64, status: TicketStatus) -> Ticket {
+    Ticket {
+        id: TicketId(id),
+        subject: "fake".into(),
+        invariant: "node_down".into(),
+        target: "n2".into(),
+        severity: Severity::Critical,
+        status,
+        message: "n2 is down".into(),
+        evidence: json!({}),
+        occurrences: 1,
+        clean_checks: 0,
+        reason: None,
+        timeline: Timeline::default(),
+        chaos: None,
+    }
+}
+
+fn action(id: i64, ticket: i64, name: &str, node: &str, status: ActionStatus) -> Action {
+    Action {
+        id: ActionId(id),
+        ticket_id: Some(TicketId(ticket)),
+        name: name.into(),
+        params: json!({ "node": node })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        rationale: "because".into(),
+        risk: if name == "restart_node" {
+            Risk::Disruptive
+        } else {
+            Risk::Safe
+        },
+        status,
+        approval: None,
+        attempts: 0,
+        max_attempts: 3,
+        depends_on: None,
+        not_before_ms: None,
+        error: None,
+        outcome: None,
+        created_ms: NOW,
+        updated_ms: NOW,
+    }
+}
+
+fn writes(effects: &[Effect]) -> Vec<&Write> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Write(w) => Some(w),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The status each action transition in `effects` moves to, by action id.
+fn transitions(effects: &[Effect]) -> Vec<(i64, ActionStatus, String)> {
+    writes(effects)
+        .into_iter()
+        .filter_map(|w| match w {
+            Write::ActionTransition { id, to, detail, .. } => Some((id.0, *to, detail.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ticket_statuses(effects: &[Effect]) -> Vec<(i64, TicketStatus, Option<String>)> {
+    writes(effects)
+        .into_iter()
+        .filter_map(|w| match w {
+            Write::TicketStatus {
+                ticket,
+                status,
+                reason,
+                ..
+            } => Some((ticket.0, *status, reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn launched(effects: &[Effect]) -> Vec<i64> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::RunAction { id, .. } => Some(id.0),
+            _ => None,
+        })
+        .collect()
+}
+
+fn observed(state: &EngineState, violations: Vec<Violation>) -> Vec<Effect> {
+    let observation = state.last_observation.clone().unwrap();
+    decide(
+        state,
+        Input::Observed(Ok((observation, violations))),
+        NOW,
+        0.5,
+    )
+}
+
+// ---- the monitor: dedupe and occurrences -------------------------------------------------
+
+#[test]
+fn a_new_problem_opens_one_ticket_even_when_reported_twice_in_one_observation() {
+    let effects = observed(
+        &state(),
+        vec![violation("node_down", "n2"), violation("node_down", "n2")],
+    );
+    let opened: Vec<_> = writes(&effects)
+        .into_iter()
+        .filter(|w| matches!(w, Write::OpenTicket { .. }))
+        .collect();
+    assert_eq!(opened.len(), 1, "{effects:?}");
+    assert!(matches!(
+        effects.first(),
+        Some(Effect::Emit(EngineEvent::Observed { .. }))
+    ));
+}
+
+#[test]
+fn a_problem_with_an_active_ticket_is_another_occurrence_not_a_new_ticket() {
+    let mut state = state();
+    state.tickets = vec![ticket(7, TicketStatus::Diagnosed)];
+    let effects = observed(&state, vec![violation("node_down", "n2")]);
+    assert_eq!(
+        writes(&effects),
+        vec![&Write::Recur {
+            ticket: TicketId(7),
+            violation: violation("node_down", "n2")
+        }]
+    );
+}
+
+#[test]
+fn a_new_ticket_is_linked_to_the_chaos_that_explains_it() {
+    let mut state = state();
+    state.recent_chaos = vec![crate::store::ChaosRecord {
+        at_ms: NOW - 500,
+        name: "kill_node".into(),
+        target: "n2".into(),
+        root_cause: "process_crash".into(),
+        expected_invariant: "node_down".into(),
+    }];
+    let effects = observed(&state, vec![violation("node_down", "n2")]);
+    assert!(matches!(
+        writes(&effects)[0],
+        Write::OpenTicket { chaos: Some(c), .. } if c.name == "kill_node"
+    ));
+}
+
+#[test]
+fn what_breaks_on_a_node_our_action_is_restarting_is_neither_a_problem_nor_clean() {
+    let mut state = state();
+    state.tickets = vec![ticket(7, TicketStatus::Acting)];
+    state.running.insert(
+        ActionId(1),
+        RunningAction {
+            disrupts: Some(NodeId::from("n2")),
+            disruptive: true,
+        },
+    );
+    let effects = observed(&state, vec![violation("node_down", "n2")]);
+    assert!(writes(&effects).is_empty(), "{effects:?}");
+}
+
+#[test]
+fn a_failed_observation_is_a_critical_ticket_not_all_healthy() {
+    let mut state = state();
+    state.tickets = vec![ticket(7, TicketStatus::Verifying)];
+    let effects = decide(&state, Input::Observed(Err("timeout".into())), NOW, 0.5);
+    let w = writes(&effects);
+    assert_eq!(w.len(), 1, "no clean check counted: {w:?}");
+    assert!(matches!(
+        w[0],
+        Write::OpenTicket { violation, .. }
+            if violation.invariant == super::OBSERVATION_FAILED && violation.severity == Severity::Critical
+    ));
+}
+
+// ---- verification: the stability window and the timeout ---------------------------------
+
+#[test]
+fn a_ticket_resolves_only_after_the_stability_window_of_clean_checks() {
+    let mut state = state();
+    let mut verifying = ticket(7, TicketStatus::Verifying);
+    verifying.clean_checks = state.config.stability_checks - 2;
+    state.tickets = vec![verifying.clone()];
+    let early = observed(&state, vec![]);
+    assert_eq!(
+        writes(&early),
+        vec![&Write::CleanCheck(TicketId(7))],
+        "one clean check short of the window"
+    );
+
+    verifying.clean_checks = state.config.stability_checks - 1;
+    state.tickets = vec![verifying];
+    let effects = observed(&state, vec![]);
+    let statuses = ticket_statuses(&effects);
+    assert_eq!(statuses.len(), 1);
+    assert_eq!(statuses[0].1, TicketStatus::Resolved);
+    assert!(statuses[0].2.as_deref().unwrap().starts_with("verified"));
+}
+
+#[test]
+fn a_problem_that_clears_by_itself_resolves_as_cleared_and_its_waiting_actions_are_cancelled() {
+    let mut state = state();
+    let mut open = ticket(7, TicketStatus::Diagnosed);
+    open.clean_checks = state.config.stability_checks - 1;
+    state.tickets = vec![open];
+    state.actions = vec![action(1, 7, "restart_node", "n2", ActionStatus::Validated)];
+    let effects = observed(&state, vec![]);
+    assert!(
+        ticket_statuses(&effects)[0]
+            .2
+            .as_deref()
+            .unwrap()
+            .starts_with("cleared without an action")
+    );
+    assert_eq!(transitions(&effects)[0].1, ActionStatus::Cancelled);
+}
+
+#[test]
+fn a_ticket_whose_action_is_running_does_not_resolve_mid_action() {
+    let mut state = state();
+    let mut acting = ticket(7, TicketStatus::Acting);
+    acting.clean_checks = 10;
+    state.tickets = vec![acting];
+    let effects = observed(&state, vec![]);
+    assert!(ticket_statuses(&effects).is_empty(), "{effects:?}");
+}
+
+#[test]
+fn a_fix_that_does_not_hold_within_the_timeout_escalates() {
+    let mut state = state();
+    state.config.verify_timeout = Duration::from_secs(30);
+    let mut verifying = ticket(7, TicketStatus::Verifying);
+    verifying.timeline.verifying_since_ms = Some(NOW - 30_000);
+    state.tickets = vec![verifying];
+    let waiting = advance(&state, NOW);
+    assert_eq!(waiting, vec![Effect::WakeAt(NOW + 1)]);
+    let effects = advance(&state, NOW + 1);
+    let statuses = ticket_statuses(&effects);
+    assert_eq!(statuses[0].1, TicketStatus::Escalated);
+    assert!(statuses[0].2.as_deref().unwrap().contains("did not hold"));
+}
+
+// ---- the agent ---------------------------------------------------------------------------
+
+#[test]
+fn open_tickets_go_to_the_brain_a_bounded_few_at_a_time() {
+    let mut state = state();
+    state.config.max_parallel_diagnoses = 2;
+    state.diagnosing.insert(TicketId(1));
+    state.tickets = vec![
+        ticket(1, TicketStatus::Diagnosing),
+        ticket(2, TicketStatus::Open),
+        ticket(3, TicketStatus::Open),
+    ];
+    let effects = advance(&state, NOW);
+    assert!(effects.contains(&Effect::StartDiagnosis(TicketId(2))));
+    assert!(!effects.contains(&Effect::StartDiagnosis(TicketId(3))));
+}
+
+fn diagnosis(actions: Vec<RecommendedAction>) -> Diagnosis {
+    Diagnosis {
+        summary: "n2 crashed".into(),
+        root_cause: RootCause {
+            category: "process_crash".into(),
+            explanation: "it exited".into(),
+        },
+        evidence: vec![],
+        alternatives: vec![],
+        recommended_actions: actions,
+        confidence: 0.9,
+        cost: Default::default(),
+    }
+}
+
+fn step(action: &str, node: &str, after_ms: Option<u64>) -> RecommendedAction {
+    RecommendedAction {
+        action: action.into(),
+        params: [("node".to_string(), json!(node))].into_iter().collect(),
+        rationale: "r".into(),
+        after_ms,
+    }
+}
+
+fn diagnosed(state: &EngineState, result: Result<Diagnosis, String>) -> Vec<Effect> {
+    let input = Input::Diagnosed {
+        ticket: TicketId(7),
+        brain: "rules".into(),
+        reasoning: "thinking".into(),
+        result,
+    };
+    decide(state, input, NOW, 0.5)
+}
+
+#[test]
+fn a_valid_diagnosis_becomes_one_workflow_with_its_schedule() {
+    let mut state = state();
+    state.tickets = vec![ticket(7, TicketStatus::Diagnosing)];
+    let d = diagnosis(vec![
+        step("restart_node", "n2", None),
+        step("update_limit", "n2", Some(5_000)),
+    ]);
+    let effects = diagnosed(&state, Ok(d));
+    let w = writes(&effects);
+    assert!(matches!(w[0], Write::Diagnosis { refusal: None, .. }));
+    assert_eq!(ticket_statuses(&effects)[0].1, TicketStatus::Diagnosed);
+    let Some(Write::Workflow { steps, cause }) = w.last() else {
+        panic!("{w:?}")
+    };
+    assert_eq!(*cause, Cause::Brain);
+    assert_eq!(steps.len(), 2);
+    assert_eq!(steps[0].risk, Risk::Disruptive);
+    assert_eq!(steps[1].not_before_ms, Some(NOW + 5_000));
+}
+
+#[test]
+fn a_diagnosis_naming_an_unknown_node_is_recorded_refused_and_escalated() {
+    let mut state = state();
+    state.tickets = vec![ticket(7, TicketStatus::Diagnosing)];
+    let effects = diagnosed(
+        &state,
+        Ok(diagnosis(vec![step("restart_node", "n9", None)])),
+    );
+    assert!(matches!(
+        writes(&effects)[0],
+        Write::Diagnosis { refusal: Some(r), .. } if r.contains("not a node")
+    ));
+    assert_eq!(ticket_statuses(&effects)[0].1, TicketStatus::Escalated);
+    assert!(
+        !writes(&effects)
+            .iter()
+            .any(|w| matches!(w, Write::Workflow { .. }))
+    );
+}
+
+#[test]
+fn a_plan_that_disrupts_a_majority_is_refused_before_anything_is_proposed() {
+    let mut state = state();
+    state.tickets = vec![ticket(7, TicketStatus::Diagnosing)];
+    let d = diagnosis(vec![
+        step("restart_node", "n1", None),
+        step("restart_node", "n2", None),
+    ]);
+    let effects = diagnosed(&state, Ok(d));
+    assert!(matches!(
+        writes(&effects)[0],
+        Write::Diagnosis { refusal: Some(r), .. } if r.contains("majority")
+    ));
+}
+
+#[test]
+fn a_diagnosis_for_a_resolved_ticket_is_recorded_but_changes_nothing() {
+    let effects = diagnosed(&state(), Ok(diagnosis(vec![])));
+    assert!(matches!(
+        writes(&effects)[..],
+        [Write::Diagnosis { refusal: Some(r), .. }] if r.contains("after the ticket was resolved")
+    ));
+}
+
+#[test]
+fn a_diagnosis_without_a_remedy_goes_to_a_human() {
+    let mut state = state();
+    state.tickets = vec![ticket(7, TicketStatus::Diagnosing)];
+    let effects = diagnosed(&state, Ok(diagnosis(vec![])));
+    let statuses = ticket_statuses(&effects);
+    assert_eq!(statuses.last().unwrap().1, TicketStatus::Escalated);
+}
+
+#[test]
+fn a_brain_failure_escalates_with_its_reason() {
+    let mut state = state();
+    state.tickets = vec![ticket(7, TicketStatus::Diagnosing)];
+    let effects = diagnosed(&state, Err("the brain did not answer within 120 s".into()));
+    let statuses = ticket_statuses(&effects);
+    assert!(statuses[0].2.as_deref().unwrap().contains("did not answer"));
+}
+
+// ---- the executor: validation, the gates, the policy ------------------------------------
+
+fn with_action(mut state: EngineState, action: Action) -> EngineState {
+    let status = match action.status {
+        ActionStatus::Executing => TicketStatus::Acting,
+        _ => TicketStatus::Diagnosed,
+    };
+    state.tickets = vec![ticket(7, status)];
+    state.actions = vec![action];
+    state
+}
+
+#[test]
+fn a_proposed_action_is_validated_against_the_catalog_and_the_cluster() {
+    let ok = with_action(
+        state(),
+        action(1, 7, "restart_node", "n2", ActionStatus::Proposed),
+    );
+    assert_eq!(
+        transitions(&advance(&ok, NOW))[0].1,
+        ActionStatus::Validated
+    );
+    let bad = with_action(
+        state(),
+        action(1, 7, "restart_node", "n9", ActionStatus::Proposed),
+    );
+    let t = transitions(&advance(&bad, NOW));
+    assert_eq!(t[0].1, ActionStatus::Failed);
+    assert!(t[0].2.starts_with("invalid"));
+}
+
+#[test]
+fn observe_mode_never_launches_and_approve_mode_waits_for_an_approval() {
+    let validated = action(1, 7, "restart_node", "n2", ActionStatus::Validated);
+    let mut observe = with_action(state(), validated.clone());
+    observe.mode = Mode::Observe;
+    assert!(advance(&observe, NOW).is_empty());
+
+    let mut approve = with_action(state(), validated.clone());
+    approve.mode = Mode::Approve;
+    assert!(advance(&approve, NOW).is_empty());
+
+    let mut approved = validated.clone();
+    approved.approval = Some(Approval::Approved);
+    let mut approve = with_action(state(), approved);
+    approve.mode = Mode::Approve;
+    assert_eq!(launched(&advance(&approve, NOW)), vec![1]);
+
+    let execute = with_action(state(), validated);
+    let effects = advance(&execute, NOW);
+    assert_eq!(launched(&effects), vec![1]);
+    let t = transitions(&effects);
+    assert_eq!(t[0].1, ActionStatus::Executing);
+    assert_eq!(t[0].2, "attempt 1 of 3 (execute mode)");
+}
+
+#[test]
+fn a_rejected_action_is_cancelled_as_the_humans_decision() {
+    let mut rejected = action(1, 7, "restart_node", "n2", ActionStatus::Validated);
+    rejected.approval = Some(Approval::Rejected);
+    let effects = advance(&with_action(state(), rejected), NOW);
+    assert!(matches!(
+        writes(&effects)[0],
+        Write::ActionTransition {
+            to: ActionStatus::Cancelled,
+            cause: Cause::Human,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn the_kill_switch_cancels_waiting_actions_and_stops_running_ones() {
+    let mut state = state();
+    state.kill_switch = true;
+    state.tickets = vec![ticket(7, TicketStatus::Acting)];
+    state.actions = vec![
+        action(1, 7, "update_limit", "n1", ActionStatus::Executing),
+        action(2, 7, "restart_node", "n2", ActionStatus::Validated),
+        action(3, 7, "update_limit", "n3", ActionStatus::Proposed),
+    ];
+    state.running.insert(
+        ActionId(1),
+        RunningAction {
+            disrupts: None,
+            disruptive: false,
+        },
+    );
+    let effects = advance(&state, NOW);
+    assert!(effects.contains(&Effect::CancelRunning(ActionId(1))));
+    let t = transitions(&effects);
+    assert_eq!(
+        t.iter().map(|(id, to, _)| (*id, *to)).collect::<Vec<_>>(),
+        vec![(2, ActionStatus::Cancelled), (3, ActionStatus::Cancelled)]
+    );
+    assert!(t.iter().all(|(_, _, why)| why == "the kill switch is on"));
+    assert!(launched(&effects).is_empty());
+}
+
+#[test]
+fn a_cancelled_running_action_names_who_stopped_it() {
+    let mut state = with_action(
+        state(),
+        action(1, 7, "restart_node", "n2", ActionStatus::Executing),
+    );
+    state.kill_switch = true;
+    let input = Input::ActionFinished {
+        id: ActionId(1),
+        result: ActionResult::Cancelled,
+    };
+    let effects = decide(&state, input, NOW, 0.5);
+    assert!(matches!(
+        writes(&effects)[0],
+        Write::ActionTransition { cause: Cause::Policy, detail, .. } if detail == "stopped by the kill switch"
+    ));
+}
+
+#[test]
+fn a_held_ticket_runs_nothing() {
+    let mut state = with_action(
+        state(),
+        action(1, 7, "restart_node", "n2", ActionStatus::Validated),
+    );
+    state.tickets[0].status = TicketStatus::Held;
+    assert!(advance(&state, NOW).is_empty());
+}
+
+#[test]
+fn a_second_disruptive_action_waits_for_the_first_even_in_the_same_pass() {
+    let mut state = state();
+    state.tickets = vec![ticket(7, TicketStatus::Diagnosed), {
+        let mut t = ticket(8, TicketStatus::Diagnosed);
+        t.target = "n3".into();
+        t
+    }];
+    state.actions = vec![
+        action(1, 7, "restart_node", "n2", ActionStatus::Validated),
+        action(2, 8, "restart_node", "n3", ActionStatus::Validated),
+    ];
+    assert_eq!(launched(&advance(&state, NOW)), vec![1]);
+}
+
+#[test]
+fn the_policy_refuses_to_disrupt_a_majority() {
+    let mut state = with_action(
+        state(),
+        action(1, 7, "restart_node", "n2", ActionStatus::Validated),
+    );
+    state.last_observation = Some(observation(&["n1"]));
+    state.finished_disruptions = vec![(NodeId::from("n3"), NOW - 1_000)];
+    let t = transitions(&advance(&state, NOW));
+    assert_eq!(t[0].1, ActionStatus::Failed);
+    assert!(t[0].2.contains("never a majority"), "{t:?}");
+}
+
+#[test]
+fn a_disruption_is_forgotten_after_the_disruption_memory() {
+    let mut state = with_action(
+        state(),
+        action(1, 7, "restart_node", "n2", ActionStatus::Validated),
+    );
+    let memory = state.config.disruption_memory.as_millis() as u64;
+    state.finished_disruptions = vec![
+        (NodeId::from("n1"), NOW - memory),
+        (NodeId::from("n3"), NOW - memory),
+    ];
+    assert!(
+        launched(&advance(&state, NOW)).is_empty(),
+        "still remembered"
+    );
+    assert_eq!(launched(&advance(&state, NOW + 1)), vec![1]);
+}
+
+#[test]
+fn the_ticket_action_budget_is_enforced() {
+    let mut spent = action(1, 7, "update_limit", "n2", ActionStatus::Failed);
+    spent.attempts = 3;
+    let mut state = with_action(
+        state(),
+        action(2, 7, "update_limit", "n2", ActionStatus::Validated),
+    );
+    state.actions.insert(0, spent);
+    let t = transitions(&advance(&state, NOW));
+    assert!(t[0].2.contains("budget"), "{t:?}");
+}
+
+// ---- workflows and schedules -------------------------------------------------------------
+
+#[test]
+fn a_workflow_step_waits_for_the_one_before_and_is_cancelled_when_it_fails() {
+    let first = action(1, 7, "update_limit", "n2", ActionStatus::Executing);
+    let mut second = action(2, 7, "update_limit", "n2", ActionStatus::Validated);
+    second.depends_on = Some(ActionId(1));
+    let mut state = with_action(state(), first.clone());
+    state.actions.push(second);
+    assert!(launched(&advance(&state, NOW)).is_empty());
+
+    state.actions[0].status = ActionStatus::Failed;
+    let t = transitions(&advance(&state, NOW));
+    assert_eq!(t[0].0, 2);
+    assert_eq!(t[0].1, ActionStatus::Cancelled);
+    assert!(t[0].2.contains("did not complete"));
+
+    state.actions[0].status = ActionStatus::Completed;
+    assert_eq!(launched(&advance(&state, NOW)), vec![2]);
+}
+
+#[test]
+fn a_scheduled_action_wakes_the_engine_at_its_time_and_runs_then() {
+    let mut scheduled = action(1, 7, "update_limit", "n2", ActionStatus::Validated);
+    scheduled.not_before_ms = Some(NOW + 5_000);
+    let state = with_action(state(), scheduled);
+    assert_eq!(advance(&state, NOW), vec![Effect::WakeAt(NOW + 5_000)]);
+    assert_eq!(launched(&advance(&state, NOW + 5_000)), vec![1]);
+}
+
+// ---- retries ----------------------------------------------------------------------------
+
+fn finished_with(state: &EngineState, error: ContractError, jitter: f64) -> Vec<Effect> {
+    let input = Input::ActionFinished {
+        id: ActionId(1),
+        result: ActionResult::Done(Err(error)),
+    };
+    decide(state, input, NOW, jitter)
+}
+
+#[test]
+fn a_retryable_failure_backs_off_on_the_engine_clock_with_jitter() {
+    let mut running = action(1, 7, "restart_node", "n2", ActionStatus::Executing);
+    running.attempts = 2;
+    let mut state = with_action(state(), running);
+    state.config.retry_base = Duration::from_millis(500);
+    state.config.retry_cap = Duration::from_secs(10);
+    // The second retry waits 2 × base, of which half is jitter.
+    for (jitter, delay) in [(0.0, 500), (1.0, 1_000)] {
+        let effects = finished_with(
+            &state,
+            ContractError::Retryable("connection refused".into()),
+            jitter,
+        );
+        assert_eq!(
+            writes(&effects)[0],
+            &Write::ActionTransition {
+                id: ActionId(1),
+                from: ActionStatus::Executing,
+                to: ActionStatus::Validated,
+                cause: Cause::Executor,
+                detail: format!("attempt 2 failed: connection refused; retrying in {delay} ms"),
+                update: ActionUpdate {
+                    not_before_ms: Some(Some(NOW + delay)),
+                    error: Some("connection refused".into()),
+                    ..Default::default()
+                },
+            }
+        );
+        assert_eq!(effects.last(), Some(&Effect::WakeAt(NOW + delay)));
+    }
+}
+
+#[test]
+fn a_permanent_failure_is_not_retried() {
+    let state = with_action(
+        state(),
+        action(1, 7, "restart_node", "n2", ActionStatus::Executing),
+    );
+    let effects = finished_with(
+        &state,
+        ContractError::Permanent("PD answered 400: store is tombstone".into()),
+        0.5,
+    );
+    let t = transitions(&effects);
+    assert_eq!(t[0].1, ActionStatus::Failed);
+    assert!(t[0].2.contains("a retry cannot help"), "{t:?}");
+}
+
+#[test]
+fn a_retryable_failure_fails_once_the_attempts_are_used_up() {
+    let mut running = action(1, 7, "restart_node", "n2", ActionStatus::Executing);
+    running.attempts = 3;
+    let state = with_action(state(), running);
+    let effects = finished_with(&state, ContractError::Retryable("timeout".into()), 0.5);
+    let t = transitions(&effects);
+    assert_eq!(t[0].1, ActionStatus::Failed);
+    assert_eq!(t[0].2, "failed after 3 attempt(s): timeout");
+}
+
+#[test]
+fn a_completed_log_message_writes_its_note_to_the_audit_log() {
+    let mut note = action(
+        1,
+        7,
+        general_actions::LOG_MESSAGE,
+        "n2",
+        ActionStatus::Executing,
+    );
+    note.params = json!({"message": "hi"}).as_object().cloned().unwrap();
+    let state = with_action(state(), note);
+    let input = Input::ActionFinished {
+        id: ActionId(1),
+        result: ActionResult::Done(Ok(ActionOutcome {
+            summary: "noted: hi".into(),
+        })),
+    };
+    let effects = decide(&state, input, NOW, 0.5);
+    assert!(writes(&effects).iter().any(|w| matches!(
+        w,
+        Write::Audit { event, detail, .. } if event == "log_message" && detail == "noted: hi"
+    )));
+}
+
+// ---- a ticket follows its actions --------------------------------------------------------
+
+#[test]
+fn a_ticket_is_acting_while_an_action_runs_verifying_when_all_completed_escalated_on_failure() {
+    let mut state = with_action(
+        state(),
+        action(1, 7, "update_limit", "n2", ActionStatus::Executing),
+    );
+    state.tickets[0].status = TicketStatus::Diagnosed;
+    assert_eq!(
+        ticket_statuses(&advance(&state, NOW))[0].1,
+        TicketStatus::Acting
+    );
+
+    state.tickets[0].status = TicketStatus::Acting;
+    state.actions[0].status = ActionStatus::Completed;
+    assert_eq!(
+        ticket_statuses(&advance(&state, NOW))[0].1,
+        TicketStatus::Verifying
+    );
+
+    state.actions[0].status = ActionStatus::Failed;
+    state.actions[0].error = Some("boom".into());
+    let statuses = ticket_statuses(&advance(&state, NOW));
+    assert_eq!(statuses[0].1, TicketStatus::Escalated);
+    assert!(statuses[0].2.as_deref().unwrap().contains("boom"));
+}
+
+// ---- a human's commands -----------------------------------------------------------------
+
+#[test]
+fn approving_a_live_action_is_a_write_and_approving_an_ended_one_is_a_notice() {
+    let state = with_action(
+        state(),
+        action(1, 7, "restart_node", "n2", ActionStatus::Validated),
+    );
+    let effects = decide(
+        &state,
+        Input::Command(Command::Approve(ActionId(1))),
+        NOW,
+        0.5,
+    );
+    assert_eq!(
+        effects,
+        vec![Effect::Write(Write::Approval {
+            id: ActionId(1),
+            approval: Approval::Approved,
+            cause: Cause::Human,
+        })]
+    );
+    let effects = decide(
+        &state,
+        Input::Command(Command::Approve(ActionId(9))),
+        NOW,
+        0.5,
+    );
+    assert!(matches!(
+        &effects[..],
+        [Effect::Emit(EngineEvent::Notice(_))]
+    ));
+}
+
+#[test]
+fn cancelling_a_running_action_stops_it_and_records_the_rejection() {
+    let mut state = with_action(
+        state(),
+        action(1, 7, "restart_node", "n2", ActionStatus::Executing),
+    );
+    state.running.insert(
+        ActionId(1),
+        RunningAction {
+            disrupts: Some(NodeId::from("n2")),
+            disruptive: true,
+        },
+    );
+    let effects = decide(
+        &state,
+        Input::Command(Command::Cancel(ActionId(1))),
+        NOW,
+        0.5,
+    );
+    assert!(effects.contains(&Effect::CancelRunning(ActionId(1))));
+    assert!(matches!(
+        writes(&effects)[..],
+        [Write::Approval {
+            approval: Approval::Rejected,
+            cause: Cause::Human,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn mode_and_kill_switch_commands_are_written_as_the_humans() {
+    let effects = decide(
+        &state(),
+        Input::Command(Command::KillSwitch(true)),
+        NOW,
+        0.5,
+    );
+    assert_eq!(
+        effects,
+        vec![Effect::Write(Write::KillSwitch {
+            on: true,
+            cause: Cause::Human
+        })]
+    );
+}

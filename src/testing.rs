@@ -1,6 +1,7 @@
-//! A small subject over plain data for engine tests: nodes that are up or down, a restart that
-//! can be slow or flaky, a log that can carry a prompt injection, and a runbook of two causes.
-#![allow(dead_code)]
+//! A small subject over plain data, so the real engine can run without a cluster: nodes that
+//! are up or down, a restart that can be slow or flaky, a log that can carry a prompt
+//! injection, and a runbook of two causes. The engine's integration tests, the examples and
+//! the overhead benchmark drive it; nothing in operator-tui's own commands uses it.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-mod support;
+use crate::support;
 use support::binary::operator_text as operator;
 
 /// The simulator process, stopped (SIGTERM, then reaped) when the test ends, pass or fail.
@@ -52,6 +52,7 @@ fn simulate_with(extra: &[&str]) -> Simulate {
 
 #[test]
 fn another_process_runs_the_loop_on_a_simulator_it_did_not_start() {
+    let _slot = support::one_cluster_at_a_time();
     let sim = simulate();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("op.db");
@@ -98,6 +99,7 @@ fn another_process_runs_the_loop_on_a_simulator_it_did_not_start() {
 
 #[test]
 fn the_none_target_watches_and_refuses_restarts_with_a_reason() {
+    let _slot = support::one_cluster_at_a_time();
     let sim = simulate();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("op.db");
@@ -138,6 +140,7 @@ fn the_none_target_watches_and_refuses_restarts_with_a_reason() {
 
 #[test]
 fn docker_without_the_compose_project_says_how_to_start_it() {
+    let _slot = support::one_cluster_at_a_time();
     let sim = simulate();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("op.db");
@@ -187,6 +190,7 @@ fn docker_without_the_compose_project_says_how_to_start_it() {
 
 #[test]
 fn targets_that_do_not_fit_the_cluster_say_what_to_use() {
+    let _slot = support::one_cluster_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("op.db");
     for (args, expected) in [
@@ -205,6 +209,7 @@ fn targets_that_do_not_fit_the_cluster_say_what_to_use() {
 
 #[test]
 fn the_simulator_can_keep_pds_own_timings() {
+    let _slot = support::one_cluster_at_a_time();
     let sim = simulate_with(&["--real-timings", "--stores", "4"]);
     let get = |path: &str| {
         tokio::runtime::Runtime::new()

@@ -2,7 +2,7 @@
 //! style (arguments in fragments) and in Ollama's (each call whole in one delta), errors in the
 //! servers' shapes, and the key never sent when none is configured.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

@@ -3,7 +3,6 @@
 
 pub mod binary;
 pub mod compose;
-pub mod fake;
 pub mod replay;
 
 use std::path::PathBuf;
@@ -17,6 +16,7 @@ use operator_tui::model::*;
 use operator_tui::store::Store;
 
 use fake::{FakeSubject, FakeTarget};
+pub use operator_tui::testing as fake;
 
 pub struct Harness {
     pub dir: tempfile::TempDir,
@@ -84,6 +84,18 @@ pub fn start_engine(
     .start()
 }
 
+static ONE_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A place in the one-at-a-time queue of tests that start a cluster, containers or a
+/// terminal: on two cores, two of them at once make each other's timings lie. Held for the
+/// whole test; the light tests (engine, brains, CLI records) run beside it.
+pub struct ClusterSlot(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+
+pub fn one_cluster_at_a_time() -> ClusterSlot {
+    // A test that failed while holding it poisons nothing the next one relies on.
+    ClusterSlot(ONE_CLUSTER.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
 impl Harness {
     /// A second connection, as the CLI in another terminal would have.
     pub fn store(&self) -> Store {
@@ -136,6 +148,22 @@ impl Harness {
             },
         )
         .await
+    }
+
+    /// Waits (bounded) until the engine has taken `n` more observations: each is a full step
+    /// of every decision, so "nothing happened meanwhile" is proved by steps, not by sleeping.
+    pub async fn observations(&self, n: usize) {
+        let mut events = self.handle.as_ref().expect("running").subscribe();
+        let mut seen = 0;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while seen < n {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Ok(operator_tui::events::EngineEvent::Observed { .. })) => seen += 1,
+                Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(e)) => panic!("the engine's events ended: {e}"),
+                Err(_) => panic!("only {seen} of {n} observations within 10 s"),
+            }
+        }
     }
 
     pub async fn stop(&mut self) {

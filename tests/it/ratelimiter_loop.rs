@@ -17,7 +17,7 @@ use operator_tui::events::Command;
 use operator_tui::model::*;
 use operator_tui::store::Store;
 
-static ONE_CLUSTER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+use crate::support;
 
 struct Loop {
     dir: tempfile::TempDir,
@@ -159,7 +159,7 @@ fn is_zombie(pid: u64) -> bool {
 
 /// Injects a fault in execute mode and follows it to a verified resolution.
 async fn closed_loop(chaos: &str, invariant: &str) {
-    let _serial = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let _slot = support::one_cluster_at_a_time();
     let cluster = Loop::start(Mode::Execute).await;
     cluster.wait_healthy().await;
     let injected = Instant::now();
@@ -257,7 +257,7 @@ async fn a_node_allowing_without_redis_is_found_and_restarted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approve_mode_waits_for_an_approval_from_another_process() {
-    let _serial = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let _slot = support::one_cluster_at_a_time();
     let cluster = Loop::start(Mode::Approve).await;
     cluster.wait_healthy().await;
     cluster.inject("kill_node").await;
@@ -303,7 +303,7 @@ async fn approve_mode_waits_for_an_approval_from_another_process() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn observe_mode_diagnoses_but_executes_nothing() {
-    let _serial = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let _slot = support::one_cluster_at_a_time();
     let cluster = Loop::start(Mode::Observe).await;
     cluster.wait_healthy().await;
     cluster.inject("kill_node").await;
@@ -344,7 +344,7 @@ async fn observe_mode_diagnoses_but_executes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_seconds_of_traffic_without_a_fault_open_no_ticket() {
-    let _serial = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let _slot = support::one_cluster_at_a_time();
     let cluster = Loop::start(Mode::Execute).await;
     cluster.wait_healthy().await;
     let mut events = cluster.handle.as_ref().unwrap().subscribe();
@@ -446,7 +446,7 @@ fn wait_gone(marker: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_headless_run_prints_the_loop_and_leaves_nothing_behind() {
-    let _serial = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let _slot = support::one_cluster_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let marker = format!("headless-{}", std::process::id());
     let mut child = spawn_headless(
@@ -473,7 +473,7 @@ async fn the_headless_run_prints_the_loop_and_leaves_nothing_behind() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_or_sigkill_of_operator_tui_leaves_no_process_behind() {
-    let _serial = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let _slot = support::one_cluster_at_a_time();
     for signal in ["-TERM", "-KILL"] {
         let dir = tempfile::tempdir().unwrap();
         let marker = format!("signal{signal}-{}", std::process::id());

@@ -1,7 +1,7 @@
 //! The engine over a small in-test subject: tickets, lifecycles, modes, the kill switch, policy,
 //! retries, workflows, untrusted brains, crash recovery and approvals from another process.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -148,7 +148,7 @@ async fn observe_mode_proposes_but_never_executes() {
     subject.set_healthy("n1", false);
     let mut h = start(subject.clone(), Arc::new(RulesBrain), config(Mode::Observe));
     h.action_in(ActionStatus::Validated).await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    h.observations(5).await;
     assert!(subject.executed().is_empty());
     assert_eq!(
         h.store().actions(None, 10).unwrap()[0].status,
@@ -163,7 +163,7 @@ async fn approve_mode_waits_for_a_human_and_a_rejection_cancels() {
     subject.set_healthy("n1", false);
     let mut h = start(subject.clone(), Arc::new(RulesBrain), config(Mode::Approve));
     let action = h.action_in(ActionStatus::Validated).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    h.observations(5).await;
     assert!(
         subject.executed().is_empty(),
         "nothing runs before approval"
@@ -463,7 +463,7 @@ async fn retries_wait_for_their_backoff_on_the_engine_clock() {
         (250..=500).contains(&wait),
         "first retry after base 500 ms with jitter: {wait}"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    h.observations(5).await;
     assert_eq!(
         h.store().action(first.id).unwrap().unwrap().attempts,
         1,
@@ -675,7 +675,7 @@ async fn a_scheduled_action_waits_for_its_time_on_the_engine_clock() {
     );
     let action = h.action_in(ActionStatus::Validated).await;
     assert_eq!(action.not_before_ms, Some(1_005_000));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    h.observations(5).await;
     assert!(subject.executed().is_empty(), "not before its time");
     clock.advance(5_000);
     h.ticket_in(TicketStatus::Resolved).await;
@@ -711,7 +711,11 @@ async fn a_held_ticket_runs_no_action_until_a_human_lets_go() {
             0,
         )
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    h.wait_until("the diagnosis", Duration::from_secs(10), |s| {
+        s.diagnoses(ticket.id).unwrap().pop()
+    })
+    .await;
+    h.observations(5).await;
     assert!(
         subject.executed().is_empty(),
         "nothing runs on a held ticket"

@@ -2,6 +2,8 @@
 //! graded from ground truth into eval.json and eval.md, then the recorded flight replayed
 //! against a brain without any cluster.
 
+use crate::support;
+
 use std::process::Command;
 
 fn operator(args: &[&str]) -> std::process::Output {
@@ -13,6 +15,7 @@ fn operator(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn eval_grades_a_fault_and_a_control_run_and_replays_the_flight() {
+    let _slot = support::one_cluster_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("results");
     let db = dir.path().join("op.db");

@@ -18,7 +18,7 @@ use operator_tui::events::Command as EngineCommand;
 use operator_tui::model::*;
 use operator_tui::store::Store;
 
-mod support;
+use crate::support;
 use support::compose::{ComposeProject, build_images, free_port, root};
 
 fn up() -> ComposeProject {
@@ -82,6 +82,7 @@ async fn wait_healthy(deployment: &deploy::Deployment) {
 
 #[test]
 fn compose_accepts_the_compose_file() {
+    let _slot = support::one_cluster_at_a_time();
     let out = Command::new("docker-compose")
         .args([
             "-f",
@@ -101,6 +102,7 @@ fn compose_accepts_the_compose_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_in_containers_are_fixed_through_the_docker_api() {
+    let _slot = support::one_cluster_at_a_time();
     let project = up();
     let args = SubjectArgs {
         subject: SubjectName::Ratelimiter,

@@ -9,7 +9,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-mod support;
+use crate::support;
 use support::binary::operator_text as operator;
 use support::compose::{ComposeProject, build_images, free_port};
 
@@ -36,6 +36,7 @@ fn up() -> (ComposeProject, u16) {
 
 #[test]
 fn a_killed_store_container_is_restarted_through_docker_and_verified_through_pd() {
+    let _slot = support::one_cluster_at_a_time();
     let (project, pd_port) = up();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("op.db");

@@ -2,7 +2,7 @@
 //! the tool loop, streamed text, the stream's edge cases, retries, budgets and fallback, and
 //! untrusted output that never gets past validation and policy.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -2,6 +2,8 @@
 //! limiter and on the TiKV simulator; the test reads the screen until the ticket is resolved, waits for the quit, and
 //! checks the terminal was restored, the recording is a valid asciicast and nothing is left.
 
+use crate::support;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -162,6 +164,7 @@ fn autoplay(args: &str, timeout: Duration) -> Session {
 
 #[test]
 fn autoplay_in_a_real_terminal_resolves_the_ticket_and_restores_the_terminal() {
+    let _slot = support::one_cluster_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let chapters = dir.path().join("chapters.toml");
     std::fs::write(&chapters, CHAPTERS).unwrap();
@@ -179,6 +182,7 @@ fn autoplay_in_a_real_terminal_resolves_the_ticket_and_restores_the_terminal() {
 /// The TiKV demo as shipped: five chapters on the simulator, each fault fixed and verified.
 #[test]
 fn the_tikv_demo_chapters_play_through_on_the_simulator() {
+    let _slot = support::one_cluster_at_a_time();
     let session = autoplay("--subject tikv", Duration::from_secs(150));
     assert!(
         session.saw_panes && session.saw_resolved,
