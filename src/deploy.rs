@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use color_eyre::eyre::{Result, WrapErr, eyre};
-use operator_protocol::NodeId;
 use operator_protocol::{DeploymentTarget, Subject};
+use operator_protocol::{NodeId, ProcessState};
 use operator_ratelimiter::cluster::{self as rl_cluster, LocalOptions};
 use operator_ratelimiter::{Endpoints, RateLimiterSubject, workload};
 use operator_tikv::pd::{PdClient, StoreInfo};
@@ -78,7 +78,7 @@ fn read_cluster(state_dir: &Path, subject: SubjectName) -> Result<Option<Cluster
     let alive = file
         .processes
         .iter()
-        .any(|p| process_state(p.pid) != "exited");
+        .any(|p| process_state(p.pid) != ProcessState::Exited);
     Ok(alive.then_some(file))
 }
 

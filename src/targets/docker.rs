@@ -14,7 +14,9 @@ use bollard::query_parameters::{
 };
 use color_eyre::eyre::{Result, eyre};
 use futures::StreamExt;
-use operator_protocol::{BoxFuture, ContractError, ContractResult, DeploymentTarget, NodeId};
+use operator_protocol::{
+    BoxFuture, ContractError, ContractResult, DeploymentTarget, NodeId, ProcessState,
+};
 
 const PROJECT_LABEL: &str = "com.docker.compose.project";
 const SERVICE_LABEL: &str = "com.docker.compose.service";
@@ -361,9 +363,9 @@ impl DeploymentTarget for DockerTarget {
                 .unwrap_or_default();
             // The runbook speaks of processes: a paused container is a stopped process.
             let process = match status.as_str() {
-                "running" => "running",
-                "paused" => "stopped",
-                _ => "exited",
+                "running" => ProcessState::Running,
+                "paused" => ProcessState::Stopped,
+                _ => ProcessState::Exited,
             };
             let connected = inspect
                 .network_settings

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use color_eyre::eyre::{Result, WrapErr, eyre};
 use operator_protocol::{
-    BoxFuture, ContractError, ContractResult, DeploymentTarget, NodeId, ProcessSpec, ReadyProbe,
+    BoxFuture, ContractError, ContractResult, DeploymentTarget, NodeId, ProcessSpec, ProcessState,
+    ReadyProbe,
 };
 use serde::{Deserialize, Serialize};
 
@@ -45,17 +46,17 @@ pub struct LocalTarget {
     http: reqwest::Client,
 }
 
-/// The process state from /proc: "running", "stopped" (SIGSTOP) or "exited".
-pub fn process_state(pid: u32) -> &'static str {
+/// The process state from /proc: running, stopped (SIGSTOP) or exited (a zombie too).
+pub fn process_state(pid: u32) -> ProcessState {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // The state follows the parenthesised command name, which may itself hold spaces.
     match stat
         .rsplit_once(") ")
         .and_then(|(_, rest)| rest.chars().next())
     {
-        Some('T' | 't') => "stopped",
-        Some('Z' | 'X') | None => "exited",
-        Some(_) => "running",
+        Some('T' | 't') => ProcessState::Stopped,
+        Some('Z' | 'X') | None => ProcessState::Exited,
+        Some(_) => ProcessState::Running,
     }
 }
 
@@ -200,7 +201,9 @@ impl LocalTarget {
         let proc = procs.get(node).ok_or_else(|| {
             ContractError::NotFound(format!("the local cluster has no node {node}"))
         })?;
-        Ok(proc.pid.filter(|pid| process_state(*pid) != "exited"))
+        Ok(proc
+            .pid
+            .filter(|pid| process_state(*pid) != ProcessState::Exited))
     }
 
     /// Reaps an exited child so it does not linger as a zombie.
@@ -297,7 +300,10 @@ impl LocalTarget {
     /// Stops a detached cluster's processes (`cluster down`).
     pub fn stop_all(&self) {
         for proc in self.lock().values() {
-            if let Some(pid) = proc.pid.filter(|pid| process_state(*pid) != "exited") {
+            if let Some(pid) = proc
+                .pid
+                .filter(|pid| process_state(*pid) != ProcessState::Exited)
+            {
                 let _ = signal(pid, libc::SIGCONT);
                 let _ = signal(pid, libc::SIGKILL);
             }
@@ -408,10 +414,10 @@ impl DeploymentTarget for LocalTarget {
             let proc = procs
                 .get(node)
                 .ok_or_else(|| contract(format!("no node {node}")))?;
-            let state = proc.pid.map(process_state).unwrap_or("exited");
+            let state = proc.pid.map_or(ProcessState::Exited, process_state);
             Ok(serde_json::json!({
                 "state": state,
-                "pid": proc.pid.filter(|_| state != "exited"),
+                "pid": proc.pid.filter(|_| state != ProcessState::Exited),
                 "restarts": proc.restarts,
                 "log": proc.log.display().to_string(),
             }))

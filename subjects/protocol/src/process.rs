@@ -1,4 +1,5 @@
-//! How a subject asks a process-based target (local child processes) to run its nodes.
+//! How a subject asks a process-based target (local child processes) to run its nodes, and
+//! the state a target reports of a node's process or container.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,3 +24,13 @@ pub enum ReadyProbe {
     /// A GET of the URL answers 200.
     Http { url: String },
 }
+
+crate::named_enum!(
+    /// What a target knows of a node's process: a paused container counts as a stopped
+    /// process, so the runbooks speak of one thing whatever the target.
+    ProcessState {
+        Running => "running",
+        Stopped => "stopped",
+        Exited => "exited",
+    }
+);

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::pd::StoreState;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Facts {
     pub pd: PdFacts,
@@ -40,7 +42,7 @@ pub struct StoreFacts {
     pub id: u64,
     pub address: String,
     /// PD's state_name: Up, Disconnected, Down, Offline, Tombstone.
-    pub state_name: String,
+    pub state_name: StoreState,
     pub leader_count: u64,
     pub region_count: u64,
     pub slow_score: Option<u64>,

@@ -5,7 +5,7 @@
 use operator_protocol::{Severity, Violation};
 use serde_json::json;
 
-use crate::facts::{Facts, RegionBrief};
+use crate::facts::{Facts, RegionBrief, StoreState};
 
 pub const STORE_DOWN: &str = "store_down";
 pub const REGION_UNDER_REPLICATED: &str = "region_under_replicated";
@@ -103,10 +103,10 @@ pub fn store_down(facts: &Facts) -> Vec<Violation> {
     facts
         .stores
         .iter()
-        .filter(|s| s.state_name == "Disconnected" || s.state_name == "Down")
+        .filter(|s| s.state_name.is_silent())
         .map(|s| Violation {
             invariant: STORE_DOWN.into(),
-            severity: if s.state_name == "Down" {
+            severity: if s.state_name == StoreState::Down {
                 Severity::Critical
             } else {
                 Severity::Warning
@@ -186,7 +186,7 @@ pub fn leader_imbalance(facts: &Facts, thresholds: &Thresholds) -> Vec<Violation
     let up: Vec<_> = facts
         .stores
         .iter()
-        .filter(|s| s.state_name == "Up")
+        .filter(|s| s.state_name == StoreState::Up)
         .collect();
     if up.len() < 2 {
         return vec![];
@@ -293,13 +293,13 @@ mod tests {
     #[test]
     fn a_silent_store_is_disconnected_then_down() {
         let mut f = healthy();
-        f.stores[1].state_name = "Disconnected".into();
+        f.stores[1].state_name = StoreState::Disconnected;
         let v = store_down(&f);
         assert_eq!(
             (v[0].target.as_str(), v[0].severity),
             ("store-4", Severity::Warning)
         );
-        f.stores[1].state_name = "Down".into();
+        f.stores[1].state_name = StoreState::Down;
         assert_eq!(store_down(&f)[0].severity, Severity::Critical);
     }
 
@@ -382,7 +382,7 @@ mod tests {
     fn pd_without_a_leader_is_reported_alone() {
         let mut f = healthy();
         f.pd.leader = None;
-        f.stores[1].state_name = "Down".into();
+        f.stores[1].state_name = StoreState::Down;
         assert_eq!(names(&f), [(PD_NO_LEADER.into(), "pd".into())]);
     }
 

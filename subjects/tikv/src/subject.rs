@@ -208,10 +208,10 @@ impl TikvSubject {
             .map(|s| NodeStatus {
                 id: NodeId(store_node(s.id)),
                 role: "store".into(),
-                health: match s.state_name.as_str() {
-                    "Up" if s.slow_score.unwrap_or(1) >= 80 => Health::Degraded,
-                    "Up" => Health::Healthy,
-                    "Disconnected" | "Offline" => Health::Degraded,
+                health: match s.state_name {
+                    StoreState::Up if s.slow_score.unwrap_or(1) >= 80 => Health::Degraded,
+                    StoreState::Up => Health::Healthy,
+                    StoreState::Disconnected | StoreState::Offline => Health::Degraded,
                     _ => Health::Down,
                 },
                 // PD's counts, and from the store's own metrics how long its Raft log
@@ -270,7 +270,7 @@ impl TikvSubject {
         Ok(stores
             .stores
             .iter()
-            .filter(|s| s.store.state_name == "Up")
+            .filter(|s| s.store.state_name == StoreState::Up)
             .map(|s| (s.store.id, s.status.leader_count))
             .collect())
     }
@@ -543,7 +543,7 @@ impl Subject for TikvSubject {
                         .map_err(pd_error)?
                         .stores
                         .iter()
-                        .filter(|s| s.store.state_name == "Up")
+                        .filter(|s| s.store.state_name == StoreState::Up)
                         .count() as u64;
                     if up <= max {
                         format!(
@@ -554,7 +554,8 @@ impl Subject for TikvSubject {
                         let accepted = self.pd.delete_store(store).await.map_err(pd_error)?;
                         let verified = self
                             .verify(&format!("store-{store} Offline"), || async {
-                                Ok(self.pd.store(store).await?.store.state_name == "Offline")
+                                Ok(self.pd.store(store).await?.store.state_name
+                                    == StoreState::Offline)
                             })
                             .await?;
                         format!("leaders evicted from store-{store}; {accepted}; {verified}")
@@ -575,7 +576,7 @@ impl Subject for TikvSubject {
                     let verified = match store_id(&node.0) {
                         Some(id) => {
                             self.verify(&format!("{node} Up, heartbeating"), || async {
-                                Ok(self.pd.store(id).await?.store.state_name == "Up")
+                                Ok(self.pd.store(id).await?.store.state_name == StoreState::Up)
                             })
                             .await?
                         }
@@ -623,8 +624,7 @@ impl Subject for TikvSubject {
                     let info = self.pd.store(store).await.map_err(pd_error)?;
                     // `heartbeating` saves a runbook from listing states: PD only calls a store
                     // Disconnected or Down once its heartbeats stop.
-                    let heartbeating =
-                        !matches!(info.store.state_name.as_str(), "Disconnected" | "Down");
+                    let heartbeating = !info.store.state_name.is_silent();
                     let mut detail = json!({ "store": store_node(store), "state_name": info.store.state_name, "heartbeating": heartbeating, "leader_count": info.status.leader_count, "region_count": info.status.region_count, "slow_score": info.status.slow_score, "status_address": info.store.status_address });
                     // The store's own metrics come from the latest observation (a tick old
                     // at most): whether its status server answers tells a dead process from

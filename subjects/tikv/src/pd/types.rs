@@ -50,7 +50,73 @@ pub struct MetaStore {
     #[serde(default)]
     pub physically_destroyed: bool,
     /// "Up", "Offline", "Tombstone", or for Up stores "Disconnected" / "Down".
-    pub state_name: String,
+    pub state_name: StoreState,
+}
+
+/// PD's `state_name`, parsed once. A name this client does not know is kept as it came, not
+/// refused: a newer PD must not blind the operator, and no rule treats it as Up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum StoreState {
+    #[default]
+    Up,
+    /// Up, but silent for more than 20 s.
+    Disconnected,
+    /// Up, but silent for max-store-down-time (30 min): PD starts replacing its replicas.
+    Down,
+    /// Being drained (node_state Removing).
+    Offline,
+    Tombstone,
+    Other(String),
+}
+
+impl StoreState {
+    pub fn as_str(&self) -> &str {
+        match self {
+            StoreState::Up => "Up",
+            StoreState::Disconnected => "Disconnected",
+            StoreState::Down => "Down",
+            StoreState::Offline => "Offline",
+            StoreState::Tombstone => "Tombstone",
+            StoreState::Other(name) => name,
+        }
+    }
+
+    /// No heartbeat reached PD lately: Disconnected or Down.
+    pub fn is_silent(&self) -> bool {
+        matches!(self, StoreState::Disconnected | StoreState::Down)
+    }
+}
+
+impl From<String> for StoreState {
+    fn from(name: String) -> Self {
+        match name.as_str() {
+            "Up" => StoreState::Up,
+            "Disconnected" => StoreState::Disconnected,
+            "Down" => StoreState::Down,
+            "Offline" => StoreState::Offline,
+            "Tombstone" => StoreState::Tombstone,
+            _ => StoreState::Other(name),
+        }
+    }
+}
+
+impl From<&str> for StoreState {
+    fn from(name: &str) -> Self {
+        StoreState::from(name.to_string())
+    }
+}
+
+impl From<StoreState> for String {
+    fn from(state: StoreState) -> Self {
+        state.as_str().to_string()
+    }
+}
+
+impl std::fmt::Display for StoreState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -256,5 +322,21 @@ mod tests {
         let d = parse_go_duration("7m50.896421303s").unwrap();
         assert!((d.as_secs_f64() - 470.896421303).abs() < 1e-6);
         assert_eq!(parse_go_duration("soon"), None);
+    }
+
+    #[test]
+    fn a_store_state_pd_adds_later_is_kept_and_never_read_as_up() {
+        let store: MetaStore =
+            serde_json::from_value(serde_json::json!({"id": 1, "state_name": "Preparing"}))
+                .unwrap();
+        assert_eq!(store.state_name, StoreState::Other("Preparing".into()));
+        assert!(!store.state_name.is_silent());
+        assert_eq!(
+            serde_json::to_value(&store).unwrap()["state_name"],
+            "Preparing",
+            "written back as PD spelled it"
+        );
+        let down: StoreState = "Down".into();
+        assert!(down.is_silent());
     }
 }

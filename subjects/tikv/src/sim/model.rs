@@ -5,6 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use crate::pd::StoreState;
+
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     pub stores: u64,
@@ -149,7 +151,7 @@ pub struct Cluster {
     /// Each node's recent log lines ("store-2", "pd1"), oldest first.
     pub logs: BTreeMap<String, VecDeque<String>>,
     /// Stores PD has already logged as Disconnected or Down, so each change is logged once.
-    logged_states: BTreeMap<u64, &'static str>,
+    logged_states: BTreeMap<u64, StoreState>,
 }
 
 impl Cluster {
@@ -378,17 +380,17 @@ impl Cluster {
             .flatten()
     }
 
-    pub fn state_name(&self, store: &SimStore) -> &'static str {
+    pub fn state_name(&self, store: &SimStore) -> StoreState {
         if store.offline {
-            return "Offline";
+            return StoreState::Offline;
         }
         let silent = self.now_ms.saturating_sub(store.last_heartbeat_ms);
         if silent >= self.config.down_after_ms {
-            "Down"
+            StoreState::Down
         } else if silent >= self.config.disconnect_after_ms {
-            "Disconnected"
+            StoreState::Disconnected
         } else {
-            "Up"
+            StoreState::Up
         }
     }
 
@@ -546,20 +548,23 @@ impl Cluster {
 
     /// PD logs a store once when it goes Disconnected, Down, or comes back Up.
     fn log_store_states(&mut self) {
-        let states: Vec<(u64, &'static str)> = self
+        let states: Vec<(u64, StoreState)> = self
             .stores
             .values()
             .map(|s| (s.id, self.state_name(s)))
             .collect();
         for (id, state) in states {
-            let before = self.logged_states.insert(id, state).unwrap_or("Up");
+            let before = self
+                .logged_states
+                .insert(id, state.clone())
+                .unwrap_or_default();
             if before == state {
                 continue;
             }
             let (level, message) = match state {
-                "Disconnected" => ("WARN", "store disconnected: no heartbeat"),
-                "Down" => ("WARN", "store down: no heartbeat for max-store-down-time"),
-                "Up" => ("INFO", "store is up again: heartbeats resumed"),
+                StoreState::Disconnected => ("WARN", "store disconnected: no heartbeat"),
+                StoreState::Down => ("WARN", "store down: no heartbeat for max-store-down-time"),
+                StoreState::Up => ("INFO", "store is up again: heartbeats resumed"),
                 _ => continue,
             };
             self.pd_log(
@@ -735,9 +740,9 @@ mod tests {
         c.tick(700);
         assert_eq!(c.leader_count(1), 0, "re-elected after the timeout");
         c.tick(1_200);
-        assert_eq!(c.state_name(&c.stores[&1]), "Disconnected");
+        assert_eq!(c.state_name(&c.stores[&1]), StoreState::Disconnected);
         c.tick(3_200);
-        assert_eq!(c.state_name(&c.stores[&1]), "Down");
+        assert_eq!(c.state_name(&c.stores[&1]), StoreState::Down);
         assert_eq!(c.down_peers(&c.regions[0]).len(), 1);
         assert!(
             (c.qps() - c.config.base_qps).abs() < 1e-9,

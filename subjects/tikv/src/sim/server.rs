@@ -14,6 +14,7 @@ use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 
 use super::model::{Cluster, PendingOperator, SimConfig, SimRegion};
+use crate::pd::StoreState;
 
 type Shared = Arc<Mutex<Cluster>>;
 
@@ -149,7 +150,7 @@ async fn delete_store(State(state): State<Shared>, Path(id): Path<u64>) -> Respo
     let up_after = c
         .stores
         .values()
-        .filter(|s| s.id != id && !s.offline && c.state_name(s) == "Up")
+        .filter(|s| s.id != id && !s.offline && c.state_name(s) == StoreState::Up)
         .count() as u64;
     if up_after < c.config.max_replicas {
         let text = format!(
@@ -508,7 +509,7 @@ fn text_metrics(body: String) -> Response {
 /// PD's own metrics, with the names the subject reads (pd-api.md §4.2, v8.5.4's labels).
 async fn metrics(State(state): State<Shared>) -> Response {
     let c = lock(&state);
-    let count = |name: &str| {
+    let count = |name: StoreState| {
         c.stores
             .values()
             .filter(|s| c.state_name(s) == name)
@@ -516,10 +517,10 @@ async fn metrics(State(state): State<Shared>) -> Response {
     };
     let mut body = String::from("# TYPE pd_cluster_status gauge\n");
     for (kind, n) in [
-        ("store_up_count", count("Up")),
-        ("store_disconnected_count", count("Disconnected")),
-        ("store_down_count", count("Down")),
-        ("store_offline_count", count("Offline")),
+        ("store_up_count", count(StoreState::Up)),
+        ("store_disconnected_count", count(StoreState::Disconnected)),
+        ("store_down_count", count(StoreState::Down)),
+        ("store_offline_count", count(StoreState::Offline)),
     ] {
         body.push_str(&format!("pd_cluster_status{{type=\"{kind}\"}} {n}\n"));
     }

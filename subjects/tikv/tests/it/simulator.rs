@@ -61,7 +61,7 @@ async fn a_healthy_simulated_cluster_reads_like_pd() {
         stores
             .stores
             .iter()
-            .all(|s| s.store.state_name == "Up" && s.store.node_state == 1)
+            .all(|s| s.store.state_name == StoreState::Up && s.store.node_state == 1)
     );
     assert_eq!(
         stores
@@ -107,7 +107,7 @@ async fn a_killed_store_goes_disconnected_then_down_while_others_take_its_leader
     // As in PD, a silent store's stats are those of its last heartbeat.
     assert!(pd.store(1).await.unwrap().status.leader_count > 0);
     eventually("Disconnected", Duration::from_secs(3), async || {
-        (pd.store(1).await.unwrap().store.state_name == "Disconnected").then_some(())
+        (pd.store(1).await.unwrap().store.state_name == StoreState::Disconnected).then_some(())
     })
     .await;
     // Region leaders report a peer down only after max-peer-down-duration, later than PD
@@ -122,7 +122,7 @@ async fn a_killed_store_goes_disconnected_then_down_while_others_take_its_leader
     assert_eq!(down.len(), 60, "every region has a replica on store 1");
     assert_eq!(down[0].down_peers[0].peer.store_id, 1);
     eventually("Down", Duration::from_secs(5), async || {
-        (pd.store(1).await.unwrap().store.state_name == "Down").then_some(())
+        (pd.store(1).await.unwrap().store.state_name == StoreState::Down).then_some(())
     })
     .await;
     let refused = pd.delete_store(2).await.unwrap_err();
@@ -130,7 +130,7 @@ async fn a_killed_store_goes_disconnected_then_down_while_others_take_its_leader
     assert!(refused.message.contains("ErrStoresNotEnough"), "{refused}");
     control(&sim, "store/1/restart").await;
     eventually("Up again", Duration::from_secs(3), async || {
-        (pd.store(1).await.unwrap().store.state_name == "Up").then_some(())
+        (pd.store(1).await.unwrap().store.state_name == StoreState::Up).then_some(())
     })
     .await;
 }
