@@ -3,10 +3,72 @@
 use operator_protocol::*;
 use serde_json::json;
 
+use crate::RateLimiterSubject;
 use crate::cluster::REDIS_NODE;
-use crate::{RateLimiterSubject, str_param};
+
+named_enum!(
+    /// Every action the rate limiter has. The catalog and the dispatch both match on it, so
+    /// an action cannot be described without being runnable, or the other way round.
+    ActionName {
+        ResetCounter => "reset_counter",
+        UpdateLimit => "update_limit",
+        RestartNode => "restart_node",
+        HealNode => "heal_node",
+        RestartRedis => "restart_redis",
+    }
+);
+
+/// A request parsed once at the subject's boundary into what will run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RateLimiterAction {
+    ResetCounter {
+        key: String,
+    },
+    UpdateLimit {
+        key: String,
+        limit: u64,
+        window_ms: u64,
+    },
+    RestartNode {
+        node: NodeId,
+    },
+    HealNode {
+        node: NodeId,
+    },
+    RestartRedis,
+}
+
+impl RateLimiterAction {
+    pub fn parse(request: &ActionRequest) -> ContractResult<Self> {
+        let name = ActionName::parse(&request.action).ok_or_else(|| {
+            ContractError::NotFound(format!("the rate limiter has no action {}", request.action))
+        })?;
+        let p = &request.params;
+        let node = || text_param(p, "node").map(NodeId::from);
+        Ok(match name {
+            ActionName::ResetCounter => Self::ResetCounter {
+                key: text_param(p, "key")?.to_string(),
+            },
+            ActionName::UpdateLimit => Self::UpdateLimit {
+                key: text_param(p, "key")?.to_string(),
+                limit: int_param(p, "limit")?,
+                window_ms: int_param(p, "window_ms")?,
+            },
+            ActionName::RestartNode => Self::RestartNode { node: node()? },
+            ActionName::HealNode => Self::HealNode { node: node()? },
+            ActionName::RestartRedis => Self::RestartRedis,
+        })
+    }
+}
 
 pub fn specs(nodes: &[String]) -> Vec<ActionSpec> {
+    ActionName::ALL
+        .iter()
+        .map(|name| spec(*name, nodes))
+        .collect()
+}
+
+fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
     let key = || {
         ParamSpec::new(
             "key",
@@ -14,52 +76,78 @@ pub fn specs(nodes: &[String]) -> Vec<ActionSpec> {
             ParamKind::String { max_len: 256 },
         )
     };
-    vec![
-        ActionSpec {
-            name: "reset_counter".into(),
-            description: "Start the key's counter afresh on every node (new generation; the current window's count is dropped)".into(),
-            params: vec![key()],
-            risk: Risk::Safe,
-            node_param: None,
-            disrupts_node: None,
-        },
-        ActionSpec {
-            name: "update_limit".into(),
-            description: "Set a key's limit and window for every node".into(),
-            params: vec![
+    let node = |what: &str| {
+        ParamSpec::new(
+            "node",
+            what,
+            ParamKind::Enum {
+                values: nodes.to_vec(),
+            },
+        )
+    };
+    let (description, params, risk, node_param, disrupts_node) = match name {
+        ActionName::ResetCounter => (
+            "Start the key's counter afresh on every node (new generation; the current window's count is dropped)",
+            vec![key()],
+            Risk::Safe,
+            None,
+            None,
+        ),
+        ActionName::UpdateLimit => (
+            "Set a key's limit and window for every node",
+            vec![
                 key(),
-                ParamSpec::new("limit", "allowed units per window", ParamKind::Integer { min: 1, max: 1_000_000_000 }),
-                ParamSpec::new("window_ms", "window length in ms", ParamKind::Integer { min: 100, max: 86_400_000 }),
+                ParamSpec::new(
+                    "limit",
+                    "allowed units per window",
+                    ParamKind::Integer {
+                        min: 1,
+                        max: 1_000_000_000,
+                    },
+                ),
+                ParamSpec::new(
+                    "window_ms",
+                    "window length in ms",
+                    ParamKind::Integer {
+                        min: 100,
+                        max: 86_400_000,
+                    },
+                ),
             ],
-            risk: Risk::Safe,
-            node_param: None,
-            disrupts_node: None,
-        },
-        ActionSpec {
-            name: "restart_node".into(),
-            description: "Kill a rate limiter node's process and start it again (clears in-memory state)".into(),
-            params: vec![ParamSpec::new("node", "the node to restart", ParamKind::Enum { values: nodes.to_vec() })],
-            risk: Risk::Disruptive,
-            node_param: Some("node".into()),
-            disrupts_node: None,
-        },
-        ActionSpec {
-            name: "heal_node".into(),
-            description: "Reconnect a node cut off from the cluster's network (undo a partition)".into(),
-            params: vec![ParamSpec::new("node", "the node to reconnect", ParamKind::Enum { values: nodes.to_vec() })],
-            risk: Risk::Safe,
-            node_param: None,
-            disrupts_node: None,
-        },
-        ActionSpec {
-            name: "restart_redis".into(),
-            description: "Restart the cluster's Redis (counters of the current windows are lost)".into(),
-            params: vec![],
-            risk: Risk::Disruptive,
-            node_param: None,
-            disrupts_node: Some(REDIS_NODE.into()),
-        },
-    ]
+            Risk::Safe,
+            None,
+            None,
+        ),
+        ActionName::RestartNode => (
+            "Kill a rate limiter node's process and start it again (clears in-memory state)",
+            vec![node("the node to restart")],
+            Risk::Disruptive,
+            Some("node".into()),
+            None,
+        ),
+        ActionName::HealNode => (
+            "Reconnect a node cut off from the cluster's network (undo a partition)",
+            vec![node("the node to reconnect")],
+            Risk::Safe,
+            None,
+            None,
+        ),
+        ActionName::RestartRedis => (
+            "Restart the cluster's Redis (counters of the current windows are lost)",
+            vec![],
+            Risk::Disruptive,
+            None,
+            Some(REDIS_NODE.into()),
+        ),
+    };
+    ActionSpec {
+        name: name.as_str().into(),
+        description: description.into(),
+        params,
+        risk,
+        node_param,
+        disrupts_node,
+    }
 }
 
 impl RateLimiterSubject {
@@ -68,61 +156,44 @@ impl RateLimiterSubject {
         request: &ActionRequest,
         target: &dyn DeploymentTarget,
     ) -> ContractResult<ActionOutcome> {
-        let p = &request.params;
-        match request.action.as_str() {
-            "reset_counter" => {
-                let key = str_param(p, "key", "");
-                let path = format!("/admin/keys/{}/reset", encode(key));
+        let summary = match RateLimiterAction::parse(request)? {
+            RateLimiterAction::ResetCounter { key } => {
+                let path = format!("/admin/keys/{}/reset", encode(&key));
                 let answer = self.admin(reqwest::Method::POST, &path, None).await?;
-                Ok(ActionOutcome {
-                    summary: format!("reset {key}: generation {}", answer["generation"]),
-                })
+                format!("reset {key}: generation {}", answer["generation"])
             }
-            "update_limit" => {
-                let key = str_param(p, "key", "");
-                let body = json!({ "limit": p.get("limit"), "window_ms": p.get("window_ms") });
-                self.admin(
-                    reqwest::Method::PUT,
-                    &format!("/admin/limits/{}", encode(key)),
-                    Some(body),
-                )
-                .await?;
-                Ok(ActionOutcome {
-                    summary: format!("{key}: limit {} per {} ms", p["limit"], p["window_ms"]),
-                })
+            RateLimiterAction::UpdateLimit {
+                key,
+                limit,
+                window_ms,
+            } => {
+                let body = json!({ "limit": limit, "window_ms": window_ms });
+                let path = format!("/admin/limits/{}", encode(&key));
+                self.admin(reqwest::Method::PUT, &path, Some(body)).await?;
+                format!("{key}: limit {limit} per {window_ms} ms")
             }
-            "restart_node" => {
-                let node = NodeId::from(str_param(p, "node", ""));
+            RateLimiterAction::RestartNode { node } => {
                 target.kill(&node).await?;
                 target.start(&node).await?;
-                Ok(ActionOutcome {
-                    summary: format!("{node} restarted and healthy"),
-                })
+                format!("{node} restarted and healthy")
             }
-            "heal_node" => {
-                let node = NodeId::from(str_param(p, "node", ""));
+            RateLimiterAction::HealNode { node } => {
                 target.heal(&node).await?;
-                Ok(ActionOutcome {
-                    summary: format!("{node} reconnected and answering"),
-                })
+                format!("{node} reconnected and answering")
             }
-            "restart_redis" => {
+            RateLimiterAction::RestartRedis => {
                 if !self.endpoints().redis_managed {
                     return Err(ContractError::Refused(
-                        "Redis is not managed by operator-tui (--redis-url): restart it where it runs".into()
+                        "Redis is not managed by operator-tui (--redis-url): restart it where it runs".into(),
                     ));
                 }
                 let redis = NodeId::from(REDIS_NODE);
                 target.kill(&redis).await?;
                 target.start(&redis).await?;
-                Ok(ActionOutcome {
-                    summary: "redis restarted and accepting connections".into(),
-                })
+                "redis restarted and accepting connections".into()
             }
-            other => Err(ContractError::NotFound(format!(
-                "the rate limiter has no action {other}"
-            ))),
-        }
+        };
+        Ok(ActionOutcome { summary })
     }
 }
 
@@ -136,4 +207,54 @@ pub(crate) fn encode(key: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request built from each catalog entry's own parameter kinds.
+    fn example(spec: &ActionSpec) -> ActionRequest {
+        let params = spec
+            .params
+            .iter()
+            .map(|p| {
+                let value = match &p.kind {
+                    ParamKind::Integer { min, .. } => json!(min),
+                    ParamKind::Enum { values } => json!(values[0]),
+                    _ => json!("k"),
+                };
+                (p.name.clone(), value)
+            })
+            .collect();
+        ActionRequest {
+            action: spec.name.clone(),
+            params,
+        }
+    }
+
+    #[test]
+    fn every_catalog_action_parses_and_nothing_else_does() {
+        let nodes = vec!["node-1".to_string()];
+        for spec in specs(&nodes) {
+            let parsed = RateLimiterAction::parse(&example(&spec));
+            assert!(parsed.is_ok(), "{}: {parsed:?}", spec.name);
+        }
+        let unknown = ActionRequest {
+            action: "flush_all".into(),
+            params: Default::default(),
+        };
+        assert!(matches!(
+            RateLimiterAction::parse(&unknown),
+            Err(ContractError::NotFound(_))
+        ));
+        let missing = ActionRequest {
+            action: "update_limit".into(),
+            params: [("key".to_string(), json!("k"))].into_iter().collect(),
+        };
+        assert!(matches!(
+            RateLimiterAction::parse(&missing),
+            Err(ContractError::Permanent(m)) if m.contains("limit")
+        ));
+    }
 }

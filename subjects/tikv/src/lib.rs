@@ -2,6 +2,7 @@
 //! team's reference `pd-api.md`), the facts an observation holds, the invariants over them,
 //! the subject (observe, act, chaos, runbook), and a PD-compatible simulator with its target.
 
+pub mod actions;
 pub mod facts;
 pub mod invariants;
 pub mod metrics;

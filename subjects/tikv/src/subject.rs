@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use operator_protocol::*;
 use serde_json::{Value, json};
 
+use crate::actions::{self, TikvAction};
 use crate::facts::*;
 use crate::invariants::{self, Thresholds};
 use crate::pd::{PdClient, RegionCheck, RegionInfo};
@@ -385,24 +386,9 @@ impl TikvSubject {
     }
 }
 
-fn int(params: &std::collections::BTreeMap<String, Value>, name: &str) -> ContractResult<u64> {
-    params
-        .get(name)
-        .and_then(Value::as_u64)
-        .ok_or_else(|| ContractError::Permanent(format!("missing {name}")))
-}
-
-fn text<'a>(
-    params: &'a std::collections::BTreeMap<String, Value>,
-    name: &str,
-) -> ContractResult<&'a str> {
-    params
-        .get(name)
-        .and_then(Value::as_str)
-        .ok_or_else(|| ContractError::Permanent(format!("missing {name}")))
-}
-
-fn store_param(params: &std::collections::BTreeMap<String, Value>) -> ContractResult<u64> {
+pub(crate) fn store_param(
+    params: &std::collections::BTreeMap<String, Value>,
+) -> ContractResult<u64> {
     params
         .get("store")
         .and_then(Value::as_str)
@@ -440,38 +426,7 @@ impl Subject for TikvSubject {
     }
 
     fn actions(&self) -> Vec<ActionSpec> {
-        let stores: Vec<String> = self
-            .node_ids()
-            .into_iter()
-            .filter(|n| n.starts_with("store-"))
-            .collect();
-        let store = || {
-            ParamSpec::new(
-                "store",
-                "the store, e.g. store-2",
-                ParamKind::Enum {
-                    values: stores.clone(),
-                },
-            )
-        };
-        let id = |name: &str, what: &str| {
-            ParamSpec::new(
-                name,
-                what,
-                ParamKind::Integer {
-                    min: 1,
-                    max: i64::MAX,
-                },
-            )
-        };
-        vec![
-            ActionSpec { name: "transfer_leader".into(), description: "Move a region's leader to another store (a PD operator)".into(), params: vec![id("region", "region id"), id("to_store", "target store id")], risk: Risk::Safe, node_param: None, disrupts_node: None },
-            ActionSpec { name: "transfer_peer".into(), description: "Move a region's replica from one store to another (a PD operator; data moves)".into(), params: vec![id("region", "region id"), id("from_store", "store id holding the replica"), id("to_store", "store id without one")], risk: Risk::Disruptive, node_param: None, disrupts_node: None },
-            ActionSpec { name: "rebalance_leaders".into(), description: "Move leaders off the hottest stores (first this one) until every store leads about its share".into(), params: vec![store()], risk: Risk::Safe, node_param: None, disrupts_node: None },
-            ActionSpec { name: "drain_store".into(), description: "Evict a store's leaders, then take it offline where PD accepts it (never below max-replicas Up stores)".into(), params: vec![store()], risk: Risk::Disruptive, node_param: Some("store".into()), disrupts_node: None },
-            ActionSpec { name: "undrain_store".into(), description: "Let a drained store lead again".into(), params: vec![store()], risk: Risk::Safe, node_param: None, disrupts_node: None },
-            ActionSpec { name: "restart_node".into(), description: "Restart a store or PD member through the deployment target".into(), params: vec![ParamSpec::new("node", "a store (store-2) or PD member (pd1)", ParamKind::Enum { values: self.node_ids() })], risk: Risk::Disruptive, node_param: Some("node".into()), disrupts_node: None },
-        ]
+        actions::specs(&self.node_ids())
     }
 
     fn execute<'a>(
@@ -480,10 +435,8 @@ impl Subject for TikvSubject {
         target: &'a dyn DeploymentTarget,
     ) -> BoxFuture<'a, ContractResult<ActionOutcome>> {
         Box::pin(async move {
-            let p = &request.params;
-            let summary = match request.action.as_str() {
-                "transfer_leader" => {
-                    let (region, to) = (int(p, "region")?, int(p, "to_store")?);
+            let summary = match TikvAction::parse(request)? {
+                TikvAction::TransferLeader { region, to } => {
                     let accepted = self
                         .pd
                         .transfer_leader(region, to)
@@ -497,12 +450,7 @@ impl Subject for TikvSubject {
                         .await?;
                     format!("{accepted}; {verified}")
                 }
-                "transfer_peer" => {
-                    let (region, from, to) = (
-                        int(p, "region")?,
-                        int(p, "from_store")?,
-                        int(p, "to_store")?,
-                    );
+                TikvAction::TransferPeer { region, from, to } => {
                     let accepted = self
                         .pd
                         .transfer_peer(region, from, to)
@@ -524,12 +472,10 @@ impl Subject for TikvSubject {
                         .await?;
                     format!("{accepted}; {verified}")
                 }
-                "rebalance_leaders" => self
-                    .rebalance_leaders(store_param(p)?)
-                    .await
-                    .map_err(pd_error)?,
-                "drain_store" => {
-                    let store = store_param(p)?;
+                TikvAction::RebalanceLeaders { store } => {
+                    self.rebalance_leaders(store).await.map_err(pd_error)?
+                }
+                TikvAction::DrainStore { store } => {
                     self.pd.add_evict_leader(store).await.map_err(pd_error)?;
                     self.verify(&format!("store-{store} leading no region"), || async {
                         Ok(self.pd.store(store).await?.status.leader_count == 0)
@@ -561,15 +507,11 @@ impl Subject for TikvSubject {
                         format!("leaders evicted from store-{store}; {accepted}; {verified}")
                     }
                 }
-                "undrain_store" => {
-                    self.pd
-                        .remove_evict_leader(store_param(p)?)
-                        .await
-                        .map_err(pd_error)?;
+                TikvAction::UndrainStore { store } => {
+                    self.pd.remove_evict_leader(store).await.map_err(pd_error)?;
                     "leaders may return".into()
                 }
-                "restart_node" => {
-                    let node = NodeId::from(text(p, "node")?);
+                TikvAction::RestartNode { node } => {
                     target.start(&node).await?;
                     // Back means PD hears from it again: a store heartbeating (Up), a PD
                     // member healthy.
@@ -589,11 +531,6 @@ impl Subject for TikvSubject {
                         }
                     };
                     format!("{node} restarted; {verified}")
-                }
-                other => {
-                    return Err(ContractError::NotFound(format!(
-                        "TiKV has no action {other}"
-                    )));
                 }
             };
             Ok(ActionOutcome { summary })
@@ -639,7 +576,7 @@ impl Subject for TikvSubject {
                     Ok(detail)
                 }
                 "metric_query" => {
-                    let query = text(&call.args, "query")?;
+                    let query = text_param(&call.args, "query")?;
                     let mut samples = self
                         .telemetry
                         .query(query)
@@ -652,7 +589,7 @@ impl Subject for TikvSubject {
                     )
                 }
                 "log_tail" => {
-                    let node = text(&call.args, "node")?;
+                    let node = text_param(&call.args, "node")?;
                     let lines = call.args.get("lines").and_then(Value::as_u64).unwrap_or(30);
                     let lines = target
                         .tail_logs(&NodeId::from(node), lines.min(MAX_LOG_LINES) as usize)
@@ -660,7 +597,7 @@ impl Subject for TikvSubject {
                     Ok(json!({ "node": node, "lines": lines }))
                 }
                 "pd_member" => {
-                    let name = text(&call.args, "member")?;
+                    let name = text_param(&call.args, "member")?;
                     let health = self.pd.health().await.map_err(pd_error)?;
                     let member = health.iter().find(|m| m.name == name).ok_or_else(|| {
                         let known: Vec<&str> = health.iter().map(|m| m.name.as_str()).collect();
@@ -684,7 +621,7 @@ impl Subject for TikvSubject {
                 }
                 "operators" => Ok(json!(self.pd.operators().await.map_err(pd_error)?)),
                 "region_detail" => {
-                    let id = int(&call.args, "region")?;
+                    let id = int_param(&call.args, "region")?;
                     let region = self.pd.region(id).await.map_err(pd_error)?.ok_or_else(|| {
                         ContractError::NotFound(format!("PD knows no region {id}"))
                     })?;

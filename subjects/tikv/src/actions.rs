@@ -1,0 +1,190 @@
+//! TiKV's action catalog, and each request parsed once into what will run. The catalog and
+//! the subject's dispatch both match on `ActionName`, so they cannot drift apart.
+
+use operator_protocol::*;
+
+use crate::subject::store_param;
+
+named_enum!(
+    ActionName {
+        TransferLeader => "transfer_leader",
+        TransferPeer => "transfer_peer",
+        RebalanceLeaders => "rebalance_leaders",
+        DrainStore => "drain_store",
+        UndrainStore => "undrain_store",
+        RestartNode => "restart_node",
+    }
+);
+
+/// Stores are PD's numeric ids; nodes are the deployment's names (store-2, pd1).
+#[derive(Debug, Clone, PartialEq)]
+pub enum TikvAction {
+    TransferLeader { region: u64, to: u64 },
+    TransferPeer { region: u64, from: u64, to: u64 },
+    RebalanceLeaders { store: u64 },
+    DrainStore { store: u64 },
+    UndrainStore { store: u64 },
+    RestartNode { node: NodeId },
+}
+
+impl TikvAction {
+    pub fn parse(request: &ActionRequest) -> ContractResult<Self> {
+        let name = ActionName::parse(&request.action).ok_or_else(|| {
+            ContractError::NotFound(format!("TiKV has no action {}", request.action))
+        })?;
+        let p = &request.params;
+        Ok(match name {
+            ActionName::TransferLeader => Self::TransferLeader {
+                region: int_param(p, "region")?,
+                to: int_param(p, "to_store")?,
+            },
+            ActionName::TransferPeer => Self::TransferPeer {
+                region: int_param(p, "region")?,
+                from: int_param(p, "from_store")?,
+                to: int_param(p, "to_store")?,
+            },
+            ActionName::RebalanceLeaders => Self::RebalanceLeaders {
+                store: store_param(p)?,
+            },
+            ActionName::DrainStore => Self::DrainStore {
+                store: store_param(p)?,
+            },
+            ActionName::UndrainStore => Self::UndrainStore {
+                store: store_param(p)?,
+            },
+            ActionName::RestartNode => Self::RestartNode {
+                node: NodeId::from(text_param(p, "node")?),
+            },
+        })
+    }
+}
+
+/// The catalog over the cluster's nodes (stores and PD members).
+pub fn specs(nodes: &[String]) -> Vec<ActionSpec> {
+    ActionName::ALL
+        .iter()
+        .map(|name| spec(*name, nodes))
+        .collect()
+}
+
+fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
+    let stores: Vec<String> = nodes
+        .iter()
+        .filter(|n| n.starts_with("store-"))
+        .cloned()
+        .collect();
+    let store = || {
+        ParamSpec::new(
+            "store",
+            "the store, e.g. store-2",
+            ParamKind::Enum {
+                values: stores.clone(),
+            },
+        )
+    };
+    let id = |name: &str, what: &str| {
+        ParamSpec::new(
+            name,
+            what,
+            ParamKind::Integer {
+                min: 1,
+                max: i64::MAX,
+            },
+        )
+    };
+    let (description, params, risk, node_param) = match name {
+        ActionName::TransferLeader => (
+            "Move a region's leader to another store (a PD operator)",
+            vec![id("region", "region id"), id("to_store", "target store id")],
+            Risk::Safe,
+            None,
+        ),
+        ActionName::TransferPeer => (
+            "Move a region's replica from one store to another (a PD operator; data moves)",
+            vec![
+                id("region", "region id"),
+                id("from_store", "store id holding the replica"),
+                id("to_store", "store id without one"),
+            ],
+            Risk::Disruptive,
+            None,
+        ),
+        ActionName::RebalanceLeaders => (
+            "Move leaders off the hottest stores (first this one) until every store leads about its share",
+            vec![store()],
+            Risk::Safe,
+            None,
+        ),
+        ActionName::DrainStore => (
+            "Evict a store's leaders, then take it offline where PD accepts it (never below max-replicas Up stores)",
+            vec![store()],
+            Risk::Disruptive,
+            Some("store".into()),
+        ),
+        ActionName::UndrainStore => (
+            "Let a drained store lead again",
+            vec![store()],
+            Risk::Safe,
+            None,
+        ),
+        ActionName::RestartNode => (
+            "Restart a store or PD member through the deployment target",
+            vec![ParamSpec::new(
+                "node",
+                "a store (store-2) or PD member (pd1)",
+                ParamKind::Enum {
+                    values: nodes.to_vec(),
+                },
+            )],
+            Risk::Disruptive,
+            Some("node".into()),
+        ),
+    };
+    ActionSpec {
+        name: name.as_str().into(),
+        description: description.into(),
+        params,
+        risk,
+        node_param,
+        disrupts_node: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_catalog_action_parses_and_nothing_else_does() {
+        let nodes = vec!["store-1".to_string(), "pd1".to_string()];
+        for spec in specs(&nodes) {
+            let params = spec
+                .params
+                .iter()
+                .map(|p| {
+                    let value = match &p.kind {
+                        ParamKind::Integer { min, .. } => json!(min),
+                        ParamKind::Enum { values } => json!(values[0]),
+                        _ => json!("x"),
+                    };
+                    (p.name.clone(), value)
+                })
+                .collect();
+            let request = ActionRequest {
+                action: spec.name.clone(),
+                params,
+            };
+            let parsed = TikvAction::parse(&request);
+            assert!(parsed.is_ok(), "{}: {parsed:?}", spec.name);
+        }
+        let unknown = ActionRequest {
+            action: "unsafe_recover".into(),
+            params: Default::default(),
+        };
+        assert!(matches!(
+            TikvAction::parse(&unknown),
+            Err(ContractError::NotFound(_))
+        ));
+    }
+}
