@@ -11,9 +11,9 @@ use operator_protocol::{NodeId, ProcessState};
 use operator_ratelimiter::cluster::{self as rl_cluster, LocalOptions};
 use operator_ratelimiter::{Endpoints, RateLimiterSubject, workload};
 use operator_tikv::pd::{PdClient, StoreInfo};
-use operator_tikv::sim::{model::SimConfig, server::Simulator};
 use operator_tikv::subject::{TikvOptions, TikvSubject};
-use operator_tikv::target::SimTarget;
+use operator_tikv_sim::target::SimTarget;
+use operator_tikv_sim::{model::SimConfig, server::Simulator};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{SubjectArgs, SubjectName, TargetName};
@@ -420,7 +420,7 @@ pub async fn serve_simulated_store(
         "simulated store-{id}: status server on {status_addr} (advertised {advertise}), heartbeating to {pd}"
     );
     tokio::select! {
-        served = operator_tikv::sim::store_process::run(pd, id, status_addr, &advertise) => {
+        served = operator_tikv_sim::store_process::run(pd, id, status_addr, &advertise) => {
             served.wrap_err_with(|| format!("serving store-{id}'s status server on {status_addr}"))
         }
         stop = stop_requested() => stop,

@@ -119,7 +119,7 @@ fn main() -> Result<()> {
             external_stores,
             real_timings,
         }) => {
-            use operator_tikv::sim::model::SimConfig;
+            use operator_tikv_sim::model::SimConfig;
             let timings = if real_timings {
                 SimConfig::default()
             } else {

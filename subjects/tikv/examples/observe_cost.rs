@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use operator_protocol::Subject;
-use operator_tikv::sim::model::SimConfig;
-use operator_tikv::sim::server::Simulator;
 use operator_tikv::subject::{TikvOptions, TikvSubject};
+use operator_tikv_sim::model::SimConfig;
+use operator_tikv_sim::server::Simulator;
 
 #[tokio::main]
 async fn main() {

@@ -8,9 +8,7 @@ pub mod invariants;
 pub mod metrics;
 pub mod pd;
 pub mod prometheus;
-pub mod sim;
 pub mod subject;
-pub mod target;
 pub mod telemetry;
 #[cfg(feature = "tikv-client")]
 pub mod workload;

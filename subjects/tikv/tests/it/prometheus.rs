@@ -11,10 +11,10 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use operator_protocol::{Subject, ToolCall};
 use operator_tikv::facts::Facts;
-use operator_tikv::sim::model::SimConfig;
-use operator_tikv::sim::server::Simulator;
 use operator_tikv::subject::{TikvOptions, TikvSubject};
-use operator_tikv::target::SimTarget;
+use operator_tikv_sim::model::SimConfig;
+use operator_tikv_sim::server::Simulator;
+use operator_tikv_sim::target::SimTarget;
 use serde_json::{Value, json};
 
 /// What the fake answers: per-instance values, and whether the whole server is failing.

@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use operator_tikv::pd::*;
-use operator_tikv::sim::model::SimConfig;
-use operator_tikv::sim::server::Simulator;
+use operator_tikv_sim::model::SimConfig;
+use operator_tikv_sim::server::Simulator;
 
 fn fast() -> SimConfig {
     SimConfig {
@@ -242,7 +242,7 @@ async fn each_store_serves_tikv_metrics_at_its_status_address_only_while_alive()
 async fn nodes_keep_logs_in_tikvs_format_that_the_sim_target_tails() {
     use operator_protocol::{DeploymentTarget, NodeId};
     let (sim, _pd) = start().await;
-    let target = operator_tikv::target::SimTarget::for_simulator(&sim.url(), &fast());
+    let target = operator_tikv_sim::target::SimTarget::for_simulator(&sim.url(), &fast());
     control(&sim, "store/3/kill").await;
     let pd_log = eventually(
         "PD to log the silent store",

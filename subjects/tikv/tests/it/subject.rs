@@ -6,10 +6,10 @@
 use std::time::{Duration, Instant};
 
 use operator_protocol::*;
-use operator_tikv::sim::model::SimConfig;
-use operator_tikv::sim::server::Simulator;
 use operator_tikv::subject::{TikvOptions, TikvSubject};
-use operator_tikv::target::SimTarget;
+use operator_tikv_sim::model::SimConfig;
+use operator_tikv_sim::server::Simulator;
+use operator_tikv_sim::target::SimTarget;
 use serde_json::{Value, json};
 
 struct Rig {

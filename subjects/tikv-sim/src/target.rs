@@ -25,7 +25,7 @@ fn address(node: &NodeId) -> ContractResult<(&'static str, String)> {
 
 impl SimTarget {
     /// The target over a simulator started with `config`: its stores, then its PD members.
-    pub fn for_simulator(url: &str, config: &crate::sim::model::SimConfig) -> Self {
+    pub fn for_simulator(url: &str, config: &crate::model::SimConfig) -> Self {
         let stores = (1..=config.stores).map(|i| NodeId(format!("store-{i}")));
         let pd = (1..=config.pd_members).map(|i| NodeId(format!("pd{i}")));
         Self::new(url, stores.chain(pd).collect())

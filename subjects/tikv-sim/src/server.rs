@@ -13,8 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 
-use super::model::{Cluster, PendingOperator, SimConfig, SimRegion};
-use crate::pd::StoreState;
+use crate::model::{Cluster, PendingOperator, SimConfig, SimRegion, StoreState};
 
 type Shared = Arc<Mutex<Cluster>>;
 
@@ -61,7 +60,7 @@ fn store_json(c: &Cluster, id: u64) -> Value {
         "deploy_path": "/",
         "last_heartbeat": s.last_heartbeat_ms as i64 * 1_000_000,
         "node_state": if s.offline { 2 } else { 1 },
-        "state_name": c.state_name(s),
+        "state_name": c.state_name(s).as_str(),
     });
     if s.offline {
         store["state"] = json!(1);
@@ -209,7 +208,7 @@ async fn health(State(state): State<Shared>) -> Response {
     indented(StatusCode::OK, &json!(members))
 }
 
-fn member_json(p: &super::model::SimPd) -> Value {
+fn member_json(p: &crate::model::SimPd) -> Value {
     json!({ "name": p.name, "member_id": p.member_id, "peer_urls": [format!("http://{}:2380", p.name)], "client_urls": [format!("http://{}:2379", p.name)] })
 }
 
@@ -614,7 +613,7 @@ fn store_metrics_text(state: &Shared, id: u64) -> Response {
     body.push_str(&format!(
         "tikv_raftstore_append_log_duration_seconds_sum {}\n\
          tikv_raftstore_append_log_duration_seconds_count {}\n",
-        fast * super::model::FAST_APPEND_SECONDS + slow * super::model::SLOW_APPEND_SECONDS,
+        fast * crate::model::FAST_APPEND_SECONDS + slow * crate::model::SLOW_APPEND_SECONDS,
         fast + slow
     ));
     text_metrics(body)

@@ -5,8 +5,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::pd::StoreState;
-
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     pub stores: u64,
@@ -63,6 +61,27 @@ impl Default for SimConfig {
             election_timeout_ms: 2_000,
             base_qps: 1200.0,
             external_stores: false,
+        }
+    }
+}
+
+/// PD's `state_name` of a store, as the simulator computes it (the names PD serves).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StoreState {
+    #[default]
+    Up,
+    Disconnected,
+    Down,
+    Offline,
+}
+
+impl StoreState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreState::Up => "Up",
+            StoreState::Disconnected => "Disconnected",
+            StoreState::Down => "Down",
+            StoreState::Offline => "Offline",
         }
     }
 }
@@ -380,6 +399,7 @@ impl Cluster {
             .flatten()
     }
 
+    /// PD's `state_name` for a store, as PD computes it from heartbeats.
     pub fn state_name(&self, store: &SimStore) -> StoreState {
         if store.offline {
             return StoreState::Offline;
@@ -554,10 +574,7 @@ impl Cluster {
             .map(|s| (s.id, self.state_name(s)))
             .collect();
         for (id, state) in states {
-            let before = self
-                .logged_states
-                .insert(id, state.clone())
-                .unwrap_or_default();
+            let before = self.logged_states.insert(id, state).unwrap_or_default();
             if before == state {
                 continue;
             }
