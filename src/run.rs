@@ -7,9 +7,9 @@ use std::time::Duration;
 use color_eyre::eyre::{Result, eyre};
 use operator_protocol::{ChaosRequest, Health};
 
-use crate::cli::{RunArgs, SubjectArgs, SubjectName};
+use crate::brains::BrainChoice;
 use crate::clock::{Clock, SystemClock};
-use crate::deploy;
+use crate::deploy::{self, DeploySpec, SubjectName};
 use crate::engine::{Engine, EngineConfig};
 use crate::events::{Command, EngineEvent};
 use crate::store::{ChaosRecord, Store};
@@ -26,6 +26,27 @@ pub async fn interrupted() {
     }
 }
 
+/// What a run is asked to do, whichever front end shows it.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub subject: DeploySpec,
+    pub headless: bool,
+    /// Written to the store at start; `None` keeps the stored mode.
+    pub mode: Option<crate::model::Mode>,
+    pub brain: BrainChoice,
+    pub tick_ms: u64,
+    /// Stop after this many seconds.
+    pub duration: Option<f64>,
+    /// Inject this chaos once the cluster is healthy.
+    pub inject: Option<String>,
+    /// Play the demo chapters unattended and quit after the last.
+    pub autoplay: bool,
+    /// Record the session as an asciicast.
+    pub record: Option<std::path::PathBuf>,
+    /// Demo chapters instead of the subject's own.
+    pub chapters: Option<std::path::PathBuf>,
+}
+
 /// What `run` needs before any front end attaches: the brain, the cluster, and the engine
 /// built on them (not started, so a front end can subscribe first).
 pub struct Prepared {
@@ -34,7 +55,7 @@ pub struct Prepared {
     pub engine: Engine,
 }
 
-pub async fn prepare(args: &RunArgs, db: &Path, state_dir: &Path) -> Result<Prepared> {
+pub async fn prepare(args: &RunOptions, db: &Path, state_dir: &Path) -> Result<Prepared> {
     let brain = crate::brains::choose(&args.brain).map_err(|e| eyre!(e))?;
     let deployment =
         deploy::bring_up(&args.subject, state_dir, &|line| eprintln!("  {line}")).await?;
@@ -58,7 +79,7 @@ pub async fn prepare(args: &RunArgs, db: &Path, state_dir: &Path) -> Result<Prep
     })
 }
 
-pub async fn run_headless(args: RunArgs, db: &Path, state_dir: &Path) -> Result<()> {
+pub async fn run_headless(args: RunOptions, db: &Path, state_dir: &Path) -> Result<()> {
     let Prepared {
         brain,
         deployment,
@@ -119,8 +140,8 @@ pub async fn run_headless(args: RunArgs, db: &Path, state_dir: &Path) -> Result<
 /// `ask`: one question to the brain, its reasoning streamed to stdout, then the answer.
 pub async fn ask(
     question: String,
-    subject: &SubjectArgs,
-    brain: &crate::cli::BrainArgs,
+    subject: &DeploySpec,
+    brain: &BrainChoice,
     state_dir: &Path,
 ) -> Result<()> {
     struct Stdout;
@@ -142,7 +163,7 @@ pub async fn ask(
         Ok(d) => d,
         Err(_) => {
             deploy::bring_up(
-                &SubjectArgs {
+                &DeploySpec {
                     workload_rate: 0.0,
                     ..subject.clone()
                 },
@@ -172,12 +193,12 @@ pub async fn ask(
 }
 
 /// One observation; exit status 1 when any invariant is broken.
-pub async fn check_once(args: &SubjectArgs, state_dir: &Path, json: bool) -> Result<bool> {
+pub async fn check_once(args: &DeploySpec, state_dir: &Path, json: bool) -> Result<bool> {
     let deployment = match deploy::attach(args.subject, state_dir) {
         Ok(d) => d,
         Err(_) => {
             deploy::bring_up(
-                &SubjectArgs {
+                &DeploySpec {
                     workload_rate: 0.0,
                     ..args.clone()
                 },

@@ -16,10 +16,23 @@ use std::sync::Arc;
 
 use operator_protocol::Brain;
 
-use crate::cli::{BrainArgs, BrainName};
+/// The brains operator-tui ships.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrainName {
+    Rules,
+    Anthropic,
+    Openai,
+}
 
-/// The brain the arguments ask for: anthropic when a key is set and none is named, else rules.
-pub fn choose(args: &BrainArgs) -> Result<Arc<dyn Brain>, String> {
+/// Which brain diagnoses tickets, and with which model; unnamed means chosen by `choose`.
+#[derive(Debug, Clone, Default)]
+pub struct BrainChoice {
+    pub brain: Option<BrainName>,
+    pub model: Option<String>,
+}
+
+/// The brain asked for: anthropic when a key is set and none is named, else rules.
+pub fn choose(args: &BrainChoice) -> Result<Arc<dyn Brain>, String> {
     let name = args.brain.unwrap_or(
         if std::env::var("ANTHROPIC_API_KEY").is_ok_and(|k| !k.trim().is_empty()) {
             BrainName::Anthropic

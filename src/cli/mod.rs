@@ -1,10 +1,20 @@
 //! The command line: every flag also reads an environment variable where that makes sense.
 
+mod args;
+mod cluster;
 pub mod records;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use color_eyre::eyre::{Result, eyre};
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::deploy::SubjectName;
+use crate::run::{self, RunOptions};
+use crate::store::Store;
+use args::mode_parser;
+pub use args::{BrainArgs, RunArgs, SubjectArgs};
 
 use crate::model::Mode;
 
@@ -28,169 +38,6 @@ pub struct Cli {
     /// Without a command: `run` with these flags (`operator-tui --subject ratelimiter`).
     #[command(flatten)]
     pub run: RunArgs,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SubjectName {
-    /// Our own distributed rate limiter (ratelimiter-svc, 3 nodes + Redis).
-    Ratelimiter,
-    /// TiKV through PD's HTTP API; --target local runs a PD-compatible simulator
-    /// (3 stores, 3 PD members, 300 regions) inside operator-tui.
-    Tikv,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TargetName {
-    /// Child processes that operator-tui starts itself (for TiKV: the in-process simulator).
-    Local,
-    /// The containers of a running Compose project (compose/ratelimiter.yml, compose/tikv.yml).
-    Docker,
-    /// TiKV: the controls of the PD-compatible simulator that `operator-tui simulate` serves
-    /// at --pd.
-    Sim,
-    /// No control over processes: watch, and act only through the subject's own API (PD's
-    /// operators and schedulers); restarts are refused.
-    None,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BrainName {
-    /// The offline rules brain: a differential diagnosis from the subject's runbook.
-    Rules,
-    /// Claude over the Messages API (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL).
-    Anthropic,
-    /// Any OpenAI-compatible server: OpenAI, Ollama, llama.cpp, vLLM (OPENAI_BASE_URL, OPENAI_API_KEY).
-    Openai,
-}
-
-/// Which brain diagnoses tickets.
-#[derive(Debug, Clone, Args)]
-pub struct BrainArgs {
-    /// Default: anthropic when ANTHROPIC_API_KEY is set, else rules. The choice is always shown.
-    #[arg(long, env = "OPERATOR_BRAIN", value_enum)]
-    pub brain: Option<BrainName>,
-
-    /// The model for an LLM brain (default claude-sonnet-4-5, or gpt-4o-mini for openai).
-    #[arg(long, env = "OPERATOR_MODEL")]
-    pub model: Option<String>,
-}
-
-/// Which cluster to work on.
-#[derive(Debug, Clone, Args)]
-pub struct SubjectArgs {
-    #[arg(long, env = "OPERATOR_SUBJECT", value_enum, default_value_t = SubjectName::Ratelimiter)]
-    pub subject: SubjectName,
-
-    #[arg(long, env = "OPERATOR_TARGET", value_enum, default_value_t = TargetName::Local)]
-    pub target: TargetName,
-
-    /// Use this Redis instead of starting one (local target), e.g. redis://127.0.0.1:6379.
-    #[arg(long, env = "OPERATOR_REDIS_URL")]
-    pub redis_url: Option<String>,
-
-    /// The Compose project to drive with --target docker (default operator-ratelimiter or
-    /// operator-tikv).
-    #[arg(long, env = "OPERATOR_COMPOSE_PROJECT")]
-    pub compose_project: Option<String>,
-
-    /// Steady background traffic across the cluster, in checks per second (0: none).
-    #[arg(long, env = "OPERATOR_WORKLOAD_RATE", default_value_t = 200.0)]
-    pub workload_rate: f64,
-
-    /// TiKV: PD client URLs of a running cluster, comma-separated (compose/tikv.yml publishes
-    /// http://127.0.0.1:2379). Without it a PD-compatible simulator is served in-process.
-    #[arg(long, env = "OPERATOR_PD", value_delimiter = ',')]
-    pub pd: Vec<String>,
-
-    /// TiKV: read store metrics from this Prometheus (http://127.0.0.1:9090) instead of
-    /// scraping each store's status address.
-    #[arg(long, env = "OPERATOR_PROMETHEUS")]
-    pub prometheus: Option<String>,
-
-    /// TiKV: reach a status address PD reports somewhere else, as NAME=HOST:PORT (repeatable),
-    /// e.g. tikv1:20180=127.0.0.1:20181. --target docker fills these from published ports.
-    #[arg(long = "status-address", value_name = "NAME=HOST:PORT", value_parser = parse_rewrite)]
-    pub status_addresses: Vec<(String, String)>,
-}
-
-impl Default for SubjectArgs {
-    fn default() -> Self {
-        Self {
-            subject: SubjectName::Ratelimiter,
-            target: TargetName::Local,
-            redis_url: None,
-            compose_project: None,
-            workload_rate: 200.0,
-            pd: Vec::new(),
-            prometheus: None,
-            status_addresses: Vec::new(),
-        }
-    }
-}
-
-impl SubjectArgs {
-    /// The Compose project --target docker drives: the flag, or the subject's own
-    /// (`docker-compose -p operator-tikv -f compose/tikv.yml up -d`).
-    pub fn compose_project(&self) -> String {
-        self.compose_project.clone().unwrap_or_else(|| {
-            match self.subject {
-                SubjectName::Ratelimiter => "operator-ratelimiter",
-                SubjectName::Tikv => "operator-tikv",
-            }
-            .to_string()
-        })
-    }
-}
-
-fn parse_rewrite(text: &str) -> Result<(String, String), String> {
-    let (name, reach) = text
-        .split_once('=')
-        .ok_or_else(|| format!("{text:?} is not NAME=HOST:PORT"))?;
-    if !reach.contains(':') {
-        return Err(format!("{reach:?} needs a port (HOST:PORT)"));
-    }
-    Ok((name.to_string(), reach.to_string()))
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct RunArgs {
-    #[command(flatten)]
-    pub subject: SubjectArgs,
-
-    /// Print the loop as it happens instead of drawing the full-screen TUI.
-    #[arg(long)]
-    pub headless: bool,
-
-    /// observe: never act; approve: act after a human approves; execute: act on its own.
-    #[arg(long, env = "OPERATOR_MODE", value_parser = mode_parser())]
-    pub mode: Option<Mode>,
-
-    #[command(flatten)]
-    pub brain: BrainArgs,
-
-    /// Milliseconds between observations.
-    #[arg(long, env = "OPERATOR_TICK_MS", default_value_t = 250)]
-    pub tick_ms: u64,
-
-    /// Stop after this many seconds (headless runs in scripts and tests).
-    #[arg(long)]
-    pub duration: Option<f64>,
-
-    /// Inject this chaos (by name, see `chaos list`) once the cluster is healthy (headless).
-    #[arg(long)]
-    pub inject: Option<String>,
-
-    /// Run the demo chapters unattended and quit after the last one (recordings, CI).
-    #[arg(long)]
-    pub autoplay: bool,
-
-    /// Record the session as an asciicast v2 file (asciinema play FILE).
-    #[arg(long, value_name = "FILE")]
-    pub record: Option<PathBuf>,
-
-    /// Demo chapters to use instead of the subject's own (TOML, see demo-chapters/).
-    #[arg(long, value_name = "FILE")]
-    pub chapters: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -427,9 +274,101 @@ fn parse_key_value(text: &str) -> Result<(String, serde_json::Value), String> {
     Ok((key.to_string(), value))
 }
 
-/// Modes parse by their one spelling (`Mode::parse`), listed in --help.
-fn mode_parser() -> impl clap::builder::TypedValueParser<Value = Mode> {
-    use clap::builder::TypedValueParser;
-    clap::builder::PossibleValuesParser::new(Mode::ALL.iter().map(|m| m.as_str()))
-        .map(|text: String| Mode::parse(&text).expect("only listed values get here"))
+/// Runs the command the line asked for.
+pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
+    let json = cli.json;
+    let runtime = tokio::runtime::Runtime::new()?;
+    match cli.command {
+        Some(Commands::Tickets { command }) => {
+            records::tickets(&mut Store::open(db)?, command, json)
+        }
+        Some(Commands::Actions { command }) => {
+            records::actions(&mut Store::open(db)?, command, json)
+        }
+        Some(Commands::Killswitch { state }) => {
+            records::kill_switch(&mut Store::open(db)?, state, json)
+        }
+        Some(Commands::Mode { mode }) => records::mode(&mut Store::open(db)?, mode),
+        Some(Commands::Audit { ticket, limit }) => {
+            records::audit(&Store::open(db)?, ticket, limit, json)
+        }
+        Some(Commands::Run(args)) => start(args.options(), db, state_dir, &runtime),
+        None => start(cli.run.options(), db, state_dir, &runtime),
+        Some(Commands::Check { subject, .. }) => {
+            let healthy = runtime.block_on(run::check_once(&subject.spec(), state_dir, json))?;
+            drop(runtime);
+            if !healthy {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Some(Commands::Chaos {
+            command: ChaosCommand::List { subject },
+        }) => run::chaos_list(subject, json),
+        Some(Commands::Chaos {
+            command:
+                ChaosCommand::Inject {
+                    name,
+                    params,
+                    subject,
+                },
+        }) => runtime.block_on(run::chaos_inject(subject, name, params, db, state_dir)),
+        Some(Commands::Ask {
+            question,
+            subject,
+            brain,
+        }) => runtime.block_on(run::ask(
+            question,
+            &subject.spec(),
+            &brain.choice(),
+            state_dir,
+        )),
+        Some(Commands::Eval {
+            subject,
+            brain,
+            runs,
+            scenarios,
+            out,
+            control_seconds,
+            replay,
+        }) => {
+            let options = crate::eval::EvalOptions {
+                subject,
+                brain: brain.choice(),
+                runs: runs.max(1),
+                scenarios,
+                out,
+                control_seconds,
+            };
+            match replay {
+                Some(dir) => runtime.block_on(crate::eval::replay(&dir, options)),
+                None => runtime.block_on(crate::eval::run(options)),
+            }
+        }
+        Some(Commands::Cluster { command }) => cluster::cluster(command, state_dir, &runtime),
+        Some(command @ (Commands::Simulate { .. } | Commands::SimulateStore { .. })) => {
+            runtime.block_on(cluster::simulate(command))
+        }
+        #[cfg(feature = "tikv-client")]
+        Some(Commands::TikvWorkload { pd, rate, duration }) => {
+            runtime.block_on(cluster::tikv_workload(pd, rate, duration))
+        }
+    }
+}
+
+fn start(
+    args: RunOptions,
+    db: &std::path::Path,
+    state_dir: &std::path::Path,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<()> {
+    if args.headless {
+        return runtime.block_on(run::run_headless(args, db, state_dir));
+    }
+    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        return Err(eyre!(
+            "the TUI needs a terminal; use --headless to print the loop instead"
+        ));
+    }
+    runtime.block_on(crate::tui::run_tui(args, db, state_dir))
 }

@@ -15,9 +15,9 @@ use color_eyre::eyre::{Result, WrapErr, eyre};
 use operator_protocol::{Brain, ChaosRequest, Health, Runbook};
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{BrainArgs, SubjectArgs, SubjectName, TargetName};
+use crate::brains::BrainChoice;
 use crate::clock::SystemClock;
-use crate::deploy;
+use crate::deploy::{self, DeploySpec, SubjectName, TargetName};
 use crate::engine::{Engine, EngineConfig};
 use crate::events::Command;
 use crate::model::{Mode, TicketStatus};
@@ -28,7 +28,7 @@ use grade::{Grade, RunRecord, ScenarioSummary};
 #[derive(Debug, Clone)]
 pub struct EvalOptions {
     pub subject: SubjectName,
-    pub brain: BrainArgs,
+    pub brain: BrainChoice,
     pub runs: u32,
     pub scenarios: Vec<String>,
     pub out: PathBuf,
@@ -134,10 +134,10 @@ async fn run_one(
     let dir = tempfile::Builder::new()
         .prefix("operator-eval-")
         .tempdir()?;
-    let args = SubjectArgs {
+    let args = DeploySpec {
         subject: options.subject,
         target: TargetName::Local,
-        ..SubjectArgs::default()
+        ..DeploySpec::default()
     };
     let deployment = deploy::bring_up(&args, dir.path(), &|_| {}).await?;
     let db = dir.path().join("operator.db");

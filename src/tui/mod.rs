@@ -19,16 +19,16 @@ use operator_widgets::update::{Effect, EngineUpdate, Msg};
 use operator_widgets::view::{ChaosEntry, Header, View};
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::cli::RunArgs;
 use crate::clock::{Clock, SystemClock};
 use crate::engine::EngineHandle;
 use crate::events::Command;
+use crate::run::RunOptions;
 
 const FRAME: Duration = Duration::from_millis(33);
 const TICK: Duration = Duration::from_millis(250);
 
 /// The chapters shipped for each subject, unless `--chapters` names another file.
-fn chapters(args: &RunArgs) -> Result<ChapterBook> {
+fn chapters(args: &RunOptions) -> Result<ChapterBook> {
     let text = match &args.chapters {
         Some(path) => {
             std::fs::read_to_string(path).wrap_err_with(|| format!("reading {}", path.display()))?
@@ -43,7 +43,7 @@ fn wall_clock(ms: u64) -> String {
     format!("{:02}:{:02}:{:02} UTC", day / 3600, day / 60 % 60, day % 60)
 }
 
-pub async fn run_tui(args: RunArgs, db: &Path, state_dir: &Path) -> Result<()> {
+pub async fn run_tui(args: RunOptions, db: &Path, state_dir: &Path) -> Result<()> {
     let book = chapters(&args)?;
     eprintln!("operator-tui: bringing the cluster up");
     let crate::run::Prepared {

@@ -324,17 +324,17 @@ async fn a_question_is_answered_with_the_read_only_tools() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rate_limiter_loop_closes_with_a_replayed_claude_in_execute_mode() {
-    use operator_tui::cli::{SubjectArgs, SubjectName, TargetName};
+    use operator_tui::deploy::{DeploySpec, SubjectName, TargetName};
     let server = ReplayServer::start(vec![
         Reply::sse("anthropic/ratelimiter_1.sse"),
         Reply::sse("anthropic/ratelimiter_2.sse"),
     ])
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let args = SubjectArgs {
+    let args = DeploySpec {
         subject: SubjectName::Ratelimiter,
         target: TargetName::Local,
-        ..SubjectArgs::default()
+        ..DeploySpec::default()
     };
     let deployment = operator_tui::deploy::bring_up(&args, dir.path(), &|_| {})
         .await

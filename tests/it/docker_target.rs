@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use operator_protocol::{ChaosRequest, Health};
 use operator_tui::brains::RulesBrain;
-use operator_tui::cli::{SubjectArgs, SubjectName, TargetName};
+use operator_tui::deploy::{DeploySpec, SubjectName, TargetName};
 use operator_tui::clock::SystemClock;
 use operator_tui::deploy;
 use operator_tui::engine::{Engine, EngineConfig};
@@ -104,11 +104,11 @@ fn compose_accepts_the_compose_file() {
 async fn faults_in_containers_are_fixed_through_the_docker_api() {
     let _slot = support::one_cluster_at_a_time();
     let project = up();
-    let args = SubjectArgs {
+    let args = DeploySpec {
         subject: SubjectName::Ratelimiter,
         target: TargetName::Docker,
         compose_project: Some(project.name.clone()),
-        ..SubjectArgs::default()
+        ..DeploySpec::default()
     };
     for (chaos, invariant, cause) in [
         ("kill_node", "node_down", "process_crash"),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use operator_protocol::ChaosRequest;
 use operator_tui::brains::RulesBrain;
-use operator_tui::cli::{SubjectArgs, SubjectName, TargetName};
+use operator_tui::deploy::{DeploySpec, SubjectName, TargetName};
 use operator_tui::clock::SystemClock;
 use operator_tui::deploy::{self, Deployment};
 use operator_tui::engine::{Engine, EngineConfig, EngineHandle};
@@ -28,10 +28,10 @@ struct Loop {
 impl Loop {
     async fn start(mode: Mode) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let args = SubjectArgs {
+        let args = DeploySpec {
             subject: SubjectName::Ratelimiter,
             target: TargetName::Local,
-            ..SubjectArgs::default()
+            ..DeploySpec::default()
         };
         let deployment = deploy::bring_up(&args, dir.path(), &|_| {})
             .await

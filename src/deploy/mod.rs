@@ -1,0 +1,183 @@
+//! Bringing a subject's cluster up (or finding the one `cluster up` left running) and wiring
+//! it to its adapter: one file per subject, and this one, the only place that maps a subject's
+//! name to its crate. What to deploy is plain data (`DeploySpec`); the command line builds it.
+
+mod ratelimiter;
+mod tikv;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use color_eyre::eyre::{Result, eyre};
+use operator_protocol::{DeploymentTarget, Subject};
+use operator_ratelimiter::cluster as rl_cluster;
+use operator_ratelimiter::workload;
+use operator_tikv_sim::server::Simulator;
+
+pub use tikv::{serve_simulated_store, serve_simulator};
+
+/// The subjects operator-tui ships.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectName {
+    /// Our own distributed rate limiter (ratelimiter-svc, 3 nodes + Redis).
+    Ratelimiter,
+    /// TiKV through PD's HTTP API.
+    Tikv,
+}
+
+impl SubjectName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubjectName::Ratelimiter => "ratelimiter",
+            SubjectName::Tikv => "tikv",
+        }
+    }
+}
+
+/// Where the subject's processes run, and so what can stop and start them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetName {
+    /// Child processes operator-tui starts itself (TiKV: the in-process simulator).
+    Local,
+    /// The containers of a running Compose project.
+    Docker,
+    /// TiKV: the controls of a simulator another process serves.
+    Sim,
+    /// No control over processes: watch, and act only through the subject's own API.
+    None,
+}
+
+/// What to deploy or attach to.
+#[derive(Debug, Clone)]
+pub struct DeploySpec {
+    pub subject: SubjectName,
+    pub target: TargetName,
+    /// A Redis to use instead of starting one (the rate limiter on the local target).
+    pub redis_url: Option<String>,
+    /// The Compose project --target docker drives; the subject's own when absent.
+    pub compose_project: Option<String>,
+    /// Steady background traffic, in checks per second (0: none).
+    pub workload_rate: f64,
+    /// TiKV: PD client URLs of a running cluster; empty serves the simulator here.
+    pub pd: Vec<String>,
+    /// TiKV: read store metrics from this Prometheus instead of each status address.
+    pub prometheus: Option<String>,
+    /// TiKV: status addresses PD reports, reached somewhere else (NAME, HOST:PORT).
+    pub status_addresses: Vec<(String, String)>,
+}
+
+impl Default for DeploySpec {
+    fn default() -> Self {
+        Self {
+            subject: SubjectName::Ratelimiter,
+            target: TargetName::Local,
+            redis_url: None,
+            compose_project: None,
+            workload_rate: 200.0,
+            pd: Vec::new(),
+            prometheus: None,
+            status_addresses: Vec::new(),
+        }
+    }
+}
+
+impl DeploySpec {
+    /// The Compose project --target docker drives: the one given, or the subject's own
+    /// (`docker-compose -p operator-tikv -f compose/tikv.yml up -d`).
+    pub fn compose_project(&self) -> String {
+        self.compose_project
+            .clone()
+            .unwrap_or_else(|| format!("operator-{}", self.subject.as_str()))
+    }
+}
+
+pub struct Deployment {
+    pub subject: Arc<dyn Subject>,
+    /// Values that must never be shown or recorded (the admin token).
+    secrets: Vec<String>,
+    pub target: Arc<dyn DeploymentTarget>,
+    /// "ratelimiter · local (started here)" and the like, for the header.
+    pub description: String,
+    _workload: Option<workload::Workload>,
+    /// Logs and Redis's working directory of a cluster we own; removed with us.
+    _scratch: Option<tempfile::TempDir>,
+    /// The TiKV simulator we serve; it stops with us.
+    _simulator: Option<Simulator>,
+}
+
+impl Deployment {
+    /// Every secret this deployment knows, plus the LLM keys from the environment.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut all = self.secrets.clone();
+        all.extend(
+            ["ANTHROPIC_API_KEY", "OPENAI_API_KEY"]
+                .iter()
+                .filter_map(|v| std::env::var(v).ok()),
+        );
+        all
+    }
+}
+
+/// Starts the cluster (or adopts the running one) and the workload.
+pub async fn bring_up(
+    spec: &DeploySpec,
+    state_dir: &Path,
+    progress: &dyn Fn(&str),
+) -> Result<Deployment> {
+    match spec.subject {
+        SubjectName::Ratelimiter => ratelimiter::bring_up(spec, state_dir, progress).await,
+        SubjectName::Tikv => tikv::bring_up(spec, progress).await,
+    }
+}
+
+/// Connects to the cluster `cluster up` left running, without a workload (for `chaos`, `check`).
+pub fn attach(subject: SubjectName, state_dir: &Path) -> Result<Deployment> {
+    match subject {
+        SubjectName::Ratelimiter => ratelimiter::attach(state_dir),
+        SubjectName::Tikv => Err(eyre!(
+            "the TiKV simulator lives inside one operator-tui process: use `run --subject tikv` \
+             (with --inject NAME to inject a fault there)"
+        )),
+    }
+}
+
+/// `cluster up`: a detached cluster that outlives this process.
+pub async fn cluster_up(spec: &DeploySpec, state_dir: &Path) -> Result<()> {
+    match spec.subject {
+        SubjectName::Ratelimiter => ratelimiter::cluster_up(spec, state_dir).await,
+        SubjectName::Tikv => Err(eyre!(
+            "a detached cluster exists for the rate limiter only; `run --subject tikv` serves the TiKV simulator"
+        )),
+    }
+}
+
+/// `cluster down` and `cluster status`: only the rate limiter has a detached cluster.
+pub use ratelimiter::{cluster_down, cluster_status};
+
+/// A subject's chaos catalog and runbook: neither needs a live cluster.
+pub fn chaos_catalog(subject: SubjectName) -> Result<Vec<operator_protocol::ChaosSpec>> {
+    Ok(match subject {
+        SubjectName::Ratelimiter => {
+            let nodes: Vec<String> = (1..=rl_cluster::NODE_COUNT)
+                .map(|i| format!("node-{i}"))
+                .collect();
+            operator_ratelimiter::chaos_catalog(&nodes)
+        }
+        SubjectName::Tikv => operator_tikv::subject::chaos_catalog(),
+    })
+}
+
+pub fn runbook(subject: SubjectName) -> Result<operator_protocol::Runbook> {
+    Ok(match subject {
+        SubjectName::Ratelimiter => operator_ratelimiter::runbook(),
+        SubjectName::Tikv => operator_tikv::subject::runbook(),
+    })
+}
+
+/// The demo chapters shipped for a subject (see demo-chapters/).
+pub fn demo_chapters(subject: SubjectName) -> &'static str {
+    match subject {
+        SubjectName::Ratelimiter => include_str!("../../demo-chapters/ratelimiter.toml"),
+        SubjectName::Tikv => include_str!("../../demo-chapters/tikv.toml"),
+    }
+}

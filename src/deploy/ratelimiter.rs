@@ -1,0 +1,268 @@
+//! The rate limiter's cluster: three nodes and Redis started here as child processes, the
+//! detached cluster `cluster up` leaves running, or a Compose project's containers; with the
+//! demo's steady workload.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use color_eyre::eyre::{Result, WrapErr, eyre};
+use operator_protocol::ProcessState;
+use operator_ratelimiter::cluster::{self as rl_cluster, LocalOptions};
+use operator_ratelimiter::{Endpoints, RateLimiterSubject, workload};
+use serde::{Deserialize, Serialize};
+
+use super::{DeploySpec, Deployment, TargetName};
+use crate::targets::docker::DockerTarget;
+use crate::targets::local::{AdoptedProcess, LocalTarget, process_state};
+
+/// The demo cluster's limits: 1000 checks per 5 s window per key by default.
+const DEFAULT_LIMIT: u64 = 1000;
+const WINDOW_MS: u64 = 5000;
+
+/// What `cluster up` leaves for later commands. Holds the admin token: written 0600.
+#[derive(Serialize, Deserialize)]
+struct ClusterFile {
+    endpoints: Endpoints,
+    processes: Vec<AdoptedProcess>,
+    log_dir: PathBuf,
+}
+
+fn cluster_file(state_dir: &Path) -> PathBuf {
+    state_dir.join("cluster-ratelimiter.json")
+}
+
+fn read_cluster(state_dir: &Path) -> Result<Option<ClusterFile>> {
+    let path = cluster_file(state_dir);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let file: ClusterFile =
+        serde_json::from_str(&text).wrap_err_with(|| format!("reading {}", path.display()))?;
+    let alive = file
+        .processes
+        .iter()
+        .any(|p| process_state(p.pid) != ProcessState::Exited);
+    Ok(alive.then_some(file))
+}
+
+fn write_cluster(state_dir: &Path, file: &ClusterFile) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(state_dir)?;
+    let path = cluster_file(state_dir);
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)?;
+    out.write_all(serde_json::to_string_pretty(file)?.as_bytes())?;
+    Ok(())
+}
+
+fn local_options(args: &DeploySpec, data_dir: &Path) -> Result<LocalOptions> {
+    Ok(LocalOptions {
+        node_binary: rl_cluster::find_node_binary().map_err(|e| eyre!(e))?,
+        external_redis: args.redis_url.clone(),
+        data_dir: data_dir.to_path_buf(),
+        default_limit: DEFAULT_LIMIT,
+        default_window_ms: WINDOW_MS,
+    })
+}
+
+/// Attaches to a running Compose project: its containers become the nodes.
+async fn docker_deployment(args: &DeploySpec) -> Result<(Endpoints, DockerTarget)> {
+    use crate::targets::docker::{
+        DockerNode, Ready, compose_network, container_name, env_value, published_port,
+    };
+    let project = &args.compose_project();
+    let (docker, services) = DockerTarget::discover(project, "compose/ratelimiter.yml").await?;
+    let container = |service: &str| {
+        services.get(service).ok_or_else(|| eyre!("Compose project {project:?} has no {service} service (compose/ratelimiter.yml defines it)"))
+    };
+    let redis = container(rl_cluster::REDIS_NODE)?;
+    let redis_port = published_port(redis, 6379)
+        .ok_or_else(|| eyre!("the redis service publishes no port 6379 on loopback"))?;
+    let mut nodes = Vec::new();
+    let mut docker_nodes = std::collections::BTreeMap::new();
+    docker_nodes.insert(
+        operator_protocol::NodeId::from(rl_cluster::REDIS_NODE),
+        DockerNode {
+            container: container_name(redis),
+            network: compose_network(redis, project),
+            ready: Ready::Tcp(format!("127.0.0.1:{redis_port}")),
+        },
+    );
+    let mut token = None;
+    for i in 1..=rl_cluster::NODE_COUNT {
+        let service = format!("node-{i}");
+        let inspect = container(&service)?;
+        let port = published_port(inspect, 8080)
+            .ok_or_else(|| eyre!("{service} publishes no port 8080 on loopback"))?;
+        let url = format!("http://127.0.0.1:{port}");
+        token = token.or_else(|| env_value(inspect, "RL_ADMIN_TOKEN"));
+        docker_nodes.insert(
+            operator_protocol::NodeId(service.clone()),
+            DockerNode {
+                container: container_name(inspect),
+                network: compose_network(inspect, project),
+                ready: Ready::Http(format!("{url}/health")),
+            },
+        );
+        nodes.push((operator_protocol::NodeId(service), url));
+    }
+    let admin_token =
+        token.ok_or_else(|| eyre!("the nodes have no RL_ADMIN_TOKEN in their environment"))?;
+    let endpoints = Endpoints {
+        nodes,
+        redis_url: format!("redis://127.0.0.1:{redis_port}"),
+        redis_prefix: "rl".into(),
+        admin_token,
+        redis_managed: true,
+    };
+    Ok((endpoints, DockerTarget::new(docker, project, docker_nodes)))
+}
+
+async fn with_workload(
+    args: &DeploySpec,
+    endpoints: &Endpoints,
+    progress: &dyn Fn(&str),
+) -> Result<Option<workload::Workload>> {
+    if args.workload_rate <= 0.0 {
+        return Ok(None);
+    }
+    progress(&format!("workload: {} checks/s", args.workload_rate));
+    Ok(Some(
+        workload::start(endpoints, args.workload_rate, WINDOW_MS)
+            .await
+            .map_err(|e| eyre!(e))?,
+    ))
+}
+
+/// Starts the cluster (or adopts the running one) and the workload.
+pub async fn bring_up(
+    args: &DeploySpec,
+    state_dir: &Path,
+    progress: &dyn Fn(&str),
+) -> Result<Deployment> {
+    if matches!(args.target, TargetName::Sim | TargetName::None) {
+        return Err(eyre!(
+            "--target sim and none are for TiKV; the rate limiter runs with --target local or docker"
+        ));
+    }
+    if args.target == TargetName::Docker {
+        progress(&format!(
+            "attaching to Compose project {}",
+            args.compose_project()
+        ));
+        let (endpoints, target) = docker_deployment(args).await?;
+        let subject = RateLimiterSubject::new(endpoints.clone()).map_err(|e| eyre!(e))?;
+        return Ok(Deployment {
+            secrets: vec![endpoints.admin_token.clone()],
+            subject,
+            target: Arc::new(target),
+            description: format!("ratelimiter · docker ({})", args.compose_project()),
+            _workload: with_workload(args, &endpoints, progress).await?,
+            _scratch: None,
+            _simulator: None,
+        });
+    }
+    let (endpoints, target, scratch, how) = match read_cluster(state_dir)? {
+        Some(file) => {
+            progress("attaching to the cluster `cluster up` started");
+            let target = LocalTarget::adopt(file.processes, &file.log_dir);
+            (file.endpoints, target, None, "attached")
+        }
+        None => {
+            let scratch = tempfile::Builder::new().prefix("operator-tui-").tempdir()?;
+            let plan = rl_cluster::plan_local(&local_options(args, scratch.path())?)
+                .map_err(|e| eyre!(e))?;
+            progress(&format!("starting {} processes", plan.specs.len()));
+            let target =
+                LocalTarget::launch(plan.specs, &scratch.path().join("logs"), false, progress)
+                    .await?;
+            (plan.endpoints, target, Some(scratch), "started here")
+        }
+    };
+    let subject = RateLimiterSubject::new(endpoints.clone()).map_err(|e| eyre!(e))?;
+    let workload = with_workload(args, &endpoints, progress).await?;
+    Ok(Deployment {
+        secrets: vec![endpoints.admin_token.clone()],
+        subject,
+        target: Arc::new(target),
+        description: format!("ratelimiter · local ({how})"),
+        _workload: workload,
+        _scratch: scratch,
+        _simulator: None,
+    })
+}
+
+/// Connects to the cluster `cluster up` left running, without a workload (for `chaos`, `check`).
+pub fn attach(state_dir: &Path) -> Result<Deployment> {
+    let file = read_cluster(state_dir)?.ok_or_else(|| {
+        eyre!("no cluster is running: start one with `operator-tui cluster up` (or use `run --inject NAME`)")
+    })?;
+    let secrets = vec![file.endpoints.admin_token.clone()];
+    let adapter = RateLimiterSubject::new(file.endpoints).map_err(|e| eyre!(e))?;
+    Ok(Deployment {
+        secrets,
+        subject: adapter,
+        target: Arc::new(LocalTarget::adopt(file.processes, &file.log_dir)),
+        description: "ratelimiter · local (attached)".into(),
+        _workload: None,
+        _scratch: None,
+        _simulator: None,
+    })
+}
+
+/// `cluster up`: a detached cluster that outlives this process.
+pub async fn cluster_up(args: &DeploySpec, state_dir: &Path) -> Result<()> {
+    if read_cluster(state_dir)?.is_some() {
+        return Err(eyre!(
+            "a cluster is already running; `operator-tui cluster down` stops it"
+        ));
+    }
+    let base = state_dir.join("cluster");
+    let plan = rl_cluster::plan_local(&local_options(args, &base)?).map_err(|e| eyre!(e))?;
+    let target = LocalTarget::launch(plan.specs, &base.join("logs"), true, &|line| {
+        eprintln!("  {line}")
+    })
+    .await?;
+    let file = ClusterFile {
+        endpoints: plan.endpoints,
+        processes: target.processes(),
+        log_dir: target.log_dir().to_path_buf(),
+    };
+    write_cluster(state_dir, &file)?;
+    for (id, url) in &file.endpoints.nodes {
+        println!("{id}  {url}");
+    }
+    println!("redis   {}", file.endpoints.redis_url);
+    println!("logs    {}", file.log_dir.display());
+    Ok(())
+}
+
+pub fn cluster_down(state_dir: &Path) -> Result<()> {
+    let path = cluster_file(state_dir);
+    match read_cluster(state_dir)? {
+        Some(file) => {
+            LocalTarget::adopt(file.processes, &file.log_dir).stop_all();
+            println!("cluster stopped");
+        }
+        None => println!("no cluster was running"),
+    }
+    let _ = std::fs::remove_file(path);
+    Ok(())
+}
+
+pub fn cluster_status(state_dir: &Path) -> Result<()> {
+    match read_cluster(state_dir)? {
+        None => println!("no cluster is running (`operator-tui cluster up` starts one)"),
+        Some(file) => {
+            for p in &file.processes {
+                println!("{:<8} pid {:<8} {}", p.spec.id, p.pid, process_state(p.pid));
+            }
+        }
+    }
+    Ok(())
+}
