@@ -86,7 +86,7 @@ pub async fn run_headless(args: RunOptions, db: &Path, state_dir: &Path) -> Resu
         engine,
     } = prepare(&args, db, state_dir).await?;
     let events = engine.events();
-    let printer = tokio::spawn(crate::headless::print_events(events.subscribe()));
+    let printer = tokio::spawn(crate::frontends::headless::print_events(events.subscribe()));
     eprintln!(
         "  {} · brain {} · database {}",
         deployment.description,

@@ -332,7 +332,7 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
             control_seconds,
             replay,
         }) => {
-            let options = crate::eval::EvalOptions {
+            let options = crate::frontends::eval::EvalOptions {
                 subject,
                 brain: brain.choice(),
                 runs: runs.max(1),
@@ -341,8 +341,8 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
                 control_seconds,
             };
             match replay {
-                Some(dir) => runtime.block_on(crate::eval::replay(&dir, options)),
-                None => runtime.block_on(crate::eval::run(options)),
+                Some(dir) => runtime.block_on(crate::frontends::eval::replay(&dir, options)),
+                None => runtime.block_on(crate::frontends::eval::run(options)),
             }
         }
         Some(Commands::Cluster { command }) => cluster::cluster(command, state_dir, &runtime),
@@ -370,5 +370,5 @@ fn start(
             "the TUI needs a terminal; use --headless to print the loop instead"
         ));
     }
-    runtime.block_on(crate::tui::run_tui(args, db, state_dir))
+    runtime.block_on(crate::frontends::tui::run_tui(args, db, state_dir))
 }

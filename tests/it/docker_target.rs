@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use operator_protocol::{ChaosRequest, Health};
 use operator_tui::brains::RulesBrain;
-use operator_tui::deploy::{DeploySpec, SubjectName, TargetName};
 use operator_tui::clock::SystemClock;
 use operator_tui::deploy;
+use operator_tui::deploy::{DeploySpec, SubjectName, TargetName};
 use operator_tui::engine::{Engine, EngineConfig};
 use operator_tui::events::Command as EngineCommand;
 use operator_tui::model::*;

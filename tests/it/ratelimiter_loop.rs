@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use operator_protocol::ChaosRequest;
 use operator_tui::brains::RulesBrain;
-use operator_tui::deploy::{DeploySpec, SubjectName, TargetName};
 use operator_tui::clock::SystemClock;
 use operator_tui::deploy::{self, Deployment};
+use operator_tui::deploy::{DeploySpec, SubjectName, TargetName};
 use operator_tui::engine::{Engine, EngineConfig, EngineHandle};
 use operator_tui::events::Command;
 use operator_tui::model::*;
