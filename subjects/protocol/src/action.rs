@@ -68,6 +68,29 @@ pub struct ActionSpec {
     pub disrupts_node: Option<String>,
 }
 
+impl ActionSpec {
+    /// A request naming every parameter with the first value its kind allows, for tests that
+    /// walk a catalog (every action described must be runnable).
+    pub fn example_request(&self) -> ActionRequest {
+        let params = self
+            .params
+            .iter()
+            .map(|p| {
+                let value = match &p.kind {
+                    ParamKind::Integer { min, .. } => serde_json::json!(min),
+                    ParamKind::Enum { values } => serde_json::json!(values.first()),
+                    ParamKind::String { .. } | ParamKind::Node => serde_json::json!("x"),
+                };
+                (p.name.clone(), value)
+            })
+            .collect();
+        ActionRequest {
+            action: self.name.clone(),
+            params,
+        }
+    }
+}
+
 /// A request to run one catalog action; the params are checked against its spec before it runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionRequest {

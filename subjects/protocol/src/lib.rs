@@ -5,6 +5,7 @@
 mod action;
 mod chaos;
 mod diagnosis;
+mod latest;
 mod lifecycle;
 mod observation;
 mod params;
@@ -15,6 +16,7 @@ mod traits;
 pub use action::*;
 pub use chaos::*;
 pub use diagnosis::*;
+pub use latest::*;
 pub use lifecycle::*;
 pub use observation::*;
 pub use params::*;

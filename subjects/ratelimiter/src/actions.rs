@@ -213,31 +213,11 @@ pub(crate) fn encode(key: &str) -> String {
 mod tests {
     use super::*;
 
-    /// A request built from each catalog entry's own parameter kinds.
-    fn example(spec: &ActionSpec) -> ActionRequest {
-        let params = spec
-            .params
-            .iter()
-            .map(|p| {
-                let value = match &p.kind {
-                    ParamKind::Integer { min, .. } => json!(min),
-                    ParamKind::Enum { values } => json!(values[0]),
-                    _ => json!("k"),
-                };
-                (p.name.clone(), value)
-            })
-            .collect();
-        ActionRequest {
-            action: spec.name.clone(),
-            params,
-        }
-    }
-
     #[test]
     fn every_catalog_action_parses_and_nothing_else_does() {
         let nodes = vec!["node-1".to_string()];
         for spec in specs(&nodes) {
-            let parsed = RateLimiterAction::parse(&example(&spec));
+            let parsed = RateLimiterAction::parse(&spec.example_request());
             assert!(parsed.is_ok(), "{}: {parsed:?}", spec.name);
         }
         let unknown = ActionRequest {

@@ -12,7 +12,7 @@ mod runbook;
 mod tools;
 pub mod workload;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use operator_protocol::*;
 
@@ -37,7 +37,7 @@ pub struct RateLimiterSubject {
     observer: Observer,
     thresholds: Thresholds,
     /// The facts of the latest observation, for tools that describe "now".
-    last: Mutex<Option<Facts>>,
+    last: Latest<Facts>,
 }
 
 impl RateLimiterSubject {
@@ -45,7 +45,7 @@ impl RateLimiterSubject {
         Ok(Arc::new(Self {
             observer: Observer::new(endpoints)?,
             thresholds: Thresholds::default(),
-            last: Mutex::new(None),
+            last: Latest::default(),
         }))
     }
 
@@ -54,7 +54,7 @@ impl RateLimiterSubject {
     }
 
     fn last_facts(&self) -> Option<Facts> {
-        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.last.get()
     }
 
     /// Sends an admin request to the first node that answers it.
@@ -152,7 +152,7 @@ impl Subject for RateLimiterSubject {
         Box::pin(async move {
             let observation = self.observer.observe(unix_now_ms()).await;
             if let Ok(facts) = serde_json::from_value::<Facts>(observation.facts.clone()) {
-                *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(facts);
+                self.last.set(facts);
             }
             Ok(observation)
         })

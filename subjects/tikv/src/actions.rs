@@ -153,29 +153,12 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn every_catalog_action_parses_and_nothing_else_does() {
         let nodes = vec!["store-1".to_string(), "pd1".to_string()];
         for spec in specs(&nodes) {
-            let params = spec
-                .params
-                .iter()
-                .map(|p| {
-                    let value = match &p.kind {
-                        ParamKind::Integer { min, .. } => json!(min),
-                        ParamKind::Enum { values } => json!(values[0]),
-                        _ => json!("x"),
-                    };
-                    (p.name.clone(), value)
-                })
-                .collect();
-            let request = ActionRequest {
-                action: spec.name.clone(),
-                params,
-            };
-            let parsed = TikvAction::parse(&request);
+            let parsed = TikvAction::parse(&spec.example_request());
             assert!(parsed.is_ok(), "{}: {parsed:?}", spec.name);
         }
         let unknown = ActionRequest {

@@ -55,7 +55,7 @@ pub struct TikvSubject {
     verify_timeout: std::time::Duration,
     /// Recent ops/s samples; their median is the workload's baseline.
     history: Mutex<VecDeque<f64>>,
-    last: Mutex<Option<Facts>>,
+    last: Latest<Facts>,
     simulator: Option<String>,
 }
 
@@ -91,7 +91,7 @@ impl TikvSubject {
                 .verify_timeout
                 .unwrap_or(std::time::Duration::from_secs(30)),
             history: Mutex::new(VecDeque::new()),
-            last: Mutex::new(None),
+            last: Latest::default(),
             simulator: options.simulator,
         })
     }
@@ -363,20 +363,20 @@ impl TikvSubject {
     }
 
     fn last_store_facts(&self, id: u64) -> Option<StoreFacts> {
-        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        last.as_ref()?.stores.iter().find(|s| s.id == id).cloned()
+        self.last
+            .with(|last| last?.stores.iter().find(|s| s.id == id).cloned())
     }
 
     fn node_ids(&self) -> Vec<String> {
-        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        let mut ids: Vec<String> = last
-            .iter()
-            .flat_map(|f| f.stores.iter().map(|s| store_node(s.id)))
-            .collect();
-        ids.extend(
-            last.iter()
-                .flat_map(|f| f.pd.members.iter().map(|m| m.name.clone())),
-        );
+        let mut ids: Vec<String> = self.last.with(|last| {
+            let stores = last
+                .iter()
+                .flat_map(|f| f.stores.iter().map(|s| store_node(s.id)));
+            let members = last
+                .iter()
+                .flat_map(|f| f.pd.members.iter().map(|m| m.name.clone()));
+            stores.chain(members).collect()
+        });
         if ids.is_empty() {
             ids = ["store-1", "store-2", "store-3", "pd1", "pd2", "pd3"]
                 .map(String::from)
@@ -413,7 +413,7 @@ impl Subject for TikvSubject {
         Box::pin(async move {
             let facts = self.facts().await;
             let observation = Self::observation(unix_now_ms(), &facts);
-            *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(facts);
+            self.last.set(facts);
             Ok(observation)
         })
     }
