@@ -2,7 +2,9 @@
 //! runbook, action catalog, tools): nothing here knows any subject. Observations and logs go
 //! in as data, fenced and labelled, never as instructions.
 
-use operator_protocol::{DiagnosisContext, ParamKind, ParamSpec, QuestionContext, ToolSpec};
+use operator_protocol::{
+    DiagnosisContext, ParamKind, ParamSpec, QuestionContext, ToolSpec, UNKNOWN_ROOT_CAUSE,
+};
 use serde_json::{Value, json};
 
 pub const SUBMIT_DIAGNOSIS: &str = "submit_diagnosis";
@@ -19,7 +21,10 @@ pub fn system_prompt(context: &DiagnosisContext) -> String {
          - Recommend only actions from the catalog, with parameters inside their declared ranges. An executor \
            validates them and enforces a policy; a plan that disrupts a majority of nodes is refused.\n\
          - Finish by calling {SUBMIT_DIAGNOSIS} exactly once. Name the root-cause category as the runbook does \
-           when one of its hypotheses fits.\n\n\
+           when one of its hypotheses fits.\n\
+         - A hypothesis whose required evidence fails is refuted, not less likely. When the evidence supports no \
+           cause, submit the category \"{UNKNOWN_ROOT_CAUSE}\" with no recommended actions and the evidence you gathered: \
+           a human takes it from there. Never recommend a disruptive action on a guess.\n\n\
          Runbook (symptoms, hypotheses, the evidence that tells them apart, remedies):\n<data>\n{runbook}\n</data>\n\n\
          Action catalog:\n<data>\n{actions}\n</data>\n",
         subject = context.subject,
@@ -123,7 +128,7 @@ pub fn diagnosis_schema() -> Value {
             "root_cause": {
                 "type": "object", "additionalProperties": false, "required": ["category", "explanation"],
                 "properties": {
-                    "category": { "type": "string", "description": "The runbook's root_cause name when one fits" },
+                    "category": { "type": "string", "description": "The runbook's root_cause name when one fits; \"unknown\" when the evidence supports none" },
                     "explanation": { "type": "string" }
                 }
             },

@@ -11,6 +11,9 @@ use crate::events::EngineEvent;
 use crate::model::*;
 use crate::store::NewAction;
 
+/// Why a ticket whose diagnosis found no cause goes to a human.
+pub const NEEDS_A_HUMAN: &str = "needs a human: no known cause fits the evidence";
+
 /// What a brain is told of a ticket.
 pub fn brief(ticket: &Ticket) -> TicketBrief {
     TicketBrief {
@@ -108,6 +111,11 @@ pub fn diagnosed(
         ticket: id,
         diagnosis: Box::new(diagnosis.clone()),
     }));
+    // An unknown cause is an honest answer, not a failure: nothing it might recommend runs.
+    if diagnosis.is_unknown() {
+        effects.push(escalate(id, Cause::Brain, NEEDS_A_HUMAN.into()));
+        return effects;
+    }
     if diagnosis.recommended_actions.is_empty() {
         effects.push(escalate(
             id,

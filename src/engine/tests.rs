@@ -461,6 +461,33 @@ fn a_diagnosis_without_a_remedy_goes_to_a_human() {
 }
 
 #[test]
+fn an_unknown_cause_goes_to_a_human_and_nothing_it_names_runs() {
+    let mut state = state();
+    state.tickets = vec![ticket(7, TicketStatus::Diagnosing)];
+    let mut d = diagnosis(vec![step("restart_node", "n2", None)]);
+    d.root_cause.category = operator_protocol::UNKNOWN_ROOT_CAUSE.into();
+    let effects = diagnosed(&state, Ok(d));
+    assert!(matches!(
+        writes(&effects)[0],
+        Write::Diagnosis { refusal: None, .. }
+    ));
+    let statuses = ticket_statuses(&effects);
+    assert_eq!(
+        statuses.last().unwrap(),
+        &(
+            7,
+            TicketStatus::Escalated,
+            Some(super::agent::NEEDS_A_HUMAN.to_string())
+        )
+    );
+    assert!(
+        !writes(&effects)
+            .iter()
+            .any(|w| matches!(w, Write::Workflow { .. }))
+    );
+}
+
+#[test]
 fn a_brain_failure_escalates_with_its_reason() {
     let mut state = state();
     state.tickets = vec![ticket(7, TicketStatus::Diagnosing)];

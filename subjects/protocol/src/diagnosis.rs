@@ -22,6 +22,16 @@ pub struct Diagnosis {
     pub cost: Cost,
 }
 
+/// The root-cause category of a diagnosis that found no cause the evidence supports: it
+/// recommends nothing and hands the ticket to a human with the evidence.
+pub const UNKNOWN_ROOT_CAUSE: &str = "unknown";
+
+impl Diagnosis {
+    pub fn is_unknown(&self) -> bool {
+        self.root_cause.category == UNKNOWN_ROOT_CAUSE
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RootCause {

@@ -52,6 +52,21 @@ pub struct EvidenceCheck {
     /// How strongly a match supports the hypothesis (and a mismatch counts against it).
     #[serde(default = "unit_weight")]
     pub weight: f64,
+    /// A premise refutes the hypothesis when it fails; a hint only moves its score.
+    #[serde(default)]
+    pub role: EvidenceRole,
+}
+
+/// What a failed check means for its hypothesis.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceRole {
+    /// The hypothesis cannot be true without it: when it fails (or cannot be read), the
+    /// hypothesis is refuted, whatever the other checks say.
+    Required,
+    /// It makes the hypothesis more or less likely.
+    #[default]
+    Supporting,
 }
 
 fn unit_weight() -> f64 {
