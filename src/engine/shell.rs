@@ -158,7 +158,8 @@ struct Rows {
     mode: Mode,
     kill_switch: bool,
     recent_chaos: Vec<crate::store::ChaosRecord>,
-    /// Rows a step changed, to send as events.
+    /// What the step's writes did, and the rows they changed, to send as events.
+    applied: Applied,
     changed_tickets: Vec<Ticket>,
     changed_actions: Vec<Action>,
 }
@@ -187,7 +188,7 @@ impl Shell {
                 "actions interrupted by the previous run were marked failed"
             );
         }
-        self.reload(&Applied::default()).await?;
+        self.sync(Vec::new(), now).await?;
         self.emit_settings();
         let mut ticker = tokio::time::interval(self.state.config.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -223,7 +224,7 @@ impl Shell {
         self.note_result(&input, now);
         if matches!(input, Input::Tick) {
             // Another process (the CLI) may have changed settings or approved an action.
-            self.reload(&Applied::default()).await?;
+            self.sync(Vec::new(), now).await?;
         }
         let effects = decide(&self.state, input, now, fastrand::f64());
         self.perform(effects, now).await?;
@@ -275,24 +276,14 @@ impl Shell {
                 _ => None,
             })
             .collect();
-        let mut applied = Applied::default();
-        if !writes.is_empty() {
-            applied = self
-                .blocking(move |store| store.apply(&writes, now))
-                .await?;
-            for id in &applied.opened {
-                tracing::info!(ticket = id.0, "ticket opened");
-            }
-        }
-        let changed = !applied.tickets.is_empty()
-            || !applied.actions.is_empty()
-            || !applied.opened.is_empty();
-        let settings_before = (self.state.mode, self.state.kill_switch);
-        let rows = if writes_happened(&effects) {
-            Some(self.reload(&applied).await?)
+        let (applied, changed_actions, changed_tickets) = if writes.is_empty() {
+            Default::default()
         } else {
-            None
+            self.sync(writes, now).await?
         };
+        for id in &applied.opened {
+            tracing::info!(ticket = id.0, "ticket opened");
+        }
         for effect in effects {
             match effect {
                 Effect::Write(_) => {}
@@ -329,39 +320,42 @@ impl Shell {
                 }
             }
         }
-        for refusal in applied.refused {
-            self.emit(EngineEvent::Notice(refusal));
+        for refusal in &applied.refused {
+            self.emit(EngineEvent::Notice(refusal.clone()));
         }
-        if let Some(rows) = rows {
-            for action in rows.0 {
-                self.emit(EngineEvent::ActionChanged(action));
-            }
-            for ticket in rows.1 {
-                self.emit(EngineEvent::TicketChanged(ticket));
-            }
+        for action in changed_actions {
+            self.emit(EngineEvent::ActionChanged(action));
         }
-        if settings_before != (self.state.mode, self.state.kill_switch) {
-            self.emit_settings();
+        for ticket in changed_tickets {
+            self.emit(EngineEvent::TicketChanged(ticket));
         }
-        Ok(changed)
+        Ok(!applied.tickets.is_empty() || !applied.actions.is_empty())
     }
 
-    /// Reads the rows the decisions need (and the rows `applied` changed) in one blocking
-    /// call, and puts them into the state. Returns the changed rows for events.
-    async fn reload(&mut self, applied: &Applied) -> Result<(Vec<Action>, Vec<Ticket>)> {
+    /// One trip to the blocking thread: writes the batch in one transaction (none on a tick),
+    /// then reads the rows the decisions need into the state. Returns what the batch did and
+    /// the rows it changed, for events.
+    async fn sync(
+        &mut self,
+        writes: Vec<Write>,
+        now: Millis,
+    ) -> Result<(Applied, Vec<Action>, Vec<Ticket>)> {
         let subject = self.state.subject.clone();
-        let since = self.clock.now_ms().saturating_sub(CHAOS_LINK_WINDOW_MS);
-        let tickets_changed: Vec<TicketId> = applied.tickets.iter().copied().collect();
-        let actions_changed: Vec<ActionId> = applied.actions.iter().copied().collect();
+        let since = now.saturating_sub(CHAOS_LINK_WINDOW_MS);
         let rows = self
             .blocking(move |store| {
+                let applied = if writes.is_empty() {
+                    Applied::default()
+                } else {
+                    store.apply(&writes, now)?
+                };
                 let mut changed_tickets = Vec::new();
-                for id in tickets_changed {
-                    changed_tickets.extend(store.ticket(id)?);
+                for id in &applied.tickets {
+                    changed_tickets.extend(store.ticket(*id)?);
                 }
                 let mut changed_actions = Vec::new();
-                for id in actions_changed {
-                    changed_actions.extend(store.action(id)?);
+                for id in &applied.actions {
+                    changed_actions.extend(store.action(*id)?);
                 }
                 Ok(Rows {
                     tickets: store.active_tickets()?,
@@ -369,17 +363,24 @@ impl Shell {
                     mode: store.mode()?.unwrap_or(Mode::Approve),
                     kill_switch: store.kill_switch()?,
                     recent_chaos: store.recent_chaos(&subject, since)?,
+                    applied,
                     changed_tickets,
                     changed_actions,
                 })
             })
             .await?;
+        let settings_before = (self.state.mode, self.state.kill_switch);
         self.state.tickets = rows.tickets;
         self.state.actions = rows.actions;
         self.state.mode = rows.mode;
         self.state.kill_switch = rows.kill_switch;
         self.state.recent_chaos = rows.recent_chaos;
-        Ok((rows.changed_actions, rows.changed_tickets))
+        // The mode or the kill switch may have changed here, by a command or by the CLI in
+        // another process: the front ends hear of it either way.
+        if settings_before != (self.state.mode, self.state.kill_switch) {
+            self.emit_settings();
+        }
+        Ok((rows.applied, rows.changed_actions, rows.changed_tickets))
     }
 
     /// Runs store work on a blocking thread, so SQLite never stalls the async workers.
@@ -580,10 +581,6 @@ impl Shell {
         self.tasks.shutdown().await;
         Ok(())
     }
-}
-
-fn writes_happened(effects: &[Effect]) -> bool {
-    effects.iter().any(Effect::is_write)
 }
 
 /// What the deployment target knows of each node (process or container state, restarts) joins

@@ -254,6 +254,7 @@ async fn the_kill_switch_set_from_another_connection_reaches_the_engine_within_a
     cfg.tick = Duration::from_millis(250);
     let mut h = start(subject.clone(), Arc::new(RulesBrain), cfg);
     let running = h.action_in(ActionStatus::Executing).await;
+    let mut events = h.handle.as_ref().unwrap().subscribe();
     let pulled = Instant::now();
     h.store().set_kill_switch(true, Cause::Cli, 0).unwrap();
     h.wait_until("the cancellation", Duration::from_secs(2), |s| {
@@ -268,6 +269,19 @@ async fn the_kill_switch_set_from_another_connection_reaches_the_engine_within_a
         "took {:?}",
         pulled.elapsed()
     );
+    // The front ends hear of it too (the header shows the kill switch).
+    let heard = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            if let Ok(operator_tui::events::EngineEvent::Settings {
+                kill_switch: true, ..
+            }) = events.recv().await
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(heard.is_ok(), "no Settings event with the kill switch on");
     h.stop().await;
 }
 
