@@ -55,6 +55,17 @@ pub struct Prepared {
     pub engine: Engine,
 }
 
+impl Prepared {
+    /// What the deployment could not set up, as notices to whoever subscribed: call it after
+    /// subscribing and before starting the engine.
+    pub fn announce_warnings(&self) {
+        let events = self.engine.events();
+        for warning in &self.deployment.warnings {
+            let _ = events.send(EngineEvent::Notice(format!("warning: {warning}")));
+        }
+    }
+}
+
 pub async fn prepare(args: &RunOptions, db: &Path, state_dir: &Path) -> Result<Prepared> {
     let brain = crate::brains::choose(&args.brain).map_err(|e| eyre!(e))?;
     let deployment =
@@ -80,13 +91,15 @@ pub async fn prepare(args: &RunOptions, db: &Path, state_dir: &Path) -> Result<P
 }
 
 pub async fn run_headless(args: RunOptions, db: &Path, state_dir: &Path) -> Result<()> {
+    let prepared = prepare(&args, db, state_dir).await?;
+    let events = prepared.engine.events();
+    let printer = tokio::spawn(crate::frontends::headless::print_events(events.subscribe()));
+    prepared.announce_warnings();
     let Prepared {
         brain,
         deployment,
         engine,
-    } = prepare(&args, db, state_dir).await?;
-    let events = engine.events();
-    let printer = tokio::spawn(crate::frontends::headless::print_events(events.subscribe()));
+    } = prepared;
     eprintln!(
         "  {} · brain {} · database {}",
         deployment.description,

@@ -98,6 +98,8 @@ pub struct Deployment {
     pub target: Arc<dyn DeploymentTarget>,
     /// "ratelimiter · local (started here)" and the like, for the header.
     pub description: String,
+    /// What could not be set up on a sick cluster; the run goes on and the screen says so.
+    pub warnings: Vec<String>,
     _workload: Option<workload::Workload>,
     /// Logs and Redis's working directory of a cluster we own; removed with us.
     _scratch: Option<tempfile::TempDir>,

@@ -45,6 +45,22 @@ fn read_cluster(state_dir: &Path) -> Result<Option<ClusterFile>> {
     Ok(alive.then_some(file))
 }
 
+/// Takes over a detached cluster; a process the engine starts again is written to its record.
+fn adopt(file: ClusterFile, state_dir: &Path) -> LocalTarget {
+    let state_dir = state_dir.to_path_buf();
+    let (endpoints, log_dir) = (file.endpoints.clone(), file.log_dir.clone());
+    LocalTarget::adopt(file.processes, &file.log_dir).on_respawn(move |processes| {
+        let file = ClusterFile {
+            endpoints: endpoints.clone(),
+            processes,
+            log_dir: log_dir.clone(),
+        };
+        if let Err(e) = write_cluster(&state_dir, &file) {
+            tracing::warn!(error = %e, "recording a restarted process of the detached cluster");
+        }
+    })
+}
+
 fn write_cluster(state_dir: &Path, file: &ClusterFile) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -132,11 +148,20 @@ async fn with_workload(
         return Ok(None);
     }
     progress(&format!("workload: {} checks/s", args.workload_rate));
-    Ok(Some(
-        workload::start(endpoints, args.workload_rate, WINDOW_MS)
-            .await
-            .map_err(|e| eyre!(e))?,
-    ))
+    let workload = workload::start(endpoints, args.workload_rate, WINDOW_MS)
+        .await
+        .map_err(|e| eyre!(e))?;
+    for warning in &workload.warnings {
+        progress(&format!("warning: {warning}"));
+    }
+    Ok(Some(workload))
+}
+
+fn warnings_of(workload: &Option<workload::Workload>) -> Vec<String> {
+    workload
+        .as_ref()
+        .map(|w| w.warnings.clone())
+        .unwrap_or_default()
 }
 
 /// Starts the cluster (or adopts the running one) and the workload.
@@ -157,12 +182,14 @@ pub async fn bring_up(
         ));
         let (endpoints, target) = docker_deployment(args).await?;
         let subject = RateLimiterSubject::new(endpoints.clone()).map_err(|e| eyre!(e))?;
+        let workload = with_workload(args, &endpoints, progress).await?;
         return Ok(Deployment {
             secrets: vec![endpoints.admin_token.clone()],
             subject,
             target: Arc::new(target),
             description: format!("ratelimiter · docker ({})", args.compose_project()),
-            _workload: with_workload(args, &endpoints, progress).await?,
+            warnings: warnings_of(&workload),
+            _workload: workload,
             _scratch: None,
             _simulator: None,
         });
@@ -170,8 +197,8 @@ pub async fn bring_up(
     let (endpoints, target, scratch, how) = match read_cluster(state_dir)? {
         Some(file) => {
             progress("attaching to the cluster `cluster up` started");
-            let target = LocalTarget::adopt(file.processes, &file.log_dir);
-            (file.endpoints, target, None, "attached")
+            let endpoints = file.endpoints.clone();
+            (endpoints, adopt(file, state_dir), None, "attached")
         }
         None => {
             let scratch = tempfile::Builder::new().prefix("operator-tui-").tempdir()?;
@@ -191,6 +218,7 @@ pub async fn bring_up(
         subject,
         target: Arc::new(target),
         description: format!("ratelimiter · local ({how})"),
+        warnings: warnings_of(&workload),
         _workload: workload,
         _scratch: scratch,
         _simulator: None,
@@ -203,12 +231,13 @@ pub fn attach(state_dir: &Path) -> Result<Deployment> {
         eyre!("no cluster is running: start one with `operator-tui cluster up` (or use `run --inject NAME`)")
     })?;
     let secrets = vec![file.endpoints.admin_token.clone()];
-    let adapter = RateLimiterSubject::new(file.endpoints).map_err(|e| eyre!(e))?;
+    let adapter = RateLimiterSubject::new(file.endpoints.clone()).map_err(|e| eyre!(e))?;
     Ok(Deployment {
         secrets,
         subject: adapter,
-        target: Arc::new(LocalTarget::adopt(file.processes, &file.log_dir)),
+        target: Arc::new(adopt(file, state_dir)),
         description: "ratelimiter · local (attached)".into(),
+        warnings: Vec::new(),
         _workload: None,
         _scratch: None,
         _simulator: None,

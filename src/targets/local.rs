@@ -44,6 +44,9 @@ pub struct LocalTarget {
     detached: bool,
     log_dir: PathBuf,
     http: reqwest::Client,
+    /// Told the processes whenever one is started again, so that a detached cluster's record
+    /// names the new process and `cluster down` stops it.
+    on_respawn: Option<Box<dyn Fn(Vec<AdoptedProcess>) + Send + Sync>>,
 }
 
 /// The process state from /proc: running, stopped (SIGSTOP) or exited (a zombie too).
@@ -68,6 +71,23 @@ fn signal(pid: u32, sig: libc::c_int) -> std::io::Result<()> {
     } else {
         Err(std::io::Error::last_os_error())
     }
+}
+
+/// Whether Redis at `address` answers PING within half a second.
+async fn redis_pongs(address: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+        stream.write_all(b"PING\r\n").await.ok()?;
+        let mut reply = [0u8; 7];
+        stream.read_exact(&mut reply).await.ok()?;
+        Some(&reply == b"+PONG\r\n")
+    };
+    tokio::time::timeout(Duration::from_millis(500), exchange)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }
 
 fn contract(e: impl std::fmt::Display) -> ContractError {
@@ -139,7 +159,17 @@ impl LocalTarget {
                 .timeout(Duration::from_millis(500))
                 .build()
                 .expect("static client config"),
+            on_respawn: None,
         }
+    }
+
+    /// Calls `record` with every process each time one is started again.
+    pub fn on_respawn(
+        mut self,
+        record: impl Fn(Vec<AdoptedProcess>) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_respawn = Some(Box::new(record));
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, Proc>> {
@@ -227,6 +257,7 @@ impl LocalTarget {
                 ReadyProbe::Tcp { address } => {
                     tokio::net::TcpStream::connect(address).await.is_ok()
                 }
+                ReadyProbe::RedisPing { address } => redis_pongs(address).await,
                 ReadyProbe::Http { url } => self
                     .http
                     .get(url)
@@ -266,15 +297,28 @@ impl LocalTarget {
         Ok(all[all.len().saturating_sub(lines)..].to_vec())
     }
 
-    fn kill_now(&self, node: &NodeId) -> ContractResult<()> {
-        if let Some(pid) = self.pid_of(node)? {
-            signal(pid, libc::SIGKILL)
-                .map_err(|e| contract(format!("kill {node} (pid {pid}): {e}")))?;
-        }
+    /// Kills the node's process and returns once it is gone: a restart must never probe the
+    /// old process and take its answer for the new one's.
+    async fn kill_now(&self, node: &NodeId) -> ContractResult<()> {
+        let Some(pid) = self.pid_of(node)? else {
+            return Ok(());
+        };
+        signal(pid, libc::SIGKILL)
+            .map_err(|e| contract(format!("kill {node} (pid {pid}): {e}")))?;
         if let Some(proc) = self.lock().get_mut(node)
             && let Some(mut child) = proc.child.take()
         {
             let _ = child.wait();
+        }
+        // An adopted process is not our child: wait for whoever reaps it.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while process_state(pid) != ProcessState::Exited {
+            if Instant::now() > deadline {
+                return Err(contract(format!(
+                    "{node} (pid {pid}) did not exit within 5 s of SIGKILL"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         Ok(())
     }
@@ -327,7 +371,7 @@ impl DeploymentTarget for LocalTarget {
     }
 
     fn kill<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
-        Box::pin(async move { self.kill_now(node) })
+        Box::pin(async move { self.kill_now(node).await })
     }
 
     fn stop<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
@@ -341,7 +385,7 @@ impl DeploymentTarget for LocalTarget {
             while self.pid_of(node)?.is_some() {
                 self.reap(node);
                 if Instant::now() > deadline {
-                    return self.kill_now(node);
+                    return self.kill_now(node).await;
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -353,15 +397,20 @@ impl DeploymentTarget for LocalTarget {
     fn start<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
         Box::pin(async move {
             if self.pid_of(node)?.is_none() {
-                let mut procs = self.lock();
-                let proc = procs
-                    .get_mut(node)
-                    .ok_or_else(|| contract(format!("no node {node}")))?;
-                if let Some(mut old) = proc.child.take() {
-                    let _ = old.wait();
+                {
+                    let mut procs = self.lock();
+                    let proc = procs
+                        .get_mut(node)
+                        .ok_or_else(|| contract(format!("no node {node}")))?;
+                    if let Some(mut old) = proc.child.take() {
+                        let _ = old.wait();
+                    }
+                    self.spawn(proc).map_err(contract)?;
+                    proc.restarts += 1;
                 }
-                self.spawn(proc).map_err(contract)?;
-                proc.restarts += 1;
+                if let Some(record) = &self.on_respawn {
+                    record(self.processes());
+                }
             }
             self.wait_ready(node).await
         })

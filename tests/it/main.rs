@@ -9,6 +9,7 @@ mod cli;
 mod docker_target;
 mod engine;
 mod eval;
+mod local_target;
 mod openai_brain;
 mod ratelimiter_loop;
 mod tikv_attached;

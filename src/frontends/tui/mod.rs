@@ -46,12 +46,14 @@ fn wall_clock(ms: u64) -> String {
 pub async fn run_tui(args: RunOptions, db: &Path, state_dir: &Path) -> Result<()> {
     let book = chapters(&args)?;
     eprintln!("operator-tui: bringing the cluster up");
+    let prepared = crate::run::prepare(&args, db, state_dir).await?;
+    let mut events = prepared.engine.events().subscribe();
+    prepared.announce_warnings();
     let crate::run::Prepared {
         brain,
         deployment,
         engine,
-    } = crate::run::prepare(&args, db, state_dir).await?;
-    let mut events = engine.events().subscribe();
+    } = prepared;
     let handle = engine.start();
     let mut view = View {
         header: Header {

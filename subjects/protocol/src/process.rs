@@ -21,6 +21,9 @@ pub struct ProcessSpec {
 pub enum ReadyProbe {
     /// A TCP connect to `host:port` succeeds.
     Tcp { address: String },
+    /// Redis at `host:port` answers PING with PONG. A connect alone is not enough: a stopped
+    /// or busy Redis still has its port accepted by the kernel.
+    RedisPing { address: String },
     /// A GET of the URL answers 200.
     Http { url: String },
 }

@@ -146,7 +146,7 @@ pub fn plan_local(options: &LocalOptions) -> Result<LocalPlan, String> {
                 .map(String::from)
                 .to_vec(),
                 env: vec![],
-                ready: ReadyProbe::Tcp {
+                ready: ReadyProbe::RedisPing {
                     address: format!("127.0.0.1:{port}"),
                 },
             });

@@ -15,6 +15,8 @@ pub const HOT_KEY_LIMIT: u64 = 200;
 pub struct Workload {
     task: tokio::task::JoinHandle<()>,
     pub stats: Arc<LiveStats>,
+    /// What could not be set up on a sick cluster; the traffic runs anyway.
+    pub warnings: Vec<String>,
 }
 
 impl Drop for Workload {
@@ -23,26 +25,33 @@ impl Drop for Workload {
     }
 }
 
-/// Sets the hot key's limit, then runs traffic at `rate` checks/s until dropped.
+/// Sets the hot key's limit, then runs traffic at `rate` checks/s until dropped. A cluster in a
+/// bad state may refuse the limit: that is a warning, not a reason to watch nothing.
 pub async fn start(endpoints: &Endpoints, rate: f64, window_ms: u64) -> Result<Workload, String> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()
         .map_err(|e| e.to_string())?;
     let (_, url) = endpoints.nodes.first().ok_or("the cluster has no nodes")?;
-    let response = http
+    let answer = http
         .put(format!("{url}/admin/limits/{DEFAULT_KEY}"))
         .bearer_auth(&endpoints.admin_token)
         .json(&serde_json::json!({ "limit": HOT_KEY_LIMIT, "window_ms": window_ms }))
         .send()
-        .await
-        .map_err(|e| format!("setting the hot key's limit: {e}"))?;
-    if !response.status().is_success() {
-        return Err(format!(
-            "setting the hot key's limit: {}",
-            response.status()
-        ));
-    }
+        .await;
+    let refusal = match answer {
+        Ok(response) if response.status().is_success() => None,
+        Ok(response) => Some(response.status().to_string()),
+        Err(e) => Some(e.to_string()),
+    };
+    let warnings = refusal
+        .map(|why| {
+            format!(
+                "could not set the hot key's limit ({why}): {DEFAULT_KEY} keeps the default limit; the traffic runs anyway"
+            )
+        })
+        .into_iter()
+        .collect();
     let config = LoadConfig {
         targets: endpoints.nodes.iter().map(|(_, u)| u.clone()).collect(),
         rate: Some(rate),
@@ -61,5 +70,61 @@ pub async fn start(endpoints: &Endpoints, rate: f64, window_ms: u64) -> Result<W
             tracing::error!(error = %e, "the workload stopped");
         }
     });
-    Ok(Workload { task, stats })
+    Ok(Workload {
+        task,
+        stats,
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+
+    /// A cluster whose every node answers 503 to everything, admin API included.
+    async fn sick_cluster() -> (String, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut buffer = [0u8; 4096];
+                    let _ = socket.read(&mut buffer).await;
+                    let _ = socket
+                        .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .await;
+                });
+            }
+        });
+        (url, server)
+    }
+
+    #[tokio::test]
+    async fn a_cluster_that_refuses_the_hot_keys_limit_still_gets_traffic_and_a_warning() {
+        let (url, server) = sick_cluster().await;
+        let endpoints = Endpoints {
+            nodes: vec![(operator_protocol::NodeId::from("node-1"), url)],
+            redis_url: "redis://127.0.0.1:1".into(),
+            redis_prefix: "rl".into(),
+            admin_token: "t".into(),
+            redis_managed: false,
+        };
+        let workload = start(&endpoints, 50.0, 5000).await.expect("it starts");
+        assert_eq!(workload.warnings.len(), 1);
+        assert!(
+            workload.warnings[0].contains("503"),
+            "{:?}",
+            workload.warnings
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while workload.stats.sent.load(Ordering::Relaxed) == 0 {
+            assert!(std::time::Instant::now() < deadline, "no traffic was sent");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(workload);
+        server.abort();
+    }
 }

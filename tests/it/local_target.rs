@@ -1,0 +1,132 @@
+//! The local target restarting for real: a restart is verified against the new process (the
+//! old one gone, the new one answering), and a process the engine restarts in a detached
+//! cluster is written to its record, so `cluster down` stops it too.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use operator_protocol::{DeploymentTarget, NodeId, ProcessSpec, ReadyProbe};
+use operator_tui::deploy::{self, SubjectName};
+use operator_tui::targets::local::LocalTarget;
+
+use crate::support;
+use crate::support::binary::operator;
+use crate::support::compose::free_port;
+
+fn gone(pid: u64) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.is_empty() || stat.contains(") Z")
+}
+
+/// PING over a plain socket, as a client would.
+fn pong(port: u16) -> bool {
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut reply = [0u8; 7];
+    stream.write_all(b"PING\r\n").is_ok()
+        && stream.read_exact(&mut reply).is_ok()
+        && &reply == b"+PONG\r\n"
+}
+
+async fn pid(target: &dyn DeploymentTarget, node: &NodeId) -> Option<u64> {
+    target.describe(node).await.unwrap()["pid"].as_u64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_of_a_stopped_redis_is_verified_against_the_new_process() {
+    let _slot = support::one_cluster_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let redis = NodeId::from("redis");
+    let spec = ProcessSpec {
+        id: redis.clone(),
+        program: "redis-server".into(),
+        args: [
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec(),
+        env: vec![],
+        ready: ReadyProbe::RedisPing {
+            address: format!("127.0.0.1:{port}"),
+        },
+    };
+    let target = LocalTarget::launch(vec![spec], &dir.path().join("logs"), false, &|_| {})
+        .await
+        .expect("redis-server starts (scripts/ensure-deps installs it)");
+    let old = pid(&target, &redis).await.unwrap();
+    assert!(pong(port));
+
+    // Alive but not answering: the kernel still accepts its port, PING gets nothing.
+    target.pause(&redis).await.unwrap();
+    assert!(!pong(port), "a stopped Redis does not answer");
+    target.kill(&redis).await.unwrap();
+    assert!(gone(old), "the old process is gone before anything starts");
+    target.start(&redis).await.expect("the new process answers");
+
+    let new = pid(&target, &redis).await.unwrap();
+    assert_ne!(new, old);
+    assert!(pong(port), "PING answers from the new process");
+    drop(target);
+    assert!(gone(new), "the target's drop stops what it started");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_an_attached_engine_restarts_are_stopped_by_cluster_down() {
+    let _slot = support::one_cluster_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("op.db");
+    let up = operator(&db, &["cluster", "up"]);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    // Always stopped, even when an assertion below fails.
+    struct Down<'a>(&'a Path);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = operator(self.0, &["cluster", "down"]);
+        }
+    }
+    let _down = Down(&db);
+
+    let deployment = deploy::attach(SubjectName::Ratelimiter, dir.path()).unwrap();
+    let target = deployment.target.clone();
+    let mut pids = Vec::new();
+    for node in [NodeId::from("node-2"), NodeId::from("redis")] {
+        let before = pid(&*target, &node).await.unwrap();
+        target.kill(&node).await.unwrap();
+        target.start(&node).await.unwrap();
+        let after = pid(&*target, &node).await.unwrap();
+        assert_ne!(before, after, "{node} runs as a new process");
+        pids.push(after);
+    }
+    drop(target);
+    drop(deployment);
+
+    let down = operator(&db, &["cluster", "down"]);
+    assert!(String::from_utf8_lossy(&down.stdout).contains("cluster stopped"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !pids.iter().all(|p| gone(*p)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "restarted processes outlived `cluster down`: {pids:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
