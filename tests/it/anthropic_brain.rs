@@ -324,6 +324,7 @@ async fn a_question_is_answered_with_the_read_only_tools() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rate_limiter_loop_closes_with_a_replayed_claude_in_execute_mode() {
+    let _slot = support::one_cluster_at_a_time();
     use operator_tui::deploy::{DeploySpec, SubjectName, TargetName};
     let server = ReplayServer::start(vec![
         Reply::sse("anthropic/ratelimiter_1.sse"),

@@ -43,6 +43,7 @@ impl Drop for ClusterDown<'_> {
 
 #[test]
 fn a_detached_cluster_is_driven_from_separate_commands_and_stopped() {
+    let _slot = support::one_cluster_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("op.db");
     let up = operator(&db, &["cluster", "up"]);

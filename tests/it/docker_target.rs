@@ -82,7 +82,7 @@ async fn wait_healthy(deployment: &deploy::Deployment) {
 
 #[test]
 fn compose_accepts_the_compose_file() {
-    let _slot = support::one_cluster_at_a_time();
+    let _slot = support::heavy("docker_target");
     let out = Command::new("docker-compose")
         .args([
             "-f",
@@ -102,7 +102,7 @@ fn compose_accepts_the_compose_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_in_containers_are_fixed_through_the_docker_api() {
-    let _slot = support::one_cluster_at_a_time();
+    let _slot = support::heavy("docker_target");
     let project = up();
     let args = DeploySpec {
         subject: SubjectName::Ratelimiter,

@@ -15,7 +15,7 @@ fn operator(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn eval_grades_a_fault_and_a_control_run_and_replays_the_flight() {
-    let _slot = support::one_cluster_at_a_time();
+    let _slot = support::heavy("eval");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("results");
     let db = dir.path().join("op.db");

@@ -1,6 +1,7 @@
-//! operator-tui's integration tests, one binary: linking the whole workspace once instead of
-//! once per file is most of what `cargo test` costs on two cores. Tests that start a cluster,
-//! containers or a terminal take `support::one_cluster_at_a_time()` first.
+//! operator-tui's integration tests, one binary: the workspace is linked once, not once per
+//! file. Tests that start a cluster, containers or a terminal first take a place among the
+//! heavy tests (`support::heavy(group)`, or `support::one_cluster_at_a_time()` where even the
+//! tests of one group must not overlap); the light ones run beside them.
 
 mod support;
 

@@ -52,7 +52,7 @@ fn simulate_with(extra: &[&str]) -> Simulate {
 
 #[test]
 fn another_process_runs_the_loop_on_a_simulator_it_did_not_start() {
-    let _slot = support::one_cluster_at_a_time();
+    let _slot = support::heavy("tikv_attached");
     let sim = simulate();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("op.db");
@@ -99,7 +99,7 @@ fn another_process_runs_the_loop_on_a_simulator_it_did_not_start() {
 
 #[test]
 fn the_none_target_watches_and_refuses_restarts_with_a_reason() {
-    let _slot = support::one_cluster_at_a_time();
+    let _slot = support::heavy("tikv_attached");
     let sim = simulate();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("op.db");
@@ -140,7 +140,7 @@ fn the_none_target_watches_and_refuses_restarts_with_a_reason() {
 
 #[test]
 fn docker_without_the_compose_project_says_how_to_start_it() {
-    let _slot = support::one_cluster_at_a_time();
+    let _slot = support::heavy("tikv_attached");
     let sim = simulate();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("op.db");
@@ -190,7 +190,7 @@ fn docker_without_the_compose_project_says_how_to_start_it() {
 
 #[test]
 fn targets_that_do_not_fit_the_cluster_say_what_to_use() {
-    let _slot = support::one_cluster_at_a_time();
+    let _slot = support::heavy("tikv_attached");
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("op.db");
     for (args, expected) in [
@@ -209,7 +209,7 @@ fn targets_that_do_not_fit_the_cluster_say_what_to_use() {
 
 #[test]
 fn the_simulator_can_keep_pds_own_timings() {
-    let _slot = support::one_cluster_at_a_time();
+    let _slot = support::heavy("tikv_attached");
     let sim = simulate_with(&["--real-timings", "--stores", "4"]);
     let get = |path: &str| {
         tokio::runtime::Runtime::new()

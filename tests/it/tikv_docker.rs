@@ -36,7 +36,7 @@ fn up() -> (ComposeProject, u16) {
 
 #[test]
 fn a_killed_store_container_is_restarted_through_docker_and_verified_through_pd() {
-    let _slot = support::one_cluster_at_a_time();
+    let _slot = support::heavy("tikv_docker");
     let (project, pd_port) = up();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("op.db");

@@ -9,7 +9,7 @@ use support::binary::operator;
 
 #[test]
 fn a_killed_store_is_detected_diagnosed_restarted_and_verified_headless() {
-    let _slot = support::one_cluster_at_a_time();
+    let _slot = support::heavy("tikv_loop");
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("op.db");
     // `output()` waits for the exit: --duration bounds the run, and the simulator is served
@@ -72,7 +72,7 @@ fn a_killed_store_is_detected_diagnosed_restarted_and_verified_headless() {
 
 #[test]
 fn the_tikv_catalog_and_runbook_need_no_cluster() {
-    let _slot = support::one_cluster_at_a_time();
+    let _slot = support::heavy("tikv_loop");
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("op.db");
     let out = operator(&db, &["chaos", "list", "--subject", "tikv", "--json"]);
@@ -96,7 +96,7 @@ fn the_tikv_catalog_and_runbook_need_no_cluster() {
 
 #[test]
 fn eval_grades_every_tikv_fault_from_ground_truth() {
-    let _slot = support::one_cluster_at_a_time();
+    let _slot = support::heavy("tikv_loop");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("results");
     let run = operator(
@@ -137,7 +137,7 @@ fn eval_grades_every_tikv_fault_from_ground_truth() {
 
 #[test]
 fn compose_accepts_the_tikv_compose_file() {
-    let _slot = support::one_cluster_at_a_time();
+    let _slot = support::heavy("tikv_loop");
     let file = concat!(env!("CARGO_MANIFEST_DIR"), "/compose/tikv.yml");
     let out = Command::new("docker-compose")
         .args(["-f", file, "config"])

@@ -164,7 +164,7 @@ fn autoplay(args: &str, timeout: Duration) -> Session {
 
 #[test]
 fn autoplay_in_a_real_terminal_resolves_the_ticket_and_restores_the_terminal() {
-    let _slot = support::one_cluster_at_a_time();
+    let _slot = support::heavy("tui_terminal");
     let dir = tempfile::tempdir().unwrap();
     let chapters = dir.path().join("chapters.toml");
     std::fs::write(&chapters, CHAPTERS).unwrap();
@@ -182,7 +182,7 @@ fn autoplay_in_a_real_terminal_resolves_the_ticket_and_restores_the_terminal() {
 /// The TiKV demo as shipped: five chapters on the simulator, each fault fixed and verified.
 #[test]
 fn the_tikv_demo_chapters_play_through_on_the_simulator() {
-    let _slot = support::one_cluster_at_a_time();
+    let _slot = support::heavy("tui_terminal");
     let session = autoplay("--subject tikv", Duration::from_secs(150));
     assert!(
         session.saw_panes && session.saw_resolved,

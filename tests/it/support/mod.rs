@@ -84,16 +84,53 @@ pub fn start_engine(
     .start()
 }
 
+/// Which group of heavy tests holds the machine, and how many of its tests run.
+static HEAVY: std::sync::Mutex<(Option<&'static str>, usize)> = std::sync::Mutex::new((None, 0));
+static HEAVY_FREED: std::sync::Condvar = std::sync::Condvar::new();
+
+/// A place among the tests that start clusters, containers or terminals: one group at a time
+/// (a group is a module's tests, which were written to run beside each other), because on two
+/// cores two groups at once make each other's timings lie. Held for the whole test; the light
+/// tests (engine, brains, CLI records) run beside it.
+pub struct HeavySlot(&'static str);
+
+pub fn heavy(group: &'static str) -> HeavySlot {
+    // A test that failed while holding a place poisons nothing the next one relies on.
+    let mut held = HEAVY.lock().unwrap_or_else(|p| p.into_inner());
+    while held.0.is_some_and(|g| g != group) {
+        held = HEAVY_FREED.wait(held).unwrap_or_else(|p| p.into_inner());
+    }
+    *held = (Some(group), held.1 + 1);
+    HeavySlot(group)
+}
+
+impl Drop for HeavySlot {
+    fn drop(&mut self) {
+        let mut held = HEAVY.lock().unwrap_or_else(|p| p.into_inner());
+        held.1 -= 1;
+        if held.1 == 0 {
+            held.0 = None;
+            HEAVY_FREED.notify_all();
+        }
+        debug_assert!(held.0.is_none() || held.0 == Some(self.0));
+    }
+}
+
 static ONE_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// A place in the one-at-a-time queue of tests that start a cluster, containers or a
-/// terminal: on two cores, two of them at once make each other's timings lie. Held for the
-/// whole test; the light tests (engine, brains, CLI records) run beside it.
-pub struct ClusterSlot(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+/// One test at a time within a group whose tests each start a whole cluster and measure its
+/// timings (the rate limiter's closed loop).
+pub struct ClusterSlot {
+    _heavy: HeavySlot,
+    _alone: std::sync::MutexGuard<'static, ()>,
+}
 
 pub fn one_cluster_at_a_time() -> ClusterSlot {
-    // A test that failed while holding it poisons nothing the next one relies on.
-    ClusterSlot(ONE_CLUSTER.lock().unwrap_or_else(|p| p.into_inner()))
+    let heavy = heavy("one cluster at a time");
+    ClusterSlot {
+        _heavy: heavy,
+        _alone: ONE_CLUSTER.lock().unwrap_or_else(|p| p.into_inner()),
+    }
 }
 
 impl Harness {
