@@ -10,6 +10,8 @@ mod lifecycle;
 mod observation;
 mod params;
 mod process;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 mod runbook;
 mod traits;
 

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use operator_protocol::prometheus::samples;
 use operator_protocol::{Health, NodeId, NodeStatus, Observation, WorkloadSample};
 use serde::Deserialize;
 use serde_json::json;
@@ -29,36 +30,27 @@ pub struct NodeCounters {
 
 impl NodeCounters {
     pub fn parse(text: &str) -> Result<Self, String> {
-        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
-            .map_err(|e| format!("unreadable /metrics: {e}"))?;
         let mut counters = NodeCounters::default();
-        for sample in scrape.samples {
-            let value = match &sample.value {
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Untyped(v)
-                | prometheus_parse::Value::Gauge(v) => *v,
-                prometheus_parse::Value::Histogram(buckets) => {
-                    if sample.metric == "rl_check_duration_seconds" {
-                        counters.latency_buckets =
-                            buckets.iter().map(|b| (b.less_than, b.count)).collect();
-                        counters.latency_buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-                    }
-                    continue;
-                }
-                _ => continue,
-            };
-            match sample.metric.as_str() {
+        for sample in samples(text, "/metrics", &[])? {
+            let label = |name: &str| sample.labels.get(name).cloned().unwrap_or_default();
+            match sample.name.as_str() {
                 "rl_checks_total" => {
-                    let label =
-                        |name: &str| sample.labels.get(name).unwrap_or_default().to_string();
                     counters
                         .checks
-                        .insert((label("decision"), label("source")), value);
+                        .insert((label("decision"), label("source")), sample.value);
                 }
-                "rl_redis_failures_total" => counters.redis_failures += value,
+                "rl_redis_failures_total" => counters.redis_failures += sample.value,
+                "rl_check_duration_seconds_bucket" => {
+                    let bound = match label("le").as_str() {
+                        "+Inf" => f64::INFINITY,
+                        le => le.parse().unwrap_or(f64::INFINITY),
+                    };
+                    counters.latency_buckets.push((bound, sample.value));
+                }
                 _ => {}
             }
         }
+        counters.latency_buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
         Ok(counters)
     }
 
