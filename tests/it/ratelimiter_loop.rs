@@ -117,18 +117,7 @@ impl Loop {
         timeout: Duration,
         f: impl Fn(&Store) -> Option<T>,
     ) -> T {
-        let store = self.store();
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(v) = f(&store) {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {timeout:?} waiting for {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        support::wait_for_store(&self.store(), what, timeout, f).await
     }
 
     /// Stops the engine and the cluster, and checks every process it ran is gone.

@@ -133,6 +133,26 @@ pub fn one_cluster_at_a_time() -> ClusterSlot {
     }
 }
 
+/// Polls the store (bounded) until `f` finds what the test waits for.
+pub async fn wait_for_store<T>(
+    store: &Store,
+    what: &str,
+    timeout: Duration,
+    f: impl Fn(&Store) -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f(store) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 impl Harness {
     /// A second connection, as the CLI in another terminal would have.
     pub fn store(&self) -> Store {
@@ -145,18 +165,7 @@ impl Harness {
         timeout: Duration,
         f: impl Fn(&Store) -> Option<T>,
     ) -> T {
-        let store = self.store();
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(v) = f(&store) {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {timeout:?} waiting for {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        wait_for_store(&self.store(), what, timeout, f).await
     }
 
     pub async fn ticket_in(&self, status: TicketStatus) -> Ticket {
