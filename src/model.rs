@@ -48,23 +48,6 @@ named_enum!(
     }
 );
 
-pub fn risk_str(risk: Risk) -> &'static str {
-    match risk {
-        Risk::ReadOnly => "read_only",
-        Risk::Safe => "safe",
-        Risk::Disruptive => "disruptive",
-    }
-}
-
-pub fn parse_risk(text: &str) -> Option<Risk> {
-    match text {
-        "read_only" => Some(Risk::ReadOnly),
-        "safe" => Some(Risk::Safe),
-        "disruptive" => Some(Risk::Disruptive),
-        _ => None,
-    }
-}
-
 pub fn severity_str(severity: Severity) -> &'static str {
     match severity {
         Severity::Info => "info",
@@ -156,6 +139,12 @@ pub struct Action {
     pub not_before_ms: Option<Millis>,
     pub error: Option<String>,
     pub outcome: Option<String>,
+    /// The confidence of the diagnosis that recommended it; `None` for a human's action.
+    pub confidence: Option<f64>,
+    /// What running it loses or gives away, from its spec when it was proposed.
+    pub destroys: Option<String>,
+    /// Why it waits for a human although the mode would let it run (a gate's decision).
+    pub waiting: Option<String>,
     pub created_ms: Millis,
     pub updated_ms: Millis,
 }

@@ -10,7 +10,7 @@ use operator_protocol::{ChaosRequest, Health};
 use crate::brains::BrainChoice;
 use crate::clock::{Clock, SystemClock};
 use crate::deploy::{self, DeploySpec, SubjectName};
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::{ConfidenceGates, Engine, EngineConfig};
 use crate::events::{Command, EngineEvent};
 use crate::store::{ChaosRecord, Store};
 
@@ -34,6 +34,7 @@ pub struct RunOptions {
     /// Written to the store at start; `None` keeps the stored mode.
     pub mode: Option<crate::model::Mode>,
     pub brain: BrainChoice,
+    pub gates: ConfidenceGates,
     pub tick_ms: u64,
     /// Stop after this many seconds.
     pub duration: Option<f64>,
@@ -73,6 +74,7 @@ pub async fn prepare(args: &RunOptions, db: &Path, state_dir: &Path) -> Result<P
     let config = EngineConfig {
         tick: Duration::from_millis(args.tick_ms.max(10)),
         mode: args.mode,
+        confidence_gates: args.gates,
         ..EngineConfig::default()
     };
     let engine = Engine::new(

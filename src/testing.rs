@@ -110,21 +110,28 @@ impl Subject for FakeSubject {
     fn actions(&self) -> Vec<ActionSpec> {
         vec![
             ActionSpec {
-                name: "restart_node".into(),
-                description: "restart a node".into(),
-                params: vec![node_param()],
-                risk: Risk::Disruptive,
                 node_param: Some("node".into()),
-                disrupts_node: None,
+                destroys: Some("the node's in-memory state".into()),
+                premises: vec![Premise {
+                    description: "the node is not serving".into(),
+                    any_of: vec![PremiseCheck::new(
+                        "the node is unhealthy",
+                        "node_detail",
+                        json!({ "node": "{param.node}" }),
+                        "/healthy",
+                        Expectation::Equals {
+                            value: json!(false),
+                        },
+                    )],
+                }],
+                ..ActionSpec::new(
+                    "restart_node",
+                    "restart a node",
+                    vec![node_param()],
+                    Risk::Disruptive,
+                )
             },
-            ActionSpec {
-                name: "flaky_action".into(),
-                description: "always fails".into(),
-                params: vec![],
-                risk: Risk::Safe,
-                node_param: None,
-                disrupts_node: None,
-            },
+            ActionSpec::new("flaky_action", "always fails", vec![], Risk::Safe),
         ]
     }
 

@@ -2,52 +2,19 @@
 
 use std::collections::BTreeMap;
 
-use operator_protocol::TicketBrief;
+use operator_protocol::{TicketBrief, fill_args};
 use serde_json::Value;
 
 /// A string that is exactly one placeholder takes the value's own type (a number stays a
 /// number); placeholders inside longer strings are interpolated as text.
 pub fn fill(args: &BTreeMap<String, Value>, ticket: &TicketBrief) -> BTreeMap<String, Value> {
-    args.iter()
-        .map(|(k, v)| (k.clone(), fill_value(v, ticket)))
-        .collect()
-}
-
-fn lookup(name: &str, ticket: &TicketBrief) -> Option<Value> {
-    if name == "target" {
-        return Some(Value::String(ticket.target.clone()));
-    }
-    let field = name.strip_prefix("evidence.")?;
-    ticket.evidence.get(field).cloned()
-}
-
-fn fill_value(value: &Value, ticket: &TicketBrief) -> Value {
-    let Value::String(text) = value else {
-        return value.clone();
-    };
-    if let Some(name) = text.strip_prefix('{').and_then(|t| t.strip_suffix('}'))
-        && !name.contains(['{', '}'])
-        && let Some(found) = lookup(name, ticket)
-    {
-        return found;
-    }
-    let mut out = String::new();
-    let mut rest = text.as_str();
-    while let Some(start) = rest.find('{') {
-        let Some(len) = rest[start..].find('}') else {
-            break;
-        };
-        let name = &rest[start + 1..start + len];
-        out.push_str(&rest[..start]);
-        match lookup(name, ticket) {
-            Some(Value::String(s)) => out.push_str(&s),
-            Some(other) => out.push_str(&other.to_string()),
-            None => out.push_str(&rest[start..start + len + 1]),
+    fill_args(args, &|name| {
+        if name == "target" {
+            return Some(Value::String(ticket.target.clone()));
         }
-        rest = &rest[start + len + 1..];
-    }
-    out.push_str(rest);
-    Value::String(out)
+        let field = name.strip_prefix("evidence.")?;
+        ticket.evidence.get(field).cloned()
+    })
 }
 
 #[cfg(test)]

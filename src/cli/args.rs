@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 
 use crate::brains::{BrainChoice, BrainName};
 use crate::deploy::{DeploySpec, SubjectName, TargetName};
+use crate::engine::ConfidenceGates;
 use crate::model::Mode;
 use crate::run::RunOptions;
 
@@ -122,6 +123,44 @@ impl BrainArgs {
     }
 }
 
+/// The confidence execute mode needs before it acts without a human, by the action's risk.
+#[derive(Debug, Clone, Args)]
+pub struct GateArgs {
+    /// Execute mode runs a safe action on its own from this confidence (0–1) up.
+    #[arg(long, env = "OPERATOR_MIN_CONFIDENCE_SAFE", default_value_t = ConfidenceGates::default().safe, value_parser = fraction)]
+    pub min_confidence_safe: f64,
+
+    /// … a disruptive one (a restart, a drain) from this confidence up.
+    #[arg(long, env = "OPERATOR_MIN_CONFIDENCE_DISRUPTIVE", default_value_t = ConfidenceGates::default().disruptive, value_parser = fraction)]
+    pub min_confidence_disruptive: f64,
+
+    /// … a destructive one (one that loses state: a counter reset, a Redis restart) from this
+    /// confidence up. Below its gate an action waits for a human, as in approve mode.
+    #[arg(long, env = "OPERATOR_MIN_CONFIDENCE_DESTRUCTIVE", default_value_t = ConfidenceGates::default().destructive, value_parser = fraction)]
+    pub min_confidence_destructive: f64,
+}
+
+impl GateArgs {
+    pub fn gates(&self) -> ConfidenceGates {
+        ConfidenceGates {
+            safe: self.min_confidence_safe,
+            disruptive: self.min_confidence_disruptive,
+            destructive: self.min_confidence_destructive,
+        }
+    }
+}
+
+fn fraction(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{value} is not between 0 and 1 (0.85 means 85 %)"))
+    }
+}
+
 impl RunArgs {
     pub fn options(&self) -> RunOptions {
         RunOptions {
@@ -129,6 +168,7 @@ impl RunArgs {
             headless: self.headless,
             mode: self.mode,
             brain: self.brain.choice(),
+            gates: self.gates.gates(),
             tick_ms: self.tick_ms,
             duration: self.duration,
             inject: self.inject.clone(),
@@ -164,6 +204,9 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub brain: BrainArgs,
+
+    #[command(flatten)]
+    pub gates: GateArgs,
 
     /// Milliseconds between observations.
     #[arg(long, env = "OPERATOR_TICK_MS", default_value_t = 250)]

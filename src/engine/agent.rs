@@ -127,18 +127,21 @@ pub fn diagnosed(
     let steps = diagnosis
         .recommended_actions
         .iter()
-        .map(|step| NewAction {
-            ticket_id: Some(id),
-            name: step.action.clone(),
-            params: step.params.clone().into_iter().collect(),
-            rationale: step.rationale.clone(),
-            // Validated above; a step the catalog lost gets the strictest gate.
-            risk: state
-                .spec(&step.action)
-                .map_or(Risk::Disruptive, |s| s.risk),
-            max_attempts: state.config.max_attempts,
-            depends_on: None,
-            not_before_ms: step.after_ms.map(|after| now + after),
+        .map(|step| {
+            let spec = state.spec(&step.action);
+            NewAction {
+                ticket_id: Some(id),
+                name: step.action.clone(),
+                params: step.params.clone().into_iter().collect(),
+                rationale: step.rationale.clone(),
+                // Validated above; a step the catalog lost gets the strictest gate.
+                risk: spec.map_or(Risk::Destructive, |s| s.risk),
+                max_attempts: state.config.max_attempts,
+                depends_on: None,
+                not_before_ms: step.after_ms.map(|after| now + after),
+                confidence: Some(diagnosis.confidence),
+                destroys: spec.and_then(|s| s.destroys.clone()),
+            }
         })
         .collect();
     effects.push(Effect::Write(Write::Workflow {

@@ -2,7 +2,40 @@
 
 use std::time::Duration;
 
+use operator_protocol::Risk;
+
 use crate::model::Mode;
+
+/// The confidence a diagnosis needs before execute mode runs its remedy without a human, by
+/// the remedy's risk. Below it the action waits as in approve mode, and says why.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConfidenceGates {
+    pub safe: f64,
+    pub disruptive: f64,
+    pub destructive: f64,
+}
+
+impl Default for ConfidenceGates {
+    /// Strict where a wrong guess costs something: a restart at 85 %, a lost count at 95 %.
+    fn default() -> Self {
+        Self {
+            safe: 0.5,
+            disruptive: 0.85,
+            destructive: 0.95,
+        }
+    }
+}
+
+impl ConfidenceGates {
+    pub fn for_risk(&self, risk: Risk) -> f64 {
+        match risk {
+            Risk::ReadOnly => 0.0,
+            Risk::Safe => self.safe,
+            Risk::Disruptive => self.disruptive,
+            Risk::Destructive => self.destructive,
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -21,6 +54,7 @@ pub struct EngineConfig {
     pub disruption_memory: Duration,
     /// Written to the store at start; `None` keeps the stored mode (default approve).
     pub mode: Option<Mode>,
+    pub confidence_gates: ConfidenceGates,
 }
 
 impl Default for EngineConfig {
@@ -37,6 +71,7 @@ impl Default for EngineConfig {
             retry_cap: Duration::from_secs(10),
             disruption_memory: Duration::from_secs(30),
             mode: None,
+            confidence_gates: ConfidenceGates::default(),
         }
     }
 }

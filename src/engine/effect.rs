@@ -3,8 +3,10 @@
 
 use operator_protocol::{
     ActionOutcome, ActionRequest, ChaosOutcome, ChaosRequest, ContractError, Diagnosis, Millis,
-    NodeId, Observation, Violation,
+    NodeId, Observation, Premise, Violation,
 };
+
+use super::premises::PremiseFailure;
 
 use crate::events::{Command, EngineEvent};
 use crate::model::{ActionId, TicketId};
@@ -38,6 +40,8 @@ pub enum Input {
 #[derive(Debug)]
 pub enum ActionResult {
     Done(Result<ActionOutcome, ContractError>),
+    /// Not run: a premise did not hold on a fresh read.
+    PremiseFailed(PremiseFailure),
     Cancelled,
 }
 
@@ -55,6 +59,8 @@ pub enum Effect {
         /// The node it takes out on purpose, if any: what breaks there meanwhile is ours.
         disrupts: Option<NodeId>,
         disruptive: bool,
+        /// Re-checked on a fresh observation right before it runs; empty runs it at once.
+        premises: Vec<Premise>,
     },
     /// Stop a running action; it finishes as cancelled.
     CancelRunning(ActionId),

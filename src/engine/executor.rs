@@ -1,6 +1,7 @@
 //! The executor: moves actions through their lifecycle, and is where safety lives. Every
 //! action is validated against the catalog, gated by the kill switch, a held ticket, its
-//! workflow's order, its schedule, the mode and the blast-radius policy, and retried with
+//! workflow's order, its schedule, the mode, the confidence its risk needs and the
+//! blast-radius policy; its premises are re-checked right before it runs; it is retried with
 //! backoff only when its error says a retry can help. When a ticket's actions have all
 //! completed it goes to verification.
 
@@ -144,17 +145,32 @@ fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launch
     if let Some(at) = action.not_before_ms.filter(|at| *at > now) {
         return vec![Effect::WakeAt(at)];
     }
-    match state.mode {
-        Mode::Observe => return vec![],
-        Mode::Approve if action.approval != Some(Approval::Approved) => return vec![],
-        _ => {}
-    }
     let Some(spec) = state.spec(&action.name) else {
         return vec![fail(action, Cause::Executor, "the action left the catalog")];
     };
+    let approved = action.approval == Some(Approval::Approved);
+    let mut effects = Vec::new();
+    if state.mode != Mode::Observe && !approved {
+        let reason = confidence_gate(state, action, spec.risk);
+        if reason != action.waiting {
+            effects.push(Effect::Write(Write::ActionWaiting {
+                id: action.id,
+                reason: reason.clone(),
+                cause: Cause::Executor,
+            }));
+        }
+        if reason.is_some() {
+            return effects;
+        }
+    }
+    match state.mode {
+        Mode::Observe => return effects,
+        Mode::Approve if !approved => return effects,
+        _ => {}
+    }
     let request = request_of(action);
     let node = disrupted_node(spec, &request);
-    let disruptive = spec.risk == Risk::Disruptive;
+    let disruptive = spec.risk.is_disruptive();
     let started: u32 = action.ticket_id.map_or(0, |t| {
         state.ticket_actions(t).map(|a| a.attempts).sum::<u32>()
             + launched.attempts.get(&t).copied().unwrap_or(0)
@@ -174,7 +190,7 @@ fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launch
         ticket_action_budget: state.config.ticket_action_budget,
     });
     match verdict {
-        Verdict::Wait(_) => vec![],
+        Verdict::Wait(_) => effects,
         Verdict::Refuse(reason) => vec![fail(action, Cause::Policy, format!("policy: {reason}"))],
         Verdict::Allow => {
             launched.disruptive += usize::from(disruptive);
@@ -193,7 +209,7 @@ fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launch
                 action.max_attempts,
                 state.mode
             );
-            vec![
+            effects.extend([
                 transition(
                     action,
                     ActionStatus::Executing,
@@ -206,10 +222,28 @@ fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launch
                     request,
                     disrupts: node,
                     disruptive,
+                    premises: spec.premises.clone(),
                 },
-            ]
+            ]);
+            effects
         }
     }
+}
+
+/// Why execute mode may not run this action on its own: the diagnosis that recommended it is
+/// not confident enough for what the action risks. A human's own action carries no confidence
+/// and passes; approval overrides the gate.
+fn confidence_gate(state: &EngineState, action: &Action, risk: Risk) -> Option<String> {
+    let confidence = action.confidence?;
+    let needed = state.config.confidence_gates.for_risk(risk);
+    (confidence < needed).then(|| {
+        format!(
+            "waiting for a human: confidence {:.0} % < {:.0} % for a {} action",
+            confidence * 100.0,
+            needed * 100.0,
+            risk.as_str().replace('_', "-")
+        )
+    })
 }
 
 /// Brings a ticket's status in line with its actions: acting while one runs, verifying when
@@ -236,17 +270,21 @@ fn progress(state: &EngineState, ticket: &Ticket) -> Option<Effect> {
             Some("every action completed; verifying that the fix holds".to_string()),
         )
     } else if actions.iter().all(|a| a.status.is_final()) {
-        let bad = actions
-            .iter()
-            .rev()
-            .find(|a| matches!(a.status, ActionStatus::Failed | ActionStatus::Cancelled))?;
-        let why = format!(
-            "action {} {} {}: {}",
-            bad.id,
-            bad.name,
-            bad.status,
-            bad.error.clone().unwrap_or_default()
-        );
+        let bad = actions.iter().rev().find(|a| {
+            matches!(
+                a.status,
+                ActionStatus::Failed | ActionStatus::Cancelled | ActionStatus::PremiseFailed
+            )
+        })?;
+        let error = bad.error.clone().unwrap_or_default();
+        let why = if bad.status == ActionStatus::PremiseFailed {
+            format!(
+                "needs a human: action {} {} did not run: {error}",
+                bad.id, bad.name
+            )
+        } else {
+            format!("action {} {} {}: {error}", bad.id, bad.name, bad.status)
+        };
         (TicketStatus::Escalated, Some(why))
     } else {
         return None;
@@ -338,6 +376,12 @@ pub fn finished(
             action,
             Cause::Executor,
             format!("failed after {} attempt(s): {error}", action.attempts),
+        )],
+        ActionResult::PremiseFailed(failure) => vec![with_error(
+            action,
+            ActionStatus::PremiseFailed,
+            Cause::Executor,
+            format!("its premise failed: {failure}"),
         )],
         ActionResult::Cancelled => {
             let (cause, why) = if state.kill_switch {

@@ -13,10 +13,10 @@ pub const LOG_MESSAGE: &str = "log_message";
 
 pub fn specs() -> Vec<ActionSpec> {
     vec![
-        ActionSpec {
-            name: WAIT.into(),
-            description: "Pause the workflow, e.g. to let a restarted node warm up".into(),
-            params: vec![ParamSpec::new(
+        ActionSpec::new(
+            WAIT,
+            "Pause the workflow, e.g. to let a restarted node warm up",
+            vec![ParamSpec::new(
                 "ms",
                 "How long to wait, in milliseconds",
                 ParamKind::Integer {
@@ -24,22 +24,18 @@ pub fn specs() -> Vec<ActionSpec> {
                     max: 600_000,
                 },
             )],
-            risk: Risk::Safe,
-            node_param: None,
-            disrupts_node: None,
-        },
-        ActionSpec {
-            name: LOG_MESSAGE.into(),
-            description: "Write a note for the humans into the audit log".into(),
-            params: vec![ParamSpec::new(
+            Risk::Safe,
+        ),
+        ActionSpec::new(
+            LOG_MESSAGE,
+            "Write a note for the humans into the audit log",
+            vec![ParamSpec::new(
                 "message",
                 "The note",
                 ParamKind::String { max_len: 2000 },
             )],
-            risk: Risk::Safe,
-            node_param: None,
-            disrupts_node: None,
-        },
+            Risk::Safe,
+        ),
     ]
 }
 

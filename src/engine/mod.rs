@@ -15,15 +15,17 @@ mod executor;
 pub mod general_actions;
 mod monitor;
 pub mod policy;
+mod premises;
 mod shell;
 mod state;
 mod tools;
 pub mod validate;
 mod verify;
 
-pub use config::EngineConfig;
+pub use config::{ConfidenceGates, EngineConfig};
 pub use effect::{ActionResult, Effect, Input, Write};
 pub use monitor::OBSERVATION_FAILED;
+pub use premises::PremiseFailure;
 pub use shell::{Engine, EngineHandle};
 pub use state::{EngineState, RunningAction};
 pub use tools::{EventSink, SubjectTools};

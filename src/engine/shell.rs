@@ -22,7 +22,7 @@ use super::effect::{ActionResult, Effect, Input};
 use super::monitor::CHAOS_LINK_WINDOW_MS;
 use super::state::{EngineState, RunningAction};
 use super::tools::{EventSink, SubjectTools};
-use super::{agent, general_actions};
+use super::{agent, general_actions, premises};
 use crate::clock::Clock;
 use crate::events::{Command, EngineEvent, ReasoningFor};
 use crate::model::*;
@@ -293,12 +293,14 @@ impl Shell {
                     request,
                     disrupts,
                     disruptive,
+                    premises,
                 } => {
                     // Another writer moved the action first: it is not ours to run.
                     if !applied.stale.contains(&id) {
                         self.run_action(
                             id,
                             request,
+                            premises,
                             RunningAction {
                                 disrupts,
                                 disruptive,
@@ -478,6 +480,7 @@ impl Shell {
         &mut self,
         id: ActionId,
         request: operator_protocol::ActionRequest,
+        premises: Vec<operator_protocol::Premise>,
         running: RunningAction,
     ) {
         let token = CancellationToken::new();
@@ -488,14 +491,24 @@ impl Shell {
         let results = self.results.clone();
         self.tasks.spawn(async move {
             let work = async {
-                if general_actions::is_general(&request.action) {
+                if !premises.is_empty() {
+                    // A fresh observation first, so tools that describe "now" do; if it
+                    // fails the checks read what they can, and an unreadable one fails.
+                    let _ = subject.observe().await;
+                    let tools = SubjectTools(subject.clone(), target.clone());
+                    if let Err(failure) = premises::check(&premises, &request.params, &tools).await
+                    {
+                        return ActionResult::PremiseFailed(failure);
+                    }
+                }
+                ActionResult::Done(if general_actions::is_general(&request.action) {
                     general_actions::run(&request).await
                 } else {
                     subject.execute(&request, &*target).await
-                }
+                })
             };
             let result = tokio::select! {
-                r = work => ActionResult::Done(r),
+                r = work => r,
                 _ = token.cancelled() => ActionResult::Cancelled,
             };
             let _ = results.send(Input::ActionFinished { id, result });

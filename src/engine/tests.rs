@@ -4,13 +4,15 @@
 use std::time::Duration;
 
 use operator_protocol::{
-    ActionOutcome, ActionSpec, ContractError, Diagnosis, Health, Millis, NodeId, NodeStatus,
-    Observation, ParamKind, ParamSpec, RecommendedAction, Risk, RootCause, Severity, Violation,
+    ActionOutcome, ActionSpec, ContractError, Diagnosis, Expectation, Health, Millis, NodeId,
+    NodeStatus, Observation, ParamKind, ParamSpec, Premise, PremiseCheck, RecommendedAction, Risk,
+    RootCause, Severity, Violation,
 };
 use serde_json::json;
 
 use super::decide::{advance, decide};
 use super::effect::{ActionResult, Effect, Input};
+use super::premises::PremiseFailure;
 use super::state::{EngineState, RunningAction};
 use super::{EngineConfig, general_actions};
 use crate::events::{Command, EngineEvent};
@@ -23,21 +25,33 @@ fn catalog() -> Vec<ActionSpec> {
     let node = || ParamSpec::new("node", "the node", ParamKind::Node);
     let mut catalog = vec![
         ActionSpec {
-            name: "restart_node".into(),
-            description: "restart a node".into(),
-            params: vec![node()],
-            risk: Risk::Disruptive,
             node_param: Some("node".into()),
-            disrupts_node: None,
+            premises: vec![Premise {
+                description: "the node is not serving".into(),
+                any_of: vec![PremiseCheck::new(
+                    "it is not healthy",
+                    "node_detail",
+                    json!({ "node": "{param.node}" }),
+                    "/healthy",
+                    Expectation::Equals {
+                        value: json!(false),
+                    },
+                )],
+            }],
+            ..ActionSpec::new(
+                "restart_node",
+                "restart a node",
+                vec![node()],
+                Risk::Disruptive,
+            )
         },
-        ActionSpec {
-            name: "update_limit".into(),
-            description: "change a limit".into(),
-            params: vec![node()],
-            risk: Risk::Safe,
-            node_param: None,
-            disrupts_node: None,
-        },
+        ActionSpec::new("update_limit", "change a limit", vec![node()], Risk::Safe),
+        ActionSpec::new(
+            "wipe_node",
+            "wipe a node's data",
+            vec![node()],
+            Risk::Destructive,
+        ),
     ];
     catalog.extend(general_actions::specs());
     catalog
@@ -128,6 +142,9 @@ fn action(id: i64, ticket: i64, name: &str, node: &str, status: ActionStatus) ->
         not_before_ms: None,
         error: None,
         outcome: None,
+        confidence: None,
+        destroys: None,
+        waiting: None,
         created_ms: NOW,
         updated_ms: NOW,
     }
@@ -710,6 +727,123 @@ fn a_scheduled_action_wakes_the_engine_at_its_time_and_runs_then() {
     let state = with_action(state(), scheduled);
     assert_eq!(advance(&state, NOW), vec![Effect::WakeAt(NOW + 5_000)]);
     assert_eq!(launched(&advance(&state, NOW + 5_000)), vec![1]);
+}
+
+// ---- confidence gates and premises -----------------------------------------------------------
+
+fn validated_at(name: &str, confidence: f64) -> Action {
+    let mut validated = action(1, 7, name, "n2", ActionStatus::Validated);
+    validated.risk = catalog()
+        .iter()
+        .find(|s| s.name == name)
+        .map_or(Risk::Safe, |s| s.risk);
+    validated.confidence = Some(confidence);
+    validated
+}
+
+fn gate_reasons(effects: &[Effect]) -> Vec<Option<String>> {
+    writes(effects)
+        .into_iter()
+        .filter_map(|w| match w {
+            Write::ActionWaiting { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn execute_mode_waits_for_a_human_below_the_confidence_its_risk_needs_and_says_why() {
+    let state = with_action(state(), validated_at("restart_node", 0.41));
+    let effects = advance(&state, NOW);
+    assert!(launched(&effects).is_empty(), "{effects:?}");
+    assert_eq!(
+        gate_reasons(&effects),
+        vec![Some(
+            "waiting for a human: confidence 41 % < 85 % for a disruptive action".to_string()
+        )]
+    );
+
+    // The reason is written once, not on every pass.
+    let mut recorded = state.clone();
+    recorded.actions[0].waiting = gate_reasons(&effects)[0].clone();
+    assert!(advance(&recorded, NOW).is_empty());
+
+    // A human's approval overrides the gate.
+    recorded.actions[0].approval = Some(Approval::Approved);
+    assert_eq!(launched(&advance(&recorded, NOW)), vec![1]);
+}
+
+#[test]
+fn the_gate_is_strictest_for_destructive_actions_and_lenient_for_safe_ones() {
+    let destructive = with_action(state(), validated_at("wipe_node", 0.9));
+    assert_eq!(
+        gate_reasons(&advance(&destructive, NOW)),
+        vec![Some(
+            "waiting for a human: confidence 90 % < 95 % for a destructive action".to_string()
+        )]
+    );
+    let confident = with_action(state(), validated_at("restart_node", 0.9));
+    assert_eq!(launched(&advance(&confident, NOW)), vec![1]);
+    let safe = with_action(state(), validated_at("update_limit", 0.6));
+    assert_eq!(launched(&advance(&safe, NOW)), vec![1]);
+    // A human's own action has no diagnosis behind it and no confidence to gate on.
+    let human = with_action(
+        state(),
+        action(1, 7, "wipe_node", "n2", ActionStatus::Validated),
+    );
+    assert_eq!(launched(&advance(&human, NOW)), vec![1]);
+}
+
+#[test]
+fn an_action_runs_with_its_premises_for_the_shell_to_check_first() {
+    let state = with_action(state(), validated_at("restart_node", 0.99));
+    let effects = advance(&state, NOW);
+    let premises = effects.iter().find_map(|e| match e {
+        Effect::RunAction { premises, .. } => Some(premises.clone()),
+        _ => None,
+    });
+    assert_eq!(premises, Some(catalog()[0].premises.clone()));
+}
+
+#[test]
+fn a_failed_premise_ends_the_action_unrun_and_hands_the_ticket_to_a_human() {
+    let state = with_action(
+        state(),
+        action(1, 7, "restart_node", "n2", ActionStatus::Executing),
+    );
+    let failure = PremiseFailure {
+        premise: "the node is not serving".into(),
+        found: vec!["it is not healthy: found true, expected = false".into()],
+    };
+    let effects = decide(
+        &state,
+        Input::ActionFinished {
+            id: ActionId(1),
+            result: ActionResult::PremiseFailed(failure),
+        },
+        NOW,
+        0.5,
+    );
+    let t = transitions(&effects);
+    assert_eq!(t[0].1, ActionStatus::PremiseFailed);
+    assert_eq!(
+        t[0].2,
+        "its premise failed: the node is not serving does not hold (it is not healthy: found true, expected = false)"
+    );
+
+    let mut after = state.clone();
+    after.actions[0].status = ActionStatus::PremiseFailed;
+    after.actions[0].error = Some(t[0].2.clone());
+    let tickets = ticket_statuses(&advance(&after, NOW));
+    assert_eq!(tickets[0].1, TicketStatus::Escalated);
+    assert!(
+        tickets[0]
+            .2
+            .as_deref()
+            .unwrap()
+            .starts_with("needs a human: action A1 restart_node did not run: its premise failed"),
+        "{tickets:?}"
+    );
 }
 
 // ---- retries ----------------------------------------------------------------------------

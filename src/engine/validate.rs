@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use operator_protocol::{ActionRequest, ActionSpec, Diagnosis, NodeId, ParamKind, Risk};
+use operator_protocol::{ActionRequest, ActionSpec, Diagnosis, NodeId, ParamKind};
 
 /// Checks one request against the catalog; the error says what is wrong in words.
 pub fn validate_request(
@@ -71,7 +71,7 @@ pub fn validate_request(
 
 /// The nodes a disruptive action would take out, by its spec's `node_param`.
 pub fn disrupted_node(spec: &ActionSpec, request: &ActionRequest) -> Option<NodeId> {
-    if spec.risk != Risk::Disruptive {
+    if !spec.risk.is_disruptive() {
         return None;
     }
     if let Some(node) = &spec.disrupts_node {
@@ -133,13 +133,14 @@ pub fn validate_diagnosis(
 mod tests {
     use super::*;
     use operator_protocol::ParamSpec;
+    use operator_protocol::Risk;
     use serde_json::json;
 
     fn catalog() -> Vec<ActionSpec> {
-        vec![ActionSpec {
-            name: "update_limit".into(),
-            description: "".into(),
-            params: vec![
+        vec![ActionSpec::new(
+            "update_limit",
+            "",
+            vec![
                 ParamSpec::new("node", "", ParamKind::Node),
                 ParamSpec::new("limit", "", ParamKind::Integer { min: 1, max: 100 }),
                 ParamSpec::new(
@@ -150,10 +151,8 @@ mod tests {
                     },
                 ),
             ],
-            risk: Risk::Safe,
-            node_param: None,
-            disrupts_node: None,
-        }]
+            Risk::Safe,
+        )]
     }
 
     fn request(params: serde_json::Value) -> ActionRequest {

@@ -30,6 +30,10 @@ pub struct NewAction {
     pub max_attempts: u32,
     pub depends_on: Option<ActionId>,
     pub not_before_ms: Option<Millis>,
+    /// The confidence of the diagnosis that recommended it; `None` for a human's action.
+    pub confidence: Option<f64>,
+    /// What it loses or gives away, from its spec.
+    pub destroys: Option<String>,
 }
 
 /// What the monitor did with one violation.
@@ -129,7 +133,7 @@ fn action_from_row(row: &Row) -> rusqlite::Result<Action> {
         name: row.get("name")?,
         params,
         rationale: row.get("rationale")?,
-        risk: parse_risk(&risk).ok_or_else(|| bad("risk", &risk))?,
+        risk: operator_protocol::Risk::parse(&risk).ok_or_else(|| bad("risk", &risk))?,
         status: ActionStatus::parse(&status).ok_or_else(|| bad("action status", &status))?,
         approval: match approval {
             None => None,
@@ -143,6 +147,9 @@ fn action_from_row(row: &Row) -> rusqlite::Result<Action> {
             .map(|v| v as u64),
         error: row.get("error")?,
         outcome: row.get("outcome")?,
+        confidence: row.get("confidence")?,
+        destroys: row.get("destroys")?,
+        waiting: row.get("waiting")?,
         created_ms: row.get::<_, i64>("created_ms")? as u64,
         updated_ms: row.get::<_, i64>("updated_ms")? as u64,
     })
@@ -663,6 +670,8 @@ mod tests {
             max_attempts: 1,
             depends_on: None,
             not_before_ms: None,
+            confidence: None,
+            destroys: None,
         };
         let id = s.insert_action(&new, Cause::Cli, 1).unwrap();
         let moved = s

@@ -4,8 +4,9 @@
 use rusqlite_migration::{M, Migrations};
 
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
-        r#"
+    Migrations::new(vec![
+        M::up(
+            r#"
         CREATE TABLE tickets (
             id INTEGER PRIMARY KEY,
             subject TEXT NOT NULL,
@@ -103,7 +104,18 @@ pub fn migrations() -> Migrations<'static> {
             summary TEXT NOT NULL
         );
         "#,
-    )])
+        ),
+        // Honest under the unknown: what an action destroys, the confidence it was
+        // recommended with, and why a gate holds it for a human. Actions may now also end
+        // `premise_failed` (status is free text, so that needs no change here).
+        M::up(
+            r#"
+        ALTER TABLE actions ADD COLUMN confidence REAL;
+        ALTER TABLE actions ADD COLUMN destroys TEXT;
+        ALTER TABLE actions ADD COLUMN waiting TEXT;
+        "#,
+        ),
+    ])
 }
 
 #[cfg(test)]

@@ -53,6 +53,14 @@ pub enum Write {
         detail: String,
         update: ActionUpdate,
     },
+    /// Why a validated action waits for a human (a gate's decision), or `None` when it no
+    /// longer does; written only when the reason changes, each change an action event and an
+    /// audit row.
+    ActionWaiting {
+        id: ActionId,
+        reason: Option<String>,
+        cause: Cause,
+    },
     /// A human's decision on an action; refused (not an error) when the action has ended.
     Approval {
         id: ActionId,
@@ -197,6 +205,11 @@ fn apply_one(tx: &Transaction, write: &Write, now: Millis, applied: &mut Applied
                 applied.stale.insert(*id);
             }
         }
+        Write::ActionWaiting { id, reason, cause } => {
+            if action_waiting(tx, *id, reason.as_deref(), *cause, now)? {
+                applied.actions.insert(*id);
+            }
+        }
         Write::Approval {
             id,
             approval,
@@ -313,18 +326,20 @@ fn ticket_status(
 
 fn insert_action(tx: &Transaction, new: &NewAction, cause: Cause, now: Millis) -> Result<ActionId> {
     tx.execute(
-        "INSERT INTO actions (ticket_id, name, params, rationale, risk, status, max_attempts, depends_on, not_before_ms, created_ms, updated_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'proposed', ?6, ?7, ?8, ?9, ?9)",
+        "INSERT INTO actions (ticket_id, name, params, rationale, risk, status, max_attempts, depends_on, not_before_ms, created_ms, updated_ms, confidence, destroys)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'proposed', ?6, ?7, ?8, ?9, ?9, ?10, ?11)",
         params![
             new.ticket_id.map(|t| t.0),
             new.name,
             json_text(&new.params),
             new.rationale,
-            risk_str(new.risk),
+            new.risk.as_str(),
             new.max_attempts,
             new.depends_on.map(|a| a.0),
             new.not_before_ms.map(|v| v as i64),
             now as i64,
+            new.confidence,
+            new.destroys,
         ],
     )?;
     let id = ActionId(tx.last_insert_rowid());
@@ -339,7 +354,10 @@ fn insert_action(tx: &Transaction, new: &NewAction, cause: Cause, now: Millis) -
         new.ticket_id,
         Some(id),
         "action_proposed",
-        &format!("{} {}", new.name, json_text(&new.params)),
+        &match &new.destroys {
+            Some(loss) => format!("{} {} (destroys {loss})", new.name, json_text(&new.params)),
+            None => format!("{} {}", new.name, json_text(&new.params)),
+        },
     )?;
     Ok(id)
 }
@@ -399,6 +417,42 @@ fn transition_action(
         ticket.map(TicketId),
         Some(id),
         &event,
+        detail,
+    )?;
+    Ok(true)
+}
+
+/// Records a gate's reason on a validated action; false when the action has moved on.
+fn action_waiting(
+    tx: &Transaction,
+    id: ActionId,
+    reason: Option<&str>,
+    cause: Cause,
+    now: Millis,
+) -> Result<bool> {
+    let changed = tx.execute(
+        "UPDATE actions SET waiting = ?2, updated_ms = ?3 WHERE id = ?1 AND status = 'validated' AND waiting IS NOT ?2",
+        params![id.0, reason, now as i64],
+    )?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    let ticket: Option<i64> =
+        tx.query_row("SELECT ticket_id FROM actions WHERE id = ?1", [id.0], |r| {
+            r.get(0)
+        })?;
+    let detail = reason.unwrap_or("no longer waiting for a human");
+    tx.execute(
+        "INSERT INTO action_events (action_id, at_ms, from_status, to_status, detail) VALUES (?1, ?2, 'validated', 'validated', ?3)",
+        params![id.0, now as i64, detail],
+    )?;
+    audit(
+        tx,
+        now,
+        cause,
+        ticket.map(TicketId),
+        Some(id),
+        "action_gate",
         detail,
     )?;
     Ok(true)

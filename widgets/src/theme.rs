@@ -43,6 +43,8 @@ pub fn action(status: ActionStatus) -> Style {
         ActionStatus::Completed => Style::new().fg(Color::Green),
         ActionStatus::Failed => Style::new().fg(Color::Red),
         ActionStatus::Cancelled => Style::new().fg(Color::DarkGray),
+        // Not an error: the executor declined on evidence, and a human decides next.
+        ActionStatus::PremiseFailed => Style::new().fg(Color::Magenta).add_modifier(Modifier::BOLD),
     }
 }
 

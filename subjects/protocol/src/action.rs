@@ -4,13 +4,26 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Risk {
-    ReadOnly,
-    Safe,
-    /// Takes capacity away while it runs (a restart, a drain): one at a time, never a majority.
-    Disruptive,
+crate::named_enum!(
+    /// How much an action can hurt, which decides its gates.
+    Risk {
+        ReadOnly => "read_only",
+        Safe => "safe",
+        /// Takes capacity away while it runs (a restart, a drain): one at a time, never a
+        /// majority.
+        Disruptive => "disruptive",
+        /// Loses or gives away something that cannot be taken back (every key's count, a
+        /// client's quota): the strictest gate, and one at a time like a disruptive action.
+        Destructive => "destructive",
+    }
+);
+
+impl Risk {
+    /// Disruptive or destructive: the executor re-checks its premises right before it runs,
+    /// and the blast-radius policy counts it.
+    pub fn is_disruptive(self) -> bool {
+        matches!(self, Risk::Disruptive | Risk::Destructive)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,9 +79,32 @@ pub struct ActionSpec {
     /// A node this action always disrupts, whatever its parameters (e.g. the one Redis).
     #[serde(default)]
     pub disrupts_node: Option<String>,
+    /// What running it loses or gives away, in words a person approving it must read ("every
+    /// key's count for the current window"); `None` when it loses nothing.
+    #[serde(default)]
+    pub destroys: Option<String>,
+    /// What must hold on a fresh read for it to run at all (checked for disruptive and
+    /// destructive actions, whoever recommended them).
+    #[serde(default)]
+    pub premises: Vec<crate::Premise>,
 }
 
 impl ActionSpec {
+    /// An action that names no node it disrupts, destroys nothing and presumes nothing; set
+    /// those fields on the result where they apply.
+    pub fn new(name: &str, description: &str, params: Vec<ParamSpec>, risk: Risk) -> Self {
+        Self {
+            name: name.into(),
+            description: description.into(),
+            params,
+            risk,
+            node_param: None,
+            disrupts_node: None,
+            destroys: None,
+            premises: vec![],
+        }
+    }
+
     /// A request naming every parameter with the first value its kind allows, for tests that
     /// walk a catalog (every action described must be runnable).
     pub fn example_request(&self) -> ActionRequest {

@@ -9,10 +9,12 @@ mod latest;
 mod lifecycle;
 mod observation;
 mod params;
+mod premise;
 mod process;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 mod runbook;
+mod template;
 mod traits;
 
 pub use action::*;
@@ -22,8 +24,10 @@ pub use latest::*;
 pub use lifecycle::*;
 pub use observation::*;
 pub use params::*;
+pub use premise::*;
 pub use process::*;
 pub use runbook::*;
+pub use template::*;
 pub use traits::*;
 
 /// Milliseconds since the Unix epoch, as the engine's clock tells them.

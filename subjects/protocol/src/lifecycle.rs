@@ -4,11 +4,11 @@
 /// Declares a string-backed enum with `as_str` and `parse`, so SQLite and JSON use one spelling.
 #[macro_export]
 macro_rules! named_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
         #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
 
         impl $name {
             pub const ALL: &[$name] = &[$($name::$variant),+];
@@ -51,8 +51,10 @@ impl TicketStatus {
 }
 
 named_enum!(
-    /// `proposed → validated → executing → completed | failed | cancelled`; approval gates
-    /// validated → executing.
+    /// `proposed → validated → executing → completed | failed | cancelled | premise_failed`;
+    /// approval gates validated → executing; `premise_failed` means the executor found, on a
+    /// fresh read right before running it, that what the action presumes does not hold, and
+    /// did not run it.
     ActionStatus {
         Proposed => "proposed",
         Validated => "validated",
@@ -60,6 +62,7 @@ named_enum!(
         Completed => "completed",
         Failed => "failed",
         Cancelled => "cancelled",
+        PremiseFailed => "premise_failed",
     }
 );
 
@@ -67,7 +70,10 @@ impl ActionStatus {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            ActionStatus::Completed | ActionStatus::Failed | ActionStatus::Cancelled
+            ActionStatus::Completed
+                | ActionStatus::Failed
+                | ActionStatus::Cancelled
+                | ActionStatus::PremiseFailed
         )
     }
 }

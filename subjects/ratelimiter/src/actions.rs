@@ -85,15 +85,29 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
             },
         )
     };
-    let (description, params, risk, node_param, disrupts_node) = match name {
-        ActionName::ResetCounter => (
-            "Start the key's counter afresh on every node (new generation; the current window's count is dropped)",
-            vec![key()],
-            Risk::Safe,
-            None,
-            None,
-        ),
-        ActionName::UpdateLimit => (
+    let spec = |description: &str, params: Vec<ParamSpec>, risk: Risk| {
+        ActionSpec::new(name.as_str(), description, params, risk)
+    };
+    match name {
+        ActionName::ResetCounter => ActionSpec {
+            destroys: Some(
+                "the key's count for the current window: its clients get a fresh quota".into(),
+            ),
+            premises: vec![Premise {
+                description: "the key's counter in Redis still disagrees with what the nodes allowed"
+                    .into(),
+                any_of: vec![
+                    key_excess("Redis holds more than the nodes allowed", Expectation::Above { value: 0.0 }),
+                    key_excess("Redis holds less than the nodes allowed", Expectation::Below { value: 0.0 }),
+                ],
+            }],
+            ..spec(
+                "Start the key's counter afresh on every node (new generation; the current window's count is dropped)",
+                vec![key()],
+                Risk::Destructive,
+            )
+        },
+        ActionName::UpdateLimit => spec(
             "Set a key's limit and window for every node",
             vec![
                 key(),
@@ -115,39 +129,87 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
                 ),
             ],
             Risk::Safe,
-            None,
-            None,
         ),
-        ActionName::RestartNode => (
-            "Kill a rate limiter node's process and start it again (clears in-memory state)",
-            vec![node("the node to restart")],
-            Risk::Disruptive,
-            Some("node".into()),
-            None,
-        ),
-        ActionName::HealNode => (
+        ActionName::RestartNode => ActionSpec {
+            node_param: Some("node".into()),
+            destroys: Some(
+                "the node's in-memory state (its rate samples and script cache); checks in flight on it fail"
+                    .into(),
+            ),
+            premises: vec![Premise {
+                description: "the node is not serving normally".into(),
+                any_of: vec![
+                    process_is("the node's process has exited", "{param.node}", ProcessState::Exited),
+                    process_is("the node's process is stopped", "{param.node}", ProcessState::Stopped),
+                    node_check("the node does not answer /health", "/health/unreachable", Expectation::Present),
+                    node_check("the node's check p99 is over 50 ms", "/rates/p99_ms", Expectation::Above { value: 50.0 }),
+                    node_check("the node answers without asking Redis", "/rates/skipped_per_sec", Expectation::Above { value: 0.0 }),
+                ],
+            }],
+            ..spec(
+                "Kill a rate limiter node's process and start it again (clears in-memory state)",
+                vec![node("the node to restart")],
+                Risk::Disruptive,
+            )
+        },
+        ActionName::HealNode => spec(
             "Reconnect a node cut off from the cluster's network (undo a partition)",
             vec![node("the node to reconnect")],
             Risk::Safe,
-            None,
-            None,
         ),
-        ActionName::RestartRedis => (
-            "Restart the cluster's Redis (counters of the current windows are lost)",
-            vec![],
-            Risk::Disruptive,
-            None,
-            Some(REDIS_NODE.into()),
-        ),
-    };
-    ActionSpec {
-        name: name.as_str().into(),
-        description: description.into(),
-        params,
-        risk,
-        node_param,
-        disrupts_node,
+        ActionName::RestartRedis => ActionSpec {
+            disrupts_node: Some(REDIS_NODE.into()),
+            destroys: Some(
+                "every key's count for the current window: every client gets a fresh quota".into(),
+            ),
+            // Not merely slow or busy: a restart makes a slow Redis absent, and a busy one
+            // loses what it was busy with.
+            premises: vec![Premise {
+                description: "Redis is down or stopped".into(),
+                any_of: vec![
+                    process_is("the Redis process has exited", REDIS_NODE, ProcessState::Exited),
+                    process_is("the Redis process is stopped", REDIS_NODE, ProcessState::Stopped),
+                ],
+            }],
+            ..spec(
+                "Restart the cluster's Redis (counters of the current windows are lost)",
+                vec![],
+                Risk::Destructive,
+            )
+        },
     }
+}
+
+fn process_is(description: &str, node: &str, state: ProcessState) -> PremiseCheck {
+    PremiseCheck::new(
+        description,
+        "node_detail",
+        json!({ "node": node }),
+        "/process/state",
+        Expectation::Equals {
+            value: json!(state),
+        },
+    )
+}
+
+fn node_check(description: &str, pointer: &str, expect: Expectation) -> PremiseCheck {
+    PremiseCheck::new(
+        description,
+        "node_detail",
+        json!({ "node": "{param.node}" }),
+        pointer,
+        expect,
+    )
+}
+
+fn key_excess(description: &str, expect: Expectation) -> PremiseCheck {
+    PremiseCheck::new(
+        description,
+        "redis_key",
+        json!({ "key": "{param.key}" }),
+        "/excess",
+        expect,
+    )
 }
 
 impl RateLimiterSubject {

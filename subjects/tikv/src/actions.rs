@@ -2,6 +2,7 @@
 //! the subject's dispatch both match on `ActionName`, so they cannot drift apart.
 
 use operator_protocol::*;
+use serde_json::json;
 
 use crate::subject::store_param;
 
@@ -92,62 +93,154 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
             },
         )
     };
-    let (description, params, risk, node_param) = match name {
-        ActionName::TransferLeader => (
-            "Move a region's leader to another store (a PD operator)",
-            vec![id("region", "region id"), id("to_store", "target store id")],
-            Risk::Safe,
-            None,
-        ),
-        ActionName::TransferPeer => (
-            "Move a region's replica from one store to another (a PD operator; data moves)",
-            vec![
-                id("region", "region id"),
-                id("from_store", "store id holding the replica"),
-                id("to_store", "store id without one"),
-            ],
-            Risk::Disruptive,
-            None,
-        ),
-        ActionName::RebalanceLeaders => (
+    let spec = |description: &str, params: Vec<ParamSpec>, risk: Risk| {
+        ActionSpec::new(name.as_str(), description, params, risk)
+    };
+    match name {
+        ActionName::TransferLeader => ActionSpec {
+            premises: vec![target_store_up()],
+            ..spec(
+                "Move a region's leader to another store (a PD operator)",
+                vec![id("region", "region id"), id("to_store", "target store id")],
+                Risk::Safe,
+            )
+        },
+        ActionName::TransferPeer => ActionSpec {
+            premises: vec![target_store_up()],
+            ..spec(
+                "Move a region's replica from one store to another (a PD operator; data moves)",
+                vec![
+                    id("region", "region id"),
+                    id("from_store", "store id holding the replica"),
+                    id("to_store", "store id without one"),
+                ],
+                Risk::Disruptive,
+            )
+        },
+        ActionName::RebalanceLeaders => spec(
             "Move leaders off the hottest stores (first this one) until every store leads about its share",
             vec![store()],
             Risk::Safe,
-            None,
         ),
-        ActionName::DrainStore => (
-            "Evict a store's leaders, then take it offline where PD accepts it (never below max-replicas Up stores)",
-            vec![store()],
-            Risk::Disruptive,
-            Some("store".into()),
-        ),
-        ActionName::UndrainStore => (
-            "Let a drained store lead again",
-            vec![store()],
-            Risk::Safe,
-            None,
-        ),
-        ActionName::RestartNode => (
-            "Restart a store or PD member through the deployment target",
-            vec![ParamSpec::new(
-                "node",
-                "a store (store-2) or PD member (pd1)",
-                ParamKind::Enum {
-                    values: nodes.to_vec(),
-                },
-            )],
-            Risk::Disruptive,
-            Some("node".into()),
-        ),
-    };
-    ActionSpec {
-        name: name.as_str().into(),
-        description: description.into(),
-        params,
-        risk,
-        node_param,
-        disrupts_node: None,
+        ActionName::DrainStore => ActionSpec {
+            node_param: Some("store".into()),
+            // A store that is not Up leads nothing to evict; PD's replica checker owns it.
+            premises: vec![Premise {
+                description: "the store is Up".into(),
+                any_of: vec![store_check(
+                    "PD reports the store Up",
+                    "{param.store}",
+                    "/state_name",
+                    Expectation::Equals { value: json!("Up") },
+                )],
+            }],
+            ..spec(
+                "Evict a store's leaders, then take it offline where PD accepts it (never below max-replicas Up stores)",
+                vec![store()],
+                Risk::Disruptive,
+            )
+        },
+        ActionName::UndrainStore => {
+            spec("Let a drained store lead again", vec![store()], Risk::Safe)
+        }
+        ActionName::RestartNode => ActionSpec {
+            node_param: Some("node".into()),
+            destroys: Some(
+                "the process's in-memory state (caches, requests in flight); data on disk stays"
+                    .into(),
+            ),
+            premises: vec![Premise {
+                description: "the node is not serving normally".into(),
+                any_of: vec![
+                    store_check(
+                        "the store no longer heartbeats to PD",
+                        "{param.node}",
+                        "/heartbeating",
+                        Expectation::Equals {
+                            value: json!(false),
+                        },
+                    ),
+                    store_check(
+                        "the store's status server does not answer",
+                        "{param.node}",
+                        "/status_server_answers",
+                        Expectation::Equals {
+                            value: json!(false),
+                        },
+                    ),
+                    store_check(
+                        "the store's slow score is high",
+                        "{param.node}",
+                        "/slow_score",
+                        Expectation::Above { value: 79.0 },
+                    ),
+                    store_check(
+                        "the store's Raft log appends take over 100 ms",
+                        "{param.node}",
+                        "/append_log_ms",
+                        Expectation::Above { value: 100.0 },
+                    ),
+                    PremiseCheck::new(
+                        "the PD member is unhealthy",
+                        "pd_member",
+                        json!({ "member": "{param.node}" }),
+                        "/healthy",
+                        Expectation::Equals {
+                            value: json!(false),
+                        },
+                    ),
+                    PremiseCheck::new(
+                        "PD has no leader",
+                        "cluster_overview",
+                        json!({}),
+                        "/pd/leader",
+                        Expectation::Absent,
+                    ),
+                    PremiseCheck::new(
+                        "PD does not answer",
+                        "cluster_overview",
+                        json!({}),
+                        "/pd/error",
+                        Expectation::Present,
+                    ),
+                ],
+            }],
+            ..spec(
+                "Restart a store or PD member through the deployment target",
+                vec![ParamSpec::new(
+                    "node",
+                    "a store (store-2) or PD member (pd1)",
+                    ParamKind::Enum {
+                        values: nodes.to_vec(),
+                    },
+                )],
+                Risk::Disruptive,
+            )
+        },
     }
+}
+
+/// A leader or replica moves only to a store PD reports Up.
+fn target_store_up() -> Premise {
+    Premise {
+        description: "the store it moves to is Up".into(),
+        any_of: vec![store_check(
+            "PD reports the target store Up",
+            "store-{param.to_store}",
+            "/state_name",
+            Expectation::Equals { value: json!("Up") },
+        )],
+    }
+}
+
+fn store_check(description: &str, store: &str, pointer: &str, expect: Expectation) -> PremiseCheck {
+    PremiseCheck::new(
+        description,
+        "store_detail",
+        json!({ "store": store }),
+        pointer,
+        expect,
+    )
 }
 
 #[cfg(test)]

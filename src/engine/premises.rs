@@ -1,0 +1,178 @@
+//! Re-checks an action's premises on live reads right before it runs. This is the executor's
+//! own judgement, whatever the brain concluded: a remedy whose premise does not hold on the
+//! cluster as it is now does not run.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use operator_protocol::{Premise, ToolBox, ToolCall};
+
+/// The first premise that did not hold, with what each of its checks found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PremiseFailure {
+    pub premise: String,
+    /// One line per check: "the process has exited: found \"running\", expected = \"exited\"".
+    pub found: Vec<String>,
+}
+
+impl fmt::Display for PremiseFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} does not hold ({})",
+            self.premise,
+            self.found.join("; ")
+        )
+    }
+}
+
+/// `Ok` when every premise has at least one holding check. Premises often share a tool call
+/// (several checks over one node's detail), so each distinct call is made once.
+pub async fn check(
+    premises: &[Premise],
+    params: &BTreeMap<String, serde_json::Value>,
+    tools: &dyn ToolBox,
+) -> Result<(), PremiseFailure> {
+    let mut answers: Vec<(ToolCall, Result<serde_json::Value, String>)> = Vec::new();
+    for premise in premises {
+        let mut found = Vec::new();
+        let mut holds = false;
+        for check in &premise.any_of {
+            let call = check.call(params);
+            let answer = match answers.iter().find(|(asked, _)| *asked == call) {
+                Some((_, answer)) => answer.clone(),
+                None => {
+                    let answer = tools.call(&call).await.map_err(|e| e.to_string());
+                    answers.push((call, answer.clone()));
+                    answer
+                }
+            };
+            let (ok, shown) = check.judge(&answer);
+            found.push(format!(
+                "{}: found {shown}, expected {}",
+                check.description, check.expect
+            ));
+            if ok {
+                holds = true;
+                break;
+            }
+        }
+        if !holds {
+            return Err(PremiseFailure {
+                premise: premise.description.clone(),
+                found,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use operator_protocol::{
+        BoxFuture, ContractError, ContractResult, Expectation, PremiseCheck, ToolSpec,
+    };
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// Answers node_detail with a fixed body and counts the calls it was asked.
+    struct FixedTools {
+        detail: ContractResult<Value>,
+        calls: Mutex<usize>,
+    }
+
+    impl ToolBox for FixedTools {
+        fn specs(&self) -> Vec<ToolSpec> {
+            Vec::new()
+        }
+
+        fn call<'a>(&'a self, call: &'a ToolCall) -> BoxFuture<'a, ContractResult<Value>> {
+            *self.calls.lock().unwrap() += 1;
+            let answer = if call.tool == "node_detail" && call.args["node"] == "n2" {
+                self.detail.clone()
+            } else {
+                Err(ContractError::NotFound(format!("no tool {}", call.tool)))
+            };
+            Box::pin(async move { answer })
+        }
+    }
+
+    fn not_serving() -> Premise {
+        Premise {
+            description: "the node is not serving".into(),
+            any_of: vec![
+                PremiseCheck::new(
+                    "the process has exited",
+                    "node_detail",
+                    json!({ "node": "{param.node}" }),
+                    "/process/state",
+                    Expectation::Equals {
+                        value: json!("exited"),
+                    },
+                ),
+                PremiseCheck::new(
+                    "the node does not answer",
+                    "node_detail",
+                    json!({ "node": "{param.node}" }),
+                    "/health/unreachable",
+                    Expectation::Present,
+                ),
+            ],
+        }
+    }
+
+    fn params() -> BTreeMap<String, Value> {
+        BTreeMap::from([("node".to_string(), json!("n2"))])
+    }
+
+    #[tokio::test]
+    async fn a_premise_holds_when_any_check_holds_and_each_call_is_made_once() {
+        let tools = FixedTools {
+            detail: Ok(
+                json!({ "process": { "state": "running" }, "health": { "unreachable": "timeout" } }),
+            ),
+            calls: Mutex::new(0),
+        };
+        assert_eq!(check(&[not_serving()], &params(), &tools).await, Ok(()));
+        assert_eq!(*tools.calls.lock().unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_premise_says_what_every_check_found() {
+        let tools = FixedTools {
+            detail: Ok(json!({ "process": { "state": "running" }, "health": { "ok": true } })),
+            calls: Mutex::new(0),
+        };
+        let failure = check(&[not_serving()], &params(), &tools)
+            .await
+            .unwrap_err();
+        assert_eq!(failure.premise, "the node is not serving");
+        assert_eq!(
+            failure.found,
+            vec![
+                "the process has exited: found \"running\", expected = \"exited\"".to_string(),
+                "the node does not answer: found nothing, expected present".to_string(),
+            ]
+        );
+        assert!(
+            failure
+                .to_string()
+                .starts_with("the node is not serving does not hold")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_premise_that_cannot_be_read_does_not_hold() {
+        let tools = FixedTools {
+            detail: Err(ContractError::Retryable("connection refused".into())),
+            calls: Mutex::new(0),
+        };
+        let failure = check(&[not_serving()], &params(), &tools)
+            .await
+            .unwrap_err();
+        assert!(failure.found[0].contains("connection refused"), "{failure}");
+    }
+}
