@@ -108,14 +108,8 @@ pub fn tickets(store: &mut Store, command: TicketsCommand, json: bool) -> Result
                 print!("{}", d.reasoning);
             }
             for a in actions.iter().rev() {
-                println!(
-                    "\nAction {} {} {} — {} (attempts {})",
-                    a.id,
-                    a.name,
-                    serde_json::Value::Object(a.params.clone()),
-                    a.status,
-                    a.attempts
-                );
+                println!();
+                print_action(store, a)?;
             }
         }
         TicketsCommand::Resolve { id, reason } => {
@@ -175,6 +169,45 @@ fn show_timeline(ticket: &Ticket, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// An action as a person reads it: what it is, what it risks and destroys, on what
+/// confidence, why it waits, and every step and gate decision it went through.
+fn print_action(store: &Store, action: &Action) -> Result<()> {
+    println!(
+        "Action {} {} {} [{}] ({} risk, attempts {}/{})",
+        action.id,
+        action.name,
+        serde_json::Value::Object(action.params.clone()),
+        action.status,
+        action.risk.as_str().replace('_', "-"),
+        action.attempts,
+        action.max_attempts
+    );
+    println!("rationale: {}", action.rationale);
+    if let Some(confidence) = action.confidence {
+        println!("diagnosis confidence: {:.0} %", confidence * 100.0);
+    }
+    if let Some(loss) = &action.destroys {
+        println!("destroys: {loss}");
+    }
+    if let Some(reason) = action
+        .waiting
+        .as_ref()
+        .filter(|_| action.status == ActionStatus::Validated && action.approval.is_none())
+    {
+        println!("{reason}");
+    }
+    for e in store.action_events(action.id)? {
+        println!(
+            "  {}  {:>10} → {:<14} {}",
+            clock_time(e.at_ms),
+            e.from.map(|f| f.to_string()).unwrap_or_default(),
+            e.to,
+            e.detail
+        );
+    }
+    Ok(())
+}
+
 pub fn actions(store: &mut Store, command: ActionsCommand, json: bool) -> Result<()> {
     let now = now();
     match command {
@@ -208,23 +241,7 @@ pub fn actions(store: &mut Store, command: ActionsCommand, json: bool) -> Result
             if json {
                 return print_json(&serde_json::json!({ "action": action, "events": events }));
             }
-            println!(
-                "Action {} {} {} [{}]",
-                action.id,
-                action.name,
-                serde_json::Value::Object(action.params.clone()),
-                action.status
-            );
-            println!("rationale: {}", action.rationale);
-            for e in events {
-                println!(
-                    "  {}  {:>10} → {:<10} {}",
-                    clock_time(e.at_ms),
-                    e.from.map(|f| f.to_string()).unwrap_or_default(),
-                    e.to,
-                    e.detail
-                );
-            }
+            print_action(store, &action)?;
         }
         ActionsCommand::Approve { id } => {
             store.set_approval(ActionId(id), Approval::Approved, Cause::Cli, now)?;

@@ -12,7 +12,7 @@ use crate::model::*;
 use crate::store::NewAction;
 
 /// Why a ticket whose diagnosis found no cause goes to a human.
-pub const NEEDS_A_HUMAN: &str = "needs a human: no known cause fits the evidence";
+pub const NO_KNOWN_CAUSE: &str = "needs a human: no known cause fits the evidence";
 
 /// What a brain is told of a ticket.
 pub fn brief(ticket: &Ticket) -> TicketBrief {
@@ -113,7 +113,7 @@ pub fn diagnosed(
     }));
     // An unknown cause is an honest answer, not a failure: nothing it might recommend runs.
     if diagnosis.is_unknown() {
-        effects.push(escalate(id, Cause::Brain, NEEDS_A_HUMAN.into()));
+        effects.push(escalate(id, Cause::Brain, NO_KNOWN_CAUSE.into()));
         return effects;
     }
     if diagnosis.recommended_actions.is_empty() {

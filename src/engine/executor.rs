@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use operator_protocol::{ActionRequest, Millis, NodeId, Risk};
+use operator_protocol::{ActionRequest, Millis, NEEDS_A_HUMAN, NodeId, Risk};
 
 use super::backoff::retry_delay;
 use super::effect::{ActionResult, Effect, Write};
@@ -279,7 +279,7 @@ fn progress(state: &EngineState, ticket: &Ticket) -> Option<Effect> {
         let error = bad.error.clone().unwrap_or_default();
         let why = if bad.status == ActionStatus::PremiseFailed {
             format!(
-                "needs a human: action {} {} did not run: {error}",
+                "{NEEDS_A_HUMAN}: action {} {} did not run: {error}",
                 bad.id, bad.name
             )
         } else {

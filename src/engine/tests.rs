@@ -494,7 +494,7 @@ fn an_unknown_cause_goes_to_a_human_and_nothing_it_names_runs() {
         &(
             7,
             TicketStatus::Escalated,
-            Some(super::agent::NEEDS_A_HUMAN.to_string())
+            Some(super::agent::NO_KNOWN_CAUSE.to_string())
         )
     );
     assert!(

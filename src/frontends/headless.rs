@@ -16,7 +16,8 @@ pub struct Printer {
     /// Partial reasoning text per ticket until its line ends.
     pending: HashMap<ReasoningFor, String>,
     last_status: HashMap<TicketId, TicketStatus>,
-    last_action: HashMap<ActionId, ActionStatus>,
+    /// Each action's status and gate reason as last printed: a line per change of either.
+    last_action: HashMap<ActionId, (ActionStatus, Option<String>)>,
     last_summary: Option<Instant>,
     last_health: Vec<(String, Health)>,
     last_violations: usize,
@@ -137,18 +138,30 @@ impl Printer {
                 self.line(&format!("ticket {ticket}: diagnosis refused — {reason}"))
             }
             EngineEvent::ActionChanged(a) => {
-                if self.last_action.insert(a.id, a.status) != Some(a.status) {
+                let seen = (a.status, a.waiting.clone());
+                if self.last_action.insert(a.id, seen.clone()) != Some(seen) {
                     let params = serde_json::Value::Object(a.params.clone());
                     let extra = match a.status {
-                        ActionStatus::Validated if a.approval.is_none() && a.attempts == 0 => {
-                            " (awaiting its gate: mode, approval, policy)".to_string()
-                        }
+                        ActionStatus::Proposed => a
+                            .destroys
+                            .as_deref()
+                            .map(|loss| format!(" — destroys {loss}"))
+                            .unwrap_or_default(),
+                        ActionStatus::Validated if a.approval.is_none() => match &a.waiting {
+                            Some(reason) => format!(" — {reason}"),
+                            None if a.attempts == 0 => {
+                                " (awaiting its gate: mode, approval, policy)".to_string()
+                            }
+                            None => String::new(),
+                        },
                         ActionStatus::Completed => a
                             .outcome
                             .as_deref()
                             .map(|o| format!(" — {o}"))
                             .unwrap_or_default(),
-                        ActionStatus::Failed | ActionStatus::Cancelled => a
+                        ActionStatus::Failed
+                        | ActionStatus::Cancelled
+                        | ActionStatus::PremiseFailed => a
                             .error
                             .as_deref()
                             .map(|e| format!(" — {e}"))

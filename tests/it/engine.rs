@@ -324,6 +324,8 @@ async fn an_observation_that_sees_part_of_the_cluster_does_not_shrink_it() {
     let subject = FakeSubject::new(&["n1", "n2", "n3", "n4", "n5"]);
     subject.with(|s| s.unseen = ["n2", "n3", "n4", "n5"].map(String::from).to_vec());
     subject.set_healthy("n1", false);
+    // n2 is sick too (its detail says so, which the restart's premise reads), unseen.
+    subject.set_healthy("n2", false);
     // Restarting n2 names a node the target runs (valid, though unseen) and leaves 2 of the
     // cluster's 5 nodes disrupted, not 2 of the 1 observed.
     let brain = ScriptedBrain(Box::new(|_| {

@@ -79,6 +79,8 @@ fn streaming_view() -> View {
                 max_attempts: 3,
                 error: None,
                 outcome: None,
+                destroys: None,
+                waiting: None,
             })),
         );
     }

@@ -74,6 +74,10 @@ pub fn handle_key(view: &mut View, event: KeyEvent) -> Option<Msg> {
                 None
             }
         },
+        Some(Popup::ConfirmApproval(id)) => match event.code {
+            KeyCode::Char('y') | KeyCode::Char('Y') => Some(Command::ConfirmApproval(id)),
+            _ => Some(Command::Dismiss),
+        },
         Some(Popup::ConfirmKillSwitch) => match event.code {
             KeyCode::Char('y') | KeyCode::Char('Y') => Some(Command::ConfirmKillSwitch),
             _ => Some(Command::Dismiss),

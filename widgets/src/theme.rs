@@ -48,6 +48,19 @@ pub fn action(status: ActionStatus) -> Style {
     }
 }
 
+/// The operator declined on evidence and a human decides next: its own state, not an error.
+pub fn needs_a_human() -> Style {
+    Style::new()
+        .fg(Color::Black)
+        .bg(Color::Magenta)
+        .add_modifier(Modifier::BOLD)
+}
+
+/// What an action loses or gives away.
+pub fn destroys() -> Style {
+    Style::new().fg(Color::LightRed)
+}
+
 /// An action waiting for a human stands out from everything else on screen.
 pub fn awaiting_approval() -> Style {
     Style::new()

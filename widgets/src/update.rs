@@ -17,6 +17,8 @@ pub enum Command {
     /// Inject the chaos at this index of the subject's catalog (digit keys, 1-based on screen).
     Inject(usize),
     Approve,
+    /// Approve this action, after its confirmation said what it destroys.
+    ConfirmApproval(i64),
     Reject,
     CycleMode,
     AskKillSwitch,
@@ -152,11 +154,19 @@ fn command_update(view: &mut View, command: Command) -> Vec<Effect> {
                 return vec![];
             }
             let id = action.id;
-            return vec![if command == Command::Approve {
-                Effect::Approve(id)
-            } else {
-                Effect::Reject(id)
-            }];
+            if command == Command::Reject {
+                return vec![Effect::Reject(id)];
+            }
+            // An approval that gives something away is confirmed after saying what.
+            if action.destroys.is_some() {
+                view.ui.popups.push(Popup::ConfirmApproval(id));
+                return vec![];
+            }
+            return vec![Effect::Approve(id)];
+        }
+        Command::ConfirmApproval(id) => {
+            view.ui.popups.retain(|p| *p != Popup::ConfirmApproval(id));
+            return vec![Effect::Approve(id)];
         }
         Command::CycleMode => {
             let next = view.header.mode.unwrap_or(Mode::Approve).next();

@@ -54,15 +54,33 @@ pub struct ActionRow {
     pub max_attempts: u32,
     pub error: Option<String>,
     pub outcome: Option<String>,
+    /// What running it loses or gives away.
+    pub destroys: Option<String>,
+    /// Why it waits for a human although the mode would let it run.
+    pub waiting: Option<String>,
 }
 
 impl ActionRow {
-    /// Validated, unapproved, in approve mode: the engine waits for a human.
+    /// Validated and unapproved, in approve mode or held by a gate: the engine waits for a
+    /// human.
     pub fn awaiting_approval(&self, mode: Option<Mode>) -> bool {
         self.status == ActionStatus::Validated
             && !self.approved
             && !self.rejected
-            && mode == Some(Mode::Approve)
+            && (mode == Some(Mode::Approve)
+                || (mode == Some(Mode::Execute) && self.waiting.is_some()))
+    }
+}
+
+impl TicketRow {
+    /// Escalated because the operator declined on evidence (no known cause, a failed
+    /// premise), not because something broke.
+    pub fn needs_a_human(&self) -> bool {
+        self.status == TicketStatus::Escalated
+            && self
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with(operator_protocol::NEEDS_A_HUMAN))
     }
 }
 
@@ -105,6 +123,8 @@ pub enum Popup {
     Help,
     Chaos,
     ConfirmKillSwitch,
+    /// Approving this action loses something (its `destroys`): say what, and ask.
+    ConfirmApproval(i64),
     Prompt,
 }
 
@@ -147,6 +167,22 @@ pub struct View {
 }
 
 impl View {
+    /// Tickets a human has to act on: escalated ones, and those with an action waiting for
+    /// an approval.
+    pub fn waiting_for_a_human(&self) -> usize {
+        let mode = self.header.mode;
+        self.tickets
+            .iter()
+            .filter(|t| {
+                t.status == TicketStatus::Escalated
+                    || self
+                        .actions
+                        .iter()
+                        .any(|a| a.ticket == Some(t.id) && a.awaiting_approval(mode))
+            })
+            .count()
+    }
+
     pub fn selected_ticket(&self) -> Option<&TicketRow> {
         let id = self
             .ui

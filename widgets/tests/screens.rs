@@ -187,6 +187,8 @@ fn action(id: i64, status: ActionStatus) -> ActionRow {
         max_attempts: 3,
         error: None,
         outcome: None,
+        destroys: None,
+        waiting: None,
     }
 }
 
@@ -228,6 +230,86 @@ fn awaiting_approval() -> View {
             kill_switch: false,
         }),
     );
+    view
+}
+
+/// Execute mode, but the diagnosis is not confident enough for a restart: the action waits
+/// for a human and says why, and what approving it would give away.
+fn gated() -> View {
+    let mut view = node_down();
+    let text = "• process_stalled: the process exists but is stopped\n    ✓ the process answers nothing (timeout)\nConclusion: process_stalled (score 0.40, margin 0.10, confidence 62%).\n";
+    update(
+        &mut view,
+        Msg::Engine(EngineUpdate::Reasoning {
+            ticket: 1,
+            event: ReasoningEvent::Text { text: text.into() },
+        }),
+    );
+    let mut guess = diagnosis();
+    guess.root_cause = RootCause {
+        category: "process_stalled".into(),
+        explanation: "the process is stopped and holds its port".into(),
+    };
+    guess.alternatives.clear();
+    guess.confidence = 0.62;
+    update(
+        &mut view,
+        Msg::Engine(EngineUpdate::Diagnosis {
+            ticket: 1,
+            diagnosis: Box::new(guess),
+        }),
+    );
+    let mut t = ticket(1, TicketStatus::Diagnosed);
+    t.diagnose_ms = Some(12);
+    update(&mut view, Msg::Engine(EngineUpdate::Ticket(t)));
+    let mut a = action(1, ActionStatus::Validated);
+    a.destroys = Some("the node's in-memory state (its local counts and caches)".into());
+    a.waiting = Some("waiting for a human: confidence 62 % < 85 % for a disruptive action".into());
+    update(&mut view, Msg::Engine(EngineUpdate::Action(a)));
+    view
+}
+
+/// The brain found no cause the evidence supports: nothing runs, a human is asked.
+fn unknown_cause() -> View {
+    let mut view = node_down();
+    let mut unknown = diagnosis();
+    unknown.summary = "node_down on node-2: no known cause fits the evidence".into();
+    unknown.root_cause = RootCause {
+        category: UNKNOWN_ROOT_CAUSE.into(),
+        explanation: "every hypothesis was refuted by its own evidence".into(),
+    };
+    unknown.alternatives.push(Alternative {
+        category: "process_crash".into(),
+        why_rejected: "the process has exited: found \"running\", expected = \"exited\"".into(),
+    });
+    unknown.recommended_actions.clear();
+    unknown.confidence = 0.0;
+    update(
+        &mut view,
+        Msg::Engine(EngineUpdate::Diagnosis {
+            ticket: 1,
+            diagnosis: Box::new(unknown),
+        }),
+    );
+    let mut t = ticket(1, TicketStatus::Escalated);
+    t.diagnose_ms = Some(12);
+    t.reason = Some("needs a human: no known cause fits the evidence".into());
+    update(&mut view, Msg::Engine(EngineUpdate::Ticket(t)));
+    view
+}
+
+/// The brain said restart, the executor's fresh read said the node serves: not run.
+fn premise_failed() -> View {
+    let mut view = diagnosed();
+    let mut t = ticket(1, TicketStatus::Escalated);
+    t.diagnose_ms = Some(12);
+    t.reason = Some("needs a human: action A1 restart_node did not run: its premise failed: the node is not serving normally does not hold".into());
+    update(&mut view, Msg::Engine(EngineUpdate::Ticket(t)));
+    let mut a = action(1, ActionStatus::PremiseFailed);
+    a.attempts = 1;
+    a.destroys = Some("the node's in-memory state".into());
+    a.error = Some("its premise failed: the node is not serving normally does not hold (the process has exited: found \"running\", expected = \"exited\")".into());
+    update(&mut view, Msg::Engine(EngineUpdate::Action(a)));
     view
 }
 
@@ -313,6 +395,15 @@ fn screens_at_120_by_36() {
         "screen_kill_switch_on_120x36",
         screen(&kill_switch_on(), 120, 36)
     );
+    snap!("screen_gated_120x36", screen(&gated(), 120, 36));
+    snap!(
+        "screen_unknown_cause_120x36",
+        screen(&unknown_cause(), 120, 36)
+    );
+    snap!(
+        "screen_premise_failed_120x36",
+        screen(&premise_failed(), 120, 36)
+    );
 }
 
 #[test]
@@ -323,6 +414,7 @@ fn screens_at_80_by_24() {
         "screen_awaiting_approval_80x24",
         screen(&awaiting_approval(), 80, 24)
     );
+    snap!("screen_gated_80x24", screen(&gated(), 80, 24));
 }
 
 #[test]
@@ -342,6 +434,9 @@ fn popups() {
     let mut confirm = diagnosed();
     press(&mut confirm, KeyCode::Char('K'));
     snap!("popup_kill_switch_80x24", screen(&confirm, 80, 24));
+    let mut approval = gated();
+    press(&mut approval, KeyCode::Char('a'));
+    snap!("popup_confirm_approval_120x36", screen(&approval, 120, 36));
 }
 
 /// Where colour carries meaning: a down node in red, the action awaiting approval on yellow.
@@ -423,6 +518,19 @@ fn approve_and_reject_target_the_action_awaiting_a_human() {
     let mut done = resolved();
     assert_eq!(press(&mut done, KeyCode::Char('a')), []);
     assert!(done.notices.back().unwrap().contains("already completed"));
+}
+
+#[test]
+fn approving_what_destroys_something_asks_after_saying_what() {
+    let mut view = gated();
+    assert_eq!(view.waiting_for_a_human(), 1);
+    assert_eq!(press(&mut view, KeyCode::Char('a')), []);
+    assert_eq!(view.ui.top_popup(), Some(Popup::ConfirmApproval(1)));
+    assert_eq!(press(&mut view, KeyCode::Esc), [], "anything but y cancels");
+    assert_eq!(view.ui.top_popup(), None);
+    press(&mut view, KeyCode::Char('a'));
+    assert_eq!(press(&mut view, KeyCode::Char('y')), [Effect::Approve(1)]);
+    assert_eq!(view.ui.top_popup(), None);
 }
 
 #[test]

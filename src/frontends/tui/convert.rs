@@ -36,6 +36,8 @@ pub fn action_row(a: &Action) -> ActionRow {
         max_attempts: a.max_attempts,
         error: a.error.clone(),
         outcome: a.outcome.clone(),
+        destroys: a.destroys.clone(),
+        waiting: a.waiting.clone(),
     }
 }
 

@@ -50,6 +50,11 @@ impl TicketStatus {
     }
 }
 
+/// How an escalation reason begins when the operator declined to act on evidence (no known
+/// cause fits it, or an action's premise did not hold), not because something failed. Front
+/// ends show those tickets as their own state, not as errors.
+pub const NEEDS_A_HUMAN: &str = "needs a human";
+
 named_enum!(
     /// `proposed → validated → executing → completed | failed | cancelled | premise_failed`;
     /// approval gates validated → executing; `premise_failed` means the executor found, on a

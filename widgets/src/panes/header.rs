@@ -1,4 +1,5 @@
-//! The header: subject, target (SIMULATED when it is), brain, mode, kill switch, clock.
+//! The header: subject, target (SIMULATED when it is), brain, mode, kill switch, how many
+//! tickets wait for a human, clock.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -27,11 +28,27 @@ pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
         .unwrap_or_else(|| "…".into());
     spans.push(Span::styled(format!(" {mode} "), theme::mode(h.mode)));
     spans.push(Span::raw(" "));
+    let waiting = view.waiting_for_a_human();
+    let waiting = (waiting > 0).then(|| {
+        Span::styled(
+            format!(" {waiting} WAITING FOR A HUMAN "),
+            theme::needs_a_human(),
+        )
+    });
     if h.kill_switch {
         spans.push(Span::styled(" KILL SWITCH ON ", theme::kill_switch_on()));
+        spans.push(Span::raw(" "));
     } else {
-        spans.push(Span::styled("kill switch off", theme::dim()));
+        // The usual state gives way to a human being needed on a narrow screen.
+        let off = "kill switch off ";
+        let needed = Line::from(spans.clone()).width()
+            + off.len()
+            + waiting.as_ref().map_or(0, |w| w.width());
+        if waiting.is_none() || needed <= area.width as usize {
+            spans.push(Span::styled(off, theme::dim()));
+        }
     }
+    spans.extend(waiting);
     let left = Line::from(spans);
     let used = left.width();
     Paragraph::new(left).render(area, buf);

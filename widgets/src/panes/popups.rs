@@ -1,5 +1,5 @@
-//! Popups drawn over the panes: help (every binding), the chaos menu, the kill switch
-//! confirmation, and the prompt to ask the brain a question.
+//! Popups drawn over the panes: help (every binding), the chaos menu, the kill switch and
+//! approval confirmations, and the prompt to ask the brain a question.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
@@ -75,6 +75,31 @@ pub fn render(view: &View, popup: Popup, area: Rect, buf: &mut Buffer) {
             Paragraph::new(lines)
                 .wrap(Wrap { trim: true })
                 .block(block("kill switch", true))
+                .render(rect, buf);
+        }
+        Popup::ConfirmApproval(id) => {
+            let Some(action) = view.actions.iter().find(|a| a.id == id) else {
+                return;
+            };
+            let rect = centered(area, 64, 7);
+            Clear.render(rect, buf);
+            let lines = vec![
+                Line::styled(
+                    format!("Approve A{} {} {}?", action.id, action.name, action.params),
+                    theme::title(),
+                ),
+                Line::from(vec![
+                    Span::styled("It destroys: ", theme::destroys()),
+                    Span::raw(action.destroys.clone().unwrap_or_default()),
+                ]),
+                Line::from(vec![
+                    Span::styled(" y ", theme::awaiting_approval()),
+                    Span::raw(" approve   any other key: cancel"),
+                ]),
+            ];
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: true })
+                .block(block("approve", true))
                 .render(rect, buf);
         }
         Popup::Prompt => {

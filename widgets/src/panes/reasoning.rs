@@ -14,9 +14,14 @@ fn diagnosis_lines(t: &Transcript) -> Vec<Line<'static>> {
     let mut lines = Vec::new();
     if let Some(d) = &t.diagnosis {
         lines.push(Line::raw(""));
+        let cause = if d.is_unknown() {
+            Span::styled(" unknown — needs a human ", theme::needs_a_human())
+        } else {
+            Span::styled(d.root_cause.category.clone(), theme::good())
+        };
         lines.push(Line::from(vec![
             Span::styled("Root cause ", theme::title()),
-            Span::styled(d.root_cause.category.clone(), theme::good()),
+            cause,
             Span::styled(
                 format!("  {:.0}% confident", d.confidence * 100.0),
                 theme::dim(),

@@ -42,12 +42,16 @@ pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
             seconds(t.diagnose_ms),
             seconds(t.mitigate_ms)
         );
+        let status = if t.needs_a_human() {
+            Span::styled(" NEEDS A HUMAN ", theme::needs_a_human())
+        } else {
+            Span::styled(t.status.as_str(), theme::ticket(t.status))
+        };
+        let used = 5 + status.width();
         lines.push(Line::from(vec![
-            Span::styled(
-                format!("     {}", t.status.as_str()),
-                theme::ticket(t.status),
-            ),
-            Span::styled(fit(&timeline, width.saturating_sub(16)), theme::dim()),
+            Span::raw("     "),
+            status,
+            Span::styled(fit(&timeline, width.saturating_sub(used)), theme::dim()),
         ]));
         if let Some(reason) = t.reason.as_ref().filter(|_| is_selected) {
             lines.push(Line::styled(
