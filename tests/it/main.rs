@@ -12,6 +12,7 @@ mod engine;
 mod eval;
 mod local_target;
 mod openai_brain;
+mod premises;
 mod ratelimiter_loop;
 mod tikv_attached;
 mod tikv_docker;
