@@ -432,6 +432,7 @@ mod tests {
                 params: Default::default(),
                 rationale: "r".into(),
             }],
+            transient: false,
         }
     }
 

@@ -124,11 +124,23 @@ pub fn diagnosed(
         ));
         return effects;
     }
-    let steps = diagnosis
+    // A cause that may pass gets a bounded watch before anything disruptive: if the symptom
+    // clears meanwhile, the ticket resolves without an action and the waiting steps are moot.
+    let ticket = state.ticket(id);
+    let watch_until = ticket
+        .filter(|t| {
+            state
+                .runbook
+                .is_transient(&t.invariant, &diagnosis.root_cause.category)
+        })
+        .map(|_| now + state.config.watch_period.as_millis() as Millis);
+    let steps: Vec<NewAction> = diagnosis
         .recommended_actions
         .iter()
         .map(|step| {
             let spec = state.spec(&step.action);
+            let scheduled = step.after_ms.map(|after| now + after);
+            let watched = watch_until.filter(|_| spec.is_some_and(|s| s.risk.is_disruptive()));
             NewAction {
                 ticket_id: Some(id),
                 name: step.action.clone(),
@@ -138,12 +150,27 @@ pub fn diagnosed(
                 risk: spec.map_or(Risk::Destructive, |s| s.risk),
                 max_attempts: state.config.max_attempts,
                 depends_on: None,
-                not_before_ms: step.after_ms.map(|after| now + after),
+                not_before_ms: scheduled.max(watched),
                 confidence: Some(diagnosis.confidence),
                 destroys: spec.and_then(|s| s.destroys.clone()),
             }
         })
         .collect();
+    if let Some(until) = watch_until
+        && let Some(first) = steps.iter().find(|s| s.not_before_ms == Some(until))
+    {
+        effects.push(Effect::Write(Write::Audit {
+            cause: Cause::Executor,
+            ticket: Some(id),
+            event: "watch".into(),
+            detail: format!(
+                "{} may pass by itself: watching {} ms before {} runs",
+                diagnosis.root_cause.category,
+                until - now,
+                first.name
+            ),
+        }));
+    }
     effects.push(Effect::Write(Write::Workflow {
         steps,
         cause: Cause::Brain,

@@ -52,6 +52,9 @@ pub struct EngineConfig {
     pub retry_cap: Duration,
     /// How long a disrupted node counts against the majority rule after its action ended.
     pub disruption_memory: Duration,
+    /// How long a disruptive remedy of a possibly transient cause waits for the symptom to
+    /// clear by itself.
+    pub watch_period: Duration,
     /// Written to the store at start; `None` keeps the stored mode (default approve).
     pub mode: Option<Mode>,
     pub confidence_gates: ConfidenceGates,
@@ -70,6 +73,9 @@ impl Default for EngineConfig {
             retry_base: Duration::from_millis(500),
             retry_cap: Duration::from_secs(10),
             disruption_memory: Duration::from_secs(30),
+            // Longer than a GC pause or a burst; short enough that a real stall is not left
+            // alone for long.
+            watch_period: Duration::from_secs(3),
             mode: None,
             confidence_gates: ConfidenceGates::default(),
         }

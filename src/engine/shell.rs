@@ -104,12 +104,13 @@ impl Engine {
         let (results, results_rx) = mpsc::unbounded_channel();
         let mut catalog = self.subject.actions();
         catalog.extend(general_actions::specs());
-        let state = EngineState::new(
+        let mut state = EngineState::new(
             self.config.clone(),
             self.subject.name().to_string(),
             catalog,
             self.subject.chaos(),
         );
+        state.runbook = self.subject.runbook();
         let shell = Shell {
             subject: self.subject,
             target: self.target,

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use operator_protocol::{ActionSpec, ChaosSpec, Health, Millis, NodeId, Observation};
+use operator_protocol::{ActionSpec, ChaosSpec, Health, Millis, NodeId, Observation, Runbook};
 
 use super::config::EngineConfig;
 use crate::model::*;
@@ -26,6 +26,8 @@ pub struct EngineState {
     /// The subject's actions and the engine's general ones.
     pub catalog: Vec<ActionSpec>,
     pub chaos_catalog: Vec<ChaosSpec>,
+    /// The subject's runbook: which causes may pass by themselves.
+    pub runbook: Runbook,
     /// The nodes the deployment target runs (a cluster can be larger than what one
     /// observation sees).
     pub target_nodes: Vec<NodeId>,
@@ -57,6 +59,7 @@ impl EngineState {
             subject,
             catalog,
             chaos_catalog,
+            runbook: Runbook::default(),
             target_nodes: Vec::new(),
             last_observation: None,
             mode: Mode::Approve,

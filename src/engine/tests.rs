@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use operator_protocol::{
-    ActionOutcome, ActionSpec, ContractError, Diagnosis, Expectation, Health, Millis, NodeId,
-    NodeStatus, Observation, ParamKind, ParamSpec, Premise, PremiseCheck, RecommendedAction, Risk,
-    RootCause, Severity, Violation,
+    ActionOutcome, ActionSpec, ContractError, Diagnosis, Expectation, Health, Hypothesis, Millis,
+    NodeId, NodeStatus, Observation, ParamKind, ParamSpec, Premise, PremiseCheck,
+    RecommendedAction, Risk, RootCause, Runbook, RunbookEntry, Severity, Violation,
 };
 use serde_json::json;
 
@@ -422,6 +422,61 @@ fn a_valid_diagnosis_becomes_one_workflow_with_its_schedule() {
     assert_eq!(steps.len(), 2);
     assert_eq!(steps[0].risk, Risk::Disruptive);
     assert_eq!(steps[1].not_before_ms, Some(NOW + 5_000));
+}
+
+/// A runbook where a stalled process may pass by itself and a crash does not.
+fn runbook_with_a_transient_stall() -> Runbook {
+    let hypothesis = |root_cause: &str, transient| Hypothesis {
+        root_cause: root_cause.into(),
+        description: root_cause.into(),
+        evidence: vec![],
+        remedy: vec![],
+        transient,
+    };
+    Runbook {
+        entries: vec![RunbookEntry {
+            symptom: "node_down".into(),
+            description: "a node does not answer".into(),
+            hypotheses: vec![
+                hypothesis("process_crash", false),
+                hypothesis("process_stalled", true),
+            ],
+        }],
+    }
+}
+
+#[test]
+fn a_cause_that_may_pass_is_watched_before_anything_disruptive_runs() {
+    let mut state = state();
+    state.runbook = runbook_with_a_transient_stall();
+    state.config.watch_period = Duration::from_secs(3);
+    state.tickets = vec![ticket(7, TicketStatus::Diagnosing)];
+    let mut stall = diagnosis(vec![
+        step("update_limit", "n2", None),
+        step("restart_node", "n2", None),
+    ]);
+    stall.root_cause.category = "process_stalled".into();
+    let effects = diagnosed(&state, Ok(stall));
+    let w = writes(&effects);
+    let Some(Write::Workflow { steps, .. }) = w.last() else {
+        panic!("{w:?}")
+    };
+    // The safe step runs at once; the restart waits out the watch.
+    assert_eq!(steps[0].not_before_ms, None);
+    assert_eq!(steps[1].not_before_ms, Some(NOW + 3_000));
+    assert!(w.iter().any(|w| matches!(
+        w,
+        Write::Audit { event, detail, .. } if event == "watch"
+            && detail == "process_stalled may pass by itself: watching 3000 ms before restart_node runs"
+    )));
+
+    // A crash does not pass by itself: no watch.
+    let crash = diagnosis(vec![step("restart_node", "n2", None)]);
+    let effects = diagnosed(&state, Ok(crash));
+    let Some(Write::Workflow { steps, .. }) = writes(&effects).last().cloned() else {
+        panic!()
+    };
+    assert_eq!(steps[0].not_before_ms, None);
 }
 
 #[test]

@@ -63,10 +63,17 @@ fn eval_grades_a_fault_and_a_control_run_and_replays_the_flight() {
     );
     assert!(kill["time_to_detect_ms"].as_u64().unwrap() <= 2000);
     assert_eq!(report["control_false_positives"], 0);
+    assert_eq!(report["harmful_actions"], 0);
     assert_eq!(report["brain"], "rules");
+    // The one diagnosis was right at its confidence: one calibration bucket, all right.
+    assert_eq!(report["calibration"].as_array().unwrap().len(), 1);
+    assert_eq!(report["calibration"][0]["accuracy"], 1.0);
+    assert!(report["brier_score"].as_f64().unwrap() < 0.01, "{report}");
     let markdown = std::fs::read_to_string(out.join("eval.md")).unwrap();
     assert!(
-        markdown.contains("| kill_node | 1 | 100% | 100% | 100% | 100% |"),
+        markdown.contains("**Harmful actions: 0**")
+            && markdown.contains("| kill_node | 1 | 0 | 100% | 100% | 100% | 100% |")
+            && markdown.contains("## Calibration"),
         "{markdown}"
     );
     let flights: Vec<_> = std::fs::read_dir(out.join("flights")).unwrap().collect();

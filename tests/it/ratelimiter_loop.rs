@@ -245,6 +245,65 @@ async fn a_node_allowing_without_redis_is_found_and_restarted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_that_passes_by_itself_is_watched_and_nothing_restarts() {
+    let _slot = support::one_cluster_at_a_time();
+    let cluster = Loop::start(Mode::Execute).await;
+    cluster.wait_healthy().await;
+    // Someone else's SIGSTOP, undone a moment later (a long GC pause, a debugger detached):
+    // the stall is diagnosed, and the restart waits out the watch period meanwhile.
+    cluster.inject("pause_node").await;
+    let opened = cluster
+        .wait_for("a node_down ticket", Duration::from_secs(20), |s| {
+            s.tickets(20)
+                .unwrap()
+                .into_iter()
+                .find(|t| t.invariant == "node_down")
+        })
+        .await;
+    cluster
+        .wait_for("the watch", Duration::from_secs(10), |s| {
+            s.audit_log(Some(opened.id), 50)
+                .unwrap()
+                .into_iter()
+                .find(|r| r.event == "watch")
+        })
+        .await;
+    let deployment = cluster.deployment.as_ref().unwrap();
+    let node = operator_protocol::NodeId::from(opened.target.as_str());
+    let pid = deployment.target.describe(&node).await.unwrap()["pid"].clone();
+    deployment.target.resume(&node).await.unwrap();
+    let resolved = cluster
+        .wait_for("its resolution", Duration::from_secs(15), |s| {
+            s.ticket(opened.id)
+                .unwrap()
+                .filter(|t| t.status == TicketStatus::Resolved)
+        })
+        .await;
+    assert!(
+        resolved
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("cleared without an action"),
+        "{:?}",
+        resolved.reason
+    );
+    let actions = cluster.store().actions(Some(opened.id), 10).unwrap();
+    assert!(
+        actions
+            .iter()
+            .all(|a| a.status == ActionStatus::Cancelled && a.attempts == 0),
+        "{actions:?}"
+    );
+    assert_eq!(
+        deployment.target.describe(&node).await.unwrap()["pid"],
+        pid,
+        "the same process serves again"
+    );
+    cluster.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approve_mode_waits_for_an_approval_from_another_process() {
     let _slot = support::one_cluster_at_a_time();
     let cluster = Loop::start(Mode::Approve).await;

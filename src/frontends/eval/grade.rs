@@ -32,6 +32,11 @@ pub struct Grade {
     pub mitigated: bool,
     pub time_to_mitigate_ms: Option<u64>,
     pub false_positives: usize,
+    /// Disruptive or destructive actions that ran although the runbook does not give them
+    /// for the true cause (any at all in a control run): the operator made things worse.
+    pub harmful_actions: usize,
+    /// The accepted diagnosis's confidence, for calibration.
+    pub confidence: Option<f64>,
     pub tool_calls: u32,
     pub tokens: u64,
     pub usd: Option<f64>,
@@ -40,7 +45,7 @@ pub struct Grade {
 }
 
 /// The remedies the runbook gives for the true root cause.
-fn allowed_actions(runbook: &Runbook, invariant: &str, root_cause: &str) -> Vec<String> {
+pub fn allowed_actions(runbook: &Runbook, invariant: &str, root_cause: &str) -> Vec<String> {
     runbook
         .entry(invariant)
         .and_then(|e| e.hypotheses.iter().find(|h| h.root_cause == root_cause))
@@ -88,6 +93,13 @@ pub fn grade(record: &RunRecord, runbook: &Runbook) -> Grade {
     let cost = diagnosis
         .map(|d| d.body["cost"].clone())
         .unwrap_or_default();
+    // Ran: it passed its gates (an attempt) and its premise did not stop it.
+    let harmful_actions = record
+        .actions
+        .iter()
+        .filter(|a| a.attempts > 0 && a.status != ActionStatus::PremiseFailed)
+        .filter(|a| a.risk.is_disruptive() && !allowed.contains(&a.name))
+        .count();
     Grade {
         scenario: record.scenario.clone(),
         run: record.run,
@@ -109,6 +121,8 @@ pub fn grade(record: &RunRecord, runbook: &Runbook) -> Grade {
             .filter(|t| t.status == TicketStatus::Resolved)
             .and_then(|t| t.timeline.time_to_mitigate_ms()),
         false_positives,
+        harmful_actions,
+        confidence: diagnosis.and_then(|d| d.body["confidence"].as_f64()),
         tool_calls: cost["tool_calls"].as_u64().unwrap_or(0) as u32,
         tokens: cost["input_tokens"].as_u64().unwrap_or(0)
             + cost["output_tokens"].as_u64().unwrap_or(0),
@@ -135,6 +149,7 @@ pub struct ScenarioSummary {
     /// No fault was injected: only false positives mean anything.
     pub control: bool,
     pub runs: usize,
+    pub harmful_actions: usize,
     pub detected: f64,
     pub root_cause_correct: f64,
     pub action_appropriate: f64,
@@ -158,6 +173,7 @@ pub fn summarize(name: &str, grades: &[&Grade]) -> ScenarioSummary {
         scenario: name.to_string(),
         control: !grades.is_empty() && grades.iter().all(|g| g.control),
         runs: grades.len(),
+        harmful_actions: grades.iter().map(|g| g.harmful_actions).sum(),
         detected: rate(|g| g.detected),
         root_cause_correct: rate(|g| g.root_cause_correct),
         action_appropriate: rate(|g| g.action_appropriate),
@@ -170,9 +186,116 @@ pub fn summarize(name: &str, grades: &[&Grade]) -> ScenarioSummary {
     }
 }
 
+/// Diagnoses whose confidence fell in one range, and how often they were right.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CalibrationBucket {
+    /// "[0.85, 0.95)"
+    pub range: String,
+    pub diagnoses: usize,
+    pub mean_confidence: f64,
+    pub accuracy: f64,
+}
+
+/// The edges of the calibration buckets: the confidence gates' defaults fall on edges, so
+/// the table says how often a diagnosis that passes a gate is right.
+const BUCKET_EDGES: [f64; 6] = [0.0, 0.5, 0.7, 0.85, 0.95, 1.0];
+
+/// Confidence against correctness over every fault run with an accepted diagnosis: the
+/// non-empty buckets, and the Brier score (mean squared gap between confidence and being
+/// right; 0 is perfect, 0.25 is what always answering 50 % earns).
+pub fn calibration(grades: &[Grade]) -> (Vec<CalibrationBucket>, Option<f64>) {
+    let scored: Vec<(f64, bool)> = grades
+        .iter()
+        .filter(|g| !g.control)
+        .filter_map(|g| Some((g.confidence?.clamp(0.0, 1.0), g.root_cause_correct)))
+        .collect();
+    if scored.is_empty() {
+        return (Vec::new(), None);
+    }
+    let brier = scored
+        .iter()
+        .map(|(c, right)| (c - f64::from(u8::from(*right))).powi(2))
+        .sum::<f64>()
+        / scored.len() as f64;
+    let buckets = BUCKET_EDGES
+        .windows(2)
+        .filter_map(|edge| {
+            let last = edge[1] >= 1.0;
+            let inside: Vec<&(f64, bool)> = scored
+                .iter()
+                .filter(|(c, _)| *c >= edge[0] && (*c < edge[1] || (last && *c <= 1.0)))
+                .collect();
+            (!inside.is_empty()).then(|| CalibrationBucket {
+                range: format!(
+                    "[{:.2}, {:.2}{}",
+                    edge[0],
+                    edge[1],
+                    if last { "]" } else { ")" }
+                ),
+                diagnoses: inside.len(),
+                mean_confidence: inside.iter().map(|(c, _)| c).sum::<f64>() / inside.len() as f64,
+                accuracy: inside.iter().filter(|(_, right)| *right).count() as f64
+                    / inside.len() as f64,
+            })
+        })
+        .collect();
+    (buckets, Some(brier))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn graded(confidence: f64, right: bool) -> Grade {
+        Grade {
+            scenario: "s".into(),
+            run: 1,
+            control: false,
+            detected: true,
+            time_to_detect_ms: None,
+            diagnosed_as: None,
+            root_cause_correct: right,
+            action_appropriate: right,
+            mitigated: right,
+            time_to_mitigate_ms: None,
+            false_positives: 0,
+            harmful_actions: 0,
+            confidence: Some(confidence),
+            tool_calls: 0,
+            tokens: 0,
+            usd: None,
+            brain: "rules".into(),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn calibration_buckets_confidence_against_correctness_with_a_brier_score() {
+        let grades = [
+            graded(0.99, true),
+            graded(1.0, true),
+            graded(0.9, true),
+            graded(0.9, false),
+            graded(0.4, false),
+        ];
+        let (buckets, brier) = calibration(&grades);
+        let rows: Vec<(&str, usize, f64)> = buckets
+            .iter()
+            .map(|b| (b.range.as_str(), b.diagnoses, b.accuracy))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                ("[0.00, 0.50)", 1, 0.0),
+                ("[0.85, 0.95)", 2, 0.5),
+                ("[0.95, 1.00]", 2, 1.0),
+            ]
+        );
+        // (0.01² + 0 + 0.1² + 0.9² + 0.4²) / 5
+        let expected = (0.0001 + 0.0 + 0.01 + 0.81 + 0.16) / 5.0;
+        assert!((brier.unwrap() - expected).abs() < 1e-9, "{brier:?}");
+        assert_eq!(calibration(&[]), (vec![], None));
+    }
 
     #[test]
     fn quantiles_take_the_nearest_rank() {

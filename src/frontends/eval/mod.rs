@@ -57,9 +57,13 @@ struct Report {
     /// Flights put to a brain: no cluster, so only root cause and action are graded.
     replay: bool,
     date_ms: u64,
+    /// First in every report: actions that made things worse.
+    harmful_actions: usize,
     overall: ScenarioSummary,
     control_false_positives: usize,
     scenarios: Vec<ScenarioSummary>,
+    calibration: Vec<grade::CalibrationBucket>,
+    brier_score: Option<f64>,
     runs: Vec<Grade>,
 }
 
@@ -241,8 +245,8 @@ fn ms(v: Option<u64>) -> String {
 
 fn markdown(report: &Report) -> String {
     let mut md = format!(
-        "# Eval: {} with the {} brain\n\n| scenario | runs | detected | root cause | action | mitigated | detect p50 / p90 | mitigate p50 / p90 | false positives |\n|---|---|---|---|---|---|---|---|---|\n",
-        report.subject, report.brain
+        "# Eval: {} with the {} brain\n\n**Harmful actions: {}** (disruptive or destructive actions that ran on a wrong cause, or in a control run)\n\n| scenario | runs | harmful | detected | root cause | action | mitigated | detect p50 / p90 | mitigate p50 / p90 | false positives |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        report.subject, report.brain, report.harmful_actions
     );
     for s in report
         .scenarios
@@ -251,9 +255,10 @@ fn markdown(report: &Report) -> String {
     {
         let [d, r, a, m] = rates(s, report.replay);
         md.push_str(&format!(
-            "| {} | {} | {d} | {r} | {a} | {m} | {} / {} | {} / {} | {} |\n",
+            "| {} | {} | {} | {d} | {r} | {a} | {m} | {} / {} | {} / {} | {} |\n",
             s.scenario,
             s.runs,
+            s.harmful_actions,
             ms(s.detect_p50_ms),
             ms(s.detect_p90_ms),
             ms(s.mitigate_p50_ms),
@@ -269,6 +274,26 @@ fn markdown(report: &Report) -> String {
             report.control_false_positives
         ));
     }
+    md.push_str(&calibration_markdown(report));
+    md
+}
+
+fn calibration_markdown(report: &Report) -> String {
+    let Some(brier) = report.brier_score else {
+        return String::new();
+    };
+    let mut md = format!(
+        "\n## Calibration\n\nBrier score {brier:.3} (0 is perfect; always answering 50 % scores 0.25).\n\n| confidence | diagnoses | mean confidence | right |\n|---|---|---|---|\n"
+    );
+    for b in &report.calibration {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            b.range,
+            b.diagnoses,
+            percent(b.mean_confidence),
+            percent(b.accuracy)
+        ));
+    }
     md
 }
 
@@ -279,6 +304,7 @@ fn print_table(report: &Report) {
         .set_header(vec![
             "scenario",
             "runs",
+            "harmful",
             "detected",
             "root cause",
             "action",
@@ -296,6 +322,7 @@ fn print_table(report: &Report) {
         table.add_row(vec![
             s.scenario.clone(),
             s.runs.to_string(),
+            s.harmful_actions.to_string(),
             d,
             r,
             a,
@@ -305,7 +332,9 @@ fn print_table(report: &Report) {
             s.false_positives.to_string(),
         ]);
     }
+    println!("harmful actions: {}", report.harmful_actions);
     println!("{table}");
+    print!("{}", calibration_markdown(report));
 }
 
 fn build_report(subject: &str, brain: &str, replay: bool, grades: Vec<Grade>) -> Report {
@@ -328,7 +357,11 @@ fn build_report(subject: &str, brain: &str, replay: bool, grades: Vec<Grade>) ->
         })
         .collect();
     let faults: Vec<&Grade> = grades.iter().filter(|g| !g.control).collect();
+    let (calibration, brier_score) = grade::calibration(&grades);
     Report {
+        harmful_actions: grades.iter().map(|g| g.harmful_actions).sum(),
+        calibration,
+        brier_score,
         subject: subject.into(),
         brain: brain.into(),
         replay,
@@ -495,21 +528,9 @@ pub async fn replay(dir: &Path, options: EvalOptions) -> Result<()> {
             ),
             Err(e) => (None, vec![], Some(e.to_string())),
         };
-        let allowed = runbook
-            .entry(&file.expected_invariant)
-            .and_then(|e| {
-                e.hypotheses
-                    .iter()
-                    .find(|h| h.root_cause == file.root_cause)
-            })
-            .map(|h| {
-                h.remedy
-                    .iter()
-                    .map(|r| r.action.clone())
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
+        let allowed = grade::allowed_actions(&runbook, &file.expected_invariant, &file.root_cause);
         let cost = result.as_ref().map(|d| d.cost.clone()).unwrap_or_default();
+        let confidence = result.as_ref().ok().map(|d| d.confidence);
         grades.push(Grade {
             scenario: file.scenario.clone(),
             run: i as u32 + 1,
@@ -522,6 +543,9 @@ pub async fn replay(dir: &Path, options: EvalOptions) -> Result<()> {
             mitigated: false,
             time_to_mitigate_ms: None,
             false_positives: 0,
+            // Nothing runs in a replay.
+            harmful_actions: 0,
+            confidence,
             tool_calls: cost.tool_calls,
             tokens: cost.input_tokens + cost.output_tokens,
             usd: cost.usd,

@@ -16,6 +16,15 @@ impl Runbook {
     pub fn entry(&self, symptom: &str) -> Option<&RunbookEntry> {
         self.entries.iter().find(|e| e.symptom == symptom)
     }
+
+    /// Whether the runbook says this cause of this symptom may pass by itself.
+    pub fn is_transient(&self, symptom: &str, root_cause: &str) -> bool {
+        self.entry(symptom).is_some_and(|e| {
+            e.hypotheses
+                .iter()
+                .any(|h| h.root_cause == root_cause && h.transient)
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +43,11 @@ pub struct Hypothesis {
     pub evidence: Vec<EvidenceCheck>,
     #[serde(default)]
     pub remedy: Vec<RemedyStep>,
+    /// The cause may pass by itself (a stall, a latency spike, a burst): before a disruptive
+    /// remedy the executor watches for a bounded period, and a symptom that clears meanwhile
+    /// resolves without an action.
+    #[serde(default)]
+    pub transient: bool,
 }
 
 /// One discriminating question: call `tool` with `args`, read `pointer` in its answer, compare.
