@@ -10,6 +10,7 @@ mod cli;
 mod docker_target;
 mod engine;
 mod eval;
+mod heavy_load;
 mod local_target;
 mod openai_brain;
 mod premises;

@@ -56,8 +56,12 @@ pub struct KeyFacts {
     pub window_id: u64,
     pub counter_key: String,
     pub limit: u64,
-    /// Σ over nodes of units Redis told them it allowed in this window.
+    /// Σ over nodes of units Redis told them it allowed in this window, read before Redis.
     pub nodes_allowed: u64,
+    /// The same sum read again after Redis: what Redis holds for a healthy window lies between
+    /// the two (within `uncertain`), however fast checks land meanwhile.
+    #[serde(default)]
+    pub nodes_allowed_after: u64,
     /// What Redis's counter holds for the window.
     pub redis_count: u64,
     /// Units of timed-out calls: Redis may hold them without any node knowing.
@@ -66,4 +70,22 @@ pub struct KeyFacts {
     /// window, or Redis unreadable); `why_not` says which.
     pub comparable: bool,
     pub why_not: Option<String>,
+}
+
+impl KeyFacts {
+    /// How far Redis's count falls outside what the nodes allowed: positive when Redis holds
+    /// more than they could have allowed by the second read, negative when it holds less than
+    /// they had allowed by the first, 0 inside the bracket.
+    pub fn drift(&self) -> i64 {
+        let redis = self.redis_count as i64;
+        let before = self.nodes_allowed as i64;
+        let after = self.nodes_allowed_after.max(self.nodes_allowed) as i64;
+        if redis > after {
+            redis - after
+        } else if redis < before {
+            redis - before
+        } else {
+            0
+        }
+    }
 }

@@ -116,7 +116,7 @@ pub fn counter_drift(facts: &Facts, thresholds: &Thresholds) -> Vec<Violation> {
         .filter(|k| k.comparable)
         .filter_map(|k| {
             let tolerance = k.uncertain + thresholds.drift_slack;
-            let drift = k.redis_count as i64 - k.nodes_allowed as i64;
+            let drift = k.drift();
             (drift.unsigned_abs() > tolerance).then(|| Violation {
                 invariant: COUNTER_DRIFT.into(),
                 severity: Severity::Warning,
@@ -127,6 +127,7 @@ pub fn counter_drift(facts: &Facts, thresholds: &Thresholds) -> Vec<Violation> {
                 ),
                 evidence: json!({
                     "key": k.key, "redis_count": k.redis_count, "nodes_allowed": k.nodes_allowed,
+                    "nodes_allowed_after": k.nodes_allowed_after,
                     "drift": drift, "tolerance": tolerance, "window_id": k.window_id, "limit": k.limit,
                 }),
             })
@@ -240,6 +241,34 @@ mod tests {
         assert!(
             invariants(&f).is_empty(),
             "an incomplete window is not compared"
+        );
+    }
+
+    #[test]
+    fn a_count_between_the_two_reads_of_the_nodes_is_traffic_not_drift() {
+        let mut f = healthy();
+        let k = f.keys.iter_mut().find(|k| k.key == "demo-hot").unwrap();
+        // 60 checks landed while the operator read: the first read saw 1500, the second 1560.
+        k.limit = 5000;
+        k.nodes_allowed = 1500;
+        k.nodes_allowed_after = 1560;
+        k.redis_count = 1538;
+        assert_eq!(k.drift(), 0);
+        assert!(invariants(&f).is_empty(), "{f:?}");
+        let k = f.keys.iter_mut().find(|k| k.key == "demo-hot").unwrap();
+        k.redis_count = 1560 + 150;
+        assert_eq!(
+            k.drift(),
+            150,
+            "more than the nodes allowed even by the second read"
+        );
+        assert_eq!(invariants(&f), [(COUNTER_DRIFT.into(), "demo-hot".into())]);
+        let k = f.keys.iter_mut().find(|k| k.key == "demo-hot").unwrap();
+        k.redis_count = 1400;
+        assert_eq!(
+            k.drift(),
+            -100,
+            "less than they had allowed by the first read"
         );
     }
 

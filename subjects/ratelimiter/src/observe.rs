@@ -276,6 +276,24 @@ impl Observer {
             facts.nodes.insert(id.0.clone(), node);
         }
         self.observe_redis(&mut facts, &windows_by_node).await;
+        // The nodes' accounting once more, after Redis was read: a count Redis holds is
+        // drift only when it falls outside [allowed before the read, allowed after it].
+        let nodes = &facts.nodes;
+        let windows_after =
+            futures::future::join_all(self.endpoints.nodes.iter().map(|(id, url)| async move {
+                if !nodes.get(&id.0).is_some_and(|n| n.reachable) {
+                    return None;
+                }
+                let answer = self
+                    .http
+                    .get(format!("{url}/v1/windows"))
+                    .send()
+                    .await
+                    .ok()?;
+                answer.json::<WindowsBody>().await.ok()
+            }))
+            .await;
+        bracket_with_later_reads(&mut facts, &windows_after);
         build_observation(at_ms, facts)
     }
 
@@ -410,16 +428,13 @@ impl Observer {
                 ..KeyFacts::default()
             };
             let mut partial = false;
-            for k in keys[&key].iter().flatten() {
-                for s in std::iter::once(&k.current).chain(k.previous.as_ref()) {
-                    if s.counter_key == slot.counter_key && s.epoch == slot.epoch {
-                        kf.nodes_allowed += s.allowed_units;
-                        kf.uncertain += s.uncertain_units;
-                        kf.limit = kf.limit.max(s.limit);
-                        partial |= s.partial;
-                    }
-                }
+            for s in matching_slots(keys[&key].iter().copied(), &slot) {
+                kf.nodes_allowed += s.allowed_units;
+                kf.uncertain += s.uncertain_units;
+                kf.limit = kf.limit.max(s.limit);
+                partial |= s.partial;
             }
+            kf.nodes_allowed_after = kf.nodes_allowed;
             kf.why_not = if !facts.redis.reachable {
                 Some("Redis unreadable".into())
             } else if !all_nodes_seen {
@@ -434,6 +449,44 @@ impl Observer {
             kf.comparable = kf.why_not.is_none();
             facts.keys.push(kf);
         }
+    }
+}
+
+/// Every node's slot for the same window of the same key as `slot` (current or previous: the
+/// window may have rolled over between reads).
+fn matching_slots<'a>(
+    per_node: impl Iterator<Item = Option<&'a KeyWindows>>,
+    slot: &'a WindowSlot,
+) -> impl Iterator<Item = &'a WindowSlot> {
+    per_node.flatten().flat_map(move |k| {
+        std::iter::once(&k.current)
+            .chain(k.previous.as_ref())
+            .filter(move |s| s.counter_key == slot.counter_key && s.epoch == slot.epoch)
+    })
+}
+
+/// Fills `nodes_allowed_after` from the nodes' second read. Checks keep landing while the
+/// operator reads (thousands a second on one key): Redis, read between the two, may hold units
+/// the first read had not seen yet, never units the second has not. Without a second read from
+/// every node the window is not comparable.
+fn bracket_with_later_reads(facts: &mut Facts, windows_after: &[Option<WindowsBody>]) {
+    let all_read_again = windows_after.iter().all(|w| w.is_some());
+    for kf in facts.keys.iter_mut().filter(|k| k.comparable) {
+        if !all_read_again {
+            kf.comparable = false;
+            kf.why_not = Some("a node's second accounting read failed".into());
+            continue;
+        }
+        let later = windows_after
+            .iter()
+            .flatten()
+            .flat_map(|w| w.keys.iter().filter(|k| k.key == kf.key))
+            .flat_map(|k| std::iter::once(&k.current).chain(k.previous.as_ref()))
+            .filter(|s| s.counter_key == kf.counter_key);
+        kf.nodes_allowed_after = later
+            .map(|s| s.allowed_units)
+            .sum::<u64>()
+            .max(kf.nodes_allowed);
     }
 }
 

@@ -107,7 +107,7 @@ impl RateLimiterSubject {
                 let excess = accounting
                     .as_ref()
                     .filter(|k| k.comparable)
-                    .map(|k| k.redis_count as i64 - k.nodes_allowed as i64);
+                    .map(|k| k.drift());
                 Ok(
                     json!({ "key": key, "redis": state, "accounting": accounting, "excess": excess }),
                 )
