@@ -58,6 +58,50 @@ pub enum RedisFailure {
     Error(redis::RedisError),
 }
 
+impl RedisFailure {
+    /// What kind of failure this is, in one word: `/health` and the `kind` label of
+    /// `rl_redis_failures` use it, so an operator can tell a slow Redis ("timeout") from one
+    /// that is gone ("connection") from one that answers and refuses ("oom", "readonly",
+    /// "auth", ...). Always one of [`FAILURE_CLASSES`].
+    pub fn class(&self) -> &'static str {
+        let RedisFailure::Error(e) = self else {
+            return "timeout";
+        };
+        if e.is_connection_refusal() || e.is_io_error() || e.is_connection_dropped() {
+            return "connection";
+        }
+        if e.kind() == redis::ErrorKind::AuthenticationFailed {
+            return "auth";
+        }
+        match e.code() {
+            Some("OOM") => "oom",
+            Some("READONLY") => "readonly",
+            Some("NOAUTH" | "WRONGPASS") => "auth",
+            Some("NOPERM") => "noperm",
+            Some("LOADING") => "loading",
+            Some("BUSY") => "busy",
+            Some("MASTERDOWN") => "masterdown",
+            Some(_) => "reply_error",
+            None => "other",
+        }
+    }
+}
+
+/// Every value [`RedisFailure::class`] returns.
+pub const FAILURE_CLASSES: [&str; 11] = [
+    "timeout",
+    "connection",
+    "auth",
+    "oom",
+    "readonly",
+    "noperm",
+    "loading",
+    "busy",
+    "masterdown",
+    "reply_error",
+    "other",
+];
+
 impl std::fmt::Display for RedisFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -10,6 +10,8 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 
+use crate::limiter::{FAILURE_CLASSES, RedisFailure};
+
 /// Where a decision came from: the label `source` on `rl_checks_total` and in every answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -65,8 +67,8 @@ pub struct NodeMetrics {
     checks: [[Counter; 4]; 2],
     check_duration: Histogram,
     redis_duration: Histogram,
-    redis_timeouts: Counter,
-    redis_errors: Counter,
+    /// One counter per failure class, in the order of `FAILURE_CLASSES`.
+    redis_failures: Vec<Counter>,
     redis_up: Gauge,
     key_allowed_units: Family<KeyLabels, Counter>,
     untracked_allowed_units: Counter,
@@ -109,11 +111,13 @@ impl NodeMetrics {
             redis_duration.clone(),
         );
         let errors = Family::<ErrorLabels, Counter>::default();
-        let redis_timeouts = errors.get_or_create_owned(&ErrorLabels { kind: "timeout" });
-        let redis_errors = errors.get_or_create_owned(&ErrorLabels { kind: "error" });
+        let redis_failures = FAILURE_CLASSES
+            .iter()
+            .map(|kind| errors.get_or_create_owned(&ErrorLabels { kind }))
+            .collect();
         registry.register(
             "rl_redis_failures",
-            "Redis calls that failed, by kind (a timed-out call may still have been applied)",
+            "Redis calls that failed, by kind: timeout, connection, or the class of Redis's error reply (oom, readonly, auth, ...); a timed-out call may still have been applied",
             errors,
         );
         let redis_up = Gauge::default();
@@ -147,8 +151,7 @@ impl NodeMetrics {
             checks,
             check_duration,
             redis_duration,
-            redis_timeouts,
-            redis_errors,
+            redis_failures,
             redis_up,
             key_allowed_units,
             untracked_allowed_units,
@@ -164,12 +167,11 @@ impl NodeMetrics {
         self.redis_duration.observe(seconds);
     }
 
-    pub fn record_redis_timeout(&self) {
-        self.redis_timeouts.inc();
-    }
-
-    pub fn record_redis_error(&self) {
-        self.redis_errors.inc();
+    pub fn record_redis_failure(&self, failure: &RedisFailure) {
+        let class = failure.class();
+        if let Some(i) = FAILURE_CLASSES.iter().position(|c| *c == class) {
+            self.redis_failures[i].inc();
+        }
     }
 
     pub fn set_redis_up(&self, up: bool) {

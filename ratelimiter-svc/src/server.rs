@@ -250,6 +250,7 @@ async fn decide(state: &AppState, request: &CheckRequest) -> Decision {
     let call_started = Instant::now();
     match state.limiter.check(&request.key, request.cost).await {
         Ok(d) => {
+            state.health.check_decided();
             state
                 .metrics
                 .record_redis_call(call_started.elapsed().as_secs_f64());
@@ -272,13 +273,13 @@ async fn decide(state: &AppState, request: &CheckRequest) -> Decision {
             }
         }
         Err(failure) => {
+            state.metrics.record_redis_failure(&failure);
+            state.health.check_failed(&failure);
             match failure {
                 RedisFailure::Timeout => {
-                    state.metrics.record_redis_timeout();
                     state.windows.record_uncertain(&request.key, request.cost);
                 }
                 RedisFailure::Error(ref e) => {
-                    state.metrics.record_redis_error();
                     tracing::debug!(error = %e, "check fell back to the fail mode");
                 }
             }

@@ -416,6 +416,59 @@ async fn a_paused_redis_times_out_within_the_bound_and_counts_the_timeout() {
 }
 
 #[tokio::test]
+async fn a_redis_that_answers_but_refuses_writes_shows_in_health_and_metrics_by_class() {
+    let redis = RedisServer::start();
+    let node = Node::start("node-1", &redis.url(), &[]);
+    let c = client();
+    node.wait_healthy(&c).await;
+    assert_eq!(check(&c, &node.url, "k", 1).await.body["source"], "redis");
+    // Out of memory with nothing to evict: Redis still answers the probe, refuses the script.
+    let mut conn = redis.connection();
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("noeviction")
+        .exec(&mut conn)
+        .unwrap();
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("1")
+        .exec(&mut conn)
+        .unwrap();
+    let r = check(&c, &node.url, "k2", 1).await;
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("0")
+        .exec(&mut conn)
+        .unwrap();
+    assert_eq!(r.body["source"], "fail_open", "{:?}", r.body);
+    let h = c.get(format!("{}/health", node.url)).send().await.unwrap();
+    assert_eq!(
+        h.status(),
+        200,
+        "the probe still passes: /health alone looks fine"
+    );
+    let health: serde_json::Value = h.json().await.unwrap();
+    assert_eq!(health["redis"]["last_check_error_class"], "oom", "{health}");
+    assert_eq!(health["redis"]["checks_failing"], true, "{health}");
+    let oom = metric(&c, &node.url, r#"rl_redis_failures_total{kind="oom"}"#).await;
+    assert!(oom >= 1.0);
+    // The next check Redis decides clears the flag.
+    assert_eq!(check(&c, &node.url, "k3", 1).await.body["source"], "redis");
+    let health: serde_json::Value = c
+        .get(format!("{}/health", node.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["redis"]["checks_failing"], false, "{health}");
+}
+
+#[tokio::test]
 async fn a_node_starts_without_redis_and_turns_healthy_when_it_appears() {
     let port = support::free_port();
     let node = Node::start("node-1", &format!("redis://127.0.0.1:{port}"), &[]);
