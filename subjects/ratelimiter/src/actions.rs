@@ -144,6 +144,7 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
                     node_check("the node does not answer /health", "/health/unreachable", Expectation::Present),
                     node_check("the node's check p99 is over 50 ms", "/rates/p99_ms", Expectation::Above { value: 50.0 }),
                     node_check("the node answers without asking Redis", "/rates/skipped_per_sec", Expectation::Above { value: 0.0 }),
+                    node_check("Redis does not decide the node's checks", "/health/redis/checks_failing", Expectation::Equals { value: serde_json::json!(true) }),
                 ],
             }],
             ..spec(

@@ -24,6 +24,12 @@ pub struct NodeFacts {
     pub healthy: bool,
     /// What the node's own probe says of Redis.
     pub redis_reachable: Option<bool>,
+    /// The node's last check got no decision from Redis (whatever the probe says).
+    #[serde(default)]
+    pub redis_checks_failing: bool,
+    /// The class of the node's last Redis failure on a check: timeout, connection, oom, ...
+    #[serde(default)]
+    pub redis_error_class: Option<String>,
     pub redis_latency_ms: Option<f64>,
     pub checks_per_sec: f64,
     pub allowed_per_sec: f64,

@@ -1,4 +1,4 @@
-//! The rate limiter's five invariants, each a pure function over one observation's facts.
+//! The rate limiter's six invariants, each a pure function over one observation's facts.
 
 use operator_protocol::{Severity, Violation};
 use serde_json::json;
@@ -10,6 +10,7 @@ pub const REDIS_DISCONNECTED: &str = "redis_disconnected";
 pub const HIGH_LATENCY: &str = "high_latency";
 pub const COUNTER_DRIFT: &str = "counter_drift";
 pub const GHOST_ALLOWING: &str = "ghost_allowing";
+pub const DECISIONS_UNBACKED: &str = "decisions_unbacked";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Thresholds {
@@ -38,7 +39,45 @@ pub fn all(facts: &Facts, thresholds: &Thresholds) -> Vec<Violation> {
     out.extend(high_latency(facts, thresholds));
     out.extend(counter_drift(facts, thresholds));
     out.extend(ghost_allowing(facts));
+    out.extend(decisions_unbacked(facts));
     out
+}
+
+/// Fewer fail-mode decisions a second than this are a blip (one timed-out call), not a node
+/// that stopped limiting.
+const UNBACKED_PER_SEC: f64 = 1.0;
+
+/// A node answering checks Redis did not decide is not limiting, even when its /health looks
+/// fine (Redis answers its probe and refuses the script, or times out on it). When Redis is
+/// gone for the operator or the node, `redis_disconnected` says so instead.
+pub fn decisions_unbacked(facts: &Facts) -> Vec<Violation> {
+    if !facts.redis.reachable {
+        return vec![];
+    }
+    facts
+        .nodes
+        .iter()
+        .filter(|(_, n)| n.reachable && n.redis_reachable != Some(false))
+        .filter(|(_, n)| {
+            n.redis_checks_failing && n.fail_open_per_sec + n.fail_closed_per_sec > UNBACKED_PER_SEC
+        })
+        .map(|(id, n)| {
+            let class = n.redis_error_class.as_deref().unwrap_or("unknown");
+            Violation {
+                invariant: DECISIONS_UNBACKED.into(),
+                severity: Severity::Critical,
+                target: id.clone(),
+                message: format!(
+                    "{id} decides {:.0} checks/s without Redis (its checks fail: {class}) while its health probe passes",
+                    n.fail_open_per_sec + n.fail_closed_per_sec
+                ),
+                evidence: json!({
+                    "node": id, "redis_error_class": class,
+                    "fail_open_per_sec": n.fail_open_per_sec, "fail_closed_per_sec": n.fail_closed_per_sec,
+                }),
+            }
+        })
+        .collect()
 }
 
 pub fn node_down(facts: &Facts) -> Vec<Violation> {
@@ -269,6 +308,36 @@ mod tests {
             k.drift(),
             -100,
             "less than they had allowed by the first read"
+        );
+    }
+
+    #[test]
+    fn checks_redis_does_not_decide_are_unbacked_even_when_the_probe_passes() {
+        let mut f = healthy();
+        let n = f.nodes.get_mut("node-1").unwrap();
+        n.redis_checks_failing = true;
+        n.redis_error_class = Some("oom".into());
+        n.fail_open_per_sec = 40.0;
+        assert_eq!(
+            invariants(&f),
+            [(DECISIONS_UNBACKED.into(), "node-1".into())]
+        );
+        assert_eq!(
+            decisions_unbacked(&f)[0].evidence["redis_error_class"],
+            "oom"
+        );
+        f.nodes.get_mut("node-1").unwrap().fail_open_per_sec = 0.5;
+        assert!(invariants(&f).is_empty(), "one timed-out call is a blip");
+        let n = f.nodes.get_mut("node-1").unwrap();
+        n.fail_open_per_sec = 40.0;
+        n.redis_checks_failing = false;
+        assert!(invariants(&f).is_empty(), "Redis decides its checks again");
+        f.nodes.get_mut("node-1").unwrap().redis_checks_failing = true;
+        f.redis.reachable = false;
+        assert_eq!(
+            invariants(&f),
+            [(REDIS_DISCONNECTED.into(), "redis".into())],
+            "Redis gone is one problem, said once"
         );
     }
 

@@ -1,5 +1,5 @@
 //! operator-tui's subject adapter for ratelimiter-svc. It observes the nodes and Redis over
-//! HTTP and the Redis protocol, checks five invariants, and offers actions, read-only tools,
+//! HTTP and the Redis protocol, checks six invariants, and offers actions, read-only tools,
 //! chaos and a runbook. It knows the service only by its API.
 
 mod actions;

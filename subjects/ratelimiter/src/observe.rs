@@ -121,6 +121,10 @@ struct HealthBody {
 struct HealthRedis {
     reachable: bool,
     last_latency_ms: Option<f64>,
+    #[serde(default)]
+    checks_failing: bool,
+    #[serde(default)]
+    last_check_error_class: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -267,6 +271,14 @@ impl Observer {
                 healthy: scrape.healthy,
                 redis_reachable: scrape.health.as_ref().map(|h| h.redis.reachable),
                 redis_latency_ms: scrape.health.as_ref().and_then(|h| h.redis.last_latency_ms),
+                redis_checks_failing: scrape
+                    .health
+                    .as_ref()
+                    .is_some_and(|h| h.redis.checks_failing),
+                redis_error_class: scrape
+                    .health
+                    .as_ref()
+                    .and_then(|h| h.redis.last_check_error_class.clone()),
                 ..NodeFacts::default()
             };
             if let Some(counters) = scrape.counters {

@@ -30,6 +30,7 @@ mod tests {
             HIGH_LATENCY,
             COUNTER_DRIFT,
             GHOST_ALLOWING,
+            DECISIONS_UNBACKED,
         ] {
             let entry = runbook
                 .entry(invariant)
