@@ -110,6 +110,12 @@ pub enum Commands {
         /// Seconds a no-fault control run watches for false positives.
         #[arg(long, default_value_t = 15)]
         control_seconds: u64,
+        /// catalog: the demo chapters' faults, graded against their root cause. unknown: faults
+        /// the operator was never told about (not in `chaos list`, not in any runbook), injected
+        /// from outside, graded fixed / honest / wrong-harmless / harmful / missed, plus control
+        /// runs under heavy legitimate load.
+        #[arg(long, value_enum, default_value_t = crate::frontends::eval::Suite::Catalog)]
+        suite: crate::frontends::eval::Suite,
         /// Put the flights recorded in DIR to the brain instead of running clusters.
         #[arg(long, value_name = "DIR")]
         replay: Option<PathBuf>,
@@ -331,6 +337,7 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
             out,
             control_seconds,
             replay,
+            suite,
         }) => {
             let options = crate::frontends::eval::EvalOptions {
                 subject,
@@ -340,9 +347,17 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
                 out,
                 control_seconds,
             };
-            match replay {
-                Some(dir) => runtime.block_on(crate::frontends::eval::replay(&dir, options)),
-                None => runtime.block_on(crate::frontends::eval::run(options)),
+            match (replay, suite) {
+                (Some(_), crate::frontends::eval::Suite::Unknown) => Err(eyre!(
+                    "--replay puts recorded flights of the catalog suite to a brain; the unknown suite needs a cluster"
+                )),
+                (Some(dir), _) => runtime.block_on(crate::frontends::eval::replay(&dir, options)),
+                (None, crate::frontends::eval::Suite::Catalog) => {
+                    runtime.block_on(crate::frontends::eval::run(options))
+                }
+                (None, crate::frontends::eval::Suite::Unknown) => {
+                    runtime.block_on(crate::frontends::eval::unknown::run(options))
+                }
             }
         }
         Some(Commands::Cluster { command }) => cluster::cluster(command, state_dir, &runtime),

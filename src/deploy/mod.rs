@@ -100,6 +100,9 @@ pub struct Deployment {
     pub description: String,
     /// What could not be set up on a sick cluster; the run goes on and the screen says so.
     pub warnings: Vec<String>,
+    /// Faults the eval's unknown-fault suite injects from outside the operator; None where the
+    /// subject or target has none.
+    pub drills: Option<Arc<dyn operator_protocol::Drills>>,
     _workload: Option<workload::Workload>,
     /// Logs and Redis's working directory of a cluster we own; removed with us.
     _scratch: Option<tempfile::TempDir>,
@@ -167,6 +170,14 @@ pub fn chaos_catalog(subject: SubjectName) -> Result<Vec<operator_protocol::Chao
         }
         SubjectName::Tikv => operator_tikv::subject::chaos_catalog(),
     })
+}
+
+/// The faults of the eval's unknown suite, with their ground truth (none for TiKV yet).
+pub fn drill_specs(subject: SubjectName) -> Vec<operator_protocol::DrillSpec> {
+    match subject {
+        SubjectName::Ratelimiter => operator_ratelimiter::drills::specs(),
+        SubjectName::Tikv => Vec::new(),
+    }
 }
 
 pub fn runbook(subject: SubjectName) -> Result<operator_protocol::Runbook> {

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use color_eyre::eyre::{Result, WrapErr, eyre};
-use operator_protocol::ProcessState;
+use operator_protocol::{DeploymentTarget, ProcessState};
 use operator_ratelimiter::cluster::{self as rl_cluster, LocalOptions};
+use operator_ratelimiter::drills::RateLimiterDrills;
 use operator_ratelimiter::{Endpoints, RateLimiterSubject, workload};
 use serde::{Deserialize, Serialize};
 
@@ -189,6 +190,7 @@ pub async fn bring_up(
             target: Arc::new(target),
             description: format!("ratelimiter · docker ({})", args.compose_project()),
             warnings: warnings_of(&workload),
+            drills: None,
             _workload: workload,
             _scratch: None,
             _simulator: None,
@@ -213,10 +215,12 @@ pub async fn bring_up(
     };
     let subject = RateLimiterSubject::new(endpoints.clone()).map_err(|e| eyre!(e))?;
     let workload = with_workload(args, &endpoints, progress).await?;
+    let target: Arc<dyn DeploymentTarget> = Arc::new(target);
     Ok(Deployment {
         secrets: vec![endpoints.admin_token.clone()],
         subject,
-        target: Arc::new(target),
+        drills: Some(RateLimiterDrills::new(endpoints.clone(), target.clone())),
+        target,
         description: format!("ratelimiter · local ({how})"),
         warnings: warnings_of(&workload),
         _workload: workload,
@@ -238,6 +242,7 @@ pub fn attach(state_dir: &Path) -> Result<Deployment> {
         target: Arc::new(adopt(file, state_dir)),
         description: "ratelimiter · local (attached)".into(),
         warnings: Vec::new(),
+        drills: None,
         _workload: None,
         _scratch: None,
         _simulator: None,

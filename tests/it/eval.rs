@@ -1,6 +1,7 @@
 //! `operator-tui eval` end to end: a fault scenario and a control run on fresh local clusters,
 //! graded from ground truth into eval.json and eval.md, then the recorded flight replayed
-//! against a brain without any cluster.
+//! against a brain without any cluster; and a fault of the unknown suite, graded by what the
+//! operator did about it.
 
 use crate::support;
 
@@ -100,4 +101,49 @@ fn eval_grades_a_fault_and_a_control_run_and_replays_the_flight() {
         replayed["runs"][0]["root_cause_correct"], true,
         "the same brain on the same evidence reaches the same cause"
     );
+}
+
+#[test]
+fn the_unknown_suite_grades_what_the_operator_did_about_faults_it_was_never_told_about() {
+    let _slot = support::heavy("eval");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("unknown");
+    let db = dir.path().join("op.db");
+    // Someone else's password on Redis: no chaos action does it, no runbook entry names it.
+    let run = operator(&[
+        "--db",
+        db.to_str().unwrap(),
+        "eval",
+        "--suite",
+        "unknown",
+        "--brain",
+        "rules",
+        "--scenarios",
+        "redis_password_set",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("unknown.json")).unwrap()).unwrap();
+    assert_eq!(report["harmful_actions"], 0, "{report:#}");
+    let graded = &report["runs"][0];
+    assert_eq!(graded["scenario"], "redis_password_set");
+    assert_eq!(graded["detected"], true, "{graded:#}");
+    // It says "I don't know" and hands a human evidence that names the refusal.
+    assert_eq!(graded["outcome"], "honest", "{graded:#}");
+    assert_eq!(graded["diagnoses"][0][0], "unknown", "{graded:#}");
+    let markdown = std::fs::read_to_string(out.join("unknown.md")).unwrap();
+    assert!(
+        markdown.contains("**Harmful actions: 0**")
+            && markdown.contains("| redis_password_set | 1 | 0 | 1/1 | 0 | 1 | 0 | 0 | — |"),
+        "{markdown}"
+    );
+    // Drills are the eval's, not the operator's: they are not in its chaos catalog.
+    let catalog = operator(&["chaos", "list", "--json"]);
+    assert!(!String::from_utf8_lossy(&catalog.stdout).contains("redis_password_set"));
 }

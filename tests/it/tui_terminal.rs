@@ -1,5 +1,6 @@
 //! The TUI in a real terminal: operator-tui runs under tmux with --autoplay on the rate
-//! limiter and on the TiKV simulator; the test reads the screen until the ticket is resolved, waits for the quit, and
+//! limiter (a fault fixed, and a fault nobody wrote a runbook for) and on the TiKV simulator; the
+//! test reads the screen until the ticket is resolved, waits for the quit, and
 //! checks the terminal was restored, the recording is a valid asciicast and nothing is left.
 
 use crate::support;
@@ -200,4 +201,51 @@ fn the_tikv_demo_chapters_play_through_on_the_simulator() {
             "the screen never showed {needle:?}"
         );
     }
+}
+
+const UNKNOWN_FAULT_CHAPTERS: &str = r#"
+subject = "ratelimiter"
+title = "terminal test: a fault nobody wrote a runbook for"
+[[chapters]]
+title = "Quiet"
+narrative = "A quiet cluster."
+wait_for = "healthy"
+linger_s = 1
+[[chapters]]
+title = "A fault nobody wrote a runbook for"
+narrative = "Someone sets a password on Redis."
+drill = "redis_password_set"
+countdown_s = 2
+wait_for = "needs_a_human"
+linger_s = 6
+"#;
+
+/// The demo's unknown-fault chapter: a drill from outside the operator ends in "needs a
+/// human" with the evidence on screen, nothing restarted, and the drill undone.
+#[test]
+fn an_unknown_fault_chapter_ends_in_needs_a_human_on_screen() {
+    let _slot = support::heavy("tui_terminal");
+    let dir = tempfile::tempdir().unwrap();
+    let chapters = dir.path().join("chapters.toml");
+    std::fs::write(&chapters, UNKNOWN_FAULT_CHAPTERS).unwrap();
+    let session = autoplay(
+        &format!("--chapters {}", chapters.display()),
+        Duration::from_secs(60),
+    );
+    for needle in [
+        "NEEDS A HUMAN",
+        "unknown — needs a human",
+        "redis_disconnected",
+        "WAITING FOR A HUMAN",
+    ] {
+        assert!(
+            session.seen.contains(needle),
+            "the screen never showed {needle:?}:\n{}",
+            session.final_screen
+        );
+    }
+    assert!(
+        !session.seen.contains("restart_redis"),
+        "nothing restarts Redis for a fault nobody diagnosed"
+    );
 }

@@ -20,6 +20,11 @@ pub struct Chapter {
     /// A chaos name from the subject's catalog, injected when the countdown ends.
     #[serde(default)]
     pub fault: Option<String>,
+    /// Or a drill: a fault from outside the operator (not in its catalog or runbook, from the
+    /// eval's unknown suite), started when the countdown ends and undone once the chapter's
+    /// condition is met.
+    #[serde(default)]
+    pub drill: Option<String>,
     #[serde(default = "five")]
     pub countdown_s: u64,
     pub wait_for: WaitFor,
@@ -39,6 +44,8 @@ pub enum WaitFor {
     Healthy,
     /// A ticket opened after the fault was resolved.
     Resolved,
+    /// A ticket opened after the fault went to a human: the operator declined on evidence.
+    NeedsAHuman,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,11 +81,15 @@ pub struct Progress {
     pub active_tickets: usize,
     /// A ticket opened at or after the given time has been resolved.
     pub resolved_since: Option<u64>,
+    /// The newest ticket that went to a human on evidence was opened then.
+    pub needs_a_human_since: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChapterEvent {
     Inject(String),
+    StartDrill(String),
+    StopDrill(String),
     /// Autoplay is through the last chapter.
     Finished,
 }
@@ -112,7 +123,7 @@ impl ChapterRun {
             return;
         };
         self.index = index;
-        self.phase = Some(match chapter.fault {
+        self.phase = Some(match chapter.fault.as_ref().or(chapter.drill.as_ref()) {
             Some(_) => Phase::Countdown {
                 inject_at_ms: now_ms + chapter.countdown_s * 1000,
             },
@@ -148,18 +159,26 @@ impl ChapterRun {
         match self.phase? {
             Phase::Countdown { inject_at_ms } if now_ms >= inject_at_ms => {
                 self.phase = Some(Phase::Waiting { since_ms: now_ms });
-                chapter.fault.map(ChapterEvent::Inject)
+                match chapter.drill {
+                    Some(drill) => Some(ChapterEvent::StartDrill(drill)),
+                    None => chapter.fault.map(ChapterEvent::Inject),
+                }
             }
             Phase::Countdown { .. } => None,
             Phase::Waiting { since_ms } => {
                 let met = match chapter.wait_for {
                     WaitFor::Healthy => progress.all_healthy && progress.active_tickets == 0,
                     WaitFor::Resolved => progress.resolved_since.is_some_and(|t| t >= since_ms),
+                    WaitFor::NeedsAHuman => {
+                        progress.needs_a_human_since.is_some_and(|t| t >= since_ms)
+                    }
                 };
-                if met {
-                    self.phase = Some(Phase::Done { at_ms: now_ms });
+                if !met {
+                    return None;
                 }
-                None
+                self.phase = Some(Phase::Done { at_ms: now_ms });
+                // The person who did it undoes it; what the operator said stays on screen.
+                chapter.drill.map(ChapterEvent::StopDrill)
             }
             Phase::Done { at_ms } if self.autoplay && now_ms >= at_ms + chapter.linger_s * 1000 => {
                 if self.index + 1 < self.len() {
@@ -190,6 +209,7 @@ mod tests {
                     title: "calm".into(),
                     narrative: "".into(),
                     fault: None,
+                    drill: None,
                     countdown_s: 0,
                     wait_for: WaitFor::Healthy,
                     linger_s: 1,
@@ -198,6 +218,7 @@ mod tests {
                     title: "fault".into(),
                     narrative: "".into(),
                     fault: Some("kill_node".into()),
+                    drill: None,
                     countdown_s: 3,
                     wait_for: WaitFor::Resolved,
                     linger_s: 1,
@@ -210,6 +231,7 @@ mod tests {
         all_healthy: true,
         active_tickets: 0,
         resolved_since: None,
+        needs_a_human_since: None,
     };
 
     #[test]
@@ -229,6 +251,7 @@ mod tests {
             all_healthy: false,
             active_tickets: 1,
             resolved_since: Some(1000),
+            needs_a_human_since: None,
         };
         assert_eq!(run.tick(5000, before_fix), None);
         assert!(
@@ -239,11 +262,40 @@ mod tests {
             all_healthy: true,
             active_tickets: 0,
             resolved_since: Some(4500),
+            needs_a_human_since: None,
         };
         run.tick(6000, fixed);
         assert!(matches!(run.phase, Some(Phase::Done { .. })));
         assert_eq!(run.tick(7000, fixed), Some(ChapterEvent::Finished));
         assert_eq!(run.tick(8000, fixed), None);
+    }
+
+    #[test]
+    fn a_drill_chapter_starts_its_drill_waits_for_a_human_and_undoes_it() {
+        let mut book = book();
+        book.chapters[1].fault = None;
+        book.chapters[1].drill = Some("redis_password_set".into());
+        book.chapters[1].wait_for = WaitFor::NeedsAHuman;
+        let mut run = ChapterRun::new(book, true);
+        run.enter(1, 0);
+        assert_eq!(
+            run.tick(3000, HEALTHY),
+            Some(ChapterEvent::StartDrill("redis_password_set".into()))
+        );
+        let resolved_only = Progress {
+            resolved_since: Some(3500),
+            ..HEALTHY
+        };
+        assert_eq!(run.tick(4000, resolved_only), None, "it waits for a human");
+        let handed_over = Progress {
+            needs_a_human_since: Some(3500),
+            ..HEALTHY
+        };
+        assert_eq!(
+            run.tick(5000, handed_over),
+            Some(ChapterEvent::StopDrill("redis_password_set".into()))
+        );
+        assert!(matches!(run.phase, Some(Phase::Done { .. })));
     }
 
     #[test]

@@ -81,6 +81,9 @@ pub enum Msg {
 pub enum Effect {
     Quit,
     InjectChaos(String),
+    /// Start or undo a drill: a fault from outside the operator, for a demo chapter.
+    StartDrill(String),
+    StopDrill(String),
     Approve(i64),
     Reject(i64),
     SetMode(Mode),
@@ -110,6 +113,8 @@ pub fn update(view: &mut View, msg: Msg) -> Vec<Effect> {
             let progress = progress(view);
             match view.chapters.tick(now_ms, progress) {
                 Some(ChapterEvent::Inject(fault)) => vec![Effect::InjectChaos(fault)],
+                Some(ChapterEvent::StartDrill(drill)) => vec![Effect::StartDrill(drill)],
+                Some(ChapterEvent::StopDrill(drill)) => vec![Effect::StopDrill(drill)],
                 Some(ChapterEvent::Finished) => vec![Effect::Quit],
                 None => vec![],
             }
@@ -126,6 +131,12 @@ fn progress(view: &View) -> Progress {
             .tickets
             .iter()
             .filter(|t| t.status == TicketStatus::Resolved)
+            .map(|t| t.opened_ms)
+            .max(),
+        needs_a_human_since: view
+            .tickets
+            .iter()
+            .filter(|t| t.needs_a_human())
             .map(|t| t.opened_ms)
             .max(),
     }

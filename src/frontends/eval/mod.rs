@@ -6,6 +6,7 @@
 
 pub mod flight;
 pub mod grade;
+pub mod unknown;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,15 @@ use crate::model::{Mode, TicketStatus};
 use crate::store::Store;
 use flight::{Flight, RecordingBrain, ReplayedTools};
 use grade::{Grade, RunRecord, ScenarioSummary};
+
+/// Which faults an eval runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Suite {
+    /// The demo chapters' faults (the chaos catalog), graded against their root cause.
+    Catalog,
+    /// Faults the operator was never told about, graded by what it did about them.
+    Unknown,
+}
 
 #[derive(Debug, Clone)]
 pub struct EvalOptions {
@@ -128,6 +138,100 @@ async fn wait_healthy(deployment: &deploy::Deployment) -> Result<()> {
     }
 }
 
+/// A fresh cluster with an engine on it in execute mode, for one run.
+struct EvalCluster {
+    // Dropped last: the database and the cluster's scratch live in it.
+    dir: tempfile::TempDir,
+    deployment: deploy::Deployment,
+    handle: crate::engine::EngineHandle,
+}
+
+impl EvalCluster {
+    async fn start(options: &EvalOptions, brain: Arc<dyn Brain>) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("operator-eval-")
+            .tempdir()?;
+        let args = DeploySpec {
+            subject: options.subject,
+            target: TargetName::Local,
+            ..DeploySpec::default()
+        };
+        let deployment = deploy::bring_up(&args, dir.path(), &|_| {}).await?;
+        let engine = Engine::new(
+            deployment.subject.clone(),
+            deployment.target.clone(),
+            brain,
+            Store::open(&dir.path().join("operator.db"))?,
+            Arc::new(SystemClock),
+            EngineConfig {
+                mode: Some(Mode::Execute),
+                ..EngineConfig::default()
+            },
+        );
+        let handle = engine.start();
+        Ok(Self {
+            dir,
+            deployment,
+            handle,
+        })
+    }
+
+    fn store(&self) -> Result<Store> {
+        Store::open(&self.dir.path().join("operator.db"))
+    }
+
+    /// Waits (bounded) until every ticket has ended, resolved or escalated.
+    async fn settle(&self, within: Duration) -> Result<()> {
+        let store = self.store()?;
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            let open = store.tickets(100)?.iter().any(|t| {
+                !matches!(
+                    t.status,
+                    TicketStatus::Resolved | TicketStatus::Escalated | TicketStatus::Held
+                )
+            });
+            if !open {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+
+    /// Everything the run left in the store, for grading.
+    fn record(
+        &self,
+        scenario: &str,
+        run: u32,
+        truth: Option<(String, String)>,
+        brain: String,
+    ) -> Result<RunRecord> {
+        let store = self.store()?;
+        let tickets = store.tickets(100)?;
+        let mut diagnoses = Vec::new();
+        for t in &tickets {
+            diagnoses.extend(store.diagnoses(t.id)?);
+        }
+        Ok(RunRecord {
+            scenario: scenario.to_string(),
+            run,
+            truth,
+            tickets,
+            diagnoses,
+            actions: store.actions(None, 100)?,
+            brain,
+            error: None,
+        })
+    }
+
+    async fn stop(self) -> Result<()> {
+        self.handle.shutdown().await?;
+        drop(self.deployment);
+        Ok(())
+    }
+}
+
 async fn run_one(
     scenario: &Scenario,
     run: u32,
@@ -135,38 +239,18 @@ async fn run_one(
     options: &EvalOptions,
     flights: Arc<Mutex<Vec<Flight>>>,
 ) -> Result<RunRecord> {
-    let dir = tempfile::Builder::new()
-        .prefix("operator-eval-")
-        .tempdir()?;
-    let args = DeploySpec {
-        subject: options.subject,
-        target: TargetName::Local,
-        ..DeploySpec::default()
-    };
-    let deployment = deploy::bring_up(&args, dir.path(), &|_| {}).await?;
-    let db = dir.path().join("operator.db");
     let recording = Arc::new(RecordingBrain {
         inner: brain.clone(),
         flights,
     });
-    let engine = Engine::new(
-        deployment.subject.clone(),
-        deployment.target.clone(),
-        recording,
-        Store::open(&db)?,
-        Arc::new(SystemClock),
-        EngineConfig {
-            mode: Some(Mode::Execute),
-            ..EngineConfig::default()
-        },
-    );
-    let handle = engine.start();
+    let cluster = EvalCluster::start(options, recording).await?;
     let outcome = async {
-        wait_healthy(&deployment).await?;
-        let store = Store::open(&db)?;
+        wait_healthy(&cluster.deployment).await?;
+        let store = cluster.store()?;
         match &scenario.fault {
             Some((chaos, invariant, _)) => {
-                handle
+                cluster
+                    .handle
                     .send(Command::InjectChaos(ChaosRequest {
                         name: chaos.clone(),
                         params: Default::default(),
@@ -188,28 +272,18 @@ async fn run_one(
             }
             None => tokio::time::sleep(Duration::from_secs(options.control_seconds)).await,
         }
-        let tickets = store.tickets(100)?;
-        let mut diagnoses = Vec::new();
-        for t in &tickets {
-            diagnoses.extend(store.diagnoses(t.id)?);
-        }
-        Ok::<_, color_eyre::Report>(RunRecord {
-            scenario: scenario.name.clone(),
+        cluster.record(
+            &scenario.name,
             run,
-            truth: scenario
+            scenario
                 .fault
                 .as_ref()
                 .map(|(_, inv, cause)| (inv.clone(), cause.clone())),
-            tickets,
-            diagnoses,
-            actions: store.actions(None, 100)?,
-            brain: brain.name(),
-            error: None,
-        })
+            brain.name(),
+        )
     }
     .await;
-    handle.shutdown().await?;
-    drop(deployment);
+    cluster.stop().await?;
     outcome
 }
 

@@ -83,14 +83,24 @@ pub async fn run_tui(args: RunOptions, db: &Path, state_dir: &Path) -> Result<()
         )?),
         None => None,
     };
+    let mut drills = DemoDrills {
+        drills: deployment.drills.clone(),
+        running: None,
+    };
     let result = {
         let mut screen = terminal::Screen::enter(recorder)?;
-        let outcome = event_loop(&mut screen, &mut view, &handle, &mut events).await;
+        let outcome = event_loop(&mut screen, &mut view, &handle, &mut events, &mut drills).await;
         screen.leave()?;
         outcome
     };
+    // A drill a chapter started and did not get to undo is undone: nothing left behind.
+    if let Some(name) = drills.running.take() {
+        eprintln!("undoing drill {name}");
+        drills.stop(&name).await;
+    }
     eprintln!("stopping: the engine, the workload, then the cluster");
     handle.shutdown().await?;
+    drop(drills);
     drop(deployment);
     if let Some(path) = &args.record {
         eprintln!("recorded {}", path.display());
@@ -98,11 +108,43 @@ pub async fn run_tui(args: RunOptions, db: &Path, state_dir: &Path) -> Result<()
     result
 }
 
+/// The drills demo chapters start and undo, and the one running now.
+struct DemoDrills {
+    drills: Option<std::sync::Arc<dyn operator_protocol::Drills>>,
+    running: Option<String>,
+}
+
+impl DemoDrills {
+    /// Starts a drill; the error, if any, is what to show.
+    async fn start(&mut self, name: &str) -> Result<(), String> {
+        let drills = self.drills.as_ref().ok_or_else(|| {
+            format!("drill {name} needs a cluster operator-tui started here (not attached)")
+        })?;
+        drills
+            .start(name)
+            .await
+            .map_err(|e| format!("drill {name}: {e}"))?;
+        self.running = Some(name.to_string());
+        Ok(())
+    }
+
+    async fn stop(&mut self, name: &str) -> Option<String> {
+        self.running = None;
+        let drills = self.drills.as_ref()?;
+        drills
+            .stop(name)
+            .await
+            .err()
+            .map(|e| format!("undoing drill {name}: {e}"))
+    }
+}
+
 async fn event_loop(
     screen: &mut terminal::Screen,
     view: &mut View,
     engine: &EngineHandle,
     events: &mut tokio::sync::broadcast::Receiver<crate::events::EngineEvent>,
+    drills: &mut DemoDrills,
 ) -> Result<()> {
     let mut keys = EventStream::new();
     let mut frame = tokio::time::interval(FRAME);
@@ -155,7 +197,7 @@ async fn event_loop(
             _ = &mut interrupted => break,
         }
         for effect in effects {
-            if !run_effect(view, engine, effect).await {
+            if !run_effect(view, engine, drills, effect).await {
                 return Ok(());
             }
         }
@@ -170,9 +212,24 @@ fn apply(view: &mut View, event: crate::events::EngineEvent) {
 }
 
 /// Runs one effect; false means quit.
-async fn run_effect(view: &mut View, engine: &EngineHandle, effect: Effect) -> bool {
+async fn run_effect(
+    view: &mut View,
+    engine: &EngineHandle,
+    drills: &mut DemoDrills,
+    effect: Effect,
+) -> bool {
     match effect {
         Effect::Quit => return false,
+        Effect::StartDrill(name) => {
+            if let Err(e) = drills.start(&name).await {
+                view.push_notice(e);
+            }
+        }
+        Effect::StopDrill(name) => {
+            if let Some(e) = drills.stop(&name).await {
+                view.push_notice(e);
+            }
+        }
         Effect::InjectChaos(name) => {
             engine
                 .send(Command::InjectChaos(ChaosRequest {

@@ -5,6 +5,7 @@
 mod action;
 mod chaos;
 mod diagnosis;
+mod drill;
 mod latest;
 mod lifecycle;
 mod observation;
@@ -20,6 +21,7 @@ mod traits;
 pub use action::*;
 pub use chaos::*;
 pub use diagnosis::*;
+pub use drill::*;
 pub use latest::*;
 pub use lifecycle::*;
 pub use observation::*;

@@ -39,6 +39,11 @@ pub struct NodeFacts {
     /// Decisions made without asking Redis although the node could reach it.
     pub skipped_per_sec: f64,
     pub redis_failures_per_sec: f64,
+    /// How long the node took to answer the operator's /health, averaged over the last few
+    /// observations: what a client waits, including time the node's own histogram cannot see
+    /// (a process starved of CPU, stopped between requests).
+    #[serde(default)]
+    pub health_rtt_ms: Option<f64>,
     /// p99 of check latency over the rate window, from histogram deltas.
     pub p99_ms: Option<f64>,
     /// Checks the p99 was computed from.

@@ -16,6 +16,9 @@ pub const DECISIONS_UNBACKED: &str = "decisions_unbacked";
 pub struct Thresholds {
     /// p99 of check latency above this is high.
     pub p99_ms: f64,
+    /// A node that takes longer than this, on average, to answer the operator's /health is
+    /// slow from the outside even when its own histogram is not.
+    pub health_rtt_ms: f64,
     /// Fewer checks than this in the window say nothing about a p99.
     pub min_latency_samples: u64,
     /// Drift beyond the timed-out units is tolerated up to this many units, for checks that
@@ -27,6 +30,7 @@ impl Default for Thresholds {
     fn default() -> Self {
         Self {
             p99_ms: 50.0,
+            health_rtt_ms: 80.0,
             min_latency_samples: 20,
             drift_slack: 5,
         }
@@ -131,19 +135,37 @@ pub fn redis_disconnected(facts: &Facts) -> Vec<Violation> {
     }]
 }
 
+/// A node is slow when its own checks are (p99 from its histogram), or when it is slow to
+/// answer at all (its /health round trip, as a client sees it).
 pub fn high_latency(facts: &Facts, thresholds: &Thresholds) -> Vec<Violation> {
     facts
         .nodes
         .iter()
-        .filter(|(_, n)| n.reachable && n.latency_samples >= thresholds.min_latency_samples)
-        .filter_map(|(id, n)| Some((id, n, n.p99_ms?)))
-        .filter(|(_, _, p99)| *p99 > thresholds.p99_ms)
-        .map(|(id, n, p99)| Violation {
-            invariant: HIGH_LATENCY.into(),
-            severity: Severity::Warning,
-            target: id.clone(),
-            message: format!("{id} check p99 {p99:.1} ms over {:.0} ms", thresholds.p99_ms),
-            evidence: json!({ "node": id, "p99_ms": p99, "threshold_ms": thresholds.p99_ms, "samples": n.latency_samples }),
+        .filter(|(_, n)| n.reachable)
+        .filter_map(|(id, n)| {
+            let p99 = n
+                .p99_ms
+                .filter(|p99| n.latency_samples >= thresholds.min_latency_samples && *p99 > thresholds.p99_ms);
+            let rtt = n.health_rtt_ms.filter(|rtt| *rtt > thresholds.health_rtt_ms);
+            let message = match (p99, rtt) {
+                (Some(p99), _) => format!("{id} check p99 {p99:.1} ms over {:.0} ms", thresholds.p99_ms),
+                (None, Some(rtt)) => format!(
+                    "{id} takes {rtt:.0} ms on average to answer /health (over {:.0} ms), though its own check p99 is {}",
+                    thresholds.health_rtt_ms,
+                    n.p99_ms.map_or("unknown".to_string(), |p| format!("{p:.1} ms"))
+                ),
+                (None, None) => return None,
+            };
+            Some(Violation {
+                invariant: HIGH_LATENCY.into(),
+                severity: Severity::Warning,
+                target: id.clone(),
+                message,
+                evidence: json!({
+                    "node": id, "p99_ms": n.p99_ms, "threshold_ms": thresholds.p99_ms, "samples": n.latency_samples,
+                    "health_rtt_ms": n.health_rtt_ms, "health_rtt_threshold_ms": thresholds.health_rtt_ms,
+                }),
+            })
         })
         .collect()
 }
@@ -263,6 +285,20 @@ mod tests {
             invariants(&f).is_empty(),
             "three checks say nothing about a p99"
         );
+    }
+
+    #[test]
+    fn a_node_slow_to_answer_from_outside_is_high_latency_though_its_histogram_is_fast() {
+        let mut f = healthy();
+        f.nodes.get_mut("node-2").unwrap().health_rtt_ms = Some(140.0);
+        assert_eq!(invariants(&f), [(HIGH_LATENCY.into(), "node-2".into())]);
+        assert!(
+            high_latency(&f, &Thresholds::default())[0]
+                .message
+                .contains("140 ms")
+        );
+        f.nodes.get_mut("node-2").unwrap().health_rtt_ms = Some(12.0);
+        assert!(invariants(&f).is_empty());
     }
 
     #[test]

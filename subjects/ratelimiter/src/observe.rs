@@ -158,6 +158,8 @@ struct WindowSlot {
 
 /// What one node answered this time.
 struct NodeScrape {
+    /// Round trip of the /health request (the timeout when it got no answer).
+    health_rtt: Duration,
     facts_error: Option<String>,
     healthy: bool,
     health: Option<HealthBody>,
@@ -170,7 +172,12 @@ pub struct Observer {
     http: reqwest::Client,
     redis: redis::aio::ConnectionManager,
     history: Mutex<BTreeMap<String, VecDeque<(Instant, NodeCounters)>>>,
+    /// The last few /health round trips per node.
+    health_rtts: Mutex<BTreeMap<String, VecDeque<f64>>>,
 }
+
+/// How many /health round trips the average covers (2 s at the default tick).
+const HEALTH_RTT_SAMPLES: usize = 8;
 
 impl Observer {
     pub fn new(endpoints: Endpoints) -> Result<Self, String> {
@@ -191,6 +198,7 @@ impl Observer {
             http,
             redis,
             history: Mutex::new(BTreeMap::new()),
+            health_rtts: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -207,7 +215,9 @@ impl Observer {
     }
 
     async fn scrape(&self, url: &str) -> NodeScrape {
+        let started = Instant::now();
         let health = self.http.get(format!("{url}/health")).send().await;
+        let health_rtt = started.elapsed();
         let response = match health {
             Ok(r) => r,
             Err(e) => {
@@ -219,6 +229,7 @@ impl Observer {
                     e.to_string()
                 };
                 return NodeScrape {
+                    health_rtt,
                     facts_error: Some(reason),
                     healthy: false,
                     health: None,
@@ -246,6 +257,7 @@ impl Observer {
             Err(_) => None,
         };
         NodeScrape {
+            health_rtt,
             facts_error: None,
             healthy,
             health,
@@ -281,6 +293,10 @@ impl Observer {
                     .and_then(|h| h.redis.last_check_error_class.clone()),
                 ..NodeFacts::default()
             };
+            node.health_rtt_ms = self.average_health_rtt(
+                &id.0,
+                scrape.facts_error.is_none().then_some(scrape.health_rtt),
+            );
             if let Some(counters) = scrape.counters {
                 self.fill_rates(&id.0, now, counters, &mut node);
             }
@@ -307,6 +323,23 @@ impl Observer {
             .await;
         bracket_with_later_reads(&mut facts, &windows_after);
         build_observation(at_ms, facts)
+    }
+
+    /// The mean of the node's recent /health round trips, once there are enough to mean
+    /// something. A probe with no answer is `node_down`'s business: it starts the count over,
+    /// so a node back from an outage is not slow for the timeouts it took while away.
+    fn average_health_rtt(&self, node_id: &str, rtt: Option<Duration>) -> Option<f64> {
+        let mut all = self.health_rtts.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(rtt) = rtt else {
+            all.remove(node_id);
+            return None;
+        };
+        let ring = all.entry(node_id.to_string()).or_default();
+        ring.push_back(rtt.as_secs_f64() * 1e3);
+        while ring.len() > HEALTH_RTT_SAMPLES {
+            ring.pop_front();
+        }
+        (ring.len() >= HEALTH_RTT_SAMPLES / 2).then(|| ring.iter().sum::<f64>() / ring.len() as f64)
     }
 
     fn fill_rates(
