@@ -107,7 +107,10 @@ struct Session {
 fn autoplay(args: &str, timeout: Duration) -> Session {
     let dir = tempfile::tempdir().unwrap();
     let cast = dir.path().join("talk.cast");
-    let marker = format!("tui-{}-{}", std::process::id(), args.len());
+    // Unique per session: the tests of this module run beside each other.
+    static SESSIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let session = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let marker = format!("tui-{}-{session}", std::process::id());
     let command = format!(
         "env OPERATOR_TEST_MARKER={marker} {} --db {}/op.db run --mode execute --autoplay {args} --record {}; echo OPERATOR-EXITED $?; sleep 60",
         env!("CARGO_BIN_EXE_operator-tui"),
@@ -115,7 +118,7 @@ fn autoplay(args: &str, timeout: Duration) -> Session {
         cast.display()
     );
     let tmux = Tmux {
-        socket: format!("operator-test-{}-{}", std::process::id(), args.len()),
+        socket: format!("operator-test-{}-{session}", std::process::id()),
     };
     tmux.run(&[
         "new-session",
