@@ -55,6 +55,33 @@ impl FakeSubject {
     }
 }
 
+/// A fake's restart: disruptive, loses the node's memory, and presumes the node unhealthy
+/// (its `node_detail` says `"healthy": false`).
+pub fn restart_node_spec() -> ActionSpec {
+    ActionSpec {
+        node_param: Some("node".into()),
+        destroys: Some("the node's in-memory state".into()),
+        premises: vec![Premise {
+            description: "the node is not serving".into(),
+            any_of: vec![PremiseCheck::new(
+                "the node is unhealthy",
+                "node_detail",
+                json!({ "node": "{param.node}" }),
+                "/healthy",
+                Expectation::Equals {
+                    value: json!(false),
+                },
+            )],
+        }],
+        ..ActionSpec::new(
+            "restart_node",
+            "restart a node",
+            vec![node_param()],
+            Risk::Disruptive,
+        )
+    }
+}
+
 fn node_param() -> ParamSpec {
     ParamSpec::new("node", "the node", ParamKind::Node)
 }
@@ -109,28 +136,7 @@ impl Subject for FakeSubject {
 
     fn actions(&self) -> Vec<ActionSpec> {
         vec![
-            ActionSpec {
-                node_param: Some("node".into()),
-                destroys: Some("the node's in-memory state".into()),
-                premises: vec![Premise {
-                    description: "the node is not serving".into(),
-                    any_of: vec![PremiseCheck::new(
-                        "the node is unhealthy",
-                        "node_detail",
-                        json!({ "node": "{param.node}" }),
-                        "/healthy",
-                        Expectation::Equals {
-                            value: json!(false),
-                        },
-                    )],
-                }],
-                ..ActionSpec::new(
-                    "restart_node",
-                    "restart a node",
-                    vec![node_param()],
-                    Risk::Disruptive,
-                )
-            },
+            restart_node_spec(),
             ActionSpec::new("flaky_action", "always fails", vec![], Risk::Safe),
         ]
     }

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use operator_protocol::{
-    ActionOutcome, ActionSpec, ContractError, Diagnosis, Expectation, Health, Hypothesis, Millis,
-    NodeId, NodeStatus, Observation, ParamKind, ParamSpec, Premise, PremiseCheck,
-    RecommendedAction, Risk, RootCause, Runbook, RunbookEntry, Severity, Violation,
+    ActionOutcome, ActionSpec, ContractError, Diagnosis, Health, Hypothesis, Millis, NodeId,
+    NodeStatus, Observation, ParamKind, ParamSpec, RecommendedAction, Risk, RootCause, Runbook,
+    RunbookEntry, Severity, Violation,
 };
 use serde_json::json;
 
@@ -24,27 +24,7 @@ const NOW: Millis = 1_000_000;
 fn catalog() -> Vec<ActionSpec> {
     let node = || ParamSpec::new("node", "the node", ParamKind::Node);
     let mut catalog = vec![
-        ActionSpec {
-            node_param: Some("node".into()),
-            premises: vec![Premise {
-                description: "the node is not serving".into(),
-                any_of: vec![PremiseCheck::new(
-                    "it is not healthy",
-                    "node_detail",
-                    json!({ "node": "{param.node}" }),
-                    "/healthy",
-                    Expectation::Equals {
-                        value: json!(false),
-                    },
-                )],
-            }],
-            ..ActionSpec::new(
-                "restart_node",
-                "restart a node",
-                vec![node()],
-                Risk::Disruptive,
-            )
-        },
+        crate::testing::restart_node_spec(),
         ActionSpec::new("update_limit", "change a limit", vec![node()], Risk::Safe),
         ActionSpec::new(
             "wipe_node",

@@ -353,13 +353,28 @@ fn markdown(report: &Report) -> String {
 }
 
 fn calibration_markdown(report: &Report) -> String {
-    let Some(brier) = report.brier_score else {
+    calibration_section(
+        "Brier score {brier} (0 is perfect; always answering 50 % scores 0.25).",
+        &report.calibration,
+        report.brier_score,
+    )
+}
+
+/// A calibration section: `intro` (with `{brier}` for the score), then the buckets' table;
+/// nothing when no diagnosis had a confidence to grade.
+fn calibration_section(
+    intro: &str,
+    buckets: &[grade::CalibrationBucket],
+    brier: Option<f64>,
+) -> String {
+    let Some(brier) = brier else {
         return String::new();
     };
     let mut md = format!(
-        "\n## Calibration\n\nBrier score {brier:.3} (0 is perfect; always answering 50 % scores 0.25).\n\n| confidence | diagnoses | mean confidence | right |\n|---|---|---|---|\n"
+        "\n## Calibration\n\n{}\n\n| confidence | diagnoses | mean confidence | right |\n|---|---|---|---|\n",
+        intro.replace("{brier}", &format!("{brier:.3}"))
     );
-    for b in &report.calibration {
+    for b in buckets {
         md.push_str(&format!(
             "| {} | {} | {} | {} |\n",
             b.range,
@@ -369,6 +384,16 @@ fn calibration_markdown(report: &Report) -> String {
         ));
     }
     md
+}
+
+/// A run's result line, above the progress bar (or in the log when there is no terminal,
+/// where the bar draws nothing).
+fn report_line(bar: &indicatif::ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
 }
 
 fn print_table(report: &Report) {
@@ -541,12 +566,7 @@ pub async fn run(options: EvalOptions) -> Result<()> {
                     .map(|e| format!(" — failed: {e}"))
                     .unwrap_or_default()
             );
-            // Without a terminal the bar draws nothing; the lines still belong in the log.
-            if bar.is_hidden() {
-                eprintln!("{line}");
-            } else {
-                bar.println(line);
-            }
+            report_line(&bar, line);
             grades.push(graded);
             bar.inc(1);
         }

@@ -15,7 +15,7 @@ use operator_protocol::{DrillSpec, UNKNOWN_ROOT_CAUSE};
 use serde::Serialize;
 
 use super::grade::{self, CalibrationBucket, DrillGrade, Outcome};
-use super::{EvalCluster, EvalOptions, percent, wait_healthy};
+use super::{EvalCluster, EvalOptions, calibration_section, report_line, wait_healthy};
 use crate::deploy;
 
 /// How long the engine has, after a drill is undone, to end what it opened.
@@ -130,20 +130,11 @@ fn markdown(report: &UnknownReport) -> String {
     for d in &report.drills {
         md.push_str(&format!("| {} | {} |\n", d.drill, d.description));
     }
-    if let Some(brier) = report.brier_score {
-        md.push_str(&format!(
-            "\n## Calibration\n\nEvery diagnosis that named a cause, against the truth (no runbook cause is the truth here). Brier score {brier:.3}.\n\n| confidence | diagnoses | mean confidence | right |\n|---|---|---|---|\n"
-        ));
-        for b in &report.calibration {
-            md.push_str(&format!(
-                "| {} | {} | {} | {} |\n",
-                b.range,
-                b.diagnoses,
-                percent(b.mean_confidence),
-                percent(b.accuracy)
-            ));
-        }
-    }
+    md.push_str(&calibration_section(
+        "Every diagnosis that named a cause, against the truth (no runbook cause is the truth here). Brier score {brier}.",
+        &report.calibration,
+        report.brier_score,
+    ));
     md
 }
 
@@ -210,11 +201,7 @@ pub async fn run(options: EvalOptions) -> Result<()> {
                     .map(|e| format!(" — failed: {e}"))
                     .unwrap_or_default()
             );
-            if bar.is_hidden() {
-                eprintln!("{line}");
-            } else {
-                bar.println(line);
-            }
+            report_line(&bar, line);
             bar.inc(1);
             grades.push(graded);
         }
