@@ -84,6 +84,15 @@ pub struct Ticket {
     pub timeline: Timeline,
     /// When the fault came from our own chaos: which one, and its ground-truth category.
     pub chaos: Option<ChaosLink>,
+    /// The cause ticket of the incident this ticket belongs to: its own id for a cause.
+    pub incident: TicketId,
+}
+
+impl Ticket {
+    /// A consequence of another ticket's problem, not a cause of its own.
+    pub fn is_symptom(&self) -> bool {
+        self.incident != self.id
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -57,6 +57,11 @@ pub enum Commands {
         #[command(subcommand)]
         command: TicketsCommand,
     },
+    /// Incidents: tickets that share one cause, the cause first.
+    Incidents {
+        #[command(subcommand)]
+        command: IncidentsCommand,
+    },
     /// Actions: proposed remediations and their lifecycle.
     Actions {
         #[command(subcommand)]
@@ -218,6 +223,17 @@ pub enum TicketsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum IncidentsCommand {
+    /// The most recent incidents, newest first: the cause and how many symptoms joined it.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// One incident (named by its cause ticket): the cause, then every symptom.
+    Show { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ActionsCommand {
     List {
         #[arg(long)]
@@ -287,6 +303,9 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
     match cli.command {
         Some(Commands::Tickets { command }) => {
             records::tickets(&mut Store::open(db)?, command, json)
+        }
+        Some(Commands::Incidents { command }) => {
+            records::incidents(&Store::open(db)?, command, json)
         }
         Some(Commands::Actions { command }) => {
             records::actions(&mut Store::open(db)?, command, json)

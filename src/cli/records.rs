@@ -4,7 +4,7 @@
 use color_eyre::eyre::{Result, eyre};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
-use super::{ActionsCommand, KillSwitchState, TicketsCommand};
+use super::{ActionsCommand, IncidentsCommand, KillSwitchState, TicketsCommand};
 use crate::clock::{Clock, SystemClock};
 use crate::model::*;
 use crate::store::{ActionUpdate, Store};
@@ -131,6 +131,81 @@ pub fn tickets(store: &mut Store, command: TicketsCommand, json: bool) -> Result
                 now(),
             )?;
             println!("ticket #{id} held: no action runs on it until it is resolved");
+        }
+    }
+    Ok(())
+}
+
+pub fn incidents(store: &Store, command: IncidentsCommand, json: bool) -> Result<()> {
+    match command {
+        IncidentsCommand::List { limit } => {
+            let causes = store.incident_causes(limit)?;
+            let mut rows = Vec::new();
+            for cause in causes {
+                let members = store.incident(cause.id)?;
+                rows.push((cause, members.len() - 1));
+            }
+            if json {
+                let list: Vec<serde_json::Value> = rows
+                    .iter()
+                    .map(|(cause, symptoms)| serde_json::json!({ "id": cause.id, "cause": cause, "symptoms": symptoms }))
+                    .collect();
+                return print_json(&list);
+            }
+            let mut t = table(&[
+                "incident", "cause", "target", "status", "symptoms", "opened",
+            ]);
+            for (cause, symptoms) in &rows {
+                t.add_row(vec![
+                    cause.id.0.to_string(),
+                    cause.invariant.clone(),
+                    cause.target.clone(),
+                    cause.status.to_string(),
+                    symptoms.to_string(),
+                    clock_time(cause.timeline.opened_ms),
+                ]);
+            }
+            println!("{t}");
+        }
+        IncidentsCommand::Show { id } => {
+            let members = store.incident(TicketId(id))?;
+            let Some((cause, symptoms)) = members.split_first() else {
+                return Err(match store.ticket(TicketId(id))? {
+                    Some(t) => eyre!(
+                        "ticket {id} is a symptom; its incident is {} (`incidents show {}`)",
+                        t.incident,
+                        t.incident
+                    ),
+                    None => eyre!(
+                        "there is no incident {id}; `incidents list` shows them (an incident is named by its cause ticket)"
+                    ),
+                });
+            };
+            if json {
+                return print_json(
+                    &serde_json::json!({ "id": id, "cause": cause, "symptoms": symptoms }),
+                );
+            }
+            println!(
+                "Incident {id} — cause: ticket {} {} on {} [{}]",
+                cause.id, cause.invariant, cause.target, cause.status
+            );
+            if let Some(reason) = &cause.reason {
+                println!("  {reason}");
+            }
+            for s in symptoms {
+                println!(
+                    "  └ symptom: ticket {} {} on {} [{}]{}",
+                    s.id,
+                    s.invariant,
+                    s.target,
+                    s.status,
+                    s.reason
+                        .as_deref()
+                        .map(|r| format!(" — {r}"))
+                        .unwrap_or_default()
+                );
+            }
         }
     }
     Ok(())

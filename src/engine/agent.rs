@@ -28,7 +28,10 @@ pub fn brief(ticket: &Ticket) -> TicketBrief {
 }
 
 /// Open tickets go to the brain, oldest first, while fewer than the limit are being diagnosed.
-pub fn start_diagnoses(state: &EngineState) -> Vec<Effect> {
+/// A symptom waits while its incident's cause is open (the cause's remedy is the incident's
+/// one plan), and a ticket that may be a symptom first waits the settle period for its cause
+/// to show.
+pub fn start_diagnoses(state: &EngineState, now: Millis) -> Vec<Effect> {
     let free = state
         .config
         .max_parallel_diagnoses
@@ -37,6 +40,11 @@ pub fn start_diagnoses(state: &EngineState) -> Vec<Effect> {
         .tickets
         .iter()
         .filter(|t| t.status == TicketStatus::Open && !state.diagnosing.contains(&t.id))
+        .filter(|t| !state.waits_for_its_cause(t))
+        .filter(|t| {
+            !state.may_be_a_symptom(&t.invariant)
+                || now.saturating_sub(t.timeline.opened_ms) >= state.settle_ms()
+        })
         .take(free)
         .flat_map(|t| {
             [

@@ -55,6 +55,9 @@ pub struct EngineConfig {
     /// How long a disruptive remedy of a possibly transient cause waits for the symptom to
     /// clear by itself.
     pub watch_period: Duration,
+    /// Ticks a ticket that may be a symptom (the subject declares its invariant a consequence
+    /// of another) waits for its cause to show before it is diagnosed.
+    pub settle_ticks: u32,
     /// Written to the store at start; `None` keeps the stored mode (default approve).
     pub mode: Option<Mode>,
     pub confidence_gates: ConfidenceGates,
@@ -76,6 +79,7 @@ impl Default for EngineConfig {
             // Longer than a GC pause or a burst; short enough that a real stall is not left
             // alone for long.
             watch_period: Duration::from_secs(3),
+            settle_ticks: 2,
             mode: None,
             confidence_gates: ConfidenceGates::default(),
         }

@@ -12,8 +12,8 @@ use crate::events::EngineEvent;
 pub fn decide(state: &EngineState, input: Input, now: Millis, jitter: f64) -> Vec<Effect> {
     match input {
         Input::Tick => vec![],
-        Input::Observed(Ok((_, violations))) => monitor::observed(state, &violations),
-        Input::Observed(Err(error)) => monitor::observation_failed(state, &error),
+        Input::Observed(Ok((_, violations))) => monitor::observed(state, &violations, now),
+        Input::Observed(Err(error)) => monitor::observation_failed(state, &error, now),
         Input::Diagnosed {
             ticket,
             brain,
@@ -61,7 +61,7 @@ pub fn decide(state: &EngineState, input: Input, now: Millis, jitter: f64) -> Ve
 
 /// The parts that advance on every wake-up; each is idempotent over the state it is given.
 pub fn advance(state: &EngineState, now: Millis) -> Vec<Effect> {
-    let mut effects = agent::start_diagnoses(state);
+    let mut effects = agent::start_diagnoses(state, now);
     effects.extend(executor::advance(state, now));
     effects.extend(verify::timeouts(state, now));
     effects

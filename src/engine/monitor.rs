@@ -11,14 +11,19 @@ use super::effect::{Effect, Write};
 use super::state::EngineState;
 use super::verify;
 use crate::events::EngineEvent;
+use crate::model::{TicketId, TicketStatus};
+use crate::store::IncidentLink;
 
 pub const OBSERVATION_FAILED: &str = "observation_failed";
 
 /// How far back an injected fault can explain a new ticket.
 pub const CHAOS_LINK_WINDOW_MS: Millis = 60_000;
 
+/// Tickets on the same node or resource that open this close together share a cause.
+pub const INCIDENT_JOIN_WINDOW_MS: Millis = 10_000;
+
 /// The shell has stored the observation in the state; this decides what it means.
-pub fn observed(state: &EngineState, violations: &[Violation]) -> Vec<Effect> {
+pub fn observed(state: &EngineState, violations: &[Violation], now: Millis) -> Vec<Effect> {
     let mut effects = Vec::new();
     if let Some(observation) = &state.last_observation {
         effects.push(Effect::Emit(EngineEvent::Observed {
@@ -34,7 +39,7 @@ pub fn observed(state: &EngineState, violations: &[Violation]) -> Vec<Effect> {
         }
         // Two reports of one problem in one observation are one occurrence.
         if recorded.insert((violation.invariant.as_str(), violation.target.as_str())) {
-            effects.push(record(state, violation));
+            effects.push(record(state, violation, now));
         }
     }
     let broken: BTreeSet<(&str, &str)> = violations
@@ -46,7 +51,7 @@ pub fn observed(state: &EngineState, violations: &[Violation]) -> Vec<Effect> {
 }
 
 /// Nothing was seen, so nothing counts as clean; the failure itself is a problem.
-pub fn observation_failed(state: &EngineState, error: &str) -> Vec<Effect> {
+pub fn observation_failed(state: &EngineState, error: &str, now: Millis) -> Vec<Effect> {
     let violation = Violation {
         invariant: OBSERVATION_FAILED.into(),
         severity: Severity::Critical,
@@ -58,12 +63,12 @@ pub fn observation_failed(state: &EngineState, error: &str) -> Vec<Effect> {
         Effect::Emit(EngineEvent::ObservationFailed {
             error: error.to_string(),
         }),
-        record(state, &violation),
+        record(state, &violation, now),
     ]
 }
 
 /// A new ticket, or another occurrence of the active one for the same invariant and target.
-fn record(state: &EngineState, violation: &Violation) -> Effect {
+fn record(state: &EngineState, violation: &Violation, now: Millis) -> Effect {
     let active = state
         .tickets
         .iter()
@@ -82,6 +87,45 @@ fn record(state: &EngineState, violation: &Violation) -> Effect {
                 .iter()
                 .find(|c| c.expected_invariant == violation.invariant)
                 .cloned(),
+            incident: incident_of(state, violation, now),
         },
     })
+}
+
+/// One cause, one incident. A new problem is a symptom of an open ticket whose invariant the
+/// subject declares brings it about, or of a ticket on the same node or resource opened just
+/// before it; it is the cause of open tickets it is declared to bring about (seen first);
+/// otherwise an incident of its own.
+fn incident_of(state: &EngineState, violation: &Violation, now: Millis) -> IncidentLink {
+    let brings_about = |cause: &str, symptom: &str| {
+        state
+            .consequences
+            .iter()
+            .any(|c| c.cause == cause && c.symptom == symptom)
+    };
+    let open = || {
+        state
+            .tickets
+            .iter()
+            .filter(|t| t.status != TicketStatus::Resolved)
+    };
+    if let Some(cause) = open().find(|t| brings_about(&t.invariant, &violation.invariant)) {
+        return IncidentLink::SymptomOf(cause.incident);
+    }
+    let adopts: BTreeSet<TicketId> = open()
+        .filter(|t| brings_about(&violation.invariant, &t.invariant))
+        .map(|t| t.incident)
+        .collect();
+    if !adopts.is_empty() {
+        return IncidentLink::Cause {
+            adopts: adopts.into_iter().collect(),
+        };
+    }
+    if let Some(neighbour) = open().find(|t| {
+        t.target == violation.target
+            && now.saturating_sub(t.timeline.opened_ms) <= INCIDENT_JOIN_WINDOW_MS
+    }) {
+        return IncidentLink::SymptomOf(neighbour.incident);
+    }
+    IncidentLink::Cause { adopts: Vec::new() }
 }

@@ -111,6 +111,7 @@ impl Engine {
             self.subject.chaos(),
         );
         state.runbook = self.subject.runbook();
+        state.consequences = self.subject.consequences();
         let shell = Shell {
             subject: self.subject,
             target: self.target,

@@ -5,7 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use operator_protocol::{ActionSpec, ChaosSpec, Health, Millis, NodeId, Observation, Runbook};
+use operator_protocol::{
+    ActionSpec, ChaosSpec, Consequence, Health, Millis, NodeId, Observation, Runbook,
+};
 
 use super::config::EngineConfig;
 use crate::model::*;
@@ -28,6 +30,8 @@ pub struct EngineState {
     pub chaos_catalog: Vec<ChaosSpec>,
     /// The subject's runbook: which causes may pass by themselves.
     pub runbook: Runbook,
+    /// Which broken invariants follow from which (the subject says).
+    pub consequences: Vec<Consequence>,
     /// The nodes the deployment target runs (a cluster can be larger than what one
     /// observation sees).
     pub target_nodes: Vec<NodeId>,
@@ -60,6 +64,7 @@ impl EngineState {
             catalog,
             chaos_catalog,
             runbook: Runbook::default(),
+            consequences: Vec::new(),
             target_nodes: Vec::new(),
             last_observation: None,
             mode: Mode::Approve,
@@ -71,6 +76,21 @@ impl EngineState {
             running: BTreeMap::new(),
             finished_disruptions: Vec::new(),
         }
+    }
+
+    /// A symptom whose incident's cause is still open: the cause's remedy comes first.
+    pub fn waits_for_its_cause(&self, ticket: &Ticket) -> bool {
+        ticket.is_symptom() && self.ticket(ticket.incident).is_some()
+    }
+
+    /// The subject declares this invariant a consequence of another.
+    pub fn may_be_a_symptom(&self, invariant: &str) -> bool {
+        self.consequences.iter().any(|c| c.symptom == invariant)
+    }
+
+    /// How long a ticket that may be a symptom waits for its cause before anything acts.
+    pub fn settle_ms(&self) -> Millis {
+        self.config.tick.as_millis() as Millis * u64::from(self.config.settle_ticks)
     }
 
     pub fn ticket(&self, id: TicketId) -> Option<&Ticket> {

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use operator_protocol::{
-    ActionOutcome, ActionSpec, ContractError, Diagnosis, Health, Hypothesis, Millis, NodeId,
-    NodeStatus, Observation, ParamKind, ParamSpec, RecommendedAction, Risk, RootCause, Runbook,
-    RunbookEntry, Severity, Violation,
+    ActionOutcome, ActionSpec, Consequence, ContractError, Diagnosis, Health, Hypothesis, Millis,
+    NodeId, NodeStatus, Observation, ParamKind, ParamSpec, RecommendedAction, Risk, RootCause,
+    Runbook, RunbookEntry, Severity, Violation,
 };
 use serde_json::json;
 
@@ -17,7 +17,7 @@ use super::state::{EngineState, RunningAction};
 use super::{EngineConfig, general_actions};
 use crate::events::{Command, EngineEvent};
 use crate::model::*;
-use crate::store::{ActionUpdate, Write};
+use crate::store::{ActionUpdate, IncidentLink, Write};
 
 const NOW: Millis = 1_000_000;
 
@@ -96,6 +96,7 @@ fn ticket(id: i64, status: TicketStatus) -> Ticket {
         reason: None,
         timeline: Timeline::default(),
         chaos: None,
+        incident: TicketId(id),
     }
 }
 
@@ -330,6 +331,104 @@ fn a_fix_that_does_not_hold_within_the_timeout_escalates() {
     let statuses = ticket_statuses(&effects);
     assert_eq!(statuses[0].1, TicketStatus::Escalated);
     assert!(statuses[0].2.as_deref().unwrap().contains("did not hold"));
+}
+
+// ---- incidents ----------------------------------------------------------------------------
+
+fn with_consequences(mut state: EngineState) -> EngineState {
+    state.consequences = vec![Consequence::new("node_down", "counter_drift")];
+    state
+}
+
+fn opened_incident(effects: &[Effect]) -> Vec<IncidentLink> {
+    writes(effects)
+        .into_iter()
+        .filter_map(|w| match w {
+            Write::OpenTicket { incident, .. } => Some(incident.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_symptom_joins_its_open_causes_incident_and_waits_for_it() {
+    let mut state = with_consequences(state());
+    state.tickets = vec![ticket(7, TicketStatus::Acting)];
+    let effects = observed(&state, vec![violation("counter_drift", "demo-hot")]);
+    assert_eq!(
+        opened_incident(&effects),
+        vec![IncidentLink::SymptomOf(TicketId(7))]
+    );
+
+    let mut symptom = ticket(8, TicketStatus::Open);
+    symptom.invariant = "counter_drift".into();
+    symptom.incident = TicketId(7);
+    state.tickets.push(symptom);
+    assert!(
+        !advance(&state, NOW + 10_000).contains(&Effect::StartDiagnosis(TicketId(8))),
+        "no remedy of its own while the cause is open"
+    );
+    state.tickets.remove(0);
+    assert!(
+        advance(&state, NOW + 10_000).contains(&Effect::StartDiagnosis(TicketId(8))),
+        "once the cause is resolved, what is left is diagnosed on its own"
+    );
+}
+
+#[test]
+fn a_cause_seen_after_its_symptom_takes_the_symptom_into_its_incident() {
+    let mut state = with_consequences(state());
+    let mut symptom = ticket(8, TicketStatus::Open);
+    symptom.invariant = "counter_drift".into();
+    symptom.target = "demo-hot".into();
+    symptom.incident = TicketId(8);
+    state.tickets = vec![symptom];
+    let effects = observed(&state, vec![violation("node_down", "n2")]);
+    assert_eq!(
+        opened_incident(&effects),
+        vec![IncidentLink::Cause {
+            adopts: vec![TicketId(8)]
+        }]
+    );
+}
+
+#[test]
+fn problems_on_one_node_that_open_together_are_one_incident_and_others_are_their_own() {
+    let mut state = state();
+    let mut first = ticket(7, TicketStatus::Open);
+    first.timeline.opened_ms = NOW - 2_000;
+    state.tickets = vec![first];
+    let effects = observed(
+        &state,
+        vec![
+            violation("high_latency", "n2"),
+            violation("high_latency", "n3"),
+        ],
+    );
+    assert_eq!(
+        opened_incident(&effects),
+        vec![
+            IncidentLink::SymptomOf(TicketId(7)),
+            IncidentLink::Cause { adopts: vec![] }
+        ]
+    );
+}
+
+#[test]
+fn a_ticket_that_may_be_a_symptom_waits_the_settle_period_for_its_cause() {
+    let mut state = with_consequences(state());
+    state.config.settle_ticks = 2;
+    let mut drift = ticket(8, TicketStatus::Open);
+    drift.invariant = "counter_drift".into();
+    drift.timeline.opened_ms = NOW;
+    state.tickets = vec![drift];
+    assert!(!advance(&state, NOW + 250).contains(&Effect::StartDiagnosis(TicketId(8))));
+    assert!(advance(&state, NOW + 500).contains(&Effect::StartDiagnosis(TicketId(8))));
+    // A ticket that is never anyone's symptom goes to the brain at once.
+    let mut down = ticket(9, TicketStatus::Open);
+    down.timeline.opened_ms = NOW;
+    state.tickets = vec![down];
+    assert!(advance(&state, NOW).contains(&Effect::StartDiagnosis(TicketId(9))));
 }
 
 // ---- the agent ---------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 mod schema;
 mod write;
 
-pub use write::{ActionUpdate, Applied, Write};
+pub use write::{ActionUpdate, Applied, IncidentLink, Write};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -83,8 +83,12 @@ fn ticket_from_row(row: &Row) -> rusqlite::Result<Ticket> {
     let status: String = row.get("status")?;
     let chaos_name: Option<String> = row.get("chaos_name")?;
     let chaos_root: Option<String> = row.get("chaos_root_cause")?;
+    let id = TicketId(row.get("id")?);
     Ok(Ticket {
-        id: TicketId(row.get("id")?),
+        id,
+        incident: row
+            .get::<_, Option<i64>>("incident_id")?
+            .map_or(id, TicketId),
         subject: row.get("subject")?,
         invariant: row.get("invariant")?,
         target: row.get("target")?,
@@ -279,10 +283,12 @@ impl Store {
                 ticket: TicketId(id),
                 violation: violation.clone(),
             },
+            // Outside the engine (a one-off `check`) there is no incident to join.
             None => Write::OpenTicket {
                 subject: subject.to_string(),
                 violation: violation.clone(),
                 chaos: chaos.cloned(),
+                incident: IncidentLink::Cause { adopts: Vec::new() },
             },
         };
         let applied = self.apply(&[write], now)?;
@@ -349,6 +355,26 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare("SELECT * FROM tickets ORDER BY id DESC LIMIT ?1")?;
+        Ok(stmt
+            .query_map([limit as i64], ticket_from_row)?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The tickets of one incident, its cause first, then its symptoms by id.
+    pub fn incident(&self, cause: TicketId) -> Result<Vec<Ticket>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT * FROM tickets WHERE incident_id = ?1 ORDER BY (id != ?1), id")?;
+        Ok(stmt
+            .query_map([cause.0], ticket_from_row)?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The most recent incidents' causes, newest first.
+    pub fn incident_causes(&self, limit: usize) -> Result<Vec<Ticket>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT * FROM tickets WHERE incident_id = id ORDER BY id DESC LIMIT ?1")?;
         Ok(stmt
             .query_map([limit as i64], ticket_from_row)?
             .collect::<rusqlite::Result<_>>()?)

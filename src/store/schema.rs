@@ -115,6 +115,15 @@ pub fn migrations() -> Migrations<'static> {
         ALTER TABLE actions ADD COLUMN waiting TEXT;
         "#,
         ),
+        // Incidents: one cause, one incident. An incident is named by its cause ticket; every
+        // ticket points at the cause of the incident it belongs to (itself, for a cause).
+        M::up(
+            r#"
+        ALTER TABLE tickets ADD COLUMN incident_id INTEGER REFERENCES tickets(id);
+        UPDATE tickets SET incident_id = id;
+        CREATE INDEX tickets_by_incident ON tickets(incident_id);
+        "#,
+        ),
     ])
 }
 

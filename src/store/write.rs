@@ -11,6 +11,16 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use super::{ChaosRecord, NewAction, Store, action_from_row, audit, json_text};
 use crate::model::*;
 
+/// Which incident a new ticket belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IncidentLink {
+    /// It is a cause, and the incidents listed (their symptoms were seen before it) join its
+    /// own.
+    Cause { adopts: Vec<TicketId> },
+    /// A symptom of the incident whose cause is this ticket.
+    SymptomOf(TicketId),
+}
+
 /// One change to the store, with the audit row it carries.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
@@ -18,6 +28,7 @@ pub enum Write {
         subject: String,
         violation: Violation,
         chaos: Option<ChaosRecord>,
+        incident: IncidentLink,
     },
     /// Another occurrence of an active ticket's problem; its clean streak starts over.
     Recur {
@@ -133,8 +144,12 @@ fn apply_one(tx: &Transaction, write: &Write, now: Millis, applied: &mut Applied
             subject,
             violation,
             chaos,
+            incident,
         } => {
             let id = open_ticket(tx, subject, violation, chaos.as_ref(), now)?;
+            for joined in link_incident(tx, id, incident, now)? {
+                applied.tickets.insert(joined);
+            }
             applied.opened.push(id);
             applied.tickets.insert(id);
         }
@@ -280,6 +295,62 @@ fn open_ticket(
         ),
     )?;
     Ok(id)
+}
+
+/// Puts a new ticket in its incident; returns every other ticket whose incident changed.
+fn link_incident(
+    tx: &Transaction,
+    id: TicketId,
+    link: &IncidentLink,
+    now: Millis,
+) -> Result<Vec<TicketId>> {
+    let cause = match link {
+        IncidentLink::SymptomOf(cause) => *cause,
+        IncidentLink::Cause { .. } => id,
+    };
+    tx.execute(
+        "UPDATE tickets SET incident_id = ?2 WHERE id = ?1",
+        params![id.0, cause.0],
+    )?;
+    if cause != id {
+        audit(
+            tx,
+            now,
+            Cause::Monitor,
+            Some(id),
+            None,
+            "incident_joined",
+            &format!("a symptom of ticket {cause}'s incident"),
+        )?;
+        return Ok(Vec::new());
+    }
+    let IncidentLink::Cause { adopts } = link else {
+        return Ok(Vec::new());
+    };
+    let mut moved = Vec::new();
+    for incident in adopts {
+        let mut stmt = tx.prepare("SELECT id FROM tickets WHERE incident_id = ?1")?;
+        let members: Vec<i64> = stmt
+            .query_map([incident.0], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for member in members {
+            tx.execute(
+                "UPDATE tickets SET incident_id = ?2 WHERE id = ?1",
+                params![member, id.0],
+            )?;
+            audit(
+                tx,
+                now,
+                Cause::Monitor,
+                Some(TicketId(member)),
+                None,
+                "incident_joined",
+                &format!("a symptom of ticket {id}, its cause, seen after it"),
+            )?;
+            moved.push(TicketId(member));
+        }
+    }
+    Ok(moved)
 }
 
 /// Moves a ticket to `status`, stamping its timeline and writing the audit row.

@@ -64,10 +64,11 @@ pub fn grade(record: &RunRecord, runbook: &Runbook) -> Grade {
             .iter()
             .find(|t| t.invariant == inv && t.chaos.is_some())
     });
+    // A follow-on inside the fault's incident is the fault's doing, not a false alarm.
     let false_positives = record
         .tickets
         .iter()
-        .filter(|t| Some(t.id) != ticket.map(|k| k.id))
+        .filter(|t| ticket.is_none_or(|k| t.id != k.id && t.incident != k.incident))
         .count();
     let diagnosis = ticket.and_then(|t| {
         record

@@ -89,6 +89,28 @@ pub trait Subject: Send + Sync {
         target: &'a dyn DeploymentTarget,
     ) -> BoxFuture<'a, ContractResult<ChaosOutcome>>;
     fn runbook(&self) -> Runbook;
+    /// Which broken invariants follow from which: a store down leaves regions
+    /// under-replicated. Tickets so related join one incident, and a symptom waits for its
+    /// cause rather than being remedied on its own.
+    fn consequences(&self) -> Vec<Consequence> {
+        Vec::new()
+    }
+}
+
+/// `symptom` is what `cause` (both invariant names) brings about.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Consequence {
+    pub cause: String,
+    pub symptom: String,
+}
+
+impl Consequence {
+    pub fn new(cause: &str, symptom: &str) -> Self {
+        Self {
+            cause: cause.into(),
+            symptom: symptom.into(),
+        }
+    }
 }
 
 /// Where a subject's processes run, and the means to disturb them.

@@ -205,4 +205,13 @@ impl Subject for RateLimiterSubject {
     fn runbook(&self) -> Runbook {
         runbook::runbook()
     }
+
+    fn consequences(&self) -> Vec<Consequence> {
+        use invariants::*;
+        // Trouble between the nodes and Redis shows on every key and every node.
+        [COUNTER_DRIFT, DECISIONS_UNBACKED, HIGH_LATENCY]
+            .into_iter()
+            .map(|symptom| Consequence::new(REDIS_DISCONNECTED, symptom))
+            .collect()
+    }
 }

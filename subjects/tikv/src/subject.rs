@@ -703,6 +703,29 @@ impl Subject for TikvSubject {
     fn runbook(&self) -> Runbook {
         runbook()
     }
+
+    fn consequences(&self) -> Vec<Consequence> {
+        consequences()
+    }
+}
+
+/// What follows from what in a TiKV cluster: a store down leaves its regions short of
+/// replicas (or of a quorum), its leaders elsewhere and the workload lower; a slow store sheds
+/// leaders; PD without a leader reports its members down.
+pub fn consequences() -> Vec<Consequence> {
+    use crate::invariants::*;
+    [
+        (STORE_DOWN, REGION_UNDER_REPLICATED),
+        (STORE_DOWN, REGION_BELOW_QUORUM),
+        (STORE_DOWN, LEADER_IMBALANCE),
+        (STORE_DOWN, WORKLOAD_DROP),
+        (SLOW_STORE, LEADER_IMBALANCE),
+        (PD_NO_LEADER, PD_MEMBER_DOWN),
+        (PD_NO_LEADER, WORKLOAD_DROP),
+    ]
+    .into_iter()
+    .map(|(cause, symptom)| Consequence::new(cause, symptom))
+    .collect()
 }
 
 /// The faults this subject injects, with the ground truth each stands for; needs no cluster.
