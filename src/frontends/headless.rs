@@ -106,8 +106,13 @@ impl Printer {
                         _ => None,
                     }
                     .unwrap_or_default();
+                    let incident = if t.is_symptom() {
+                        format!(" [a symptom of ticket {}]", t.incident)
+                    } else {
+                        String::new()
+                    };
                     self.line(&format!(
-                        "ticket {} {}: {} on {}{timing}{reason}",
+                        "ticket {} {}: {} on {}{incident}{timing}{reason}",
                         t.id, t.status, t.invariant, t.target
                     ));
                 }

@@ -52,6 +52,7 @@ fn streaming_view() -> View {
             &mut view,
             Msg::Engine(EngineUpdate::Ticket(TicketRow {
                 id,
+                incident: id,
                 status: TicketStatus::Diagnosing,
                 invariant: "high_latency".into(),
                 target: "node-2".into(),

@@ -268,13 +268,15 @@ fn engine_update(view: &mut View, news: EngineUpdate) {
             view.observation_error = None;
         }
         EngineUpdate::ObservationFailed(error) => view.observation_error = Some(error),
-        EngineUpdate::Ticket(row) => match view.tickets.iter_mut().find(|t| t.id == row.id) {
-            Some(existing) => *existing = row,
-            None => {
-                view.tickets.insert(0, row);
-                view.tickets.sort_by_key(|t| std::cmp::Reverse(t.id));
+        EngineUpdate::Ticket(row) => {
+            match view.tickets.iter_mut().find(|t| t.id == row.id) {
+                Some(existing) => *existing = row,
+                None => view.tickets.push(row),
             }
-        },
+            // A ticket may join another incident (its cause showed up later): order again.
+            view.tickets
+                .sort_by_key(|t| (std::cmp::Reverse(t.incident), t.id != t.incident, t.id));
+        }
         EngineUpdate::Reasoning { ticket, event } => {
             let transcript = view.transcripts.entry(ticket).or_default();
             match event {

@@ -28,6 +28,8 @@ pub struct Header {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TicketRow {
     pub id: i64,
+    /// The cause ticket of its incident: its own id for a cause.
+    pub incident: i64,
     pub status: TicketStatus,
     pub invariant: String,
     pub target: String,
@@ -151,7 +153,7 @@ pub struct View {
     pub workload: Option<WorkloadSample>,
     pub ops_history: VecDeque<u64>,
     pub observation_error: Option<String>,
-    /// Newest first.
+    /// Newest incident first, each incident's cause before its symptoms.
     pub tickets: Vec<TicketRow>,
     pub transcripts: BTreeMap<i64, Transcript>,
     /// Newest first.

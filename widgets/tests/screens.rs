@@ -95,6 +95,7 @@ fn healthy() -> View {
 fn ticket(id: i64, status: TicketStatus) -> TicketRow {
     TicketRow {
         id,
+        incident: id,
         status,
         invariant: "node_down".into(),
         target: "node-2".into(),
@@ -106,6 +107,13 @@ fn ticket(id: i64, status: TicketStatus) -> TicketRow {
         detect_ms: Some(240),
         diagnose_ms: None,
         mitigate_ms: None,
+    }
+}
+
+fn ticket_on(id: i64, invariant: &str, status: TicketStatus) -> TicketRow {
+    TicketRow {
+        invariant: invariant.into(),
+        ..ticket(id, status)
     }
 }
 
@@ -592,16 +600,47 @@ fn the_prompt_takes_text_and_sends_it_as_a_question() {
     assert_eq!(view.ui.top_popup(), None);
 }
 
+/// Redis went away: the drift and latency it caused sit under it, one incident, and a
+/// separate problem stays its own.
+fn incident() -> View {
+    let mut view = node_down();
+    view.tickets.clear();
+    let mut cause = ticket_on(3, "redis_disconnected", TicketStatus::Acting);
+    cause.target = "redis".into();
+    let mut drift = ticket_on(5, "counter_drift", TicketStatus::Open);
+    drift.target = "demo-hot".into();
+    drift.incident = 3;
+    let mut slow = ticket_on(6, "high_latency", TicketStatus::Open);
+    slow.incident = 3;
+    let other = ticket_on(4, "node_down", TicketStatus::Diagnosed);
+    for row in [slow, cause, other, drift] {
+        update(&mut view, Msg::Engine(EngineUpdate::Ticket(row)));
+    }
+    view
+}
+
+#[test]
+fn an_incidents_symptoms_sit_under_its_cause() {
+    let view = incident();
+    let order: Vec<i64> = view.tickets.iter().map(|t| t.id).collect();
+    assert_eq!(
+        order,
+        vec![4, 3, 5, 6],
+        "newest incident first, its cause first"
+    );
+    snap!("pane_tickets_incident", screen(&view, 120, 36));
+}
+
 #[test]
 fn selection_moves_between_tickets_and_the_reasoning_follows() {
     let mut view = resolved();
     update(
         &mut view,
-        Msg::Engine(EngineUpdate::Ticket(TicketRow {
-            id: 2,
-            invariant: "high_latency".into(),
-            ..ticket(2, TicketStatus::Open)
-        })),
+        Msg::Engine(EngineUpdate::Ticket(ticket_on(
+            2,
+            "high_latency",
+            TicketStatus::Open,
+        ))),
     );
     assert_eq!(
         view.selected_ticket().unwrap().id,

@@ -9,6 +9,7 @@ use crate::model::{Action, Approval, Ticket};
 pub fn ticket_row(t: &Ticket) -> TicketRow {
     TicketRow {
         id: t.id.0,
+        incident: t.incident.0,
         status: t.status,
         invariant: t.invariant.clone(),
         target: t.target.clone(),

@@ -1,5 +1,6 @@
 //! Tickets: status, invariant, target, occurrences, and the timeline (detected, diagnosed,
-//! fixed in). The selected one drives the reasoning and actions panes.
+//! fixed in), grouped by incident with each cause's symptoms under it. The selected one
+//! drives the reasoning and actions panes.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -18,8 +19,11 @@ pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
     for t in &view.tickets {
         let is_selected = Some(t.id) == selected;
         let marker = if is_selected { "▶" } else { " " };
+        // A symptom sits under its incident's cause, when the cause is on screen.
+        let under_its_cause = t.incident != t.id && view.tickets.iter().any(|c| c.id == t.incident);
+        let branch = if under_its_cause { "└" } else { "" };
         let mut head = vec![
-            Span::raw(format!("{marker}#{:<3} ", t.id)),
+            Span::raw(format!("{marker}{branch}#{:<3} ", t.id)),
             Span::styled(
                 fit(
                     &format!("{} on {}", t.invariant, t.target),
@@ -44,6 +48,11 @@ pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
         );
         let status = if t.needs_a_human() {
             Span::styled(" NEEDS A HUMAN ", theme::needs_a_human())
+        } else if t.incident != t.id {
+            Span::styled(
+                format!("{}, a symptom of #{}", t.status.as_str(), t.incident),
+                theme::ticket(t.status),
+            )
         } else {
             Span::styled(t.status.as_str(), theme::ticket(t.status))
         };
