@@ -159,3 +159,72 @@ fn compose_accepts_the_tikv_compose_file() {
         assert!(config.contains(needle), "missing {needle} in:\n{config}");
     }
 }
+
+/// One cause, one incident, on the simulator: in observe mode nothing fixes the dead store,
+/// so PD reports its regions short of replicas after max-peer-down-duration. Those tickets
+/// join the store's incident and wait for it: no diagnosis of their own while it is open.
+#[test]
+fn a_dead_stores_consequences_join_its_incident_and_wait_for_it() {
+    let _slot = support::heavy("tikv_loop");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("op.db");
+    let out = operator(
+        &db,
+        &[
+            "run",
+            "--headless",
+            "--subject",
+            "tikv",
+            "--mode",
+            "observe",
+            "--inject",
+            "kill_store",
+            "--duration",
+            "14",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tickets: Vec<serde_json::Value> =
+        serde_json::from_slice(&operator(&db, &["tickets", "--json", "list"]).stdout).unwrap();
+    let cause = tickets
+        .iter()
+        .find(|t| t["invariant"] == "store_down")
+        .expect("a store_down ticket");
+    let symptoms: Vec<&serde_json::Value> = tickets
+        .iter()
+        .filter(|t| t["invariant"] == "region_under_replicated")
+        .collect();
+    assert!(!symptoms.is_empty(), "PD reported no down peers:\n{text}");
+    for symptom in &symptoms {
+        assert_eq!(symptom["incident"], cause["id"], "{symptom:#}");
+        assert_eq!(
+            symptom["status"], "open",
+            "a symptom is not diagnosed while its cause is open: {symptom:#}"
+        );
+    }
+    assert!(
+        text.contains(&format!("[a symptom of ticket #{}]", cause["id"])),
+        "{text}"
+    );
+    let shown: serde_json::Value = serde_json::from_slice(
+        &operator(
+            &db,
+            &["incidents", "--json", "show", &cause["id"].to_string()],
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(shown["cause"]["invariant"], "store_down");
+    assert_eq!(
+        shown["symptoms"].as_array().unwrap().len(),
+        symptoms.len(),
+        "{shown:#}"
+    );
+    let listed = String::from_utf8_lossy(&operator(&db, &["incidents", "list"]).stdout).to_string();
+    assert!(listed.contains("store_down"), "{listed}");
+}
