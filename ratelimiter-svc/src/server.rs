@@ -248,6 +248,13 @@ async fn decide(state: &AppState, request: &CheckRequest) -> Decision {
         return answer(true, DecisionSource::Skipped);
     }
     let call_started = Instant::now();
+    state.windows.begin(&request.key, request.cost);
+    // Over when this guard drops, on every path: after the decision is recorded.
+    let _in_flight = InFlight {
+        windows: &state.windows,
+        key: &request.key,
+        units: request.cost,
+    };
     match state.limiter.check(&request.key, request.cost).await {
         Ok(d) => {
             state.health.check_decided();
@@ -288,6 +295,20 @@ async fn decide(state: &AppState, request: &CheckRequest) -> Decision {
                 FailMode::Closed => answer(false, DecisionSource::FailClosed),
             }
         }
+    }
+}
+
+/// Ends a check's time in flight when dropped (decided and recorded, failed, or the request
+/// cancelled), so the count never leaks.
+struct InFlight<'a> {
+    windows: &'a WindowBook,
+    key: &'a str,
+    units: u64,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.windows.end(self.key, self.units);
     }
 }
 

@@ -31,12 +31,16 @@ pub struct KeyWindows {
     pub key: String,
     pub current: WindowCount,
     pub previous: Option<WindowCount>,
+    /// Units of checks sent to Redis and not yet recorded here: Redis may already hold them.
+    /// An observer reading this node after Redis must allow for them.
+    pub in_flight_units: u64,
 }
 
 #[derive(Default)]
 struct Slots {
     current: Option<WindowCount>,
     previous: Option<WindowCount>,
+    in_flight_units: u64,
 }
 
 pub struct WindowBook {
@@ -63,6 +67,31 @@ impl WindowBook {
             Ordering::Relaxed,
             Ordering::Relaxed,
         );
+    }
+
+    /// A check of `units` on `key` is about to be sent to Redis.
+    pub fn begin(&self, key: &str, units: u64) {
+        let mut keys = self
+            .keys
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if !keys.contains_key(key) && keys.len() < self.max_keys {
+            keys.insert(key.to_string(), Slots::default());
+        }
+        if let Some(slots) = keys.get_mut(key) {
+            slots.in_flight_units += units;
+        }
+    }
+
+    /// That check is over, decided (and recorded first) or not.
+    pub fn end(&self, key: &str, units: u64) {
+        let mut keys = self
+            .keys
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if let Some(slots) = keys.get_mut(key) {
+            slots.in_flight_units = slots.in_flight_units.saturating_sub(units);
+        }
     }
 
     /// Records a Redis decision; returns false when the key is not tracked.
@@ -123,6 +152,7 @@ impl WindowBook {
                     key: key.clone(),
                     current: mark(slots.current.clone()?),
                     previous: slots.previous.clone().map(mark),
+                    in_flight_units: slots.in_flight_units,
                 })
             })
             .collect();
@@ -201,6 +231,20 @@ mod tests {
         let snap = book.snapshot();
         assert!(snap[0].previous.as_ref().unwrap().partial);
         assert!(!snap[0].current.partial);
+    }
+
+    #[test]
+    fn units_sent_to_redis_are_in_flight_until_the_check_is_over() {
+        let book = WindowBook::new(4);
+        book.begin("k", 3);
+        book.record("k", &window(5), 3, 10);
+        assert_eq!(
+            book.snapshot()[0].in_flight_units,
+            3,
+            "recorded, not yet over"
+        );
+        book.end("k", 3);
+        assert_eq!(book.snapshot()[0].in_flight_units, 0);
     }
 
     #[test]

@@ -172,11 +172,12 @@ pub fn chaos_catalog(subject: SubjectName) -> Result<Vec<operator_protocol::Chao
     })
 }
 
-/// The faults of the eval's unknown suite, with their ground truth (none for TiKV yet).
+/// The faults of the eval's unknown suite, with their ground truth (TiKV's run on the
+/// simulator).
 pub fn drill_specs(subject: SubjectName) -> Vec<operator_protocol::DrillSpec> {
     match subject {
         SubjectName::Ratelimiter => operator_ratelimiter::drills::specs(),
-        SubjectName::Tikv => Vec::new(),
+        SubjectName::Tikv => operator_tikv_sim::drills::specs(),
     }
 }
 

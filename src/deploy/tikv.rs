@@ -55,13 +55,18 @@ async fn tikv_simulated(args: &DeploySpec, progress: &dyn Fn(&str)) -> Result<De
         ..TikvOptions::simulator(&url)
     })
     .map_err(|e| eyre!(e))?;
+    let target: Arc<dyn operator_protocol::DeploymentTarget> =
+        Arc::new(SimTarget::for_simulator(&url, &config));
     Ok(Deployment {
         subject: Arc::new(subject),
         secrets: Vec::new(),
-        target: Arc::new(SimTarget::for_simulator(&url, &config)),
+        drills: Some(operator_tikv_sim::drills::SimDrills::new(
+            &url,
+            target.clone(),
+        )),
+        target,
         description: format!("tikv · simulator ({url})"),
         warnings: Vec::new(),
-        drills: None,
         _workload: None,
         _scratch: None,
         _simulator: Some(simulator),

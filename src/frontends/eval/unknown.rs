@@ -143,7 +143,7 @@ pub async fn run(options: EvalOptions) -> Result<()> {
     let mut specs = deploy::drill_specs(options.subject);
     if specs.is_empty() {
         return Err(eyre!(
-            "the unknown-fault suite has no drills for {:?} yet; the rate limiter has them",
+            "the unknown-fault suite has no drills for {:?}",
             options.subject
         ));
     }

@@ -73,6 +73,10 @@ pub struct KeyFacts {
     /// the two (within `uncertain`), however fast checks land meanwhile.
     #[serde(default)]
     pub nodes_allowed_after: u64,
+    /// Units the nodes had sent to Redis and not yet recorded at the second read: Redis may
+    /// hold them already.
+    #[serde(default)]
+    pub in_flight_after: u64,
     /// What Redis's counter holds for the window.
     pub redis_count: u64,
     /// Units of timed-out calls: Redis may hold them without any node knowing.
@@ -85,12 +89,13 @@ pub struct KeyFacts {
 
 impl KeyFacts {
     /// How far Redis's count falls outside what the nodes allowed: positive when Redis holds
-    /// more than they could have allowed by the second read, negative when it holds less than
-    /// they had allowed by the first, 0 inside the bracket.
+    /// more than they could have allowed by the second read (recorded or still in flight),
+    /// negative when it holds less than they had allowed by the first, 0 inside the bracket.
     pub fn drift(&self) -> i64 {
         let redis = self.redis_count as i64;
         let before = self.nodes_allowed as i64;
-        let after = self.nodes_allowed_after.max(self.nodes_allowed) as i64;
+        let after =
+            (self.nodes_allowed_after.max(self.nodes_allowed) + self.in_flight_after) as i64;
         if redis > after {
             redis - after
         } else if redis < before {

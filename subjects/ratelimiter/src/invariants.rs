@@ -188,7 +188,7 @@ pub fn counter_drift(facts: &Facts, thresholds: &Thresholds) -> Vec<Violation> {
                 ),
                 evidence: json!({
                     "key": k.key, "redis_count": k.redis_count, "nodes_allowed": k.nodes_allowed,
-                    "nodes_allowed_after": k.nodes_allowed_after,
+                    "nodes_allowed_after": k.nodes_allowed_after, "in_flight_after": k.in_flight_after,
                     "drift": drift, "tolerance": tolerance, "window_id": k.window_id, "limit": k.limit,
                 }),
             })
@@ -329,7 +329,16 @@ mod tests {
         k.nodes_allowed_after = 1560;
         k.redis_count = 1538;
         assert_eq!(k.drift(), 0);
+        k.redis_count = 1570;
+        k.in_flight_after = 12;
+        assert_eq!(
+            k.drift(),
+            0,
+            "units in flight at the second read may be in Redis already"
+        );
         assert!(invariants(&f).is_empty(), "{f:?}");
+        let k = f.keys.iter_mut().find(|k| k.key == "demo-hot").unwrap();
+        k.in_flight_after = 0;
         let k = f.keys.iter_mut().find(|k| k.key == "demo-hot").unwrap();
         k.redis_count = 1560 + 150;
         assert_eq!(

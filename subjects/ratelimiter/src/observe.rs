@@ -140,6 +140,9 @@ struct KeyWindows {
     key: String,
     current: WindowSlot,
     previous: Option<WindowSlot>,
+    /// Units the node has sent to Redis and not yet recorded.
+    #[serde(default)]
+    in_flight_units: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -510,10 +513,11 @@ fn matching_slots<'a>(
     })
 }
 
-/// Fills `nodes_allowed_after` from the nodes' second read. Checks keep landing while the
-/// operator reads (thousands a second on one key): Redis, read between the two, may hold units
-/// the first read had not seen yet, never units the second has not. Without a second read from
-/// every node the window is not comparable.
+/// Fills `nodes_allowed_after` and `in_flight_after` from the nodes' second read. Checks keep
+/// landing while the operator reads (thousands a second on one key): Redis, read between the
+/// two, may hold units the first read had not seen yet, never units the second has neither
+/// recorded nor counted in flight. Without a second read from every node the window is not
+/// comparable.
 fn bracket_with_later_reads(facts: &mut Facts, windows_after: &[Option<WindowsBody>]) {
     let all_read_again = windows_after.iter().all(|w| w.is_some());
     for kf in facts.keys.iter_mut().filter(|k| k.comparable) {
@@ -522,16 +526,20 @@ fn bracket_with_later_reads(facts: &mut Facts, windows_after: &[Option<WindowsBo
             kf.why_not = Some("a node's second accounting read failed".into());
             continue;
         }
-        let later = windows_after
+        let read_again: Vec<&KeyWindows> = windows_after
             .iter()
             .flatten()
             .flat_map(|w| w.keys.iter().filter(|k| k.key == kf.key))
+            .collect();
+        let later = read_again
+            .iter()
             .flat_map(|k| std::iter::once(&k.current).chain(k.previous.as_ref()))
             .filter(|s| s.counter_key == kf.counter_key);
         kf.nodes_allowed_after = later
             .map(|s| s.allowed_units)
             .sum::<u64>()
             .max(kf.nodes_allowed);
+        kf.in_flight_after = read_again.iter().map(|k| k.in_flight_units).sum();
     }
 }
 

@@ -1,0 +1,196 @@
+//! Drills on the simulator for the evaluation's unknown-fault suite: what people do to a TiKV
+//! cluster that no chaos action and no runbook entry describes, done from outside the operator
+//! with the simulator's own controls.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use operator_protocol::*;
+
+pub struct SimDrills {
+    url: String,
+    target: Arc<dyn DeploymentTarget>,
+    http: reqwest::Client,
+    /// Drills that keep acting while they last.
+    running: Mutex<BTreeMap<String, tokio::task::JoinHandle<()>>>,
+}
+
+fn drill(
+    name: &str,
+    description: &str,
+    root_cause: &str,
+    detected_by: &[&str],
+    acceptable_actions: &[&str],
+    evidence_words: &[&str],
+    hold_s: u64,
+) -> DrillSpec {
+    DrillSpec {
+        name: name.into(),
+        description: description.into(),
+        root_cause: root_cause.into(),
+        detected_by: Some(detected_by.iter().map(|s| s.to_string()).collect()),
+        acceptable_actions: acceptable_actions.iter().map(|s| s.to_string()).collect(),
+        evidence_words: evidence_words.iter().map(|s| s.to_string()).collect(),
+        hold_s,
+    }
+}
+
+/// Every drill, with its ground truth.
+pub fn specs() -> Vec<DrillSpec> {
+    vec![
+        drill(
+            "store_restarted_by_hand",
+            "Someone restarted store-2 by hand (stop, then start 4 s later, as an upgrade script does)",
+            "store_restarted_externally",
+            &["store_down", "leader_imbalance"],
+            &["restart_node", "rebalance_leaders"],
+            &["store-2"],
+            8,
+        ),
+        drill(
+            "pd_leader_restarted_by_hand",
+            "Someone restarted PD's current leader by hand (stop, then start 3 s later)",
+            "pd_leader_restarted_externally",
+            &["pd_member_down", "pd_no_leader"],
+            &["restart_node"],
+            &["pd"],
+            8,
+        ),
+        drill(
+            "store_crash_loop",
+            "store-3 crashes 2 s after every start (a bad configuration pushed to it): whoever starts it again, it falls again",
+            "store_crash_loop",
+            &["store_down", "leader_imbalance", "region_under_replicated"],
+            // Starting a crashed store is what anyone would try first; it cannot make it worse.
+            &["restart_node"],
+            &["store-3"],
+            15,
+        ),
+    ]
+}
+
+impl SimDrills {
+    pub fn new(url: &str, target: Arc<dyn DeploymentTarget>) -> Arc<Self> {
+        Arc::new(Self {
+            url: url.trim_end_matches('/').to_string(),
+            target,
+            http: reqwest::Client::new(),
+            running: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    async fn pd_leader(&self) -> ContractResult<NodeId> {
+        let leader: serde_json::Value = self
+            .http
+            .get(format!("{}/pd/api/v1/leader", self.url))
+            .send()
+            .await
+            .map_err(|e| ContractError::Retryable(format!("the simulator: {e}")))?
+            .json()
+            .await
+            .map_err(|e| ContractError::Permanent(format!("PD's leader: {e}")))?;
+        leader["name"]
+            .as_str()
+            .map(NodeId::from)
+            .ok_or_else(|| ContractError::Permanent(format!("PD named no leader: {leader}")))
+    }
+
+    /// Stops `node` now and starts it again after `after`, in the background.
+    fn restart_later(&self, name: &str, node: NodeId, after: Duration, every: Option<Duration>) {
+        let target = self.target.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let _ = target.kill(&node).await;
+                tokio::time::sleep(after).await;
+                let _ = target.start(&node).await;
+                match every {
+                    Some(period) => tokio::time::sleep(period).await,
+                    None => return,
+                }
+            }
+        });
+        if let Some(old) = self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), task)
+        {
+            old.abort();
+        }
+    }
+}
+
+impl Drop for SimDrills {
+    fn drop(&mut self) {
+        for task in self
+            .running
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            task.abort();
+        }
+    }
+}
+
+impl Drills for SimDrills {
+    fn specs(&self) -> Vec<DrillSpec> {
+        specs()
+    }
+
+    fn start<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ContractResult<()>> {
+        Box::pin(async move {
+            match name {
+                "store_restarted_by_hand" => {
+                    self.restart_later(name, NodeId::from("store-2"), Duration::from_secs(4), None);
+                    Ok(())
+                }
+                "pd_leader_restarted_by_hand" => {
+                    let leader = self.pd_leader().await?;
+                    self.restart_later(name, leader, Duration::from_secs(3), None);
+                    Ok(())
+                }
+                "store_crash_loop" => {
+                    // Down until someone starts it (4 s at most), up for 2 s, again and again.
+                    self.restart_later(
+                        name,
+                        NodeId::from("store-3"),
+                        Duration::from_secs(4),
+                        Some(Duration::from_secs(2)),
+                    );
+                    Ok(())
+                }
+                other => Err(ContractError::NotFound(format!("no drill {other}"))),
+            }
+        })
+    }
+
+    fn stop<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ContractResult<()>> {
+        Box::pin(async move {
+            let task = self
+                .running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(name);
+            if let Some(task) = task {
+                task.abort();
+            }
+            // Whatever the drill left stopped is started again, as its author would.
+            let node = match name {
+                "store_restarted_by_hand" => Some(NodeId::from("store-2")),
+                "store_crash_loop" => Some(NodeId::from("store-3")),
+                _ => None,
+            };
+            if let Some(node) = node {
+                let _ = self.target.start(&node).await;
+            }
+            if name == "pd_leader_restarted_by_hand" {
+                for i in 1..=3 {
+                    let _ = self.target.start(&NodeId(format!("pd{i}"))).await;
+                }
+            }
+            Ok(())
+        })
+    }
+}
