@@ -58,6 +58,24 @@ pub fn specs() -> Vec<DrillSpec> {
             8,
         ),
         drill(
+            "max_replicas_raised",
+            "Someone ran `pd-ctl config set max-replicas 5` on a 3-store cluster: PD cannot place the replicas it now wants, and every region runs short",
+            "max_replicas_misconfigured",
+            &["region_under_replicated", "region_below_quorum"],
+            &[],
+            &["max_replicas", "max-replicas"],
+            12,
+        ),
+        drill(
+            "leaders_evicted_for_maintenance",
+            "Someone added an evict-leader-scheduler for store-1 before maintenance: PD moves every leader off it, on purpose",
+            "maintenance_in_progress",
+            &["leader_imbalance"],
+            &[],
+            &["store-1"],
+            12,
+        ),
+        drill(
             "store_crash_loop",
             "store-3 crashes 2 s after every start (a bad configuration pushed to it): whoever starts it again, it falls again",
             "store_crash_loop",
@@ -78,6 +96,40 @@ impl SimDrills {
             http: reqwest::Client::new(),
             running: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// A request to PD's API, as pd-ctl makes it.
+    async fn pd(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> ContractResult<()> {
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer = request
+            .send()
+            .await
+            .map_err(|e| ContractError::Retryable(format!("PD: {e}")))?;
+        if answer.status().is_success() {
+            Ok(())
+        } else {
+            Err(ContractError::Permanent(format!(
+                "PD refused {path}: {}",
+                answer.text().await.unwrap_or_default()
+            )))
+        }
+    }
+
+    async fn set_max_replicas(&self, replicas: u64) -> ContractResult<()> {
+        self.pd(
+            reqwest::Method::POST,
+            "/pd/api/v1/config/replicate",
+            Some(serde_json::json!({ "max-replicas": replicas })),
+        )
+        .await
     }
 
     async fn pd_leader(&self) -> ContractResult<NodeId> {
@@ -161,6 +213,17 @@ impl Drills for SimDrills {
                     );
                     Ok(())
                 }
+                "max_replicas_raised" => self.set_max_replicas(5).await,
+                "leaders_evicted_for_maintenance" => {
+                    self.pd(
+                        reqwest::Method::POST,
+                        "/pd/api/v1/schedulers",
+                        Some(
+                            serde_json::json!({ "name": "evict-leader-scheduler", "store_id": 1 }),
+                        ),
+                    )
+                    .await
+                }
                 other => Err(ContractError::NotFound(format!("no drill {other}"))),
             }
         })
@@ -184,6 +247,20 @@ impl Drills for SimDrills {
             };
             if let Some(node) = node {
                 let _ = self.target.start(&node).await;
+            }
+            match name {
+                "max_replicas_raised" => self.set_max_replicas(3).await?,
+                "leaders_evicted_for_maintenance" => {
+                    // The operator may have removed it meanwhile (it should not have).
+                    let _ = self
+                        .pd(
+                            reqwest::Method::DELETE,
+                            "/pd/api/v1/schedulers/evict-leader-scheduler-1",
+                            None,
+                        )
+                        .await;
+                }
+                _ => {}
             }
             if name == "pd_leader_restarted_by_hand" {
                 for i in 1..=3 {

@@ -237,6 +237,28 @@ async fn replicate(State(state): State<Shared>) -> Response {
     )
 }
 
+/// `POST /pd/api/v1/config/replicate {"max-replicas": N}`, as pd-ctl's `config set
+/// max-replicas N` sends it. PD does not check N against the store count: a cluster asked for
+/// more replicas than it has stores runs every region short, as here.
+async fn set_replicate(State(state): State<Shared>, body: String) -> Response {
+    let v: Value = serde_json::from_str(&body).unwrap_or_default();
+    let Some(replicas) = v["max-replicas"].as_u64().filter(|n| *n > 0) else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "max-replicas must be a positive number",
+        );
+    };
+    let mut c = lock(&state);
+    c.config.max_replicas = replicas;
+    c.pd_log(
+        "INFO",
+        "config.go",
+        "replication config is updated",
+        &[("max-replicas", replicas.to_string())],
+    );
+    message(StatusCode::OK, "The config is updated.")
+}
+
 async fn schedule(State(state): State<Shared>) -> Response {
     let c = lock(&state);
     let down = Duration::from_millis(c.config.down_after_ms);
@@ -670,7 +692,10 @@ fn router(state: Shared) -> Router {
         .route("/pd/api/v1/health", get(health))
         .route("/pd/api/v1/members", get(members))
         .route("/pd/api/v1/leader", get(leader))
-        .route("/pd/api/v1/config/replicate", get(replicate))
+        .route(
+            "/pd/api/v1/config/replicate",
+            get(replicate).post(set_replicate),
+        )
         .route("/pd/api/v1/config/schedule", get(schedule))
         .route(
             "/pd/api/v1/operators",
