@@ -1,7 +1,8 @@
 //! The PD-compatible simulator, seen only through the PD client over HTTP, as the subject will:
 //! a healthy cluster, a killed store going Disconnected then Down while its leaders move, PD's
 //! refusal to take a store out when too few would remain, operators and evict-leader taking
-//! effect, and PD losing its leader when a majority of members is gone.
+//! effect, PD losing its leader when a majority of members is gone, and max-replicas set past
+//! the store count.
 
 use std::time::{Duration, Instant};
 
@@ -271,4 +272,43 @@ async fn nodes_keep_logs_in_tikvs_format_that_the_sim_target_tails() {
         .await
         .unwrap_err();
     assert!(unknown.to_string().contains("no node store-9"), "{unknown}");
+}
+
+/// `pd-ctl config set max-replicas 5` on three stores: PD takes it, and every region now
+/// misses peers it cannot place (the unknown-fault suite's configuration mistake).
+#[tokio::test]
+async fn max_replicas_set_past_the_store_count_leaves_every_region_short() {
+    let (sim, pd) = start().await;
+    assert!(
+        pd.regions_check(RegionCheck::MissPeer)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let set = |replicas: u64| {
+        reqwest::Client::new()
+            .post(format!("{}/pd/api/v1/config/replicate", sim.url()))
+            .json(&serde_json::json!({ "max-replicas": replicas }))
+            .send()
+    };
+    assert!(set(5).await.unwrap().status().is_success());
+    assert_eq!(pd.max_replicas().await.unwrap(), 5);
+    assert_eq!(
+        pd.regions_check(RegionCheck::MissPeer).await.unwrap().len(),
+        60
+    );
+    assert!(set(3).await.unwrap().status().is_success());
+    assert!(
+        pd.regions_check(RegionCheck::MissPeer)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let refused = reqwest::Client::new()
+        .post(format!("{}/pd/api/v1/config/replicate", sim.url()))
+        .body("{\"max-replicas\": 0}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
 }
