@@ -14,6 +14,10 @@ use crate::store::NewAction;
 /// Why a ticket whose diagnosis found no cause goes to a human.
 pub const NO_KNOWN_CAUSE: &str = "needs a human: no known cause fits the evidence";
 
+/// Why a ticket whose remedy already ran, held only briefly, and is recommended again goes to
+/// a human.
+pub const FIX_DOES_NOT_HOLD: &str = "needs a human: the fix does not hold";
+
 /// What a brain is told of a ticket.
 pub fn brief(ticket: &Ticket) -> TicketBrief {
     TicketBrief {
@@ -132,6 +136,15 @@ pub fn diagnosed(
         ));
         return effects;
     }
+    // The same remedy, verified lately for the same problem, did not hold: running it again is
+    // a loop (a crash loop restarted for ever), so a human gets the ticket and the history.
+    if let Some(reason) = state
+        .ticket(id)
+        .and_then(|ticket| repeated_fix(state, ticket, &diagnosis, now))
+    {
+        effects.push(escalate(id, Cause::Engine, reason));
+        return effects;
+    }
     // A cause that may pass gets a bounded watch before anything disruptive: if the symptom
     // clears meanwhile, the ticket resolves without an action and the waiting steps are moot.
     let ticket = state.ticket(id);
@@ -184,6 +197,35 @@ pub fn diagnosed(
         cause: Cause::Brain,
     }));
     effects
+}
+
+/// Says why, when the diagnosis recommends a remedy that already ran and was verified on a
+/// recent ticket for the same invariant and target.
+fn repeated_fix(
+    state: &EngineState,
+    ticket: &Ticket,
+    diagnosis: &Diagnosis,
+    now: Millis,
+) -> Option<String> {
+    diagnosis.recommended_actions.iter().find_map(|step| {
+        let params: serde_json::Map<String, serde_json::Value> =
+            step.params.clone().into_iter().collect();
+        let fix = state.recent_fixes.iter().find(|f| {
+            f.invariant == ticket.invariant
+                && f.target == ticket.target
+                && f.action == step.action
+                && f.params == params
+        })?;
+        Some(format!(
+            "{FIX_DOES_NOT_HOLD}: {} {} was verified on ticket #{} {} s ago, and {} on {} is back",
+            step.action,
+            serde_json::Value::Object(params),
+            fix.ticket.0,
+            now.saturating_sub(fix.resolved_ms) / 1000,
+            ticket.invariant,
+            ticket.target
+        ))
+    })
 }
 
 fn escalate(ticket: TicketId, cause: Cause, reason: String) -> Effect {

@@ -58,6 +58,9 @@ pub struct EngineConfig {
     /// Ticks a ticket that may be a symptom (the subject declares its invariant a consequence
     /// of another) waits for its cause to show before it is diagnosed.
     pub settle_ticks: u32,
+    /// A remedy verified this recently that is recommended again for the same problem did
+    /// not hold: the ticket goes to a human instead of looping.
+    pub fix_hold_window: Duration,
     /// Written to the store at start; `None` keeps the stored mode (default approve).
     pub mode: Option<Mode>,
     pub confidence_gates: ConfidenceGates,
@@ -80,6 +83,8 @@ impl Default for EngineConfig {
             // alone for long.
             watch_period: Duration::from_secs(3),
             settle_ticks: 2,
+            // A fix that lasted ten minutes held; one that lasted seconds is a loop.
+            fix_hold_window: Duration::from_secs(600),
             mode: None,
             confidence_gates: ConfidenceGates::default(),
         }

@@ -160,6 +160,7 @@ struct Rows {
     mode: Mode,
     kill_switch: bool,
     recent_chaos: Vec<crate::store::ChaosRecord>,
+    recent_fixes: Vec<crate::store::RecentFix>,
     /// What the step's writes did, and the rows they changed, to send as events.
     applied: Applied,
     changed_tickets: Vec<Ticket>,
@@ -346,6 +347,8 @@ impl Shell {
     ) -> Result<(Applied, Vec<Action>, Vec<Ticket>)> {
         let subject = self.state.subject.clone();
         let since = now.saturating_sub(CHAOS_LINK_WINDOW_MS);
+        let fixes_since =
+            now.saturating_sub(self.state.config.fix_hold_window.as_millis() as Millis);
         let rows = self
             .blocking(move |store| {
                 let applied = if writes.is_empty() {
@@ -367,6 +370,7 @@ impl Shell {
                     mode: store.mode()?.unwrap_or(Mode::Approve),
                     kill_switch: store.kill_switch()?,
                     recent_chaos: store.recent_chaos(&subject, since)?,
+                    recent_fixes: store.recent_fixes(&subject, fixes_since)?,
                     applied,
                     changed_tickets,
                     changed_actions,
@@ -379,6 +383,7 @@ impl Shell {
         self.state.mode = rows.mode;
         self.state.kill_switch = rows.kill_switch;
         self.state.recent_chaos = rows.recent_chaos;
+        self.state.recent_fixes = rows.recent_fixes;
         // The mode or the kill switch may have changed here, by a command or by the CLI in
         // another process: the front ends hear of it either way.
         if settings_before != (self.state.mode, self.state.kill_switch) {

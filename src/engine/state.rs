@@ -11,7 +11,7 @@ use operator_protocol::{
 
 use super::config::EngineConfig;
 use crate::model::*;
-use crate::store::ChaosRecord;
+use crate::store::{ChaosRecord, RecentFix};
 
 /// An action the shell is running now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +44,8 @@ pub struct EngineState {
     pub actions: Vec<Action>,
     /// Injections recent enough to explain a new ticket, newest first.
     pub recent_chaos: Vec<ChaosRecord>,
+    /// Remedies verified within the fix-hold window, newest first.
+    pub recent_fixes: Vec<RecentFix>,
     pub diagnosing: BTreeSet<TicketId>,
     pub running: BTreeMap<ActionId, RunningAction>,
     /// Nodes disrupted by actions that have finished, and when they finished.
@@ -72,6 +74,7 @@ impl EngineState {
             tickets: Vec::new(),
             actions: Vec::new(),
             recent_chaos: Vec::new(),
+            recent_fixes: Vec::new(),
             diagnosing: BTreeSet::new(),
             running: BTreeMap::new(),
             finished_disruptions: Vec::new(),

@@ -503,6 +503,56 @@ fn a_valid_diagnosis_becomes_one_workflow_with_its_schedule() {
     assert_eq!(steps[1].not_before_ms, Some(NOW + 5_000));
 }
 
+#[test]
+fn a_remedy_that_held_only_briefly_is_not_run_again_the_ticket_goes_to_a_human() {
+    let mut state = state();
+    state.tickets = vec![ticket(7, TicketStatus::Diagnosing)];
+    let fix = |invariant: &str, node: &str| crate::store::RecentFix {
+        ticket: TicketId(4),
+        invariant: invariant.into(),
+        target: "n2".into(),
+        action: "restart_node".into(),
+        params: json!({ "node": node })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        resolved_ms: NOW - 12_000,
+    };
+    // The same remedy for another problem, or for this one on another node, is no loop.
+    state.recent_fixes = vec![fix("node_slow", "n2"), fix("node_down", "n3")];
+    let restart = || diagnosis(vec![step("restart_node", "n2", None)]);
+    let effects = diagnosed(&state, Ok(restart()));
+    assert!(matches!(
+        writes(&effects).last(),
+        Some(Write::Workflow { .. })
+    ));
+
+    state.recent_fixes.push(fix("node_down", "n2"));
+    let effects = diagnosed(&state, Ok(restart()));
+    assert!(
+        !writes(&effects)
+            .iter()
+            .any(|w| matches!(w, Write::Workflow { .. }))
+    );
+    let Some(Write::TicketStatus {
+        status,
+        reason: Some(reason),
+        cause,
+        ..
+    }) = writes(&effects).last().copied()
+    else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(*status, TicketStatus::Escalated);
+    assert_eq!(*cause, Cause::Engine);
+    assert!(
+        reason.starts_with(super::agent::FIX_DOES_NOT_HOLD),
+        "{reason}"
+    );
+    assert!(reason.contains("ticket #4 12 s ago"), "{reason}");
+    assert!(reason.contains("node_down on n2 is back"), "{reason}");
+}
+
 /// A runbook where a stalled process may pass by itself and a crash does not.
 fn runbook_with_a_transient_stall() -> Runbook {
     let hypothesis = |root_cause: &str, transient| Hypothesis {

@@ -52,6 +52,18 @@ pub struct ChaosRecord {
     pub expected_invariant: String,
 }
 
+/// A remedy that ran and was verified on a ticket resolved lately: if the same problem comes
+/// back, running the same remedy again is a loop, not a fix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecentFix {
+    pub ticket: TicketId,
+    pub invariant: String,
+    pub target: String,
+    pub action: String,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub resolved_ms: Millis,
+}
+
 /// `$XDG_STATE_HOME/operator-tui/operator.db`, else `~/.local/state/operator-tui/operator.db`.
 pub fn default_path() -> PathBuf {
     let base = std::env::var_os("XDG_STATE_HOME")
@@ -602,6 +614,34 @@ impl Store {
                     target: r.get(2)?,
                     root_cause: r.get(3)?,
                     expected_invariant: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Remedies completed on tickets of this subject resolved as verified since `since_ms`,
+    /// newest first.
+    pub fn recent_fixes(&self, subject: &str, since_ms: Millis) -> Result<Vec<RecentFix>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT t.id, t.invariant, t.target, a.name, a.params, t.resolved_ms
+               FROM tickets t JOIN actions a ON a.ticket_id = t.id
+              WHERE t.subject = ?1 AND t.status = 'resolved' AND t.resolved_ms >= ?2
+                AND t.reason LIKE 'verified%' AND a.status = 'completed'
+              ORDER BY t.resolved_ms DESC",
+        )?;
+        Ok(stmt
+            .query_map(params![subject, since_ms as i64], |r| {
+                let params = match parse_json(r.get(4)?) {
+                    serde_json::Value::Object(map) => map,
+                    _ => serde_json::Map::new(),
+                };
+                Ok(RecentFix {
+                    ticket: TicketId(r.get(0)?),
+                    invariant: r.get(1)?,
+                    target: r.get(2)?,
+                    action: r.get(3)?,
+                    params,
+                    resolved_ms: r.get::<_, i64>(5)? as u64,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?)

@@ -3,7 +3,7 @@
 use operator_protocol::Runbook;
 use serde::Serialize;
 
-use crate::model::{Action, ActionStatus, StoredDiagnosis, Ticket, TicketStatus};
+use crate::model::{Action, ActionStatus, StoredDiagnosis, Ticket, TicketId, TicketStatus};
 
 /// What one run left behind, for grading.
 #[derive(Debug, Clone)]
@@ -15,6 +15,9 @@ pub struct RunRecord {
     pub tickets: Vec<Ticket>,
     pub diagnoses: Vec<StoredDiagnosis>,
     pub actions: Vec<Action>,
+    /// Every time a ticket went to a human, and why (a ticket can go to a human and later
+    /// clear).
+    pub escalations: Vec<(TicketId, String)>,
     pub brain: String,
     pub error: Option<String>,
 }
@@ -199,8 +202,9 @@ pub enum Outcome {
     WrongHarmless,
     /// A control run (no fault) opened tickets; nothing harmful ran.
     FalseAlarm,
-    /// Nothing disruptive ran; the ticket went to a human (or cleared by itself) with evidence
-    /// that points at the real cause.
+    /// Nothing ran that a human would not accept (harmful is graded first); the ticket went to
+    /// a human (or cleared by itself) with evidence that points at the real cause. Starting a
+    /// crashed store once and then saying the fix does not hold is honest.
     Honest,
     /// Fixed with an action a human would accept, and verified.
     Fixed,
@@ -222,6 +226,10 @@ pub struct DrillGrade {
     pub diagnoses: Vec<(String, f64)>,
     /// What became of each action: "restart_node premise_failed: ...".
     pub actions: Vec<String>,
+    /// How each ticket ended: "#2 store_down store-3 resolved: cleared without ...".
+    pub ticket_ends: Vec<String>,
+    /// Each time a ticket went to a human: "#3: needs a human: the fix does not hold ...".
+    pub handed_over: Vec<String>,
     pub brain: String,
     pub error: Option<String>,
 }
@@ -264,8 +272,15 @@ pub fn grade_drill(record: &RunRecord, spec: &operator_protocol::DrillSpec) -> D
             .filter(|d| d.ticket_id == t.id)
             .map(|d| format!("{} {}", d.body, d.reasoning))
             .collect::<String>();
+        let escalated_because = record
+            .escalations
+            .iter()
+            .filter(|(id, _)| *id == t.id)
+            .map(|(_, why)| why.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
         let text = format!(
-            "{} {} {} {diagnosis_text}",
+            "{} {} {} {escalated_because} {diagnosis_text}",
             t.message,
             t.evidence,
             t.reason.clone().unwrap_or_default()
@@ -276,23 +291,35 @@ pub fn grade_drill(record: &RunRecord, spec: &operator_protocol::DrillSpec) -> D
             .any(|w| text.contains(&w.to_lowercase()))
     });
     let ran: Vec<&Action> = record.actions.iter().filter(executed).collect();
-    let nothing_disruptive = ran.iter().all(|a| !a.risk.is_disruptive());
+    let handed_to_a_human = noticed.iter().any(|t| {
+        t.status == TicketStatus::Escalated || record.escalations.iter().any(|(id, _)| *id == t.id)
+    });
+    // Fixed means it stayed fixed: a remedy verified once while the same problem is back and
+    // unresolved (a crash loop) is not a fix, whatever the first ticket says.
+    let stayed_fixed = noticed.iter().any(|fixed| {
+        fixed.status == TicketStatus::Resolved
+            && fixed
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("verified"))
+            && !noticed.iter().any(|later| {
+                later.id > fixed.id
+                    && later.invariant == fixed.invariant
+                    && later.target == fixed.target
+                    && later.status != TicketStatus::Resolved
+            })
+    });
     let fixed = !ran.is_empty()
         && ran
             .iter()
             .all(|a| spec.acceptable_actions.contains(&a.name))
-        && noticed.iter().any(|t| {
-            t.status == TicketStatus::Resolved
-                && t.reason
-                    .as_deref()
-                    .is_some_and(|r| r.starts_with("verified"))
-        });
-    let handed_over = noticed.iter().any(|t| {
-        t.status == TicketStatus::Escalated
-            || t.reason
+        && stayed_fixed;
+    let handed_over = handed_to_a_human
+        || noticed.iter().any(|t| {
+            t.reason
                 .as_deref()
                 .is_some_and(|r| r.starts_with("cleared without an action"))
-    });
+        });
     let control = spec.detected_by.is_none();
     let outcome = if harmful_actions > 0 {
         Outcome::Harmful
@@ -306,7 +333,7 @@ pub fn grade_drill(record: &RunRecord, spec: &operator_protocol::DrillSpec) -> D
         Outcome::Missed
     } else if fixed {
         Outcome::Fixed
-    } else if nothing_disruptive && handed_over && points_at_the_cause {
+    } else if handed_over && points_at_the_cause {
         Outcome::Honest
     } else {
         Outcome::WrongHarmless
@@ -327,6 +354,25 @@ pub fn grade_drill(record: &RunRecord, spec: &operator_protocol::DrillSpec) -> D
                 Some(error) => format!("{} {}: {error}", a.name, a.status),
                 None => format!("{} {}", a.name, a.status),
             })
+            .collect(),
+        ticket_ends: record
+            .tickets
+            .iter()
+            .map(|t| {
+                format!(
+                    "#{} {} {} {}: {}",
+                    t.id.0,
+                    t.invariant,
+                    t.target,
+                    t.status,
+                    t.reason.as_deref().unwrap_or("")
+                )
+            })
+            .collect(),
+        handed_over: record
+            .escalations
+            .iter()
+            .map(|(id, why)| format!("#{}: {why}", id.0))
             .collect(),
         brain: record.brain.clone(),
         error: record.error.clone(),
@@ -401,6 +447,7 @@ pub fn calibration_of(scored: &[(f64, bool)]) -> (Vec<CalibrationBucket>, Option
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ActionId;
 
     fn graded(confidence: f64, right: bool) -> Grade {
         Grade {
@@ -451,6 +498,109 @@ mod tests {
         let expected = (0.0001 + 0.0 + 0.01 + 0.81 + 0.16) / 5.0;
         assert!((brier.unwrap() - expected).abs() < 1e-9, "{brier:?}");
         assert_eq!(calibration(&[]), (vec![], None));
+    }
+
+    fn ticket(id: i64, status: TicketStatus, reason: &str) -> Ticket {
+        Ticket {
+            id: TicketId(id),
+            subject: "tikv".into(),
+            invariant: "store_down".into(),
+            target: "store-3".into(),
+            severity: operator_protocol::Severity::Critical,
+            status,
+            message: "store 3 is Down".into(),
+            evidence: serde_json::json!({ "store": "store-3" }),
+            occurrences: 1,
+            clean_checks: 0,
+            reason: Some(reason.into()),
+            timeline: Default::default(),
+            chaos: None,
+            incident: TicketId(id),
+        }
+    }
+
+    fn restart(id: i64, ticket: i64) -> Action {
+        Action {
+            id: ActionId(id),
+            ticket_id: Some(TicketId(ticket)),
+            name: "restart_node".into(),
+            params: Default::default(),
+            rationale: String::new(),
+            risk: operator_protocol::Risk::Disruptive,
+            status: ActionStatus::Completed,
+            approval: None,
+            attempts: 1,
+            max_attempts: 3,
+            depends_on: None,
+            not_before_ms: None,
+            error: None,
+            outcome: None,
+            confidence: Some(0.99),
+            destroys: None,
+            waiting: None,
+            created_ms: 0,
+            updated_ms: 0,
+        }
+    }
+
+    fn crash_loop() -> operator_protocol::DrillSpec {
+        operator_protocol::DrillSpec {
+            name: "store_crash_loop".into(),
+            description: String::new(),
+            root_cause: "store_crash_loop".into(),
+            detected_by: Some(vec!["store_down".into()]),
+            acceptable_actions: vec!["restart_node".into()],
+            evidence_words: vec!["store-3".into()],
+            hold_s: 15,
+        }
+    }
+
+    fn record(tickets: Vec<Ticket>, actions: Vec<Action>) -> RunRecord {
+        RunRecord {
+            scenario: "store_crash_loop".into(),
+            run: 1,
+            truth: None,
+            tickets,
+            diagnoses: vec![],
+            actions,
+            escalations: vec![],
+            brain: "rules".into(),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_fix_that_does_not_hold_is_not_fixed_and_saying_so_is_honest() {
+        let verified = ticket(1, TicketStatus::Resolved, "verified: store_down held");
+        let held = record(vec![verified.clone()], vec![restart(1, 1)]);
+        assert_eq!(grade_drill(&held, &crash_loop()).outcome, Outcome::Fixed);
+
+        let back = ticket(
+            2,
+            TicketStatus::Escalated,
+            "needs a human: the fix does not hold",
+        );
+        let looped = record(vec![verified.clone(), back], vec![restart(1, 1)]);
+        assert_eq!(grade_drill(&looped, &crash_loop()).outcome, Outcome::Honest);
+
+        // Handed over, then cleared when someone else started it: still handed over.
+        let cleared = ticket(2, TicketStatus::Resolved, "cleared without an action");
+        let mut handed = record(vec![verified.clone(), cleared], vec![restart(1, 1)]);
+        handed.escalations = vec![(TicketId(2), "needs a human: the fix does not hold".into())];
+        let graded = grade_drill(&handed, &crash_loop());
+        assert_eq!(graded.outcome, Outcome::Honest);
+        assert_eq!(
+            graded.handed_over,
+            ["#2: needs a human: the fix does not hold"]
+        );
+
+        // The same problem back and not handed over: neither fixed nor honest.
+        let open = ticket(2, TicketStatus::Diagnosing, "");
+        let silent = record(vec![verified, open], vec![restart(1, 1), restart(2, 2)]);
+        assert_eq!(
+            grade_drill(&silent, &crash_loop()).outcome,
+            Outcome::WrongHarmless
+        );
     }
 
     #[test]

@@ -220,6 +220,12 @@ impl EvalCluster {
             tickets,
             diagnoses,
             actions: store.actions(None, 100)?,
+            escalations: store
+                .audit_log(None, 10_000)?
+                .into_iter()
+                .filter(|row| row.event == "ticket_escalated")
+                .filter_map(|row| Some((row.ticket_id?, row.detail)))
+                .collect(),
             brain,
             error: None,
         })
@@ -520,6 +526,7 @@ pub async fn run(options: EvalOptions) -> Result<()> {
                         tickets: vec![],
                         diagnoses: vec![],
                         actions: vec![],
+                        escalations: vec![],
                         brain: brain.name(),
                         error: Some(format!("{e:#}")),
                     },

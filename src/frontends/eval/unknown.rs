@@ -171,12 +171,13 @@ pub async fn run(options: EvalOptions) -> Result<()> {
                     tickets: vec![],
                     diagnoses: vec![],
                     actions: vec![],
+                    escalations: vec![],
                     brain: brain.name(),
                     error: Some(format!("{e:#}")),
                 });
             let graded = grade::grade_drill(&record, spec);
             let line = format!(
-                "{:<32} run {run}: {} · {} ticket(s) · {} · actions: {}{}",
+                "{:<32} run {run}: {} · {} ticket(s) · {} · actions: {}{}{}",
                 spec.name,
                 outcome_name(graded.outcome),
                 graded.tickets,
@@ -195,6 +196,11 @@ pub async fn run(options: EvalOptions) -> Result<()> {
                 } else {
                     graded.actions.join("; ")
                 },
+                graded
+                    .handed_over
+                    .iter()
+                    .map(|why| format!(" · to a human: {why}"))
+                    .collect::<String>(),
                 graded
                     .error
                     .as_deref()

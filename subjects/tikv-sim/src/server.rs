@@ -383,6 +383,36 @@ async fn list_operators(State(state): State<Shared>) -> Response {
     indented(StatusCode::OK, &json!(ops))
 }
 
+/// `GET /pd/api/v1/schedulers`: the names of the schedulers that run. The simulator runs only
+/// what it models: evict-leader-scheduler while it evicts from some store.
+async fn list_schedulers(State(state): State<Shared>) -> Response {
+    let c = lock(&state);
+    let names: Vec<&str> = if c.evict_leader.is_empty() {
+        vec![]
+    } else {
+        vec!["evict-leader-scheduler"]
+    };
+    indented(StatusCode::OK, &json!(names))
+}
+
+/// `GET /pd/api/v1/scheduler-config/evict-leader-scheduler/list`: the stores it evicts from,
+/// each with the whole key range (empty keys), and the batch; 404 without the scheduler.
+async fn evict_leader_config(State(state): State<Shared>) -> Response {
+    let c = lock(&state);
+    if c.evict_leader.is_empty() {
+        return (StatusCode::NOT_FOUND, "404 page not found").into_response();
+    }
+    let ranges: serde_json::Map<String, Value> = c
+        .evict_leader
+        .iter()
+        .map(|id| (id.to_string(), json!([{ "start-key": "", "end-key": "" }])))
+        .collect();
+    indented(
+        StatusCode::OK,
+        &json!({ "store-id-ranges": ranges, "batch": crate::model::EVICT_LEADER_BATCH }),
+    )
+}
+
 async fn add_scheduler(State(state): State<Shared>, body: String) -> Response {
     let v: Value = serde_json::from_str(&body).unwrap_or_default();
     if v["name"] != "evict-leader-scheduler" {
@@ -701,7 +731,14 @@ fn router(state: Shared) -> Router {
             "/pd/api/v1/operators",
             post(create_operator).get(list_operators),
         )
-        .route("/pd/api/v1/schedulers", post(add_scheduler))
+        .route(
+            "/pd/api/v1/schedulers",
+            post(add_scheduler).get(list_schedulers),
+        )
+        .route(
+            "/pd/api/v1/scheduler-config/evict-leader-scheduler/list",
+            get(evict_leader_config),
+        )
         .route("/pd/api/v1/schedulers/{name}", delete(remove_scheduler))
         .route("/sim/{kind}/{id}/{verb}", post(control))
         .route("/sim/log/{node}", get(node_log))

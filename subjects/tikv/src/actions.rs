@@ -117,11 +117,24 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
                 Risk::Disruptive,
             )
         },
-        ActionName::RebalanceLeaders => spec(
-            "Move leaders off the hottest stores (first this one) until every store leads about its share",
-            vec![store()],
-            Risk::Safe,
-        ),
+        ActionName::RebalanceLeaders => ActionSpec {
+            // Leaders kept off a store on someone's request are away on purpose.
+            premises: vec![Premise {
+                description: "nobody else has PD evicting leaders".into(),
+                any_of: vec![PremiseCheck::new(
+                    "PD evicts leaders from no store on someone else's request",
+                    "cluster_overview",
+                    json!({}),
+                    "/pd/leaders_evicted_by_others",
+                    Expectation::Equals { value: json!([]) },
+                )],
+            }],
+            ..spec(
+                "Move leaders off the hottest stores (first this one) until every store leads about its share",
+                vec![store()],
+                Risk::Safe,
+            )
+        },
         ActionName::DrainStore => ActionSpec {
             node_param: Some("store".into()),
             // A store that is not Up leads nothing to evict; PD's replica checker owns it.

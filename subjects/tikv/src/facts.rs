@@ -25,6 +25,13 @@ pub struct PdFacts {
     /// `pd_cluster_status` summed by type, from PD's /metrics (empty when it cannot be read).
     #[serde(default)]
     pub cluster_status: std::collections::BTreeMap<String, f64>,
+    /// The schedulers PD runs, by name.
+    #[serde(default)]
+    pub schedulers: Vec<String>,
+    /// Stores PD's evict-leader-scheduler moves every leader off because someone other than
+    /// operator-tui asked it to (maintenance, an upgrade script): not a problem to undo.
+    #[serde(default)]
+    pub leaders_evicted_by_others: Vec<String>,
     /// What could not be read on this observation (a region check PD refused, its /metrics),
     /// so that a gap is visible rather than read as "nothing wrong".
     #[serde(default)]
@@ -49,12 +56,24 @@ pub struct StoreFacts {
     /// Its status server, as PD reports it (absent when TiKV advertises none).
     #[serde(default)]
     pub status_address: String,
+    /// PD's evict-leader-scheduler moves this store's leaders away, and who asked for it.
+    #[serde(default)]
+    pub leader_eviction: Option<LeaderEviction>,
     /// What the store's own metrics say, when they could be read.
     #[serde(default)]
     pub metrics: Option<StoreMetrics>,
     /// Why they could not: the status server refused, or Prometheus has no series for it.
     #[serde(default)]
     pub metrics_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaderEviction {
+    /// operator-tui added it (a drain, or a rebalance under way).
+    ByOperator,
+    /// Someone else did: PD runs it on purpose.
+    BySomeoneElse,
 }
 
 /// A store's own view, from its status server's `/metrics` (or Prometheus's copy of it).

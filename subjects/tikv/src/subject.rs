@@ -2,7 +2,7 @@
 //! checks, config) and the simulator's or PD's metrics, checks the invariants, and acts
 //! through PD (operators, evict-leader, store offline) or the deployment target (restarts).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Mutex;
 
 use operator_protocol::*;
@@ -57,6 +57,9 @@ pub struct TikvSubject {
     history: Mutex<VecDeque<f64>>,
     last: Latest<Facts>,
     simulator: Option<String>,
+    /// Stores this process asked PD to evict leaders from (a drain, a rebalance under way):
+    /// any other eviction PD runs is someone else's, on purpose.
+    own_evictions: Mutex<BTreeSet<u64>>,
 }
 
 fn store_node(id: u64) -> String {
@@ -93,6 +96,7 @@ impl TikvSubject {
             history: Mutex::new(VecDeque::new()),
             last: Latest::default(),
             simulator: options.simulator,
+            own_evictions: Mutex::new(BTreeSet::new()),
         })
     }
 
@@ -159,6 +163,7 @@ impl TikvSubject {
                 })
                 .collect();
         }
+        self.read_schedulers(&mut facts).await;
         facts.max_replicas = self.pd.max_replicas().await.unwrap_or(3);
         facts.regions.miss_peer = self
             .region_check(RegionCheck::MissPeer, &mut facts.pd)
@@ -265,6 +270,70 @@ impl TikvSubject {
         }
     }
 
+    /// Asks PD to evict the store's leaders, and remembers that the eviction is ours.
+    async fn evict_leaders(&self, store: u64) -> Result<String, crate::pd::PdError> {
+        self.own_evictions_mut().insert(store);
+        self.pd.add_evict_leader(store).await
+    }
+
+    /// Lets the store lead again.
+    async fn stop_evicting(&self, store: u64) -> Result<String, crate::pd::PdError> {
+        let removed = self.pd.remove_evict_leader(store).await;
+        if removed.is_ok() {
+            self.own_evictions_mut().remove(&store);
+        }
+        removed
+    }
+
+    fn own_evictions_mut(&self) -> std::sync::MutexGuard<'_, BTreeSet<u64>> {
+        self.own_evictions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// PD's schedulers, and whose each store's leader eviction is.
+    async fn read_schedulers(&self, facts: &mut Facts) {
+        match self.pd.schedulers().await {
+            Ok(names) => facts.pd.schedulers = names,
+            Err(e) => {
+                facts.pd.read_errors.push(format!("schedulers: {e}"));
+                return;
+            }
+        }
+        if !facts
+            .pd
+            .schedulers
+            .iter()
+            .any(|n| n == "evict-leader-scheduler")
+        {
+            return;
+        }
+        let evicted = match self.pd.evict_leader_stores().await {
+            Ok(stores) => stores,
+            Err(e) => {
+                facts
+                    .pd
+                    .read_errors
+                    .push(format!("evict-leader-scheduler: {e}"));
+                return;
+            }
+        };
+        let ours = self.own_evictions_mut().clone();
+        for store in &mut facts.stores {
+            if evicted.contains(&store.id) {
+                store.leader_eviction = Some(if ours.contains(&store.id) {
+                    LeaderEviction::ByOperator
+                } else {
+                    LeaderEviction::BySomeoneElse
+                });
+            }
+        }
+        facts.pd.leaders_evicted_by_others = facts
+            .stores
+            .iter()
+            .filter(|s| s.leader_eviction == Some(LeaderEviction::BySomeoneElse))
+            .map(|s| store_node(s.id))
+            .collect();
+    }
+
     /// Up stores' leader counts, from PD.
     async fn up_leader_counts(&self) -> Result<Vec<(u64, u64)>, crate::pd::PdError> {
         let stores = self.pd.stores().await?;
@@ -285,7 +354,7 @@ impl TikvSubject {
         let mut hottest = first;
         let mut rounds = 0;
         loop {
-            self.pd.add_evict_leader(hottest).await?;
+            self.evict_leaders(hottest).await?;
             let drained = loop {
                 let counts = self.up_leader_counts().await;
                 let Ok(counts) = counts else {
@@ -302,7 +371,7 @@ impl TikvSubject {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             };
             // Always let the store lead again, even when reading PD failed.
-            self.pd.remove_evict_leader(hottest).await?;
+            self.stop_evicting(hottest).await?;
             drained?;
             rounds += 1;
             let counts = self.up_leader_counts().await?;
@@ -476,7 +545,7 @@ impl Subject for TikvSubject {
                     self.rebalance_leaders(store).await.map_err(pd_error)?
                 }
                 TikvAction::DrainStore { store } => {
-                    self.pd.add_evict_leader(store).await.map_err(pd_error)?;
+                    self.evict_leaders(store).await.map_err(pd_error)?;
                     self.verify(&format!("store-{store} leading no region"), || async {
                         Ok(self.pd.store(store).await?.status.leader_count == 0)
                     })
@@ -508,7 +577,7 @@ impl Subject for TikvSubject {
                     }
                 }
                 TikvAction::UndrainStore { store } => {
-                    self.pd.remove_evict_leader(store).await.map_err(pd_error)?;
+                    self.stop_evicting(store).await.map_err(pd_error)?;
                     "leaders may return".into()
                 }
                 TikvAction::RestartNode { node } => {
@@ -572,6 +641,9 @@ impl Subject for TikvSubject {
                         detail["append_log_ms"] =
                             json!(own.metrics.as_ref().and_then(|m| m.append_log_ms));
                         detail["own_metrics"] = json!(own.metrics);
+                        detail["leader_eviction"] = json!(own.leader_eviction);
+                        detail["leaders_evicted_by_someone_else"] =
+                            json!(own.leader_eviction == Some(LeaderEviction::BySomeoneElse));
                     }
                     Ok(detail)
                 }

@@ -234,6 +234,33 @@ impl PdClient {
             .await
     }
 
+    /// The names of the schedulers PD runs (`balance-leader-scheduler`, ...).
+    pub async fn schedulers(&self) -> Result<Vec<String>, PdError> {
+        self.get_json("/schedulers").await
+    }
+
+    /// The stores evict-leader-scheduler evicts from; none when the scheduler does not exist
+    /// (PD answers 404 then).
+    pub async fn evict_leader_stores(&self) -> Result<Vec<u64>, PdError> {
+        let config: Value = match self
+            .get_json("/scheduler-config/evict-leader-scheduler/list")
+            .await
+        {
+            Ok(config) => config,
+            Err(PdError {
+                status: Some(404), ..
+            }) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let ranges = config["store-id-ranges"]
+            .as_object()
+            .ok_or_else(|| PdError {
+                status: Some(200),
+                message: "no store-id-ranges in evict-leader-scheduler's config".into(),
+            })?;
+        Ok(ranges.keys().filter_map(|id| id.parse().ok()).collect())
+    }
+
     pub async fn add_evict_leader(&self, store: u64) -> Result<String, PdError> {
         let body = json!({ "name": "evict-leader-scheduler", "store_id": store });
         self.call(reqwest::Method::POST, "/schedulers", Some(&body))

@@ -139,10 +139,17 @@ async fn a_killed_store_goes_disconnected_then_down_while_others_take_its_leader
 #[tokio::test]
 async fn operators_and_evict_leader_take_effect_over_ticks() {
     let (_sim, pd) = start().await;
+    assert!(pd.schedulers().await.unwrap().is_empty());
+    assert!(
+        pd.evict_leader_stores().await.unwrap().is_empty(),
+        "404 is none"
+    );
     assert_eq!(
         pd.add_evict_leader(2).await.unwrap(),
         "The scheduler is created."
     );
+    assert_eq!(pd.schedulers().await.unwrap(), ["evict-leader-scheduler"]);
+    assert_eq!(pd.evict_leader_stores().await.unwrap(), [2]);
     eventually(
         "store 2 drained of leaders",
         Duration::from_secs(3),
@@ -150,6 +157,10 @@ async fn operators_and_evict_leader_take_effect_over_ticks() {
     )
     .await;
     pd.remove_evict_leader(2).await.unwrap();
+    assert!(
+        pd.schedulers().await.unwrap().is_empty(),
+        "the last store removes it"
+    );
     let region = pd.region(2).await.unwrap().unwrap();
     assert_eq!(
         pd.transfer_leader(region.id, 2).await.unwrap(),

@@ -484,3 +484,104 @@ async fn an_operator_pd_accepts_but_cannot_carry_out_fails_verification() {
         "{stuck}"
     );
 }
+
+/// Leaders evicted from a store on someone else's request are away on purpose: the runbook's
+/// leader-skew cause is refuted and the rebalance's premise fails, while an eviction of
+/// operator-tui's own (a drain) is told apart.
+#[tokio::test]
+async fn someone_elses_leader_eviction_refutes_skew_and_fails_the_rebalance_premise() {
+    let rig = rig().await;
+    rig.until_healthy(Duration::from_secs(10)).await;
+    let pd = operator_tikv::pd::PdClient::new(vec![rig._sim.url()]).unwrap();
+    pd.add_evict_leader(1).await.unwrap();
+    let violation = rig
+        .until_violation(
+            "leader_imbalance",
+            |v| v.evidence["cold_store"] == "store-1",
+            Duration::from_secs(15),
+        )
+        .await;
+    assert_eq!(
+        violation.evidence["leaders_evicted_by_others"],
+        json!(["store-1"])
+    );
+
+    let rig = &rig;
+    let detail = async |store: &str| {
+        let call = ToolCall {
+            tool: "store_detail".into(),
+            args: [("store".to_string(), json!(store))].into_iter().collect(),
+        };
+        rig.subject.call_tool(&call, &rig.target).await.unwrap()
+    };
+    assert_eq!(
+        detail("store-1").await["leaders_evicted_by_someone_else"],
+        true
+    );
+    assert_eq!(
+        detail("store-1").await["leader_eviction"],
+        "by_someone_else"
+    );
+
+    let runbook = rig.subject.runbook();
+    let skew = runbook
+        .entry("leader_imbalance")
+        .and_then(|e| e.hypotheses.iter().find(|h| h.root_cause == "leader_skew"))
+        .expect("the runbook explains leader skew");
+    let mut refuted_by = None;
+    for check in skew
+        .evidence
+        .iter()
+        .filter(|c| c.role == EvidenceRole::Required)
+    {
+        let call = ToolCall {
+            tool: check.tool.clone(),
+            args: fill(&check.args, &violation),
+        };
+        let answer = rig.subject.call_tool(&call, &rig.target).await.unwrap();
+        if !check.expect.holds(answer.pointer(&check.pointer)) {
+            refuted_by = Some(check.description.clone());
+        }
+    }
+    assert_eq!(
+        refuted_by.as_deref(),
+        Some("nobody else has PD evicting leaders from the coldest store")
+    );
+
+    let rebalance = rig
+        .subject
+        .actions()
+        .into_iter()
+        .find(|a| a.name == "rebalance_leaders")
+        .unwrap();
+    let premise_holds = async || {
+        let check = &rebalance.premises[0].any_of[0];
+        let call = ToolCall {
+            tool: check.tool.clone(),
+            args: check.args.clone(),
+        };
+        let answer = rig.subject.call_tool(&call, &rig.target).await.unwrap();
+        check.expect.holds(answer.pointer(&check.pointer))
+    };
+    assert!(
+        !premise_holds().await,
+        "rebalancing would fight the eviction"
+    );
+
+    // Their eviction lifted and ours added: ours is not someone else's.
+    pd.remove_evict_leader(1).await.unwrap();
+    let drain = ActionRequest {
+        action: "drain_store".into(),
+        params: [("store".to_string(), json!("store-2"))]
+            .into_iter()
+            .collect(),
+    };
+    rig.subject.execute(&drain, &rig.target).await.unwrap();
+    rig.violations().await;
+    assert_eq!(detail("store-2").await["leader_eviction"], "by_operator");
+    assert_eq!(
+        detail("store-2").await["leaders_evicted_by_someone_else"],
+        false
+    );
+    assert!(premise_holds().await);
+}
