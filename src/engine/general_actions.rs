@@ -5,15 +5,19 @@ use std::time::Duration;
 
 use operator_protocol::{
     ActionOutcome, ActionRequest, ActionSpec, ContractError, ContractResult, ParamKind, ParamSpec,
-    Risk,
+    Reversal, Risk,
 };
 
 pub const WAIT: &str = "wait";
 pub const LOG_MESSAGE: &str = "log_message";
 
 pub fn specs() -> Vec<ActionSpec> {
+    let nothing_to_undo = |spec: ActionSpec| ActionSpec {
+        reversal: Reversal::NothingToUndo,
+        ..spec
+    };
     vec![
-        ActionSpec::new(
+        nothing_to_undo(ActionSpec::new(
             WAIT,
             "Pause the workflow, e.g. to let a restarted node warm up",
             vec![ParamSpec::new(
@@ -25,8 +29,8 @@ pub fn specs() -> Vec<ActionSpec> {
                 },
             )],
             Risk::Safe,
-        ),
-        ActionSpec::new(
+        )),
+        nothing_to_undo(ActionSpec::new(
             LOG_MESSAGE,
             "Write a note for the humans into the audit log",
             vec![ParamSpec::new(
@@ -35,7 +39,7 @@ pub fn specs() -> Vec<ActionSpec> {
                 ParamKind::String { max_len: 2000 },
             )],
             Risk::Safe,
-        ),
+        )),
     ]
 }
 

@@ -87,10 +87,110 @@ pub struct ActionSpec {
     /// destructive actions, whoever recommended them).
     #[serde(default)]
     pub premises: Vec<crate::Premise>,
+    /// How it is taken back, or why it cannot be.
+    #[serde(default)]
+    pub reversal: Reversal,
+}
+
+/// How an action is taken back, declared with it in the catalog.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reversal {
+    /// The catalog does not say: treated as irreversible, and a test walking each catalog
+    /// refuses it.
+    #[default]
+    Undeclared,
+    /// It changes nothing that needs taking back (a note, a pause).
+    NothingToUndo,
+    /// It cannot be taken back; why, in words for the person approving it.
+    Irreversible { why: String },
+    /// Another catalog action takes it back. Its params are templates: `{param.NAME}` is a
+    /// parameter of the action being undone, `{before.NAME}` a value read right before that
+    /// action ran from `capture`'s answer (`NAME` a JSON pointer without its leading slash).
+    Inverse {
+        action: String,
+        params: BTreeMap<String, serde_json::Value>,
+        #[serde(default)]
+        capture: Option<crate::ToolCall>,
+    },
+}
+
+impl Reversal {
+    /// An inverse whose params need nothing read before the action runs.
+    pub fn inverse(action: &str, params: serde_json::Value) -> Self {
+        Self::inverse_capturing(action, params, None)
+    }
+
+    pub fn inverse_capturing(
+        action: &str,
+        params: serde_json::Value,
+        capture: Option<crate::ToolCall>,
+    ) -> Self {
+        Reversal::Inverse {
+            action: action.into(),
+            params: params
+                .as_object()
+                .map(|o| o.clone().into_iter().collect())
+                .unwrap_or_default(),
+            capture,
+        }
+    }
+
+    pub fn irreversible(why: &str) -> Self {
+        Reversal::Irreversible { why: why.into() }
+    }
+
+    /// Why it cannot be taken back, for the approval prompt; `None` when it can (or need not).
+    pub fn irreversible_because(&self) -> Option<String> {
+        match self {
+            Reversal::Undeclared => Some("its catalog declares no way to take it back".into()),
+            Reversal::Irreversible { why } => Some(why.clone()),
+            Reversal::NothingToUndo | Reversal::Inverse { .. } => None,
+        }
+    }
+
+    /// The request that takes back `request`, given what `capture` answered before it ran
+    /// (`Value::Null` when nothing was captured). `None` when there is none, or a value it
+    /// needs was not there to read.
+    pub fn undo_request(
+        &self,
+        request: &ActionRequest,
+        before: &serde_json::Value,
+    ) -> Result<Option<ActionRequest>, String> {
+        let Reversal::Inverse { action, params, .. } = self else {
+            return Ok(None);
+        };
+        let missing = std::cell::RefCell::new(Vec::new());
+        let filled = crate::fill_args(params, &|name| {
+            let found = if let Some(param) = name.strip_prefix("param.") {
+                request.params.get(param).cloned()
+            } else if let Some(pointer) = name.strip_prefix("before.") {
+                before.pointer(&format!("/{pointer}")).cloned()
+            } else {
+                None
+            };
+            if found.as_ref().is_none_or(serde_json::Value::is_null) {
+                missing.borrow_mut().push(name.to_string());
+            }
+            found
+        });
+        let missing = missing.into_inner();
+        if !missing.is_empty() {
+            return Err(format!(
+                "the state its undo needs was not there to read: {}",
+                missing.join(", ")
+            ));
+        }
+        Ok(Some(ActionRequest {
+            action: action.clone(),
+            params: filled,
+        }))
+    }
 }
 
 impl ActionSpec {
-    /// An action that names no node it disrupts, destroys nothing and presumes nothing; set
+    /// An action that names no node it disrupts, destroys nothing, presumes nothing and has no
+    /// declared reversal; set
     /// those fields on the result where they apply.
     pub fn new(name: &str, description: &str, params: Vec<ParamSpec>, risk: Risk) -> Self {
         Self {
@@ -102,6 +202,7 @@ impl ActionSpec {
             disrupts_node: None,
             destroys: None,
             premises: vec![],
+            reversal: Reversal::Undeclared,
         }
     }
 

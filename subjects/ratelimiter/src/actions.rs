@@ -90,6 +90,9 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
     };
     match name {
         ActionName::ResetCounter => ActionSpec {
+            reversal: Reversal::irreversible(
+                "the dropped count is gone: the clients keep the fresh quota they were given",
+            ),
             destroys: Some(
                 "the key's count for the current window: its clients get a fresh quota".into(),
             ),
@@ -107,7 +110,17 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
                 Risk::Destructive,
             )
         },
-        ActionName::UpdateLimit => spec(
+        ActionName::UpdateLimit => ActionSpec {
+            // The limit and window in force before, read from Redis right before it runs.
+            reversal: Reversal::inverse_capturing(
+                "update_limit",
+                json!({ "key": "{param.key}", "limit": "{before.redis/limit}", "window_ms": "{before.redis/window_ms}" }),
+                Some(ToolCall {
+                    tool: "redis_key".into(),
+                    args: [("key".to_string(), json!("{param.key}"))].into_iter().collect(),
+                }),
+            ),
+            ..spec(
             "Set a key's limit and window for every node",
             vec![
                 key(),
@@ -129,8 +142,12 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
                 ),
             ],
             Risk::Safe,
-        ),
+        )
+        },
         ActionName::RestartNode => ActionSpec {
+            reversal: Reversal::irreversible(
+                "a restart drops the process's in-memory state; nothing brings it back",
+            ),
             node_param: Some("node".into()),
             destroys: Some(
                 "the node's in-memory state (its rate samples and script cache); checks in flight on it fail"
@@ -153,12 +170,20 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
                 Risk::Disruptive,
             )
         },
-        ActionName::HealNode => spec(
-            "Reconnect a node cut off from the cluster's network (undo a partition)",
-            vec![node("the node to reconnect")],
-            Risk::Safe,
-        ),
+        ActionName::HealNode => ActionSpec {
+            reversal: Reversal::irreversible(
+                "cutting a node off again is never a remedy: only a fault does that",
+            ),
+            ..spec(
+                "Reconnect a node cut off from the cluster's network (undo a partition)",
+                vec![node("the node to reconnect")],
+                Risk::Safe,
+            )
+        },
         ActionName::RestartRedis => ActionSpec {
+            reversal: Reversal::irreversible(
+                "the counts Redis held are gone with the process: every client keeps a fresh quota",
+            ),
             disrupts_node: Some(REDIS_NODE.into()),
             destroys: Some(
                 "every key's count for the current window: every client gets a fresh quota".into(),

@@ -170,6 +170,41 @@ async fn delete_store(State(state): State<Shared>, Path(id): Path<u64>) -> Respo
     message(StatusCode::OK, "The store is set as Offline.")
 }
 
+#[derive(serde::Deserialize)]
+struct StateQuery {
+    state: String,
+}
+
+/// `POST /pd/api/v1/store/{id}/state?state=Up|Offline`: `Up` cancels an offline, `Offline` is
+/// a DELETE without force.
+async fn set_store_state(
+    State(state): State<Shared>,
+    Path(id): Path<u64>,
+    axum::extract::Query(query): axum::extract::Query<StateQuery>,
+) -> Response {
+    match query.state.as_str() {
+        "Offline" => delete_store(State(state), Path(id)).await,
+        "Up" => {
+            let mut c = lock(&state);
+            let Some(store) = c.stores.get_mut(&id) else {
+                return message(
+                    StatusCode::NOT_FOUND,
+                    &format!("[PD:core:ErrStoreNotFound]store {id} not found"),
+                );
+            };
+            store.offline = false;
+            c.pd_log(
+                "INFO",
+                "cluster.go",
+                "store has changed to up",
+                &[("store-id", id.to_string())],
+            );
+            message(StatusCode::OK, "The store's state is updated.")
+        }
+        other => message(StatusCode::BAD_REQUEST, &format!("invalid state {other}")),
+    }
+}
+
 async fn region(State(state): State<Shared>, Path(id): Path<u64>) -> Response {
     let c = lock(&state);
     match c.regions.iter().find(|r| r.id == id) {
@@ -717,6 +752,7 @@ fn router(state: Shared) -> Router {
     Router::new()
         .route("/pd/api/v1/stores", get(stores))
         .route("/pd/api/v1/store/{id}", get(store).delete(delete_store))
+        .route("/pd/api/v1/store/{id}/state", post(set_store_state))
         .route("/pd/api/v1/region/id/{id}", get(region))
         .route("/pd/api/v1/regions/check/{kind}", get(regions_check))
         .route("/pd/api/v1/health", get(health))

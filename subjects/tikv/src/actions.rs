@@ -99,6 +99,17 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
     match name {
         ActionName::TransferLeader => ActionSpec {
             premises: vec![target_store_up()],
+            // Back to the store that led it before the move.
+            reversal: Reversal::inverse_capturing(
+                "transfer_leader",
+                json!({ "region": "{param.region}", "to_store": "{before.leader_store_id}" }),
+                Some(ToolCall {
+                    tool: "region_detail".into(),
+                    args: [("region".to_string(), json!("{param.region}"))]
+                        .into_iter()
+                        .collect(),
+                }),
+            ),
             ..spec(
                 "Move a region's leader to another store (a PD operator)",
                 vec![id("region", "region id"), id("to_store", "target store id")],
@@ -107,6 +118,10 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
         },
         ActionName::TransferPeer => ActionSpec {
             premises: vec![target_store_up()],
+            reversal: Reversal::inverse(
+                "transfer_peer",
+                json!({ "region": "{param.region}", "from_store": "{param.to_store}", "to_store": "{param.from_store}" }),
+            ),
             ..spec(
                 "Move a region's replica from one store to another (a PD operator; data moves)",
                 vec![
@@ -118,6 +133,9 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
             )
         },
         ActionName::RebalanceLeaders => ActionSpec {
+            reversal: Reversal::irreversible(
+                "leaders move region by region across every store; moving them back would only rebuild the imbalance",
+            ),
             // Leaders kept off a store on someone's request are away on purpose.
             premises: vec![Premise {
                 description: "nobody else has PD evicting leaders".into(),
@@ -137,6 +155,7 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
         },
         ActionName::DrainStore => ActionSpec {
             node_param: Some("store".into()),
+            reversal: Reversal::inverse("undrain_store", json!({ "store": "{param.store}" })),
             // A store that is not Up leads nothing to evict; PD's replica checker owns it.
             premises: vec![Premise {
                 description: "the store is Up".into(),
@@ -153,11 +172,17 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
                 Risk::Disruptive,
             )
         },
-        ActionName::UndrainStore => {
-            spec("Let a drained store lead again", vec![store()], Risk::Safe)
-        }
+        ActionName::UndrainStore => ActionSpec {
+            reversal: Reversal::irreversible(
+                "PD moves leaders back as it sees fit; draining the store again is a new decision (drain_store)",
+            ),
+            ..spec("Let a drained store lead again (and serve again if it was taken offline)", vec![store()], Risk::Safe)
+        },
         ActionName::RestartNode => ActionSpec {
             node_param: Some("node".into()),
+            reversal: Reversal::irreversible(
+                "a restart drops the process's in-memory state; nothing brings it back",
+            ),
             destroys: Some(
                 "the process's in-memory state (caches, requests in flight); data on disk stays"
                     .into(),

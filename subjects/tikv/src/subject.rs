@@ -577,8 +577,23 @@ impl Subject for TikvSubject {
                     }
                 }
                 TikvAction::UndrainStore { store } => {
-                    self.stop_evicting(store).await.map_err(pd_error)?;
-                    "leaders may return".into()
+                    // Not evicting already is fine: the store may lead either way.
+                    match self.stop_evicting(store).await {
+                        Ok(_) | Err(crate::pd::PdError { status: Some(404), .. }) => {}
+                        Err(e) => return Err(pd_error(e)),
+                    }
+                    let state = self.pd.store(store).await.map_err(pd_error)?.store.state_name;
+                    if state == StoreState::Offline {
+                        let accepted = self.pd.set_store_up(store).await.map_err(pd_error)?;
+                        let verified = self
+                            .verify(&format!("store-{store} Up"), || async {
+                                Ok(self.pd.store(store).await?.store.state_name == StoreState::Up)
+                            })
+                            .await?;
+                        format!("leaders may return to store-{store}; {accepted}; {verified}")
+                    } else {
+                        format!("leaders may return to store-{store}")
+                    }
                 }
                 TikvAction::RestartNode { node } => {
                     target.start(&node).await?;
@@ -701,6 +716,7 @@ impl Subject for TikvSubject {
                         "region": region.id,
                         "stores": region.peers.iter().map(|p| store_node(p.store_id)).collect::<Vec<_>>(),
                         "leader": (region.leader.store_id != 0).then(|| store_node(region.leader.store_id)),
+                        "leader_store_id": (region.leader.store_id != 0).then_some(region.leader.store_id),
                         "down_stores": Self::brief(&region).down_stores,
                         "pending_peers": region.pending_peers.len(),
                     }))
