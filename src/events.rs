@@ -63,6 +63,8 @@ pub enum Command {
     Approve(ActionId),
     Reject(ActionId),
     Cancel(ActionId),
+    /// Take a completed action back (its prepared inverse, approved by the human).
+    Undo(ActionId),
     SetMode(Mode),
     KillSwitch(bool),
     /// Re-send the current tickets, actions and settings (a front end that just attached).

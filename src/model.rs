@@ -154,8 +154,22 @@ pub struct Action {
     pub destroys: Option<String>,
     /// Why it waits for a human although the mode would let it run (a gate's decision).
     pub waiting: Option<String>,
+    /// How to take it back, prepared when it ran; `None` before, or when it cannot be.
+    pub undo: Option<UndoPlan>,
+    /// Why it cannot be taken back (from its spec, or because its undo could not be prepared).
+    pub irreversible: Option<String>,
+    /// The action this one takes back.
+    pub undoes: Option<ActionId>,
     pub created_ms: Millis,
     pub updated_ms: Millis,
+}
+
+/// The request that takes an action back, and the risk it runs at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UndoPlan {
+    pub action: String,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub risk: operator_protocol::Risk,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -254,6 +254,13 @@ pub enum ActionsCommand {
     Cancel {
         id: i64,
     },
+    /// Take a completed action back: its inverse (prepared from the state read right before
+    /// it ran) is proposed, approved by you, and a running engine runs it through the same
+    /// gates as any action (the mode, the kill switch, the blast-radius policy). Irreversible
+    /// actions say why they cannot be.
+    Undo {
+        id: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -322,6 +322,12 @@ pub fn actions(store: &mut Store, command: ActionsCommand, json: bool) -> Result
             store.set_approval(ActionId(id), Approval::Approved, Cause::Cli, now)?;
             println!("action {id} approved; a running engine picks it up on its next tick");
         }
+        ActionsCommand::Undo { id } => {
+            let undo = store.undo(ActionId(id), Cause::Cli, now)?;
+            println!(
+                "action {undo} proposed to take back action {id}, approved; a running engine runs it on its next tick (unless the mode is observe or the kill switch is on)"
+            );
+        }
         ActionsCommand::Reject { id } => {
             store.set_approval(ActionId(id), Approval::Rejected, Cause::Cli, now)?;
             println!("action {id} rejected");

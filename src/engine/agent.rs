@@ -174,6 +174,10 @@ pub fn diagnosed(
                 not_before_ms: scheduled.max(watched),
                 confidence: Some(diagnosis.confidence),
                 destroys: spec.and_then(|s| s.destroys.clone()),
+                irreversible: spec.map_or(Some("not in the catalog".into()), |s| {
+                    s.reversal.irreversible_because()
+                }),
+                undoes: None,
             }
         })
         .collect();

@@ -13,6 +13,10 @@ pub fn command(state: &EngineState, command: Command) -> Vec<Effect> {
         Command::Approve(id) => approval(state, id, Approval::Approved),
         Command::Reject(id) => approval(state, id, Approval::Rejected),
         Command::Cancel(id) => executor::cancel_requested(state, id, Cause::Human),
+        Command::Undo(of) => vec![Effect::Write(Write::Undo {
+            of,
+            cause: Cause::Human,
+        })],
         Command::SetMode(mode) => vec![Effect::Write(Write::Mode {
             mode,
             cause: Cause::Human,

@@ -20,7 +20,9 @@ pub fn decide(state: &EngineState, input: Input, now: Millis, jitter: f64) -> Ve
             reasoning,
             result,
         } => agent::diagnosed(state, ticket, &brain, &reasoning, result, now),
-        Input::ActionFinished { id, result } => executor::finished(state, id, result, now, jitter),
+        Input::ActionFinished { id, result, undo } => {
+            executor::finished(state, id, result, undo, now, jitter)
+        }
         Input::ChaosFinished {
             request,
             at_ms,

@@ -3,7 +3,7 @@
 
 use operator_protocol::{
     ActionOutcome, ActionRequest, ChaosOutcome, ChaosRequest, ContractError, Diagnosis, Millis,
-    NodeId, Observation, Premise, Violation,
+    NodeId, Observation, Premise, Reversal, Violation,
 };
 
 use super::premises::PremiseFailure;
@@ -28,6 +28,9 @@ pub enum Input {
     ActionFinished {
         id: ActionId,
         result: ActionResult,
+        /// The request that takes it back, prepared before it ran; `Err` says why it could
+        /// not be; `Ok(None)` when its spec has no inverse.
+        undo: Result<Option<ActionRequest>, String>,
     },
     ChaosFinished {
         request: ChaosRequest,
@@ -61,6 +64,8 @@ pub enum Effect {
         disruptive: bool,
         /// Re-checked on a fresh observation right before it runs; empty runs it at once.
         premises: Vec<Premise>,
+        /// How it is taken back: what its undo needs is read right before it runs.
+        reversal: Reversal,
     },
     /// Stop a running action; it finishes as cancelled.
     CancelRunning(ActionId),

@@ -223,6 +223,7 @@ fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launch
                     disrupts: node,
                     disruptive,
                     premises: spec.premises.clone(),
+                    reversal: spec.reversal.clone(),
                 },
             ]);
             effects
@@ -302,6 +303,7 @@ pub fn finished(
     state: &EngineState,
     id: ActionId,
     result: ActionResult,
+    undo: Result<Option<ActionRequest>, String>,
     now: Millis,
     jitter: f64,
 ) -> Vec<Effect> {
@@ -313,8 +315,11 @@ pub fn finished(
     };
     match result {
         ActionResult::Done(Ok(outcome)) => {
+            let (undo, irreversible) = undo_plan(state, &action.name, undo);
             let update = ActionUpdate {
                 outcome: Some(outcome.summary.clone()),
+                undo,
+                irreversible,
                 ..Default::default()
             };
             let mut effects = vec![transition(
@@ -393,6 +398,40 @@ pub fn finished(
             };
             vec![cancel(action, cause, why)]
         }
+    }
+}
+
+/// The prepared undo as stored with the action, or why there is none after all.
+fn undo_plan(
+    state: &EngineState,
+    name: &str,
+    undo: Result<Option<ActionRequest>, String>,
+) -> (Option<UndoPlan>, Option<String>) {
+    match undo {
+        Ok(None) => (
+            None,
+            state
+                .spec(name)
+                .and_then(|spec| spec.reversal.irreversible_because()),
+        ),
+        Ok(Some(request)) => match state.spec(&request.action) {
+            Some(spec) => (
+                Some(UndoPlan {
+                    action: request.action,
+                    params: request.params.into_iter().collect(),
+                    risk: spec.risk,
+                }),
+                None,
+            ),
+            None => (
+                None,
+                Some(format!(
+                    "its inverse {} is not in the catalog",
+                    request.action
+                )),
+            ),
+        },
+        Err(why) => (None, Some(format!("its undo could not be prepared: {why}"))),
     }
 }
 

@@ -19,6 +19,7 @@ mod premises;
 mod shell;
 mod state;
 mod tools;
+mod undo;
 pub mod validate;
 mod verify;
 

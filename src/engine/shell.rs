@@ -22,7 +22,7 @@ use super::effect::{ActionResult, Effect, Input};
 use super::monitor::CHAOS_LINK_WINDOW_MS;
 use super::state::{EngineState, RunningAction};
 use super::tools::{EventSink, SubjectTools};
-use super::{agent, general_actions, premises};
+use super::{agent, general_actions, premises, undo};
 use crate::clock::Clock;
 use crate::events::{Command, EngineEvent, ReasoningFor};
 use crate::model::*;
@@ -297,6 +297,7 @@ impl Shell {
                     disrupts,
                     disruptive,
                     premises,
+                    reversal,
                 } => {
                     // Another writer moved the action first: it is not ours to run.
                     if !applied.stale.contains(&id) {
@@ -304,6 +305,7 @@ impl Shell {
                             id,
                             request,
                             premises,
+                            reversal,
                             RunningAction {
                                 disrupts,
                                 disruptive,
@@ -488,6 +490,7 @@ impl Shell {
         id: ActionId,
         request: operator_protocol::ActionRequest,
         premises: Vec<operator_protocol::Premise>,
+        reversal: operator_protocol::Reversal,
         running: RunningAction,
     ) {
         let token = CancellationToken::new();
@@ -498,27 +501,29 @@ impl Shell {
         let results = self.results.clone();
         self.tasks.spawn(async move {
             let work = async {
+                let tools = SubjectTools(subject.clone(), target.clone());
                 if !premises.is_empty() {
                     // A fresh observation first, so tools that describe "now" do; if it
                     // fails the checks read what they can, and an unreadable one fails.
                     let _ = subject.observe().await;
-                    let tools = SubjectTools(subject.clone(), target.clone());
                     if let Err(failure) = premises::check(&premises, &request.params, &tools).await
                     {
-                        return ActionResult::PremiseFailed(failure);
+                        return (ActionResult::PremiseFailed(failure), Ok(None));
                     }
                 }
-                ActionResult::Done(if general_actions::is_general(&request.action) {
+                let undo = undo::prepare(&reversal, &request, &tools).await;
+                let result = ActionResult::Done(if general_actions::is_general(&request.action) {
                     general_actions::run(&request).await
                 } else {
                     subject.execute(&request, &*target).await
-                })
+                });
+                (result, undo)
             };
-            let result = tokio::select! {
+            let (result, undo) = tokio::select! {
                 r = work => r,
-                _ = token.cancelled() => ActionResult::Cancelled,
+                _ = token.cancelled() => (ActionResult::Cancelled, Ok(None)),
             };
-            let _ = results.send(Input::ActionFinished { id, result });
+            let _ = results.send(Input::ActionFinished { id, result, undo });
         });
     }
 

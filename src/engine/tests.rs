@@ -126,6 +126,9 @@ fn action(id: i64, ticket: i64, name: &str, node: &str, status: ActionStatus) ->
         confidence: None,
         destroys: None,
         waiting: None,
+        undo: None,
+        irreversible: None,
+        undoes: None,
         created_ms: NOW,
         updated_ms: NOW,
     }
@@ -804,6 +807,7 @@ fn a_cancelled_running_action_names_who_stopped_it() {
     );
     state.kill_switch = true;
     let input = Input::ActionFinished {
+        undo: Ok(None),
         id: ActionId(1),
         result: ActionResult::Cancelled,
     };
@@ -1002,6 +1006,7 @@ fn a_failed_premise_ends_the_action_unrun_and_hands_the_ticket_to_a_human() {
     let effects = decide(
         &state,
         Input::ActionFinished {
+            undo: Ok(None),
             id: ActionId(1),
             result: ActionResult::PremiseFailed(failure),
         },
@@ -1034,6 +1039,7 @@ fn a_failed_premise_ends_the_action_unrun_and_hands_the_ticket_to_a_human() {
 
 fn finished_with(state: &EngineState, error: ContractError, jitter: f64) -> Vec<Effect> {
     let input = Input::ActionFinished {
+        undo: Ok(None),
         id: ActionId(1),
         result: ActionResult::Done(Err(error)),
     };
@@ -1112,6 +1118,7 @@ fn a_completed_log_message_writes_its_note_to_the_audit_log() {
     note.params = json!({"message": "hi"}).as_object().cloned().unwrap();
     let state = with_action(state(), note);
     let input = Input::ActionFinished {
+        undo: Ok(None),
         id: ActionId(1),
         result: ActionResult::Done(Ok(ActionOutcome {
             summary: "noted: hi".into(),

@@ -34,6 +34,10 @@ pub struct NewAction {
     pub confidence: Option<f64>,
     /// What it loses or gives away, from its spec.
     pub destroys: Option<String>,
+    /// Why it cannot be taken back, from its spec.
+    pub irreversible: Option<String>,
+    /// The action it takes back.
+    pub undoes: Option<ActionId>,
 }
 
 /// What the monitor did with one violation.
@@ -166,6 +170,11 @@ fn action_from_row(row: &Row) -> rusqlite::Result<Action> {
         confidence: row.get("confidence")?,
         destroys: row.get("destroys")?,
         waiting: row.get("waiting")?,
+        undo: row
+            .get::<_, Option<String>>("undo")?
+            .and_then(|text| serde_json::from_str(&text).ok()),
+        irreversible: row.get("irreversible")?,
+        undoes: row.get::<_, Option<i64>>("undoes")?.map(ActionId),
         created_ms: row.get::<_, i64>("created_ms")? as u64,
         updated_ms: row.get::<_, i64>("updated_ms")? as u64,
     })
@@ -455,6 +464,17 @@ impl Store {
     }
 
     /// Records a human's decision on an action awaiting approval.
+    /// Proposes the undo of a completed action, approved by `cause`; an error says why there
+    /// is nothing to take back.
+    pub fn undo(&mut self, of: ActionId, cause: Cause, now: Millis) -> Result<ActionId> {
+        let applied = self.apply(&[Write::Undo { of, cause }], now)?;
+        match (applied.refused.into_iter().next(), applied.inserted.first()) {
+            (Some(refusal), _) => Err(eyre!(refusal)),
+            (None, Some(id)) => Ok(*id),
+            (None, None) => Err(eyre!("no undo was proposed for action {of}")),
+        }
+    }
+
     pub fn set_approval(
         &mut self,
         id: ActionId,
@@ -738,6 +758,8 @@ mod tests {
             not_before_ms: None,
             confidence: None,
             destroys: None,
+            irreversible: None,
+            undoes: None,
         };
         let id = s.insert_action(&new, Cause::Cli, 1).unwrap();
         let moved = s

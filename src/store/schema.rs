@@ -124,6 +124,15 @@ pub fn migrations() -> Migrations<'static> {
         CREATE INDEX tickets_by_incident ON tickets(incident_id);
         "#,
         ),
+        // Undo: how a completed action is taken back (the inverse request, filled from the
+        // state read before it ran), or why it cannot be; and which action an undo undoes.
+        M::up(
+            r#"
+        ALTER TABLE actions ADD COLUMN undo TEXT;
+        ALTER TABLE actions ADD COLUMN irreversible TEXT;
+        ALTER TABLE actions ADD COLUMN undoes INTEGER REFERENCES actions(id);
+        "#,
+        ),
     ])
 }
 

@@ -72,6 +72,13 @@ pub enum Write {
         reason: Option<String>,
         cause: Cause,
     },
+    /// Take a completed action back: its undo is proposed as a new action on the same ticket,
+    /// approved by whoever asked, and runs through the same gates as any action (mode, kill
+    /// switch, policy). Refused (not an error) when there is nothing to take back.
+    Undo {
+        of: ActionId,
+        cause: Cause,
+    },
     /// A human's decision on an action; refused (not an error) when the action has ended.
     Approval {
         id: ActionId,
@@ -109,6 +116,10 @@ pub struct ActionUpdate {
     pub not_before_ms: Option<Option<Millis>>,
     pub error: Option<String>,
     pub outcome: Option<String>,
+    /// How to take it back, prepared when it ran.
+    pub undo: Option<UndoPlan>,
+    /// Why it cannot be taken back after all (its undo could not be prepared).
+    pub irreversible: Option<String>,
 }
 
 /// What one `apply` changed: the rows to send as events, and what did not take.
@@ -225,6 +236,13 @@ fn apply_one(tx: &Transaction, write: &Write, now: Millis, applied: &mut Applied
                 applied.actions.insert(*id);
             }
         }
+        Write::Undo { of, cause } => match propose_undo(tx, *of, *cause, now)? {
+            Ok(id) => {
+                applied.inserted.push(id);
+                applied.actions.extend([id, *of]);
+            }
+            Err(refusal) => applied.refused.push(refusal),
+        },
         Write::Approval {
             id,
             approval,
@@ -397,8 +415,8 @@ fn ticket_status(
 
 fn insert_action(tx: &Transaction, new: &NewAction, cause: Cause, now: Millis) -> Result<ActionId> {
     tx.execute(
-        "INSERT INTO actions (ticket_id, name, params, rationale, risk, status, max_attempts, depends_on, not_before_ms, created_ms, updated_ms, confidence, destroys)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'proposed', ?6, ?7, ?8, ?9, ?9, ?10, ?11)",
+        "INSERT INTO actions (ticket_id, name, params, rationale, risk, status, max_attempts, depends_on, not_before_ms, created_ms, updated_ms, confidence, destroys, irreversible, undoes)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'proposed', ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13)",
         params![
             new.ticket_id.map(|t| t.0),
             new.name,
@@ -411,6 +429,8 @@ fn insert_action(tx: &Transaction, new: &NewAction, cause: Cause, now: Millis) -
             now as i64,
             new.confidence,
             new.destroys,
+            new.irreversible,
+            new.undoes.map(|a| a.0),
         ],
     )?;
     let id = ActionId(tx.last_insert_rowid());
@@ -451,7 +471,9 @@ fn transition_action(
             attempts = attempts + ?5,
             not_before_ms = CASE WHEN ?6 THEN ?7 ELSE not_before_ms END,
             error = COALESCE(?8, error),
-            outcome = COALESCE(?9, outcome)
+            outcome = COALESCE(?9, outcome),
+            undo = COALESCE(?10, undo),
+            irreversible = COALESCE(?11, irreversible)
          WHERE id = ?1 AND status = ?2",
         params![
             id.0,
@@ -463,6 +485,8 @@ fn transition_action(
             update.not_before_ms.flatten().map(|v| v as i64),
             update.error,
             update.outcome,
+            update.undo.as_ref().map(json_text),
+            update.irreversible,
         ],
     )?;
     if changed == 0 {
@@ -530,6 +554,84 @@ fn action_waiting(
 }
 
 /// The inner `Err` is a refusal a person can read: no such action, or it has already ended.
+/// Proposes the undo of a completed action, approved by `cause`; the refusal says why not.
+fn propose_undo(
+    tx: &Transaction,
+    of: ActionId,
+    cause: Cause,
+    now: Millis,
+) -> Result<std::result::Result<ActionId, String>> {
+    let Some(action) = tx
+        .query_row(
+            "SELECT * FROM actions WHERE id = ?1",
+            [of.0],
+            action_from_row,
+        )
+        .optional()?
+    else {
+        return Ok(Err(format!("there is no action {of}")));
+    };
+    if action.status != ActionStatus::Completed {
+        return Ok(Err(format!(
+            "action {of} is {}: only a completed action can be taken back",
+            action.status
+        )));
+    }
+    let Some(plan) = action.undo.clone() else {
+        return Ok(Err(format!(
+            "action {of} {} cannot be taken back: {}",
+            action.name,
+            action.irreversible.as_deref().unwrap_or("nothing to undo")
+        )));
+    };
+    let earlier: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT id, status FROM actions WHERE undoes = ?1 AND status NOT IN ('failed', 'cancelled', 'premise_failed') ORDER BY id DESC LIMIT 1",
+            [of.0],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if let Some((undo, status)) = earlier {
+        return Ok(Err(format!(
+            "action {of} is already being taken back by action {undo} ({status})"
+        )));
+    }
+    let new = NewAction {
+        ticket_id: action.ticket_id,
+        name: plan.action.clone(),
+        params: plan.params.clone(),
+        rationale: format!("undo of action {of} {} (asked by {cause})", action.name),
+        risk: plan.risk,
+        max_attempts: action.max_attempts,
+        depends_on: None,
+        not_before_ms: None,
+        confidence: None,
+        destroys: None,
+        irreversible: None,
+        undoes: Some(of),
+    };
+    let id = insert_action(tx, &new, cause, now)?;
+    tx.execute(
+        "UPDATE actions SET approval = 'approved' WHERE id = ?1",
+        [id.0],
+    )?;
+    audit(
+        tx,
+        now,
+        cause,
+        action.ticket_id,
+        Some(id),
+        "undo_requested",
+        &format!(
+            "{cause} takes back action {of} {} with {} {}",
+            action.name,
+            plan.action,
+            json_text(&plan.params)
+        ),
+    )?;
+    Ok(Ok(id))
+}
+
 fn set_approval(
     tx: &Transaction,
     id: ActionId,

@@ -19,3 +19,4 @@ mod tikv_attached;
 mod tikv_docker;
 mod tikv_loop;
 mod tui_terminal;
+mod undo;

@@ -82,6 +82,8 @@ fn streaming_view() -> View {
                 outcome: None,
                 destroys: None,
                 waiting: None,
+                undo: None,
+                irreversible: None,
             })),
         );
     }

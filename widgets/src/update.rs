@@ -20,6 +20,9 @@ pub enum Command {
     /// Approve this action, after its confirmation said what it destroys.
     ConfirmApproval(i64),
     Reject,
+    /// Take the selected completed action back (asks first).
+    Undo,
+    ConfirmUndo(i64),
     CycleMode,
     AskKillSwitch,
     ConfirmKillSwitch,
@@ -86,6 +89,7 @@ pub enum Effect {
     StopDrill(String),
     Approve(i64),
     Reject(i64),
+    Undo(i64),
     SetMode(Mode),
     KillSwitch(bool),
     Ask(String),
@@ -168,8 +172,9 @@ fn command_update(view: &mut View, command: Command) -> Vec<Effect> {
             if command == Command::Reject {
                 return vec![Effect::Reject(id)];
             }
-            // An approval that gives something away is confirmed after saying what.
-            if action.destroys.is_some() {
+            // An approval that gives something away, or that cannot be taken back, is
+            // confirmed after saying what.
+            if action.destroys.is_some() || action.irreversible.is_some() {
                 view.ui.popups.push(Popup::ConfirmApproval(id));
                 return vec![];
             }
@@ -178,6 +183,38 @@ fn command_update(view: &mut View, command: Command) -> Vec<Effect> {
         Command::ConfirmApproval(id) => {
             view.ui.popups.retain(|p| *p != Popup::ConfirmApproval(id));
             return vec![Effect::Approve(id)];
+        }
+        Command::Undo => {
+            let Some(action) = view.selected_action() else {
+                view.push_notice("no action selected".into());
+                return vec![];
+            };
+            let refusal = if action.status != operator_protocol::ActionStatus::Completed {
+                Some(format!(
+                    "A{} is {}: only a completed action can be taken back",
+                    action.id, action.status
+                ))
+            } else if action.undo.is_none() {
+                Some(format!(
+                    "A{} {} cannot be taken back: {}",
+                    action.id,
+                    action.name,
+                    action.irreversible.as_deref().unwrap_or("nothing to undo")
+                ))
+            } else {
+                None
+            };
+            match refusal {
+                Some(text) => view.push_notice(text),
+                None => {
+                    let id = action.id;
+                    view.ui.popups.push(Popup::ConfirmUndo(id));
+                }
+            }
+        }
+        Command::ConfirmUndo(id) => {
+            view.ui.popups.retain(|p| *p != Popup::ConfirmUndo(id));
+            return vec![Effect::Undo(id)];
         }
         Command::CycleMode => {
             let next = view.header.mode.unwrap_or(Mode::Approve).next();

@@ -60,6 +60,10 @@ pub struct ActionRow {
     pub destroys: Option<String>,
     /// Why it waits for a human although the mode would let it run.
     pub waiting: Option<String>,
+    /// What takes it back ("update_limit {...}"), once it ran.
+    pub undo: Option<String>,
+    /// Why it cannot be taken back.
+    pub irreversible: Option<String>,
 }
 
 impl ActionRow {
@@ -125,8 +129,11 @@ pub enum Popup {
     Help,
     Chaos,
     ConfirmKillSwitch,
-    /// Approving this action loses something (its `destroys`): say what, and ask.
+    /// Approving this action loses something (its `destroys`) or cannot be taken back: say
+    /// what, and ask.
     ConfirmApproval(i64),
+    /// Taking this completed action back: say what runs, and ask.
+    ConfirmUndo(i64),
     Prompt,
 }
 

@@ -197,6 +197,8 @@ fn action(id: i64, status: ActionStatus) -> ActionRow {
         outcome: None,
         destroys: None,
         waiting: None,
+        undo: None,
+        irreversible: None,
     }
 }
 
@@ -706,5 +708,34 @@ fn autoplay_injects_the_chapter_fault_when_its_countdown_ends() {
                 .find_map(|c| c.fault.clone())
                 .unwrap()
         ))
+    );
+}
+
+#[test]
+fn undo_asks_after_saying_what_runs_and_an_irreversible_action_says_why_not() {
+    let mut view = node_down();
+    let mut limit = action(1, ActionStatus::Completed);
+    limit.name = "update_limit".into();
+    limit.undo = Some(r#"update_limit {"key":"k","limit":100,"window_ms":1000}"#.into());
+    update(&mut view, Msg::Engine(EngineUpdate::Action(limit)));
+    assert_eq!(press(&mut view, KeyCode::Char('u')), []);
+    assert_eq!(view.ui.top_popup(), Some(Popup::ConfirmUndo(1)));
+    let text = screen(&view, 120, 36);
+    assert!(text.contains("Undo A1 update_limit"), "{text}");
+    assert!(
+        text.contains(r#"It runs: update_limit {"key":"k","limit":100"#),
+        "{text}"
+    );
+    assert_eq!(press(&mut view, KeyCode::Char('y')), [Effect::Undo(1)]);
+    assert_eq!(view.ui.top_popup(), None);
+
+    let mut restart = action(1, ActionStatus::Completed);
+    restart.irreversible = Some("a restart drops the process's in-memory state".into());
+    update(&mut view, Msg::Engine(EngineUpdate::Action(restart)));
+    assert_eq!(press(&mut view, KeyCode::Char('u')), []);
+    assert_eq!(view.ui.top_popup(), None);
+    assert_eq!(
+        view.notices.back().map(String::as_str),
+        Some("A1 restart_node cannot be taken back: a restart drops the process's in-memory state")
     );
 }

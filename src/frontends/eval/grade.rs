@@ -291,11 +291,13 @@ pub fn grade_drill(record: &RunRecord, spec: &operator_protocol::DrillSpec) -> D
             .any(|w| text.contains(&w.to_lowercase()))
     });
     let ran: Vec<&Action> = record.actions.iter().filter(executed).collect();
-    let handed_to_a_human = noticed.iter().any(|t| {
+    let went_to_a_human = |t: &Ticket| {
         t.status == TicketStatus::Escalated || record.escalations.iter().any(|(id, _)| *id == t.id)
-    });
-    // Fixed means it stayed fixed: a remedy verified once while the same problem is back and
-    // unresolved (a crash loop) is not a fix, whatever the first ticket says.
+    };
+    let handed_to_a_human = noticed.iter().any(|t| went_to_a_human(t));
+    // Fixed means it stayed fixed: a remedy verified once while the same problem came back
+    // unresolved or went to a human (a crash loop) is not a fix, whatever the first ticket
+    // says.
     let stayed_fixed = noticed.iter().any(|fixed| {
         fixed.status == TicketStatus::Resolved
             && fixed
@@ -306,7 +308,7 @@ pub fn grade_drill(record: &RunRecord, spec: &operator_protocol::DrillSpec) -> D
                 later.id > fixed.id
                     && later.invariant == fixed.invariant
                     && later.target == fixed.target
-                    && later.status != TicketStatus::Resolved
+                    && (later.status != TicketStatus::Resolved || went_to_a_human(later))
             })
     });
     let fixed = !ran.is_empty()
@@ -538,6 +540,9 @@ mod tests {
             confidence: Some(0.99),
             destroys: None,
             waiting: None,
+            undo: None,
+            irreversible: None,
+            undoes: None,
             created_ms: 0,
             updated_ms: 0,
         }

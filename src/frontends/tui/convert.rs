@@ -39,6 +39,14 @@ pub fn action_row(a: &Action) -> ActionRow {
         outcome: a.outcome.clone(),
         destroys: a.destroys.clone(),
         waiting: a.waiting.clone(),
+        undo: a.undo.as_ref().map(|plan| {
+            format!(
+                "{} {}",
+                plan.action,
+                serde_json::Value::Object(plan.params.clone())
+            )
+        }),
+        irreversible: a.irreversible.clone(),
     }
 }
 

@@ -248,6 +248,7 @@ async fn run_effect(
                 .send(Command::Reject(crate::model::ActionId(id)))
                 .await
         }
+        Effect::Undo(id) => engine.send(Command::Undo(crate::model::ActionId(id))).await,
         Effect::SetMode(mode) => engine.send(Command::SetMode(mode)).await,
         Effect::KillSwitch(on) => engine.send(Command::KillSwitch(on)).await,
         Effect::Ask(question) => {

@@ -176,7 +176,11 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
             reversal: Reversal::irreversible(
                 "PD moves leaders back as it sees fit; draining the store again is a new decision (drain_store)",
             ),
-            ..spec("Let a drained store lead again (and serve again if it was taken offline)", vec![store()], Risk::Safe)
+            ..spec(
+                "Let a drained store lead again (and serve again if it was taken offline)",
+                vec![store()],
+                Risk::Safe,
+            )
         },
         ActionName::RestartNode => ActionSpec {
             node_param: Some("node".into()),

@@ -579,10 +579,19 @@ impl Subject for TikvSubject {
                 TikvAction::UndrainStore { store } => {
                     // Not evicting already is fine: the store may lead either way.
                     match self.stop_evicting(store).await {
-                        Ok(_) | Err(crate::pd::PdError { status: Some(404), .. }) => {}
+                        Ok(_)
+                        | Err(crate::pd::PdError {
+                            status: Some(404), ..
+                        }) => {}
                         Err(e) => return Err(pd_error(e)),
                     }
-                    let state = self.pd.store(store).await.map_err(pd_error)?.store.state_name;
+                    let state = self
+                        .pd
+                        .store(store)
+                        .await
+                        .map_err(pd_error)?
+                        .store
+                        .state_name;
                     if state == StoreState::Offline {
                         let accepted = self.pd.set_store_up(store).await.map_err(pd_error)?;
                         let verified = self

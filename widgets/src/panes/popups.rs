@@ -21,6 +21,13 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     cell
 }
 
+/// The rows a popup of `width` needs for these lines wrapped inside its border.
+fn wrapped_height(lines: &[Line], width: u16) -> u16 {
+    let inner = width.saturating_sub(2).max(1) as usize;
+    let rows: usize = lines.iter().map(|l| l.width().div_ceil(inner).max(1)).sum();
+    rows as u16 + 2
+}
+
 pub fn render(view: &View, popup: Popup, area: Rect, buf: &mut Buffer) {
     match popup {
         Popup::Help => {
@@ -81,25 +88,57 @@ pub fn render(view: &View, popup: Popup, area: Rect, buf: &mut Buffer) {
             let Some(action) = view.actions.iter().find(|a| a.id == id) else {
                 return;
             };
-            let rect = centered(area, 64, 7);
-            Clear.render(rect, buf);
-            let lines = vec![
-                Line::styled(
-                    format!("Approve A{} {} {}?", action.id, action.name, action.params),
-                    theme::title(),
-                ),
-                Line::from(vec![
+            let mut lines = vec![Line::styled(
+                format!("Approve A{} {} {}?", action.id, action.name, action.params),
+                theme::title(),
+            )];
+            if let Some(loss) = &action.destroys {
+                lines.push(Line::from(vec![
                     Span::styled("It destroys: ", theme::destroys()),
-                    Span::raw(action.destroys.clone().unwrap_or_default()),
-                ]),
-                Line::from(vec![
-                    Span::styled(" y ", theme::awaiting_approval()),
-                    Span::raw(" approve   any other key: cancel"),
-                ]),
-            ];
+                    Span::raw(loss.clone()),
+                ]));
+            }
+            if let Some(why) = &action.irreversible {
+                lines.push(Line::from(vec![
+                    Span::styled("It cannot be undone: ", theme::destroys()),
+                    Span::raw(why.clone()),
+                ]));
+            }
+            lines.push(Line::from(vec![
+                Span::styled(" y ", theme::awaiting_approval()),
+                Span::raw(" approve   any other key: cancel"),
+            ]));
+            let rect = centered(area, 64, wrapped_height(&lines, 64));
+            Clear.render(rect, buf);
             Paragraph::new(lines)
                 .wrap(Wrap { trim: true })
                 .block(block("approve", true))
+                .render(rect, buf);
+        }
+        Popup::ConfirmUndo(id) => {
+            let Some(action) = view.actions.iter().find(|a| a.id == id) else {
+                return;
+            };
+            let lines = vec![
+                Line::styled(
+                    format!("Undo A{} {} {}?", action.id, action.name, action.params),
+                    theme::title(),
+                ),
+                Line::from(vec![
+                    Span::styled("It runs: ", theme::title()),
+                    Span::raw(action.undo.clone().unwrap_or_default()),
+                    Span::raw(" (the mode, the kill switch and the policy still apply)"),
+                ]),
+                Line::from(vec![
+                    Span::styled(" y ", theme::awaiting_approval()),
+                    Span::raw(" undo   any other key: cancel"),
+                ]),
+            ];
+            let rect = centered(area, 64, wrapped_height(&lines, 64));
+            Clear.render(rect, buf);
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: true })
+                .block(block("undo", true))
                 .render(rect, buf);
         }
         Popup::Prompt => {

@@ -278,8 +278,12 @@ impl PdClient {
 
     /// Cancels a store's offline: it serves and may lead again.
     pub async fn set_store_up(&self, id: u64) -> Result<String, PdError> {
-        self.call(reqwest::Method::POST, &format!("/store/{id}/state?state=Up"), None)
-            .await
+        self.call(
+            reqwest::Method::POST,
+            &format!("/store/{id}/state?state=Up"),
+            None,
+        )
+        .await
     }
 
     /// Takes a store offline; PD refuses (400) when too few Up stores would remain.
