@@ -20,11 +20,25 @@ pub struct FakeState {
     pub log: Vec<String>,
     /// Nodes the observation leaves out (it sees only part of the cluster).
     pub unseen: Vec<String>,
+    /// A restart leaves a flag set on its node (recorded in the ledger first), as a drain
+    /// leaves a scheduler: residue for the engine to remove.
+    pub restart_leaves_a_flag: bool,
+    /// The flags set now.
+    pub flags: Vec<String>,
 }
 
 #[derive(Clone)]
 pub struct FakeSubject {
     pub state: Arc<Mutex<FakeState>>,
+    ledger: Arc<std::sync::OnceLock<Arc<dyn Ledger>>>,
+}
+
+fn flag(node: &str) -> Residue {
+    Residue::new(
+        "flag",
+        &format!("flag-{node}"),
+        &format!("{node} is flagged"),
+    )
 }
 
 impl FakeSubject {
@@ -35,6 +49,7 @@ impl FakeSubject {
         };
         Self {
             state: Arc::new(Mutex::new(state)),
+            ledger: Arc::default(),
         }
     }
 
@@ -163,6 +178,12 @@ impl Subject for FakeSubject {
                         .as_str()
                         .unwrap_or_default()
                         .to_string();
+                    if state.restart_leaves_a_flag {
+                        if let Some(ledger) = self.ledger.get() {
+                            ledger.left(&flag(&node))?;
+                        }
+                        state.flags.push(node.clone());
+                    }
                     state.healthy.insert(node.clone(), true);
                     Ok(ActionOutcome {
                         summary: format!("restarted {node}"),
@@ -208,6 +229,21 @@ impl Subject for FakeSubject {
                 "log_tail" => Ok(json!({ "lines": state.log })),
                 other => Err(ContractError::NotFound(format!("no tool {other}"))),
             }
+        })
+    }
+
+    fn attach_ledger(&self, ledger: Arc<dyn Ledger>) {
+        let _ = self.ledger.set(ledger);
+    }
+
+    fn clean_up<'a>(&'a self, residue: &'a Residue) -> BoxFuture<'a, ContractResult<String>> {
+        Box::pin(async move {
+            let node = residue.key.trim_start_matches("flag-").to_string();
+            self.state.lock().unwrap().flags.retain(|f| *f != node);
+            if let Some(ledger) = self.ledger.get() {
+                ledger.removed(residue);
+            }
+            Ok(format!("{node} unflagged"))
         })
     }
 

@@ -20,6 +20,7 @@ pub fn decide(state: &EngineState, input: Input, now: Millis, jitter: f64) -> Ve
             reasoning,
             result,
         } => agent::diagnosed(state, ticket, &brain, &reasoning, result, now),
+        Input::CleanedUp(writes) => writes.into_iter().map(Effect::Write).collect(),
         Input::ActionFinished { id, result, undo } => {
             executor::finished(state, id, result, undo, now, jitter)
         }

@@ -38,6 +38,8 @@ pub enum Input {
         result: Result<ChaosOutcome, String>,
     },
     Command(Command),
+    /// What was left in the cluster was removed (or not): the audit rows that say so.
+    CleanedUp(Vec<Write>),
 }
 
 #[derive(Debug)]

@@ -13,6 +13,7 @@ mod decide;
 mod effect;
 mod executor;
 pub mod general_actions;
+mod ledger;
 mod monitor;
 pub mod policy;
 mod premises;

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::config::EngineConfig;
 use super::decide::{advance, decide};
 use super::effect::{ActionResult, Effect, Input};
+use super::ledger::{CURRENT_ACTION, StoreLedger};
 use super::monitor::CHAOS_LINK_WINDOW_MS;
 use super::state::{EngineState, RunningAction};
 use super::tools::{EventSink, SubjectTools};
@@ -26,7 +27,7 @@ use super::{agent, general_actions, premises, undo};
 use crate::clock::Clock;
 use crate::events::{Command, EngineEvent, ReasoningFor};
 use crate::model::*;
-use crate::store::{Applied, Store, Write};
+use crate::store::{Applied, OpenResidue, Store, Write};
 
 /// After an input, the idempotent parts look again while they keep changing rows (a proposed
 /// action is validated, then launched, then its ticket is acting); bounded so that a write
@@ -112,11 +113,17 @@ impl Engine {
         );
         state.runbook = self.subject.runbook();
         state.consequences = self.subject.consequences();
+        let store = Arc::new(Mutex::new(self.store));
+        self.subject.attach_ledger(Arc::new(StoreLedger {
+            store: store.clone(),
+            subject: self.subject.name().to_string(),
+            clock: self.clock.clone(),
+        }));
         let shell = Shell {
             subject: self.subject,
             target: self.target,
             brain: self.brain,
-            store: Arc::new(Mutex::new(self.store)),
+            store,
             clock: self.clock,
             state,
             events: self.events,
@@ -191,6 +198,16 @@ impl Shell {
                 "actions interrupted by the previous run were marked failed"
             );
         }
+        // What an earlier run left in the cluster and never removed (it was killed, or lost
+        // power) goes first.
+        let leftovers = self.open_residue(|_| true).await?;
+        let cleaned = clean_up(
+            self.subject.clone(),
+            leftovers,
+            "left by an earlier run of operator-tui that did not exit cleanly".into(),
+        )
+        .await;
+        self.sync(cleaned, now).await?;
         self.sync(Vec::new(), now).await?;
         self.emit_settings();
         let mut ticker = tokio::time::interval(self.state.config.tick);
@@ -333,6 +350,12 @@ impl Shell {
         for action in changed_actions {
             self.emit(EngineEvent::ActionChanged(action));
         }
+        let resolved: Vec<TicketId> = changed_tickets
+            .iter()
+            .filter(|t| t.status == TicketStatus::Resolved)
+            .map(|t| t.id)
+            .collect();
+        self.clean_up_after(resolved);
         for ticket in changed_tickets {
             self.emit(EngineEvent::TicketChanged(ticket));
         }
@@ -515,7 +538,11 @@ impl Shell {
                 let result = ActionResult::Done(if general_actions::is_general(&request.action) {
                     general_actions::run(&request).await
                 } else {
-                    subject.execute(&request, &*target).await
+                    // What the subject leaves in the cluster meanwhile is recorded as this
+                    // action's.
+                    CURRENT_ACTION
+                        .scope(id, subject.execute(&request, &*target))
+                        .await
                 });
                 (result, undo)
             };
@@ -604,8 +631,93 @@ impl Shell {
             }
         }
         self.tasks.shutdown().await;
+        // Nothing an action added stays behind once operator-tui is gone.
+        let open = self.open_residue(|_| true).await?;
+        let cleaned = clean_up(self.subject.clone(), open, "operator-tui is exiting".into()).await;
+        let now = self.clock.now_ms();
+        self.sync(cleaned, now).await?;
         Ok(())
     }
+
+    /// What this subject's actions left and nobody removed yet, of those `wanted` picks.
+    async fn open_residue(
+        &self,
+        wanted: impl Fn(&OpenResidue) -> bool + Send + 'static,
+    ) -> Result<Vec<OpenResidue>> {
+        let subject = self.state.subject.clone();
+        self.blocking(move |store| {
+            Ok(store
+                .open_residue(&subject)?
+                .into_iter()
+                .filter(|r| wanted(r))
+                .collect())
+        })
+        .await
+    }
+
+    /// Removes, in the background, what the actions of tickets that just resolved left.
+    fn clean_up_after(&mut self, resolved: Vec<TicketId>) {
+        if resolved.is_empty() {
+            return;
+        }
+        let subject = self.subject.clone();
+        let store = self.store.clone();
+        let results = self.results.clone();
+        let name = self.state.subject.clone();
+        self.tasks.spawn(async move {
+            let rows = {
+                let store = store.lock().unwrap_or_else(|p| p.into_inner());
+                store.open_residue(&name).unwrap_or_default()
+            };
+            for ticket in resolved {
+                let mine: Vec<OpenResidue> = rows
+                    .iter()
+                    .filter(|r| r.ticket == Some(ticket))
+                    .cloned()
+                    .collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                let writes = clean_up(
+                    subject.clone(),
+                    mine,
+                    format!("its ticket #{} resolved", ticket.0),
+                )
+                .await;
+                let _ = results.send(Input::CleanedUp(writes));
+            }
+        });
+    }
+}
+
+/// Asks the subject to remove each thing, and says in the audit log what became of it.
+async fn clean_up(subject: Arc<dyn Subject>, rows: Vec<OpenResidue>, why: String) -> Vec<Write> {
+    let mut writes = Vec::new();
+    for row in rows {
+        let (event, detail) = match subject.clean_up(&row.residue).await {
+            Ok(said) => (
+                "residue_removed",
+                format!(
+                    "{} ({}): {why}; {said}",
+                    row.residue.key, row.residue.description
+                ),
+            ),
+            Err(e) => (
+                "residue_not_removed",
+                format!(
+                    "{} ({}): {why}, but removing it failed: {e}; it is tried again at exit and start-up",
+                    row.residue.key, row.residue.description
+                ),
+            ),
+        };
+        writes.push(Write::Audit {
+            cause: Cause::Executor,
+            ticket: row.ticket,
+            event: event.into(),
+            detail,
+        });
+    }
+    writes
 }
 
 /// What the deployment target knows of each node (process or container state, restarts) joins

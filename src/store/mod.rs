@@ -68,6 +68,16 @@ pub struct RecentFix {
     pub resolved_ms: Millis,
 }
 
+/// Something an action left in the cluster, still there as far as the database knows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenResidue {
+    pub id: i64,
+    pub residue: operator_protocol::Residue,
+    pub action: Option<ActionId>,
+    pub ticket: Option<TicketId>,
+    pub left_ms: Millis,
+}
+
 /// `$XDG_STATE_HOME/operator-tui/operator.db`, else `~/.local/state/operator-tui/operator.db`.
 pub fn default_path() -> PathBuf {
     let base = std::env::var_os("XDG_STATE_HOME")
@@ -634,6 +644,79 @@ impl Store {
                     target: r.get(2)?,
                     root_cause: r.get(3)?,
                     expected_invariant: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Records what an action is about to leave in the cluster, before it is created.
+    pub fn record_residue(
+        &mut self,
+        subject: &str,
+        residue: &operator_protocol::Residue,
+        action: Option<ActionId>,
+        now: Millis,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO residue (subject, kind, key, description, action_id, left_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![subject, residue.kind, residue.key, residue.description, action.map(|a| a.0), now as i64],
+        )?;
+        let ticket: Option<i64> = match action {
+            Some(a) => tx
+                .query_row("SELECT ticket_id FROM actions WHERE id = ?1", [a.0], |r| {
+                    r.get(0)
+                })
+                .optional()?
+                .flatten(),
+            None => None,
+        };
+        audit(
+            &tx,
+            now,
+            Cause::Executor,
+            ticket.map(TicketId),
+            action,
+            "residue_left",
+            &format!("{} ({})", residue.key, residue.description),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Marks what the subject removed as gone (every open record of it).
+    pub fn residue_removed(
+        &mut self,
+        subject: &str,
+        residue: &operator_protocol::Residue,
+        now: Millis,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE residue SET removed_ms = ?4 WHERE subject = ?1 AND kind = ?2 AND key = ?3 AND removed_ms IS NULL",
+            params![subject, residue.kind, residue.key, now as i64],
+        )?;
+        Ok(())
+    }
+
+    /// What this subject's actions left and nobody removed yet, oldest first.
+    pub fn open_residue(&self, subject: &str) -> Result<Vec<OpenResidue>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT r.id, r.kind, r.key, r.description, r.action_id, a.ticket_id, r.left_ms
+               FROM residue r LEFT JOIN actions a ON a.id = r.action_id
+              WHERE r.subject = ?1 AND r.removed_ms IS NULL ORDER BY r.id",
+        )?;
+        Ok(stmt
+            .query_map([subject], |r| {
+                Ok(OpenResidue {
+                    id: r.get(0)?,
+                    residue: operator_protocol::Residue {
+                        kind: r.get(1)?,
+                        key: r.get(2)?,
+                        description: r.get(3)?,
+                    },
+                    action: r.get::<_, Option<i64>>(4)?.map(ActionId),
+                    ticket: r.get::<_, Option<i64>>(5)?.map(TicketId),
+                    left_ms: r.get::<_, i64>(6)? as u64,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?)

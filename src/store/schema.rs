@@ -133,6 +133,23 @@ pub fn migrations() -> Migrations<'static> {
         ALTER TABLE actions ADD COLUMN undoes INTEGER REFERENCES actions(id);
         "#,
         ),
+        // Residue: what actions left in the cluster (a PD scheduler), recorded before it is
+        // created; open while `removed_ms` is NULL.
+        M::up(
+            r#"
+        CREATE TABLE residue (
+            id INTEGER PRIMARY KEY,
+            subject TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            description TEXT NOT NULL,
+            action_id INTEGER REFERENCES actions(id),
+            left_ms INTEGER NOT NULL,
+            removed_ms INTEGER
+        );
+        CREATE INDEX residue_open ON residue(subject) WHERE removed_ms IS NULL;
+        "#,
+        ),
     ])
 }
 

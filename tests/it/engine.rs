@@ -747,3 +747,59 @@ async fn a_held_ticket_runs_no_action_until_a_human_lets_go() {
     );
     h.stop().await;
 }
+
+/// What an action leaves in the cluster (here, a flag a restart sets) is in the database
+/// before it exists, removed when its ticket resolves, and anything still there when the
+/// engine stops is removed then; the audit log says each time why.
+#[tokio::test]
+async fn what_an_action_leaves_is_removed_when_its_ticket_resolves_and_at_exit() {
+    let subject = FakeSubject::new(NODES);
+    subject.with(|s| s.restart_leaves_a_flag = true);
+    let mut h = start(subject.clone(), Arc::new(RulesBrain), config(Mode::Execute));
+    let kill = |node: &str| {
+        Command::InjectChaos(operator_protocol::ChaosRequest {
+            name: "kill_node".into(),
+            params: serde_json::from_value(json!({ "node": node })).unwrap(),
+        })
+    };
+    h.handle.as_ref().unwrap().send(kill("n2")).await;
+    let ticket = h.ticket_in(TicketStatus::Resolved).await;
+    let removed = h
+        .wait_until("the flag removed", Duration::from_secs(10), |s| {
+            s.audit_log(None, 200)
+                .unwrap()
+                .into_iter()
+                .find(|r| r.event == "residue_removed")
+        })
+        .await;
+    assert_eq!(removed.ticket_id, Some(ticket.id));
+    assert!(
+        removed.detail.contains(&format!(
+            "flag-n2 (n2 is flagged): its ticket #{} resolved",
+            ticket.id.0
+        )),
+        "{}",
+        removed.detail
+    );
+    assert!(subject.with(|s| s.flags.is_empty()));
+    assert!(h.store().open_residue("fake").unwrap().is_empty());
+
+    // A flag whose ticket is still open when the engine stops (it needs three clean checks
+    // to resolve; the engine stops right after the restart) goes at exit.
+    h.handle.as_ref().unwrap().send(kill("n3")).await;
+    h.wait_until("n3 flagged", Duration::from_secs(10), |_| {
+        subject
+            .with(|s| s.flags.contains(&"n3".to_string()))
+            .then_some(())
+    })
+    .await;
+    h.stop().await;
+    assert!(subject.with(|s| s.flags.is_empty()), "nothing left at exit");
+    let audit = h.store().audit_log(None, 300).unwrap();
+    assert!(
+        audit.iter().any(|r| r.event == "residue_removed"
+            && r.detail.contains("flag-n3")
+            && r.detail.contains("operator-tui is exiting")),
+        "{audit:?}"
+    );
+}

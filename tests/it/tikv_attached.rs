@@ -225,3 +225,141 @@ fn the_simulator_can_keep_pds_own_timings() {
     assert!(get("/pd/api/v1/config/schedule").contains("\"max-store-down-time\": \"30m0s\""));
     assert!(get("/pd/api/v1/stores").contains("\"count\": 4"));
 }
+
+/// PD's schedulers, by name, as `GET /pd/api/v1/schedulers` lists them.
+fn schedulers(url: &str) -> Vec<String> {
+    let url = format!("{url}/pd/api/v1/schedulers");
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async { reqwest::get(url).await.unwrap().json().await.unwrap() })
+}
+
+fn wait_until<T>(what: &str, timeout: std::time::Duration, f: impl Fn() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// kill -9 of operator-tui while its drain has PD evicting a store's leaders: the scheduler
+/// outlives the process, and the next start finds it through the database, removes it, and
+/// says so in the audit log.
+#[test]
+fn a_scheduler_left_by_a_killed_operator_is_removed_when_it_starts_again() {
+    let _slot = support::heavy("tikv_attached");
+    let sim = simulate();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("op.db");
+    let pd = [
+        "--subject",
+        "tikv",
+        "--pd",
+        sim.url.as_str(),
+        "--target",
+        "sim",
+    ];
+    let mut first = Command::new(env!("CARGO_BIN_EXE_operator-tui"))
+        .arg("--db")
+        .arg(&db)
+        .args([
+            "run",
+            "--headless",
+            "--mode",
+            "approve",
+            "--duration",
+            "120",
+        ])
+        .args(pd)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let killed = std::panic::catch_unwind(|| {
+        // A person's drain of store-1, approved, for the running engine to pick up.
+        wait_until(
+            "the engine created its database",
+            std::time::Duration::from_secs(20),
+            || operator_tui::store::Store::open(&db).ok()?.mode().ok()?,
+        );
+        let mut store = operator_tui::store::Store::open(&db).unwrap();
+        let drain = store
+            .insert_action(
+                &operator_tui::store::NewAction {
+                    ticket_id: None,
+                    name: "drain_store".into(),
+                    params: serde_json::json!({ "store": "store-1" })
+                        .as_object()
+                        .cloned()
+                        .unwrap(),
+                    rationale: "maintenance".into(),
+                    risk: operator_protocol::Risk::Disruptive,
+                    max_attempts: 1,
+                    depends_on: None,
+                    not_before_ms: None,
+                    confidence: None,
+                    destroys: None,
+                    irreversible: None,
+                    undoes: None,
+                },
+                operator_tui::model::Cause::Cli,
+                1,
+            )
+            .unwrap();
+        store
+            .set_approval(
+                drain,
+                operator_tui::model::Approval::Approved,
+                operator_tui::model::Cause::Cli,
+                1,
+            )
+            .unwrap();
+        wait_until(
+            "PD evicts store-1's leaders",
+            std::time::Duration::from_secs(20),
+            || {
+                schedulers(&sim.url)
+                    .contains(&"evict-leader-scheduler".to_string())
+                    .then_some(())
+            },
+        );
+    });
+    // SIGKILL: no shutdown, no clean-up.
+    unsafe { libc::kill(first.id() as i32, libc::SIGKILL) };
+    let _ = first.wait();
+    if let Err(panic) = killed {
+        std::panic::resume_unwind(panic);
+    }
+    assert_eq!(
+        schedulers(&sim.url),
+        ["evict-leader-scheduler"],
+        "the kill left it behind"
+    );
+
+    let (ok, text) = operator(
+        &db,
+        &[&["run", "--headless", "--duration", "2"], &pd[..]].concat(),
+    );
+    assert!(ok, "{text}");
+    assert!(schedulers(&sim.url).is_empty(), "the restart removed it");
+    let (_, audit) = operator(&db, &["audit", "--json", "--limit", "200"]);
+    let rows: serde_json::Value = serde_json::from_str(audit.trim()).unwrap();
+    let removed = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["event"] == "residue_removed")
+        .unwrap_or_else(|| panic!("no residue_removed row: {rows:#}"));
+    let detail = removed["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("evict-leader-scheduler-1")
+            && detail.contains("left by an earlier run of operator-tui that did not exit cleanly"),
+        "{detail}"
+    );
+}

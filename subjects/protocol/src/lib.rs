@@ -14,6 +14,7 @@ mod premise;
 mod process;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
+mod residue;
 mod runbook;
 mod template;
 mod traits;
@@ -28,6 +29,7 @@ pub use observation::*;
 pub use params::*;
 pub use premise::*;
 pub use process::*;
+pub use residue::*;
 pub use runbook::*;
 pub use template::*;
 pub use traits::*;

@@ -95,6 +95,23 @@ pub trait Subject: Send + Sync {
     fn consequences(&self) -> Vec<Consequence> {
         Vec::new()
     }
+    /// Where to record what actions leave in the cluster (see [`Ledger`]); subjects whose
+    /// actions leave nothing ignore it.
+    fn attach_ledger(&self, _ledger: std::sync::Arc<dyn crate::Ledger>) {}
+    /// Removes something an action left (recording it in the ledger as gone); what it says
+    /// goes to the audit log.
+    fn clean_up<'a>(
+        &'a self,
+        residue: &'a crate::Residue,
+    ) -> BoxFuture<'a, ContractResult<String>> {
+        Box::pin(async move {
+            Err(ContractError::NotFound(format!(
+                "{} leaves no {} to remove",
+                self.name(),
+                residue.kind
+            )))
+        })
+    }
 }
 
 /// `symptom` is what `cause` (both invariant names) brings about.

@@ -157,15 +157,30 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
             node_param: Some("store".into()),
             reversal: Reversal::inverse("undrain_store", json!({ "store": "{param.store}" })),
             // A store that is not Up leads nothing to evict; PD's replica checker owns it.
-            premises: vec![Premise {
-                description: "the store is Up".into(),
-                any_of: vec![store_check(
-                    "PD reports the store Up",
-                    "{param.store}",
-                    "/state_name",
-                    Expectation::Equals { value: json!("Up") },
-                )],
-            }],
+            premises: vec![
+                Premise {
+                    description: "the store is Up".into(),
+                    any_of: vec![store_check(
+                        "PD reports the store Up",
+                        "{param.store}",
+                        "/state_name",
+                        Expectation::Equals { value: json!("Up") },
+                    )],
+                },
+                // PD keeps one evict-leader scheduler per store: adding ours to someone else's
+                // and removing it later would end their eviction too.
+                Premise {
+                    description: "nobody else has PD evicting the store's leaders".into(),
+                    any_of: vec![store_check(
+                        "the store's leaders are not evicted on someone else's request",
+                        "{param.store}",
+                        "/leaders_evicted_by_someone_else",
+                        Expectation::Equals {
+                            value: json!(false),
+                        },
+                    )],
+                },
+            ],
             ..spec(
                 "Evict a store's leaders, then take it offline where PD accepts it (never below max-replicas Up stores)",
                 vec![store()],

@@ -60,6 +60,19 @@ pub struct TikvSubject {
     /// Stores this process asked PD to evict leaders from (a drain, a rebalance under way):
     /// any other eviction PD runs is someone else's, on purpose.
     own_evictions: Mutex<BTreeSet<u64>>,
+    /// Where the schedulers it adds are recorded before they exist (the engine's database).
+    ledger: std::sync::OnceLock<std::sync::Arc<dyn Ledger>>,
+}
+
+/// What PD runs while operator-tui evicts a store's leaders, as the ledger names it.
+const PD_SCHEDULER: &str = "pd_scheduler";
+
+fn eviction(store: u64) -> Residue {
+    Residue::new(
+        PD_SCHEDULER,
+        &format!("evict-leader-scheduler-{store}"),
+        &format!("PD evicts store-{store}'s leaders"),
+    )
 }
 
 fn store_node(id: u64) -> String {
@@ -97,6 +110,7 @@ impl TikvSubject {
             last: Latest::default(),
             simulator: options.simulator,
             own_evictions: Mutex::new(BTreeSet::new()),
+            ledger: std::sync::OnceLock::new(),
         })
     }
 
@@ -270,19 +284,30 @@ impl TikvSubject {
         }
     }
 
-    /// Asks PD to evict the store's leaders, and remembers that the eviction is ours.
-    async fn evict_leaders(&self, store: u64) -> Result<String, crate::pd::PdError> {
+    /// Asks PD to evict the store's leaders, recorded first (in the ledger, so that a crash
+    /// cannot leave it behind unknown, and here, so that it is not taken for someone else's).
+    async fn evict_leaders(&self, store: u64) -> ContractResult<String> {
+        if let Some(ledger) = self.ledger.get() {
+            ledger.left(&eviction(store))?;
+        }
         self.own_evictions_mut().insert(store);
-        self.pd.add_evict_leader(store).await
+        self.pd.add_evict_leader(store).await.map_err(pd_error)
     }
 
-    /// Lets the store lead again.
-    async fn stop_evicting(&self, store: u64) -> Result<String, crate::pd::PdError> {
-        let removed = self.pd.remove_evict_leader(store).await;
-        if removed.is_ok() {
-            self.own_evictions_mut().remove(&store);
+    /// Lets the store lead again; an eviction already gone counts as removed.
+    async fn stop_evicting(&self, store: u64) -> ContractResult<String> {
+        let said = match self.pd.remove_evict_leader(store).await {
+            Ok(said) => said,
+            Err(crate::pd::PdError {
+                status: Some(404), ..
+            }) => "it was not there (any more)".into(),
+            Err(e) => return Err(pd_error(e)),
+        };
+        self.own_evictions_mut().remove(&store);
+        if let Some(ledger) = self.ledger.get() {
+            ledger.removed(&eviction(store));
         }
-        removed
+        Ok(said)
     }
 
     fn own_evictions_mut(&self) -> std::sync::MutexGuard<'_, BTreeSet<u64>> {
@@ -349,7 +374,7 @@ impl TikvSubject {
     /// than its share, lets it lead again, and repeats with the next hottest until the spread
     /// is within half what the invariant allows. Evicting from one store alone is not enough:
     /// its leaders may land on a store that was already warm.
-    async fn rebalance_leaders(&self, first: u64) -> Result<String, crate::pd::PdError> {
+    async fn rebalance_leaders(&self, first: u64) -> ContractResult<String> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         let mut hottest = first;
         let mut rounds = 0;
@@ -372,9 +397,9 @@ impl TikvSubject {
             };
             // Always let the store lead again, even when reading PD failed.
             self.stop_evicting(hottest).await?;
-            drained?;
+            drained.map_err(pd_error)?;
             rounds += 1;
-            let counts = self.up_leader_counts().await?;
+            let counts = self.up_leader_counts().await.map_err(pd_error)?;
             let (Some(most), Some(least)) = (
                 counts.iter().max_by_key(|(_, n)| *n),
                 counts.iter().min_by_key(|(_, n)| *n),
@@ -478,6 +503,27 @@ impl Subject for TikvSubject {
         NAME
     }
 
+    fn attach_ledger(&self, ledger: std::sync::Arc<dyn Ledger>) {
+        let _ = self.ledger.set(ledger);
+    }
+
+    fn clean_up<'a>(&'a self, residue: &'a Residue) -> BoxFuture<'a, ContractResult<String>> {
+        Box::pin(async move {
+            let store = (residue.kind == PD_SCHEDULER)
+                .then(|| residue.key.strip_prefix("evict-leader-scheduler-"))
+                .flatten()
+                .and_then(|id| id.parse::<u64>().ok())
+                .ok_or_else(|| {
+                    ContractError::NotFound(format!(
+                        "TiKV left no {} {}",
+                        residue.kind, residue.key
+                    ))
+                })?;
+            let said = self.stop_evicting(store).await?;
+            Ok(format!("PD answered: {said}"))
+        })
+    }
+
     fn observe(&self) -> BoxFuture<'_, ContractResult<Observation>> {
         Box::pin(async move {
             let facts = self.facts().await;
@@ -541,11 +587,9 @@ impl Subject for TikvSubject {
                         .await?;
                     format!("{accepted}; {verified}")
                 }
-                TikvAction::RebalanceLeaders { store } => {
-                    self.rebalance_leaders(store).await.map_err(pd_error)?
-                }
+                TikvAction::RebalanceLeaders { store } => self.rebalance_leaders(store).await?,
                 TikvAction::DrainStore { store } => {
-                    self.evict_leaders(store).await.map_err(pd_error)?;
+                    self.evict_leaders(store).await?;
                     self.verify(&format!("store-{store} leading no region"), || async {
                         Ok(self.pd.store(store).await?.status.leader_count == 0)
                     })
@@ -578,13 +622,7 @@ impl Subject for TikvSubject {
                 }
                 TikvAction::UndrainStore { store } => {
                     // Not evicting already is fine: the store may lead either way.
-                    match self.stop_evicting(store).await {
-                        Ok(_)
-                        | Err(crate::pd::PdError {
-                            status: Some(404), ..
-                        }) => {}
-                        Err(e) => return Err(pd_error(e)),
-                    }
+                    self.stop_evicting(store).await?;
                     let state = self
                         .pd
                         .store(store)
