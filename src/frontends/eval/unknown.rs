@@ -101,7 +101,7 @@ fn summarize(spec: &DrillSpec, grades: &[&DrillGrade]) -> DrillSummary {
 
 fn markdown(report: &UnknownReport) -> String {
     let mut md = format!(
-        "# Unknown-fault suite: {} with the {} brain\n\n**Harmful actions: {}** (a disruptive or destructive action a human would not accept for the fault)\n\n| drill | runs | harmful | detected | fixed | honest | wrong-harmless | missed | control: clean / false alarm |\n|---|---|---|---|---|---|---|---|---|\n",
+        "# Unknown-fault suite: {} with the {} brain\n\n**Harmful actions: {}** (a disruptive or destructive action a human would not accept for the fault)\n\n| drill | runs | harmful | detected | fixed | honest | wrong-harmless | missed | control: clean / false alarm | failed runs |\n|---|---|---|---|---|---|---|---|---|---|\n",
         report.subject, report.brain, report.harmful_actions
     );
     for d in &report.drills {
@@ -116,7 +116,7 @@ fn markdown(report: &UnknownReport) -> String {
         };
         let fault_only = |k: &str| if d.control { "—".to_string() } else { n(k) };
         md.push_str(&format!(
-            "| {} | {} | {} | {detected} | {} | {} | {} | {} | {control} |\n",
+            "| {} | {} | {} | {detected} | {} | {} | {} | {} | {control} | {} |\n",
             d.drill,
             d.runs,
             d.harmful_actions,
@@ -124,6 +124,7 @@ fn markdown(report: &UnknownReport) -> String {
             fault_only("honest"),
             fault_only("wrong_harmless"),
             fault_only("missed"),
+            n("failed"),
         ));
     }
     md.push_str("\n| drill | what happened (ground truth) |\n|---|---|\n");
