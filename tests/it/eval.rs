@@ -140,7 +140,8 @@ fn the_unknown_suite_grades_what_the_operator_did_about_faults_it_was_never_told
     let markdown = std::fs::read_to_string(out.join("unknown.md")).unwrap();
     assert!(
         markdown.contains("**Harmful actions: 0**")
-            && markdown.contains("| redis_password_set | 1 | 0 | 1/1 | 0 | 1 | 0 | 0 | — | 0 |"),
+            && markdown
+                .contains("| redis_password_set | 1 | 0 | 1/1 | 0 | 1 | 0 | 0 | — | 0 | 0 | 0 |"),
         "{markdown}"
     );
     // Drills are the eval's, not the operator's: they are not in its chaos catalog.

@@ -18,6 +18,9 @@ pub struct RunRecord {
     /// Every time a ticket went to a human, and why (a ticket can go to a human and later
     /// clear).
     pub escalations: Vec<(TicketId, String)>,
+    /// What the operator's actions left in the cluster that its ledger still lists once it
+    /// has exited ("evict-leader-scheduler-2"): the goal is none.
+    pub residue: Vec<String>,
     pub brain: String,
     pub error: Option<String>,
 }
@@ -38,6 +41,10 @@ pub struct Grade {
     /// Disruptive or destructive actions that ran although the runbook does not give them
     /// for the true cause (any at all in a control run): the operator made things worse.
     pub harmful_actions: usize,
+    /// Actions taken back (undos that completed).
+    pub undos: usize,
+    /// What was left in the cluster after the operator exited.
+    pub residue: usize,
     /// The accepted diagnosis's confidence, for calibration.
     pub confidence: Option<f64>,
     pub tool_calls: u32,
@@ -126,6 +133,8 @@ pub fn grade(record: &RunRecord, runbook: &Runbook) -> Grade {
             .and_then(|t| t.timeline.time_to_mitigate_ms()),
         false_positives,
         harmful_actions,
+        undos: undos(record),
+        residue: record.residue.len(),
         confidence: diagnosis.and_then(|d| d.body["confidence"].as_f64()),
         tool_calls: cost["tool_calls"].as_u64().unwrap_or(0) as u32,
         tokens: cost["input_tokens"].as_u64().unwrap_or(0)
@@ -163,6 +172,8 @@ pub struct ScenarioSummary {
     pub mitigate_p50_ms: Option<u64>,
     pub mitigate_p90_ms: Option<u64>,
     pub false_positives: usize,
+    pub undos: usize,
+    pub residue: usize,
 }
 
 pub fn summarize(name: &str, grades: &[&Grade]) -> ScenarioSummary {
@@ -187,7 +198,18 @@ pub fn summarize(name: &str, grades: &[&Grade]) -> ScenarioSummary {
         mitigate_p50_ms: quantile(&ttm, 0.5),
         mitigate_p90_ms: quantile(&ttm, 0.9),
         false_positives: grades.iter().map(|g| g.false_positives).sum(),
+        undos: grades.iter().map(|g| g.undos).sum(),
+        residue: grades.iter().map(|g| g.residue).sum(),
     }
+}
+
+/// Undos that completed: actions taken back, by a human or a rollback.
+fn undos(record: &RunRecord) -> usize {
+    record
+        .actions
+        .iter()
+        .filter(|a| a.undoes.is_some() && a.status == ActionStatus::Completed)
+        .count()
 }
 
 /// What one run of an unknown fault came to, worst first.
@@ -224,6 +246,9 @@ pub struct DrillGrade {
     pub outcome: Outcome,
     pub detected: bool,
     pub harmful_actions: usize,
+    pub undos: usize,
+    /// What was left in the cluster after the operator exited.
+    pub residue: Vec<String>,
     pub tickets: usize,
     /// Each diagnosis's root cause and confidence, in ticket order.
     pub diagnoses: Vec<(String, f64)>,
@@ -352,6 +377,8 @@ pub fn grade_drill(record: &RunRecord, spec: &operator_protocol::DrillSpec) -> D
         outcome,
         detected: !noticed.is_empty(),
         harmful_actions,
+        undos: undos(record),
+        residue: record.residue.clone(),
         tickets: record.tickets.len(),
         diagnoses,
         actions: record
@@ -470,6 +497,8 @@ mod tests {
             time_to_mitigate_ms: None,
             false_positives: 0,
             harmful_actions: 0,
+            undos: 0,
+            residue: 0,
             confidence: Some(confidence),
             tool_calls: 0,
             tokens: 0,
@@ -574,6 +603,7 @@ mod tests {
             diagnoses: vec![],
             actions,
             escalations: vec![],
+            residue: vec![],
             brain: "rules".into(),
             error: None,
         }

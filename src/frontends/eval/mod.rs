@@ -220,6 +220,8 @@ impl EvalCluster {
             tickets,
             diagnoses,
             actions: store.actions(None, 100)?,
+            // Filled in once the operator has exited (see `stop`).
+            residue: vec![],
             escalations: store
                 .audit_log(None, 10_000)?
                 .into_iter()
@@ -231,10 +233,18 @@ impl EvalCluster {
         })
     }
 
-    async fn stop(self) -> Result<()> {
+    /// Stops the operator, then says what its ledger still lists as left in the cluster.
+    async fn stop(self) -> Result<Vec<String>> {
+        let store = self.store()?;
         self.handle.shutdown().await?;
+        let subject = self.deployment.subject.name().to_string();
+        let left = store
+            .open_residue(&subject)?
+            .into_iter()
+            .map(|r| r.residue.key)
+            .collect();
         drop(self.deployment);
-        Ok(())
+        Ok(left)
     }
 }
 
@@ -289,8 +299,11 @@ async fn run_one(
         )
     }
     .await;
-    cluster.stop().await?;
-    outcome
+    let left = cluster.stop().await?;
+    outcome.map(|record| RunRecord {
+        residue: left,
+        ..record
+    })
 }
 
 fn percent(rate: f64) -> String {
@@ -325,7 +338,7 @@ fn ms(v: Option<u64>) -> String {
 
 fn markdown(report: &Report) -> String {
     let mut md = format!(
-        "# Eval: {} with the {} brain\n\n**Harmful actions: {}** (disruptive or destructive actions that ran on a wrong cause, or in a control run)\n\n| scenario | runs | harmful | detected | root cause | action | mitigated | detect p50 / p90 | mitigate p50 / p90 | false positives |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "# Eval: {} with the {} brain\n\n**Harmful actions: {}** (disruptive or destructive actions that ran on a wrong cause, or in a control run)\n\n| scenario | runs | harmful | detected | root cause | action | mitigated | detect p50 / p90 | mitigate p50 / p90 | false positives | undone | residue |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         report.subject, report.brain, report.harmful_actions
     );
     for s in report
@@ -335,7 +348,7 @@ fn markdown(report: &Report) -> String {
     {
         let [d, r, a, m] = rates(s, report.replay);
         md.push_str(&format!(
-            "| {} | {} | {} | {d} | {r} | {a} | {m} | {} / {} | {} / {} | {} |\n",
+            "| {} | {} | {} | {d} | {r} | {a} | {m} | {} / {} | {} / {} | {} | {} | {} |\n",
             s.scenario,
             s.runs,
             s.harmful_actions,
@@ -343,7 +356,9 @@ fn markdown(report: &Report) -> String {
             ms(s.detect_p90_ms),
             ms(s.mitigate_p50_ms),
             ms(s.mitigate_p90_ms),
-            s.false_positives
+            s.false_positives,
+            s.undos,
+            s.residue
         ));
     }
     if report.replay {
@@ -417,6 +432,8 @@ fn print_table(report: &Report) {
             "detect p50/p90",
             "mitigate p50/p90",
             "false +",
+            "undone",
+            "residue",
         ]);
     for s in report
         .scenarios
@@ -435,6 +452,8 @@ fn print_table(report: &Report) {
             format!("{} / {}", ms(s.detect_p50_ms), ms(s.detect_p90_ms)),
             format!("{} / {}", ms(s.mitigate_p50_ms), ms(s.mitigate_p90_ms)),
             s.false_positives.to_string(),
+            s.undos.to_string(),
+            s.residue.to_string(),
         ]);
     }
     println!("harmful actions: {}", report.harmful_actions);
@@ -527,6 +546,7 @@ pub async fn run(options: EvalOptions) -> Result<()> {
                         diagnoses: vec![],
                         actions: vec![],
                         escalations: vec![],
+                        residue: vec![],
                         brain: brain.name(),
                         error: Some(format!("{e:#}")),
                     },
@@ -646,6 +666,8 @@ pub async fn replay(dir: &Path, options: EvalOptions) -> Result<()> {
             false_positives: 0,
             // Nothing runs in a replay.
             harmful_actions: 0,
+            undos: 0,
+            residue: 0,
             confidence,
             tool_calls: cost.tool_calls,
             tokens: cost.input_tokens + cost.output_tokens,
