@@ -61,6 +61,11 @@ pub struct EngineConfig {
     /// A remedy verified this recently that is recommended again for the same problem did
     /// not hold: the ticket goes to a human instead of looping.
     pub fix_hold_window: Duration,
+    /// The no-regression check: trouble above what it was before a ticket's actions by more
+    /// than the margin, on this many observations in a row while the fix verifies, rolls the
+    /// ticket's reversible actions back.
+    pub regression_margin: f64,
+    pub regression_checks: u32,
     /// Written to the store at start; `None` keeps the stored mode (default approve).
     pub mode: Option<Mode>,
     pub confidence_gates: ConfidenceGates,
@@ -85,6 +90,9 @@ impl Default for EngineConfig {
             settle_ticks: 2,
             // A fix that lasted ten minutes held; one that lasted seconds is a loop.
             fix_hold_window: Duration::from_secs(600),
+            // A new warning weighs 3: one more warning than before, three ticks in a row.
+            regression_margin: 1.0,
+            regression_checks: 3,
             mode: None,
             confidence_gates: ConfidenceGates::default(),
         }

@@ -5,14 +5,18 @@ use operator_protocol::Millis;
 
 use super::effect::{Effect, Input, Write};
 use super::state::EngineState;
-use super::{agent, commands, executor, monitor, verify};
+use super::{agent, commands, executor, monitor, rollback, verify};
 use crate::events::EngineEvent;
 
 /// What one input means. `jitter` (0..1) is the only randomness, and it comes from outside.
 pub fn decide(state: &EngineState, input: Input, now: Millis, jitter: f64) -> Vec<Effect> {
     match input {
         Input::Tick => vec![],
-        Input::Observed(Ok((_, violations))) => monitor::observed(state, &violations, now),
+        Input::Observed(Ok((_, violations))) => {
+            let mut effects = monitor::observed(state, &violations, now);
+            effects.extend(rollback::regressions(state, now));
+            effects
+        }
         Input::Observed(Err(error)) => monitor::observation_failed(state, &error, now),
         Input::Diagnosed {
             ticket,

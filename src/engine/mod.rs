@@ -17,6 +17,7 @@ mod ledger;
 mod monitor;
 pub mod policy;
 mod premises;
+mod rollback;
 mod shell;
 mod state;
 mod tools;

@@ -34,6 +34,9 @@ use crate::store::{Applied, OpenResidue, Store, Write};
 /// that never takes cannot spin the loop.
 const MAX_ROUNDS: usize = 8;
 
+/// Observations whose trouble the no-regression check can look back on.
+const TROUBLE_HISTORY: usize = 32;
+
 /// How long shutdown waits for cancelled actions to come back and be recorded.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -263,8 +266,13 @@ impl Shell {
             Input::Observed(result) => {
                 self.observing = false;
                 self.state.target_nodes = self.target.nodes();
-                if let Ok((observation, _)) = result {
+                if let Ok((observation, violations)) = result {
                     self.state.last_observation = Some(observation.clone());
+                    let trouble = self.subject.trouble(observation, violations);
+                    self.state.trouble.push_back((now, trouble));
+                    while self.state.trouble.len() > TROUBLE_HISTORY {
+                        self.state.trouble.pop_front();
+                    }
                 }
             }
             Input::Diagnosed { ticket, .. } => {
@@ -318,6 +326,9 @@ impl Shell {
                 } => {
                     // Another writer moved the action first: it is not ours to run.
                     if !applied.stale.contains(&id) {
+                        if let Some((_, trouble)) = self.state.trouble.back() {
+                            self.state.trouble_before.insert(id, trouble.clone());
+                        }
                         self.run_action(
                             id,
                             request,
@@ -409,6 +420,9 @@ impl Shell {
         self.state.kill_switch = rows.kill_switch;
         self.state.recent_chaos = rows.recent_chaos;
         self.state.recent_fixes = rows.recent_fixes;
+        let known: std::collections::BTreeSet<ActionId> =
+            self.state.actions.iter().map(|a| a.id).collect();
+        self.state.trouble_before.retain(|id, _| known.contains(id));
         // The mode or the kill switch may have changed here, by a command or by the CLI in
         // another process: the front ends hear of it either way.
         if settings_before != (self.state.mode, self.state.kill_switch) {

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use operator_protocol::{
-    ActionSpec, ChaosSpec, Consequence, Health, Millis, NodeId, Observation, Runbook,
+    ActionSpec, ChaosSpec, Consequence, Health, Millis, NodeId, Observation, Runbook, Trouble,
 };
 
 use super::config::EngineConfig;
@@ -50,6 +50,10 @@ pub struct EngineState {
     pub running: BTreeMap<ActionId, RunningAction>,
     /// Nodes disrupted by actions that have finished, and when they finished.
     pub finished_disruptions: Vec<(NodeId, Millis)>,
+    /// The cluster's trouble on recent observations, oldest first.
+    pub trouble: std::collections::VecDeque<(Millis, Trouble)>,
+    /// The trouble when each action started.
+    pub trouble_before: BTreeMap<ActionId, Trouble>,
 }
 
 impl EngineState {
@@ -78,6 +82,8 @@ impl EngineState {
             diagnosing: BTreeSet::new(),
             running: BTreeMap::new(),
             finished_disruptions: Vec::new(),
+            trouble: Default::default(),
+            trouble_before: BTreeMap::new(),
         }
     }
 

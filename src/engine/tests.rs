@@ -1239,3 +1239,71 @@ fn mode_and_kill_switch_commands_are_written_as_the_humans() {
         })]
     );
 }
+
+// ---- the no-regression check --------------------------------------------------------------
+
+/// Ticket 7 verifying since NOW, its update_limit completed (started at trouble 3) with an
+/// undo prepared, and these troubles observed after.
+fn verifying_after(troubles: &[f64], undo: bool) -> EngineState {
+    let mut action = action(1, 7, "update_limit", "n2", ActionStatus::Completed);
+    action.undo = undo.then(|| UndoPlan {
+        action: "update_limit".into(),
+        params: Default::default(),
+        risk: Risk::Safe,
+    });
+    let mut state = with_action(state(), action);
+    state.tickets[0].status = TicketStatus::Verifying;
+    state.tickets[0].timeline.verifying_since_ms = Some(NOW);
+    let trouble = |score: f64| operator_protocol::Trouble {
+        score,
+        summary: format!("score {score}"),
+    };
+    state.trouble_before.insert(ActionId(1), trouble(3.0));
+    state.trouble = troubles
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (NOW + i as u64 * 250, trouble(*s)))
+        .collect();
+    state
+}
+
+fn regressions(state: &EngineState) -> Vec<Effect> {
+    super::rollback::regressions(state, NOW + 1_000)
+}
+
+#[test]
+fn a_fix_that_makes_things_worse_is_rolled_back_and_the_ticket_goes_to_a_human() {
+    let effects = regressions(&verifying_after(&[3.0, 6.0, 6.0, 6.0], true));
+    let w = writes(&effects);
+    assert!(
+        matches!(w[0], Write::Undo { of: ActionId(1), cause: Cause::Executor }),
+        "{w:?}"
+    );
+    let t = transitions(&effects);
+    assert_eq!(t[0].0, 1);
+    assert_eq!(t[0].1, ActionStatus::RolledBack);
+    assert!(t[0].2.contains("trouble 3 (score 3) before it, 6 (score 6)"), "{}", t[0].2);
+    let statuses = ticket_statuses(&effects);
+    assert_eq!(statuses[0].1, TicketStatus::Escalated);
+    let reason = statuses[0].2.clone().unwrap();
+    assert!(
+        reason.starts_with("needs a human: the cluster got worse after action A1 update_limit")
+            && reason.ends_with("rolled back"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn noise_within_the_margin_or_too_few_observations_roll_nothing_back() {
+    assert!(regressions(&verifying_after(&[3.5, 4.0, 3.9], true)).is_empty());
+    assert!(regressions(&verifying_after(&[9.0, 9.0], true)).is_empty());
+    assert!(regressions(&verifying_after(&[9.0, 3.0, 9.0, 9.0], true)).is_empty());
+}
+
+#[test]
+fn worse_after_an_irreversible_fix_goes_to_a_human_without_an_undo() {
+    let effects = regressions(&verifying_after(&[9.0, 9.0, 9.0], false));
+    assert!(!writes(&effects).iter().any(|w| matches!(w, Write::Undo { .. })));
+    let reason = ticket_statuses(&effects)[0].2.clone().unwrap();
+    assert!(reason.contains("nothing it did can be taken back"), "{reason}");
+}

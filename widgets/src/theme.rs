@@ -45,6 +45,8 @@ pub fn action(status: ActionStatus) -> Style {
         ActionStatus::Cancelled => Style::new().fg(Color::DarkGray),
         // Not an error: the executor declined on evidence, and a human decides next.
         ActionStatus::PremiseFailed => Style::new().fg(Color::Magenta).add_modifier(Modifier::BOLD),
+        // It made things worse and was taken back: a human looks next.
+        ActionStatus::RolledBack => Style::new().fg(Color::Magenta).add_modifier(Modifier::BOLD),
     }
 }
 

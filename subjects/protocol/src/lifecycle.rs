@@ -68,6 +68,8 @@ named_enum!(
         Failed => "failed",
         Cancelled => "cancelled",
         PremiseFailed => "premise_failed",
+        /// It completed, the cluster got worse after it, and its undo was run.
+        RolledBack => "rolled_back",
     }
 );
 
@@ -79,6 +81,7 @@ impl ActionStatus {
                 | ActionStatus::Failed
                 | ActionStatus::Cancelled
                 | ActionStatus::PremiseFailed
+                | ActionStatus::RolledBack
         )
     }
 }

@@ -55,6 +55,41 @@ pub enum Severity {
     Critical,
 }
 
+/// How troubled a cluster looks in one observation, higher is worse: what the no-regression
+/// check compares before an action and after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trouble {
+    pub score: f64,
+    /// What the score is made of, for the audit log ("1 critical, 2 warnings").
+    pub summary: String,
+}
+
+impl Trouble {
+    /// Violations by severity: a critical one weighs 10, a warning 3, a note 1.
+    pub fn of_violations(violations: &[Violation]) -> Self {
+        let count = |s: Severity| violations.iter().filter(|v| v.severity == s).count();
+        let (critical, warning, info) = (
+            count(Severity::Critical),
+            count(Severity::Warning),
+            count(Severity::Info),
+        );
+        let mut parts = Vec::new();
+        for (n, word) in [(critical, "critical"), (warning, "warning"), (info, "note")] {
+            if n > 0 {
+                parts.push(format!("{n} {word}{}", if n > 1 { "s" } else { "" }));
+            }
+        }
+        Self {
+            score: (critical * 10 + warning * 3 + info) as f64,
+            summary: if parts.is_empty() {
+                "no violation".into()
+            } else {
+                parts.join(", ")
+            },
+        }
+    }
+}
+
 /// An invariant that does not hold, on one target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Violation {

@@ -95,6 +95,12 @@ pub trait Subject: Send + Sync {
     fn consequences(&self) -> Vec<Consequence> {
         Vec::new()
     }
+    /// How troubled the cluster looks (the no-regression check compares it before and after
+    /// an action). By default the violations by severity; a subject may add what its workload
+    /// shows.
+    fn trouble(&self, _observation: &Observation, violations: &[Violation]) -> crate::Trouble {
+        crate::Trouble::of_violations(violations)
+    }
     /// Where to record what actions leave in the cluster (see [`Ledger`]); subjects whose
     /// actions leave nothing ignore it.
     fn attach_ledger(&self, _ledger: std::sync::Arc<dyn crate::Ledger>) {}

@@ -206,6 +206,27 @@ impl Subject for RateLimiterSubject {
         runbook::runbook()
     }
 
+    /// The violations, plus the share of checks denied: a limit set too low shows there
+    /// before any invariant breaks (a tenth of the checks denied weighs one point).
+    fn trouble(&self, observation: &Observation, violations: &[Violation]) -> Trouble {
+        let mut trouble = Trouble::of_violations(violations);
+        if let Some(workload) = observation
+            .workload
+            .as_ref()
+            .filter(|w| w.ops_per_sec > 0.0)
+        {
+            let denied =
+                workload.split.get("denied").copied().unwrap_or(0.0) / workload.ops_per_sec;
+            trouble.score += denied * 10.0;
+            trouble.summary = format!(
+                "{}, {:.0} % of checks denied",
+                trouble.summary,
+                denied * 100.0
+            );
+        }
+        trouble
+    }
+
     fn consequences(&self) -> Vec<Consequence> {
         use invariants::*;
         // Trouble between the nodes and Redis shows on every key and every node.
