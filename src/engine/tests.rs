@@ -1276,13 +1276,24 @@ fn a_fix_that_makes_things_worse_is_rolled_back_and_the_ticket_goes_to_a_human()
     let effects = regressions(&verifying_after(&[3.0, 6.0, 6.0, 6.0], true));
     let w = writes(&effects);
     assert!(
-        matches!(w[0], Write::Undo { of: ActionId(1), cause: Cause::Executor }),
+        matches!(
+            w[0],
+            Write::Undo {
+                of: ActionId(1),
+                cause: Cause::Executor
+            }
+        ),
         "{w:?}"
     );
     let t = transitions(&effects);
     assert_eq!(t[0].0, 1);
     assert_eq!(t[0].1, ActionStatus::RolledBack);
-    assert!(t[0].2.contains("trouble 3 (score 3) before it, 6 (score 6)"), "{}", t[0].2);
+    assert!(
+        t[0].2
+            .contains("trouble 3 (score 3) before it, 6 (score 6)"),
+        "{}",
+        t[0].2
+    );
     let statuses = ticket_statuses(&effects);
     assert_eq!(statuses[0].1, TicketStatus::Escalated);
     let reason = statuses[0].2.clone().unwrap();
@@ -1303,7 +1314,14 @@ fn noise_within_the_margin_or_too_few_observations_roll_nothing_back() {
 #[test]
 fn worse_after_an_irreversible_fix_goes_to_a_human_without_an_undo() {
     let effects = regressions(&verifying_after(&[9.0, 9.0, 9.0], false));
-    assert!(!writes(&effects).iter().any(|w| matches!(w, Write::Undo { .. })));
+    assert!(
+        !writes(&effects)
+            .iter()
+            .any(|w| matches!(w, Write::Undo { .. }))
+    );
     let reason = ticket_statuses(&effects)[0].2.clone().unwrap();
-    assert!(reason.contains("nothing it did can be taken back"), "{reason}");
+    assert!(
+        reason.contains("nothing it did can be taken back"),
+        "{reason}"
+    );
 }

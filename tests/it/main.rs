@@ -14,6 +14,7 @@ mod local_target;
 mod openai_brain;
 mod premises;
 mod ratelimiter_loop;
+mod rollback;
 mod sensing;
 mod tikv_attached;
 mod tikv_docker;

@@ -1,0 +1,197 @@
+//! The no-regression check against real components: a replayed OpenAI-compatible model that is
+//! confidently wrong gets its reversible remedy run, the cluster gets worse, and the executor
+//! takes it back: a hot key throttled to one check a second on a real rate limiter cluster
+//! (denials surge), a healthy store drained on the TiKV simulator (leaders pile up elsewhere).
+//! The action ends rolled_back with the trouble before and after, its undo restores what was
+//! there, and the ticket goes to a human.
+
+use crate::support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use operator_protocol::*;
+use operator_tui::brains::openai::{OpenAiBrain, OpenAiConfig};
+use operator_tui::deploy::{self, DeploySpec, Deployment, SubjectName, TargetName};
+use operator_tui::engine::{Engine, EngineConfig};
+use operator_tui::events::Command;
+use operator_tui::model::{Action, ActionStatus, Mode, TicketStatus};
+use operator_tui::store::Store;
+use serde_json::{Value, json};
+use support::replay::{ReplayServer, Reply};
+
+struct Rolled {
+    action: Action,
+    undo: Action,
+    store: Store,
+    deployment: Deployment,
+    _dir: tempfile::TempDir,
+}
+
+/// A cluster of `subject`, an engine in execute mode on a model replaying `fixture`, the
+/// `chaos` injected; returns once the recommended action has been rolled back and its undo
+/// has completed. The engine is stopped; the cluster still runs.
+async fn wrong_and_rolled_back(
+    subject: SubjectName,
+    fixture: &str,
+    chaos: &str,
+    params: Value,
+) -> Rolled {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ReplayServer::start(vec![Reply::sse(fixture)]).await;
+    let brain = OpenAiBrain::new(OpenAiConfig::new(
+        &format!("{}/v1", server.url),
+        Some("sk-openai-test-key"),
+        "gpt-4o-mini",
+    ))
+    .unwrap();
+    let spec = DeploySpec {
+        subject,
+        target: TargetName::Local,
+        ..DeploySpec::default()
+    };
+    let deployment = deploy::bring_up(&spec, dir.path(), &|_| {})
+        .await
+        .expect("the local cluster starts");
+    let db = dir.path().join("operator.db");
+    let handle = Engine::new(
+        deployment.subject.clone(),
+        deployment.target.clone(),
+        Arc::new(brain),
+        Store::open(&db).unwrap(),
+        Arc::new(operator_tui::clock::SystemClock),
+        EngineConfig {
+            mode: Some(Mode::Execute),
+            ..Default::default()
+        },
+    )
+    .start();
+    // A few observations of the healthy cluster first: the workload's rates settle.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    handle
+        .send(Command::InjectChaos(ChaosRequest {
+            name: chaos.into(),
+            params: serde_json::from_value(params).unwrap(),
+        }))
+        .await;
+    let store = Store::open(&db).unwrap();
+    let (action, undo) = support::wait_for_store(
+        &store,
+        "the wrong remedy rolled back and its undo completed",
+        Duration::from_secs(45),
+        |s| {
+            let actions = s.actions(None, 20).unwrap();
+            let rolled = actions
+                .iter()
+                .find(|a| a.status == ActionStatus::RolledBack)?;
+            let undo = actions
+                .iter()
+                .find(|a| a.undoes == Some(rolled.id) && a.status == ActionStatus::Completed)?;
+            Some((rolled.clone(), undo.clone()))
+        },
+    )
+    .await;
+    handle.shutdown().await.unwrap();
+    Rolled {
+        action,
+        undo,
+        store,
+        deployment,
+        _dir: dir,
+    }
+}
+
+fn assert_rolled_back_and_handed_over(rolled: &Rolled, name: &str) {
+    assert_eq!(rolled.action.name, name);
+    let events = rolled.store.action_events(rolled.action.id).unwrap();
+    let why = events
+        .iter()
+        .find(|e| e.to == ActionStatus::RolledBack)
+        .map(|e| e.detail.clone())
+        .unwrap_or_else(|| panic!("no rolled_back event: {events:?}"));
+    assert!(
+        why.starts_with("the cluster got worse after it: trouble "),
+        "{why}"
+    );
+    let ticket = rolled
+        .store
+        .ticket(rolled.action.ticket_id.unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(ticket.status, TicketStatus::Escalated);
+    let reason = ticket.reason.unwrap();
+    assert!(
+        reason.starts_with("needs a human: the cluster got worse after action")
+            && reason.ends_with("rolled back"),
+        "{reason}"
+    );
+    let audit = rolled.store.audit_log(ticket.id.into(), 200).unwrap();
+    assert!(
+        audit.iter().any(|r| r.event == "undo_requested" && r.cause == operator_tui::model::Cause::Executor),
+        "{audit:?}"
+    );
+}
+
+async fn tool(deployment: &Deployment, name: &str, args: Value) -> Value {
+    let call = ToolCall {
+        tool: name.into(),
+        args: serde_json::from_value(args).unwrap(),
+    };
+    deployment
+        .subject
+        .call_tool(&call, &*deployment.target)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_key_throttled_by_a_wrong_diagnosis_gets_its_limit_back() {
+    let _slot = support::one_cluster_at_a_time();
+    let rolled = wrong_and_rolled_back(
+        SubjectName::Ratelimiter,
+        "openai/limit_the_hot_key_to_one.sse",
+        "kill_node",
+        json!({}),
+    )
+    .await;
+    assert_rolled_back_and_handed_over(&rolled, "update_limit");
+    assert_eq!(rolled.undo.name, "update_limit");
+    let limit = tool(
+        &rolled.deployment,
+        "redis_key",
+        json!({ "key": "demo-hot" }),
+    )
+    .await;
+    assert_eq!(
+        limit["redis"]["limit"],
+        json!(operator_ratelimiter::workload::HOT_KEY_LIMIT),
+        "the limit in force before the wrong remedy is back: {limit}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_store_drained_by_a_wrong_diagnosis_is_undrained() {
+    let rolled = wrong_and_rolled_back(
+        SubjectName::Tikv,
+        "openai/drain_a_healthy_store.sse",
+        "slow_store",
+        json!({ "store": "store-3" }),
+    )
+    .await;
+    assert_rolled_back_and_handed_over(&rolled, "drain_store");
+    assert_eq!(rolled.undo.name, "undrain_store");
+    // store_detail reads evictions from the latest observation: take a fresh one.
+    rolled.deployment.subject.observe().await.unwrap();
+    let store = tool(
+        &rolled.deployment,
+        "store_detail",
+        json!({ "store": "store-1" }),
+    )
+    .await;
+    assert_eq!(
+        store["leader_eviction"],
+        Value::Null,
+        "no eviction left: {store}"
+    );
+    assert!(rolled.store.open_residue("tikv").unwrap().is_empty());
+}
