@@ -264,6 +264,19 @@ fn print_action(store: &Store, action: &Action) -> Result<()> {
     if let Some(loss) = &action.destroys {
         println!("destroys: {loss}");
     }
+    if let Some(of) = action.undoes {
+        println!("takes back: action {of}");
+    }
+    match (&action.undo, &action.irreversible) {
+        (Some(plan), _) => println!(
+            "undo: {} {} (operator-tui actions undo {})",
+            plan.action,
+            serde_json::Value::Object(plan.params.clone()),
+            action.id.0
+        ),
+        (None, Some(why)) => println!("cannot be undone: {why}"),
+        (None, None) => {}
+    }
     if let Some(reason) = action
         .waiting
         .as_ref()

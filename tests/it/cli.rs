@@ -129,3 +129,106 @@ fn record_keeping_commands_write_audit_rows_caused_by_the_cli() {
         "the error says what to do"
     );
 }
+
+/// `actions undo` as a user types it: a completed action with a prepared undo gets its inverse
+/// proposed, approved by the CLI and audited; asking twice, or for an irreversible action, is
+/// refused with the reason; `actions show` says how each is taken back.
+#[test]
+fn actions_undo_proposes_the_prepared_inverse_or_says_why_not() {
+    use operator_tui::model::*;
+    use operator_tui::store::{ActionUpdate, NewAction, Store, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("op.db");
+    let mut store = Store::open(&db).unwrap();
+    let mut completed = |name: &str, undo: Option<UndoPlan>, irreversible: Option<&str>| {
+        let new = NewAction {
+            ticket_id: None,
+            name: name.into(),
+            params: serde_json::json!({ "key": "k", "limit": 5, "window_ms": 1000 })
+                .as_object()
+                .cloned()
+                .unwrap(),
+            rationale: "a test".into(),
+            risk: operator_protocol::Risk::Safe,
+            max_attempts: 1,
+            depends_on: None,
+            not_before_ms: None,
+            confidence: None,
+            destroys: None,
+            irreversible: None,
+            undoes: None,
+        };
+        let id = store.insert_action(&new, Cause::Cli, 1).unwrap();
+        let done = Write::ActionTransition {
+            id,
+            from: ActionStatus::Proposed,
+            to: ActionStatus::Completed,
+            cause: Cause::Executor,
+            detail: "done".into(),
+            update: ActionUpdate {
+                undo,
+                irreversible: irreversible.map(String::from),
+                ..Default::default()
+            },
+        };
+        store.apply(&[done], 2).unwrap();
+        id
+    };
+    let limit = completed(
+        "update_limit",
+        Some(UndoPlan {
+            action: "update_limit".into(),
+            params: serde_json::json!({ "key": "k", "limit": 100, "window_ms": 1000 })
+                .as_object()
+                .cloned()
+                .unwrap(),
+            risk: operator_protocol::Risk::Safe,
+        }),
+        None,
+    );
+    let reset = completed("reset_counter", None, Some("the dropped count is gone"));
+    drop(store);
+
+    let shown = stdout(&operator(&db, &["actions", "show", &limit.0.to_string()]));
+    assert!(
+        shown.contains(r#"undo: update_limit {"key":"k","limit":100,"window_ms":1000}"#),
+        "{shown}"
+    );
+    let undo = operator(&db, &["actions", "undo", &limit.0.to_string()]);
+    assert!(
+        undo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&undo.stderr)
+    );
+    assert!(
+        stdout(&undo).contains(&format!("proposed to take back action {}", limit.0)),
+        "{}",
+        stdout(&undo)
+    );
+    let again = operator(&db, &["actions", "undo", &limit.0.to_string()]);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already being taken back"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let refused = operator(&db, &["actions", "undo", &reset.0.to_string()]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("reset_counter cannot be taken back: the dropped count is gone"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(
+        stdout(&operator(&db, &["actions", "show", &reset.0.to_string()]))
+            .contains("cannot be undone: the dropped count is gone")
+    );
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_slice(&operator(&db, &["--json", "audit"]).stdout).unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r["event"] == "undo_requested" && r["cause"] == "cli"),
+        "{rows:?}"
+    );
+}
