@@ -25,6 +25,10 @@ pub struct SimConfig {
     /// Stores are processes of their own (`operator-tui simulate-store`, one per container):
     /// a store is alive while its heartbeats arrive, not by the simulator's say-so.
     pub external_stores: bool,
+    /// How often PD's balance-leader-scheduler moves a batch of leaders while the counts are
+    /// uneven (PD schedules every few seconds and waits for each transfer to be confirmed by
+    /// a region heartbeat; rebalancing a restarted store takes minutes).
+    pub balance_leader_every_ms: u64,
 }
 
 /// An external store whose heartbeats stop for this long has stopped running.
@@ -32,6 +36,22 @@ pub const EXTERNAL_SILENCE_MS: u64 = 1_000;
 
 /// PD's evict-leader-scheduler default batch: leaders moved per store per scheduling round.
 pub const EVICT_LEADER_BATCH: usize = 3;
+
+/// PD's balance-leader-scheduler default batch: leaders moved per scheduling round.
+pub const BALANCE_LEADER_BATCH: usize = 4;
+
+pub const BALANCE_LEADER: &str = "balance-leader-scheduler";
+pub const EVICT_SLOW_STORE: &str = "evict-slow-store-scheduler";
+
+/// The schedulers PD v8.5 runs from the start. The simulator models balance-leader and
+/// evict-slow-store; the region and hot-region schedulers are listed, as PD lists them, and do
+/// nothing here (every store holds every region).
+pub const DEFAULT_SCHEDULERS: [&str; 4] = [
+    "balance-hot-region-scheduler",
+    BALANCE_LEADER,
+    "balance-region-scheduler",
+    EVICT_SLOW_STORE,
+];
 
 impl SimConfig {
     /// PD's timings compressed for a live demo, in the same order: a store is Disconnected
@@ -43,6 +63,7 @@ impl SimConfig {
             peer_down_after_ms: 6_000,
             down_after_ms: 10_000,
             election_timeout_ms: 1_000,
+            balance_leader_every_ms: 500,
             ..Self::default()
         }
     }
@@ -61,6 +82,7 @@ impl Default for SimConfig {
             election_timeout_ms: 2_000,
             base_qps: 1200.0,
             external_stores: false,
+            balance_leader_every_ms: 5_000,
         }
     }
 }
@@ -165,6 +187,10 @@ pub struct Cluster {
     pub pd: Vec<SimPd>,
     pub operators: Vec<PendingOperator>,
     pub evict_leader: BTreeSet<u64>,
+    /// PD's own schedulers that run (`pd-ctl scheduler remove` takes one out).
+    pub schedulers: BTreeSet<String>,
+    /// When balance-leader last moved leaders.
+    last_balance_ms: u64,
     /// Hot store: leaders pile onto it (the skewed-workload chaos).
     pub hot_store: Option<u64>,
     /// Each node's recent log lines ("store-2", "pd1"), oldest first.
@@ -230,6 +256,8 @@ impl Cluster {
             pd,
             operators: Vec::new(),
             evict_leader: BTreeSet::new(),
+            schedulers: DEFAULT_SCHEDULERS.iter().map(|s| s.to_string()).collect(),
+            last_balance_ms: now_ms,
             hot_store: None,
             logs: BTreeMap::new(),
             logged_states: BTreeMap::new(),
@@ -455,6 +483,84 @@ impl Cluster {
             .count() as u64
     }
 
+    /// The one store PD's evict-slow-store-scheduler evicts leaders from: it runs, and exactly
+    /// one live store is slow (PD does not evict when several are, lest it evict them all).
+    pub fn slow_evicted(&self) -> Option<u64> {
+        if !self.schedulers.contains(EVICT_SLOW_STORE) {
+            return None;
+        }
+        let slow: Vec<u64> = self
+            .stores
+            .values()
+            .filter(|s| s.alive && s.slow)
+            .map(|s| s.id)
+            .collect();
+        (slow.len() == 1).then(|| slow[0])
+    }
+
+    /// Stores no leader may move to, and whose leaders move away: evict-leader's and
+    /// evict-slow-store's.
+    pub fn evicted_stores(&self) -> BTreeSet<u64> {
+        let mut stores = self.evict_leader.clone();
+        stores.extend(self.slow_evicted());
+        stores
+    }
+
+    /// PD's balance-leader-scheduler: every `balance_leader_every_ms`, while the Up stores'
+    /// leader counts differ by more than its tolerance, moves a batch of leaders from the store
+    /// leading most to the one leading least.
+    fn balance_leaders(&mut self, now_ms: u64) {
+        if !self.schedulers.contains(BALANCE_LEADER)
+            || now_ms.saturating_sub(self.last_balance_ms) < self.config.balance_leader_every_ms
+        {
+            return;
+        }
+        self.last_balance_ms = now_ms;
+        let evicted = self.evicted_stores();
+        let counts: Vec<(u64, u64)> = self
+            .stores
+            .values()
+            .filter(|s| s.alive && !s.offline && !evicted.contains(&s.id))
+            .filter(|s| self.state_name(s) == StoreState::Up)
+            .map(|s| (s.id, self.leader_count(s.id)))
+            .collect();
+        let (Some(most), Some(least)) = (
+            counts.iter().max_by_key(|(_, n)| *n).copied(),
+            counts.iter().min_by_key(|(_, n)| *n).copied(),
+        ) else {
+            return;
+        };
+        let mean = counts.iter().map(|(_, n)| n).sum::<u64>() / counts.len() as u64;
+        if most.1 - least.1 <= (mean / 20).max(4) {
+            return;
+        }
+        let mut moved = 0;
+        for i in 0..self.regions.len() {
+            if moved >= BALANCE_LEADER_BATCH {
+                break;
+            }
+            if self.leader_store(&self.regions[i]) == Some(most.0)
+                && self.regions[i].peers.iter().any(|(_, s)| *s == least.0)
+                && self.move_leader(i, least.0)
+            {
+                moved += 1;
+            }
+        }
+        if moved > 0 {
+            self.pd_log(
+                "INFO",
+                "operator_controller.go",
+                "add operator",
+                &[
+                    ("scheduler", BALANCE_LEADER.into()),
+                    ("from-store", most.0.to_string()),
+                    ("to-store", least.0.to_string()),
+                    ("leaders", moved.to_string()),
+                ],
+            );
+        }
+    }
+
     pub fn region_count(&self, store: u64) -> u64 {
         self.regions
             .iter()
@@ -479,7 +585,7 @@ impl Cluster {
 
     /// Moves `region`'s leader to a live peer on `to_store`; false when it cannot.
     fn move_leader(&mut self, index: usize, to_store: u64) -> bool {
-        if !self.store_alive(to_store) || self.evict_leader.contains(&to_store) {
+        if !self.store_alive(to_store) || self.evicted_stores().contains(&to_store) {
             return false;
         }
         let region = &mut self.regions[index];
@@ -649,7 +755,7 @@ impl Cluster {
                 let choice = live
                     .iter()
                     .copied()
-                    .filter(|p| !self.evict_leader.contains(&region.peers[*p].1))
+                    .filter(|p| !self.evicted_stores().contains(&region.peers[*p].1))
                     .min_by_key(|p| self.leader_count(region.peers[*p].1))
                     .unwrap_or(live[0]);
                 self.regions[i].leader = Some(choice);
@@ -686,8 +792,8 @@ impl Cluster {
         }
         // evict-leader moves `batch` leaders a tick off each evicted store (PD's default
         // batch is 3), each to the eligible peer leading least, as PD's scheduler scores them.
-        let evicted: Vec<u64> = self.evict_leader.iter().copied().collect();
-        for store in evicted {
+        let evicted = self.evicted_stores();
+        for store in evicted.iter().copied() {
             let mut moved = 0;
             for i in 0..self.regions.len() {
                 if moved >= EVICT_LEADER_BATCH {
@@ -700,9 +806,7 @@ impl Cluster {
                     .peers
                     .iter()
                     .map(|(_, s)| *s)
-                    .filter(|s| {
-                        *s != store && self.store_alive(*s) && !self.evict_leader.contains(s)
-                    })
+                    .filter(|s| *s != store && self.store_alive(*s) && !evicted.contains(s))
                     .min_by_key(|s| self.leader_count(*s));
                 if let Some(target) = target
                     && self.move_leader(i, target)
@@ -711,6 +815,7 @@ impl Cluster {
                 }
             }
         }
+        self.balance_leaders(now_ms);
         // A hot store pulls leaders onto itself in one tick until it leads 60 % of regions,
         // a one-off skew: afterwards the leaders stay where they are until something moves them.
         if let Some(hot) = self.hot_store.take() {
@@ -861,6 +966,73 @@ mod tests {
             c.regions.iter().all(|r| r.leader.is_none()),
             "one live replica of three cannot elect"
         );
+    }
+
+    #[test]
+    fn pd_balances_leaders_onto_a_cold_store_a_batch_a_round_until_within_tolerance() {
+        let config = SimConfig {
+            balance_leader_every_ms: 1_000,
+            ..fast()
+        };
+        let mut c = Cluster::new(config, 0);
+        // store-2 leads nothing, as a store that just came back.
+        c.evict_leader.insert(2);
+        for t in 1..=9 {
+            c.tick(t * 100);
+        }
+        assert_eq!(c.leader_count(2), 0);
+        c.evict_leader.clear();
+        c.tick(1_000);
+        assert_eq!(
+            c.leader_count(2),
+            BALANCE_LEADER_BATCH as u64,
+            "one batch a round"
+        );
+        c.tick(1_500);
+        assert_eq!(
+            c.leader_count(2),
+            BALANCE_LEADER_BATCH as u64,
+            "not before the next round"
+        );
+        for t in 2..=10 {
+            c.tick(t * 1_000);
+        }
+        let counts: Vec<u64> = (1..=3).map(|s| c.leader_count(s)).collect();
+        let spread = counts.iter().max().unwrap() - counts.iter().min().unwrap();
+        assert!(spread <= 4, "within the tolerance: {counts:?}");
+
+        // `pd-ctl scheduler remove balance-leader-scheduler`: a cold store stays cold.
+        c.schedulers.remove(BALANCE_LEADER);
+        c.evict_leader.insert(2);
+        for t in 11..=15 {
+            c.tick(t * 1_000);
+        }
+        c.evict_leader.clear();
+        for t in 16..=25 {
+            c.tick(t * 1_000);
+        }
+        assert_eq!(c.leader_count(2), 0);
+    }
+
+    #[test]
+    fn evict_slow_store_moves_a_lone_slow_stores_leaders_away_and_stops_when_it_recovers() {
+        let mut c = Cluster::new(fast(), 0);
+        c.set_slow(3, true);
+        assert_eq!(c.slow_evicted(), Some(3));
+        for t in 1..=10 {
+            c.tick(t * 100);
+        }
+        assert_eq!(
+            c.leader_count(3),
+            0,
+            "PD moved every leader off the slow store"
+        );
+        c.set_slow(1, true);
+        assert_eq!(c.slow_evicted(), None, "two slow stores: PD evicts neither");
+        c.set_slow(1, false);
+        c.set_slow(3, false);
+        assert_eq!(c.slow_evicted(), None);
+        assert!(c.evicted_stores().is_empty());
     }
 
     #[test]

@@ -418,16 +418,29 @@ async fn list_operators(State(state): State<Shared>) -> Response {
     indented(StatusCode::OK, &json!(ops))
 }
 
-/// `GET /pd/api/v1/schedulers`: the names of the schedulers that run. The simulator runs only
-/// what it models: evict-leader-scheduler while it evicts from some store.
+/// `GET /pd/api/v1/schedulers`: the names of the schedulers that run: PD's own (the v8.5
+/// defaults unless removed), and evict-leader-scheduler while it evicts from some store.
 async fn list_schedulers(State(state): State<Shared>) -> Response {
     let c = lock(&state);
-    let names: Vec<&str> = if c.evict_leader.is_empty() {
-        vec![]
-    } else {
-        vec!["evict-leader-scheduler"]
-    };
+    let mut names: Vec<&str> = c.schedulers.iter().map(String::as_str).collect();
+    if !c.evict_leader.is_empty() {
+        names.push("evict-leader-scheduler");
+    }
     indented(StatusCode::OK, &json!(names))
+}
+
+/// `GET /pd/api/v1/scheduler-config/evict-slow-store-scheduler/list`: the store it evicts
+/// leaders from, if any; 404 when the scheduler was removed.
+async fn evict_slow_store_config(State(state): State<Shared>) -> Response {
+    let c = lock(&state);
+    if !c.schedulers.contains(crate::model::EVICT_SLOW_STORE) {
+        return (StatusCode::NOT_FOUND, "404 page not found").into_response();
+    }
+    let stores: Vec<u64> = c.slow_evicted().into_iter().collect();
+    indented(
+        StatusCode::OK,
+        &json!({ "evict-stores": stores, "recovery-duration": 1800, "batch": 3 }),
+    )
 }
 
 /// `GET /pd/api/v1/scheduler-config/evict-leader-scheduler/list`: the stores it evicts from,
@@ -450,7 +463,24 @@ async fn evict_leader_config(State(state): State<Shared>) -> Response {
 
 async fn add_scheduler(State(state): State<Shared>, body: String) -> Response {
     let v: Value = serde_json::from_str(&body).unwrap_or_default();
-    if v["name"] != "evict-leader-scheduler" {
+    let name = v["name"].as_str().unwrap_or_default();
+    if crate::model::DEFAULT_SCHEDULERS.contains(&name) {
+        let mut c = lock(&state);
+        if !c.schedulers.insert(name.to_string()) {
+            return message(
+                StatusCode::BAD_REQUEST,
+                "[PD:scheduler:ErrSchedulerExisted]scheduler existed",
+            );
+        }
+        c.pd_log(
+            "INFO",
+            "scheduler_controller.go",
+            "add scheduler",
+            &[("name", name.into())],
+        );
+        return message(StatusCode::OK, "The scheduler is created.");
+    }
+    if name != "evict-leader-scheduler" {
         return message(StatusCode::BAD_REQUEST, "unknown scheduler");
     }
     let Some(store) = v["store_id"].as_u64() else {
@@ -480,6 +510,15 @@ async fn add_scheduler(State(state): State<Shared>, body: String) -> Response {
 
 async fn remove_scheduler(State(state): State<Shared>, Path(name): Path<String>) -> Response {
     let mut c = lock(&state);
+    if c.schedulers.remove(&name) {
+        c.pd_log(
+            "INFO",
+            "scheduler_controller.go",
+            "remove scheduler",
+            &[("name", name.clone())],
+        );
+        return message(StatusCode::OK, "The scheduler is removed.");
+    }
     match name
         .strip_prefix("evict-leader-scheduler-")
         .and_then(|id| id.parse::<u64>().ok())
@@ -774,6 +813,10 @@ fn router(state: Shared) -> Router {
         .route(
             "/pd/api/v1/scheduler-config/evict-leader-scheduler/list",
             get(evict_leader_config),
+        )
+        .route(
+            "/pd/api/v1/scheduler-config/evict-slow-store-scheduler/list",
+            get(evict_slow_store_config),
         )
         .route("/pd/api/v1/schedulers/{name}", delete(remove_scheduler))
         .route("/sim/{kind}/{id}/{verb}", post(control))

@@ -28,8 +28,9 @@ pub struct PdFacts {
     /// The schedulers PD runs, by name.
     #[serde(default)]
     pub schedulers: Vec<String>,
-    /// Stores PD's evict-leader-scheduler moves every leader off because someone other than
-    /// operator-tui asked it to (maintenance, an upgrade script): not a problem to undo.
+    /// Stores whose leaders PD moves away on someone else's behalf: an evict-leader-scheduler
+    /// someone other than operator-tui asked for (maintenance, an upgrade script), or PD's own
+    /// evict-slow-store-scheduler. Not a problem to undo, nor work to duplicate.
     #[serde(default)]
     pub leaders_evicted_by_others: Vec<String>,
     /// What could not be read on this observation (a region check PD refused, its /metrics),
@@ -74,6 +75,9 @@ pub enum LeaderEviction {
     ByOperator,
     /// Someone else did: PD runs it on purpose.
     BySomeoneElse,
+    /// PD's own evict-slow-store-scheduler: the store is slow, and PD is already moving its
+    /// leaders away.
+    ByPd,
 }
 
 /// A store's own view, from its status server's `/metrics` (or Prometheus's copy of it).

@@ -64,6 +64,18 @@ pub struct TikvSubject {
     ledger: std::sync::OnceLock<std::sync::Arc<dyn Ledger>>,
 }
 
+/// How long PD's balance-leader may go without shrinking the spread before a rebalance
+/// moves leaders itself, and how long it waits on PD at most.
+const PD_STALL: std::time::Duration = std::time::Duration::from_secs(3);
+const PD_BALANCE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+enum PdBalance {
+    /// PD evened the leaders out; what to say.
+    Done(String),
+    /// PD stopped making progress; what it did.
+    Stalled(String),
+}
+
 /// What PD runs while operator-tui evicts a store's leaders, as the ledger names it.
 const PD_SCHEDULER: &str = "pd_scheduler";
 
@@ -323,38 +335,48 @@ impl TikvSubject {
                 return;
             }
         }
-        if !facts
-            .pd
-            .schedulers
-            .iter()
-            .any(|n| n == "evict-leader-scheduler")
-        {
-            return;
-        }
-        let evicted = match self.pd.evict_leader_stores().await {
-            Ok(stores) => stores,
-            Err(e) => {
-                facts
-                    .pd
-                    .read_errors
-                    .push(format!("evict-leader-scheduler: {e}"));
-                return;
-            }
+        let runs = |name: &str| facts.pd.schedulers.iter().any(|n| n == name);
+        let slow_evicted = if runs("evict-slow-store-scheduler") {
+            self.pd.evict_slow_stores().await
+        } else {
+            Ok(Vec::new())
         };
+        let evicted = if runs("evict-leader-scheduler") {
+            self.pd.evict_leader_stores().await
+        } else {
+            Ok(Vec::new())
+        };
+        let mut unread = |name: &str, result: Result<Vec<u64>, crate::pd::PdError>| {
+            result.unwrap_or_else(|e| {
+                facts.pd.read_errors.push(format!("{name}: {e}"));
+                Vec::new()
+            })
+        };
+        let slow_evicted = unread("evict-slow-store-scheduler", slow_evicted);
+        let evicted = unread("evict-leader-scheduler", evicted);
         let ours = self.own_evictions_mut().clone();
         for store in &mut facts.stores {
-            if evicted.contains(&store.id) {
-                store.leader_eviction = Some(if ours.contains(&store.id) {
+            store.leader_eviction = if evicted.contains(&store.id) {
+                Some(if ours.contains(&store.id) {
                     LeaderEviction::ByOperator
                 } else {
                     LeaderEviction::BySomeoneElse
-                });
-            }
+                })
+            } else if slow_evicted.contains(&store.id) {
+                Some(LeaderEviction::ByPd)
+            } else {
+                None
+            };
         }
         facts.pd.leaders_evicted_by_others = facts
             .stores
             .iter()
-            .filter(|s| s.leader_eviction == Some(LeaderEviction::BySomeoneElse))
+            .filter(|s| {
+                matches!(
+                    s.leader_eviction,
+                    Some(LeaderEviction::BySomeoneElse | LeaderEviction::ByPd)
+                )
+            })
             .map(|s| store_node(s.id))
             .collect();
     }
@@ -370,11 +392,76 @@ impl TikvSubject {
             .collect())
     }
 
+    /// Leaves the leaders to PD's balance-leader-scheduler while it makes progress, and
+    /// evens them out itself when PD does not run it or stops gaining.
+    async fn rebalance_leaders(&self, first: u64) -> ContractResult<String> {
+        // PD's balance-leader-scheduler does this work itself: while it makes progress,
+        // moving leaders as well would fight it.
+        let pd_balances = self
+            .pd
+            .schedulers()
+            .await
+            .map_err(pd_error)?
+            .iter()
+            .any(|n| n == "balance-leader-scheduler");
+        let mut said = String::new();
+        if pd_balances {
+            match self.wait_while_pd_balances().await? {
+                PdBalance::Done(done) => return Ok(done),
+                PdBalance::Stalled(why) => said = format!("{why}; "),
+            }
+        }
+        self.evict_until_balanced(first)
+            .await
+            .map(|done| format!("{said}{done}"))
+    }
+
+    /// The spread of the Up stores' leader counts, and half what the invariant allows: the
+    /// balance a rebalance aims for.
+    async fn leader_spread(&self) -> ContractResult<(u64, f64)> {
+        let counts = self.up_leader_counts().await.map_err(pd_error)?;
+        let most = counts.iter().map(|(_, n)| *n).max().unwrap_or(0);
+        let least = counts.iter().map(|(_, n)| *n).min().unwrap_or(0);
+        let mean = counts.iter().map(|(_, n)| n).sum::<u64>() as f64 / counts.len().max(1) as f64;
+        let target = (self.thresholds.leader_spread as f64)
+            .max(mean * self.thresholds.leader_spread_ratio)
+            / 2.0;
+        Ok((most - least, target))
+    }
+
+    /// Watches PD's balance-leader-scheduler even the leaders out: done when the spread is
+    /// within the target, stalled when it has not shrunk for `PD_STALL`, and never past
+    /// `PD_BALANCE_WAIT`.
+    async fn wait_while_pd_balances(&self) -> ContractResult<PdBalance> {
+        let started = std::time::Instant::now();
+        let (first, target) = self.leader_spread().await?;
+        let (mut best, mut improved) = (first, started);
+        loop {
+            let (spread, _) = self.leader_spread().await?;
+            if (spread as f64) <= target {
+                return Ok(PdBalance::Done(format!(
+                    "PD's balance-leader-scheduler evened the leaders out (spread {first} → {spread} in {:.1} s): moved nothing",
+                    started.elapsed().as_secs_f64()
+                )));
+            }
+            if spread < best {
+                (best, improved) = (spread, std::time::Instant::now());
+            }
+            if improved.elapsed() > PD_STALL || started.elapsed() > PD_BALANCE_WAIT {
+                return Ok(PdBalance::Stalled(format!(
+                    "PD's balance-leader-scheduler brought the spread from {first} to {spread} in {:.1} s and then stopped gaining",
+                    started.elapsed().as_secs_f64()
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
+
     /// Evicts leaders from the hottest store (first the named one) until it leads no more
     /// than its share, lets it lead again, and repeats with the next hottest until the spread
     /// is within half what the invariant allows. Evicting from one store alone is not enough:
     /// its leaders may land on a store that was already warm.
-    async fn rebalance_leaders(&self, first: u64) -> ContractResult<String> {
+    async fn evict_until_balanced(&self, first: u64) -> ContractResult<String> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         let mut hottest = first;
         let mut rounds = 0;
@@ -704,8 +791,10 @@ impl Subject for TikvSubject {
                             json!(own.metrics.as_ref().and_then(|m| m.append_log_ms));
                         detail["own_metrics"] = json!(own.metrics);
                         detail["leader_eviction"] = json!(own.leader_eviction);
-                        detail["leaders_evicted_by_someone_else"] =
-                            json!(own.leader_eviction == Some(LeaderEviction::BySomeoneElse));
+                        detail["leaders_evicted_by_someone_else"] = json!(matches!(
+                            own.leader_eviction,
+                            Some(LeaderEviction::BySomeoneElse | LeaderEviction::ByPd)
+                        ));
                     }
                     Ok(detail)
                 }

@@ -261,6 +261,25 @@ impl PdClient {
         Ok(ranges.keys().filter_map(|id| id.parse().ok()).collect())
     }
 
+    /// The store PD's evict-slow-store-scheduler evicts leaders from (none when it evicts
+    /// nothing, or does not run).
+    pub async fn evict_slow_stores(&self) -> Result<Vec<u64>, PdError> {
+        let config: Value = match self
+            .get_json("/scheduler-config/evict-slow-store-scheduler/list")
+            .await
+        {
+            Ok(config) => config,
+            Err(PdError {
+                status: Some(404), ..
+            }) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        Ok(config["evict-stores"]
+            .as_array()
+            .map(|ids| ids.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default())
+    }
+
     pub async fn add_evict_leader(&self, store: u64) -> Result<String, PdError> {
         let body = json!({ "name": "evict-leader-scheduler", "store_id": store });
         self.call(reqwest::Method::POST, "/schedulers", Some(&body))

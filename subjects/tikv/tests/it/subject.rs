@@ -585,3 +585,53 @@ async fn someone_elses_leader_eviction_refutes_skew_and_fails_the_rebalance_prem
     );
     assert!(premise_holds().await);
 }
+
+/// PD's own schedulers do PD's work: a rebalance waits while balance-leader evens the leaders
+/// out and says so, and a slow store whose leaders PD's evict-slow-store moves away is told
+/// apart (PD evicts; a drain or a rebalance would duplicate it).
+#[tokio::test]
+async fn a_rebalance_leaves_the_leaders_to_pd_while_pd_balances_them() {
+    let rig = rig_with(SimConfig {
+        regions: 60,
+        balance_leader_every_ms: 100,
+        ..SimConfig::default()
+    })
+    .await;
+    rig.until_healthy(Duration::from_secs(10)).await;
+    chaos(&rig, "hot_store", json!({ "store": "store-3" })).await;
+    rig.until_broken("leader_imbalance", Duration::from_secs(10))
+        .await;
+    let request = ActionRequest {
+        action: "rebalance_leaders".into(),
+        params: [("store".to_string(), json!("store-3"))]
+            .into_iter()
+            .collect(),
+    };
+    let outcome = rig.subject.execute(&request, &rig.target).await.unwrap();
+    assert!(
+        outcome
+            .summary
+            .starts_with("PD's balance-leader-scheduler evened the leaders out"),
+        "{}",
+        outcome.summary
+    );
+    assert!(
+        outcome.summary.ends_with("moved nothing"),
+        "{}",
+        outcome.summary
+    );
+
+    rig.until_healthy(Duration::from_secs(10)).await;
+    chaos(&rig, "slow_store", json!({ "store": "store-2" })).await;
+    rig.until_broken("slow_store", Duration::from_secs(10))
+        .await;
+    let call = ToolCall {
+        tool: "store_detail".into(),
+        args: [("store".to_string(), json!("store-2"))]
+            .into_iter()
+            .collect(),
+    };
+    let detail = rig.subject.call_tool(&call, &rig.target).await.unwrap();
+    assert_eq!(detail["leader_eviction"], "by_pd", "{detail}");
+    assert_eq!(detail["leaders_evicted_by_someone_else"], true);
+}
