@@ -79,6 +79,8 @@ pub struct ChapterRun {
 pub struct Progress {
     pub all_healthy: bool,
     pub active_tickets: usize,
+    /// The newest ticket was opened then.
+    pub opened_since: Option<u64>,
     /// A ticket opened at or after the given time has been resolved.
     pub resolved_since: Option<u64>,
     /// The newest ticket that went to a human on evidence was opened then.
@@ -167,7 +169,14 @@ impl ChapterRun {
             Phase::Countdown { .. } => None,
             Phase::Waiting { since_ms } => {
                 let met = match chapter.wait_for {
-                    WaitFor::Healthy => progress.all_healthy && progress.active_tickets == 0,
+                    // After a fault, healthy means healthy again: the fault was seen first (a
+                    // fault takes seconds to show, and the cluster looks healthy meanwhile).
+                    WaitFor::Healthy => {
+                        let faulted = chapter.fault.is_some() || chapter.drill.is_some();
+                        progress.all_healthy
+                            && progress.active_tickets == 0
+                            && (!faulted || progress.opened_since.is_some_and(|t| t >= since_ms))
+                    }
                     WaitFor::Resolved => progress.resolved_since.is_some_and(|t| t >= since_ms),
                     WaitFor::NeedsAHuman => {
                         progress.needs_a_human_since.is_some_and(|t| t >= since_ms)
@@ -230,6 +239,7 @@ mod tests {
     const HEALTHY: Progress = Progress {
         all_healthy: true,
         active_tickets: 0,
+        opened_since: None,
         resolved_since: None,
         needs_a_human_since: None,
     };
@@ -250,6 +260,7 @@ mod tests {
         let before_fix = Progress {
             all_healthy: false,
             active_tickets: 1,
+            opened_since: Some(4200),
             resolved_since: Some(1000),
             needs_a_human_since: None,
         };
@@ -261,6 +272,7 @@ mod tests {
         let fixed = Progress {
             all_healthy: true,
             active_tickets: 0,
+            opened_since: Some(4200),
             resolved_since: Some(4500),
             needs_a_human_since: None,
         };
@@ -295,6 +307,33 @@ mod tests {
             run.tick(5000, handed_over),
             Some(ChapterEvent::StopDrill("redis_password_set".into()))
         );
+        assert!(matches!(run.phase, Some(Phase::Done { .. })));
+    }
+
+    #[test]
+    fn healthy_after_a_fault_waits_until_the_fault_was_seen() {
+        let mut book = book();
+        book.chapters[1].wait_for = WaitFor::Healthy;
+        let mut run = ChapterRun::new(book, true);
+        run.enter(1, 0);
+        assert_eq!(
+            run.tick(3000, HEALTHY),
+            Some(ChapterEvent::Inject("kill_node".into()))
+        );
+        let old_ticket = Progress {
+            opened_since: Some(1000),
+            ..HEALTHY
+        };
+        assert_eq!(run.tick(3500, old_ticket), None);
+        assert!(
+            matches!(run.phase, Some(Phase::Waiting { .. })),
+            "the cluster looks healthy before the fault shows"
+        );
+        let seen_and_fixed = Progress {
+            opened_since: Some(3200),
+            ..HEALTHY
+        };
+        run.tick(9000, seen_and_fixed);
         assert!(matches!(run.phase, Some(Phase::Done { .. })));
     }
 

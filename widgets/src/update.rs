@@ -131,6 +131,7 @@ fn progress(view: &View) -> Progress {
         all_healthy: !view.nodes.is_empty()
             && view.nodes.iter().all(|n| n.health == Health::Healthy),
         active_tickets: view.tickets.iter().filter(|t| t.status.is_active()).count(),
+        opened_since: view.tickets.iter().map(|t| t.opened_ms).max(),
         resolved_since: view
             .tickets
             .iter()
