@@ -1,7 +1,8 @@
 //! The no-regression check against real components: a replayed OpenAI-compatible model that is
 //! confidently wrong gets its reversible remedy run, the cluster gets worse, and the executor
 //! takes it back: a hot key throttled to one check a second on a real rate limiter cluster
-//! (denials surge), a healthy store drained on the TiKV simulator (leaders pile up elsewhere).
+//! (denials surge), a healthy store drained on the TiKV simulator (its leaders pile up
+//! elsewhere, a new violation).
 //! The action ends rolled_back with the trouble before and after, its undo restores what was
 //! there, and the ticket goes to a human.
 
@@ -28,15 +29,16 @@ struct Rolled {
     _dir: tempfile::TempDir,
 }
 
+/// What goes wrong first: a chaos of the catalog, or a drill done from outside.
+enum Fault {
+    Chaos(&'static str, Value),
+    Drill(&'static str),
+}
+
 /// A cluster of `subject`, an engine in execute mode on a model replaying `fixture`, the
-/// `chaos` injected; returns once the recommended action has been rolled back and its undo
-/// has completed. The engine is stopped; the cluster still runs.
-async fn wrong_and_rolled_back(
-    subject: SubjectName,
-    fixture: &str,
-    chaos: &str,
-    params: Value,
-) -> Rolled {
+/// `fault` done; returns once the recommended action has been rolled back and its undo has
+/// completed. The engine is stopped; the cluster still runs.
+async fn wrong_and_rolled_back(subject: SubjectName, fixture: &str, fault: Fault) -> Rolled {
     let dir = tempfile::tempdir().unwrap();
     let server = ReplayServer::start(vec![Reply::sse(fixture)]).await;
     let brain = OpenAiBrain::new(OpenAiConfig::new(
@@ -68,12 +70,20 @@ async fn wrong_and_rolled_back(
     .start();
     // A few observations of the healthy cluster first: the workload's rates settle.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    handle
-        .send(Command::InjectChaos(ChaosRequest {
-            name: chaos.into(),
-            params: serde_json::from_value(params).unwrap(),
-        }))
-        .await;
+    match fault {
+        Fault::Chaos(name, params) => {
+            handle
+                .send(Command::InjectChaos(ChaosRequest {
+                    name: name.into(),
+                    params: serde_json::from_value(params).unwrap(),
+                }))
+                .await
+        }
+        Fault::Drill(name) => {
+            let drills = deployment.drills.clone().expect("the subject has drills");
+            drills.start(name).await.unwrap();
+        }
+    }
     let store = Store::open(&db).unwrap();
     let (action, undo) = support::wait_for_store(
         &store,
@@ -150,8 +160,7 @@ async fn a_hot_key_throttled_by_a_wrong_diagnosis_gets_its_limit_back() {
     let rolled = wrong_and_rolled_back(
         SubjectName::Ratelimiter,
         "openai/limit_the_hot_key_to_one.sse",
-        "kill_node",
-        json!({}),
+        Fault::Chaos("kill_node", json!({})),
     )
     .await;
     assert_rolled_back_and_handed_over(&rolled, "update_limit");
@@ -173,9 +182,9 @@ async fn a_hot_key_throttled_by_a_wrong_diagnosis_gets_its_limit_back() {
 async fn a_healthy_store_drained_by_a_wrong_diagnosis_is_undrained() {
     let rolled = wrong_and_rolled_back(
         SubjectName::Tikv,
+        // max-replicas set past the store count: every region short of a replica.
         "openai/drain_a_healthy_store.sse",
-        "slow_store",
-        json!({ "store": "store-3" }),
+        Fault::Drill("max_replicas_raised"),
     )
     .await;
     assert_rolled_back_and_handed_over(&rolled, "drain_store");

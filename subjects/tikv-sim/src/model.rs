@@ -113,6 +113,8 @@ pub struct SimStore {
     pub id: u64,
     pub alive: bool,
     pub slow: bool,
+    /// Since when it is slow: its slow score climbs from then.
+    pub slow_since_ms: u64,
     pub offline: bool,
     pub start_ms: u64,
     pub last_heartbeat_ms: u64,
@@ -136,6 +138,9 @@ pub struct StoreCounters {
     /// Raft log appends of a slow store, each taking about `SLOW_APPEND_SECONDS`.
     pub slow_appends: f64,
 }
+
+/// How long a stalled store's slow score takes to climb from 1 to 95.
+const SLOW_SCORE_CLIMB_MS: u64 = 1_500;
 
 /// How long a healthy store's Raft log append takes, and a slow store's.
 pub const FAST_APPEND_SECONDS: f64 = 0.002;
@@ -210,6 +215,7 @@ impl Cluster {
                         // An external store is alive once its process says so.
                         alive: !config.external_stores,
                         slow: false,
+                        slow_since_ms: 0,
                         offline: false,
                         start_ms: now_ms,
                         last_heartbeat_ms: now_ms,
@@ -368,7 +374,11 @@ impl Cluster {
     }
 
     pub fn set_slow(&mut self, id: u64, slow: bool) {
+        let now = self.now_ms;
         if let Some(store) = self.stores.get_mut(&id) {
+            if slow && !store.slow {
+                store.slow_since_ms = now;
+            }
             store.slow = slow;
             if slow {
                 self.log(
@@ -483,8 +493,20 @@ impl Cluster {
             .count() as u64
     }
 
+    /// A store's slow score as TiKV reports it (1 to 100): 1 while healthy; once its disk
+    /// stalls, it climbs as TiKV's inspections time out, past 80 (slow, to PD) after about
+    /// 1.3 s and to 95 (compressed: TiKV's inspections take some seconds).
+    pub fn slow_score(&self, store: &SimStore) -> u64 {
+        if !store.slow {
+            return 1;
+        }
+        let climbed = self.now_ms.saturating_sub(store.slow_since_ms) * 94 / SLOW_SCORE_CLIMB_MS;
+        (1 + climbed).min(95)
+    }
+
     /// The one store PD's evict-slow-store-scheduler evicts leaders from: it runs, and exactly
-    /// one live store is slow (PD does not evict when several are, lest it evict them all).
+    /// one live store is slow, at a slow score of 80 or more (PD does not evict when several
+    /// are, lest it evict them all).
     pub fn slow_evicted(&self) -> Option<u64> {
         if !self.schedulers.contains(EVICT_SLOW_STORE) {
             return None;
@@ -492,7 +514,7 @@ impl Cluster {
         let slow: Vec<u64> = self
             .stores
             .values()
-            .filter(|s| s.alive && s.slow)
+            .filter(|s| s.alive && self.slow_score(s) >= 80)
             .map(|s| s.id)
             .collect();
         (slow.len() == 1).then(|| slow[0])
@@ -1018,8 +1040,12 @@ mod tests {
     fn evict_slow_store_moves_a_lone_slow_stores_leaders_away_and_stops_when_it_recovers() {
         let mut c = Cluster::new(fast(), 0);
         c.set_slow(3, true);
+        assert_eq!(c.slow_score(&c.stores[&3]), 1, "the score climbs from 1");
+        assert_eq!(c.slow_evicted(), None, "not slow to PD yet");
+        c.tick(1_500);
+        assert_eq!(c.slow_score(&c.stores[&3]), 95);
         assert_eq!(c.slow_evicted(), Some(3));
-        for t in 1..=10 {
+        for t in 16..=30 {
             c.tick(t * 100);
         }
         assert_eq!(
@@ -1028,6 +1054,7 @@ mod tests {
             "PD moved every leader off the slow store"
         );
         c.set_slow(1, true);
+        c.tick(4_500);
         assert_eq!(c.slow_evicted(), None, "two slow stores: PD evicts neither");
         c.set_slow(1, false);
         c.set_slow(3, false);

@@ -74,7 +74,7 @@ fn store_json(c: &Cluster, id: u64) -> Value {
         "leader_score": leaders,
         "region_count": c.region_count(id),
         "region_weight": 1,
-        "slow_score": if s.slow { 95 } else { 1 },
+        "slow_score": c.slow_score(s),
         "last_heartbeat_ts": "2026-01-01T00:00:00Z",
     });
     if leaders == 0 {
@@ -720,7 +720,7 @@ fn store_metrics_text(state: &Shared, id: u64) -> Response {
          # TYPE tikv_raftstore_append_log_duration_seconds histogram\n",
         c.region_count(id),
         c.leader_count(id),
-        if s.slow { 95 } else { 1 },
+        c.slow_score(s),
         counters.commands * 0.7,
         counters.commands * 0.3,
     );

@@ -931,29 +931,6 @@ impl Subject for TikvSubject {
     fn consequences(&self) -> Vec<Consequence> {
         consequences()
     }
-
-    /// The violations, plus how far the Up stores' leaders are from even (the spread over the
-    /// mean): a wrong leader move makes an imbalance worse long before it adds a violation.
-    fn trouble(&self, observation: &Observation, violations: &[Violation]) -> Trouble {
-        let mut trouble = Trouble::of_violations(violations);
-        let Ok(facts) = serde_json::from_value::<Facts>(observation.facts.clone()) else {
-            return trouble;
-        };
-        let leaders: Vec<u64> = facts
-            .stores
-            .iter()
-            .filter(|s| s.state_name == StoreState::Up)
-            .map(|s| s.leader_count)
-            .collect();
-        let mean = leaders.iter().sum::<u64>() as f64 / leaders.len().max(1) as f64;
-        if leaders.len() >= 2 && mean > 0.0 {
-            let spread = leaders.iter().max().unwrap_or(&0) - leaders.iter().min().unwrap_or(&0);
-            let skew = spread as f64 / mean;
-            trouble.score += skew;
-            trouble.summary = format!("{}, leader spread {skew:.1}× the mean", trouble.summary);
-        }
-        trouble
-    }
 }
 
 /// What follows from what in a TiKV cluster: a store down leaves its regions short of
