@@ -554,6 +554,16 @@ fn action_waiting(
 }
 
 /// The inner `Err` is a refusal a person can read: no such action, or it has already ended.
+fn action_row(tx: &Transaction, id: ActionId) -> Result<Option<Action>> {
+    Ok(tx
+        .query_row(
+            "SELECT * FROM actions WHERE id = ?1",
+            [id.0],
+            action_from_row,
+        )
+        .optional()?)
+}
+
 /// Proposes the undo of a completed action, approved by `cause`; the refusal says why not.
 fn propose_undo(
     tx: &Transaction,
@@ -561,14 +571,7 @@ fn propose_undo(
     cause: Cause,
     now: Millis,
 ) -> Result<std::result::Result<ActionId, String>> {
-    let Some(action) = tx
-        .query_row(
-            "SELECT * FROM actions WHERE id = ?1",
-            [of.0],
-            action_from_row,
-        )
-        .optional()?
-    else {
+    let Some(action) = action_row(tx, of)? else {
         return Ok(Err(format!("there is no action {of}")));
     };
     if action.status != ActionStatus::Completed {
@@ -639,14 +642,7 @@ fn set_approval(
     cause: Cause,
     now: Millis,
 ) -> Result<std::result::Result<(), String>> {
-    let Some(action) = tx
-        .query_row(
-            "SELECT * FROM actions WHERE id = ?1",
-            [id.0],
-            action_from_row,
-        )
-        .optional()?
-    else {
+    let Some(action) = action_row(tx, id)? else {
         return Ok(Err(format!("there is no action {id}")));
     };
     if action.status.is_final() {

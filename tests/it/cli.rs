@@ -136,28 +136,16 @@ fn record_keeping_commands_write_audit_rows_caused_by_the_cli() {
 #[test]
 fn actions_undo_proposes_the_prepared_inverse_or_says_why_not() {
     use operator_tui::model::*;
-    use operator_tui::store::{ActionUpdate, NewAction, Store, Write};
+    use operator_tui::store::{ActionUpdate, Store, Write};
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("op.db");
     let mut store = Store::open(&db).unwrap();
     let mut completed = |name: &str, undo: Option<UndoPlan>, irreversible: Option<&str>| {
-        let new = NewAction {
-            ticket_id: None,
-            name: name.into(),
-            params: serde_json::json!({ "key": "k", "limit": 5, "window_ms": 1000 })
-                .as_object()
-                .cloned()
-                .unwrap(),
-            rationale: "a test".into(),
-            risk: operator_protocol::Risk::Safe,
-            max_attempts: 1,
-            depends_on: None,
-            not_before_ms: None,
-            confidence: None,
-            destroys: None,
-            irreversible: None,
-            undoes: None,
-        };
+        let new = support::human_action(
+            name,
+            serde_json::json!({ "key": "k", "limit": 5, "window_ms": 1000 }),
+            operator_protocol::Risk::Safe,
+        );
         let id = store.insert_action(&new, Cause::Cli, 1).unwrap();
         let done = Write::ActionTransition {
             id,

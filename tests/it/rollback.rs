@@ -142,18 +142,6 @@ fn assert_rolled_back_and_handed_over(rolled: &Rolled, name: &str) {
     );
 }
 
-async fn tool(deployment: &Deployment, name: &str, args: Value) -> Value {
-    let call = ToolCall {
-        tool: name.into(),
-        args: serde_json::from_value(args).unwrap(),
-    };
-    deployment
-        .subject
-        .call_tool(&call, &*deployment.target)
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hot_key_throttled_by_a_wrong_diagnosis_gets_its_limit_back() {
     let _slot = support::one_cluster_at_a_time();
@@ -165,7 +153,7 @@ async fn a_hot_key_throttled_by_a_wrong_diagnosis_gets_its_limit_back() {
     .await;
     assert_rolled_back_and_handed_over(&rolled, "update_limit");
     assert_eq!(rolled.undo.name, "update_limit");
-    let limit = tool(
+    let limit = support::tool(
         &rolled.deployment,
         "redis_key",
         json!({ "key": "demo-hot" }),
@@ -191,7 +179,7 @@ async fn a_healthy_store_drained_by_a_wrong_diagnosis_is_undrained() {
     assert_eq!(rolled.undo.name, "undrain_store");
     // store_detail reads evictions from the latest observation: take a fresh one.
     rolled.deployment.subject.observe().await.unwrap();
-    let store = tool(
+    let store = support::tool(
         &rolled.deployment,
         "store_detail",
         json!({ "store": "store-1" }),

@@ -296,23 +296,11 @@ fn a_scheduler_left_by_a_killed_operator_is_removed_when_it_starts_again() {
         let mut store = operator_tui::store::Store::open(&db).unwrap();
         let drain = store
             .insert_action(
-                &operator_tui::store::NewAction {
-                    ticket_id: None,
-                    name: "drain_store".into(),
-                    params: serde_json::json!({ "store": "store-1" })
-                        .as_object()
-                        .cloned()
-                        .unwrap(),
-                    rationale: "maintenance".into(),
-                    risk: operator_protocol::Risk::Disruptive,
-                    max_attempts: 1,
-                    depends_on: None,
-                    not_before_ms: None,
-                    confidence: None,
-                    destroys: None,
-                    irreversible: None,
-                    undoes: None,
-                },
+                &support::human_action(
+                    "drain_store",
+                    serde_json::json!({ "store": "store-1" }),
+                    operator_protocol::Risk::Disruptive,
+                ),
                 operator_tui::model::Cause::Cli,
                 1,
             )

@@ -13,7 +13,7 @@ use operator_protocol::*;
 use operator_tui::deploy::{self, DeploySpec, Deployment, SubjectName, TargetName};
 use operator_tui::engine::{Engine, EngineConfig, general_actions};
 use operator_tui::model::{ActionId, ActionStatus, Approval, Cause, Mode};
-use operator_tui::store::{NewAction, Store};
+use operator_tui::store::Store;
 use serde_json::{Value, json};
 
 /// Every action says how it is taken back; an inverse names an action of the same catalog,
@@ -92,20 +92,7 @@ async fn up(
 
 /// A human's action, approved, for the running engine to pick up as the CLI's would be.
 fn run_approved(store: &mut Store, name: &str, params: Value, risk: Risk) -> ActionId {
-    let new = NewAction {
-        ticket_id: None,
-        name: name.into(),
-        params: params.as_object().cloned().unwrap_or_default(),
-        rationale: "a human's test".into(),
-        risk,
-        max_attempts: 1,
-        depends_on: None,
-        not_before_ms: None,
-        confidence: None,
-        destroys: None,
-        irreversible: None,
-        undoes: None,
-    };
+    let new = support::human_action(name, params, risk);
     let id = store.insert_action(&new, Cause::Cli, now()).unwrap();
     store
         .set_approval(id, Approval::Approved, Cause::Cli, now())
@@ -134,18 +121,6 @@ async fn completed(store: &Store, id: ActionId) -> operator_tui::model::Action {
     .await
 }
 
-async fn tool(deployment: &Deployment, name: &str, args: Value) -> Value {
-    let call = ToolCall {
-        tool: name.into(),
-        args: serde_json::from_value(args).unwrap(),
-    };
-    deployment
-        .subject
-        .call_tool(&call, &*deployment.target)
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_limit_change_is_undone_to_the_limit_read_before_it_and_a_restart_says_it_cannot_be() {
     let _slot = support::heavy("undo");
@@ -153,7 +128,8 @@ async fn a_limit_change_is_undone_to_the_limit_read_before_it_and_a_restart_says
     let (deployment, handle, db) = up(SubjectName::Ratelimiter, dir.path()).await;
     assert_every_action_declares_its_reversal(&deployment);
     let key = json!({ "key": "undo:key" });
-    let before = tool(&deployment, "redis_key", key.clone()).await["redis"]["limit"].clone();
+    let before =
+        support::tool(&deployment, "redis_key", key.clone()).await["redis"]["limit"].clone();
     assert!(before.as_u64().is_some(), "{before}");
 
     let mut store = Store::open(&db).unwrap();
@@ -168,7 +144,7 @@ async fn a_limit_change_is_undone_to_the_limit_read_before_it_and_a_restart_says
     assert_eq!(plan.action, "update_limit");
     assert_eq!(plan.params["limit"], before, "{plan:?}");
     assert_eq!(
-        tool(&deployment, "redis_key", key.clone()).await["redis"]["limit"],
+        support::tool(&deployment, "redis_key", key.clone()).await["redis"]["limit"],
         7
     );
 
@@ -181,7 +157,7 @@ async fn a_limit_change_is_undone_to_the_limit_read_before_it_and_a_restart_says
     let undone = completed(&store, undo).await;
     assert_eq!(undone.undoes, Some(change));
     assert_eq!(
-        tool(&deployment, "redis_key", key).await["redis"]["limit"],
+        support::tool(&deployment, "redis_key", key).await["redis"]["limit"],
         before,
         "the limit in force before is back"
     );
@@ -227,9 +203,10 @@ async fn a_leader_move_on_the_simulator_is_undone_back_to_the_store_that_led() {
     let (deployment, handle, db) = up(SubjectName::Tikv, dir.path()).await;
     assert_every_action_declares_its_reversal(&deployment);
     let region = json!({ "region": 2 });
-    let led_by = tool(&deployment, "region_detail", region.clone()).await["leader_store_id"]
-        .as_u64()
-        .expect("region 2 has a leader");
+    let led_by =
+        support::tool(&deployment, "region_detail", region.clone()).await["leader_store_id"]
+            .as_u64()
+            .expect("region 2 has a leader");
     let other = if led_by == 1 { 2 } else { 1 };
 
     let mut store = Store::open(&db).unwrap();
@@ -246,14 +223,14 @@ async fn a_leader_move_on_the_simulator_is_undone_back_to_the_store_that_led() {
         "{done:?}"
     );
     assert_eq!(
-        tool(&deployment, "region_detail", region.clone()).await["leader_store_id"],
+        support::tool(&deployment, "region_detail", region.clone()).await["leader_store_id"],
         other
     );
 
     let undo = store.undo(moved, Cause::Cli, now()).unwrap();
     completed(&store, undo).await;
     assert_eq!(
-        tool(&deployment, "region_detail", region).await["leader_store_id"],
+        support::tool(&deployment, "region_detail", region).await["leader_store_id"],
         led_by,
         "the leader is back where it was"
     );

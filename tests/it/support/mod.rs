@@ -218,3 +218,42 @@ impl Harness {
         }
     }
 }
+
+/// A person's action with no ticket, as the CLI or a test inserts it for a running engine.
+pub fn human_action(
+    name: &str,
+    params: serde_json::Value,
+    risk: operator_protocol::Risk,
+) -> operator_tui::store::NewAction {
+    operator_tui::store::NewAction {
+        ticket_id: None,
+        name: name.into(),
+        params: params.as_object().cloned().unwrap_or_default(),
+        rationale: "a person's test".into(),
+        risk,
+        max_attempts: 1,
+        depends_on: None,
+        not_before_ms: None,
+        confidence: None,
+        destroys: None,
+        irreversible: None,
+        undoes: None,
+    }
+}
+
+/// One of the subject's read-only tools, called the way a brain calls it.
+pub async fn tool(
+    deployment: &operator_tui::deploy::Deployment,
+    name: &str,
+    args: serde_json::Value,
+) -> serde_json::Value {
+    let call = operator_protocol::ToolCall {
+        tool: name.into(),
+        args: serde_json::from_value(args).unwrap(),
+    };
+    deployment
+        .subject
+        .call_tool(&call, &*deployment.target)
+        .await
+        .unwrap()
+}

@@ -239,18 +239,25 @@ impl PdClient {
         self.get_json("/schedulers").await
     }
 
-    /// The stores evict-leader-scheduler evicts from; none when the scheduler does not exist
-    /// (PD answers 404 then).
-    pub async fn evict_leader_stores(&self) -> Result<Vec<u64>, PdError> {
-        let config: Value = match self
-            .get_json("/scheduler-config/evict-leader-scheduler/list")
+    /// A scheduler's configuration (`/scheduler-config/NAME/list`); None when the scheduler
+    /// does not run (PD answers 404 then).
+    async fn scheduler_config(&self, name: &str) -> Result<Option<Value>, PdError> {
+        match self
+            .get_json(&format!("/scheduler-config/{name}/list"))
             .await
         {
-            Ok(config) => config,
+            Ok(config) => Ok(Some(config)),
             Err(PdError {
                 status: Some(404), ..
-            }) => return Ok(Vec::new()),
-            Err(e) => return Err(e),
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The stores evict-leader-scheduler evicts from; none when the scheduler does not exist.
+    pub async fn evict_leader_stores(&self) -> Result<Vec<u64>, PdError> {
+        let Some(config) = self.scheduler_config("evict-leader-scheduler").await? else {
+            return Ok(Vec::new());
         };
         let ranges = config["store-id-ranges"]
             .as_object()
@@ -264,15 +271,8 @@ impl PdClient {
     /// The store PD's evict-slow-store-scheduler evicts leaders from (none when it evicts
     /// nothing, or does not run).
     pub async fn evict_slow_stores(&self) -> Result<Vec<u64>, PdError> {
-        let config: Value = match self
-            .get_json("/scheduler-config/evict-slow-store-scheduler/list")
-            .await
-        {
-            Ok(config) => config,
-            Err(PdError {
-                status: Some(404), ..
-            }) => return Ok(Vec::new()),
-            Err(e) => return Err(e),
+        let Some(config) = self.scheduler_config("evict-slow-store-scheduler").await? else {
+            return Ok(Vec::new());
         };
         Ok(config["evict-stores"]
             .as_array()
