@@ -37,6 +37,10 @@ pub const EXTERNAL_SILENCE_MS: u64 = 1_000;
 /// PD's evict-leader-scheduler default batch: leaders moved per store per scheduling round.
 pub const EVICT_LEADER_BATCH: usize = 3;
 
+/// Down peers PD's replica checker replaces a tick (PD's replica-schedule-limit is 64 in
+/// flight; the simulator takes a few at a time so that the refill is seen to happen).
+const REPLICA_REFILL_BATCH: usize = 8;
+
 /// PD's balance-leader-scheduler default batch: leaders moved per scheduling round.
 pub const BALANCE_LEADER_BATCH: usize = 4;
 
@@ -583,6 +587,62 @@ impl Cluster {
         }
     }
 
+    /// PD's replica checker: a region with a replica on a store Down (silent past
+    /// max-store-down-time) gets a new replica on an Up store that holds none of it, a batch a
+    /// tick; with as many stores as replicas there is nowhere to put one.
+    fn refill_replicas(&mut self) {
+        let down: BTreeSet<u64> = self
+            .stores
+            .values()
+            .filter(|s| self.state_name(s) == StoreState::Down)
+            .map(|s| s.id)
+            .collect();
+        if down.is_empty() {
+            return;
+        }
+        let up: Vec<u64> = self
+            .stores
+            .values()
+            .filter(|s| s.alive && self.state_name(s) == StoreState::Up)
+            .map(|s| s.id)
+            .collect();
+        let mut moves = Vec::new();
+        for region in &self.regions {
+            if moves.len() >= REPLICA_REFILL_BATCH {
+                break;
+            }
+            let Some(from) = region
+                .peers
+                .iter()
+                .map(|(_, s)| *s)
+                .find(|s| down.contains(s))
+            else {
+                continue;
+            };
+            let to = up
+                .iter()
+                .copied()
+                .filter(|s| !region.peers.iter().any(|(_, p)| p == s))
+                .min_by_key(|s| self.region_count(*s));
+            if let Some(to) = to {
+                moves.push((region.id, from, to));
+            }
+        }
+        for (region, from, to) in moves {
+            self.transfer_peer(region, from, to);
+            self.pd_log(
+                "INFO",
+                "replica_checker.go",
+                "replace down peer",
+                &[
+                    ("region-id", region.to_string()),
+                    ("from-store", from.to_string()),
+                    ("to-store", to.to_string()),
+                ],
+            );
+        }
+    }
+
     pub fn region_count(&self, store: u64) -> u64 {
         self.regions
             .iter()
@@ -838,6 +898,7 @@ impl Cluster {
             }
         }
         self.balance_leaders(now_ms);
+        self.refill_replicas();
         // A hot store pulls leaders onto itself in one tick until it leads 60 % of regions,
         // a one-off skew: afterwards the leaders stay where they are until something moves them.
         if let Some(hot) = self.hot_store.take() {
@@ -1034,6 +1095,36 @@ mod tests {
             c.tick(t * 1_000);
         }
         assert_eq!(c.leader_count(2), 0);
+    }
+
+    #[test]
+    fn pd_re_creates_a_down_stores_replicas_on_a_spare_store_after_max_store_down_time() {
+        let mut c = Cluster::new(
+            SimConfig {
+                stores: 4,
+                ..fast()
+            },
+            0,
+        );
+        let on = |c: &Cluster, store| c.region_count(store);
+        let before = on(&c, 1);
+        assert!(before > 0);
+        c.stores.get_mut(&1).unwrap().alive = false;
+        c.tick(2_900);
+        assert_eq!(on(&c, 1), before, "not before max-store-down-time");
+        for t in 30..=60 {
+            c.tick(t * 100);
+        }
+        assert_eq!(on(&c, 1), 0, "every replica re-created elsewhere");
+        assert!(c.regions.iter().all(|r| r.peers.len() == 3));
+
+        // Three stores, three replicas: nowhere to put one.
+        let mut c = Cluster::new(fast(), 0);
+        c.stores.get_mut(&1).unwrap().alive = false;
+        for t in 1..=60 {
+            c.tick(t * 100);
+        }
+        assert_eq!(on(&c, 1), c.regions.len() as u64);
     }
 
     #[test]

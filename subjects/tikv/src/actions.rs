@@ -117,7 +117,25 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
             )
         },
         ActionName::TransferPeer => ActionSpec {
-            premises: vec![target_store_up()],
+            premises: vec![
+                target_store_up(),
+                // Once a store is Down (silent past max-store-down-time), PD's replica checker
+                // re-creates its replicas itself; the minutes before that are the operator's.
+                Premise {
+                    description: "PD is not already re-creating the replica: the store it moves from is not Down".into(),
+                    any_of: ["Up", "Disconnected", "Offline"]
+                        .into_iter()
+                        .map(|state| {
+                            store_check(
+                                &format!("PD reports the store it moves from {state}"),
+                                "store-{param.from_store}",
+                                "/state_name",
+                                Expectation::Equals { value: json!(state) },
+                            )
+                        })
+                        .collect(),
+                },
+            ],
             reversal: Reversal::inverse(
                 "transfer_peer",
                 json!({ "region": "{param.region}", "from_store": "{param.to_store}", "to_store": "{param.from_store}" }),

@@ -635,3 +635,96 @@ async fn a_rebalance_leaves_the_leaders_to_pd_while_pd_balances_them() {
     assert_eq!(detail["leader_eviction"], "by_pd", "{detail}");
     assert_eq!(detail["leaders_evicted_by_someone_else"], true);
 }
+
+/// Whether every premise of `action` holds for `params` on a fresh read, as the engine checks
+/// them right before it runs the action.
+async fn premises_hold(rig: &Rig, action: &str, params: Value) -> bool {
+    rig.subject.observe().await.unwrap();
+    let spec = rig
+        .subject
+        .actions()
+        .into_iter()
+        .find(|a| a.name == action)
+        .unwrap();
+    for premise in &spec.premises {
+        let mut holds = false;
+        for check in &premise.any_of {
+            let args = fill_args(&check.args, &|name| {
+                name.strip_prefix("param.")
+                    .and_then(|p| params.get(p).cloned())
+            });
+            let call = ToolCall {
+                tool: check.tool.clone(),
+                args,
+            };
+            if let Ok(answer) = rig.subject.call_tool(&call, &rig.target).await {
+                holds |= check.expect.holds(answer.pointer(&check.pointer));
+            }
+        }
+        if !holds {
+            return false;
+        }
+    }
+    true
+}
+
+/// PD re-creates a Down store's replicas on a spare store; moving them by hand then would
+/// duplicate PD's work, and transfer_peer's premise says so. Before that (Disconnected), the
+/// minutes are the operator's.
+#[tokio::test]
+async fn moving_a_replica_off_a_down_store_is_left_to_pds_replica_checker() {
+    let rig = rig_with(SimConfig {
+        stores: 4,
+        regions: 60,
+        disconnect_after_ms: 1_000,
+        peer_down_after_ms: 2_000,
+        down_after_ms: 4_000,
+        election_timeout_ms: 300,
+        ..SimConfig::default()
+    })
+    .await;
+    rig.until_healthy(Duration::from_secs(10)).await;
+    let region = rig
+        .subject
+        .call_tool(
+            &ToolCall {
+                tool: "region_detail".into(),
+                args: [("region".to_string(), json!(2))].into_iter().collect(),
+            },
+            &rig.target,
+        )
+        .await
+        .unwrap();
+    let stores: Vec<u64> = region["stores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap()[6..].parse().unwrap())
+        .collect();
+    let (from, spare) = (stores[0], (1..=4).find(|s| !stores.contains(s)).unwrap());
+    let params = json!({ "region": 2, "from_store": from, "to_store": spare });
+    rig.target
+        .kill(&NodeId(format!("store-{from}")))
+        .await
+        .unwrap();
+    rig.until_violation(
+        "store_down",
+        |v| v.target == format!("store-{from}") && v.severity == Severity::Warning,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        premises_hold(&rig, "transfer_peer", params.clone()).await,
+        "Disconnected: the move is the operator's to make"
+    );
+    rig.until_violation(
+        "store_down",
+        |v| v.target == format!("store-{from}") && v.severity == Severity::Critical,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        !premises_hold(&rig, "transfer_peer", params).await,
+        "Down: PD's replica checker re-creates it"
+    );
+}
