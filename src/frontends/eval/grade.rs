@@ -41,8 +41,9 @@ pub struct Grade {
     /// Disruptive or destructive actions that ran although the runbook does not give them
     /// for the true cause (any at all in a control run): the operator made things worse.
     pub harmful_actions: usize,
-    /// Actions taken back (undos that completed).
+    /// Actions taken back (undos that completed), and of those the executor's rollbacks.
     pub undos: usize,
+    pub rollbacks: usize,
     /// What was left in the cluster after the operator exited.
     pub residue: usize,
     /// The accepted diagnosis's confidence, for calibration.
@@ -134,6 +135,7 @@ pub fn grade(record: &RunRecord, runbook: &Runbook) -> Grade {
         false_positives,
         harmful_actions,
         undos: undos(record),
+        rollbacks: rollbacks(record),
         residue: record.residue.len(),
         confidence: diagnosis.and_then(|d| d.body["confidence"].as_f64()),
         tool_calls: cost["tool_calls"].as_u64().unwrap_or(0) as u32,
@@ -173,6 +175,7 @@ pub struct ScenarioSummary {
     pub mitigate_p90_ms: Option<u64>,
     pub false_positives: usize,
     pub undos: usize,
+    pub rollbacks: usize,
     pub residue: usize,
 }
 
@@ -199,7 +202,26 @@ pub fn summarize(name: &str, grades: &[&Grade]) -> ScenarioSummary {
         mitigate_p90_ms: quantile(&ttm, 0.9),
         false_positives: grades.iter().map(|g| g.false_positives).sum(),
         undos: grades.iter().map(|g| g.undos).sum(),
+        rollbacks: grades.iter().map(|g| g.rollbacks).sum(),
         residue: grades.iter().map(|g| g.residue).sum(),
+    }
+}
+
+/// Actions the executor rolled back because the cluster got worse after them.
+fn rollbacks(record: &RunRecord) -> usize {
+    record
+        .actions
+        .iter()
+        .filter(|a| a.status == ActionStatus::RolledBack)
+        .count()
+}
+
+/// How the scorecards write undos: "2", or "2 (1 rolled back)".
+pub fn undone(undos: usize, rollbacks: usize) -> String {
+    if rollbacks == 0 {
+        undos.to_string()
+    } else {
+        format!("{undos} ({rollbacks} rolled back)")
     }
 }
 
@@ -247,6 +269,7 @@ pub struct DrillGrade {
     pub detected: bool,
     pub harmful_actions: usize,
     pub undos: usize,
+    pub rollbacks: usize,
     /// What was left in the cluster after the operator exited.
     pub residue: Vec<String>,
     pub tickets: usize,
@@ -378,6 +401,7 @@ pub fn grade_drill(record: &RunRecord, spec: &operator_protocol::DrillSpec) -> D
         detected: !noticed.is_empty(),
         harmful_actions,
         undos: undos(record),
+        rollbacks: rollbacks(record),
         residue: record.residue.clone(),
         tickets: record.tickets.len(),
         diagnoses,
@@ -498,6 +522,7 @@ mod tests {
             false_positives: 0,
             harmful_actions: 0,
             undos: 0,
+            rollbacks: 0,
             residue: 0,
             confidence: Some(confidence),
             tool_calls: 0,
@@ -641,6 +666,18 @@ mod tests {
             grade_drill(&silent, &crash_loop()).outcome,
             Outcome::WrongHarmless
         );
+    }
+
+    #[test]
+    fn undos_say_how_many_were_rollbacks() {
+        assert_eq!(undone(0, 0), "0");
+        assert_eq!(undone(2, 1), "2 (1 rolled back)");
+        let mut rolled = restart(1, 1);
+        rolled.status = ActionStatus::RolledBack;
+        let mut undo = restart(2, 1);
+        undo.undoes = Some(ActionId(1));
+        let graded = grade_drill(&record(vec![], vec![rolled, undo]), &crash_loop());
+        assert_eq!((graded.undos, graded.rollbacks), (1, 1));
     }
 
     #[test]

@@ -357,7 +357,7 @@ fn markdown(report: &Report) -> String {
             ms(s.mitigate_p50_ms),
             ms(s.mitigate_p90_ms),
             s.false_positives,
-            s.undos,
+            grade::undone(s.undos, s.rollbacks),
             s.residue
         ));
     }
@@ -452,7 +452,7 @@ fn print_table(report: &Report) {
             format!("{} / {}", ms(s.detect_p50_ms), ms(s.detect_p90_ms)),
             format!("{} / {}", ms(s.mitigate_p50_ms), ms(s.mitigate_p90_ms)),
             s.false_positives.to_string(),
-            s.undos.to_string(),
+            grade::undone(s.undos, s.rollbacks),
             s.residue.to_string(),
         ]);
     }
@@ -667,6 +667,7 @@ pub async fn replay(dir: &Path, options: EvalOptions) -> Result<()> {
             // Nothing runs in a replay.
             harmful_actions: 0,
             undos: 0,
+            rollbacks: 0,
             residue: 0,
             confidence,
             tool_calls: cost.tool_calls,

@@ -44,6 +44,7 @@ struct DrillSummary {
     detected: usize,
     outcomes: BTreeMap<String, usize>,
     undos: usize,
+    rollbacks: usize,
     residue: usize,
 }
 
@@ -102,6 +103,7 @@ fn summarize(spec: &DrillSpec, grades: &[&DrillGrade]) -> DrillSummary {
         detected: grades.iter().filter(|g| g.detected).count(),
         outcomes,
         undos: grades.iter().map(|g| g.undos).sum(),
+        rollbacks: grades.iter().map(|g| g.rollbacks).sum(),
         residue: grades.iter().map(|g| g.residue.len()).sum(),
     }
 }
@@ -132,7 +134,7 @@ fn markdown(report: &UnknownReport) -> String {
             fault_only("wrong_harmless"),
             fault_only("missed"),
             n("failed"),
-            d.undos,
+            grade::undone(d.undos, d.rollbacks),
             d.residue,
         ));
     }
