@@ -159,12 +159,16 @@ pub async fn ask(
     brain: &BrainChoice,
     state_dir: &Path,
 ) -> Result<()> {
-    struct Stdout;
+    /// Streams the reasoning as it comes; remembers whether the answer was among it.
+    struct Stdout(std::sync::atomic::AtomicBool);
     impl operator_protocol::ReasoningSink for Stdout {
         fn emit(&self, event: operator_protocol::ReasoningEvent) {
             use std::io::Write;
             match event {
-                operator_protocol::ReasoningEvent::Text { text } => print!("{text}"),
+                operator_protocol::ReasoningEvent::Text { text } => {
+                    self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+                    print!("{text}")
+                }
                 operator_protocol::ReasoningEvent::ToolCall { tool, args } => {
                     println!("\n  → {tool} {args}")
                 }
@@ -199,11 +203,17 @@ pub async fn ask(
     };
     eprintln!("asking {}", brain.name());
     let tools = crate::engine::SubjectTools(deployment.subject.clone(), deployment.target.clone());
+    let stdout = Stdout(Default::default());
     let answer = brain
-        .ask(&context, &tools, &Stdout)
+        .ask(&context, &tools, &stdout)
         .await
         .map_err(|e| eyre!("{e}"))?;
-    println!("\n\n{answer}");
+    // A brain that streamed its answer has printed it already; one that did not says it now.
+    if stdout.0.load(std::sync::atomic::Ordering::Relaxed) {
+        println!();
+    } else {
+        println!("{answer}");
+    }
     Ok(())
 }
 

@@ -404,6 +404,12 @@ fn start(
     runtime: &tokio::runtime::Runtime,
 ) -> Result<()> {
     if args.headless {
+        if args.autoplay {
+            // The chapters are a screen's story; headless, nothing would show them.
+            return Err(eyre!(
+                "--autoplay plays the demo chapters in the TUI; headless, inject a fault with --inject NAME (see `operator-tui chaos list`), or drop --headless"
+            ));
+        }
         return runtime.block_on(run::run_headless(args, db, state_dir));
     }
     if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {

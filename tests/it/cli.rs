@@ -220,3 +220,64 @@ fn actions_undo_proposes_the_prepared_inverse_or_says_why_not() {
         "{rows:?}"
     );
 }
+
+/// `ask` streams the brain's answer as it comes and prints it once, not again at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ask_prints_the_streamed_answer_once() {
+    let server = support::replay::ReplayServer::start(vec![
+        support::replay::Reply::sse("anthropic/ask_1.sse"),
+        support::replay::Reply::sse("anthropic/ask_2.sse"),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("op.db");
+    let url = server.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_operator-tui"))
+            .arg("--db")
+            .arg(&db)
+            .args([
+                "ask",
+                "--subject",
+                "tikv",
+                "--brain",
+                "anthropic",
+                "why is n2 down?",
+            ])
+            .env("ANTHROPIC_API_KEY", "sk-ant-test-0123456789")
+            .env("ANTHROPIC_BASE_URL", url)
+            .env("XDG_STATE_HOME", dir.path())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = stdout(&out);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        text.matches("node_detail shows its process is not running.")
+            .count(),
+        1,
+        "{text}"
+    );
+}
+
+#[test]
+fn headless_autoplay_refuses_and_says_what_to_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = operator(
+        &dir.path().join("op.db"),
+        &["run", "--headless", "--autoplay", "--subject", "tikv"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--autoplay plays the demo chapters in the TUI")
+            && err.contains("--inject NAME"),
+        "{err}"
+    );
+}
