@@ -65,6 +65,8 @@ pub enum Command {
     Cancel(ActionId),
     /// Take a completed action back (its prepared inverse, approved by the human).
     Undo(ActionId),
+    /// A human picked an action from the catalog for a ticket.
+    Pick(crate::engine::HumanPick),
     SetMode(Mode),
     KillSwitch(bool),
     /// Re-send the current tickets, actions and settings (a front end that just attached).

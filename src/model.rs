@@ -86,6 +86,9 @@ pub struct Ticket {
     pub chaos: Option<ChaosLink>,
     /// The cause ticket of the incident this ticket belongs to: its own id for a cause.
     pub incident: TicketId,
+    /// The first action of the plan the ticket now follows: a human's pick starts a new plan,
+    /// and the ticket's progress is judged on it alone, not on what failed before it.
+    pub plan_start: Option<ActionId>,
 }
 
 impl Ticket {
@@ -160,6 +163,9 @@ pub struct Action {
     pub irreversible: Option<String>,
     /// The action this one takes back.
     pub undoes: Option<ActionId>,
+    /// A human typed the target's name to run it although its premises may not hold: the
+    /// executor does not re-check them (the override is in the audit log).
+    pub premises_overridden: bool,
     pub created_ms: Millis,
     pub updated_ms: Millis,
 }

@@ -261,6 +261,27 @@ pub enum ActionsCommand {
     Undo {
         id: i64,
     },
+    /// Pick an action from the catalog for a ticket yourself (what to do after "needs a
+    /// human"): checked against the catalog of the engine that last ran on this database,
+    /// approved by you, and run by a running engine through the same gates as any action (the
+    /// mode, the kill switch, the blast-radius policy, its premises).
+    Propose {
+        /// The ticket it is for.
+        #[arg(long)]
+        ticket: i64,
+        /// The catalog action (see `actions catalog`).
+        action: String,
+        /// Parameters as key=value (e.g. --param node=node-2).
+        #[arg(long = "param", value_parser = parse_key_value)]
+        params: Vec<(String, serde_json::Value)>,
+        /// Run it without re-checking its premises: type the name of its target (the node it
+        /// disrupts, else the ticket's target) to confirm. Audited as an override.
+        #[arg(long, value_name = "TARGET")]
+        override_premises: Option<String>,
+    },
+    /// The actions the engine that last ran on this database can take, with their
+    /// parameters, risk and what each destroys.
+    Catalog,
 }
 
 #[derive(Debug, Subcommand)]

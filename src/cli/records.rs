@@ -341,6 +341,60 @@ pub fn actions(store: &mut Store, command: ActionsCommand, json: bool) -> Result
                 "action {undo} proposed to take back action {id}, approved; a running engine runs it on its next tick (unless the mode is observe or the kill switch is on)"
             );
         }
+        ActionsCommand::Propose {
+            ticket,
+            action,
+            params,
+            override_premises,
+        } => {
+            let catalog = stored_catalog(store)?;
+            let ticket = store
+                .ticket(TicketId(ticket))?
+                .ok_or_else(|| eyre!("there is no ticket {ticket}"))?;
+            let pick = crate::engine::HumanPick {
+                ticket: ticket.id,
+                request: operator_protocol::ActionRequest {
+                    action,
+                    params: params.into_iter().collect(),
+                },
+                override_for: override_premises,
+            };
+            let new = crate::engine::pick::picked_action(
+                &catalog,
+                &ticket,
+                &pick,
+                None,
+                crate::engine::EngineConfig::default().max_attempts,
+            )
+            .map_err(|e| eyre!(e))?;
+            let id = store.pick(new, pick.override_for, Cause::Cli, now)?;
+            println!(
+                "action {id} {} picked for ticket {}, approved by you; a running engine runs it on its next tick (unless the mode is observe or the kill switch is on)",
+                pick.request.action, ticket.id
+            );
+        }
+        ActionsCommand::Catalog => {
+            let catalog = stored_catalog(store)?;
+            if json {
+                return print_json(&catalog);
+            }
+            let mut t = table(&["action", "risk", "parameters", "destroys", "description"]);
+            for spec in &catalog {
+                let params: Vec<String> = spec
+                    .params
+                    .iter()
+                    .map(|p| format!("{}: {}", p.name, param_kind(&p.kind)))
+                    .collect();
+                t.add_row(vec![
+                    spec.name.clone(),
+                    spec.risk.to_string(),
+                    params.join("\n"),
+                    spec.destroys.clone().unwrap_or_default(),
+                    spec.description.clone(),
+                ]);
+            }
+            println!("{t}");
+        }
         ActionsCommand::Reject { id } => {
             store.set_approval(ActionId(id), Approval::Rejected, Cause::Cli, now)?;
             println!("action {id} rejected");
@@ -418,4 +472,22 @@ pub fn audit(store: &Store, ticket: Option<i64>, limit: usize, json: bool) -> Re
     }
     println!("{t}");
     Ok(())
+}
+
+fn stored_catalog(store: &Store) -> Result<Vec<operator_protocol::ActionSpec>> {
+    store.catalog()?.ok_or_else(|| {
+        eyre!(
+            "no engine has run on this database yet, so its action catalog is not known: start `operator-tui run` (with the same --db) first"
+        )
+    })
+}
+
+/// A parameter's kind as a person reads it: "1..=100000", "node", "one of a, b".
+pub fn param_kind(kind: &operator_protocol::ParamKind) -> String {
+    match kind {
+        operator_protocol::ParamKind::Integer { min, max } => format!("{min}..={max}"),
+        operator_protocol::ParamKind::String { max_len } => format!("text (≤ {max_len} bytes)"),
+        operator_protocol::ParamKind::Enum { values } => format!("one of {}", values.join(", ")),
+        operator_protocol::ParamKind::Node => "node".into(),
+    }
 }

@@ -17,6 +17,7 @@ pub fn command(state: &EngineState, command: Command) -> Vec<Effect> {
             of,
             cause: Cause::Human,
         })],
+        Command::Pick(pick) => human_pick(state, &pick),
         Command::SetMode(mode) => vec![Effect::Write(Write::Mode {
             mode,
             cause: Cause::Human,
@@ -50,4 +51,29 @@ fn approval(state: &EngineState, id: ActionId, approval: Approval) -> Vec<Effect
             "there is no live action {id}"
         )))],
     }
+}
+
+fn human_pick(state: &EngineState, pick: &super::HumanPick) -> Vec<Effect> {
+    let Some(ticket) = state.ticket(pick.ticket) else {
+        return vec![notice(format!("there is no open ticket {}", pick.ticket))];
+    };
+    let nodes = state.nodes();
+    match super::pick::picked_action(
+        &state.catalog,
+        ticket,
+        pick,
+        Some(&nodes),
+        state.config.max_attempts,
+    ) {
+        Ok(action) => vec![Effect::Write(Write::Pick {
+            action,
+            override_for: pick.override_for.clone(),
+            cause: Cause::Human,
+        })],
+        Err(problem) => vec![notice(problem)],
+    }
+}
+
+fn notice(text: String) -> Effect {
+    Effect::Emit(EngineEvent::Notice(text))
 }

@@ -222,7 +222,12 @@ fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launch
                     request,
                     disrupts: node,
                     disruptive,
-                    premises: spec.premises.clone(),
+                    // A human who typed the target's name takes the premises on themselves.
+                    premises: if action.premises_overridden {
+                        Vec::new()
+                    } else {
+                        spec.premises.clone()
+                    },
                     reversal: spec.reversal.clone(),
                 },
             ]);
@@ -256,7 +261,11 @@ fn progress(state: &EngineState, ticket: &Ticket) -> Option<Effect> {
     ) {
         return None;
     }
-    let actions: Vec<&Action> = state.ticket_actions(ticket.id).collect();
+    // Judged on the plan it follows now: a human's pick starts it over.
+    let actions: Vec<&Action> = state
+        .ticket_actions(ticket.id)
+        .filter(|a| ticket.plan_start.is_none_or(|start| a.id >= start))
+        .collect();
     if actions.is_empty() {
         return None;
     }

@@ -116,7 +116,11 @@ impl Engine {
         );
         state.runbook = self.subject.runbook();
         state.consequences = self.subject.consequences();
-        let store = Arc::new(Mutex::new(self.store));
+        let mut store = self.store;
+        if let Err(e) = store.record_catalog(&state.catalog) {
+            tracing::warn!("could not record the action catalog for the command line: {e:#}");
+        }
+        let store = Arc::new(Mutex::new(store));
         self.subject.attach_ledger(Arc::new(StoreLedger {
             store: store.clone(),
             subject: self.subject.name().to_string(),

@@ -97,6 +97,7 @@ fn ticket(id: i64, status: TicketStatus) -> Ticket {
         timeline: Timeline::default(),
         chaos: None,
         incident: TicketId(id),
+        plan_start: None,
     }
 }
 
@@ -129,6 +130,7 @@ fn action(id: i64, ticket: i64, name: &str, node: &str, status: ActionStatus) ->
         undo: None,
         irreversible: None,
         undoes: None,
+        premises_overridden: false,
         created_ms: NOW,
         updated_ms: NOW,
     }
@@ -1160,6 +1162,97 @@ fn a_ticket_is_acting_while_an_action_runs_verifying_when_all_completed_escalate
 }
 
 // ---- a human's commands -----------------------------------------------------------------
+
+fn pick(action: &str, params: serde_json::Value, override_for: Option<&str>) -> Command {
+    Command::Pick(super::HumanPick {
+        ticket: TicketId(7),
+        request: operator_protocol::ActionRequest {
+            action: action.into(),
+            params: params
+                .as_object()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+        },
+        override_for: override_for.map(String::from),
+    })
+}
+
+#[test]
+fn a_humans_pick_is_checked_as_typed_and_written_as_theirs() {
+    let mut state = with_action(
+        state(),
+        action(1, 7, "restart_node", "n2", ActionStatus::PremiseFailed),
+    );
+    state.tickets[0].status = TicketStatus::Escalated;
+    let decided = |command| decide(&state, Input::Command(command), NOW, 0.5);
+
+    let effects = decided(pick("restart_node", json!({ "node": "n2" }), None));
+    let [
+        Effect::Write(Write::Pick {
+            action,
+            override_for: None,
+            cause: Cause::Human,
+        }),
+    ] = &effects[..]
+    else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(action.ticket_id, Some(TicketId(7)));
+    assert_eq!(action.risk, Risk::Disruptive);
+    assert_eq!(
+        action.confidence, None,
+        "a human's action carries no confidence"
+    );
+
+    for (command, says) in [
+        (
+            pick("restart_node", json!({ "node": "n9" }), None),
+            "is not a node of this cluster",
+        ),
+        (pick("reboot_everything", json!({}), None), "unknown action"),
+        (pick("restart_node", json!({}), None), "missing parameter"),
+        (
+            pick("restart_node", json!({ "node": "n2" }), Some("n3")),
+            "type its target's name exactly: \"n2\"",
+        ),
+    ] {
+        let effects = decided(command);
+        let [Effect::Emit(EngineEvent::Notice(text))] = &effects[..] else {
+            panic!("{effects:?}");
+        };
+        assert!(text.contains(says), "{text}");
+    }
+}
+
+#[test]
+fn a_pick_starts_the_tickets_plan_over_and_an_override_runs_without_premises() {
+    let mut state = with_action(
+        state(),
+        action(1, 7, "restart_node", "n2", ActionStatus::PremiseFailed),
+    );
+    let mut picked = action(2, 7, "restart_node", "n2", ActionStatus::Validated);
+    picked.approval = Some(Approval::Approved);
+    picked.premises_overridden = true;
+    state.actions.push(picked);
+    state.tickets[0].status = TicketStatus::Diagnosed;
+    state.tickets[0].plan_start = Some(ActionId(2));
+
+    let effects = advance(&state, NOW);
+    let premises = effects.iter().find_map(|e| match e {
+        Effect::RunAction { id, premises, .. } if *id == ActionId(2) => Some(premises.clone()),
+        _ => None,
+    });
+    assert_eq!(premises, Some(vec![]), "{effects:?}");
+
+    // Its earlier failure no longer decides the ticket: the pick completed, so it verifies.
+    state.actions[1].status = ActionStatus::Completed;
+    assert_eq!(
+        ticket_statuses(&advance(&state, NOW))[0].1,
+        TicketStatus::Verifying
+    );
+}
 
 #[test]
 fn approving_a_live_action_is_a_write_and_approving_an_ended_one_is_a_notice() {

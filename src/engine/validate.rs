@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use operator_protocol::{ActionRequest, ActionSpec, Diagnosis, NodeId, ParamKind};
+use operator_protocol::{ActionRequest, ActionSpec, Diagnosis, NodeId};
 
 /// Checks one request against the catalog; the error says what is wrong in words.
 pub fn validate_request(
@@ -31,34 +31,7 @@ pub fn validate_request(
             }
             continue;
         };
-        let problem = match &param.kind {
-            ParamKind::Integer { min, max } => match value.as_i64() {
-                Some(n) if (*min..=*max).contains(&n) => None,
-                Some(n) => Some(format!("{n} is outside {min}..={max}")),
-                None => Some(format!("{value} is not an integer")),
-            },
-            ParamKind::String { max_len } => match value.as_str() {
-                Some("") => Some("must not be empty".to_string()),
-                Some(s) if s.len() > *max_len => Some(format!("is longer than {max_len} bytes")),
-                Some(_) => None,
-                None => Some(format!("{value} is not a string")),
-            },
-            ParamKind::Enum { values } => match value.as_str() {
-                Some(s) if values.iter().any(|v| v == s) => None,
-                _ => Some(format!("{value} is not one of {}", values.join(", "))),
-            },
-            ParamKind::Node => match value.as_str() {
-                Some(s) if nodes.iter().any(|n| n.0 == s) => None,
-                _ => Some(format!(
-                    "{value} is not a node of this cluster ({})",
-                    nodes
-                        .iter()
-                        .map(|n| n.0.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-            },
-        };
+        let problem = param.check(value, Some(nodes)).err();
         if let Some(problem) = problem {
             return Err(format!(
                 "{}: parameter {:?} {problem}",
@@ -132,8 +105,8 @@ pub fn validate_diagnosis(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use operator_protocol::ParamSpec;
     use operator_protocol::Risk;
+    use operator_protocol::{ParamKind, ParamSpec};
     use serde_json::json;
 
     fn catalog() -> Vec<ActionSpec> {

@@ -146,6 +146,7 @@ fn ticket_from_row(row: &Row) -> rusqlite::Result<Ticket> {
         chaos: chaos_name
             .zip(chaos_root)
             .map(|(name, root_cause)| ChaosLink { name, root_cause }),
+        plan_start: row.get::<_, Option<i64>>("plan_start")?.map(ActionId),
     })
 }
 
@@ -185,6 +186,7 @@ fn action_from_row(row: &Row) -> rusqlite::Result<Action> {
             .and_then(|text| serde_json::from_str(&text).ok()),
         irreversible: row.get("irreversible")?,
         undoes: row.get::<_, Option<i64>>("undoes")?.map(ActionId),
+        premises_overridden: row.get("premises_overridden")?,
         created_ms: row.get::<_, i64>("created_ms")? as u64,
         updated_ms: row.get::<_, i64>("updated_ms")? as u64,
     })
@@ -596,6 +598,45 @@ impl Store {
                 r.get(0)
             })
             .optional()?)
+    }
+
+    /// The action catalog of the engine that last ran on this database, for the command
+    /// line's `actions propose` (which has no subject of its own to ask).
+    pub fn record_catalog(&mut self, catalog: &[operator_protocol::ActionSpec]) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO settings (key, value) VALUES ('catalog', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [serde_json::to_string(catalog)?],
+        )?;
+        Ok(())
+    }
+
+    pub fn catalog(&self) -> Result<Option<Vec<operator_protocol::ActionSpec>>> {
+        self.setting("catalog")?
+            .map(|text| {
+                serde_json::from_str(&text).wrap_err("the stored action catalog is not valid JSON")
+            })
+            .transpose()
+    }
+
+    /// Records a human's pick; an error says why the ticket cannot take it now.
+    pub fn pick(
+        &mut self,
+        action: NewAction,
+        override_for: Option<String>,
+        cause: Cause,
+        now: Millis,
+    ) -> Result<ActionId> {
+        let write = Write::Pick {
+            action,
+            override_for,
+            cause,
+        };
+        let applied = self.apply(&[write], now)?;
+        match (applied.refused.into_iter().next(), applied.inserted.first()) {
+            (Some(refusal), _) => Err(eyre!(refusal)),
+            (None, Some(id)) => Ok(*id),
+            (None, None) => Err(eyre!("the pick was not recorded")),
+        }
     }
 
     pub fn mode(&self) -> Result<Option<Mode>> {

@@ -150,6 +150,14 @@ pub fn migrations() -> Migrations<'static> {
         CREATE INDEX residue_open ON residue(subject) WHERE removed_ms IS NULL;
         "#,
         ),
+        // A human picks the action: the pick starts the ticket's plan over, and may override
+        // the action's premises (the human typed the target's name).
+        M::up(
+            r#"
+        ALTER TABLE tickets ADD COLUMN plan_start INTEGER REFERENCES actions(id);
+        ALTER TABLE actions ADD COLUMN premises_overridden INTEGER NOT NULL DEFAULT 0;
+        "#,
+        ),
     ])
 }
 

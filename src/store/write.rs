@@ -8,7 +8,7 @@ use color_eyre::eyre::{Result, eyre};
 use operator_protocol::{Millis, Violation};
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::{ChaosRecord, NewAction, Store, action_from_row, audit, json_text};
+use super::{ChaosRecord, NewAction, Store, action_from_row, audit, json_text, ticket_from_row};
 use crate::model::*;
 
 /// Which incident a new ticket belongs to.
@@ -77,6 +77,15 @@ pub enum Write {
     /// switch, policy). Refused (not an error) when there is nothing to take back.
     Undo {
         of: ActionId,
+        cause: Cause,
+    },
+    /// A human picked this action for its ticket: proposed and approved by them, it starts
+    /// the ticket's plan over and runs through the same gates as any action. `override_for`
+    /// is the target name the human typed to run it although its premises may not hold.
+    /// Refused (not an error) when the ticket cannot take an action now.
+    Pick {
+        action: NewAction,
+        override_for: Option<String>,
         cause: Cause,
     },
     /// A human's decision on an action; refused (not an error) when the action has ended.
@@ -240,6 +249,18 @@ fn apply_one(tx: &Transaction, write: &Write, now: Millis, applied: &mut Applied
             Ok(id) => {
                 applied.inserted.push(id);
                 applied.actions.extend([id, *of]);
+            }
+            Err(refusal) => applied.refused.push(refusal),
+        },
+        Write::Pick {
+            action,
+            override_for,
+            cause,
+        } => match pick(tx, action, override_for.as_deref(), *cause, now)? {
+            Ok(id) => {
+                applied.inserted.push(id);
+                applied.actions.insert(id);
+                applied.tickets.extend(action.ticket_id);
             }
             Err(refusal) => applied.refused.push(refusal),
         },
@@ -632,6 +653,100 @@ fn propose_undo(
             json_text(&plan.params)
         ),
     )?;
+    Ok(Ok(id))
+}
+
+/// A human's pick: the action, approved by them, becomes the ticket's plan; an escalated (or
+/// not yet diagnosed) ticket goes back to diagnosed so that the executor follows it.
+fn pick(
+    tx: &Transaction,
+    action: &NewAction,
+    override_for: Option<&str>,
+    cause: Cause,
+    now: Millis,
+) -> Result<std::result::Result<ActionId, String>> {
+    let Some(ticket_id) = action.ticket_id else {
+        return Ok(Err("a picked action belongs to a ticket".into()));
+    };
+    let Some(ticket) = tx
+        .query_row(
+            "SELECT * FROM tickets WHERE id = ?1",
+            [ticket_id.0],
+            ticket_from_row,
+        )
+        .optional()?
+    else {
+        return Ok(Err(format!("there is no ticket {ticket_id}")));
+    };
+    match ticket.status {
+        TicketStatus::Resolved => {
+            return Ok(Err(format!(
+                "ticket {ticket_id} is resolved: there is nothing left to fix"
+            )));
+        }
+        TicketStatus::Diagnosing => {
+            return Ok(Err(format!(
+                "the brain is still diagnosing ticket {ticket_id}: pick once its diagnosis lands"
+            )));
+        }
+        TicketStatus::Held => {
+            return Ok(Err(format!(
+                "ticket {ticket_id} is held: nothing runs on a held ticket"
+            )));
+        }
+        _ => {}
+    }
+    let id = insert_action(tx, action, cause, now)?;
+    tx.execute(
+        "UPDATE actions SET approval = 'approved', premises_overridden = ?2 WHERE id = ?1",
+        params![id.0, override_for.is_some()],
+    )?;
+    tx.execute(
+        // A new plan is verified on its own clock.
+        "UPDATE tickets SET plan_start = ?2, verifying_since_ms = NULL, action_done_ms = NULL WHERE id = ?1",
+        params![ticket_id.0, id.0],
+    )?;
+    let picked = format!(
+        "{cause} picked {} {}",
+        action.name,
+        json_text(&action.params)
+    );
+    audit(
+        tx,
+        now,
+        cause,
+        Some(ticket_id),
+        Some(id),
+        "action_picked",
+        &picked,
+    )?;
+    if let Some(target) = override_for {
+        audit(
+            tx,
+            now,
+            cause,
+            Some(ticket_id),
+            Some(id),
+            "premise_override",
+            &format!(
+                "{cause} typed {target:?} to run {} without re-checking its premises",
+                action.name
+            ),
+        )?;
+    }
+    if !matches!(
+        ticket.status,
+        TicketStatus::Diagnosed | TicketStatus::Acting
+    ) {
+        ticket_status(
+            tx,
+            ticket_id,
+            TicketStatus::Diagnosed,
+            cause,
+            Some(&format!("{picked}; the ticket follows that plan now")),
+            now,
+        )?;
+    }
     Ok(Ok(id))
 }
 

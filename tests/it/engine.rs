@@ -803,3 +803,59 @@ async fn what_an_action_leaves_is_removed_when_its_ticket_resolves_and_at_exit()
         "{audit:?}"
     );
 }
+
+#[tokio::test]
+async fn a_human_picks_the_action_from_the_cli_on_an_escalated_ticket_and_it_runs_and_verifies() {
+    let subject = FakeSubject::new(NODES);
+    subject.set_healthy("n1", false);
+    // The brain sees the problem but recommends nothing: the ticket goes to a human.
+    let shrug = ScriptedBrain(Box::new(|_| Ok(diagnosis_with(vec![]))));
+    let mut h = start(subject.clone(), Arc::new(shrug), config(Mode::Approve));
+    let ticket = h.ticket_in(TicketStatus::Escalated).await;
+    let db = h.db.clone();
+    let propose = |args: &[&str]| {
+        let mut all = vec!["actions", "propose", "--ticket"];
+        let id = ticket.id.0.to_string();
+        all.push(&id);
+        all.extend(args);
+        support::binary::operator_text(&db, &all)
+    };
+
+    // Typos are refused with what to fix, and nothing is recorded.
+    let (ok, text) = propose(&["restart_nod", "--param", "node=n1"]);
+    assert!(
+        !ok && text.contains("the catalog has: restart_node"),
+        "{text}"
+    );
+    let (ok, text) = propose(&[
+        "restart_node",
+        "--param",
+        "node=n1",
+        "--override-premises",
+        "n2",
+    ]);
+    assert!(
+        !ok && text.contains("type its target's name exactly: \"n1\""),
+        "{text}"
+    );
+    assert!(h.store().actions(Some(ticket.id), 10).unwrap().is_empty());
+
+    let (ok, text) = propose(&["restart_node", "--param", "node=n1"]);
+    assert!(ok, "{text}");
+    let resolved = h.ticket_in(TicketStatus::Resolved).await;
+    assert_eq!(resolved.id, ticket.id);
+    assert!(resolved.reason.unwrap().starts_with("verified"));
+    let executed = subject.executed();
+    assert_eq!(executed.len(), 1);
+    assert_eq!(executed[0].action, "restart_node");
+    let events = audit_events(&h.store(), ticket.id);
+    assert!(
+        events.contains(&("action_picked".to_string(), Cause::Cli)),
+        "{events:?}"
+    );
+
+    // A resolved ticket takes no pick.
+    let (ok, text) = propose(&["restart_node", "--param", "node=n1"]);
+    assert!(!ok && text.contains("is resolved"), "{text}");
+    h.stop().await;
+}

@@ -577,6 +577,7 @@ mod tests {
             timeline: Default::default(),
             chaos: None,
             incident: TicketId(id),
+            plan_start: None,
         }
     }
 
@@ -602,6 +603,7 @@ mod tests {
             undo: None,
             irreversible: None,
             undoes: None,
+            premises_overridden: false,
             created_ms: 0,
             updated_ms: 0,
         }

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::NodeId;
+
 crate::named_enum!(
     /// How much an action can hurt, which decides its gates.
     Risk {
@@ -57,6 +59,55 @@ fn yes() -> bool {
 }
 
 impl ParamSpec {
+    /// What is wrong with `value` for this parameter, in words ("12 is outside 1..=10");
+    /// `nodes` is the cluster's nodes, or `None` where they are not known (a node is then
+    /// only checked to be a name).
+    pub fn check(&self, value: &serde_json::Value, nodes: Option<&[NodeId]>) -> Result<(), String> {
+        let problem = match &self.kind {
+            ParamKind::Integer { min, max } => match value.as_i64() {
+                Some(n) if (*min..=*max).contains(&n) => None,
+                Some(n) => Some(format!("{n} is outside {min}..={max}")),
+                None => Some(format!("{value} is not an integer")),
+            },
+            ParamKind::String { max_len } => match value.as_str() {
+                Some("") => Some("must not be empty".to_string()),
+                Some(s) if s.len() > *max_len => Some(format!("is longer than {max_len} bytes")),
+                Some(_) => None,
+                None => Some(format!("{value} is not a string")),
+            },
+            ParamKind::Enum { values } => match value.as_str() {
+                Some(s) if values.iter().any(|v| v == s) => None,
+                _ => Some(format!("{value} is not one of {}", values.join(", "))),
+            },
+            ParamKind::Node => match (value.as_str(), nodes) {
+                (Some(s), Some(nodes)) if nodes.iter().any(|n| n.0 == s) => None,
+                (Some(s), None) if !s.is_empty() => None,
+                (_, nodes) => Some(format!(
+                    "{value} is not a node of this cluster ({})",
+                    nodes
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|n| n.0.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            },
+        };
+        problem.map_or(Ok(()), Err)
+    }
+
+    /// Parses what a person typed: a number for an integer, the text itself otherwise.
+    pub fn parse_typed(&self, text: &str) -> serde_json::Value {
+        let text = text.trim();
+        match self.kind {
+            ParamKind::Integer { .. } => text
+                .parse::<i64>()
+                .map(serde_json::Value::from)
+                .unwrap_or_else(|_| serde_json::Value::String(text.to_string())),
+            _ => serde_json::Value::String(text.to_string()),
+        }
+    }
+
     pub fn new(name: &str, description: &str, kind: ParamKind) -> Self {
         Self {
             name: name.into(),
