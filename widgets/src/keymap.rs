@@ -30,6 +30,7 @@ pub const BINDINGS: &[Binding] = &[
     Binding { key: Key::Digit, label: "1-9", command: Command::Inject(0), help: "inject the fault with that number", footer: None },
     Binding { key: Key::Char('a'), label: "a", command: Command::Approve, help: "approve (run) the selected action", footer: Some("approve") },
     Binding { key: Key::Char('r'), label: "r", command: Command::Reject, help: "reject the selected action", footer: Some("reject") },
+    Binding { key: Key::Char('x'), label: "x", command: Command::OpenPicker, help: "pick an action yourself for the selected ticket", footer: Some("act") },
     Binding { key: Key::Char('u'), label: "u", command: Command::Undo, help: "undo the selected completed action (asks first)", footer: None },
     Binding { key: Key::Char('m'), label: "m", command: Command::CycleMode, help: "cycle mode: observe → approve → execute", footer: Some("mode") },
     Binding { key: Key::Char('K'), label: "K", command: Command::AskKillSwitch, help: "kill switch (asks first to engage)", footer: Some("kill switch") },
@@ -75,6 +76,14 @@ pub fn handle_key(view: &mut View, event: KeyEvent) -> Option<Msg> {
                 None
             }
         },
+        Some(Popup::Picker) => {
+            let picker = view.picker.as_mut()?;
+            match picker.key(event) {
+                crate::picker::Outcome::Stay => None,
+                crate::picker::Outcome::Close => Some(Command::Dismiss),
+                crate::picker::Outcome::Send(pick) => return Some(Msg::Pick(pick)),
+            }
+        }
         Some(Popup::ConfirmApproval(id)) => match event.code {
             KeyCode::Char('y') | KeyCode::Char('Y') => Some(Command::ConfirmApproval(id)),
             _ => Some(Command::Dismiss),

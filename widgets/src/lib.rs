@@ -5,6 +5,7 @@
 pub mod chapters;
 pub mod keymap;
 pub mod panes;
+pub mod picker;
 pub mod screen;
 pub mod theme;
 pub mod update;

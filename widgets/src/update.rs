@@ -6,6 +6,7 @@ use operator_protocol::{
 };
 
 use crate::chapters::{ChapterEvent, Progress};
+use crate::picker::{Pick, Picker};
 use crate::view::*;
 
 /// What a key asks for; the keymap table maps keys to these.
@@ -35,6 +36,8 @@ pub enum Command {
     ScrollUp,
     ScrollDown,
     OpenPrompt,
+    /// Pick an action from the catalog for the selected ticket.
+    OpenPicker,
 }
 
 /// News from the engine, already converted to display data by the runtime.
@@ -73,6 +76,8 @@ pub enum Msg {
     Command(Command),
     /// The prompt's text, submitted with Enter.
     Ask(String),
+    /// The picker's action, confirmed.
+    Pick(Pick),
     Engine(EngineUpdate),
     Tick {
         now_ms: u64,
@@ -93,6 +98,7 @@ pub enum Effect {
     SetMode(Mode),
     KillSwitch(bool),
     Ask(String),
+    Pick(Pick),
 }
 
 pub fn update(view: &mut View, msg: Msg) -> Vec<Effect> {
@@ -106,6 +112,10 @@ pub fn update(view: &mut View, msg: Msg) -> Vec<Effect> {
             } else {
                 vec![Effect::Ask(question)]
             }
+        }
+        Msg::Pick(pick) => {
+            close_picker(view);
+            vec![Effect::Pick(pick)]
         }
         Msg::Engine(news) => {
             engine_update(view, news);
@@ -233,7 +243,9 @@ fn command_update(view: &mut View, command: Command) -> Vec<Effect> {
             return vec![Effect::KillSwitch(true)];
         }
         Command::Dismiss => {
-            view.ui.popups.pop();
+            if view.ui.popups.pop() == Some(Popup::Picker) {
+                view.picker = None;
+            }
         }
         Command::NextChapter => view.chapters.next(now),
         Command::PreviousChapter => view.chapters.previous(now),
@@ -243,12 +255,36 @@ fn command_update(view: &mut View, command: Command) -> Vec<Effect> {
         Command::ScrollDown => {
             view.ui.reasoning_scroll = view.ui.reasoning_scroll.saturating_sub(3)
         }
+        Command::OpenPicker => {
+            let Some(ticket) = view.selected_ticket() else {
+                view.push_notice("no ticket selected: a picked action is for a ticket".into());
+                return vec![];
+            };
+            if ticket.status == TicketStatus::Resolved {
+                let text = format!("#{} is resolved: nothing left to fix", ticket.id);
+                view.push_notice(text);
+                return vec![];
+            }
+            let nodes = view.nodes.iter().map(|n| n.id.clone()).collect();
+            view.picker = Some(Picker::new(
+                ticket.id,
+                ticket.target.clone(),
+                view.catalog.clone(),
+                nodes,
+            ));
+            view.ui.popups.push(Popup::Picker);
+        }
         Command::OpenPrompt => {
             view.prompt = ratatui_textarea::TextArea::default();
             view.ui.popups.push(Popup::Prompt);
         }
     }
     vec![]
+}
+
+fn close_picker(view: &mut View) {
+    view.ui.popups.retain(|p| *p != Popup::Picker);
+    view.picker = None;
 }
 
 fn toggle(view: &mut View, popup: Popup) {

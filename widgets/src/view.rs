@@ -135,6 +135,8 @@ pub enum Popup {
     /// Taking this completed action back: say what runs, and ask.
     ConfirmUndo(i64),
     Prompt,
+    /// A human picks an action for the selected ticket (`View::picker` holds its state).
+    Picker,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -166,6 +168,9 @@ pub struct View {
     /// Newest first.
     pub actions: Vec<ActionRow>,
     pub chaos: Vec<ChaosEntry>,
+    /// The actions the subject can take, for a human to pick from.
+    pub catalog: Vec<operator_protocol::ActionSpec>,
+    pub picker: Option<crate::picker::Picker>,
     pub chapters: ChapterRun,
     pub notices: VecDeque<String>,
     /// The last answer to a question asked with `/`.

@@ -739,3 +739,125 @@ fn undo_asks_after_saying_what_runs_and_an_irreversible_action_says_why_not() {
         Some("A1 restart_node cannot be taken back: a restart drops the process's in-memory state")
     );
 }
+
+/// The rate limiter's catalog as the picker sees it: a node action, a typed number, an enum.
+fn catalog() -> Vec<ActionSpec> {
+    let mut restart = ActionSpec::new(
+        "restart_node",
+        "Restart a node's process",
+        vec![ParamSpec::new(
+            "node",
+            "The node to restart",
+            ParamKind::Node,
+        )],
+        Risk::Disruptive,
+    );
+    restart.node_param = Some("node".into());
+    restart.destroys = Some("the node's in-flight requests".into());
+    restart.reversal = Reversal::irreversible("a restart cannot be taken back");
+    restart.premises = vec![Premise {
+        description: "the node is not serving normally".into(),
+        any_of: vec![],
+    }];
+    let mut limit = ActionSpec::new(
+        "update_limit",
+        "Change one key's limit",
+        vec![
+            ParamSpec::new("key", "The key", ParamKind::String { max_len: 64 }),
+            ParamSpec::new(
+                "limit",
+                "Checks allowed per window",
+                ParamKind::Integer {
+                    min: 1,
+                    max: 100_000,
+                },
+            ),
+            ParamSpec::new(
+                "window",
+                "The window",
+                ParamKind::Enum {
+                    values: vec!["1s".into(), "60s".into()],
+                },
+            ),
+        ],
+        Risk::Safe,
+    );
+    limit.reversal = Reversal::NothingToUndo;
+    vec![restart, limit]
+}
+
+fn type_text(view: &mut View, text: &str) {
+    for c in text.chars() {
+        press(view, KeyCode::Char(c));
+    }
+}
+
+#[test]
+fn a_human_picks_an_action_fills_its_typed_params_and_sends_it() {
+    let mut view = unknown_cause();
+    view.catalog = catalog();
+    press(&mut view, KeyCode::Char('x'));
+    snap!("popup_picker_choose_120x36", screen(&view, 120, 36));
+
+    // The second action: a text, a number checked as typed, an enum as a list.
+    press(&mut view, KeyCode::Down);
+    press(&mut view, KeyCode::Enter);
+    type_text(&mut view, "tenant-7");
+    press(&mut view, KeyCode::Enter);
+    type_text(&mut view, "0");
+    snap!("popup_picker_invalid_120x36", screen(&view, 120, 36));
+    press(&mut view, KeyCode::Backspace);
+    type_text(&mut view, "500");
+    press(&mut view, KeyCode::Enter);
+    press(&mut view, KeyCode::Right);
+    press(&mut view, KeyCode::Enter);
+    snap!("popup_picker_confirm_120x36", screen(&view, 120, 36));
+    let effects = press(&mut view, KeyCode::Char('y'));
+    let [Effect::Pick(pick)] = &effects[..] else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(pick.ticket, 1);
+    assert_eq!(pick.action, "update_limit");
+    assert_eq!(pick.params["limit"], json!(500));
+    assert_eq!(pick.params["window"], json!("60s"));
+    assert_eq!(pick.params["key"], json!("tenant-7"));
+    assert_eq!(pick.override_for, None);
+    assert!(view.picker.is_none() && view.ui.popups.is_empty());
+}
+
+#[test]
+fn overriding_a_picks_premises_asks_for_the_targets_name() {
+    let mut view = unknown_cause();
+    view.catalog = catalog();
+    press(&mut view, KeyCode::Char('x'));
+    press(&mut view, KeyCode::Enter);
+    // The node list starts at the ticket's target.
+    press(&mut view, KeyCode::Enter);
+    press(&mut view, KeyCode::Char('o'));
+    type_text(&mut view, "node-3");
+    snap!("popup_picker_override_80x24", screen(&view, 80, 24));
+    assert!(
+        press(&mut view, KeyCode::Enter).is_empty(),
+        "a wrong name sends nothing"
+    );
+    for _ in 0.."node-3".len() {
+        press(&mut view, KeyCode::Backspace);
+    }
+    type_text(&mut view, "node-2");
+    let effects = press(&mut view, KeyCode::Enter);
+    let [Effect::Pick(pick)] = &effects[..] else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(pick.params["node"], json!("node-2"));
+    assert_eq!(pick.override_for.as_deref(), Some("node-2"));
+
+    // Esc backs out one stage at a time, then closes.
+    let mut view = unknown_cause();
+    view.catalog = catalog();
+    press(&mut view, KeyCode::Char('x'));
+    press(&mut view, KeyCode::Enter);
+    press(&mut view, KeyCode::Esc);
+    assert!(view.picker.is_some());
+    press(&mut view, KeyCode::Esc);
+    assert!(view.picker.is_none() && view.ui.popups.is_empty());
+}

@@ -72,6 +72,11 @@ pub async fn run_tui(args: RunOptions, db: &Path, state_dir: &Path) -> Result<()
                 description: c.description,
             })
             .collect(),
+        catalog: {
+            let mut catalog = deployment.subject.actions();
+            catalog.extend(crate::engine::general_actions::specs());
+            catalog
+        },
         chapters: ChapterRun::new(book, args.autoplay),
         ..View::default()
     };
@@ -249,6 +254,17 @@ async fn run_effect(
                 .await
         }
         Effect::Undo(id) => engine.send(Command::Undo(crate::model::ActionId(id))).await,
+        Effect::Pick(pick) => {
+            let pick = crate::engine::HumanPick {
+                ticket: crate::model::TicketId(pick.ticket),
+                request: operator_protocol::ActionRequest {
+                    action: pick.action,
+                    params: pick.params,
+                },
+                override_for: pick.override_for,
+            };
+            engine.send(Command::Pick(pick)).await
+        }
         Effect::SetMode(mode) => engine.send(Command::SetMode(mode)).await,
         Effect::KillSwitch(on) => engine.send(Command::KillSwitch(on)).await,
         Effect::Ask(question) => {

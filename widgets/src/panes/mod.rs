@@ -5,11 +5,13 @@ pub mod chapter;
 pub mod cluster;
 pub mod footer;
 pub mod header;
+pub mod picker;
 pub mod popups;
 pub mod reasoning;
 pub mod tickets;
 pub mod workload;
 
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::widgets::{Block, BorderType};
 
 use crate::theme;
@@ -41,4 +43,15 @@ pub fn fit(text: &str, width: usize) -> String {
     let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
     out.push('…');
     out
+}
+
+/// A rectangle of this size in the middle of `area` (smaller when `area` is).
+pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let [row] = Layout::vertical([Constraint::Length(height.min(area.height))])
+        .flex(Flex::Center)
+        .areas(area);
+    let [cell] = Layout::horizontal([Constraint::Length(width.min(area.width))])
+        .flex(Flex::Center)
+        .areas(row);
+    cell
 }

@@ -2,24 +2,14 @@
 //! approval confirmations, and the prompt to ask the brain a question.
 
 use ratatui::buffer::Buffer;
-use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Widget, Wrap};
 
 use crate::keymap::BINDINGS;
-use crate::panes::block;
+use crate::panes::{block, centered};
 use crate::theme;
 use crate::view::{Popup, View};
-
-fn centered(area: Rect, width: u16, height: u16) -> Rect {
-    let [row] = Layout::vertical([Constraint::Length(height.min(area.height))])
-        .flex(Flex::Center)
-        .areas(area);
-    let [cell] = Layout::horizontal([Constraint::Length(width.min(area.width))])
-        .flex(Flex::Center)
-        .areas(row);
-    cell
-}
 
 /// The rows a popup of `width` needs for these lines wrapped inside its border.
 fn wrapped_height(lines: &[Line], width: u16) -> u16 {
@@ -140,6 +130,11 @@ pub fn render(view: &View, popup: Popup, area: Rect, buf: &mut Buffer) {
                 .wrap(Wrap { trim: true })
                 .block(block("undo", true))
                 .render(rect, buf);
+        }
+        Popup::Picker => {
+            if let Some(picker) = &view.picker {
+                crate::panes::picker::render(picker, area, buf);
+            }
         }
         Popup::Prompt => {
             let rect = centered(area, 80, 5);
