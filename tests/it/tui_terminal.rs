@@ -96,6 +96,8 @@ fn check_cast(path: &Path) {
 
 /// What one autoplay session in tmux showed.
 struct Session {
+    /// Holds the session's database (op.db) and recording.
+    dir: tempfile::TempDir,
     final_screen: String,
     saw_panes: bool,
     saw_resolved: bool,
@@ -105,6 +107,11 @@ struct Session {
 /// Runs `run --mode execute --autoplay --record` with `args` in a 120×36 tmux pane until it
 /// exits, then checks the recording and that no process outlived it.
 fn autoplay(args: &str, timeout: Duration) -> Session {
+    autoplay_with(args, timeout, |_, _| {})
+}
+
+/// `autoplay`, showing each screen to `react`, which may press keys as a person would.
+fn autoplay_with(args: &str, timeout: Duration, mut react: impl FnMut(&Tmux, &str)) -> Session {
     let dir = tempfile::tempdir().unwrap();
     let cast = dir.path().join("talk.cast");
     // Unique per session: the tests of this module run beside each other.
@@ -140,6 +147,7 @@ fn autoplay(args: &str, timeout: Duration) -> Session {
         if screen.contains("OPERATOR-EXITED") {
             break screen;
         }
+        react(&tmux, &screen);
         seen.push_str(&screen);
         assert!(
             Instant::now() < deadline,
@@ -159,6 +167,7 @@ fn autoplay(args: &str, timeout: Duration) -> Session {
         std::thread::sleep(Duration::from_millis(50));
     }
     Session {
+        dir,
         final_screen,
         saw_panes,
         saw_resolved,
@@ -251,4 +260,83 @@ fn an_unknown_fault_chapter_ends_in_needs_a_human_on_screen() {
         !session.seen.contains("restart_redis"),
         "nothing restarts Redis for a fault nobody diagnosed"
     );
+}
+
+const FIX_DOES_NOT_HOLD_CHAPTERS: &str = r#"
+subject = "ratelimiter"
+title = "terminal test: a person picks the action"
+[[chapters]]
+title = "Quiet"
+narrative = "A quiet cluster."
+wait_for = "healthy"
+linger_s = 1
+[[chapters]]
+title = "A node dies"
+narrative = "node-2 is killed, and restarted."
+fault = "kill_node"
+countdown_s = 1
+wait_for = "resolved"
+linger_s = 1
+[[chapters]]
+title = "It dies again"
+narrative = "The restart did not hold: the operator hands it to a person, who picks the action."
+fault = "kill_node"
+countdown_s = 1
+wait_for = "resolved"
+linger_s = 3
+"#;
+
+/// "Needs a human" is where a person takes over: on the escalated ticket they press x, choose
+/// restart_node from the catalog, keep the node the picker offers (the ticket's), confirm,
+/// and see it run and verified.
+#[test]
+fn a_person_picks_the_action_by_hand_on_an_escalated_ticket_and_sees_it_verified() {
+    let _slot = support::heavy("tui_terminal");
+    let dir = tempfile::tempdir().unwrap();
+    let chapters = dir.path().join("chapters.toml");
+    std::fs::write(&chapters, FIX_DOES_NOT_HOLD_CHAPTERS).unwrap();
+    let mut step = 0;
+    let session = autoplay_with(
+        &format!("--chapters {}", chapters.display()),
+        Duration::from_secs(150),
+        |tmux, screen| {
+            let keys: &[&str] = match step {
+                0 if screen.contains("NEEDS A HUMAN") && screen.contains("chapter 3/3") => &["x"],
+                1 if screen.contains("▶ restart_node") => &["Enter"],
+                1 if screen.contains("pick an action for") => &["Down"],
+                2 if screen.contains("▶ node = ◀ node-2 ▶") => &["Enter"],
+                3 if screen.contains("Run restart_node {\"node\":\"node-2\"}") => &["y"],
+                _ => return,
+            };
+            if keys != ["Down"] {
+                step += 1;
+            }
+            let mut args = vec!["send-keys", "-t", "t"];
+            args.extend(keys);
+            tmux.run(&args);
+        },
+    );
+    assert_eq!(
+        step, 4,
+        "the picker was not walked through:\n{}",
+        session.final_screen
+    );
+    assert!(
+        session.seen.contains("the fix does not hold"),
+        "the second death went to a human:\n{}",
+        session.final_screen
+    );
+    let db = session.dir.path().join("op.db");
+    let store = operator_tui::store::Store::open(&db).unwrap();
+    let picked: Vec<_> = store
+        .audit_log(None, 500)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.event == "action_picked")
+        .collect();
+    assert_eq!(picked.len(), 1, "{picked:?}");
+    assert_eq!(picked[0].cause, operator_tui::model::Cause::Human);
+    let ticket = store.ticket(picked[0].ticket_id.unwrap()).unwrap().unwrap();
+    assert_eq!(ticket.status, operator_tui::model::TicketStatus::Resolved);
+    assert!(ticket.reason.unwrap().starts_with("verified"));
 }

@@ -254,12 +254,12 @@ impl Picker {
     }
 }
 
-/// A node field starts at the ticket's target when that is a node.
+/// A node (or a list that holds node names) starts at the ticket's target when it is one.
 fn field_for(param: &ParamSpec, nodes: &[NodeId], ticket_target: &str) -> Field {
     match &param.kind {
         ParamKind::Enum { values } => Field::Choice {
             values: values.clone(),
-            at: 0,
+            at: values.iter().position(|v| v == ticket_target).unwrap_or(0),
         },
         ParamKind::Node => Field::Choice {
             values: nodes.iter().map(|n| n.0.clone()).collect(),
