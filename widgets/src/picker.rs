@@ -28,14 +28,14 @@ pub enum Stage {
     Fill { field: usize },
     /// Reading what it does before sending it; `typing` holds the target's name while the
     /// person overrides the premises.
-    Confirm { typing: Option<TextArea<'static>> },
+    Confirm { typing: Option<Box<TextArea<'static>>> },
 }
 
 /// One parameter being filled: a choice among values, or typed text.
 #[derive(Debug)]
 pub enum Field {
     Choice { values: Vec<String>, at: usize },
-    Text(TextArea<'static>),
+    Text(Box<TextArea<'static>>),
 }
 
 #[derive(Debug)]
@@ -188,7 +188,7 @@ impl Picker {
                 KeyCode::Char('y') | KeyCode::Char('Y') => return Outcome::Send(self.pick(None)),
                 KeyCode::Char('o') if self.spec().is_some_and(|s| !s.premises.is_empty()) => {
                     self.stage = Stage::Confirm {
-                        typing: Some(TextArea::default()),
+                        typing: Some(Box::default()),
                     }
                 }
                 KeyCode::Esc => self.back_to_fields(),
@@ -265,6 +265,6 @@ fn field_for(param: &ParamSpec, nodes: &[NodeId], ticket_target: &str) -> Field 
             values: nodes.iter().map(|n| n.0.clone()).collect(),
             at: nodes.iter().position(|n| n.0 == ticket_target).unwrap_or(0),
         },
-        ParamKind::Integer { .. } | ParamKind::String { .. } => Field::Text(TextArea::default()),
+        ParamKind::Integer { .. } | ParamKind::String { .. } => Field::Text(Box::default()),
     }
 }
