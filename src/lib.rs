@@ -5,6 +5,7 @@
 pub mod brains;
 pub mod cli;
 pub mod clock;
+pub mod config_file;
 pub mod deploy;
 pub mod engine;
 pub mod events;

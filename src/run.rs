@@ -46,6 +46,23 @@ pub struct RunOptions {
     pub record: Option<std::path::PathBuf>,
     /// Demo chapters instead of the subject's own.
     pub chapters: Option<std::path::PathBuf>,
+    /// Never act, never inject chaos.
+    pub read_only: bool,
+    /// The cluster's name for the people watching, and how careful to be with it.
+    pub context: Option<Context>,
+    /// Characters a second the TUI streams reasoning at (0: as it comes); display only.
+    pub pacing: u32,
+    /// Draw colours (false for NO_COLOR and --color never).
+    pub colors: bool,
+}
+
+/// A context: the name of the cluster, its colour, and whether it asks for its name to be
+/// typed before anything disruptive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Context {
+    pub name: String,
+    pub color: Option<String>,
+    pub protected: bool,
 }
 
 /// What `run` needs before any front end attaches: the brain, the cluster, and the engine
@@ -75,6 +92,7 @@ pub async fn prepare(args: &RunOptions, db: &Path, state_dir: &Path) -> Result<P
         tick: Duration::from_millis(args.tick_ms.max(10)),
         mode: args.mode,
         confidence_gates: args.gates,
+        read_only: args.read_only,
         ..EngineConfig::default()
     };
     let engine = Engine::new(
@@ -108,6 +126,25 @@ pub async fn run_headless(args: RunOptions, db: &Path, state_dir: &Path) -> Resu
         brain.name(),
         db.display()
     );
+    // Which cluster, and how careful: on stdout, where a log of the run keeps it.
+    let mut label = Vec::new();
+    if let Some(context) = &args.context {
+        label.push(format!(
+            "context {}{}",
+            context.name,
+            if context.protected {
+                " (protected)"
+            } else {
+                ""
+            }
+        ));
+    }
+    if args.read_only {
+        label.push("READ-ONLY: nothing is run, no chaos is injected".to_string());
+    }
+    if !label.is_empty() {
+        println!("{}", label.join(" · "));
+    }
     let handle = engine.start();
     if let Some(name) = args.inject.clone() {
         let commands = handle.commands.clone();

@@ -7,10 +7,14 @@ use std::path::PathBuf;
 use clap::builder::PossibleValue;
 use clap::{Args, ValueEnum};
 
+use color_eyre::eyre::Result;
+
 use crate::brains::{BrainChoice, BrainName};
+use crate::config_file::{FileConfig, GatesConfig};
 use crate::deploy::{DeploySpec, SubjectName, TargetName};
 use crate::engine::ConfidenceGates;
 use crate::model::Mode;
+use crate::run::Context;
 use crate::run::RunOptions;
 
 /// The subject, target and brain names as clap offers them (the types are plain data below
@@ -115,37 +119,52 @@ impl SubjectArgs {
 }
 
 impl BrainArgs {
-    pub fn choice(&self) -> BrainChoice {
-        BrainChoice {
-            brain: self.brain,
-            model: self.model.clone(),
-        }
+    /// The flags (or their environment variables), else the config file.
+    pub fn choice(&self, file: &FileConfig) -> Result<BrainChoice> {
+        Ok(BrainChoice {
+            brain: self.brain.or(file.brain_name()?),
+            model: self.model.clone().or_else(|| file.model.clone()),
+        })
     }
 }
 
 /// The confidence execute mode needs before it acts without a human, by the action's risk.
 #[derive(Debug, Clone, Args)]
 pub struct GateArgs {
-    /// Execute mode runs a safe action on its own from this confidence (0–1) up.
-    #[arg(long, env = "OPERATOR_MIN_CONFIDENCE_SAFE", default_value_t = ConfidenceGates::default().safe, value_parser = fraction)]
-    pub min_confidence_safe: f64,
+    /// Execute mode runs a safe action on its own from this confidence (0–1) up [default: 0.5,
+    /// or gates.safe in the config file].
+    #[arg(long, env = "OPERATOR_MIN_CONFIDENCE_SAFE", value_parser = fraction)]
+    pub min_confidence_safe: Option<f64>,
 
-    /// … a disruptive one (a restart, a drain) from this confidence up.
-    #[arg(long, env = "OPERATOR_MIN_CONFIDENCE_DISRUPTIVE", default_value_t = ConfidenceGates::default().disruptive, value_parser = fraction)]
-    pub min_confidence_disruptive: f64,
+    /// … a disruptive one (a restart, a drain) from this confidence up [default: 0.85, or
+    /// gates.disruptive].
+    #[arg(long, env = "OPERATOR_MIN_CONFIDENCE_DISRUPTIVE", value_parser = fraction)]
+    pub min_confidence_disruptive: Option<f64>,
 
     /// … a destructive one (one that loses state: a counter reset, a Redis restart) from this
-    /// confidence up. Below its gate an action waits for a human, as in approve mode.
-    #[arg(long, env = "OPERATOR_MIN_CONFIDENCE_DESTRUCTIVE", default_value_t = ConfidenceGates::default().destructive, value_parser = fraction)]
-    pub min_confidence_destructive: f64,
+    /// confidence up [default: 0.95, or gates.destructive]. Below its gate an action waits for
+    /// a human, as in approve mode.
+    #[arg(long, env = "OPERATOR_MIN_CONFIDENCE_DESTRUCTIVE", value_parser = fraction)]
+    pub min_confidence_destructive: Option<f64>,
 }
 
 impl GateArgs {
-    pub fn gates(&self) -> ConfidenceGates {
+    /// The flags (or their environment variables), else the config file, else the defaults.
+    pub fn gates(&self, file: &GatesConfig) -> ConfidenceGates {
+        let default = ConfidenceGates::default();
         ConfidenceGates {
-            safe: self.min_confidence_safe,
-            disruptive: self.min_confidence_disruptive,
-            destructive: self.min_confidence_destructive,
+            safe: self
+                .min_confidence_safe
+                .or(file.safe)
+                .unwrap_or(default.safe),
+            disruptive: self
+                .min_confidence_disruptive
+                .or(file.disruptive)
+                .unwrap_or(default.disruptive),
+            destructive: self
+                .min_confidence_destructive
+                .or(file.destructive)
+                .unwrap_or(default.destructive),
         }
     }
 }
@@ -162,20 +181,24 @@ fn fraction(text: &str) -> Result<f64, String> {
 }
 
 impl RunArgs {
-    pub fn options(&self) -> RunOptions {
-        RunOptions {
+    pub fn options(&self, file: &FileConfig, globals: &Globals) -> Result<RunOptions> {
+        Ok(RunOptions {
             subject: self.subject.spec(),
             headless: self.headless,
-            mode: self.mode,
-            brain: self.brain.choice(),
-            gates: self.gates.gates(),
+            mode: self.mode.or(file.mode()?),
+            brain: self.brain.choice(file)?,
+            gates: self.gates.gates(&file.gates),
+            read_only: globals.read_only(file),
+            context: globals.context(file),
+            pacing: self.pacing,
+            colors: globals.color.colors(),
             tick_ms: self.tick_ms,
             duration: self.duration,
             inject: self.inject.clone(),
             autoplay: self.autoplay,
             record: self.record.clone(),
             chapters: self.chapters.clone(),
-        }
+        })
     }
 }
 
@@ -231,6 +254,75 @@ pub struct RunArgs {
     /// Demo chapters to use instead of the subject's own (TOML, see demo-chapters/).
     #[arg(long, value_name = "FILE")]
     pub chapters: Option<PathBuf>,
+
+    /// Stream the brain's reasoning on screen at this many characters a second, for a talk
+    /// (display only: the decision and its timings are unchanged). 0 shows it as it comes.
+    #[arg(
+        long,
+        env = "OPERATOR_PACING",
+        default_value_t = 0,
+        value_name = "CHARS_PER_SEC"
+    )]
+    pub pacing: u32,
+}
+
+/// What every command shares: where its defaults come from, and how careful to be.
+#[derive(Debug, Clone, Args)]
+pub struct Globals {
+    /// The config file [default: $XDG_CONFIG_HOME/operator-tui/config.toml, when it exists].
+    #[arg(long, global = true, env = "OPERATOR_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Never act and never inject chaos, by any path (keys, autoplay, the command line):
+    /// diagnosis and `ask` still work. Also read_only = true in the config file. A running
+    /// read-only engine makes the command line refuse actions against its database too.
+    #[arg(long, global = true, env = "OPERATOR_READ_ONLY")]
+    pub read_only: bool,
+
+    /// The name of the cluster you are on, shown in the header, the headless output and the
+    /// recording; a context marked protected in the config file asks you to type its name
+    /// before anything disruptive.
+    #[arg(long, global = true, env = "OPERATOR_CONTEXT", value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// Colour on the screen: auto honours NO_COLOR and a terminal that is not one.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to draw colours: `never`, or `auto` with NO_COLOR set (to anything non-empty,
+    /// per no-color.org), means no.
+    pub fn colors(self) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
+    }
+}
+
+impl Globals {
+    pub fn read_only(&self, file: &FileConfig) -> bool {
+        self.read_only || file.read_only
+    }
+
+    pub fn context(&self, file: &FileConfig) -> Option<Context> {
+        let name = self.context.clone().or_else(|| file.context.clone())?;
+        let settings = file.contexts.get(&name).cloned().unwrap_or_default();
+        Some(Context {
+            name,
+            color: settings.color,
+            protected: settings.protected,
+        })
+    }
 }
 
 /// Modes parse by their one spelling (`Mode::parse`), listed in --help.

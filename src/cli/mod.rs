@@ -14,7 +14,7 @@ use crate::deploy::SubjectName;
 use crate::run::{self, RunOptions};
 use crate::store::Store;
 use args::mode_parser;
-pub use args::{BrainArgs, RunArgs, SubjectArgs};
+pub use args::{BrainArgs, ColorChoice, Globals, RunArgs, SubjectArgs};
 
 use crate::model::Mode;
 
@@ -31,6 +31,9 @@ pub struct Cli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub globals: Globals,
 
     #[command(subcommand)]
     pub command: Option<Commands>,
@@ -125,6 +128,13 @@ pub enum Commands {
         #[arg(long, value_name = "DIR")]
         replay: Option<PathBuf>,
     },
+    /// Print a shell completion script: `operator-tui completions bash > /etc/bash_completion.d/operator-tui`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `operator-tui man > operator-tui.1; man ./operator-tui.1`.
+    Man,
     /// Start, stop or inspect the local demo cluster on its own.
     Cluster {
         #[command(subcommand)]
@@ -314,6 +324,34 @@ pub enum ClusterCommand {
     Status,
 }
 
+impl ActionsCommand {
+    /// Whether it makes something run (a read-only operator refuses it).
+    fn acts(&self) -> bool {
+        matches!(
+            self,
+            ActionsCommand::Approve { .. }
+                | ActionsCommand::Undo { .. }
+                | ActionsCommand::Propose { .. }
+        )
+    }
+}
+
+/// Refuses a command that would act when this command line is read-only, or a read-only
+/// engine is running on the same database.
+fn refuse_when_read_only(store: &Store, read_only: bool) -> Result<()> {
+    if read_only {
+        return Err(eyre!(
+            "read-only (--read-only, OPERATOR_READ_ONLY or read_only in the config file): nothing is run and no chaos is injected"
+        ));
+    }
+    if let Some(pid) = store.read_only_engine()? {
+        return Err(eyre!(
+            "the operator running on this database (pid {pid}) is read-only: nothing is run and no chaos is injected while it runs"
+        ));
+    }
+    Ok(())
+}
+
 /// `key=value`, where a value that parses as JSON (a number, true) keeps its type.
 fn parse_key_value(text: &str) -> Result<(String, serde_json::Value), String> {
     let (key, value) = text
@@ -327,8 +365,20 @@ fn parse_key_value(text: &str) -> Result<(String, serde_json::Value), String> {
 /// Runs the command the line asked for.
 pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
     let json = cli.json;
+    let file = crate::config_file::FileConfig::load(cli.globals.config.as_deref())?;
+    let read_only = cli.globals.read_only(&file);
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
+        Some(Commands::Completions { shell }) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "operator-tui", &mut std::io::stdout());
+            Ok(())
+        }
+        Some(Commands::Man) => {
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command).render(&mut std::io::stdout())?;
+            Ok(())
+        }
         Some(Commands::Tickets { command }) => {
             records::tickets(&mut Store::open(db)?, command, json)
         }
@@ -336,7 +386,11 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
             records::incidents(&Store::open(db)?, command, json)
         }
         Some(Commands::Actions { command }) => {
-            records::actions(&mut Store::open(db)?, command, json)
+            let mut store = Store::open(db)?;
+            if command.acts() {
+                refuse_when_read_only(&store, read_only)?;
+            }
+            records::actions(&mut store, command, json)
         }
         Some(Commands::Killswitch { state }) => {
             records::kill_switch(&mut Store::open(db)?, state, json)
@@ -345,8 +399,15 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
         Some(Commands::Audit { ticket, limit }) => {
             records::audit(&Store::open(db)?, ticket, limit, json)
         }
-        Some(Commands::Run(args)) => start(args.options(), db, state_dir, &runtime),
-        None => start(cli.run.options(), db, state_dir, &runtime),
+        Some(Commands::Run(args)) => {
+            start(args.options(&file, &cli.globals)?, db, state_dir, &runtime)
+        }
+        None => start(
+            cli.run.options(&file, &cli.globals)?,
+            db,
+            state_dir,
+            &runtime,
+        ),
         Some(Commands::Check { subject, .. }) => {
             let healthy = runtime.block_on(run::check_once(&subject.spec(), state_dir, json))?;
             drop(runtime);
@@ -365,7 +426,10 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
                     params,
                     subject,
                 },
-        }) => runtime.block_on(run::chaos_inject(subject, name, params, db, state_dir)),
+        }) => {
+            refuse_when_read_only(&Store::open(db)?, read_only)?;
+            runtime.block_on(run::chaos_inject(subject, name, params, db, state_dir))
+        }
         Some(Commands::Ask {
             question,
             subject,
@@ -373,7 +437,7 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
         }) => runtime.block_on(run::ask(
             question,
             &subject.spec(),
-            &brain.choice(),
+            &brain.choice(&file)?,
             state_dir,
         )),
         Some(Commands::Eval {
@@ -388,7 +452,7 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
         }) => {
             let options = crate::frontends::eval::EvalOptions {
                 subject,
-                brain: brain.choice(),
+                brain: brain.choice(&file)?,
                 runs: runs.max(1),
                 scenarios,
                 out,
@@ -424,6 +488,16 @@ fn start(
     state_dir: &std::path::Path,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<()> {
+    if args.autoplay && args.read_only {
+        return Err(eyre!(
+            "--autoplay injects the chapters' faults, which --read-only forbids: drop one of them"
+        ));
+    }
+    if args.autoplay && args.context.as_ref().is_some_and(|c| c.protected) {
+        return Err(eyre!(
+            "--autoplay injects faults unattended, which a protected context never allows: play the demo on another context"
+        ));
+    }
     if args.headless {
         if args.autoplay {
             // The chapters are a screen's story; headless, nothing would show them.

@@ -7,7 +7,18 @@ use super::state::EngineState;
 use crate::events::{Command, EngineEvent};
 use crate::model::*;
 
+/// Why a read-only operator refuses a command that would act.
+const READ_ONLY: &str =
+    "read-only: operator-tui was started with --read-only, so it never acts and injects no chaos";
+
 pub fn command(state: &EngineState, command: Command) -> Vec<Effect> {
+    let acts = matches!(
+        command,
+        Command::InjectChaos(_) | Command::Approve(_) | Command::Undo(_) | Command::Pick(_)
+    );
+    if acts && state.config.read_only {
+        return vec![notice(READ_ONLY.to_string())];
+    }
     match command {
         Command::InjectChaos(request) => vec![Effect::InjectChaos(request)],
         Command::Approve(id) => approval(state, id, Approval::Approved),

@@ -69,6 +69,9 @@ pub struct EngineConfig {
     /// Written to the store at start; `None` keeps the stored mode (default approve).
     pub mode: Option<Mode>,
     pub confidence_gates: ConfidenceGates,
+    /// Never act, never inject chaos: diagnoses and questions only. Proposed actions wait,
+    /// saying why; commands that would act are refused.
+    pub read_only: bool,
 }
 
 impl Default for EngineConfig {
@@ -95,6 +98,7 @@ impl Default for EngineConfig {
             regression_checks: 3,
             mode: None,
             confidence_gates: ConfidenceGates::default(),
+            read_only: false,
         }
     }
 }

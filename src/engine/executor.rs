@@ -150,6 +150,19 @@ fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launch
     };
     let approved = action.approval == Some(Approval::Approved);
     let mut effects = Vec::new();
+    if state.config.read_only {
+        // What it would have done stays on screen, and why it does not.
+        let reason =
+            Some("read-only: this operator never acts (started with --read-only)".to_string());
+        if reason != action.waiting {
+            effects.push(Effect::Write(Write::ActionWaiting {
+                id: action.id,
+                reason,
+                cause: Cause::Policy,
+            }));
+        }
+        return effects;
+    }
     if state.mode != Mode::Observe && !approved {
         let reason = confidence_gate(state, action, spec.risk);
         if reason != action.waiting {

@@ -120,6 +120,11 @@ impl Engine {
         if let Err(e) = store.record_catalog(&state.catalog) {
             tracing::warn!("could not record the action catalog for the command line: {e:#}");
         }
+        if self.config.read_only
+            && let Err(e) = store.mark_read_only_engine()
+        {
+            tracing::warn!("could not mark the database as watched read-only: {e:#}");
+        }
         let store = Arc::new(Mutex::new(store));
         self.subject.attach_ledger(Arc::new(StoreLedger {
             store: store.clone(),
@@ -654,6 +659,10 @@ impl Shell {
         let cleaned = clean_up(self.subject.clone(), open, "operator-tui is exiting".into()).await;
         let now = self.clock.now_ms();
         self.sync(cleaned, now).await?;
+        if self.state.config.read_only {
+            self.blocking(|store| store.clear_read_only_engine())
+                .await?;
+        }
         Ok(())
     }
 

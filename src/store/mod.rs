@@ -639,6 +639,31 @@ impl Store {
         }
     }
 
+    /// Marks this database as watched by a read-only engine (this process) until
+    /// `clear_read_only_engine`; the command line refuses to act against it meanwhile.
+    pub fn mark_read_only_engine(&mut self) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO settings (key, value) VALUES ('read_only_pid', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [std::process::id().to_string()],
+        )?;
+        Ok(())
+    }
+
+    pub fn clear_read_only_engine(&mut self) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM settings WHERE key = 'read_only_pid'", [])?;
+        Ok(())
+    }
+
+    /// The pid of a read-only engine running on this database; one that died without
+    /// clearing its mark (kill -9) does not count.
+    pub fn read_only_engine(&self) -> Result<Option<u32>> {
+        let pid = self
+            .setting("read_only_pid")?
+            .and_then(|p| p.parse::<u32>().ok());
+        Ok(pid.filter(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists()))
+    }
+
     pub fn mode(&self) -> Result<Option<Mode>> {
         Ok(self.setting("mode")?.as_deref().and_then(Mode::parse))
     }

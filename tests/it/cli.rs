@@ -281,3 +281,69 @@ fn headless_autoplay_refuses_and_says_what_to_use() {
         "{err}"
     );
 }
+
+#[test]
+fn completions_for_each_shell_and_a_man_page_are_generated() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("op.db");
+    for (shell, mark) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef operator-tui"),
+        ("fish", "complete -c operator-tui"),
+    ] {
+        let out = operator(&db, &["completions", shell]);
+        assert!(out.status.success(), "{shell}");
+        let text = stdout(&out);
+        assert!(
+            text.contains(mark) && text.contains("propose"),
+            "{shell}: {}",
+            &text[..200.min(text.len())]
+        );
+    }
+    let man = stdout(&operator(&db, &["man"]));
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH operator-tui"),
+        "{}",
+        &man[..200.min(man.len())]
+    );
+    assert!(
+        man.contains("read\\-only"),
+        "the man page documents the flags"
+    );
+}
+
+#[test]
+fn the_config_file_sets_defaults_and_a_typo_in_it_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("op.db");
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "read_only = true\n").unwrap();
+    let config_arg = config.to_str().unwrap();
+    let (ok, text) =
+        support::binary::operator_text(&db, &["--config", config_arg, "actions", "approve", "1"]);
+    assert!(
+        !ok && text.contains("read_only in the config file"),
+        "{text}"
+    );
+    // Found at $XDG_CONFIG_HOME/operator-tui/config.toml without --config.
+    let home = dir.path().join("xdg");
+    std::fs::create_dir_all(home.join("operator-tui")).unwrap();
+    std::fs::write(
+        home.join("operator-tui/config.toml"),
+        "mdoe = \"execute\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_operator-tui"))
+        .env("XDG_CONFIG_HOME", &home)
+        .args(["--db", db.to_str().unwrap(), "tickets", "list"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && text.contains("mdoe") && text.contains("config.toml"),
+        "{text}"
+    );
+    let (ok, text) =
+        support::binary::operator_text(&db, &["--config", "/nonexistent.toml", "tickets", "list"]);
+    assert!(!ok && text.contains("/nonexistent.toml"), "{text}");
+}

@@ -859,3 +859,91 @@ async fn a_human_picks_the_action_from_the_cli_on_an_escalated_ticket_and_it_run
     assert!(!ok && text.contains("is resolved"), "{text}");
     h.stop().await;
 }
+
+/// `--read-only`: the brain diagnoses and says what it would do, and nothing runs by any path:
+/// execute mode, a human's approval, pick or undo through the engine, chaos, and the command
+/// line against the same database (while the read-only engine runs, and with the flag).
+#[tokio::test]
+async fn a_read_only_operator_refuses_every_path_that_would_act() {
+    let subject = FakeSubject::new(NODES);
+    subject.set_healthy("n1", false);
+    let mut cfg = config(Mode::Execute);
+    cfg.read_only = true;
+    let mut h = start(subject.clone(), Arc::new(RulesBrain), cfg);
+    let mut events = h.handle.as_ref().unwrap().subscribe();
+    let action = h.action_in(ActionStatus::Validated).await;
+    let waiting = h
+        .wait_until(
+            "the action to say why it waits",
+            Duration::from_secs(5),
+            |s| s.action(action.id).unwrap().and_then(|a| a.waiting),
+        )
+        .await;
+    assert!(waiting.starts_with("read-only"), "{waiting}");
+
+    let engine = h.handle.as_ref().unwrap();
+    let pick = operator_tui::engine::HumanPick {
+        ticket: action.ticket_id.unwrap(),
+        request: operator_protocol::ActionRequest {
+            action: "restart_node".into(),
+            params: [("node".to_string(), json!("n1"))].into_iter().collect(),
+        },
+        override_for: None,
+    };
+    for command in [
+        Command::Approve(action.id),
+        Command::Pick(pick),
+        Command::Undo(action.id),
+        Command::InjectChaos(operator_protocol::ChaosRequest {
+            name: "kill".into(),
+            params: Default::default(),
+        }),
+    ] {
+        engine.send(command).await;
+        let notice = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if let Ok(operator_tui::events::EngineEvent::Notice(text)) = events.recv().await {
+                    return text;
+                }
+            }
+        })
+        .await
+        .expect("a refusal is said");
+        assert!(notice.starts_with("read-only"), "{notice}");
+    }
+
+    let id = action.id.0.to_string();
+    let ticket = action.ticket_id.unwrap().0.to_string();
+    for args in [
+        vec!["actions", "approve", &id],
+        vec!["actions", "undo", &id],
+        vec![
+            "actions",
+            "propose",
+            "--ticket",
+            &ticket,
+            "restart_node",
+            "--param",
+            "node=n1",
+        ],
+        vec!["chaos", "inject", "kill_node"],
+    ] {
+        let (ok, text) = support::binary::operator_text(&h.db, &args);
+        assert!(!ok, "{args:?} was accepted: {text}");
+        assert!(text.contains("is read-only"), "{args:?}: {text}");
+    }
+    h.observations(5).await;
+    assert!(subject.executed().is_empty(), "nothing ran");
+    assert!(
+        h.store().actions(None, 10).unwrap().len() == 1,
+        "nothing was added"
+    );
+    h.stop().await;
+
+    // Once it stopped, the database is free; a read-only command line still refuses.
+    let (ok, text) =
+        support::binary::operator_text(&h.db, &["--read-only", "actions", "approve", &id]);
+    assert!(!ok && text.contains("read-only (--read-only"), "{text}");
+    let (ok, text) = support::binary::operator_text(&h.db, &["actions", "approve", &id]);
+    assert!(ok || !text.contains("read-only"), "{text}");
+}

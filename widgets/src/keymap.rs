@@ -84,6 +84,20 @@ pub fn handle_key(view: &mut View, event: KeyEvent) -> Option<Msg> {
                 crate::picker::Outcome::Send(pick) => return Some(Msg::Pick(pick)),
             }
         }
+        Some(Popup::ConfirmContext) => {
+            let (_, typed) = view.guarded.as_mut()?;
+            match event.code {
+                KeyCode::Esc => Some(Command::Dismiss),
+                KeyCode::Enter => {
+                    let name = view.header.context.as_ref().map(|c| c.name.as_str());
+                    (Some(typed.lines().join("").trim()) == name).then_some(Command::ConfirmContext)
+                }
+                _ => {
+                    typed.input(event);
+                    None
+                }
+            }
+        }
         Some(Popup::ConfirmApproval(id)) => match event.code {
             KeyCode::Char('y') | KeyCode::Char('Y') => Some(Command::ConfirmApproval(id)),
             _ => Some(Command::Dismiss),

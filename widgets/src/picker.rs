@@ -28,7 +28,9 @@ pub enum Stage {
     Fill { field: usize },
     /// Reading what it does before sending it; `typing` holds the target's name while the
     /// person overrides the premises.
-    Confirm { typing: Option<Box<TextArea<'static>>> },
+    Confirm {
+        typing: Option<Box<TextArea<'static>>>,
+    },
 }
 
 /// One parameter being filled: a choice among values, or typed text.

@@ -125,3 +125,55 @@ pub fn good() -> Style {
 pub fn bad() -> Style {
     Style::new().fg(Color::Red)
 }
+
+/// The colours a context may be given in the config file.
+pub const COLOR_NAMES: &[&str] = &[
+    "red", "green", "yellow", "blue", "magenta", "cyan", "white", "gray",
+];
+
+pub fn named_color(name: &str) -> Option<Color> {
+    Some(match name {
+        "red" => Color::Red,
+        "green" => Color::Green,
+        "yellow" => Color::Yellow,
+        "blue" => Color::Blue,
+        "magenta" => Color::Magenta,
+        "cyan" => Color::Cyan,
+        "white" => Color::White,
+        "gray" | "grey" => Color::Gray,
+        _ => return None,
+    })
+}
+
+/// The context's label: black on its colour (bold white on red when none was chosen for a
+/// protected one, reversed otherwise), so that "which cluster am I on" is never a question.
+pub fn context(color: Option<&str>, protected: bool) -> Style {
+    match color.and_then(named_color) {
+        Some(bg) => Style::new()
+            .fg(Color::Black)
+            .bg(bg)
+            .add_modifier(Modifier::BOLD),
+        None if protected => kill_switch_on(),
+        None => Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD),
+    }
+}
+
+/// Nothing can run: as loud as the kill switch, in its own colour.
+pub fn read_only() -> Style {
+    Style::new()
+        .fg(Color::Black)
+        .bg(Color::Cyan)
+        .add_modifier(Modifier::BOLD)
+}
+
+/// Takes the colours out of a drawn frame for NO_COLOR and `--color never`; what stood out
+/// on a background colour stands out reversed instead, and bold stays bold.
+pub fn strip_colors(buf: &mut ratatui::buffer::Buffer) {
+    for cell in &mut buf.content {
+        if cell.bg != Color::Reset {
+            cell.modifier.insert(Modifier::REVERSED);
+        }
+        cell.fg = Color::Reset;
+        cell.bg = Color::Reset;
+    }
+}

@@ -38,6 +38,8 @@ pub enum Command {
     OpenPrompt,
     /// Pick an action from the catalog for the selected ticket.
     OpenPicker,
+    /// The protected context's name was typed: run what was held.
+    ConfirmContext,
 }
 
 /// News from the engine, already converted to display data by the runtime.
@@ -102,6 +104,50 @@ pub enum Effect {
 }
 
 pub fn update(view: &mut View, msg: Msg) -> Vec<Effect> {
+    // What the typed name confirms goes out as it is.
+    let confirmed = matches!(msg, Msg::Command(Command::ConfirmContext));
+    let effects = unguarded_update(view, msg);
+    if confirmed {
+        effects
+    } else {
+        guard(view, effects)
+    }
+}
+
+/// Whether an effect changes the cluster in a way a protected context asks about first:
+/// chaos, drills, and running or undoing anything disruptive.
+fn needs_the_context_name(view: &View, effect: &Effect) -> bool {
+    let disruptive = |id: &i64| view.actions.iter().any(|a| a.id == *id && a.disruptive);
+    match effect {
+        Effect::InjectChaos(_) | Effect::StartDrill(_) => true,
+        Effect::Approve(id) | Effect::Undo(id) => disruptive(id),
+        Effect::Pick(pick) => view
+            .catalog
+            .iter()
+            .any(|s| s.name == pick.action && s.risk.is_disruptive()),
+        _ => false,
+    }
+}
+
+/// On a protected context, holds the first effect that needs the context's name typed (and
+/// drops any other such effect meanwhile); the rest go through.
+fn guard(view: &mut View, effects: Vec<Effect>) -> Vec<Effect> {
+    if !view.header.context.as_ref().is_some_and(|c| c.protected) {
+        return effects;
+    }
+    let mut passed = Vec::new();
+    for effect in effects {
+        if !needs_the_context_name(view, &effect) {
+            passed.push(effect);
+        } else if view.guarded.is_none() {
+            view.guarded = Some((effect, ratatui_textarea::TextArea::default()));
+            view.ui.popups.push(Popup::ConfirmContext);
+        }
+    }
+    passed
+}
+
+fn unguarded_update(view: &mut View, msg: Msg) -> Vec<Effect> {
     match msg {
         Msg::Command(command) => command_update(view, command),
         Msg::Ask(question) => {
@@ -122,6 +168,7 @@ pub fn update(view: &mut View, msg: Msg) -> Vec<Effect> {
             vec![]
         }
         Msg::Tick { now_ms, clock } => {
+            release_paced(view, now_ms.saturating_sub(view.now_ms));
             view.now_ms = now_ms;
             view.header.clock = clock;
             let progress = progress(view);
@@ -242,10 +289,18 @@ fn command_update(view: &mut View, command: Command) -> Vec<Effect> {
             view.ui.popups.retain(|p| *p != Popup::ConfirmKillSwitch);
             return vec![Effect::KillSwitch(true)];
         }
-        Command::Dismiss => {
-            if view.ui.popups.pop() == Some(Popup::Picker) {
-                view.picker = None;
+        Command::Dismiss => match view.ui.popups.pop() {
+            Some(Popup::Picker) => view.picker = None,
+            Some(Popup::ConfirmContext) => {
+                if let Some((effect, _)) = view.guarded.take() {
+                    view.push_notice(format!("not done: {}", describe(&effect)));
+                }
             }
+            _ => {}
+        },
+        Command::ConfirmContext => {
+            view.ui.popups.retain(|p| *p != Popup::ConfirmContext);
+            return view.guarded.take().map(|(e, _)| e).into_iter().collect();
         }
         Command::NextChapter => view.chapters.next(now),
         Command::PreviousChapter => view.chapters.previous(now),
@@ -280,6 +335,22 @@ fn command_update(view: &mut View, command: Command) -> Vec<Effect> {
         }
     }
     vec![]
+}
+
+/// An effect in words, for the confirmation and its cancellation.
+pub fn describe(effect: &Effect) -> String {
+    match effect {
+        Effect::InjectChaos(name) => format!("inject {name}"),
+        Effect::StartDrill(name) => format!("start drill {name}"),
+        Effect::Approve(id) => format!("run A{id}"),
+        Effect::Undo(id) => format!("undo A{id}"),
+        Effect::Pick(pick) => format!(
+            "run {} {}",
+            pick.action,
+            serde_json::Value::Object(pick.params.clone().into_iter().collect())
+        ),
+        other => format!("{other:?}"),
+    }
 }
 
 fn close_picker(view: &mut View) {
@@ -324,6 +395,37 @@ fn select(view: &mut View, down: bool) {
     }
 }
 
+/// Shows streamed text: whole lines join the transcript, the rest waits for its newline.
+fn show(transcript: &mut Transcript, text: &str) {
+    transcript.partial.push_str(text);
+    while let Some(end) = transcript.partial.find('\n') {
+        let line: String = transcript.partial.drain(..=end).collect();
+        transcript
+            .lines
+            .push(line.trim_end_matches('\n').to_string());
+    }
+}
+
+/// Demo pacing: lets out what `elapsed_ms` at `view.pacing` characters a second allows.
+fn release_paced(view: &mut View, elapsed_ms: u64) {
+    if view.pacing == 0 {
+        return;
+    }
+    let budget = (u64::from(view.pacing) * elapsed_ms / 1000).max(1) as usize;
+    for transcript in view.transcripts.values_mut() {
+        if transcript.pending.is_empty() {
+            continue;
+        }
+        let cut = transcript
+            .pending
+            .char_indices()
+            .nth(budget)
+            .map_or(transcript.pending.len(), |(i, _)| i);
+        let text: String = transcript.pending.drain(..cut).collect();
+        show(transcript, &text);
+    }
+}
+
 fn engine_update(view: &mut View, news: EngineUpdate) {
     match news {
         EngineUpdate::Observed {
@@ -355,12 +457,10 @@ fn engine_update(view: &mut View, news: EngineUpdate) {
             let transcript = view.transcripts.entry(ticket).or_default();
             match event {
                 ReasoningEvent::Text { text } | ReasoningEvent::Thinking { text } => {
-                    transcript.partial.push_str(&text);
-                    while let Some(end) = transcript.partial.find('\n') {
-                        let line: String = transcript.partial.drain(..=end).collect();
-                        transcript
-                            .lines
-                            .push(line.trim_end_matches('\n').to_string());
+                    if view.pacing > 0 {
+                        transcript.pending.push_str(&text);
+                    } else {
+                        show(transcript, &text);
                     }
                 }
                 ReasoningEvent::ToolCall { .. } | ReasoningEvent::ToolResult { .. } => {}

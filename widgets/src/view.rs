@@ -23,6 +23,18 @@ pub struct Header {
     pub kill_switch: bool,
     /// Wall-clock time as the runtime formatted it ("14:03:22"); render reads no clock.
     pub clock: String,
+    /// Nothing can run: no action, no chaos.
+    pub read_only: bool,
+    pub context: Option<ContextLabel>,
+}
+
+/// Which cluster this is, in its colour; a protected one asks for its name before anything
+/// disruptive.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContextLabel {
+    pub name: String,
+    pub color: Option<String>,
+    pub protected: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +76,8 @@ pub struct ActionRow {
     pub undo: Option<String>,
     /// Why it cannot be taken back.
     pub irreversible: Option<String>,
+    /// It takes capacity away or loses state (its risk is disruptive or destructive).
+    pub disruptive: bool,
 }
 
 impl ActionRow {
@@ -96,6 +110,9 @@ pub struct Transcript {
     pub lines: Vec<String>,
     /// Text after the last newline, still streaming.
     pub partial: String,
+    /// Text received but not shown yet: with demo pacing, it is let out a few characters a
+    /// tick; the diagnosis shows once it has all been shown.
+    pub pending: String,
     pub diagnosis: Option<Diagnosis>,
     pub refused: Option<String>,
 }
@@ -137,6 +154,8 @@ pub enum Popup {
     Prompt,
     /// A human picks an action for the selected ticket (`View::picker` holds its state).
     Picker,
+    /// A protected context: type its name before `View::guarded` runs.
+    ConfirmContext,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -178,6 +197,11 @@ pub struct View {
     pub now_ms: u64,
     pub ui: UiState,
     pub prompt: TextArea<'static>,
+    /// Characters a second the reasoning streams at on screen (0: as it arrives). Display
+    /// only: the engine's decisions and timings never wait for it.
+    pub pacing: u32,
+    /// An effect held until the protected context's name is typed, and what was typed.
+    pub guarded: Option<(crate::update::Effect, TextArea<'static>)>,
 }
 
 impl View {

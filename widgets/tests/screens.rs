@@ -41,6 +41,7 @@ fn healthy() -> View {
             mode: Some(Mode::Execute),
             kill_switch: false,
             clock: "14:03:22".into(),
+            ..Header::default()
         },
         ..View::default()
     };
@@ -199,6 +200,7 @@ fn action(id: i64, status: ActionStatus) -> ActionRow {
         waiting: None,
         undo: None,
         irreversible: None,
+        disruptive: true,
     }
 }
 
@@ -860,4 +862,154 @@ fn overriding_a_picks_premises_asks_for_the_targets_name() {
     assert!(view.picker.is_some());
     press(&mut view, KeyCode::Esc);
     assert!(view.picker.is_none() && view.ui.popups.is_empty());
+}
+
+fn on_context(mut view: View, protected: bool) -> View {
+    view.header.context = Some(ContextLabel {
+        name: "prod-eu".into(),
+        color: Some("red".into()),
+        protected,
+    });
+    view
+}
+
+#[test]
+fn the_header_names_the_context_and_says_read_only() {
+    let mut view = on_context(healthy(), true);
+    view.header.read_only = true;
+    snap!("screen_read_only_context_120x36", screen(&view, 120, 36));
+    snap!("screen_read_only_context_80x24", screen(&view, 80, 24));
+    let mut terminal = Terminal::new(TestBackend::new(120, 1)).unwrap();
+    terminal
+        .draw(|frame| {
+            operator_widgets::panes::header::render(&view, frame.area(), frame.buffer_mut())
+        })
+        .unwrap();
+    let buf = terminal.backend().buffer();
+    assert_eq!(
+        buf[(1, 0)].bg,
+        ratatui::style::Color::Red,
+        "the context in its colour"
+    );
+}
+
+#[test]
+fn a_protected_context_asks_for_its_name_before_chaos_or_anything_disruptive() {
+    let mut view = on_context(gated(), true);
+    view.catalog = catalog();
+    // Chaos from the menu is held until the name is typed.
+    assert!(press(&mut view, KeyCode::Char('1')).is_empty());
+    snap!("popup_protected_context_120x36", screen(&view, 120, 36));
+    type_text(&mut view, "prod");
+    assert!(
+        press(&mut view, KeyCode::Enter).is_empty(),
+        "a wrong name runs nothing"
+    );
+    type_text(&mut view, "-eu");
+    assert_eq!(
+        press(&mut view, KeyCode::Enter),
+        vec![Effect::InjectChaos("kill_node".into())]
+    );
+    assert!(view.ui.popups.is_empty() && view.guarded.is_none());
+
+    // Esc cancels and says what was not done.
+    press(&mut view, KeyCode::Char('1'));
+    assert!(press(&mut view, KeyCode::Esc).is_empty());
+    assert!(
+        view.notices
+            .back()
+            .unwrap()
+            .contains("not done: inject kill_node")
+    );
+
+    // A safe pick needs no name; an unprotected context asks nothing.
+    let mut view = on_context(unknown_cause(), true);
+    view.catalog = catalog();
+    press(&mut view, KeyCode::Char('x'));
+    press(&mut view, KeyCode::Down);
+    press(&mut view, KeyCode::Enter);
+    type_text(&mut view, "k");
+    press(&mut view, KeyCode::Enter);
+    type_text(&mut view, "5");
+    press(&mut view, KeyCode::Enter);
+    press(&mut view, KeyCode::Enter);
+    assert!(matches!(
+        &press(&mut view, KeyCode::Char('y'))[..],
+        [Effect::Pick(_)]
+    ));
+    let mut view = on_context(healthy(), false);
+    assert_eq!(
+        press(&mut view, KeyCode::Char('1')),
+        vec![Effect::InjectChaos("kill_node".into())]
+    );
+}
+
+#[test]
+fn pacing_lets_the_reasoning_out_a_few_characters_a_tick_and_the_diagnosis_after_it() {
+    let mut view = diagnosed();
+    view.transcripts.clear();
+    view.pacing = 40;
+    update(
+        &mut view,
+        Msg::Engine(EngineUpdate::Reasoning {
+            ticket: 1,
+            event: ReasoningEvent::Text {
+                text: "Hypothesis: process_crash, because the process exited.\nnext\n".into(),
+            },
+        }),
+    );
+    update(
+        &mut view,
+        Msg::Engine(EngineUpdate::Diagnosis {
+            ticket: 1,
+            diagnosis: Box::new(diagnosis()),
+        }),
+    );
+    let now = view.now_ms;
+    update(
+        &mut view,
+        Msg::Tick {
+            now_ms: now + 250,
+            clock: "x".into(),
+        },
+    );
+    let t = &view.transcripts[&1];
+    assert_eq!(
+        t.partial, "Hypothesis",
+        "40 chars/s for 250 ms: 10 characters"
+    );
+    assert!(
+        !screen(&view, 120, 36).contains("Root cause"),
+        "the conclusion waits"
+    );
+    update(
+        &mut view,
+        Msg::Tick {
+            now_ms: now + 2_250,
+            clock: "x".into(),
+        },
+    );
+    let t = &view.transcripts[&1];
+    assert_eq!(t.lines.len(), 2);
+    assert!(t.pending.is_empty());
+    assert!(screen(&view, 120, 36).contains("Root cause"));
+}
+
+#[test]
+fn no_color_leaves_the_words_and_takes_the_colours() {
+    let view = node_down();
+    let mut terminal = Terminal::new(TestBackend::new(120, 36)).unwrap();
+    terminal
+        .draw(|frame| {
+            operator_widgets::draw(frame, &view);
+            operator_widgets::theme::strip_colors(frame.buffer_mut());
+        })
+        .unwrap();
+    let buf = terminal.backend().buffer();
+    assert!(
+        buf.content
+            .iter()
+            .all(|c| c.fg == ratatui::style::Color::Reset && c.bg == ratatui::style::Color::Reset)
+    );
+    assert_eq!(terminal.backend().to_string(), screen(&view, 120, 36));
 }

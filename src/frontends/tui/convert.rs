@@ -47,6 +47,7 @@ pub fn action_row(a: &Action) -> ActionRow {
             )
         }),
         irreversible: a.irreversible.clone(),
+        disruptive: a.risk.is_disruptive(),
     }
 }
 

@@ -16,7 +16,7 @@ use futures::StreamExt;
 use operator_protocol::ChaosRequest;
 use operator_widgets::chapters::{ChapterBook, ChapterRun};
 use operator_widgets::update::{Effect, EngineUpdate, Msg};
-use operator_widgets::view::{ChaosEntry, Header, View};
+use operator_widgets::view::{ChaosEntry, ContextLabel, Header, View};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::clock::{Clock, SystemClock};
@@ -61,8 +61,15 @@ pub async fn run_tui(args: RunOptions, db: &Path, state_dir: &Path) -> Result<()
             target: deployment.target.kind().to_string(),
             simulated: deployment.target.simulated(),
             brain: brain.name(),
+            read_only: args.read_only,
+            context: args.context.as_ref().map(|c| ContextLabel {
+                name: c.name.clone(),
+                color: c.color.clone(),
+                protected: c.protected,
+            }),
             ..Header::default()
         },
+        pacing: args.pacing,
         chaos: deployment
             .subject
             .chaos()
@@ -93,7 +100,7 @@ pub async fn run_tui(args: RunOptions, db: &Path, state_dir: &Path) -> Result<()
         running: None,
     };
     let result = {
-        let mut screen = terminal::Screen::enter(recorder)?;
+        let mut screen = terminal::Screen::enter(recorder, args.colors)?;
         let outcome = event_loop(&mut screen, &mut view, &handle, &mut events, &mut drills).await;
         screen.leave()?;
         outcome
@@ -225,6 +232,10 @@ async fn run_effect(
 ) -> bool {
     match effect {
         Effect::Quit => return false,
+        // A drill is a fault from outside: a read-only operator starts none.
+        Effect::StartDrill(name) if view.header.read_only => {
+            view.push_notice(format!("read-only: drill {name} not started"));
+        }
         Effect::StartDrill(name) => {
             if let Err(e) = drills.start(&name).await {
                 view.push_notice(e);

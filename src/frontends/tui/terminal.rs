@@ -50,10 +50,12 @@ pub struct Screen {
     terminal: Terminal<CrosstermBackend<Tee>>,
     recorder: Option<Arc<Mutex<Recorder>>>,
     active: bool,
+    /// False for NO_COLOR and --color never: frames are drawn without colours.
+    colors: bool,
 }
 
 impl Screen {
-    pub fn enter(recorder: Option<Recorder>) -> Result<Self> {
+    pub fn enter(recorder: Option<Recorder>, colors: bool) -> Result<Self> {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             restore();
@@ -71,12 +73,18 @@ impl Screen {
             terminal,
             recorder,
             active: true,
+            colors,
         })
     }
 
     pub fn draw(&mut self, view: &operator_widgets::View) -> Result<()> {
-        self.terminal
-            .draw(|frame| operator_widgets::draw(frame, view))?;
+        let colors = self.colors;
+        self.terminal.draw(|frame| {
+            operator_widgets::draw(frame, view);
+            if !colors {
+                operator_widgets::theme::strip_colors(frame.buffer_mut());
+            }
+        })?;
         Ok(())
     }
 

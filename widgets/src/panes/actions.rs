@@ -20,8 +20,9 @@ pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
     for a in view.visible_actions() {
         let marker = if Some(a.id) == selected { "▶" } else { " " };
         let waiting = a.awaiting_approval(mode);
-        let (state, state_style) = if waiting && a.waiting.is_some() && mode == Some(Mode::Execute)
-        {
+        let (state, state_style) = if view.header.read_only && a.status == ActionStatus::Validated {
+            (" READ-ONLY · NOT RUN ".to_string(), theme::read_only())
+        } else if waiting && a.waiting.is_some() && mode == Some(Mode::Execute) {
             (
                 " WAITING FOR A HUMAN ".to_string(),
                 theme::awaiting_approval(),

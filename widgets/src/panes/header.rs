@@ -12,11 +12,21 @@ use crate::view::View;
 
 pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
     let h = &view.header;
-    let mut spans = vec![
+    let mut spans = Vec::new();
+    if let Some(context) = &h.context {
+        spans.push(Span::styled(
+            format!(" {} ", context.name),
+            theme::context(context.color.as_deref(), context.protected),
+        ));
+    }
+    if h.read_only {
+        spans.push(Span::styled(" READ-ONLY ", theme::read_only()));
+    }
+    spans.extend([
         Span::styled(" operator-tui ", theme::title()),
         Span::styled(format!("{} ", h.subject), Style::new()),
         Span::styled(format!("on {} ", h.target), theme::dim()),
-    ];
+    ]);
     if h.simulated {
         spans.push(Span::styled(" SIMULATED ", theme::simulated()));
         spans.push(Span::raw(" "));
@@ -39,12 +49,12 @@ pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
         spans.push(Span::styled(" KILL SWITCH ON ", theme::kill_switch_on()));
         spans.push(Span::raw(" "));
     } else {
-        // The usual state gives way to a human being needed on a narrow screen.
+        // The usual state gives way on a narrow screen (to a human being needed, first).
         let off = "kill switch off ";
         let needed = Line::from(spans.clone()).width()
             + off.len()
             + waiting.as_ref().map_or(0, |w| w.width());
-        if waiting.is_none() || needed <= area.width as usize {
+        if needed <= area.width as usize {
             spans.push(Span::styled(off, theme::dim()));
         }
     }

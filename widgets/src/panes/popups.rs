@@ -131,6 +131,32 @@ pub fn render(view: &View, popup: Popup, area: Rect, buf: &mut Buffer) {
                 .block(block("undo", true))
                 .render(rect, buf);
         }
+        Popup::ConfirmContext => {
+            let (Some((effect, typed)), Some(context)) = (&view.guarded, &view.header.context)
+            else {
+                return;
+            };
+            let lines = vec![
+                Line::from(vec![
+                    Span::styled(
+                        format!(" {} ", context.name),
+                        theme::context(context.color.as_deref(), true),
+                    ),
+                    Span::styled(" is a protected context.", theme::title()),
+                ]),
+                Line::raw(format!(
+                    "To {}, type its name and press enter (esc cancels):",
+                    crate::update::describe(effect)
+                )),
+                Line::styled(format!("  {}▌", typed.lines().join("")), theme::title()),
+            ];
+            let rect = centered(area, 64, wrapped_height(&lines, 64));
+            Clear.render(rect, buf);
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: true })
+                .block(block("protected context", true))
+                .render(rect, buf);
+        }
         Popup::Picker => {
             if let Some(picker) = &view.picker {
                 crate::panes::picker::render(picker, area, buf);

@@ -12,7 +12,8 @@ use crate::view::{Focus, Transcript, View};
 
 fn diagnosis_lines(t: &Transcript) -> Vec<Line<'static>> {
     let mut lines = Vec::new();
-    if let Some(d) = &t.diagnosis {
+    // With demo pacing, the conclusion waits for the reasoning that leads to it.
+    if let Some(d) = t.diagnosis.as_ref().filter(|_| t.pending.is_empty()) {
         lines.push(Line::raw(""));
         let cause = if d.is_unknown() {
             Span::styled(" unknown — needs a human ", theme::needs_a_human())
