@@ -84,6 +84,7 @@ fn streaming_view() -> View {
                 waiting: None,
                 undo: None,
                 irreversible: None,
+                disruptive: true,
             })),
         );
     }

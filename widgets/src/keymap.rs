@@ -32,13 +32,14 @@ pub const BINDINGS: &[Binding] = &[
     Binding { key: Key::Char('r'), label: "r", command: Command::Reject, help: "reject the selected action", footer: Some("reject") },
     Binding { key: Key::Char('x'), label: "x", command: Command::OpenPicker, help: "pick an action yourself for the selected ticket", footer: Some("act") },
     Binding { key: Key::Char('u'), label: "u", command: Command::Undo, help: "undo the selected completed action (asks first)", footer: None },
+    Binding { key: Key::Char('f'), label: "f", command: Command::OpenFilter, help: "filter the cluster's nodes (name, role, or down / degraded / up)", footer: None },
     Binding { key: Key::Char('m'), label: "m", command: Command::CycleMode, help: "cycle mode: observe → approve → execute", footer: Some("mode") },
     Binding { key: Key::Char('K'), label: "K", command: Command::AskKillSwitch, help: "kill switch (asks first to engage)", footer: Some("kill switch") },
     Binding { key: Key::Char('n'), label: "n", command: Command::NextChapter, help: "next demo chapter", footer: Some("next chapter") },
     Binding { key: Key::Char('p'), label: "p", command: Command::PreviousChapter, help: "previous demo chapter", footer: None },
     Binding { key: Key::Code(KeyCode::Tab), label: "tab", command: Command::FocusNext, help: "focus the next pane", footer: None },
-    Binding { key: Key::Code(KeyCode::Up), label: "↑", command: Command::SelectUp, help: "select the previous ticket (or action)", footer: None },
-    Binding { key: Key::Code(KeyCode::Down), label: "↓", command: Command::SelectDown, help: "select the next ticket (or action)", footer: None },
+    Binding { key: Key::Code(KeyCode::Up), label: "↑", command: Command::SelectUp, help: "select the previous ticket (or action; or scroll the cluster)", footer: None },
+    Binding { key: Key::Code(KeyCode::Down), label: "↓", command: Command::SelectDown, help: "select the next ticket (or action; or scroll the cluster)", footer: None },
     Binding { key: Key::Code(KeyCode::PageUp), label: "pgup", command: Command::ScrollUp, help: "scroll the reasoning back", footer: None },
     Binding { key: Key::Code(KeyCode::PageDown), label: "pgdn", command: Command::ScrollDown, help: "scroll the reasoning forward", footer: None },
     Binding { key: Key::Char('/'), label: "/", command: Command::OpenPrompt, help: "ask the brain a question", footer: Some("ask") },
@@ -73,6 +74,14 @@ pub fn handle_key(view: &mut View, event: KeyEvent) -> Option<Msg> {
             KeyCode::Enter => return Some(Msg::Ask(view.prompt.lines().join("\n"))),
             _ => {
                 view.prompt.input(event);
+                None
+            }
+        },
+        Some(Popup::Filter) => match event.code {
+            KeyCode::Esc => Some(Command::Dismiss),
+            KeyCode::Enter => return Some(Msg::Filter(view.filter_input.lines().join(""))),
+            _ => {
+                view.filter_input.input(event);
                 None
             }
         },

@@ -40,6 +40,8 @@ pub enum Command {
     OpenPicker,
     /// The protected context's name was typed: run what was held.
     ConfirmContext,
+    /// Type a filter for the cluster's nodes.
+    OpenFilter,
 }
 
 /// News from the engine, already converted to display data by the runtime.
@@ -80,6 +82,8 @@ pub enum Msg {
     Ask(String),
     /// The picker's action, confirmed.
     Pick(Pick),
+    /// The cluster filter as typed (empty: show every node).
+    Filter(String),
     Engine(EngineUpdate),
     Tick {
         now_ms: u64,
@@ -158,6 +162,13 @@ fn unguarded_update(view: &mut View, msg: Msg) -> Vec<Effect> {
             } else {
                 vec![Effect::Ask(question)]
             }
+        }
+        Msg::Filter(text) => {
+            view.ui.popups.retain(|p| *p != Popup::Filter);
+            let text = text.trim().to_string();
+            view.ui.node_filter = (!text.is_empty()).then_some(text);
+            view.ui.cluster_scroll = 0;
+            vec![]
         }
         Msg::Pick(pick) => {
             close_picker(view);
@@ -310,6 +321,13 @@ fn command_update(view: &mut View, command: Command) -> Vec<Effect> {
         Command::ScrollDown => {
             view.ui.reasoning_scroll = view.ui.reasoning_scroll.saturating_sub(3)
         }
+        Command::OpenFilter => {
+            let current = view.ui.node_filter.clone().unwrap_or_default();
+            view.filter_input = ratatui_textarea::TextArea::new(vec![current]);
+            view.filter_input
+                .move_cursor(ratatui_textarea::CursorMove::End);
+            view.ui.popups.push(Popup::Filter);
+        }
         Command::OpenPicker => {
             let Some(ticket) = view.selected_ticket() else {
                 view.push_notice("no ticket selected: a picked action is for a ticket".into());
@@ -380,6 +398,14 @@ fn select(view: &mut View, down: bool) {
         ids.get(next).copied()
     };
     match view.ui.focus {
+        Focus::Cluster => {
+            let last = view.listed_nodes().len().saturating_sub(1);
+            view.ui.cluster_scroll = if down {
+                (view.ui.cluster_scroll + 1).min(last)
+            } else {
+                view.ui.cluster_scroll.saturating_sub(1)
+            };
+        }
         Focus::Actions => {
             let ids = view.visible_actions().iter().map(|a| a.id).collect();
             let current = view.selected_action().map(|a| a.id);
@@ -436,8 +462,17 @@ fn engine_update(view: &mut View, news: EngineUpdate) {
             view.nodes = nodes;
             if let Some(w) = &workload {
                 view.ops_history.push_back(w.ops_per_sec.round() as u64);
+                view.split_history.push_back(
+                    w.split
+                        .iter()
+                        .map(|(name, rate)| (name.clone(), rate.round() as u64))
+                        .collect(),
+                );
                 while view.ops_history.len() > WORKLOAD_HISTORY {
                     view.ops_history.pop_front();
+                }
+                while view.split_history.len() > WORKLOAD_HISTORY {
+                    view.split_history.pop_front();
                 }
             }
             view.workload = workload;

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use operator_protocol::{
-    ActionStatus, Diagnosis, Mode, NodeStatus, Severity, TicketStatus, WorkloadSample,
+    ActionStatus, Diagnosis, Health, Mode, NodeStatus, Severity, TicketStatus, WorkloadSample,
 };
 use ratatui_textarea::TextArea;
 
@@ -129,6 +129,8 @@ pub enum Focus {
     Tickets,
     Reasoning,
     Actions,
+    /// ↑/↓ scroll the cluster's nodes.
+    Cluster,
 }
 
 impl Focus {
@@ -136,8 +138,49 @@ impl Focus {
         match self {
             Focus::Tickets => Focus::Reasoning,
             Focus::Reasoning => Focus::Actions,
-            Focus::Actions => Focus::Tickets,
+            Focus::Actions => Focus::Cluster,
+            Focus::Cluster => Focus::Tickets,
         }
+    }
+}
+
+/// "57 up · 1 down · 2 degraded": how many nodes are in each health, the healthy first as
+/// the headline, then what is wrong, worst first; healths nobody is in are left out.
+pub fn health_summary<'a>(healths: impl IntoIterator<Item = &'a Health>) -> String {
+    let mut counts = [0usize; 4];
+    for h in healths {
+        counts[health_rank(*h)] += 1;
+    }
+    [
+        Health::Healthy,
+        Health::Down,
+        Health::Unknown,
+        Health::Degraded,
+    ]
+    .into_iter()
+    .filter(|h| counts[health_rank(*h)] > 0)
+    .map(|h| format!("{} {}", counts[health_rank(h)], health_word(h)))
+    .collect::<Vec<_>>()
+    .join(" · ")
+}
+
+/// How a health is written in the summary (and matched by the filter).
+pub fn health_word(h: Health) -> &'static str {
+    match h {
+        Health::Down => "down",
+        Health::Unknown => "unknown",
+        Health::Degraded => "degraded",
+        Health::Healthy => "up",
+    }
+}
+
+/// Worst first: down, unknown, degraded, healthy.
+pub fn health_rank(h: Health) -> usize {
+    match h {
+        Health::Down => 0,
+        Health::Unknown => 1,
+        Health::Degraded => 2,
+        Health::Healthy => 3,
     }
 }
 
@@ -156,6 +199,8 @@ pub enum Popup {
     Picker,
     /// A protected context: type its name before `View::guarded` runs.
     ConfirmContext,
+    /// Typing the cluster pane's filter (`View::filter_input`).
+    Filter,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -165,6 +210,10 @@ pub struct UiState {
     pub selected_action: Option<i64>,
     /// Lines scrolled up from the bottom of the reasoning; 0 follows the stream.
     pub reasoning_scroll: u16,
+    /// Nodes scrolled past at the top of the cluster pane.
+    pub cluster_scroll: usize,
+    /// Only nodes whose name, role or health contains this (set with f).
+    pub node_filter: Option<String>,
     pub popups: Vec<Popup>,
 }
 
@@ -180,6 +229,8 @@ pub struct View {
     pub nodes: Vec<NodeStatus>,
     pub workload: Option<WorkloadSample>,
     pub ops_history: VecDeque<u64>,
+    /// The workload's split (allowed, denied, …) per sample, beside `ops_history`.
+    pub split_history: VecDeque<BTreeMap<String, u64>>,
     pub observation_error: Option<String>,
     /// Newest incident first, each incident's cause before its symptoms.
     pub tickets: Vec<TicketRow>,
@@ -200,6 +251,7 @@ pub struct View {
     /// Characters a second the reasoning streams at on screen (0: as it arrives). Display
     /// only: the engine's decisions and timings never wait for it.
     pub pacing: u32,
+    pub filter_input: TextArea<'static>,
     /// An effect held until the protected context's name is typed, and what was typed.
     pub guarded: Option<(crate::update::Effect, TextArea<'static>)>,
 }
@@ -256,6 +308,25 @@ impl View {
                     .or_else(|| visible.first().copied())
             }
         }
+    }
+
+    /// The nodes the cluster pane lists: those the filter keeps, the unhealthy first (in
+    /// their observed order within each health).
+    pub fn listed_nodes(&self) -> Vec<&NodeStatus> {
+        let filter = self.ui.node_filter.as_deref().map(str::to_lowercase);
+        let mut nodes: Vec<&NodeStatus> = self
+            .nodes
+            .iter()
+            .filter(|n| {
+                filter.as_deref().is_none_or(|f| {
+                    n.id.0.to_lowercase().contains(f)
+                        || n.role.to_lowercase().contains(f)
+                        || health_word(n.health).contains(f)
+                })
+            })
+            .collect();
+        nodes.sort_by_key(|n| health_rank(n.health));
+        nodes
     }
 
     pub fn push_notice(&mut self, text: String) {

@@ -73,6 +73,21 @@ fn healthy() -> View {
         }),
     );
     view.ops_history = (0..120).map(|i| 190 + (i * 7 % 23)).collect();
+    // Allowed dips for a few samples while denied surges: both must show.
+    view.split_history = (0..120u64)
+        .map(|i| {
+            let dip = (90..96).contains(&i);
+            [
+                (
+                    "allowed".to_string(),
+                    if dip { 120 } else { 190 + (i * 7 % 11) },
+                ),
+                ("denied".to_string(), if dip { 80 } else { 8 + i % 3 }),
+            ]
+            .into_iter()
+            .collect()
+        })
+        .collect();
     view.chaos = [
         "kill_node",
         "pause_node",
@@ -1012,4 +1027,110 @@ fn no_color_leaves_the_words_and_takes_the_colours() {
             .all(|c| c.fg == ratatui::style::Color::Reset && c.bg == ratatui::style::Color::Reset)
     );
     assert_eq!(terminal.backend().to_string(), screen(&view, 120, 36));
+}
+
+/// A 60-store TiKV cluster with store-37 dead and two slow stores, and a long ticket history.
+fn sixty_stores() -> View {
+    let mut view = healthy();
+    view.header.subject = "tikv".into();
+    view.ops_history.clear();
+    view.split_history.clear();
+    let nodes = (1..=60)
+        .map(|i| {
+            let health = match i {
+                37 => Health::Down,
+                12 | 48 => Health::Degraded,
+                _ => Health::Healthy,
+            };
+            NodeStatus {
+                id: NodeId(format!("store-{i}")),
+                role: "tikv".into(),
+                health,
+                facts: [("leaders".to_string(), json!(100 + i))]
+                    .into_iter()
+                    .collect(),
+            }
+        })
+        .collect();
+    update(
+        &mut view,
+        Msg::Engine(EngineUpdate::Observed {
+            nodes,
+            workload: None,
+            violations: vec![],
+        }),
+    );
+    for id in 1..=40 {
+        let mut t = ticket_on(id, "slow_store", TicketStatus::Resolved);
+        t.target = format!("store-{}", id % 60 + 1);
+        update(&mut view, Msg::Engine(EngineUpdate::Ticket(t)));
+    }
+    let mut dead = ticket_on(41, "store_down", TicketStatus::Escalated);
+    dead.target = "store-37".into();
+    dead.reason = Some("needs a human: no known cause fits the evidence".into());
+    update(&mut view, Msg::Engine(EngineUpdate::Ticket(dead)));
+    view
+}
+
+#[test]
+fn sixty_stores_put_the_dead_one_first_and_summarise_the_rest() {
+    let view = sixty_stores();
+    for (name, w, h) in [
+        ("screen_sixty_stores_120x36", 120, 36),
+        ("screen_sixty_stores_80x24", 80, 24),
+    ] {
+        let text = screen(&view, w, h);
+        assert!(text.contains("57 up · 1 down · 2 degraded"), "{text}");
+        assert!(
+            text.contains("✖ store-37"),
+            "the dead store is on screen: {text}"
+        );
+        snap!(name, text);
+    }
+
+    // Focus the cluster, scroll down, and the title says where the list is.
+    let mut view = sixty_stores();
+    for _ in 0..3 {
+        press(&mut view, KeyCode::Tab);
+    }
+    assert_eq!(view.ui.focus, Focus::Cluster);
+    for _ in 0..10 {
+        press(&mut view, KeyCode::Down);
+    }
+    let text = screen(&view, 120, 36);
+    assert!(text.contains("cluster · 11–15 of 60"), "{text}");
+
+    // A filter keeps what matches: a name, or a health.
+    press(&mut view, KeyCode::Char('f'));
+    type_text(&mut view, "degraded");
+    press(&mut view, KeyCode::Enter);
+    let text = screen(&view, 120, 36);
+    assert!(
+        text.contains("2 degraded · filter \"degraded\" (2 of 60)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("◐ store-12") && text.contains("◐ store-48") && !text.contains("✖ store-37")
+    );
+    press(&mut view, KeyCode::Char('f'));
+    for _ in 0.."degraded".len() {
+        press(&mut view, KeyCode::Backspace);
+    }
+    press(&mut view, KeyCode::Enter);
+    assert_eq!(view.ui.node_filter, None);
+
+    // The tickets pane counts, and keeps the selected ticket on screen however far down.
+    let mut view = sixty_stores();
+    for _ in 0..40 {
+        press(&mut view, KeyCode::Down);
+    }
+    let text = screen(&view, 120, 36);
+    assert!(
+        text.contains("tickets · 1 active · 1 needs a human"),
+        "{text}"
+    );
+    assert!(
+        text.contains("▶#1 "),
+        "the last ticket is selected and shown: {text}"
+    );
 }

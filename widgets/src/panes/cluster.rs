@@ -7,7 +7,9 @@ use ratatui::widgets::{Paragraph, Widget};
 
 use crate::panes::{block, fit};
 use crate::theme;
-use crate::view::View;
+use operator_protocol::NodeStatus;
+
+use crate::view::{Focus, View, health_summary};
 
 /// "p99_ms" → "p99 0.61 ms", "checks_per_sec" → "67 checks/s", anything else "name value".
 fn fact(name: &str, value: &serde_json::Value) -> Option<String> {
@@ -33,25 +35,59 @@ fn fact(name: &str, value: &serde_json::Value) -> Option<String> {
     })
 }
 
+fn node_line(node: &NodeStatus, id_width: usize, inner_width: usize) -> Line<'static> {
+    let (symbol, style) = theme::health(node.health);
+    let facts: Vec<String> = node.facts.iter().filter_map(|(k, v)| fact(k, v)).collect();
+    Line::from(vec![
+        Span::styled(format!(" {symbol} "), style),
+        Span::styled(format!("{:<id_width$} ", node.id.0), style),
+        Span::styled(
+            fit(&facts.join("  "), inner_width.saturating_sub(id_width + 4)),
+            theme::dim(),
+        ),
+    ])
+}
+
+/// The unhealthy first; when they do not all fit, a summary line heads the list ("57 up ·
+/// 1 down · 2 degraded") and ↑/↓ (with the pane focused) scroll the rest.
 pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
     let inner_width = area.width.saturating_sub(2) as usize;
-    let mut lines: Vec<Line> = view
-        .nodes
+    let rows = area.height.saturating_sub(2) as usize;
+    let listed = view.listed_nodes();
+    let mut lines: Vec<Line> = Vec::new();
+    let error_rows = usize::from(view.observation_error.is_some());
+    let room = rows.saturating_sub(error_rows);
+    let summarised = listed.len() > room || view.ui.node_filter.is_some();
+    if summarised {
+        let mut summary = format!(" {}", health_summary(listed.iter().map(|n| &n.health)));
+        if let Some(filter) = &view.ui.node_filter {
+            summary.push_str(&format!(
+                " · filter {filter:?} ({} of {})",
+                listed.len(),
+                view.nodes.len()
+            ));
+        }
+        lines.push(Line::styled(fit(&summary, inner_width), theme::title()));
+    }
+    let room = room.saturating_sub(usize::from(summarised));
+    let first = view
+        .ui
+        .cluster_scroll
+        .min(listed.len().saturating_sub(room));
+    let id_width = listed
         .iter()
-        .map(|node| {
-            let (symbol, style) = theme::health(node.health);
-            let facts: Vec<String> = node.facts.iter().filter_map(|(k, v)| fact(k, v)).collect();
-            Line::from(vec![
-                Span::styled(format!(" {symbol} "), style),
-                Span::styled(format!("{:<8}", node.id.0), style),
-                Span::styled(
-                    fit(&facts.join("  "), inner_width.saturating_sub(12)),
-                    theme::dim(),
-                ),
-            ])
-        })
-        .collect();
-    if lines.is_empty() {
+        .map(|n| n.id.0.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(7);
+    lines.extend(
+        listed
+            .iter()
+            .skip(first)
+            .take(room)
+            .map(|node| node_line(node, id_width, inner_width)),
+    );
+    if view.nodes.is_empty() {
         lines.push(Line::styled(
             " waiting for the first observation…",
             theme::dim(),
@@ -63,7 +99,13 @@ pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
             theme::bad(),
         ));
     }
+    let title = if listed.len() > room {
+        let last = (first + room).min(listed.len());
+        format!("cluster · {}–{} of {}", first + 1, last, listed.len())
+    } else {
+        "cluster".to_string()
+    };
     Paragraph::new(lines)
-        .block(block("cluster", false))
+        .block(block(&title, view.ui.focus == Focus::Cluster))
         .render(area, buf);
 }

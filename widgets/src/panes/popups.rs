@@ -157,6 +157,17 @@ pub fn render(view: &View, popup: Popup, area: Rect, buf: &mut Buffer) {
                 .block(block("protected context", true))
                 .render(rect, buf);
         }
+        Popup::Filter => {
+            let rect = centered(area, 64, 3);
+            Clear.render(rect, buf);
+            let outer = block(
+                "filter nodes: name, role, down / degraded / up · enter, esc",
+                true,
+            );
+            let inner = outer.inner(rect);
+            outer.render(rect, buf);
+            view.filter_input.render(inner, buf);
+        }
         Popup::Picker => {
             if let Some(picker) = &view.picker {
                 crate::panes::picker::render(picker, area, buf);

@@ -15,8 +15,14 @@ use crate::view::{Focus, View};
 pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
     let width = area.width.saturating_sub(2) as usize;
     let selected = view.selected_ticket().map(|t| t.id);
+    // Two rows a ticket (three for the selected one): start where the selection shows.
+    let fits = (area.height.saturating_sub(3) / 2).max(1) as usize;
+    let at = selected
+        .and_then(|id| view.tickets.iter().position(|t| t.id == id))
+        .unwrap_or(0);
+    let start = (at + 1).saturating_sub(fits);
     let mut lines = Vec::new();
-    for t in &view.tickets {
+    for t in view.tickets.iter().skip(start).take(fits + 1) {
         let is_selected = Some(t.id) == selected;
         let marker = if is_selected { "▶" } else { " " };
         // A symptom sits under its incident's cause, when the cause is on screen.
@@ -75,10 +81,30 @@ pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
             theme::good(),
         ));
     }
-    let title = format!(
-        "tickets ({} active)",
-        view.tickets.iter().filter(|t| t.status.is_active()).count()
-    );
+    let count = |keep: &dyn Fn(&crate::view::TicketRow) -> bool| {
+        view.tickets.iter().filter(|t| keep(t)).count()
+    };
+    // What matters most first; the rest is left off where the title has no room.
+    let mut parts = vec![format!(
+        "tickets · {} active",
+        count(&|t| t.status.is_active())
+    )];
+    let humans = count(&|t| t.needs_a_human());
+    if humans > 0 {
+        let verb = if humans == 1 { "needs" } else { "need" };
+        parts.push(format!("{humans} {verb} a human"));
+    }
+    if start > 0 {
+        parts.push(format!("{start} above"));
+    }
+    let resolved = count(&|t| t.status == operator_protocol::TicketStatus::Resolved);
+    if resolved > 0 {
+        parts.push(format!("{resolved} resolved"));
+    }
+    while parts.len() > 1 && parts.join(" · ").chars().count() + 4 > area.width as usize {
+        parts.pop();
+    }
+    let title = parts.join(" · ");
     Paragraph::new(lines)
         .block(block(&title, view.ui.focus == Focus::Tickets))
         .render(area, buf);
