@@ -66,18 +66,14 @@ impl Printer {
                     .last_summary
                     .is_none_or(|t| t.elapsed().as_secs() >= 10);
                 if changed || due {
-                    let nodes: Vec<String> = health
-                        .iter()
-                        .map(|(id, h)| format!("{id} {}", symbol(*h)))
-                        .collect();
+                    let nodes = nodes_line(&health);
                     let ops = observation
                         .workload
                         .as_ref()
                         .map(|w| w.ops_per_sec)
                         .unwrap_or(0.0);
                     self.line(&format!(
-                        "cluster: {}  ·  {ops:.0} ops/s  ·  {} violation(s)",
-                        nodes.join("  "),
+                        "cluster: {nodes}  ·  {ops:.0} ops/s  ·  {} violation(s)",
                         violations.len()
                     ));
                     self.last_summary = Some(Instant::now());
@@ -228,5 +224,67 @@ pub async fn print_events(mut events: broadcast::Receiver<EngineEvent>) {
             )),
             Err(broadcast::error::RecvError::Closed) => break,
         }
+    }
+}
+
+/// Up to this many nodes are listed one by one; a larger cluster is counted, and only its
+/// unhealthy nodes are named.
+const LISTED_NODES: usize = 8;
+/// At most this many unhealthy nodes are named on one line.
+const NAMED_UNHEALTHY: usize = 10;
+
+/// "node-1 ●  node-2 ✖  node-3 ●", or for a large cluster "57 up · 1 down · 2 degraded:
+/// store-37 ✖  store-12 ◐  store-48 ◐".
+fn nodes_line(health: &[(String, Health)]) -> String {
+    if health.len() <= LISTED_NODES {
+        return health
+            .iter()
+            .map(|(id, h)| format!("{id} {}", symbol(*h)))
+            .collect::<Vec<_>>()
+            .join("  ");
+    }
+    let summary = operator_widgets::view::health_summary(health.iter().map(|(_, h)| h));
+    let mut unhealthy: Vec<&(String, Health)> = health
+        .iter()
+        .filter(|(_, h)| *h != Health::Healthy)
+        .collect();
+    if unhealthy.is_empty() {
+        return summary;
+    }
+    unhealthy.sort_by_key(|(_, h)| operator_widgets::view::health_rank(*h));
+    let mut named: Vec<String> = unhealthy
+        .iter()
+        .take(NAMED_UNHEALTHY)
+        .map(|(id, h)| format!("{id} {}", symbol(*h)))
+        .collect();
+    if unhealthy.len() > NAMED_UNHEALTHY {
+        named.push(format!("and {} more", unhealthy.len() - NAMED_UNHEALTHY));
+    }
+    format!("{summary}: {}", named.join("  "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_cluster_is_counted_and_only_its_unhealthy_nodes_are_named() {
+        let mut health: Vec<(String, Health)> = (1..=60)
+            .map(|i| (format!("store-{i}"), Health::Healthy))
+            .collect();
+        health[36].1 = Health::Down;
+        health[11].1 = Health::Degraded;
+        assert_eq!(
+            nodes_line(&health),
+            "58 up · 1 down · 1 degraded: store-37 ✖  store-12 ◐"
+        );
+        let small = &health[..3];
+        assert_eq!(nodes_line(small), "store-1 ●  store-2 ●  store-3 ●");
+        health.iter_mut().for_each(|h| h.1 = Health::Down);
+        let line = nodes_line(&health);
+        assert!(
+            line.starts_with("60 down: store-1 ✖") && line.ends_with("and 50 more"),
+            "{line}"
+        );
     }
 }

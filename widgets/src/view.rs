@@ -261,15 +261,16 @@ impl View {
     /// an approval.
     pub fn waiting_for_a_human(&self) -> usize {
         let mode = self.header.mode;
+        // One pass over each list: thousands of tickets and actions are drawn every frame.
+        let awaiting: std::collections::BTreeSet<i64> = self
+            .actions
+            .iter()
+            .filter(|a| a.awaiting_approval(mode))
+            .filter_map(|a| a.ticket)
+            .collect();
         self.tickets
             .iter()
-            .filter(|t| {
-                t.status == TicketStatus::Escalated
-                    || self
-                        .actions
-                        .iter()
-                        .any(|a| a.ticket == Some(t.id) && a.awaiting_approval(mode))
-            })
+            .filter(|t| t.status == TicketStatus::Escalated || awaiting.contains(&t.id))
             .count()
     }
 
