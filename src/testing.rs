@@ -254,6 +254,7 @@ impl Subject for FakeSubject {
             root_cause: "process_crash".into(),
             expected_invariant: "node_down".into(),
             params: vec![node_param()],
+            needs: vec![operator_protocol::Disturbance::Kill],
         }]
     }
 

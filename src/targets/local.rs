@@ -362,6 +362,11 @@ impl Drop for LocalTarget {
 }
 
 impl DeploymentTarget for LocalTarget {
+    fn can(&self, disturbance: operator_protocol::Disturbance) -> bool {
+        // Plain processes share the host's network: nothing to partition.
+        disturbance != operator_protocol::Disturbance::Isolate
+    }
+
     fn kind(&self) -> &str {
         "local"
     }

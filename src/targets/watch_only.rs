@@ -29,6 +29,10 @@ impl DeploymentTarget for WatchOnly {
         "none"
     }
 
+    fn can(&self, _: operator_protocol::Disturbance) -> bool {
+        false
+    }
+
     fn nodes(&self) -> Vec<NodeId> {
         self.nodes.clone()
     }

@@ -121,6 +121,8 @@ pub struct Transcript {
 pub struct ChaosEntry {
     pub name: String,
     pub description: String,
+    /// The invariant it is expected to break.
+    pub breaks: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

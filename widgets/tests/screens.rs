@@ -100,6 +100,7 @@ fn healthy() -> View {
     .map(|n| ChaosEntry {
         name: n.to_string(),
         description: format!("inject {n}"),
+        breaks: "node_down".into(),
     })
     .collect();
     view.chapters = ChapterRun::new(book(), false);

@@ -70,13 +70,13 @@ pub async fn run_tui(args: RunOptions, db: &Path, state_dir: &Path) -> Result<()
             ..Header::default()
         },
         pacing: args.pacing,
-        chaos: deployment
-            .subject
-            .chaos()
+        // Only what this target can inject: no partition offered on plain processes.
+        chaos: crate::targets::injectable(deployment.subject.chaos(), &*deployment.target)
             .into_iter()
             .map(|c| ChaosEntry {
                 name: c.name,
                 description: c.description,
+                breaks: c.expected_invariant,
             })
             .collect(),
         catalog: {

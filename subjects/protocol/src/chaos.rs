@@ -15,6 +15,19 @@ pub struct ChaosSpec {
     /// The invariant this fault is expected to break.
     pub expected_invariant: String,
     pub params: Vec<ParamSpec>,
+    /// What the deployment target must be able to do for it (a partition needs a target
+    /// that can isolate a node): a fault the target cannot inject is not offered.
+    #[serde(default)]
+    pub needs: Vec<Disturbance>,
+}
+
+/// A way a deployment target disturbs a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disturbance {
+    Kill,
+    Pause,
+    Isolate,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

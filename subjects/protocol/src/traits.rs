@@ -145,6 +145,11 @@ pub trait DeploymentTarget: Send + Sync {
         false
     }
     fn nodes(&self) -> Vec<NodeId>;
+    /// Whether it can disturb a node this way at all (the rest refuse with a reason).
+    fn can(&self, disturbance: crate::Disturbance) -> bool {
+        let _ = disturbance;
+        true
+    }
     fn kill<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>>;
     fn stop<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>>;
     fn start<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>>;

@@ -19,8 +19,10 @@ fn spec(
     root_cause: &str,
     invariant: &str,
     params: Vec<ParamSpec>,
+    needs: &[Disturbance],
 ) -> ChaosSpec {
     ChaosSpec {
+        needs: needs.to_vec(),
         name: name.into(),
         description: description.into(),
         root_cause: root_cause.into(),
@@ -52,6 +54,7 @@ pub fn specs(nodes: &[String]) -> Vec<ChaosSpec> {
             "process_crash",
             NODE_DOWN,
             vec![node()],
+            &[Disturbance::Kill],
         ),
         spec(
             "pause_node",
@@ -59,6 +62,7 @@ pub fn specs(nodes: &[String]) -> Vec<ChaosSpec> {
             "process_stalled",
             NODE_DOWN,
             vec![node()],
+            &[Disturbance::Pause],
         ),
         spec(
             "kill_redis",
@@ -66,6 +70,7 @@ pub fn specs(nodes: &[String]) -> Vec<ChaosSpec> {
             "redis_down",
             REDIS_DISCONNECTED,
             vec![],
+            &[Disturbance::Kill],
         ),
         spec(
             "node_latency",
@@ -80,6 +85,7 @@ pub fn specs(nodes: &[String]) -> Vec<ChaosSpec> {
                     ParamKind::Integer { min: 1, max: 5000 },
                 ),
             ],
+            &[],
         ),
         spec(
             "counter_drift",
@@ -97,6 +103,7 @@ pub fn specs(nodes: &[String]) -> Vec<ChaosSpec> {
                     },
                 ),
             ],
+            &[],
         ),
         spec(
             "partition_node",
@@ -104,6 +111,7 @@ pub fn specs(nodes: &[String]) -> Vec<ChaosSpec> {
             "network_partition",
             NODE_DOWN,
             vec![node()],
+            &[Disturbance::Isolate],
         ),
         spec(
             "ghost_allow",
@@ -111,6 +119,7 @@ pub fn specs(nodes: &[String]) -> Vec<ChaosSpec> {
             "node_bypassing_redis",
             GHOST_ALLOWING,
             vec![node()],
+            &[],
         ),
     ]
 }

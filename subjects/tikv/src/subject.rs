@@ -969,6 +969,7 @@ pub fn chaos_catalog() -> Vec<ChaosSpec> {
             root_cause: "store_crashed".into(),
             expected_invariant: invariants::STORE_DOWN.into(),
             params: vec![store()],
+            needs: vec![Disturbance::Kill],
         },
         ChaosSpec {
             name: "slow_store".into(),
@@ -976,6 +977,7 @@ pub fn chaos_catalog() -> Vec<ChaosSpec> {
             root_cause: "store_slow".into(),
             expected_invariant: invariants::SLOW_STORE.into(),
             params: vec![store()],
+            needs: vec![Disturbance::Pause],
         },
         ChaosSpec {
             name: "hot_store".into(),
@@ -983,6 +985,7 @@ pub fn chaos_catalog() -> Vec<ChaosSpec> {
             root_cause: "leader_skew".into(),
             expected_invariant: invariants::LEADER_IMBALANCE.into(),
             params: vec![store()],
+            needs: vec![],
         },
         ChaosSpec {
             name: "kill_pd".into(),
@@ -990,6 +993,7 @@ pub fn chaos_catalog() -> Vec<ChaosSpec> {
             root_cause: "pd_quorum_lost".into(),
             expected_invariant: invariants::PD_NO_LEADER.into(),
             params: vec![],
+            needs: vec![Disturbance::Kill],
         },
     ]
 }

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Widget, Wrap};
 
 use crate::keymap::BINDINGS;
-use crate::panes::{block, centered};
+use crate::panes::{block, centered, fit};
 use crate::theme;
 use crate::view::{Popup, View};
 
@@ -37,6 +37,19 @@ pub fn render(view: &View, popup: Popup, area: Rect, buf: &mut Buffer) {
                 .render(rect, buf);
         }
         Popup::Chaos => {
+            // Columns: number, name, what it does, the invariant it breaks.
+            let name_width = view.chaos.iter().map(|c| c.name.len()).max().unwrap_or(0);
+            let breaks_width = view.chaos.iter().map(|c| c.breaks.len()).max().unwrap_or(0);
+            let longest = view
+                .chaos
+                .iter()
+                .map(|c| c.description.chars().count())
+                .max();
+            // Border 2, " 9 " 3, the name and 2, "  breaks " 9, the invariant.
+            let fixed = 2 + 3 + name_width + 2 + 9 + breaks_width;
+            let width =
+                (fixed + longest.unwrap_or(40)).min(area.width.saturating_sub(4) as usize) as u16;
+            let description_width = (width as usize).saturating_sub(fixed);
             let mut lines: Vec<Line> = view
                 .chaos
                 .iter()
@@ -44,15 +57,27 @@ pub fn render(view: &View, popup: Popup, area: Rect, buf: &mut Buffer) {
                 .map(|(i, c)| {
                     Line::from(vec![
                         Span::styled(format!(" {} ", i + 1), theme::key()),
-                        Span::styled(format!("{:<14}", c.name), theme::title()),
-                        Span::styled(c.description.clone(), theme::dim()),
+                        Span::styled(format!("{:<name_width$}  ", c.name), theme::title()),
+                        Span::styled(
+                            format!(
+                                "{:<description_width$}",
+                                fit(&c.description, description_width)
+                            ),
+                            theme::dim(),
+                        ),
+                        Span::styled(
+                            format!("  breaks {}", c.breaks),
+                            theme::severity(operator_protocol::Severity::Warning),
+                        ),
                     ])
                 })
                 .collect();
             if lines.is_empty() {
-                lines.push(Line::raw(" this subject offers no chaos"));
+                lines.push(Line::raw(
+                    " nothing this subject offers can be injected on this target",
+                ));
             }
-            let rect = centered(area, 96, lines.len() as u16 + 2);
+            let rect = centered(area, width, lines.len() as u16 + 2);
             Clear.render(rect, buf);
             Paragraph::new(lines)
                 .block(block("inject a fault · number to pick, esc to close", true))
