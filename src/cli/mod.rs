@@ -352,6 +352,45 @@ fn refuse_when_read_only(store: &Store, read_only: bool) -> Result<()> {
     Ok(())
 }
 
+/// On a protected context, a command that acts goes on only once the context's name is typed
+/// (at a terminal) or given in OPERATOR_CONFIRM_CONTEXT (in a script).
+fn confirm_protected_context(
+    globals: &Globals,
+    file: &crate::config_file::FileConfig,
+) -> Result<()> {
+    let Some(context) = globals.context(file).filter(|c| c.protected) else {
+        return Ok(());
+    };
+    let given = match std::env::var("OPERATOR_CONFIRM_CONTEXT") {
+        Ok(name) => name,
+        Err(_) if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+            eprint!(
+                "{} is a protected context: type its name to go on: ",
+                context.name
+            );
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line
+        }
+        Err(_) => {
+            return Err(eyre!(
+                "{} is a protected context: set OPERATOR_CONFIRM_CONTEXT={} to act on it from a script",
+                context.name,
+                context.name
+            ));
+        }
+    };
+    if given.trim() == context.name {
+        Ok(())
+    } else {
+        Err(eyre!(
+            "not done: {:?} is not the context's name ({})",
+            given.trim(),
+            context.name
+        ))
+    }
+}
+
 /// `key=value`, where a value that parses as JSON (a number, true) keeps its type.
 fn parse_key_value(text: &str) -> Result<(String, serde_json::Value), String> {
     let (key, value) = text
@@ -389,6 +428,7 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
             let mut store = Store::open(db)?;
             if command.acts() {
                 refuse_when_read_only(&store, read_only)?;
+                confirm_protected_context(&cli.globals, &file)?;
             }
             records::actions(&mut store, command, json)
         }
@@ -428,6 +468,7 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
                 },
         }) => {
             refuse_when_read_only(&Store::open(db)?, read_only)?;
+            confirm_protected_context(&cli.globals, &file)?;
             runtime.block_on(run::chaos_inject(subject, name, params, db, state_dir))
         }
         Some(Commands::Ask {

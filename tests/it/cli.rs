@@ -347,3 +347,48 @@ fn the_config_file_sets_defaults_and_a_typo_in_it_is_named() {
         support::binary::operator_text(&db, &["--config", "/nonexistent.toml", "tickets", "list"]);
     assert!(!ok && text.contains("/nonexistent.toml"), "{text}");
 }
+
+#[test]
+fn a_protected_context_asks_for_its_name_before_the_command_line_acts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("op.db");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "context = \"prod-eu\"\n[contexts.prod-eu]\nprotected = true\n",
+    )
+    .unwrap();
+    let run = |confirm: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_operator-tui"));
+        command
+            .args([
+                "--db",
+                db.to_str().unwrap(),
+                "--config",
+                config.to_str().unwrap(),
+            ])
+            .args(["actions", "approve", "1"])
+            .stdin(std::process::Stdio::null());
+        if let Some(name) = confirm {
+            command.env("OPERATOR_CONFIRM_CONTEXT", name);
+        }
+        let out = command.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, text) = run(None);
+    assert!(
+        !ok && text.contains("OPERATOR_CONFIRM_CONTEXT=prod-eu"),
+        "{text}"
+    );
+    let (ok, text) = run(Some("prod"));
+    assert!(!ok && text.contains("not done"), "{text}");
+    // The right name goes on to the command itself (there is no action 1 here).
+    let (_, text) = run(Some("prod-eu"));
+    assert!(
+        !text.contains("protected") && !text.contains("not done"),
+        "{text}"
+    );
+}

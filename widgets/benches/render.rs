@@ -187,41 +187,34 @@ fn median(mut samples: Vec<f64>) -> f64 {
     samples[samples.len() / 2]
 }
 
-fn main() {
-    let view = streaming_view();
+/// The median cost of drawing `view` on a 120×36 screen, over 15 batches.
+fn median_frame_us(view: &View, frames_per_batch: usize) -> f64 {
     let area = Rect::new(0, 0, 120, 36);
     let mut buffer = Buffer::empty(area);
-    let frames_per_batch = 200;
-    let per_frame: Vec<f64> = (0..15)
+    let per_frame = (0..15)
         .map(|_| {
             let started = Instant::now();
             for _ in 0..frames_per_batch {
                 buffer.reset();
-                operator_widgets::screen::render(black_box(&view), area, &mut buffer);
+                operator_widgets::screen::render(black_box(view), area, &mut buffer);
             }
             started.elapsed().as_secs_f64() * 1e6 / frames_per_batch as f64
         })
         .collect();
-    println!(
-        "render 120x36 streaming frame: median {:.1} µs per frame (15 batches of {frames_per_batch})",
-        median(per_frame)
-    );
+    median(per_frame)
+}
 
-    let large = large_view();
-    let per_frame: Vec<f64> = (0..15)
-        .map(|_| {
-            let started = Instant::now();
-            for _ in 0..frames_per_batch {
-                buffer.reset();
-                operator_widgets::screen::render(black_box(&large), area, &mut buffer);
-            }
-            started.elapsed().as_secs_f64() * 1e6 / frames_per_batch as f64
-        })
-        .collect();
-    println!(
-        "render 120x36 frame, 200 stores and 2,000 tickets: median {:.1} µs per frame (15 batches of {frames_per_batch})",
-        median(per_frame)
-    );
+fn main() {
+    let frames_per_batch = 200;
+    for (name, view) in [
+        ("streaming frame", streaming_view()),
+        ("frame, 200 stores and 2,000 tickets", large_view()),
+    ] {
+        println!(
+            "render 120x36 {name}: median {:.1} µs per frame (15 batches of {frames_per_batch})",
+            median_frame_us(&view, frames_per_batch)
+        );
+    }
 
     let tokens_per_batch = 5000;
     let per_token: Vec<f64> = (0..15)
