@@ -392,3 +392,46 @@ fn a_protected_context_asks_for_its_name_before_the_command_line_acts() {
         "{text}"
     );
 }
+
+/// A headless read-only run says which context it is on and injects nothing it is asked to.
+#[test]
+fn a_headless_read_only_run_names_its_context_and_injects_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("op.db");
+    let out = operator(
+        &db,
+        &[
+            "--read-only",
+            "--context",
+            "staging",
+            "run",
+            "--subject",
+            "tikv",
+            "--headless",
+            "--inject",
+            "kill_store",
+            "--duration",
+            "6",
+        ],
+    );
+    let text = stdout(&out);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.lines()
+            .next()
+            .unwrap_or_default()
+            .starts_with("context staging · READ-ONLY"),
+        "{text}"
+    );
+    assert!(
+        text.contains("read-only: operator-tui was started with --read-only"),
+        "{text}"
+    );
+    assert!(!text.contains("store_down"), "nothing was killed: {text}");
+    let audit = stdout(&operator(&db, &["audit", "--json"]));
+    assert!(!audit.contains("chaos_injected"), "{audit}");
+}
