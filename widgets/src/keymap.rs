@@ -32,7 +32,7 @@ pub const BINDINGS: &[Binding] = &[
     Binding { key: Key::Char('r'), label: "r", command: Command::Reject, help: "reject the selected action", footer: Some("reject") },
     Binding { key: Key::Char('x'), label: "x", command: Command::OpenPicker, help: "pick an action yourself for the selected ticket", footer: Some("act") },
     Binding { key: Key::Char('u'), label: "u", command: Command::Undo, help: "undo the selected completed action (asks first)", footer: None },
-    Binding { key: Key::Char('f'), label: "f", command: Command::OpenFilter, help: "filter the cluster's nodes (name, role, or down / degraded / up)", footer: None },
+    Binding { key: Key::Char('f'), label: "f", command: Command::OpenFilter, help: "filter nodes and tickets (name, invariant, health)", footer: None },
     Binding { key: Key::Char('m'), label: "m", command: Command::CycleMode, help: "cycle mode: observe → approve → execute", footer: Some("mode") },
     Binding { key: Key::Char('K'), label: "K", command: Command::AskKillSwitch, help: "kill switch (asks first to engage)", footer: Some("kill switch") },
     Binding { key: Key::Char('n'), label: "n", command: Command::NextChapter, help: "next demo chapter", footer: Some("next chapter") },

@@ -166,7 +166,7 @@ fn unguarded_update(view: &mut View, msg: Msg) -> Vec<Effect> {
         Msg::Filter(text) => {
             view.ui.popups.retain(|p| *p != Popup::Filter);
             let text = text.trim().to_string();
-            view.ui.node_filter = (!text.is_empty()).then_some(text);
+            view.ui.filter = (!text.is_empty()).then_some(text);
             view.ui.cluster_scroll = 0;
             vec![]
         }
@@ -322,7 +322,7 @@ fn command_update(view: &mut View, command: Command) -> Vec<Effect> {
             view.ui.reasoning_scroll = view.ui.reasoning_scroll.saturating_sub(3)
         }
         Command::OpenFilter => {
-            let current = view.ui.node_filter.clone().unwrap_or_default();
+            let current = view.ui.filter.clone().unwrap_or_default();
             view.filter_input = ratatui_textarea::TextArea::new(vec![current]);
             view.filter_input
                 .move_cursor(ratatui_textarea::CursorMove::End);
@@ -412,7 +412,7 @@ fn select(view: &mut View, down: bool) {
             view.ui.selected_action = step(ids, current);
         }
         _ => {
-            let ids = view.tickets.iter().map(|t| t.id).collect();
+            let ids = view.listed_tickets().iter().map(|t| t.id).collect();
             let current = view.selected_ticket().map(|t| t.id);
             view.ui.selected_ticket = step(ids, current);
             view.ui.selected_action = None;
@@ -484,9 +484,22 @@ fn engine_update(view: &mut View, news: EngineUpdate) {
                 Some(existing) => *existing = row,
                 None => view.tickets.push(row),
             }
-            // A ticket may join another incident (its cause showed up later): order again.
-            view.tickets
-                .sort_by_key(|t| (std::cmp::Reverse(t.incident), t.id != t.incident, t.id));
+            // A ticket may join another incident (its cause showed up later): order again,
+            // incidents still open first, newest first, each cause before its symptoms.
+            let open: std::collections::BTreeSet<i64> = view
+                .tickets
+                .iter()
+                .filter(|t| t.status.is_active())
+                .map(|t| t.incident)
+                .collect();
+            view.tickets.sort_by_key(|t| {
+                (
+                    !open.contains(&t.incident),
+                    std::cmp::Reverse(t.incident),
+                    t.id != t.incident,
+                    t.id,
+                )
+            });
         }
         EngineUpdate::Reasoning { ticket, event } => {
             let transcript = view.transcripts.entry(ticket).or_default();

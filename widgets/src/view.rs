@@ -214,8 +214,9 @@ pub struct UiState {
     pub reasoning_scroll: u16,
     /// Nodes scrolled past at the top of the cluster pane.
     pub cluster_scroll: usize,
-    /// Only nodes whose name, role or health contains this (set with f).
-    pub node_filter: Option<String>,
+    /// Only the nodes whose name, role or health, and the tickets whose invariant, target or
+    /// status, contain this (set with f).
+    pub filter: Option<String>,
     pub popups: Vec<Popup>,
 }
 
@@ -277,11 +278,34 @@ impl View {
     }
 
     pub fn selected_ticket(&self) -> Option<&TicketRow> {
-        let id = self
-            .ui
-            .selected_ticket
-            .or_else(|| self.tickets.first().map(|t| t.id))?;
-        self.tickets.iter().find(|t| t.id == id)
+        // Asked several times a frame: without a filter, no list is built.
+        if self.ui.filter.is_none() {
+            let id = self
+                .ui
+                .selected_ticket
+                .or_else(|| self.tickets.first().map(|t| t.id))?;
+            return self.tickets.iter().find(|t| t.id == id);
+        }
+        let listed = self.listed_tickets();
+        match self.ui.selected_ticket {
+            Some(id) => listed.into_iter().find(|t| t.id == id),
+            None => listed.first().copied(),
+        }
+    }
+
+    /// The tickets the pane lists: those the filter keeps, in the pane's order.
+    pub fn listed_tickets(&self) -> Vec<&TicketRow> {
+        let filter = self.ui.filter.as_deref().map(str::to_lowercase);
+        self.tickets
+            .iter()
+            .filter(|t| {
+                filter.as_deref().is_none_or(|f| {
+                    t.invariant.to_lowercase().contains(f)
+                        || t.target.to_lowercase().contains(f)
+                        || t.status.as_str().contains(f)
+                })
+            })
+            .collect()
     }
 
     /// The actions to show: the selected ticket's, else all.
@@ -316,7 +340,7 @@ impl View {
     /// The nodes the cluster pane lists: those the filter keeps, the unhealthy first (in
     /// their observed order within each health).
     pub fn listed_nodes(&self) -> Vec<&NodeStatus> {
-        let filter = self.ui.node_filter.as_deref().map(str::to_lowercase);
+        let filter = self.ui.filter.as_deref().map(str::to_lowercase);
         let mut nodes: Vec<&NodeStatus> = self
             .nodes
             .iter()

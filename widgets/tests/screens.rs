@@ -1113,12 +1113,34 @@ fn sixty_stores_put_the_dead_one_first_and_summarise_the_rest() {
     assert!(
         text.contains("◐ store-12") && text.contains("◐ store-48") && !text.contains("✖ store-37")
     );
+    assert!(text.contains("no ticket matches the filter"), "{text}");
+    // A node's name finds the node and its tickets.
     press(&mut view, KeyCode::Char('f'));
     for _ in 0.."degraded".len() {
         press(&mut view, KeyCode::Backspace);
     }
+    type_text(&mut view, "store-37");
     press(&mut view, KeyCode::Enter);
-    assert_eq!(view.ui.node_filter, None);
+    let text = screen(&view, 120, 36);
+    assert!(
+        text.contains("✖ store-37") && text.contains("▶#41  store_down on store-37"),
+        "{text}"
+    );
+    assert!(!text.contains("#40 "), "{text}");
+    press(&mut view, KeyCode::Char('f'));
+    for _ in 0.."store-37".len() {
+        press(&mut view, KeyCode::Backspace);
+    }
+    press(&mut view, KeyCode::Enter);
+    assert_eq!(view.ui.filter, None);
+
+    // An incident still open sorts above newer resolved ones.
+    let mut view = sixty_stores();
+    let mut newer = ticket_on(42, "slow_store", TicketStatus::Resolved);
+    newer.target = "store-5".into();
+    update(&mut view, Msg::Engine(EngineUpdate::Ticket(newer)));
+    assert_eq!(view.tickets[0].id, 41);
+    assert_eq!(view.tickets[1].id, 42);
 
     // The tickets pane counts, and keeps the selected ticket on screen however far down.
     let mut view = sixty_stores();

@@ -57,10 +57,10 @@ pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
     let mut lines: Vec<Line> = Vec::new();
     let error_rows = usize::from(view.observation_error.is_some());
     let room = rows.saturating_sub(error_rows);
-    let summarised = listed.len() > room || view.ui.node_filter.is_some();
+    let summarised = listed.len() > room || view.ui.filter.is_some();
     if summarised {
         let mut summary = format!(" {}", health_summary(listed.iter().map(|n| &n.health)));
-        if let Some(filter) = &view.ui.node_filter {
+        if let Some(filter) = &view.ui.filter {
             summary.push_str(&format!(
                 " · filter {filter:?} ({} of {})",
                 listed.len(),

@@ -17,12 +17,13 @@ pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
     let selected = view.selected_ticket().map(|t| t.id);
     // Two rows a ticket (three for the selected one): start where the selection shows.
     let fits = (area.height.saturating_sub(3) / 2).max(1) as usize;
+    let listed = view.listed_tickets();
     let at = selected
-        .and_then(|id| view.tickets.iter().position(|t| t.id == id))
+        .and_then(|id| listed.iter().position(|t| t.id == id))
         .unwrap_or(0);
     let start = (at + 1).saturating_sub(fits);
     let mut lines = Vec::new();
-    for t in view.tickets.iter().skip(start).take(fits + 1) {
+    for t in listed.iter().skip(start).take(fits + 1) {
         let is_selected = Some(t.id) == selected;
         let marker = if is_selected { "▶" } else { " " };
         // A symptom sits under its incident's cause, when the cause is on screen.
@@ -75,11 +76,13 @@ pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
             ));
         }
     }
-    if lines.is_empty() {
+    if lines.is_empty() && view.tickets.is_empty() {
         lines.push(Line::styled(
             " no tickets: every invariant holds",
             theme::good(),
         ));
+    } else if lines.is_empty() {
+        lines.push(Line::styled(" no ticket matches the filter", theme::dim()));
     }
     let count = |keep: &dyn Fn(&crate::view::TicketRow) -> bool| {
         view.tickets.iter().filter(|t| keep(t)).count()
