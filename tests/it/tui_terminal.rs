@@ -182,10 +182,19 @@ fn autoplay_in_a_real_terminal_resolves_the_ticket_and_restores_the_terminal() {
     let chapters = dir.path().join("chapters.toml");
     std::fs::write(&chapters, CHAPTERS).unwrap();
     let session = autoplay(
-        &format!("--chapters {}", chapters.display()),
+        &format!("--chapters {} --context stage-demo", chapters.display()),
         Duration::from_secs(45),
     );
     assert!(session.saw_panes, "the TUI drew its panes");
+    assert!(
+        session.seen.contains(" stage-demo  operator-tui"),
+        "the context leads the header"
+    );
+    let cast = std::fs::read_to_string(session.dir.path().join("talk.cast")).unwrap();
+    assert!(
+        cast.contains("stage-demo"),
+        "the recording names the context"
+    );
     assert!(
         session.saw_resolved,
         "the screen showed the ticket resolved"
