@@ -349,3 +349,39 @@ fn a_person_picks_the_action_by_hand_on_an_escalated_ticket_and_sees_it_verified
     assert_eq!(ticket.status, operator_tui::model::TicketStatus::Resolved);
     assert!(ticket.reason.unwrap().starts_with("verified"));
 }
+
+/// `--color never` (as NO_COLOR): the recorded session sets no foreground or background colour.
+#[test]
+fn without_colour_the_screen_sets_no_colour_at_all() {
+    let _slot = support::heavy("tui_terminal");
+    let dir = tempfile::tempdir().unwrap();
+    let chapters = dir.path().join("chapters.toml");
+    std::fs::write(&chapters, CHAPTERS).unwrap();
+    let session = autoplay(
+        &format!("--chapters {} --color never", chapters.display()),
+        Duration::from_secs(45),
+    );
+    assert!(session.saw_resolved, "{}", session.final_screen);
+    let cast = std::fs::read_to_string(session.dir.path().join("talk.cast")).unwrap();
+    // SGR colour codes: 30–37 / 40–47 / 90–97 / 100–107, and 38;… / 48;… (256 and RGB).
+    let colour = first_colour_sgr(&cast);
+    assert!(colour.is_none(), "a colour was set: {colour:?}");
+}
+
+/// The first SGR parameter in `text` that sets a colour (not a reset to the default).
+fn first_colour_sgr(text: &str) -> Option<String> {
+    for sgr in text.split("\\u001b[").skip(1) {
+        let Some(end) = sgr.find('m') else { continue };
+        let params = &sgr[..end];
+        if !params.chars().all(|c| c.is_ascii_digit() || c == ';') {
+            continue;
+        }
+        for p in params.split(';') {
+            let n: u32 = p.parse().unwrap_or(0);
+            if matches!(n, 30..=37 | 40..=47 | 90..=97 | 100..=107 | 38 | 48) {
+                return Some(params.to_string());
+            }
+        }
+    }
+    None
+}
