@@ -396,6 +396,8 @@ fn a_protected_context_asks_for_its_name_before_the_command_line_acts() {
 /// A headless read-only run says which context it is on and injects nothing it is asked to.
 #[test]
 fn a_headless_read_only_run_names_its_context_and_injects_nothing() {
+    // A simulator and an engine for 6 s: beside a timed cluster test it would skew its timings.
+    let _slot = support::heavy("cli headless run");
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("op.db");
     let out = operator(
