@@ -57,13 +57,8 @@ pub struct RunOptions {
 }
 
 /// A context: the name of the cluster, its colour, and whether it asks for its name to be
-/// typed before anything disruptive.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Context {
-    pub name: String,
-    pub color: Option<String>,
-    pub protected: bool,
-}
+/// typed before anything disruptive (the TUI's header label is the same data).
+pub use operator_widgets::view::ContextLabel as Context;
 
 /// What `run` needs before any front end attaches: the brain, the cluster, and the engine
 /// built on them (not started, so a front end can subscribe first).

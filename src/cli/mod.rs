@@ -336,8 +336,13 @@ impl ActionsCommand {
     }
 }
 
-/// Refuses a command that would act when this command line is read-only, or a read-only
-/// engine is running on the same database.
+/// Whether a command that acts may go on: not read-only (this command line, or an engine
+/// running on the same database), and on a protected context only once its name is given.
+fn may_act(store: &Store, globals: &Globals, file: &crate::config_file::FileConfig) -> Result<()> {
+    refuse_when_read_only(store, globals.read_only(file))?;
+    confirm_protected_context(globals, file)
+}
+
 fn refuse_when_read_only(store: &Store, read_only: bool) -> Result<()> {
     if read_only {
         return Err(eyre!(
@@ -405,7 +410,6 @@ fn parse_key_value(text: &str) -> Result<(String, serde_json::Value), String> {
 pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
     let json = cli.json;
     let file = crate::config_file::FileConfig::load(cli.globals.config.as_deref())?;
-    let read_only = cli.globals.read_only(&file);
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Some(Commands::Completions { shell }) => {
@@ -427,8 +431,7 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
         Some(Commands::Actions { command }) => {
             let mut store = Store::open(db)?;
             if command.acts() {
-                refuse_when_read_only(&store, read_only)?;
-                confirm_protected_context(&cli.globals, &file)?;
+                may_act(&store, &cli.globals, &file)?;
             }
             records::actions(&mut store, command, json)
         }
@@ -467,8 +470,7 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
                     subject,
                 },
         }) => {
-            refuse_when_read_only(&Store::open(db)?, read_only)?;
-            confirm_protected_context(&cli.globals, &file)?;
+            may_act(&Store::open(db)?, &cli.globals, &file)?;
             runtime.block_on(run::chaos_inject(subject, name, params, db, state_dir))
         }
         Some(Commands::Ask {

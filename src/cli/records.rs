@@ -383,7 +383,7 @@ pub fn actions(store: &mut Store, command: ActionsCommand, json: bool) -> Result
                 let params: Vec<String> = spec
                     .params
                     .iter()
-                    .map(|p| format!("{}: {}", p.name, param_kind(&p.kind)))
+                    .map(|p| format!("{}: {}", p.name, p.kind))
                     .collect();
                 t.add_row(vec![
                     spec.name.clone(),
@@ -480,14 +480,4 @@ fn stored_catalog(store: &Store) -> Result<Vec<operator_protocol::ActionSpec>> {
             "no engine has run on this database yet, so its action catalog is not known: start `operator-tui run` (with the same --db) first"
         )
     })
-}
-
-/// A parameter's kind as a person reads it: "1..=100000", "node", "one of a, b".
-pub fn param_kind(kind: &operator_protocol::ParamKind) -> String {
-    match kind {
-        operator_protocol::ParamKind::Integer { min, max } => format!("{min}..={max}"),
-        operator_protocol::ParamKind::String { max_len } => format!("text (≤ {max_len} bytes)"),
-        operator_protocol::ParamKind::Enum { values } => format!("one of {}", values.join(", ")),
-        operator_protocol::ParamKind::Node => "node".into(),
-    }
 }

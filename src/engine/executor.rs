@@ -14,7 +14,7 @@ use super::effect::{ActionResult, Effect, Write};
 use super::general_actions;
 use super::policy::{self, PolicyInput, Verdict};
 use super::state::EngineState;
-use super::validate::{disrupted_node, validate_request};
+use super::validate::validate_request;
 use crate::model::*;
 use crate::store::ActionUpdate;
 
@@ -102,7 +102,7 @@ fn validate(state: &EngineState, action: &Action) -> Effect {
     if state.kill_switch {
         return cancel(action, Cause::Policy, "the kill switch is on");
     }
-    match validate_request(&state.catalog, &request_of(action), &state.nodes()) {
+    match validate_request(&state.catalog, &request_of(action), Some(&state.nodes())) {
         Ok(()) => transition(
             action,
             ActionStatus::Validated,
@@ -182,7 +182,7 @@ fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launch
         _ => {}
     }
     let request = request_of(action);
-    let node = disrupted_node(spec, &request);
+    let node = spec.disrupted_node(&request);
     let disruptive = spec.risk.is_disruptive();
     let started: u32 = action.ticket_id.map_or(0, |t| {
         state.ticket_actions(t).map(|a| a.attempts).sum::<u32>()

@@ -11,6 +11,13 @@ use operator_protocol::{
 pub const WAIT: &str = "wait";
 pub const LOG_MESSAGE: &str = "log_message";
 
+/// Everything the engine can run for `subject`: its own actions, then the general ones.
+pub fn catalog(subject: &dyn operator_protocol::Subject) -> Vec<ActionSpec> {
+    let mut catalog = subject.actions();
+    catalog.extend(specs());
+    catalog
+}
+
 pub fn specs() -> Vec<ActionSpec> {
     let nothing_to_undo = |spec: ActionSpec| ActionSpec {
         reversal: Reversal::NothingToUndo,

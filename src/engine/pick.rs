@@ -5,7 +5,7 @@
 
 use operator_protocol::{ActionRequest, ActionSpec, NodeId};
 
-use super::validate::disrupted_node;
+use super::validate::validate_request;
 use crate::model::{Ticket, TicketId};
 use crate::store::NewAction;
 
@@ -16,14 +16,6 @@ pub struct HumanPick {
     pub request: ActionRequest,
     /// The name the person typed to override the action's premises, if they did.
     pub override_for: Option<String>,
-}
-
-/// The name a person types to override an action's premises: the node it disrupts, else the
-/// ticket's target.
-pub fn override_target(spec: &ActionSpec, request: &ActionRequest, ticket: &Ticket) -> String {
-    disrupted_node(spec, request)
-        .map(|node| node.0)
-        .unwrap_or_else(|| ticket.target.clone())
 }
 
 /// Checks a pick against the catalog and the ticket, and makes it an action; the error says
@@ -37,35 +29,13 @@ pub fn picked_action(
     max_attempts: u32,
 ) -> Result<NewAction, String> {
     let request = &pick.request;
+    validate_request(catalog, request, nodes)?;
     let spec = catalog
         .iter()
         .find(|s| s.name == request.action)
-        .ok_or_else(|| {
-            let names: Vec<&str> = catalog.iter().map(|s| s.name.as_str()).collect();
-            format!(
-                "unknown action {:?}; the catalog has: {}",
-                request.action,
-                names.join(", ")
-            )
-        })?;
-    for name in request.params.keys() {
-        if !spec.params.iter().any(|p| &p.name == name) {
-            return Err(format!("{}: unknown parameter {name:?}", spec.name));
-        }
-    }
-    for param in &spec.params {
-        match request.params.get(&param.name) {
-            Some(value) => param
-                .check(value, nodes)
-                .map_err(|e| format!("{}: parameter {:?} {e}", spec.name, param.name))?,
-            None if param.required => {
-                return Err(format!("{}: missing parameter {:?}", spec.name, param.name));
-            }
-            None => {}
-        }
-    }
+        .expect("validated above");
     if let Some(typed) = &pick.override_for {
-        let target = override_target(spec, request, ticket);
+        let target = spec.override_target(request, &ticket.target);
         if typed != &target {
             return Err(format!(
                 "to override {}'s premises, type its target's name exactly: {target:?} (you typed {typed:?})",

@@ -106,8 +106,7 @@ impl Engine {
         let cancel = CancellationToken::new();
         let events = self.events.clone();
         let (results, results_rx) = mpsc::unbounded_channel();
-        let mut catalog = self.subject.actions();
-        catalog.extend(general_actions::specs());
+        let catalog = general_actions::catalog(&*self.subject);
         let mut state = EngineState::new(
             self.config.clone(),
             self.subject.name().to_string(),

@@ -6,10 +6,12 @@ use std::collections::BTreeSet;
 use operator_protocol::{ActionRequest, ActionSpec, Diagnosis, NodeId};
 
 /// Checks one request against the catalog; the error says what is wrong in words.
+/// `nodes` is `None` where the cluster's nodes are not known (the command line): a node
+/// parameter is then only checked to be a name, and the running engine checks it again.
 pub fn validate_request(
     catalog: &[ActionSpec],
     request: &ActionRequest,
-    nodes: &[NodeId],
+    nodes: Option<&[NodeId]>,
 ) -> Result<(), String> {
     let Some(spec) = catalog.iter().find(|s| s.name == request.action) else {
         let names: Vec<&str> = catalog.iter().map(|s| s.name.as_str()).collect();
@@ -31,7 +33,7 @@ pub fn validate_request(
             }
             continue;
         };
-        let problem = param.check(value, Some(nodes)).err();
+        let problem = param.check(value, nodes).err();
         if let Some(problem) = problem {
             return Err(format!(
                 "{}: parameter {:?} {problem}",
@@ -40,18 +42,6 @@ pub fn validate_request(
         }
     }
     Ok(())
-}
-
-/// The nodes a disruptive action would take out, by its spec's `node_param`.
-pub fn disrupted_node(spec: &ActionSpec, request: &ActionRequest) -> Option<NodeId> {
-    if !spec.risk.is_disruptive() {
-        return None;
-    }
-    if let Some(node) = &spec.disrupts_node {
-        return Some(NodeId(node.clone()));
-    }
-    let param = spec.node_param.as_ref()?;
-    request.params.get(param)?.as_str().map(NodeId::from)
 }
 
 /// Everything a diagnosis must satisfy before its actions are even proposed.
@@ -78,13 +68,13 @@ pub fn validate_diagnosis(
             action: recommended.action.clone(),
             params: recommended.params.clone(),
         };
-        validate_request(catalog, &request, nodes)
+        validate_request(catalog, &request, Some(nodes))
             .map_err(|e| format!("recommended action {}: {e}", i + 1))?;
         let spec = catalog
             .iter()
             .find(|s| s.name == request.action)
             .expect("validated above");
-        disrupted.extend(disrupted_node(spec, &request));
+        disrupted.extend(spec.disrupted_node(&request));
     }
     // Restarting "every node" one by one is still a cluster-wide outage.
     if !nodes.is_empty() && disrupted.len() * 2 > nodes.len() {
@@ -139,7 +129,7 @@ mod tests {
     fn valid_requests_pass_and_each_kind_of_bad_param_is_named() {
         let nodes = vec![NodeId::from("n1")];
         let ok = request(json!({"node": "n1", "limit": 5, "mode": "a"}));
-        assert_eq!(validate_request(&catalog(), &ok, &nodes), Ok(()));
+        assert_eq!(validate_request(&catalog(), &ok, Some(&nodes)), Ok(()));
         let cases = [
             (json!({"node": "n9", "limit": 5, "mode": "a"}), "not a node"),
             (
@@ -158,7 +148,8 @@ mod tests {
             ),
         ];
         for (params, expected) in cases {
-            let err = validate_request(&catalog(), &request(params.clone()), &nodes).unwrap_err();
+            let err =
+                validate_request(&catalog(), &request(params.clone()), Some(&nodes)).unwrap_err();
             assert!(err.contains(expected), "{params}: {err}");
         }
         let unknown = ActionRequest {
@@ -166,7 +157,7 @@ mod tests {
             params: Default::default(),
         };
         assert!(
-            validate_request(&catalog(), &unknown, &nodes)
+            validate_request(&catalog(), &unknown, Some(&nodes))
                 .unwrap_err()
                 .contains("unknown action")
         );

@@ -479,12 +479,7 @@ impl Store {
     /// Proposes the undo of a completed action, approved by `cause`; an error says why there
     /// is nothing to take back.
     pub fn undo(&mut self, of: ActionId, cause: Cause, now: Millis) -> Result<ActionId> {
-        let applied = self.apply(&[Write::Undo { of, cause }], now)?;
-        match (applied.refused.into_iter().next(), applied.inserted.first()) {
-            (Some(refusal), _) => Err(eyre!(refusal)),
-            (None, Some(id)) => Ok(*id),
-            (None, None) => Err(eyre!("no undo was proposed for action {of}")),
-        }
+        self.insert_one(Write::Undo { of, cause }, now)
     }
 
     pub fn set_approval(
@@ -618,6 +613,16 @@ impl Store {
             .transpose()
     }
 
+    /// Applies a write that inserts one action, or is refused; the error is the refusal.
+    fn insert_one(&mut self, write: Write, now: Millis) -> Result<ActionId> {
+        let applied = self.apply(&[write], now)?;
+        match (applied.refused.into_iter().next(), applied.inserted.first()) {
+            (Some(refusal), _) => Err(eyre!(refusal)),
+            (None, Some(id)) => Ok(*id),
+            (None, None) => Err(eyre!("no action was recorded")),
+        }
+    }
+
     /// Records a human's pick; an error says why the ticket cannot take it now.
     pub fn pick(
         &mut self,
@@ -631,12 +636,7 @@ impl Store {
             override_for,
             cause,
         };
-        let applied = self.apply(&[write], now)?;
-        match (applied.refused.into_iter().next(), applied.inserted.first()) {
-            (Some(refusal), _) => Err(eyre!(refusal)),
-            (None, Some(id)) => Ok(*id),
-            (None, None) => Err(eyre!("the pick was not recorded")),
-        }
+        self.insert_one(write, now)
     }
 
     /// Marks this database as watched by a read-only engine (this process) until

@@ -104,16 +104,28 @@ struct Session {
     seen: String,
 }
 
-/// Runs `run --mode execute --autoplay --record` with `args` in a 120×36 tmux pane until it
-/// exits, then checks the recording and that no process outlived it.
-fn autoplay(args: &str, timeout: Duration) -> Session {
-    autoplay_with(args, timeout, |_, _| {})
+/// Runs `run --mode execute --autoplay --record` with `args` (and `chapters`, when given,
+/// instead of the subject's own) in a 120×36 tmux pane until it exits, then checks the
+/// recording and that no process outlived it.
+fn autoplay(chapters: Option<&str>, args: &str, timeout: Duration) -> Session {
+    autoplay_with(chapters, args, timeout, |_, _| {})
 }
 
 /// `autoplay`, showing each screen to `react`, which may press keys as a person would.
-fn autoplay_with(args: &str, timeout: Duration, mut react: impl FnMut(&Tmux, &str)) -> Session {
+fn autoplay_with(
+    chapters: Option<&str>,
+    args: &str,
+    timeout: Duration,
+    mut react: impl FnMut(&Tmux, &str),
+) -> Session {
     let dir = tempfile::tempdir().unwrap();
     let cast = dir.path().join("talk.cast");
+    let mut args = args.to_string();
+    if let Some(text) = chapters {
+        let path = dir.path().join("chapters.toml");
+        std::fs::write(&path, text).unwrap();
+        args.push_str(&format!(" --chapters {}", path.display()));
+    }
     // Unique per session: the tests of this module run beside each other.
     static SESSIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let session = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -178,11 +190,9 @@ fn autoplay_with(args: &str, timeout: Duration, mut react: impl FnMut(&Tmux, &st
 #[test]
 fn autoplay_in_a_real_terminal_resolves_the_ticket_and_restores_the_terminal() {
     let _slot = support::heavy("tui_terminal");
-    let dir = tempfile::tempdir().unwrap();
-    let chapters = dir.path().join("chapters.toml");
-    std::fs::write(&chapters, CHAPTERS).unwrap();
     let session = autoplay(
-        &format!("--chapters {} --context stage-demo", chapters.display()),
+        Some(CHAPTERS),
+        "--context stage-demo",
         Duration::from_secs(45),
     );
     assert!(session.saw_panes, "the TUI drew its panes");
@@ -205,7 +215,7 @@ fn autoplay_in_a_real_terminal_resolves_the_ticket_and_restores_the_terminal() {
 #[test]
 fn the_tikv_demo_chapters_play_through_on_the_simulator() {
     let _slot = support::heavy("tui_terminal");
-    let session = autoplay("--subject tikv", Duration::from_secs(150));
+    let session = autoplay(None, "--subject tikv", Duration::from_secs(150));
     assert!(
         session.saw_panes && session.saw_resolved,
         "{}",
@@ -246,13 +256,7 @@ linger_s = 6
 #[test]
 fn an_unknown_fault_chapter_ends_in_needs_a_human_on_screen() {
     let _slot = support::heavy("tui_terminal");
-    let dir = tempfile::tempdir().unwrap();
-    let chapters = dir.path().join("chapters.toml");
-    std::fs::write(&chapters, UNKNOWN_FAULT_CHAPTERS).unwrap();
-    let session = autoplay(
-        &format!("--chapters {}", chapters.display()),
-        Duration::from_secs(60),
-    );
+    let session = autoplay(Some(UNKNOWN_FAULT_CHAPTERS), "", Duration::from_secs(60));
     for needle in [
         "NEEDS A HUMAN",
         "unknown — needs a human",
@@ -301,12 +305,10 @@ linger_s = 3
 #[test]
 fn a_person_picks_the_action_by_hand_on_an_escalated_ticket_and_sees_it_verified() {
     let _slot = support::heavy("tui_terminal");
-    let dir = tempfile::tempdir().unwrap();
-    let chapters = dir.path().join("chapters.toml");
-    std::fs::write(&chapters, FIX_DOES_NOT_HOLD_CHAPTERS).unwrap();
     let mut step = 0;
     let session = autoplay_with(
-        &format!("--chapters {}", chapters.display()),
+        Some(FIX_DOES_NOT_HOLD_CHAPTERS),
+        "",
         Duration::from_secs(150),
         |tmux, screen| {
             let keys: &[&str] = match step {
@@ -354,13 +356,7 @@ fn a_person_picks_the_action_by_hand_on_an_escalated_ticket_and_sees_it_verified
 #[test]
 fn without_colour_the_screen_sets_no_colour_at_all() {
     let _slot = support::heavy("tui_terminal");
-    let dir = tempfile::tempdir().unwrap();
-    let chapters = dir.path().join("chapters.toml");
-    std::fs::write(&chapters, CHAPTERS).unwrap();
-    let session = autoplay(
-        &format!("--chapters {} --color never", chapters.display()),
-        Duration::from_secs(45),
-    );
+    let session = autoplay(Some(CHAPTERS), "--color never", Duration::from_secs(45));
     assert!(session.saw_resolved, "{}", session.final_screen);
     let cast = std::fs::read_to_string(session.dir.path().join("talk.cast")).unwrap();
     // SGR colour codes: 30–37 / 40–47 / 90–97 / 100–107, and 38;… / 48;… (256 and RGB).

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use crossterm::event::{KeyCode, KeyEvent};
-use operator_protocol::{ActionSpec, NodeId, ParamKind, ParamSpec};
+use operator_protocol::{ActionRequest, ActionSpec, NodeId, ParamKind, ParamSpec};
 use ratatui_textarea::TextArea;
 
 /// What a person picked, ready for the engine.
@@ -109,25 +109,31 @@ impl Picker {
             .collect()
     }
 
-    /// The name to type to override the chosen action's premises: the node it disrupts, else
-    /// the ticket's target (as the engine checks it).
+    /// The name to type to override the chosen action's premises (as the engine checks it).
     pub fn override_target(&self) -> String {
+        match self.spec() {
+            Some(spec) => spec.override_target(&self.request(), &self.ticket_target),
+            None => self.ticket_target.clone(),
+        }
+    }
+
+    /// The chosen action with the parameters that are valid so far.
+    fn request(&self) -> ActionRequest {
         let Some(spec) = self.spec() else {
-            return self.ticket_target.clone();
+            return ActionRequest {
+                action: String::new(),
+                params: BTreeMap::new(),
+            };
         };
-        let node = spec.disrupts_node.clone().or_else(|| {
-            let param = spec.node_param.as_ref()?;
-            let at = spec.params.iter().position(|p| &p.name == param)?;
-            self.values()
-                .get(at)?
-                .as_ref()
-                .ok()?
-                .as_str()
-                .map(String::from)
-        });
-        match node {
-            Some(node) if spec.risk.is_disruptive() => node,
-            _ => self.ticket_target.clone(),
+        let params = spec
+            .params
+            .iter()
+            .zip(self.values())
+            .filter_map(|(p, v)| Some((p.name.clone(), v.ok()?)))
+            .collect();
+        ActionRequest {
+            action: spec.name.clone(),
+            params,
         }
     }
 
@@ -240,17 +246,11 @@ impl Picker {
     }
 
     fn pick(&self, override_for: Option<String>) -> Pick {
-        let spec = self.spec().expect("confirming a chosen action");
-        let params = spec
-            .params
-            .iter()
-            .zip(self.values())
-            .filter_map(|(p, v)| Some((p.name.clone(), v.ok()?)))
-            .collect();
+        let request = self.request();
         Pick {
             ticket: self.ticket,
-            action: spec.name.clone(),
-            params,
+            action: request.action,
+            params: request.params,
             override_for,
         }
     }

@@ -16,7 +16,7 @@ use futures::StreamExt;
 use operator_protocol::ChaosRequest;
 use operator_widgets::chapters::{ChapterBook, ChapterRun};
 use operator_widgets::update::{Effect, EngineUpdate, Msg};
-use operator_widgets::view::{ChaosEntry, ContextLabel, Header, View};
+use operator_widgets::view::{ChaosEntry, Header, View};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::clock::{Clock, SystemClock};
@@ -62,11 +62,7 @@ pub async fn run_tui(args: RunOptions, db: &Path, state_dir: &Path) -> Result<()
             simulated: deployment.target.simulated(),
             brain: brain.name(),
             read_only: args.read_only,
-            context: args.context.as_ref().map(|c| ContextLabel {
-                name: c.name.clone(),
-                color: c.color.clone(),
-                protected: c.protected,
-            }),
+            context: args.context.clone(),
             ..Header::default()
         },
         pacing: args.pacing,
@@ -79,11 +75,7 @@ pub async fn run_tui(args: RunOptions, db: &Path, state_dir: &Path) -> Result<()
                 breaks: c.expected_invariant,
             })
             .collect(),
-        catalog: {
-            let mut catalog = deployment.subject.actions();
-            catalog.extend(crate::engine::general_actions::specs());
-            catalog
-        },
+        catalog: crate::engine::general_actions::catalog(&*deployment.subject),
         chapters: ChapterRun::new(book, args.autoplay),
         ..View::default()
     };

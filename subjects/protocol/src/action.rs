@@ -45,6 +45,19 @@ pub enum ParamKind {
     Node,
 }
 
+/// What a parameter takes, as a person reads it: "1..=100000", "text ≤ 64 bytes", "one of
+/// 1s, 60s", "a node".
+impl std::fmt::Display for ParamKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParamKind::Integer { min, max } => write!(f, "{min}..={max}"),
+            ParamKind::String { max_len } => write!(f, "text ≤ {max_len} bytes"),
+            ParamKind::Enum { values } => write!(f, "one of {}", values.join(", ")),
+            ParamKind::Node => write!(f, "a node"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParamSpec {
     pub name: String,
@@ -255,6 +268,26 @@ impl ActionSpec {
             premises: vec![],
             reversal: Reversal::Undeclared,
         }
+    }
+
+    /// The node running `request` disrupts (by `disrupts_node`, else `node_param`); none
+    /// for an action that is not disruptive.
+    pub fn disrupted_node(&self, request: &ActionRequest) -> Option<NodeId> {
+        if !self.risk.is_disruptive() {
+            return None;
+        }
+        if let Some(node) = &self.disrupts_node {
+            return Some(NodeId(node.clone()));
+        }
+        let param = self.node_param.as_ref()?;
+        request.params.get(param)?.as_str().map(NodeId::from)
+    }
+
+    /// The name a person types to run `request` without re-checking its premises: the node it
+    /// disrupts, else the target of the ticket it is for.
+    pub fn override_target(&self, request: &ActionRequest, ticket_target: &str) -> String {
+        self.disrupted_node(request)
+            .map_or_else(|| ticket_target.to_string(), |node| node.0)
     }
 
     /// A request naming every parameter with the first value its kind allows, for tests that

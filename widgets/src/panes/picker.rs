@@ -6,20 +6,11 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Widget, Wrap};
 
-use operator_protocol::{ActionSpec, ParamKind, Risk};
+use operator_protocol::{ActionSpec, Risk};
 
 use crate::panes::{block, centered, fit};
 use crate::picker::{Field, Picker, Stage};
 use crate::theme;
-
-fn kind(kind: &ParamKind) -> String {
-    match kind {
-        ParamKind::Integer { min, max } => format!("{min}..={max}"),
-        ParamKind::String { max_len } => format!("text ≤ {max_len}"),
-        ParamKind::Enum { .. } => "one of the list".into(),
-        ParamKind::Node => "a node".into(),
-    }
-}
 
 fn risk(r: Risk) -> Span<'static> {
     let style = match r {
@@ -91,7 +82,7 @@ fn choose_lines(p: &Picker, selected: usize, width: usize) -> Vec<Line<'static>>
         for param in &spec.params {
             lines.push(Line::from(vec![
                 Span::styled(format!("  {} ", param.name), theme::key()),
-                Span::styled(format!("({}) ", kind(&param.kind)), theme::dim()),
+                Span::styled(format!("({}) ", param.kind), theme::dim()),
                 Span::raw(param.description.clone()),
             ]));
         }
@@ -138,7 +129,7 @@ fn fill_lines(p: &Picker, spec: &ActionSpec, current: usize) -> Vec<Line<'static
                 },
             ),
             Span::styled(
-                format!("   {} ({})", param.description, kind(&param.kind)),
+                format!("   {} ({})", param.description, param.kind),
                 theme::dim(),
             ),
         ]));
