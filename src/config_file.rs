@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use color_eyre::eyre::{Result, WrapErr, eyre};
+use color_eyre::eyre::{Result, WrapErr};
 use serde::Deserialize;
 
 use crate::brains::BrainName;
@@ -89,14 +89,16 @@ impl FileConfig {
             ("destructive", self.gates.destructive),
         ] {
             if let Some(v) = gate.filter(|v| !(0.0..=1.0).contains(v)) {
-                return Err(eyre!("gates.{name} = {v} is not between 0 and 1"));
+                return Err(crate::user_error!(
+                    "gates.{name} = {v} is not between 0 and 1"
+                ));
             }
         }
         for (name, context) in &self.contexts {
             if let Some(color) = &context.color
                 && operator_widgets::theme::named_color(color).is_none()
             {
-                return Err(eyre!(
+                return Err(crate::user_error!(
                     "contexts.{name}.color = {color:?} is not one of {}",
                     operator_widgets::theme::COLOR_NAMES.join(", ")
                 ));
@@ -109,8 +111,9 @@ impl FileConfig {
         self.brain
             .as_deref()
             .map(|b| {
-                <BrainName as clap::ValueEnum>::from_str(b, false)
-                    .map_err(|_| eyre!("brain = {b:?} is not one of rules, anthropic, openai"))
+                <BrainName as clap::ValueEnum>::from_str(b, false).map_err(|_| {
+                    crate::user_error!("brain = {b:?} is not one of rules, anthropic, openai")
+                })
             })
             .transpose()
     }
@@ -119,8 +122,9 @@ impl FileConfig {
         self.mode
             .as_deref()
             .map(|m| {
-                Mode::parse(m)
-                    .ok_or_else(|| eyre!("mode = {m:?} is not one of observe, approve, execute"))
+                Mode::parse(m).ok_or_else(|| {
+                    crate::user_error!("mode = {m:?} is not one of observe, approve, execute")
+                })
             })
             .transpose()
     }

@@ -15,3 +15,4 @@ pub mod run;
 pub mod store;
 pub mod targets;
 pub mod testing;
+pub mod user_error;

@@ -2,11 +2,11 @@
 //! or a record-keeping command.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::Parser;
-use color_eyre::eyre::Result;
 use operator_tui::cli::{self, Cli};
-use operator_tui::store;
+use operator_tui::{store, user_error};
 
 /// Logs go to a rolling file in the state directory; the terminal belongs to the front end.
 fn init_logging(
@@ -26,14 +26,46 @@ fn init_logging(
     Some(guard)
 }
 
-fn main() -> Result<()> {
-    color_eyre::install()?;
+/// Internal failures keep color-eyre's report (location, backtrace); its colours follow
+/// NO_COLOR and whether stderr is a terminal, like everything else printed.
+fn install_error_report() {
+    let theme = if user_error::stderr_wants_color() {
+        color_eyre::config::Theme::dark()
+    } else {
+        color_eyre::config::Theme::new()
+    };
+    let _ = color_eyre::config::HookBuilder::default()
+        .theme(theme)
+        .install();
+}
+
+fn main() -> ExitCode {
+    install_error_report();
     let cli = Cli::parse();
-    let db = cli.db.clone().unwrap_or_else(store::default_path);
+    if cli.only_prints() {
+        // A command whose output is piped into `head` ends quietly when the pipe closes,
+        // as Unix tools do, instead of panicking in println!. Commands that hold sockets or
+        // children keep Rust's default (SIGPIPE ignored, EPIPE returned).
+        // SAFETY: setting a signal's disposition before any thread is started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+    let db = cli
+        .db
+        .clone()
+        .unwrap_or_else(|| store::default_path(cli.subject().as_str()));
     let state_dir = db
         .parent()
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
     let _log_guard = init_logging(&state_dir);
-    cli::execute(cli, &db, &state_dir)
+    match cli::execute(cli, &db, &state_dir) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(report) => {
+            tracing::error!(error = ?report, "the command failed");
+            user_error::print(&report);
+            ExitCode::FAILURE
+        }
+    }
 }

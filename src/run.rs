@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use color_eyre::eyre::{Result, eyre};
+use color_eyre::eyre::Result;
 use operator_protocol::{ChaosRequest, Health};
 
 use crate::brains::BrainChoice;
@@ -66,6 +66,8 @@ pub struct Prepared {
     pub brain: Arc<dyn operator_protocol::Brain>,
     pub deployment: deploy::Deployment,
     pub engine: Engine,
+    /// This engine's hold on the database, for as long as the run lasts.
+    pub claim: crate::store::EngineClaim,
 }
 
 impl Prepared {
@@ -79,8 +81,43 @@ impl Prepared {
     }
 }
 
-pub async fn prepare(args: &RunOptions, db: &Path, state_dir: &Path) -> Result<Prepared> {
-    let brain = crate::brains::choose(&args.brain).map_err(|e| eyre!(e))?;
+/// Takes the database for this engine (refused while another runs on it, or when it belongs to
+/// another subject), adopts the context it belongs to when none was given, and asks for a
+/// protected context's name before any unattended chaos; then brings the cluster up.
+pub async fn prepare(args: &mut RunOptions, db: &Path, state_dir: &Path) -> Result<Prepared> {
+    let brain = crate::brains::choose(&args.brain).map_err(|e| crate::user_error!("{e}"))?;
+    let mut store = Store::open(db)?;
+    let (claim, context) = crate::store::EngineClaim::take(
+        db,
+        &mut store,
+        &crate::store::Claimant {
+            subject: args.subject.subject.as_str().to_string(),
+            description: format!(
+                "{} · {}",
+                args.subject.subject.as_str(),
+                args.subject.target.as_str()
+            ),
+            context: args.context.as_ref().map(|c| (c.name.clone(), c.protected)),
+        },
+    )?;
+    if args.context.is_none() {
+        args.context = context.map(|c| Context {
+            name: c.name,
+            color: None,
+            protected: c.protected,
+        });
+    }
+    if let Some(context) = args.context.as_ref().filter(|c| c.protected) {
+        if args.autoplay {
+            return Err(crate::user_error!(
+                "--autoplay injects faults unattended, which the protected context {} never allows: play the demo on another context",
+                context.name
+            ));
+        }
+        if let Some(fault) = &args.inject {
+            confirm_context(&context.name, &format!("inject {fault}"))?;
+        }
+    }
     let deployment =
         deploy::bring_up(&args.subject, state_dir, &|line| eprintln!("  {line}")).await?;
     let config = EngineConfig {
@@ -88,13 +125,14 @@ pub async fn prepare(args: &RunOptions, db: &Path, state_dir: &Path) -> Result<P
         mode: args.mode,
         confidence_gates: args.gates,
         read_only: args.read_only,
+        cluster: deployment.cluster_id.clone(),
         ..EngineConfig::default()
     };
     let engine = Engine::new(
         deployment.subject.clone(),
         deployment.target.clone(),
         brain.clone(),
-        Store::open(db)?,
+        store,
         Arc::new(SystemClock),
         config,
     );
@@ -102,11 +140,39 @@ pub async fn prepare(args: &RunOptions, db: &Path, state_dir: &Path) -> Result<P
         brain,
         deployment,
         engine,
+        claim,
     })
 }
 
-pub async fn run_headless(args: RunOptions, db: &Path, state_dir: &Path) -> Result<()> {
-    let prepared = prepare(&args, db, state_dir).await?;
+/// On a protected context, something disruptive goes on only once the context's name is typed
+/// (at a terminal) or given in OPERATOR_CONFIRM_CONTEXT (in a script).
+pub fn confirm_context(name: &str, what: &str) -> Result<()> {
+    let given = match std::env::var("OPERATOR_CONFIRM_CONTEXT") {
+        Ok(given) => given,
+        Err(_) if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+            eprint!("{name} is a protected context: type its name to {what}: ");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line
+        }
+        Err(_) => {
+            return Err(crate::user_error!(
+                "{name} is a protected context: set OPERATOR_CONFIRM_CONTEXT={name} to {what} from a script"
+            ));
+        }
+    };
+    if given.trim() == name {
+        Ok(())
+    } else {
+        Err(crate::user_error!(
+            "not done: {:?} is not the context's name ({name})",
+            given.trim()
+        ))
+    }
+}
+
+pub async fn run_headless(mut args: RunOptions, db: &Path, state_dir: &Path) -> Result<()> {
+    let prepared = prepare(&mut args, db, state_dir).await?;
     let events = prepared.engine.events();
     let printer = tokio::spawn(crate::frontends::headless::print_events(events.subscribe()));
     prepared.announce_warnings();
@@ -114,6 +180,7 @@ pub async fn run_headless(args: RunOptions, db: &Path, state_dir: &Path) -> Resu
         brain,
         deployment,
         engine,
+        claim: _claim,
     } = prepared;
     eprintln!(
         "  {} · brain {} · database {}",
@@ -209,7 +276,7 @@ pub async fn ask(
             let _ = std::io::stdout().flush();
         }
     }
-    let brain = crate::brains::choose(brain).map_err(|e| eyre!(e))?;
+    let brain = crate::brains::choose(brain).map_err(|e| crate::user_error!("{e}"))?;
     let deployment = match deploy::attach(subject.subject, state_dir) {
         Ok(d) => d,
         Err(_) => {
@@ -239,7 +306,7 @@ pub async fn ask(
     let answer = brain
         .ask(&context, &tools, &stdout)
         .await
-        .map_err(|e| eyre!("{e}"))?;
+        .map_err(|e| crate::user_error!("{e}"))?;
     // A brain that streamed its answer has printed it already; one that did not says it now.
     if stdout.0.load(std::sync::atomic::Ordering::Relaxed) {
         println!();
@@ -270,13 +337,13 @@ pub async fn check_once(args: &DeploySpec, state_dir: &Path, json: bool) -> Resu
         .subject
         .observe()
         .await
-        .map_err(|e| eyre!("observing: {e}"))?;
+        .map_err(|e| crate::user_error!("observing: {e}"))?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let observation = deployment
         .subject
         .observe()
         .await
-        .map_err(|e| eyre!("observing: {e}"))?;
+        .map_err(|e| crate::user_error!("observing: {e}"))?;
     let violations = deployment.subject.check(&observation);
     if json {
         println!(
@@ -325,17 +392,20 @@ pub async fn chaos_inject(
     db: &Path,
     state_dir: &Path,
 ) -> Result<()> {
-    let deployment = deploy::attach(subject, state_dir)?;
     let request = ChaosRequest {
         name: name.clone(),
         params: params.into_iter().collect(),
     };
+    // Checked before a cluster is even looked for: a typo is the first thing to hear about.
+    operator_protocol::check_chaos(&deploy::chaos_catalog(subject)?, &request, None)
+        .map_err(|refusal| crate::user_error!("{refusal}"))?;
+    let deployment = deploy::attach(subject, state_dir)?;
     let started_ms = SystemClock.now_ms();
     let outcome = deployment
         .subject
         .inject(&request, &*deployment.target)
         .await
-        .map_err(|e| eyre!("{e}"))?;
+        .map_err(|e| crate::user_error!("{e}"))?;
     let spec = deployment
         .subject
         .chaos()

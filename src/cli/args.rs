@@ -276,7 +276,13 @@ pub struct Globals {
     /// Never act and never inject chaos, by any path (keys, autoplay, the command line):
     /// diagnosis and `ask` still work. Also read_only = true in the config file. A running
     /// read-only engine makes the command line refuse actions against its database too.
-    #[arg(long, global = true, env = "OPERATOR_READ_ONLY")]
+    /// OPERATOR_READ_ONLY takes 1/0, true/false, yes/no, on/off.
+    #[arg(
+        long,
+        global = true,
+        env = "OPERATOR_READ_ONLY",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub read_only: bool,
 
     /// The name of the cluster you are on, shown in the header, the headless output and the

@@ -65,7 +65,7 @@ pub async fn simulate(command: Commands) -> Result<()> {
 pub async fn tikv_workload(pd: Vec<String>, rate: f64, duration: Option<f64>) -> Result<()> {
     let workload = operator_tikv::workload::RawWorkload::start(pd, rate)
         .await
-        .map_err(|e| eyre!(e))?;
+        .map_err(|e| crate::user_error!("{e}"))?;
     let started = std::time::Instant::now();
     let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
     every.tick().await;

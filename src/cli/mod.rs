@@ -6,7 +6,7 @@ pub mod records;
 
 use std::path::{Path, PathBuf};
 
-use color_eyre::eyre::{Result, eyre};
+use color_eyre::eyre::Result;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -24,7 +24,9 @@ use crate::model::Mode;
 #[derive(Debug, Parser)]
 #[command(version)]
 pub struct Cli {
-    /// The SQLite database (tickets, actions, audit). Default: $XDG_STATE_HOME/operator-tui/operator.db.
+    /// The SQLite database (tickets, actions, audit); one engine runs on it at a time. Default:
+    /// $XDG_STATE_HOME/operator-tui/operator.db, or operator-tikv.db for --subject tikv (or
+    /// OPERATOR_SUBJECT=tikv for commands without --subject).
     #[arg(long, global = true, env = "OPERATOR_DB")]
     pub db: Option<PathBuf>,
 
@@ -324,6 +326,56 @@ pub enum ClusterCommand {
     Status,
 }
 
+impl Cli {
+    /// The subject the command is about: its --subject, else OPERATOR_SUBJECT (for commands
+    /// on records, which take none), else the rate limiter. It picks the default database.
+    pub fn subject(&self) -> SubjectName {
+        let from_env = || {
+            std::env::var("OPERATOR_SUBJECT")
+                .ok()
+                .and_then(|s| SubjectName::from_str(&s, true).ok())
+                .unwrap_or(SubjectName::Ratelimiter)
+        };
+        match &self.command {
+            None => self.run.subject.subject,
+            Some(Commands::Run(args)) => args.subject.subject,
+            Some(Commands::Check { subject, .. } | Commands::Ask { subject, .. }) => {
+                subject.subject
+            }
+            Some(
+                Commands::Eval { subject, .. }
+                | Commands::Chaos {
+                    command: ChaosCommand::List { subject } | ChaosCommand::Inject { subject, .. },
+                },
+            ) => *subject,
+            Some(_) => from_env(),
+        }
+    }
+
+    /// Whether the command only reads and prints (no engine, no cluster, no sockets): its
+    /// output may go to a pipe that closes early.
+    pub fn only_prints(&self) -> bool {
+        matches!(
+            self.command,
+            Some(
+                Commands::Completions { .. }
+                    | Commands::Man
+                    | Commands::Tickets { .. }
+                    | Commands::Incidents { .. }
+                    | Commands::Audit { .. }
+                    | Commands::Chaos {
+                        command: ChaosCommand::List { .. }
+                    }
+                    | Commands::Actions {
+                        command: ActionsCommand::List { .. }
+                            | ActionsCommand::Show { .. }
+                            | ActionsCommand::Catalog
+                    }
+            )
+        )
+    }
+}
+
 impl ActionsCommand {
     /// Whether it makes something run (a read-only operator refuses it).
     fn acts(&self) -> bool {
@@ -337,63 +389,44 @@ impl ActionsCommand {
 }
 
 /// Whether a command that acts may go on: not read-only (this command line, or an engine
-/// running on the same database), and on a protected context only once its name is given.
-fn may_act(store: &Store, globals: &Globals, file: &crate::config_file::FileConfig) -> Result<()> {
+/// running on the same database), and on a protected context (this command line's, or the
+/// one the database belongs to) only once its name is given.
+fn may_act(
+    store: &Store,
+    globals: &Globals,
+    file: &crate::config_file::FileConfig,
+    what: &str,
+) -> Result<()> {
     refuse_when_read_only(store, globals.read_only(file))?;
-    confirm_protected_context(globals, file)
-}
-
-fn refuse_when_read_only(store: &Store, read_only: bool) -> Result<()> {
-    if read_only {
-        return Err(eyre!(
-            "read-only (--read-only, OPERATOR_READ_ONLY or read_only in the config file): nothing is run and no chaos is injected"
-        ));
-    }
-    if let Some(pid) = store.read_only_engine()? {
-        return Err(eyre!(
-            "the operator running on this database (pid {pid}) is read-only: nothing is run and no chaos is injected while it runs"
-        ));
+    let given = globals
+        .context(file)
+        .filter(|c| c.protected)
+        .map(|c| c.name);
+    let stored = store
+        .stored_context()?
+        .filter(|c| c.protected)
+        .map(|c| c.name);
+    for name in given
+        .iter()
+        .chain(stored.iter().filter(|s| Some(*s) != given.as_ref()))
+    {
+        run::confirm_context(name, what)?;
     }
     Ok(())
 }
 
-/// On a protected context, a command that acts goes on only once the context's name is typed
-/// (at a terminal) or given in OPERATOR_CONFIRM_CONTEXT (in a script).
-fn confirm_protected_context(
-    globals: &Globals,
-    file: &crate::config_file::FileConfig,
-) -> Result<()> {
-    let Some(context) = globals.context(file).filter(|c| c.protected) else {
-        return Ok(());
-    };
-    let given = match std::env::var("OPERATOR_CONFIRM_CONTEXT") {
-        Ok(name) => name,
-        Err(_) if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
-            eprint!(
-                "{} is a protected context: type its name to go on: ",
-                context.name
-            );
-            let mut line = String::new();
-            std::io::stdin().read_line(&mut line)?;
-            line
-        }
-        Err(_) => {
-            return Err(eyre!(
-                "{} is a protected context: set OPERATOR_CONFIRM_CONTEXT={} to act on it from a script",
-                context.name,
-                context.name
-            ));
-        }
-    };
-    if given.trim() == context.name {
-        Ok(())
-    } else {
-        Err(eyre!(
-            "not done: {:?} is not the context's name ({})",
-            given.trim(),
-            context.name
-        ))
+fn refuse_when_read_only(store: &Store, read_only: bool) -> Result<()> {
+    if read_only {
+        return Err(crate::user_error!(
+            "read-only (--read-only, OPERATOR_READ_ONLY or read_only in the config file): nothing is run and no chaos is injected"
+        ));
     }
+    if let Some(pid) = store.read_only_engine()? {
+        return Err(crate::user_error!(
+            "the operator running on this database (pid {pid}) is read-only: nothing is run and no chaos is injected while it runs"
+        ));
+    }
+    Ok(())
 }
 
 /// `key=value`, where a value that parses as JSON (a number, true) keeps its type.
@@ -431,7 +464,7 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
         Some(Commands::Actions { command }) => {
             let mut store = Store::open(db)?;
             if command.acts() {
-                may_act(&store, &cli.globals, &file)?;
+                may_act(&store, &cli.globals, &file, "act on it")?;
             }
             records::actions(&mut store, command, json)
         }
@@ -470,7 +503,7 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
                     subject,
                 },
         }) => {
-            may_act(&Store::open(db)?, &cli.globals, &file)?;
+            may_act(&Store::open(db)?, &cli.globals, &file, "inject chaos")?;
             runtime.block_on(run::chaos_inject(subject, name, params, db, state_dir))
         }
         Some(Commands::Ask {
@@ -502,7 +535,7 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
                 control_seconds,
             };
             match (replay, suite) {
-                (Some(_), crate::frontends::eval::Suite::Unknown) => Err(eyre!(
+                (Some(_), crate::frontends::eval::Suite::Unknown) => Err(crate::user_error!(
                     "--replay puts recorded flights of the catalog suite to a brain; the unknown suite needs a cluster"
                 )),
                 (Some(dir), _) => runtime.block_on(crate::frontends::eval::replay(&dir, options)),
@@ -532,26 +565,21 @@ fn start(
     runtime: &tokio::runtime::Runtime,
 ) -> Result<()> {
     if args.autoplay && args.read_only {
-        return Err(eyre!(
+        return Err(crate::user_error!(
             "--autoplay injects the chapters' faults, which --read-only forbids: drop one of them"
-        ));
-    }
-    if args.autoplay && args.context.as_ref().is_some_and(|c| c.protected) {
-        return Err(eyre!(
-            "--autoplay injects faults unattended, which a protected context never allows: play the demo on another context"
         ));
     }
     if args.headless {
         if args.autoplay {
             // The chapters are a screen's story; headless, nothing would show them.
-            return Err(eyre!(
+            return Err(crate::user_error!(
                 "--autoplay plays the demo chapters in the TUI; headless, inject a fault with --inject NAME (see `operator-tui chaos list`), or drop --headless"
             ));
         }
         return runtime.block_on(run::run_headless(args, db, state_dir));
     }
     if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-        return Err(eyre!(
+        return Err(crate::user_error!(
             "the TUI needs a terminal; use --headless to print the loop instead"
         ));
     }

@@ -1,7 +1,7 @@
 //! The record-keeping commands: tickets, actions, audit, mode and kill switch. They work on
 //! the database alone, so they run from any terminal while an engine runs elsewhere.
 
-use color_eyre::eyre::{Result, eyre};
+use color_eyre::eyre::Result;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
 use super::{ActionsCommand, IncidentsCommand, KillSwitchState, TicketsCommand};
@@ -76,9 +76,9 @@ pub fn tickets(store: &mut Store, command: TicketsCommand, json: bool) -> Result
             println!("{t}");
         }
         TicketsCommand::Show { id, timeline } => {
-            let ticket = store
-                .ticket(TicketId(id))?
-                .ok_or_else(|| eyre!("there is no ticket {id}; `tickets list` shows them"))?;
+            let ticket = store.ticket(TicketId(id))?.ok_or_else(|| {
+                crate::user_error!("there is no ticket {id}; `tickets list` shows them")
+            })?;
             if timeline {
                 return show_timeline(&ticket, json);
             }
@@ -171,12 +171,12 @@ pub fn incidents(store: &Store, command: IncidentsCommand, json: bool) -> Result
             let members = store.incident(TicketId(id))?;
             let Some((cause, symptoms)) = members.split_first() else {
                 return Err(match store.ticket(TicketId(id))? {
-                    Some(t) => eyre!(
+                    Some(t) => crate::user_error!(
                         "ticket {id} is a symptom; its incident is {} (`incidents show {}`)",
                         t.incident,
                         t.incident
                     ),
-                    None => eyre!(
+                    None => crate::user_error!(
                         "there is no incident {id}; `incidents list` shows them (an incident is named by its cause ticket)"
                     ),
                 });
@@ -324,7 +324,7 @@ pub fn actions(store: &mut Store, command: ActionsCommand, json: bool) -> Result
         ActionsCommand::Show { id } => {
             let action = store
                 .action(ActionId(id))?
-                .ok_or_else(|| eyre!("there is no action {id}"))?;
+                .ok_or_else(|| crate::user_error!("there is no action {id}"))?;
             let events = store.action_events(action.id)?;
             if json {
                 return print_json(&serde_json::json!({ "action": action, "events": events }));
@@ -350,7 +350,7 @@ pub fn actions(store: &mut Store, command: ActionsCommand, json: bool) -> Result
             let catalog = stored_catalog(store)?;
             let ticket = store
                 .ticket(TicketId(ticket))?
-                .ok_or_else(|| eyre!("there is no ticket {ticket}"))?;
+                .ok_or_else(|| crate::user_error!("there is no ticket {ticket}"))?;
             let pick = crate::engine::HumanPick {
                 ticket: ticket.id,
                 request: operator_protocol::ActionRequest {
@@ -366,7 +366,7 @@ pub fn actions(store: &mut Store, command: ActionsCommand, json: bool) -> Result
                 None,
                 crate::engine::EngineConfig::default().max_attempts,
             )
-            .map_err(|e| eyre!(e))?;
+            .map_err(|e| crate::user_error!("{e}"))?;
             let id = store.pick(new, pick.override_for, Cause::Cli, now)?;
             println!(
                 "action {id} {} picked for ticket {}, approved by you; a running engine runs it on its next tick (unless the mode is observe or the kill switch is on)",
@@ -402,13 +402,16 @@ pub fn actions(store: &mut Store, command: ActionsCommand, json: bool) -> Result
         ActionsCommand::Cancel { id } => {
             let action = store
                 .action(ActionId(id))?
-                .ok_or_else(|| eyre!("there is no action {id}"))?;
+                .ok_or_else(|| crate::user_error!("there is no action {id}"))?;
             if action.status == ActionStatus::Executing {
                 // The running engine owns the process doing the work; it stops it on its next tick.
                 store.set_approval(action.id, Approval::Rejected, Cause::Cli, now)?;
                 println!("action {id} is running; the engine will stop it on its next tick");
             } else if action.status.is_final() {
-                return Err(eyre!("action {id} is already {}", action.status));
+                return Err(crate::user_error!(
+                    "action {id} is already {}",
+                    action.status
+                ));
             } else {
                 let update = ActionUpdate {
                     error: Some("cancelled from the command line".into()),
@@ -476,7 +479,7 @@ pub fn audit(store: &Store, ticket: Option<i64>, limit: usize, json: bool) -> Re
 
 fn stored_catalog(store: &Store) -> Result<Vec<operator_protocol::ActionSpec>> {
     store.catalog()?.ok_or_else(|| {
-        eyre!(
+        crate::user_error!(
             "no engine has run on this database yet, so its action catalog is not known: start `operator-tui run` (with the same --db) first"
         )
     })

@@ -8,7 +8,7 @@ mod tikv;
 use std::path::Path;
 use std::sync::Arc;
 
-use color_eyre::eyre::{Result, eyre};
+use color_eyre::eyre::Result;
 use operator_protocol::{DeploymentTarget, Subject};
 use operator_ratelimiter::cluster as rl_cluster;
 use operator_ratelimiter::workload;
@@ -45,6 +45,17 @@ pub enum TargetName {
     Sim,
     /// No control over processes: watch, and act only through the subject's own API.
     None,
+}
+
+impl TargetName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetName::Local => "local",
+            TargetName::Docker => "docker",
+            TargetName::Sim => "sim",
+            TargetName::None => "none",
+        }
+    }
 }
 
 /// What to deploy or attach to.
@@ -98,6 +109,10 @@ pub struct Deployment {
     pub target: Arc<dyn DeploymentTarget>,
     /// "ratelimiter · local (started here)" and the like, for the header.
     pub description: String,
+    /// Which incarnation of the cluster this is: a cluster started here is new each time,
+    /// `cluster up`'s keeps its id in its file, a Compose project's is its Redis container,
+    /// a PD's is PD's cluster id. A fix made on another incarnation is not this one's history.
+    pub cluster_id: String,
     /// What could not be set up on a sick cluster; the run goes on and the screen says so.
     pub warnings: Vec<String>,
     /// Faults the eval's unknown-fault suite injects from outside the operator; None where the
@@ -123,6 +138,11 @@ impl Deployment {
     }
 }
 
+/// A fresh id for a cluster that exists only as long as something here runs it.
+pub(crate) fn new_cluster_id(kind: &str) -> String {
+    format!("{kind}-{:016x}", fastrand::u64(..))
+}
+
 /// Starts the cluster (or adopts the running one) and the workload.
 pub async fn bring_up(
     spec: &DeploySpec,
@@ -139,7 +159,7 @@ pub async fn bring_up(
 pub fn attach(subject: SubjectName, state_dir: &Path) -> Result<Deployment> {
     match subject {
         SubjectName::Ratelimiter => ratelimiter::attach(state_dir),
-        SubjectName::Tikv => Err(eyre!(
+        SubjectName::Tikv => Err(crate::user_error!(
             "the TiKV simulator lives inside one operator-tui process: use `run --subject tikv` \
              (with --inject NAME to inject a fault there)"
         )),
@@ -150,7 +170,7 @@ pub fn attach(subject: SubjectName, state_dir: &Path) -> Result<Deployment> {
 pub async fn cluster_up(spec: &DeploySpec, state_dir: &Path) -> Result<()> {
     match spec.subject {
         SubjectName::Ratelimiter => ratelimiter::cluster_up(spec, state_dir).await,
-        SubjectName::Tikv => Err(eyre!(
+        SubjectName::Tikv => Err(crate::user_error!(
             "a detached cluster exists for the rate limiter only; `run --subject tikv` serves the TiKV simulator"
         )),
     }

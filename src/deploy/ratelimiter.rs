@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use color_eyre::eyre::{Result, WrapErr, eyre};
+use color_eyre::eyre::{Result, WrapErr};
 use operator_protocol::{DeploymentTarget, ProcessState};
 use operator_ratelimiter::cluster::{self as rl_cluster, LocalOptions};
 use operator_ratelimiter::drills::RateLimiterDrills;
@@ -23,6 +23,9 @@ const WINDOW_MS: u64 = 5000;
 /// What `cluster up` leaves for later commands. Holds the admin token: written 0600.
 #[derive(Serialize, Deserialize)]
 struct ClusterFile {
+    /// Written by `cluster up`; files from before it had one get one from their Redis.
+    #[serde(default)]
+    cluster_id: String,
     endpoints: Endpoints,
     processes: Vec<AdoptedProcess>,
     log_dir: PathBuf,
@@ -37,12 +40,15 @@ fn read_cluster(state_dir: &Path) -> Result<Option<ClusterFile>> {
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(None);
     };
-    let file: ClusterFile =
+    let mut file: ClusterFile =
         serde_json::from_str(&text).wrap_err_with(|| format!("reading {}", path.display()))?;
     let alive = file
         .processes
         .iter()
         .any(|p| process_state(p.pid) != ProcessState::Exited);
+    if file.cluster_id.is_empty() {
+        file.cluster_id = format!("ratelimiter-detached-{}", file.endpoints.redis_url);
+    }
     Ok(alive.then_some(file))
 }
 
@@ -50,8 +56,10 @@ fn read_cluster(state_dir: &Path) -> Result<Option<ClusterFile>> {
 fn adopt(file: ClusterFile, state_dir: &Path) -> LocalTarget {
     let state_dir = state_dir.to_path_buf();
     let (endpoints, log_dir) = (file.endpoints.clone(), file.log_dir.clone());
+    let cluster_id = file.cluster_id.clone();
     LocalTarget::adopt(file.processes, &file.log_dir).on_respawn(move |processes| {
         let file = ClusterFile {
+            cluster_id: cluster_id.clone(),
             endpoints: endpoints.clone(),
             processes,
             log_dir: log_dir.clone(),
@@ -79,7 +87,7 @@ fn write_cluster(state_dir: &Path, file: &ClusterFile) -> Result<()> {
 
 fn local_options(args: &DeploySpec, data_dir: &Path) -> Result<LocalOptions> {
     Ok(LocalOptions {
-        node_binary: rl_cluster::find_node_binary().map_err(|e| eyre!(e))?,
+        node_binary: rl_cluster::find_node_binary().map_err(|e| crate::user_error!("{e}"))?,
         external_redis: args.redis_url.clone(),
         data_dir: data_dir.to_path_buf(),
         default_limit: DEFAULT_LIMIT,
@@ -88,18 +96,19 @@ fn local_options(args: &DeploySpec, data_dir: &Path) -> Result<LocalOptions> {
 }
 
 /// Attaches to a running Compose project: its containers become the nodes.
-async fn docker_deployment(args: &DeploySpec) -> Result<(Endpoints, DockerTarget)> {
+async fn docker_deployment(args: &DeploySpec) -> Result<(Endpoints, DockerTarget, String)> {
     use crate::targets::docker::{
         DockerNode, Ready, compose_network, container_name, env_value, published_port,
     };
     let project = &args.compose_project();
     let (docker, services) = DockerTarget::discover(project, "compose/ratelimiter.yml").await?;
     let container = |service: &str| {
-        services.get(service).ok_or_else(|| eyre!("Compose project {project:?} has no {service} service (compose/ratelimiter.yml defines it)"))
+        services.get(service).ok_or_else(|| crate::user_error!("Compose project {project:?} has no {service} service (compose/ratelimiter.yml defines it)"))
     };
     let redis = container(rl_cluster::REDIS_NODE)?;
-    let redis_port = published_port(redis, 6379)
-        .ok_or_else(|| eyre!("the redis service publishes no port 6379 on loopback"))?;
+    let redis_port = published_port(redis, 6379).ok_or_else(|| {
+        crate::user_error!("the redis service publishes no port 6379 on loopback")
+    })?;
     let mut nodes = Vec::new();
     let mut docker_nodes = std::collections::BTreeMap::new();
     docker_nodes.insert(
@@ -115,7 +124,7 @@ async fn docker_deployment(args: &DeploySpec) -> Result<(Endpoints, DockerTarget
         let service = format!("node-{i}");
         let inspect = container(&service)?;
         let port = published_port(inspect, 8080)
-            .ok_or_else(|| eyre!("{service} publishes no port 8080 on loopback"))?;
+            .ok_or_else(|| crate::user_error!("{service} publishes no port 8080 on loopback"))?;
         let url = format!("http://127.0.0.1:{port}");
         token = token.or_else(|| env_value(inspect, "RL_ADMIN_TOKEN"));
         docker_nodes.insert(
@@ -128,8 +137,9 @@ async fn docker_deployment(args: &DeploySpec) -> Result<(Endpoints, DockerTarget
         );
         nodes.push((operator_protocol::NodeId(service), url));
     }
-    let admin_token =
-        token.ok_or_else(|| eyre!("the nodes have no RL_ADMIN_TOKEN in their environment"))?;
+    let admin_token = token.ok_or_else(|| {
+        crate::user_error!("the nodes have no RL_ADMIN_TOKEN in their environment")
+    })?;
     let endpoints = Endpoints {
         nodes,
         redis_url: format!("redis://127.0.0.1:{redis_port}"),
@@ -137,7 +147,17 @@ async fn docker_deployment(args: &DeploySpec) -> Result<(Endpoints, DockerTarget
         admin_token,
         redis_managed: true,
     };
-    Ok((endpoints, DockerTarget::new(docker, project, docker_nodes)))
+    // The Redis container holds the counters: a project brought down and up again is a new
+    // cluster, one whose containers restart is the same.
+    let cluster_id = format!(
+        "docker-{project}-{}",
+        redis.id.as_deref().unwrap_or_default()
+    );
+    Ok((
+        endpoints,
+        DockerTarget::new(docker, project, docker_nodes),
+        cluster_id,
+    ))
 }
 
 async fn with_workload(
@@ -151,7 +171,7 @@ async fn with_workload(
     progress(&format!("workload: {} checks/s", args.workload_rate));
     let workload = workload::start(endpoints, args.workload_rate, WINDOW_MS)
         .await
-        .map_err(|e| eyre!(e))?;
+        .map_err(|e| crate::user_error!("{e}"))?;
     for warning in &workload.warnings {
         progress(&format!("warning: {warning}"));
     }
@@ -172,7 +192,7 @@ pub async fn bring_up(
     progress: &dyn Fn(&str),
 ) -> Result<Deployment> {
     if matches!(args.target, TargetName::Sim | TargetName::None) {
-        return Err(eyre!(
+        return Err(crate::user_error!(
             "--target sim and none are for TiKV; the rate limiter runs with --target local or docker"
         ));
     }
@@ -181,14 +201,16 @@ pub async fn bring_up(
             "attaching to Compose project {}",
             args.compose_project()
         ));
-        let (endpoints, target) = docker_deployment(args).await?;
-        let subject = RateLimiterSubject::new(endpoints.clone()).map_err(|e| eyre!(e))?;
+        let (endpoints, target, cluster_id) = docker_deployment(args).await?;
+        let subject =
+            RateLimiterSubject::new(endpoints.clone()).map_err(|e| crate::user_error!("{e}"))?;
         let workload = with_workload(args, &endpoints, progress).await?;
         return Ok(Deployment {
             secrets: vec![endpoints.admin_token.clone()],
             subject,
             target: Arc::new(target),
             description: format!("ratelimiter · docker ({})", args.compose_project()),
+            cluster_id,
             warnings: warnings_of(&workload),
             drills: None,
             _workload: workload,
@@ -196,24 +218,39 @@ pub async fn bring_up(
             _simulator: None,
         });
     }
-    let (endpoints, target, scratch, how) = match read_cluster(state_dir)? {
+    let (endpoints, target, scratch, how, cluster_id) = match read_cluster(state_dir)? {
         Some(file) => {
             progress("attaching to the cluster `cluster up` started");
             let endpoints = file.endpoints.clone();
-            (endpoints, adopt(file, state_dir), None, "attached")
+            let cluster_id = file.cluster_id.clone();
+            (
+                endpoints,
+                adopt(file, state_dir),
+                None,
+                "attached",
+                cluster_id,
+            )
         }
         None => {
             let scratch = tempfile::Builder::new().prefix("operator-tui-").tempdir()?;
             let plan = rl_cluster::plan_local(&local_options(args, scratch.path())?)
-                .map_err(|e| eyre!(e))?;
+                .map_err(|e| crate::user_error!("{e}"))?;
             progress(&format!("starting {} processes", plan.specs.len()));
             let target =
                 LocalTarget::launch(plan.specs, &scratch.path().join("logs"), false, progress)
                     .await?;
-            (plan.endpoints, target, Some(scratch), "started here")
+            let cluster_id = super::new_cluster_id("ratelimiter-local");
+            (
+                plan.endpoints,
+                target,
+                Some(scratch),
+                "started here",
+                cluster_id,
+            )
         }
     };
-    let subject = RateLimiterSubject::new(endpoints.clone()).map_err(|e| eyre!(e))?;
+    let subject =
+        RateLimiterSubject::new(endpoints.clone()).map_err(|e| crate::user_error!("{e}"))?;
     let workload = with_workload(args, &endpoints, progress).await?;
     let target: Arc<dyn DeploymentTarget> = Arc::new(target);
     Ok(Deployment {
@@ -222,6 +259,7 @@ pub async fn bring_up(
         drills: Some(RateLimiterDrills::new(endpoints.clone(), target.clone())),
         target,
         description: format!("ratelimiter · local ({how})"),
+        cluster_id,
         warnings: warnings_of(&workload),
         _workload: workload,
         _scratch: scratch,
@@ -232,15 +270,18 @@ pub async fn bring_up(
 /// Connects to the cluster `cluster up` left running, without a workload (for `chaos`, `check`).
 pub fn attach(state_dir: &Path) -> Result<Deployment> {
     let file = read_cluster(state_dir)?.ok_or_else(|| {
-        eyre!("no cluster is running: start one with `operator-tui cluster up` (or use `run --inject NAME`)")
+        crate::user_error!("no cluster is running: start one with `operator-tui cluster up` (or use `run --inject NAME`)")
     })?;
     let secrets = vec![file.endpoints.admin_token.clone()];
-    let adapter = RateLimiterSubject::new(file.endpoints.clone()).map_err(|e| eyre!(e))?;
+    let cluster_id = file.cluster_id.clone();
+    let adapter =
+        RateLimiterSubject::new(file.endpoints.clone()).map_err(|e| crate::user_error!("{e}"))?;
     Ok(Deployment {
         secrets,
         subject: adapter,
         target: Arc::new(adopt(file, state_dir)),
         description: "ratelimiter · local (attached)".into(),
+        cluster_id,
         warnings: Vec::new(),
         drills: None,
         _workload: None,
@@ -252,17 +293,19 @@ pub fn attach(state_dir: &Path) -> Result<Deployment> {
 /// `cluster up`: a detached cluster that outlives this process.
 pub async fn cluster_up(args: &DeploySpec, state_dir: &Path) -> Result<()> {
     if read_cluster(state_dir)?.is_some() {
-        return Err(eyre!(
+        return Err(crate::user_error!(
             "a cluster is already running; `operator-tui cluster down` stops it"
         ));
     }
     let base = state_dir.join("cluster");
-    let plan = rl_cluster::plan_local(&local_options(args, &base)?).map_err(|e| eyre!(e))?;
+    let plan = rl_cluster::plan_local(&local_options(args, &base)?)
+        .map_err(|e| crate::user_error!("{e}"))?;
     let target = LocalTarget::launch(plan.specs, &base.join("logs"), true, &|line| {
         eprintln!("  {line}")
     })
     .await?;
     let file = ClusterFile {
+        cluster_id: super::new_cluster_id("ratelimiter-detached"),
         endpoints: plan.endpoints,
         processes: target.processes(),
         log_dir: target.log_dir().to_path_buf(),

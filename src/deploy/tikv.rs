@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use color_eyre::eyre::{Result, WrapErr, eyre};
+use color_eyre::eyre::{Result, WrapErr};
 use operator_protocol::{DeploymentTarget, NodeId};
 use operator_tikv::pd::{PdClient, StoreInfo};
 use operator_tikv::subject::{TikvOptions, TikvSubject};
@@ -22,17 +22,17 @@ async fn tikv_simulated(args: &DeploySpec, progress: &dyn Fn(&str)) -> Result<De
     match args.target {
         TargetName::Local => {}
         TargetName::Docker => {
-            return Err(eyre!(
+            return Err(crate::user_error!(
                 "--target docker drives a running cluster: start compose/tikv.yml and give its PD, --pd http://127.0.0.1:2379 (without --pd, --target local serves the simulator)"
             ));
         }
         TargetName::Sim => {
-            return Err(eyre!(
+            return Err(crate::user_error!(
                 "--target sim drives `operator-tui simulate` in another process: give its --pd URL"
             ));
         }
         TargetName::None => {
-            return Err(eyre!(
+            return Err(crate::user_error!(
                 "--target none watches a cluster you run: give its PD, --pd URL"
             ));
         }
@@ -54,7 +54,7 @@ async fn tikv_simulated(args: &DeploySpec, progress: &dyn Fn(&str)) -> Result<De
         prometheus: args.prometheus.clone(),
         ..TikvOptions::simulator(&url)
     })
-    .map_err(|e| eyre!(e))?;
+    .map_err(|e| crate::user_error!("{e}"))?;
     let target: Arc<dyn operator_protocol::DeploymentTarget> =
         Arc::new(SimTarget::for_simulator(&url, &config));
     Ok(Deployment {
@@ -66,6 +66,7 @@ async fn tikv_simulated(args: &DeploySpec, progress: &dyn Fn(&str)) -> Result<De
         )),
         target,
         description: format!("tikv · simulator ({url})"),
+        cluster_id: super::new_cluster_id("tikv-simulator"),
         warnings: Vec::new(),
         _workload: None,
         _scratch: None,
@@ -76,7 +77,9 @@ async fn tikv_simulated(args: &DeploySpec, progress: &dyn Fn(&str)) -> Result<De
 /// The stores and PD members a running PD knows, as node ids ("store-1", "pd1").
 async fn tikv_nodes(pd: &PdClient) -> Result<Vec<(NodeId, Option<StoreInfo>)>> {
     let unreachable = |e: operator_tikv::pd::PdError| {
-        eyre!("PD does not answer ({e}): is the cluster up, and is --pd its client URL?")
+        crate::user_error!(
+            "PD does not answer ({e}): is the cluster up, and is --pd its client URL?"
+        )
     };
     let stores = pd.stores().await.map_err(unreachable)?;
     let members = pd.health().await.map_err(unreachable)?;
@@ -92,7 +95,7 @@ async fn tikv_nodes(pd: &PdClient) -> Result<Vec<(NodeId, Option<StoreInfo>)>> {
 /// A running TiKV cluster at --pd, with the target that controls its processes.
 async fn tikv_attached(args: &DeploySpec, progress: &dyn Fn(&str)) -> Result<Deployment> {
     if args.target == TargetName::Local {
-        return Err(eyre!(
+        return Err(crate::user_error!(
             "--target local serves its own simulator; with --pd choose --target docker (Compose), sim (`operator-tui simulate`) or none (act through PD only)"
         ));
     }
@@ -106,8 +109,14 @@ async fn tikv_attached(args: &DeploySpec, progress: &dyn Fn(&str)) -> Result<Dep
         "asking PD at {} for the cluster's members",
         args.pd.join(", ")
     ));
-    let pd = PdClient::new(args.pd.clone()).map_err(|e| eyre!(e))?;
+    let pd = PdClient::new(args.pd.clone()).map_err(|e| crate::user_error!("{e}"))?;
     let nodes = tikv_nodes(&pd).await?;
+    // PD's cluster id names the cluster across restarts of its processes; a PD too old to
+    // say is known by its address.
+    let cluster_id = match pd.members().await.ok().and_then(|m| m.header) {
+        Some(header) => format!("pd-{}", header.cluster_id),
+        None => format!("pd-{}", args.pd.join(",")),
+    };
     let ids: Vec<NodeId> = nodes.iter().map(|(id, _)| id.clone()).collect();
     let (target, how): (Arc<dyn DeploymentTarget>, String) = match args.target {
         TargetName::Sim => {
@@ -117,7 +126,7 @@ async fn tikv_attached(args: &DeploySpec, progress: &dyn Fn(&str)) -> Result<Dep
             target
                 .tail_logs(&NodeId::from("pd1"), 1)
                 .await
-                .map_err(|e| eyre!("{url} is not `operator-tui simulate` ({e}); for a real cluster use --target docker or none"))?;
+                .map_err(|e| crate::user_error!("{url} is not `operator-tui simulate` ({e}); for a real cluster use --target docker or none"))?;
             options.simulator = Some(url.clone());
             (Arc::new(target), format!("simulator at {url}"))
         }
@@ -133,12 +142,13 @@ async fn tikv_attached(args: &DeploySpec, progress: &dyn Fn(&str)) -> Result<Dep
         TargetName::None => (Arc::new(WatchOnly::new(ids)), "watch only".into()),
         TargetName::Local => unreachable!("refused above"),
     };
-    let subject = TikvSubject::new(options).map_err(|e| eyre!(e))?;
+    let subject = TikvSubject::new(options).map_err(|e| crate::user_error!("{e}"))?;
     Ok(Deployment {
         subject: Arc::new(subject),
         secrets: Vec::new(),
         target,
         description: format!("tikv · {how}"),
+        cluster_id,
         warnings: Vec::new(),
         drills: None,
         _workload: None,
@@ -172,7 +182,7 @@ async fn tikv_docker(
             None => id.0.clone(),
         };
         let inspect = services.get(&service).ok_or_else(|| {
-            eyre!("Compose project {project:?} has no service {service} for {id} (compose/tikv.yml names them pd1..3, tikv1..3)")
+            crate::user_error!("Compose project {project:?} has no service {service} for {id} (compose/tikv.yml names them pd1..3, tikv1..3)")
         })?;
         let (port, path) = if store.is_some() {
             (20180, "/status")
@@ -180,7 +190,7 @@ async fn tikv_docker(
             (2379, "/pd/api/v1/health")
         };
         let published = published_port(inspect, port)
-            .ok_or_else(|| eyre!("{service} publishes no port {port} on loopback"))?;
+            .ok_or_else(|| crate::user_error!("{service} publishes no port {port} on loopback"))?;
         if let Some(status) = store.as_ref().and_then(|s| s.store.status_address.clone()) {
             rewrites.insert(status, format!("127.0.0.1:{published}"));
         }
@@ -209,12 +219,12 @@ async fn stop_requested() -> Result<()> {
 /// `simulate`: the PD-compatible simulator on its own, until Ctrl-C or SIGTERM.
 pub async fn serve_simulator(listen: std::net::SocketAddr, config: SimConfig) -> Result<()> {
     if config.stores < 3 {
-        return Err(eyre!(
+        return Err(crate::user_error!(
             "--stores must be at least 3: every region keeps 3 replicas"
         ));
     }
     if config.pd_members == 0 {
-        return Err(eyre!("--pd-members must be at least 1"));
+        return Err(crate::user_error!("--pd-members must be at least 1"));
     }
     let external = config.external_stores;
     let simulator = Simulator::start(config, listen, std::time::Duration::from_millis(100))

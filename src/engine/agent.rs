@@ -204,7 +204,9 @@ pub fn diagnosed(
 }
 
 /// Says why, when the diagnosis recommends a remedy that already ran and was verified on a
-/// recent ticket for the same invariant and target.
+/// recent ticket of this cluster for the same invariant, target and cause: what repeats is
+/// the problem the fix was for, not any trouble on a node of that name (a node stalled after
+/// it was restarted from a crash is a new problem).
 fn repeated_fix(
     state: &EngineState,
     ticket: &Ticket,
@@ -217,6 +219,7 @@ fn repeated_fix(
         let fix = state.recent_fixes.iter().find(|f| {
             f.invariant == ticket.invariant
                 && f.target == ticket.target
+                && f.cause == diagnosis.root_cause.category
                 && f.action == step.action
                 && f.params == params
         })?;

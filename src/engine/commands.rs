@@ -20,7 +20,16 @@ pub fn command(state: &EngineState, command: Command) -> Vec<Effect> {
         return vec![notice(READ_ONLY.to_string())];
     }
     match command {
-        Command::InjectChaos(request) => vec![Effect::InjectChaos(request)],
+        Command::InjectChaos(request) => {
+            let nodes = state.nodes();
+            match operator_protocol::check_chaos(&state.chaos_catalog, &request, Some(&nodes)) {
+                Ok(_) => vec![Effect::InjectChaos(request)],
+                Err(refusal) => vec![Effect::Emit(EngineEvent::ChaosFailed {
+                    name: request.name,
+                    error: refusal,
+                })],
+            }
+        }
         Command::Approve(id) => approval(state, id, Approval::Approved),
         Command::Reject(id) => approval(state, id, Approval::Rejected),
         Command::Cancel(id) => executor::cancel_requested(state, id, Cause::Human),

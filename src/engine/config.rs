@@ -72,6 +72,9 @@ pub struct EngineConfig {
     /// Never act, never inject chaos: diagnoses and questions only. Proposed actions wait,
     /// saying why; commands that would act are refused.
     pub read_only: bool,
+    /// Which incarnation of the cluster the engine watches (`Deployment::cluster_id`): its
+    /// tickets carry it, and only fixes made on it count as its history.
+    pub cluster: String,
 }
 
 impl Default for EngineConfig {
@@ -99,6 +102,7 @@ impl Default for EngineConfig {
             mode: None,
             confidence_gates: ConfidenceGates::default(),
             read_only: false,
+            cluster: String::new(),
         }
     }
 }

@@ -81,11 +81,12 @@ fn record(state: &EngineState, violation: &Violation, now: Millis) -> Effect {
         },
         None => Write::OpenTicket {
             subject: state.subject.clone(),
+            cluster: state.config.cluster.clone(),
             violation: violation.clone(),
             chaos: state
                 .recent_chaos
                 .iter()
-                .find(|c| c.expected_invariant == violation.invariant)
+                .find(|c| c.explains(violation))
                 .cloned(),
             incident: incident_of(state, violation, now),
         },

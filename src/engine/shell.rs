@@ -390,6 +390,7 @@ impl Shell {
         now: Millis,
     ) -> Result<(Applied, Vec<Action>, Vec<Ticket>)> {
         let subject = self.state.subject.clone();
+        let cluster = self.state.config.cluster.clone();
         let since = now.saturating_sub(CHAOS_LINK_WINDOW_MS);
         let fixes_since =
             now.saturating_sub(self.state.config.fix_hold_window.as_millis() as Millis);
@@ -414,7 +415,7 @@ impl Shell {
                     mode: store.mode()?.unwrap_or(Mode::Approve),
                     kill_switch: store.kill_switch()?,
                     recent_chaos: store.recent_chaos(&subject, since)?,
-                    recent_fixes: store.recent_fixes(&subject, fixes_since)?,
+                    recent_fixes: store.recent_fixes(&subject, &cluster, fixes_since)?,
                     applied,
                     changed_tickets,
                     changed_actions,

@@ -240,6 +240,14 @@ fn a_new_ticket_is_linked_to_the_chaos_that_explains_it() {
         writes(&effects)[0],
         Write::OpenTicket { chaos: Some(c), .. } if c.name == "kill_node"
     ));
+    // The same fault on another node explains nothing here: its injection time is not this
+    // ticket's, and a detection time measured from it would be wrong.
+    state.recent_chaos[0].target = "n3".into();
+    let effects = observed(&state, vec![violation("node_down", "n2")]);
+    assert!(matches!(
+        writes(&effects)[0],
+        Write::OpenTicket { chaos: None, .. }
+    ));
 }
 
 #[test]
@@ -514,6 +522,7 @@ fn a_remedy_that_held_only_briefly_is_not_run_again_the_ticket_goes_to_a_human()
     state.tickets = vec![ticket(7, TicketStatus::Diagnosing)];
     let fix = |invariant: &str, node: &str| crate::store::RecentFix {
         ticket: TicketId(4),
+        cause: "process_crash".into(),
         invariant: invariant.into(),
         target: "n2".into(),
         action: "restart_node".into(),
@@ -526,6 +535,18 @@ fn a_remedy_that_held_only_briefly_is_not_run_again_the_ticket_goes_to_a_human()
     // The same remedy for another problem, or for this one on another node, is no loop.
     state.recent_fixes = vec![fix("node_slow", "n2"), fix("node_down", "n3")];
     let restart = || diagnosis(vec![step("restart_node", "n2", None)]);
+    let effects = diagnosed(&state, Ok(restart()));
+    assert!(matches!(
+        writes(&effects).last(),
+        Some(Write::Workflow { .. })
+    ));
+
+    // The same node down again for another cause (a crash fixed, then a stall) is a new
+    // problem, not a fix that did not hold.
+    state.recent_fixes.push(crate::store::RecentFix {
+        cause: "process_stall".into(),
+        ..fix("node_down", "n2")
+    });
     let effects = diagnosed(&state, Ok(restart()));
     assert!(matches!(
         writes(&effects).last(),

@@ -21,27 +21,7 @@ pub fn validate_request(
             names.join(", ")
         ));
     };
-    for name in request.params.keys() {
-        if !spec.params.iter().any(|p| &p.name == name) {
-            return Err(format!("{}: unknown parameter {name:?}", spec.name));
-        }
-    }
-    for param in &spec.params {
-        let Some(value) = request.params.get(&param.name) else {
-            if param.required {
-                return Err(format!("{}: missing parameter {:?}", spec.name, param.name));
-            }
-            continue;
-        };
-        let problem = param.check(value, nodes).err();
-        if let Some(problem) = problem {
-            return Err(format!(
-                "{}: parameter {:?} {problem}",
-                spec.name, param.name
-            ));
-        }
-    }
-    Ok(())
+    operator_protocol::check_params(&spec.name, &spec.params, &request.params, nodes)
 }
 
 /// Everything a diagnosis must satisfy before its actions are even proposed.

@@ -1,8 +1,11 @@
 //! SQLite, the source of truth: tickets, diagnoses, actions and their events, the append-only
 //! audit log and settings. Every state change and its audit row are written in one transaction.
 
+mod claim;
 mod schema;
 mod write;
+
+pub use claim::{Claimant, EngineClaim, StoredContext, engine_running};
 
 pub use write::{ActionUpdate, Applied, IncidentLink, Write};
 
@@ -56,11 +59,32 @@ pub struct ChaosRecord {
     pub expected_invariant: String,
 }
 
+impl ChaosRecord {
+    /// Whether this injection explains a violation: the invariant it is expected to break, on
+    /// its own target or on one whose evidence names that target (Redis killed: every node
+    /// reports Redis gone). An injection on node-3 explains nothing on node-2.
+    pub fn explains(&self, violation: &Violation) -> bool {
+        self.expected_invariant == violation.invariant
+            && (self.target == violation.target
+                || violation
+                    .evidence
+                    .to_string()
+                    .contains(&self.quoted_target()))
+    }
+
+    /// The target as it stands in evidence JSON.
+    fn quoted_target(&self) -> String {
+        serde_json::Value::String(self.target.clone()).to_string()
+    }
+}
+
 /// A remedy that ran and was verified on a ticket resolved lately: if the same problem comes
 /// back, running the same remedy again is a loop, not a fix.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecentFix {
     pub ticket: TicketId,
+    /// The root cause its accepted diagnosis named.
+    pub cause: String,
     pub invariant: String,
     pub target: String,
     pub action: String,
@@ -79,13 +103,19 @@ pub struct OpenResidue {
 }
 
 /// `$XDG_STATE_HOME/operator-tui/operator.db`, else `~/.local/state/operator-tui/operator.db`.
-pub fn default_path() -> PathBuf {
+/// The default database of a subject's operator: each subject keeps its own (a database refuses
+/// another subject's engine), the rate limiter's under the historical name.
+pub fn default_path(subject: &str) -> PathBuf {
     let base = std::env::var_os("XDG_STATE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
         .unwrap_or_else(|| PathBuf::from("."));
-    base.join("operator-tui").join("operator.db")
+    let file = match subject {
+        "ratelimiter" => "operator.db".to_string(),
+        other => format!("operator-{other}.db"),
+    };
+    base.join("operator-tui").join(file)
 }
 
 fn json_text(value: &impl serde::Serialize) -> String {
@@ -319,6 +349,7 @@ impl Store {
             // Outside the engine (a one-off `check`) there is no incident to join.
             None => Write::OpenTicket {
                 subject: subject.to_string(),
+                cluster: String::new(),
                 violation: violation.clone(),
                 chaos: chaos.cloned(),
                 incident: IncidentLink::Cause { adopts: Vec::new() },
@@ -495,7 +526,7 @@ impl Store {
             cause,
         };
         match self.apply(&[write], now)?.refused.pop() {
-            Some(refusal) => Err(eyre!(refusal)),
+            Some(refusal) => Err(crate::user_error!("{refusal}")),
             None => Ok(()),
         }
     }
@@ -617,7 +648,7 @@ impl Store {
     fn insert_one(&mut self, write: Write, now: Millis) -> Result<ActionId> {
         let applied = self.apply(&[write], now)?;
         match (applied.refused.into_iter().next(), applied.inserted.first()) {
-            (Some(refusal), _) => Err(eyre!(refusal)),
+            (Some(refusal), _) => Err(crate::user_error!("{refusal}")),
             (None, Some(id)) => Ok(*id),
             (None, None) => Err(eyre!("no action was recorded")),
         }
@@ -700,7 +731,14 @@ impl Store {
     /// Injections since `since_ms`, newest first: the monitor links a new ticket to its cause.
     pub fn recent_chaos(&self, subject: &str, since_ms: Millis) -> Result<Vec<ChaosRecord>> {
         let mut stmt = self.conn.prepare(
-            "SELECT at_ms, name, target, root_cause, expected_invariant FROM chaos_injections WHERE subject = ?1 AND at_ms >= ?2 ORDER BY id DESC",
+            // Once a ticket it explained has resolved, an injection explains nothing more: the
+            // same trouble later is a new problem, not the old fault seen late.
+            "SELECT at_ms, name, target, root_cause, expected_invariant FROM chaos_injections c
+              WHERE subject = ?1 AND at_ms >= ?2
+                AND NOT EXISTS (SELECT 1 FROM tickets t WHERE t.subject = c.subject
+                    AND t.chaos_name = c.name AND t.fault_injected_ms = c.at_ms
+                    AND t.status = 'resolved')
+              ORDER BY id DESC",
         )?;
         Ok(stmt
             .query_map(params![subject, since_ms as i64], |r| {
@@ -788,24 +826,32 @@ impl Store {
             .collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Remedies completed on tickets of this subject resolved as verified since `since_ms`,
-    /// newest first.
-    pub fn recent_fixes(&self, subject: &str, since_ms: Millis) -> Result<Vec<RecentFix>> {
+    /// Remedies completed on tickets of this subject and cluster incarnation resolved as
+    /// verified since `since_ms`, newest first, with the cause their diagnosis named.
+    pub fn recent_fixes(
+        &self,
+        subject: &str,
+        cluster: &str,
+        since_ms: Millis,
+    ) -> Result<Vec<RecentFix>> {
         let mut stmt = self.conn.prepare(
-            "SELECT t.id, t.invariant, t.target, a.name, a.params, t.resolved_ms
+            "SELECT t.id, t.invariant, t.target, a.name, a.params, t.resolved_ms,
+                    (SELECT json_extract(d.body, '$.root_cause.category') FROM diagnoses d
+                      WHERE d.ticket_id = t.id AND d.accepted = 1 ORDER BY d.id DESC LIMIT 1)
                FROM tickets t JOIN actions a ON a.ticket_id = t.id
-              WHERE t.subject = ?1 AND t.status = 'resolved' AND t.resolved_ms >= ?2
-                AND t.reason LIKE 'verified%' AND a.status = 'completed'
+              WHERE t.subject = ?1 AND t.cluster = ?2 AND t.status = 'resolved'
+                AND t.resolved_ms >= ?3 AND t.reason LIKE 'verified%' AND a.status = 'completed'
               ORDER BY t.resolved_ms DESC",
         )?;
         Ok(stmt
-            .query_map(params![subject, since_ms as i64], |r| {
+            .query_map(params![subject, cluster, since_ms as i64], |r| {
                 let params = match parse_json(r.get(4)?) {
                     serde_json::Value::Object(map) => map,
                     _ => serde_json::Map::new(),
                 };
                 Ok(RecentFix {
                     ticket: TicketId(r.get(0)?),
+                    cause: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
                     invariant: r.get(1)?,
                     target: r.get(2)?,
                     action: r.get(3)?,
@@ -881,6 +927,83 @@ mod tests {
         assert_eq!(again, TicketChange::Recurred(id));
         assert!(matches!(other, TicketChange::Opened(o) if o != id));
         assert_eq!(s.ticket(id).unwrap().unwrap().occurrences, 2);
+    }
+
+    #[test]
+    fn a_fix_counts_as_history_only_on_the_cluster_it_was_made_on() {
+        let (_d, mut s) = store();
+        let open = Write::OpenTicket {
+            subject: "sub".into(),
+            cluster: "cluster-a".into(),
+            violation: violation("n1"),
+            chaos: None,
+            incident: IncidentLink::Cause { adopts: Vec::new() },
+        };
+        let id = s.apply(&[open], 1).unwrap().opened[0];
+        let diagnosis = Write::Diagnosis {
+            ticket: id,
+            brain: "rules".into(),
+            body: serde_json::json!({ "root_cause": { "category": "process_crash" } }),
+            reasoning: String::new(),
+            refusal: None,
+        };
+        s.apply(&[diagnosis], 2).unwrap();
+        let action = NewAction {
+            ticket_id: Some(id),
+            name: "restart_node".into(),
+            params: Default::default(),
+            rationale: "r".into(),
+            risk: Risk::Disruptive,
+            max_attempts: 1,
+            depends_on: None,
+            not_before_ms: None,
+            confidence: None,
+            destroys: None,
+            irreversible: None,
+            undoes: None,
+        };
+        s.insert_action(&action, Cause::Brain, 3).unwrap();
+        s.conn
+            .execute("UPDATE actions SET status = 'completed'", [])
+            .unwrap();
+        s.conn
+            .execute(
+                "UPDATE tickets SET status = 'resolved', reason = 'verified', resolved_ms = 4",
+                [],
+            )
+            .unwrap();
+        let fixes = s.recent_fixes("sub", "cluster-a", 0).unwrap();
+        assert_eq!(fixes.len(), 1);
+        assert_eq!(fixes[0].cause, "process_crash");
+        assert!(s.recent_fixes("sub", "cluster-b", 0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_injection_explains_nothing_more_once_its_ticket_resolved() {
+        let (_d, mut s) = store();
+        let chaos = ChaosRecord {
+            at_ms: 10,
+            name: "kill_redis".into(),
+            target: "redis".into(),
+            root_cause: "redis_crash".into(),
+            expected_invariant: "node_down".into(),
+        };
+        s.record_chaos("sub", &chaos, "killed").unwrap();
+        assert_eq!(s.recent_chaos("sub", 0).unwrap(), vec![chaos.clone()]);
+        let TicketChange::Opened(id) = s
+            .record_violation("sub", &violation("redis"), 11, Some(&chaos))
+            .unwrap()
+        else {
+            panic!("a new ticket")
+        };
+        assert_eq!(s.recent_chaos("sub", 0).unwrap().len(), 1);
+        s.conn
+            .execute(
+                "UPDATE tickets SET status = 'resolved' WHERE id = ?1",
+                [id.0],
+            )
+            .unwrap();
+        assert!(s.recent_chaos("sub", 0).unwrap().is_empty());
     }
 
     #[test]

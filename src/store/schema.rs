@@ -158,6 +158,13 @@ pub fn migrations() -> Migrations<'static> {
         ALTER TABLE actions ADD COLUMN premises_overridden INTEGER NOT NULL DEFAULT 0;
         "#,
         ),
+        // Which incarnation of the cluster a ticket was seen on: a fix made on a cluster that
+        // is gone is not the history of the one running now.
+        M::up(
+            r#"
+        ALTER TABLE tickets ADD COLUMN cluster TEXT NOT NULL DEFAULT '';
+        "#,
+        ),
     ])
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use color_eyre::eyre::{Result, eyre};
+use color_eyre::eyre::Result;
 use operator_protocol::{Millis, Violation};
 use rusqlite::{OptionalExtension, Transaction, params};
 
@@ -26,6 +26,8 @@ pub enum IncidentLink {
 pub enum Write {
     OpenTicket {
         subject: String,
+        /// The cluster's incarnation (`EngineConfig::cluster`).
+        cluster: String,
         violation: Violation,
         chaos: Option<ChaosRecord>,
         incident: IncidentLink,
@@ -162,11 +164,12 @@ fn apply_one(tx: &Transaction, write: &Write, now: Millis, applied: &mut Applied
     match write {
         Write::OpenTicket {
             subject,
+            cluster,
             violation,
             chaos,
             incident,
         } => {
-            let id = open_ticket(tx, subject, violation, chaos.as_ref(), now)?;
+            let id = open_ticket(tx, subject, cluster, violation, chaos.as_ref(), now)?;
             for joined in link_incident(tx, id, incident, now)? {
                 applied.tickets.insert(joined);
             }
@@ -300,13 +303,14 @@ fn apply_one(tx: &Transaction, write: &Write, now: Millis, applied: &mut Applied
 fn open_ticket(
     tx: &Transaction,
     subject: &str,
+    cluster: &str,
     violation: &Violation,
     chaos: Option<&ChaosRecord>,
     now: Millis,
 ) -> Result<TicketId> {
     tx.execute(
-        "INSERT INTO tickets (subject, invariant, target, severity, status, message, evidence, chaos_name, chaos_root_cause, fault_injected_ms, first_seen_ms, opened_ms, updated_ms)
-         VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?10)",
+        "INSERT INTO tickets (subject, invariant, target, severity, status, message, evidence, chaos_name, chaos_root_cause, fault_injected_ms, first_seen_ms, opened_ms, updated_ms, cluster)
+         VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?10, ?11)",
         params![
             subject,
             violation.invariant,
@@ -318,6 +322,7 @@ fn open_ticket(
             chaos.map(|c| c.root_cause.clone()),
             chaos.map(|c| c.at_ms as i64),
             now as i64,
+            cluster,
         ],
     )?;
     let id = TicketId(tx.last_insert_rowid());
@@ -420,7 +425,7 @@ fn ticket_status(
     sql.push_str(" WHERE id = ?1");
     let changed = tx.execute(&sql, params![id.0, status.as_str(), reason, now as i64])?;
     if changed == 0 {
-        return Err(eyre!("ticket {id} does not exist"));
+        return Err(crate::user_error!("ticket {id} does not exist"));
     }
     audit(
         tx,
@@ -790,13 +795,16 @@ fn record_chaos(
 ) -> Result<()> {
     tx.execute(
         "UPDATE tickets SET chaos_name = ?1, chaos_root_cause = ?2, fault_injected_ms = ?3
-         WHERE subject = ?4 AND invariant = ?5 AND chaos_name IS NULL AND opened_ms >= ?3",
+         WHERE subject = ?4 AND invariant = ?5 AND chaos_name IS NULL AND opened_ms >= ?3
+           AND (target = ?6 OR instr(evidence, ?7) > 0)",
         params![
             record.name,
             record.root_cause,
             record.at_ms as i64,
             subject,
-            record.expected_invariant
+            record.expected_invariant,
+            record.target,
+            serde_json::Value::String(record.target.clone()).to_string(),
         ],
     )?;
     tx.execute(

@@ -12,7 +12,7 @@ use bollard::query_parameters::{
     KillContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
     StopContainerOptionsBuilder,
 };
-use color_eyre::eyre::{Result, eyre};
+use color_eyre::eyre::Result;
 use futures::StreamExt;
 use operator_protocol::{
     BoxFuture, ContractError, ContractResult, DeploymentTarget, NodeId, ProcessState,
@@ -52,13 +52,13 @@ fn contract(e: impl std::fmt::Display) -> ContractError {
 fn explain(e: bollard::errors::Error) -> color_eyre::Report {
     let text = e.to_string();
     if text.contains("No such file") || text.contains("os error 2") {
-        eyre!("the Docker socket is missing: is the Docker engine running? ({text})")
+        crate::user_error!("the Docker socket is missing: is the Docker engine running? ({text})")
     } else if text.contains("ermission denied") {
-        eyre!(
+        crate::user_error!(
             "permission denied on the Docker socket: run as root or join the docker group ({text})"
         )
     } else {
-        eyre!("the Docker API failed: {text}")
+        crate::user_error!("the Docker API failed: {text}")
     }
 }
 
@@ -140,7 +140,7 @@ impl DockerTarget {
             services.insert(service, inspect);
         }
         if services.is_empty() {
-            return Err(eyre!(
+            return Err(crate::user_error!(
                 "no containers of Compose project {project:?}: start it with `docker-compose -p {project} -f {compose_file} up -d`"
             ));
         }

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use color_eyre::eyre::{Result, WrapErr, eyre};
+use color_eyre::eyre::{Result, WrapErr};
 use operator_protocol::{
     BoxFuture, ContractError, ContractResult, DeploymentTarget, NodeId, ProcessSpec, ProcessState,
     ReadyProbe,
@@ -124,7 +124,10 @@ impl LocalTarget {
         for id in ids {
             progress(&format!("waiting for {id}"));
             let started = Instant::now();
-            target.wait_ready(&id).await.map_err(|e| eyre!("{e}"))?;
+            target
+                .wait_ready(&id)
+                .await
+                .map_err(|e| crate::user_error!("{e}"))?;
             progress(&format!(
                 "{id} ready in {} ms",
                 started.elapsed().as_millis()
@@ -220,7 +223,7 @@ impl LocalTarget {
         }
         let child = command
             .spawn()
-            .map_err(|e| eyre!("could not run {}: {e}", proc.spec.program))?;
+            .map_err(|e| crate::user_error!("could not run {}: {e}", proc.spec.program))?;
         proc.pid = Some(child.id());
         proc.child = Some(child);
         Ok(())

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use color_eyre::eyre::{Result, WrapErr, eyre};
+use color_eyre::eyre::{Result, WrapErr};
 use operator_protocol::{Brain, ChaosRequest, Health, Runbook};
 use serde::{Deserialize, Serialize};
 
@@ -92,7 +92,9 @@ fn scenarios(
         let spec = subject_chaos
             .iter()
             .find(|c| c.name == fault)
-            .ok_or_else(|| eyre!("chapter {:?} names unknown chaos {fault}", chapter.title))?;
+            .ok_or_else(|| {
+                crate::user_error!("chapter {:?} names unknown chaos {fault}", chapter.title)
+            })?;
         out.push(Scenario {
             name: fault.clone(),
             fault: Some((
@@ -109,7 +111,10 @@ fn scenarios(
     if !only.is_empty() {
         out.retain(|s| only.contains(&s.name));
         if out.is_empty() {
-            return Err(eyre!("no scenario matches {}", only.join(", ")));
+            return Err(crate::user_error!(
+                "no scenario matches {}",
+                only.join(", ")
+            ));
         }
     }
     Ok(out)
@@ -122,7 +127,7 @@ async fn wait_healthy(deployment: &deploy::Deployment) -> Result<()> {
             .subject
             .observe()
             .await
-            .map_err(|e| eyre!("{e}"))?;
+            .map_err(|e| crate::user_error!("{e}"))?;
         if deployment.subject.check(&observation).is_empty()
             && observation
                 .nodes
@@ -132,7 +137,9 @@ async fn wait_healthy(deployment: &deploy::Deployment) -> Result<()> {
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(eyre!("the cluster did not become healthy within 20 s"));
+            return Err(crate::user_error!(
+                "the cluster did not become healthy within 20 s"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -165,6 +172,7 @@ impl EvalCluster {
             Arc::new(SystemClock),
             EngineConfig {
                 mode: Some(Mode::Execute),
+                cluster: deployment.cluster_id.clone(),
                 ..EngineConfig::default()
             },
         );
@@ -515,7 +523,7 @@ fn write_report(out: &Path, report: &Report) -> Result<()> {
 }
 
 pub async fn run(options: EvalOptions) -> Result<()> {
-    let brain = crate::brains::choose(&options.brain).map_err(|e| eyre!(e))?;
+    let brain = crate::brains::choose(&options.brain).map_err(|e| crate::user_error!("{e}"))?;
     let catalog = deploy::chaos_catalog(options.subject)?;
     let runbook: Runbook = deploy::runbook(options.subject)?;
     let scenarios = scenarios(options.subject, &catalog, &options.scenarios)?;
@@ -612,7 +620,7 @@ pub async fn run(options: EvalOptions) -> Result<()> {
 
 /// `eval --replay DIR`: the recorded flights put to a brain, graded on root cause and action.
 pub async fn replay(dir: &Path, options: EvalOptions) -> Result<()> {
-    let brain = crate::brains::choose(&options.brain).map_err(|e| eyre!(e))?;
+    let brain = crate::brains::choose(&options.brain).map_err(|e| crate::user_error!("{e}"))?;
     let runbook = deploy::runbook(options.subject)?;
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir.join("flights"))
         .wrap_err_with(|| {
@@ -678,7 +686,10 @@ pub async fn replay(dir: &Path, options: EvalOptions) -> Result<()> {
         });
     }
     if grades.is_empty() {
-        return Err(eyre!("no flights in {}/flights", dir.display()));
+        return Err(crate::user_error!(
+            "no flights in {}/flights",
+            dir.display()
+        ));
     }
     let out = dir.join(format!("replay-{}", brain.name().replace(' ', "-")));
     write_report(

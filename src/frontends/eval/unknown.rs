@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use color_eyre::eyre::{Result, eyre};
+use color_eyre::eyre::Result;
 use operator_protocol::{DrillSpec, UNKNOWN_ROOT_CAUSE};
 use serde::Serialize;
 
@@ -67,17 +67,17 @@ async fn run_drill(
             .deployment
             .drills
             .clone()
-            .ok_or_else(|| eyre!("this deployment has no drills"))?;
+            .ok_or_else(|| crate::user_error!("this deployment has no drills"))?;
         wait_healthy(&cluster.deployment).await?;
         drills
             .start(&spec.name)
             .await
-            .map_err(|e| eyre!("starting drill {}: {e}", spec.name))?;
+            .map_err(|e| crate::user_error!("starting drill {}: {e}", spec.name))?;
         tokio::time::sleep(Duration::from_secs(spec.hold_s)).await;
         // Undone whatever the operator did meanwhile, as the person who did it would.
         let undone = drills.stop(&spec.name).await;
         cluster.settle(SETTLE).await?;
-        undone.map_err(|e| eyre!("undoing drill {}: {e}", spec.name))?;
+        undone.map_err(|e| crate::user_error!("undoing drill {}: {e}", spec.name))?;
         cluster.record(&spec.name, run, None, brain.name())
     }
     .await;
@@ -151,10 +151,10 @@ fn markdown(report: &UnknownReport) -> String {
 }
 
 pub async fn run(options: EvalOptions) -> Result<()> {
-    let brain = crate::brains::choose(&options.brain).map_err(|e| eyre!(e))?;
+    let brain = crate::brains::choose(&options.brain).map_err(|e| crate::user_error!("{e}"))?;
     let mut specs = deploy::drill_specs(options.subject);
     if specs.is_empty() {
-        return Err(eyre!(
+        return Err(crate::user_error!(
             "the unknown-fault suite has no drills for {:?}",
             options.subject
         ));
@@ -162,7 +162,10 @@ pub async fn run(options: EvalOptions) -> Result<()> {
     if !options.scenarios.is_empty() {
         specs.retain(|s| options.scenarios.contains(&s.name));
         if specs.is_empty() {
-            return Err(eyre!("no drill matches {}", options.scenarios.join(", ")));
+            return Err(crate::user_error!(
+                "no drill matches {}",
+                options.scenarios.join(", ")
+            ));
         }
     }
     let bar = indicatif::ProgressBar::new(specs.len() as u64 * options.runs as u64);

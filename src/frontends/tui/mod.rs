@@ -43,16 +43,17 @@ fn wall_clock(ms: u64) -> String {
     format!("{:02}:{:02}:{:02} UTC", day / 3600, day / 60 % 60, day % 60)
 }
 
-pub async fn run_tui(args: RunOptions, db: &Path, state_dir: &Path) -> Result<()> {
+pub async fn run_tui(mut args: RunOptions, db: &Path, state_dir: &Path) -> Result<()> {
     let book = chapters(&args)?;
     eprintln!("operator-tui: bringing the cluster up");
-    let prepared = crate::run::prepare(&args, db, state_dir).await?;
+    let prepared = crate::run::prepare(&mut args, db, state_dir).await?;
     let mut events = prepared.engine.events().subscribe();
     prepared.announce_warnings();
     let crate::run::Prepared {
         brain,
         deployment,
         engine,
+        claim: _claim,
     } = prepared;
     let handle = engine.start();
     let mut view = View {

@@ -131,6 +131,42 @@ impl ParamSpec {
     }
 }
 
+/// Checks parameters against what `what` (an action or a fault) declares: no key it does not
+/// know, every required one, each value of its declared kind and range. The message names the
+/// parameter and what it accepts, so a person can correct it.
+pub fn check_params(
+    what: &str,
+    specs: &[ParamSpec],
+    params: &BTreeMap<String, serde_json::Value>,
+    nodes: Option<&[NodeId]>,
+) -> Result<(), String> {
+    for name in params.keys() {
+        if !specs.iter().any(|p| &p.name == name) {
+            let known: Vec<&str> = specs.iter().map(|p| p.name.as_str()).collect();
+            return Err(if known.is_empty() {
+                format!("{what}: unknown parameter {name:?}; it takes none")
+            } else {
+                format!(
+                    "{what}: unknown parameter {name:?}; it takes {}",
+                    known.join(", ")
+                )
+            });
+        }
+    }
+    for param in specs {
+        let Some(value) = params.get(&param.name) else {
+            if param.required {
+                return Err(format!("{what}: missing parameter {:?}", param.name));
+            }
+            continue;
+        };
+        if let Err(problem) = param.check(value, nodes) {
+            return Err(format!("{what}: parameter {:?} {problem}", param.name));
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionSpec {
     pub name: String,

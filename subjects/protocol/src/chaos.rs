@@ -30,6 +30,28 @@ pub enum Disturbance {
     Isolate,
 }
 
+/// Finds the fault a request names in a catalog and checks its parameters as an action's are
+/// checked (unknown keys, kinds, ranges); `nodes` as for `check_params`.
+pub fn check_chaos<'a>(
+    catalog: &'a [ChaosSpec],
+    request: &ChaosRequest,
+    nodes: Option<&[crate::NodeId]>,
+) -> Result<&'a ChaosSpec, String> {
+    let spec = catalog
+        .iter()
+        .find(|c| c.name == request.name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = catalog.iter().map(|c| c.name.as_str()).collect();
+            format!(
+                "unknown fault {:?}; the faults are {} (`operator-tui chaos list`)",
+                request.name,
+                names.join(", ")
+            )
+        })?;
+    crate::check_params(&spec.name, &spec.params, &request.params, nodes)?;
+    Ok(spec)
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChaosRequest {
     pub name: String,

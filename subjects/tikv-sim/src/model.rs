@@ -190,6 +190,8 @@ pub enum PendingOperator {
 #[derive(Debug, Clone)]
 pub struct Cluster {
     pub config: SimConfig,
+    /// PD's cluster id: random for each simulated cluster, as PD draws one at bootstrap.
+    pub cluster_id: u64,
     pub now_ms: u64,
     pub stores: BTreeMap<u64, SimStore>,
     pub regions: Vec<SimRegion>,
@@ -260,6 +262,7 @@ impl Cluster {
             .collect();
         let mut cluster = Self {
             config,
+            cluster_id: fastrand::u64(1..),
             now_ms,
             stores,
             regions,

@@ -249,7 +249,7 @@ fn member_json(p: &crate::model::SimPd) -> Value {
 
 async fn members(State(state): State<Shared>) -> Response {
     let c = lock(&state);
-    let mut body = json!({ "header": { "cluster_id": 7_404_148_478_451_254_763u64 }, "members": c.pd.iter().map(member_json).collect::<Vec<_>>() });
+    let mut body = json!({ "header": { "cluster_id": c.cluster_id }, "members": c.pd.iter().map(member_json).collect::<Vec<_>>() });
     if let Some(leader) = c.pd_leader() {
         body["leader"] = member_json(leader);
     }

@@ -201,9 +201,19 @@ pub struct Member {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MembersInfo {
     #[serde(default)]
+    pub header: Option<ResponseHeader>,
+    #[serde(default)]
     pub members: Vec<Member>,
     #[serde(default)]
     pub leader: Option<Member>,
+}
+
+/// The header PD puts on its gRPC-shaped answers: which cluster answered.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResponseHeader {
+    /// A random u64, past i64's range.
+    #[serde(default)]
+    pub cluster_id: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
