@@ -5,7 +5,9 @@ use operator_protocol::{ChaosRequest, Diagnosis, Observation, ReasoningEvent, Vi
 
 use crate::model::{Action, ActionId, Mode, Ticket, TicketId};
 
-#[derive(Debug, Clone, PartialEq)]
+/// `run --headless --json` prints each as one line: `{"event": "ticket_changed", "data": …}`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "event", content = "data", rename_all = "snake_case")]
 pub enum EngineEvent {
     Observed {
         observation: Observation,
@@ -51,7 +53,8 @@ pub enum EngineEvent {
 }
 
 /// Whose reasoning a stream carries: a ticket's diagnosis, or the answer to a free question.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ReasoningFor {
     Ticket(TicketId),
     Question,

@@ -54,6 +54,8 @@ pub struct RunOptions {
     pub pacing: u32,
     /// Draw colours (false for NO_COLOR and --color never).
     pub colors: bool,
+    /// Headless: print every engine event as a JSON line instead of text.
+    pub json: bool,
 }
 
 /// A context: the name of the cluster, its colour, and whether it asks for its name to be
@@ -174,7 +176,13 @@ pub fn confirm_context(name: &str, what: &str) -> Result<()> {
 pub async fn run_headless(mut args: RunOptions, db: &Path, state_dir: &Path) -> Result<()> {
     let prepared = prepare(&mut args, db, state_dir).await?;
     let events = prepared.engine.events();
-    let printer = tokio::spawn(crate::frontends::headless::print_events(events.subscribe()));
+    let printer = if args.json {
+        tokio::spawn(crate::frontends::headless::print_events_json(
+            events.subscribe(),
+        ))
+    } else {
+        tokio::spawn(crate::frontends::headless::print_events(events.subscribe()))
+    };
     prepared.announce_warnings();
     let Prepared {
         brain,
@@ -204,7 +212,16 @@ pub async fn run_headless(mut args: RunOptions, db: &Path, state_dir: &Path) -> 
     if args.read_only {
         label.push("READ-ONLY: nothing is run, no chaos is injected".to_string());
     }
-    if !label.is_empty() {
+    if args.json {
+        let run = serde_json::json!({ "event": "run", "data": {
+            "cluster": deployment.description,
+            "brain": brain.name(),
+            "context": args.context.as_ref().map(|c| &c.name),
+            "protected": args.context.as_ref().is_some_and(|c| c.protected),
+            "read_only": args.read_only,
+        }});
+        println!("{run}");
+    } else if !label.is_empty() {
         println!("{}", label.join(" · "));
     }
     let handle = engine.start();
@@ -277,20 +294,13 @@ pub async fn ask(
         }
     }
     let brain = crate::brains::choose(brain).map_err(|e| crate::user_error!("{e}"))?;
-    let deployment = match deploy::attach(subject.subject, state_dir) {
-        Ok(d) => d,
-        Err(_) => {
-            deploy::bring_up(
-                &DeploySpec {
-                    workload_rate: 0.0,
-                    ..subject.clone()
-                },
-                state_dir,
-                &|line| eprintln!("  {line}"),
-            )
-            .await?
-        }
-    };
+    if !brain.answers_questions() {
+        return Err(crate::user_error!(
+            "the {} brain diagnoses tickets from the runbook and answers no free questions: use --brain anthropic (ANTHROPIC_API_KEY) or --brain openai (OPENAI_BASE_URL)",
+            brain.name()
+        ));
+    }
+    let deployment = deploy::connect(subject, state_dir).await?;
     let observation = deployment.subject.observe().await.ok();
     let context = operator_protocol::QuestionContext {
         subject: deployment.subject.name().to_string(),
@@ -318,20 +328,7 @@ pub async fn ask(
 
 /// One observation; exit status 1 when any invariant is broken.
 pub async fn check_once(args: &DeploySpec, state_dir: &Path, json: bool) -> Result<bool> {
-    let deployment = match deploy::attach(args.subject, state_dir) {
-        Ok(d) => d,
-        Err(_) => {
-            deploy::bring_up(
-                &DeploySpec {
-                    workload_rate: 0.0,
-                    ..args.clone()
-                },
-                state_dir,
-                &|line| eprintln!("  {line}"),
-            )
-            .await?
-        }
-    };
+    let deployment = deploy::connect(args, state_dir).await?;
     // Rates and percentiles come from deltas: a first look, a second one a second later.
     deployment
         .subject

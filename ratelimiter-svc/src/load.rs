@@ -21,8 +21,9 @@ pub struct LoadConfig {
     pub targets: Vec<String>,
     /// Requests per second across all targets; `None` runs a closed loop of `concurrency` clients.
     pub rate: Option<f64>,
-    /// Closed loop: the number of clients. Open loop: the most requests in flight; a request
-    /// due while all are busy is counted as dropped rather than delayed.
+    /// Closed loop: the number of clients. Open loop: the most requests in flight to each
+    /// target; a request due while its target has that many is counted as dropped rather than
+    /// delayed, so a stalled target costs its own share of the traffic only.
     pub concurrency: usize,
     /// `None` runs until the cancel future resolves.
     pub duration: Option<Duration>,
@@ -283,7 +284,13 @@ async fn open_loop(
     max_in_flight: usize,
     deadline: Option<Instant>,
 ) {
-    let permits = Arc::new(Semaphore::new(max_in_flight));
+    // One budget per target, as request n goes to target n % targets: a target that stops
+    // answering fills its own budget, never the healthy targets'.
+    let permits: Vec<Arc<Semaphore>> = shared
+        .urls
+        .iter()
+        .map(|_| Arc::new(Semaphore::new(max_in_flight)))
+        .collect();
     let started = tokio::time::Instant::now();
     for n in 0u64.. {
         let due = started + Duration::from_secs_f64(n as f64 / rate);
@@ -291,7 +298,8 @@ async fn open_loop(
             break;
         }
         tokio::time::sleep_until(due).await;
-        match permits.clone().try_acquire_owned() {
+        let target = &permits[(n % permits.len() as u64) as usize];
+        match target.clone().try_acquire_owned() {
             Ok(permit) => {
                 let shared = shared.clone();
                 tokio::spawn(async move {
@@ -305,7 +313,9 @@ async fn open_loop(
         }
     }
     // Let the requests already sent finish, so the summary counts them.
-    let _ = permits.acquire_many(max_in_flight as u32).await;
+    for target in permits {
+        let _ = target.acquire_many(max_in_flight as u32).await;
+    }
 }
 
 async fn closed_loop(shared: &Arc<Shared>, clients: usize, deadline: Option<Instant>) {
@@ -329,6 +339,54 @@ async fn closed_loop(shared: &Arc<Shared>, clients: usize, deadline: Option<Inst
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server that answers every request 200 and closes, or (stalled) accepts and never
+    /// answers, like a paused process whose socket the kernel still accepts on.
+    async fn server(stalled: bool) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((mut socket, _)) = listener.accept().await {
+                if stalled {
+                    held.push(socket);
+                    continue;
+                }
+                tokio::spawn(async move {
+                    let mut buffer = [0u8; 4096];
+                    let _ = socket.read(&mut buffer).await;
+                    let _ = socket
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+                        )
+                        .await;
+                });
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_stalled_target_costs_its_own_share_of_an_open_loop_only() {
+        let config = LoadConfig {
+            targets: vec![server(true).await, server(false).await],
+            rate: Some(200.0),
+            concurrency: 4,
+            duration: Some(Duration::from_secs(2)),
+            ..LoadConfig::default()
+        };
+        let stats = Arc::new(LiveStats::default());
+        let _ = tokio::time::timeout(
+            Duration::from_secs(4),
+            run(config, stats.clone(), std::future::pending()),
+        )
+        .await;
+        // Half of 400 requests went to the healthy target; with one budget for both, the
+        // stalled one filled it in 40 ms and the healthy one saw a handful.
+        let allowed = stats.allowed.load(Ordering::Relaxed);
+        assert!(allowed >= 150, "the healthy target answered only {allowed}");
+    }
 
     #[test]
     fn only_loopback_targets_are_accepted() {

@@ -198,6 +198,7 @@ impl RunArgs {
             autoplay: self.autoplay,
             record: self.record.clone(),
             chapters: self.chapters.clone(),
+            json: false,
         })
     }
 }

@@ -475,11 +475,20 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
         Some(Commands::Audit { ticket, limit }) => {
             records::audit(&Store::open(db)?, ticket, limit, json)
         }
-        Some(Commands::Run(args)) => {
-            start(args.options(&file, &cli.globals)?, db, state_dir, &runtime)
-        }
+        Some(Commands::Run(args)) => start(
+            RunOptions {
+                json,
+                ..args.options(&file, &cli.globals)?
+            },
+            db,
+            state_dir,
+            &runtime,
+        ),
         None => start(
-            cli.run.options(&file, &cli.globals)?,
+            RunOptions {
+                json,
+                ..cli.run.options(&file, &cli.globals)?
+            },
             db,
             state_dir,
             &runtime,
@@ -577,6 +586,11 @@ fn start(
             ));
         }
         return runtime.block_on(run::run_headless(args, db, state_dir));
+    }
+    if args.json {
+        return Err(crate::user_error!(
+            "--json prints the loop as JSON lines, which needs --headless (the TUI draws a screen)"
+        ));
     }
     if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         return Err(crate::user_error!(

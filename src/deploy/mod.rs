@@ -160,10 +160,26 @@ pub fn attach(subject: SubjectName, state_dir: &Path) -> Result<Deployment> {
     match subject {
         SubjectName::Ratelimiter => ratelimiter::attach(state_dir),
         SubjectName::Tikv => Err(crate::user_error!(
-            "the TiKV simulator lives inside one operator-tui process: use `run --subject tikv` \
-             (with --inject NAME to inject a fault there)"
+            "no TiKV cluster given: point at one with --pd URL (--target sim for `operator-tui simulate`, docker or none); `run --subject tikv` serves a simulator of its own"
         )),
     }
+}
+
+/// A cluster that already runs, for commands that look at it (`check`, `ask`): `cluster up`'s,
+/// a Compose project, a PD at --pd. They never start one: a cluster started only to be looked
+/// at would be healthy and tell nothing.
+pub async fn connect(spec: &DeploySpec, state_dir: &Path) -> Result<Deployment> {
+    // Only the local target starts processes; the others attach (or say what they need).
+    let running_elsewhere = spec.target != TargetName::Local
+        || (spec.subject == SubjectName::Tikv && !spec.pd.is_empty());
+    if !running_elsewhere {
+        return attach(spec.subject, state_dir);
+    }
+    let spec = DeploySpec {
+        workload_rate: 0.0,
+        ..spec.clone()
+    };
+    bring_up(&spec, state_dir, &|line| eprintln!("  {line}")).await
 }
 
 /// `cluster up`: a detached cluster that outlives this process.

@@ -336,8 +336,15 @@ pub fn cluster_status(state_dir: &Path) -> Result<()> {
     match read_cluster(state_dir)? {
         None => println!("no cluster is running (`operator-tui cluster up` starts one)"),
         Some(file) => {
-            for p in &file.processes {
-                println!("{:<8} pid {:<8} {}", p.spec.id, p.pid, process_state(p.pid));
+            let target = LocalTarget::adopt(file.processes, &file.log_dir);
+            for (id, pid, state, other) in target.serving() {
+                let pid = pid.map_or("-".to_string(), |p| p.to_string());
+                match other {
+                    Some(other) => println!(
+                        "{id:<8} pid {pid:<8} {state:<8} its port is served by pid {other}"
+                    ),
+                    None => println!("{id:<8} pid {pid:<8} {state}"),
+                }
             }
         }
     }

@@ -21,8 +21,11 @@ pub fn command(state: &EngineState, command: Command) -> Vec<Effect> {
     }
     match command {
         Command::InjectChaos(request) => {
+            // Before the first observation the nodes are not known yet: a node parameter is then
+            // checked to be a name, and the subject refuses one it does not have.
             let nodes = state.nodes();
-            match operator_protocol::check_chaos(&state.chaos_catalog, &request, Some(&nodes)) {
+            let known = Some(nodes.as_slice()).filter(|n| !n.is_empty());
+            match operator_protocol::check_chaos(&state.chaos_catalog, &request, known) {
                 Ok(_) => vec![Effect::InjectChaos(request)],
                 Err(refusal) => vec![Effect::Emit(EngineEvent::ChaosFailed {
                     name: request.name,

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use operator_protocol::{Millis, Severity, Violation};
+use operator_protocol::{Health, Millis, Observation, Severity, Violation};
 
 use super::effect::{Effect, Write};
 use super::state::EngineState;
@@ -22,12 +22,25 @@ pub const CHAOS_LINK_WINDOW_MS: Millis = 60_000;
 /// Tickets on the same node or resource that open this close together share a cause.
 pub const INCIDENT_JOIN_WINDOW_MS: Millis = 10_000;
 
+/// What the front ends show: a node that answers its health probe but breaks an invariant (a
+/// p99 hundreds of times its peers', decisions Redis never made) is degraded, not healthy, so
+/// the screen's glyph and the `degraded` filter agree with the tickets.
+fn degraded_where_violated(observation: &Observation, violations: &[Violation]) -> Observation {
+    let mut shown = observation.clone();
+    for node in &mut shown.nodes {
+        if node.health == Health::Healthy && violations.iter().any(|v| v.target == node.id.0) {
+            node.health = Health::Degraded;
+        }
+    }
+    shown
+}
+
 /// The shell has stored the observation in the state; this decides what it means.
 pub fn observed(state: &EngineState, violations: &[Violation], now: Millis) -> Vec<Effect> {
     let mut effects = Vec::new();
     if let Some(observation) = &state.last_observation {
         effects.push(Effect::Emit(EngineEvent::Observed {
-            observation: observation.clone(),
+            observation: degraded_where_violated(observation, violations),
             violations: violations.to_vec(),
         }));
     }

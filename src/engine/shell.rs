@@ -254,8 +254,10 @@ impl Shell {
         self.wake_at = None;
         self.note_result(&input, now);
         if matches!(input, Input::Tick) {
-            // Another process (the CLI) may have changed settings or approved an action.
-            self.sync(Vec::new(), now).await?;
+            // Another process (the CLI) may have changed settings, approved an action or
+            // resolved a ticket: the front ends hear of it within this tick.
+            let (_, actions, tickets) = self.sync(Vec::new(), now).await?;
+            self.announce(actions, tickets);
         }
         let effects = decide(&self.state, input, now, fastrand::f64());
         self.perform(effects, now).await?;
@@ -366,19 +368,24 @@ impl Shell {
         for refusal in &applied.refused {
             self.emit(EngineEvent::Notice(refusal.clone()));
         }
-        for action in changed_actions {
+        self.announce(changed_actions, changed_tickets);
+        Ok(!applied.tickets.is_empty() || !applied.actions.is_empty())
+    }
+
+    /// Tells the front ends of rows that changed, and cleans up after resolved tickets.
+    fn announce(&mut self, actions: Vec<Action>, tickets: Vec<Ticket>) {
+        for action in actions {
             self.emit(EngineEvent::ActionChanged(action));
         }
-        let resolved: Vec<TicketId> = changed_tickets
+        let resolved: Vec<TicketId> = tickets
             .iter()
             .filter(|t| t.status == TicketStatus::Resolved)
             .map(|t| t.id)
             .collect();
         self.clean_up_after(resolved);
-        for ticket in changed_tickets {
+        for ticket in tickets {
             self.emit(EngineEvent::TicketChanged(ticket));
         }
-        Ok(!applied.tickets.is_empty() || !applied.actions.is_empty())
     }
 
     /// One trip to the blocking thread: writes the batch in one transaction (none on a tick),
@@ -394,6 +401,9 @@ impl Shell {
         let since = now.saturating_sub(CHAOS_LINK_WINDOW_MS);
         let fixes_since =
             now.saturating_sub(self.state.config.fix_hold_window.as_millis() as Millis);
+        // What the state held before, to tell what another writer changed meanwhile.
+        let tickets_before = self.state.tickets.clone();
+        let actions_before = self.state.actions.clone();
         let rows = self
             .blocking(move |store| {
                 let applied = if writes.is_empty() {
@@ -409,9 +419,29 @@ impl Shell {
                 for id in &applied.actions {
                     changed_actions.extend(store.action(*id)?);
                 }
+                let tickets = store.active_tickets()?;
+                let actions = store.engine_actions()?;
+                // Rows another process changed (the command line in another terminal): a
+                // ticket it resolved leaves the active set, so it is read again.
+                for before in &tickets_before {
+                    let now_active = tickets.iter().find(|t| t.id == before.id);
+                    if applied.tickets.contains(&before.id) || now_active == Some(before) {
+                        continue;
+                    }
+                    match now_active {
+                        Some(ticket) => changed_tickets.push(ticket.clone()),
+                        None => changed_tickets.extend(store.ticket(before.id)?),
+                    }
+                }
+                for action in &actions {
+                    let known = actions_before.iter().find(|a| a.id == action.id);
+                    if !applied.actions.contains(&action.id) && known.is_some_and(|a| a != action) {
+                        changed_actions.push(action.clone());
+                    }
+                }
                 Ok(Rows {
-                    tickets: store.active_tickets()?,
-                    actions: store.engine_actions()?,
+                    tickets,
+                    actions,
                     mode: store.mode()?.unwrap_or(Mode::Approve),
                     kill_switch: store.kill_switch()?,
                     recent_chaos: store.recent_chaos(&subject, since)?,

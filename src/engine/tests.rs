@@ -195,6 +195,27 @@ fn observed(state: &EngineState, violations: Vec<Violation>) -> Vec<Effect> {
 // ---- the monitor: dedupe and occurrences -------------------------------------------------
 
 #[test]
+fn a_node_that_answers_but_breaks_an_invariant_is_shown_degraded() {
+    let effects = observed(&state(), vec![violation("high_latency", "n2")]);
+    let Some(Effect::Emit(EngineEvent::Observed { observation, .. })) = effects.first() else {
+        panic!("{effects:?}")
+    };
+    let health: Vec<(&str, Health)> = observation
+        .nodes
+        .iter()
+        .map(|n| (n.id.0.as_str(), n.health))
+        .collect();
+    assert_eq!(
+        health,
+        [
+            ("n1", Health::Healthy),
+            ("n2", Health::Degraded),
+            ("n3", Health::Healthy)
+        ]
+    );
+}
+
+#[test]
 fn a_new_problem_opens_one_ticket_even_when_reported_twice_in_one_observation() {
     let effects = observed(
         &state(),

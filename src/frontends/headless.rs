@@ -214,6 +214,24 @@ fn symbol(health: Health) -> &'static str {
 }
 
 /// Prints events until the channel closes.
+/// `--json`: every event as one JSON object a line, for scripts (`jq`), nothing else on stdout.
+pub async fn print_events_json(mut events: broadcast::Receiver<EngineEvent>) {
+    use std::io::Write;
+    loop {
+        let line = match events.recv().await {
+            Ok(event) => serde_json::to_string(&event),
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                serde_json::to_string(&serde_json::json!({ "event": "skipped", "data": n }))
+            }
+            Err(broadcast::error::RecvError::Closed) => break,
+        };
+        let mut out = std::io::stdout().lock();
+        if let Ok(line) = line {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+}
+
 pub async fn print_events(mut events: broadcast::Receiver<EngineEvent>) {
     let mut printer = Printer::default();
     loop {

@@ -19,6 +19,8 @@ use operator_protocol::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::listener::listener_of;
+
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 
 struct Proc {
@@ -268,8 +270,20 @@ impl LocalTarget {
                     .await
                     .is_ok_and(|r| r.status() == 200),
             };
+            // Ready means our process serves: a port answered by another process (a copy
+            // someone else started) is theirs, and ours has lost the race for it.
             if ready {
-                return Ok(());
+                match (probe.port().map(listener_of), self.pid_of(node)?) {
+                    (None, Some(_)) => return Ok(()),
+                    (Some(Some(serving)), Some(ours)) if serving == ours => return Ok(()),
+                    (Some(Some(serving)), Some(ours)) => {
+                        return Err(ContractError::Refused(format!(
+                            "{node}'s port is served by pid {serving}, not by the process started here (pid {ours}): someone else runs {node}"
+                        )));
+                    }
+                    // Not bound yet, or ours is gone: the checks below decide.
+                    _ => {}
+                }
             }
             if self.pid_of(node)?.is_none() {
                 self.reap(node);
@@ -345,16 +359,47 @@ impl LocalTarget {
     }
 
     /// Stops a detached cluster's processes (`cluster down`).
+    /// Stops every process of the cluster: the ones recorded, and whatever serves a node's
+    /// port running that node's program (a copy started after the record was written, by
+    /// another operator or by hand, is this cluster's node all the same).
     pub fn stop_all(&self) {
         for proc in self.lock().values() {
-            if let Some(pid) = proc
-                .pid
-                .filter(|pid| process_state(*pid) != ProcessState::Exited)
-            {
-                let _ = signal(pid, libc::SIGCONT);
-                let _ = signal(pid, libc::SIGKILL);
+            for pid in proc.pid.into_iter().chain(proc.serving_copy()) {
+                if process_state(pid) != ProcessState::Exited {
+                    let _ = signal(pid, libc::SIGCONT);
+                    let _ = signal(pid, libc::SIGKILL);
+                }
             }
         }
+    }
+
+    /// Each node with its recorded pid and state, and the pid that serves its port when that
+    /// is another process: what `cluster status` shows.
+    pub fn serving(&self) -> Vec<(NodeId, Option<u32>, ProcessState, Option<u32>)> {
+        self.lock()
+            .values()
+            .map(|p| {
+                let state = p.pid.map_or(ProcessState::Exited, process_state);
+                let serving = p.spec.ready.port().and_then(listener_of);
+                (
+                    p.spec.id.clone(),
+                    p.pid,
+                    state,
+                    serving.filter(|s| Some(*s) != p.pid),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Proc {
+    /// A process other than the recorded one that serves this node's port with this node's
+    /// program.
+    fn serving_copy(&self) -> Option<u32> {
+        let pid = self.spec.ready.port().and_then(listener_of)?;
+        let program = std::fs::canonicalize(&self.spec.program).ok()?;
+        (Some(pid) != self.pid && super::listener::executable_of(pid) == Some(program))
+            .then_some(pid)
     }
 }
 
@@ -405,6 +450,15 @@ impl DeploymentTarget for LocalTarget {
     fn start<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
         Box::pin(async move {
             if self.pid_of(node)?.is_none() {
+                // Someone else already serves this node (a person, another operator): a
+                // second copy would only fail to bind, and restarting theirs is not ours to do.
+                let port = self.lock().get(node).and_then(|p| p.spec.ready.port());
+                if let Some(pid) = port.and_then(listener_of) {
+                    return Err(ContractError::Refused(format!(
+                        "{node}'s port {} is already served by pid {pid}, which this operator did not start: not starting a second {node}",
+                        port.unwrap_or_default()
+                    )));
+                }
                 {
                     let mut procs = self.lock();
                     let proc = procs

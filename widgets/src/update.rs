@@ -215,8 +215,32 @@ fn progress(view: &View) -> Progress {
     }
 }
 
+/// What a read-only operator says instead of opening a dialog whose answer is always no.
+pub const READ_ONLY_REFUSAL: &str =
+    "read-only: this operator never acts and injects no chaos (started with --read-only)";
+
+impl Command {
+    /// Whether the command leads to something running in the cluster (an action or chaos).
+    fn acts(self) -> bool {
+        matches!(
+            self,
+            Command::OpenChaosMenu
+                | Command::Inject(_)
+                | Command::Approve
+                | Command::ConfirmApproval(_)
+                | Command::Undo
+                | Command::ConfirmUndo(_)
+                | Command::OpenPicker
+        )
+    }
+}
+
 fn command_update(view: &mut View, command: Command) -> Vec<Effect> {
     let now = view.now_ms;
+    if view.header.read_only && command.acts() {
+        view.push_notice(READ_ONLY_REFUSAL.into());
+        return vec![];
+    }
     match command {
         Command::Quit => return vec![Effect::Quit],
         Command::ToggleHelp => toggle(view, Popup::Help),

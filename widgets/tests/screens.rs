@@ -910,6 +910,31 @@ fn the_header_names_the_context_and_says_read_only() {
 }
 
 #[test]
+fn read_only_refuses_with_a_reason_and_opens_no_dialog_whose_answer_is_no() {
+    let mut view = awaiting_approval();
+    view.header.read_only = true;
+    for code in [
+        KeyCode::Char('c'),
+        KeyCode::Char('1'),
+        KeyCode::Char('a'),
+        KeyCode::Char('u'),
+        KeyCode::Char('x'),
+    ] {
+        let before = view.notices.len();
+        assert!(press(&mut view, code).is_empty(), "{code:?} did something");
+        assert!(view.ui.popups.is_empty(), "{code:?} opened a dialog");
+        assert_eq!(view.notices.len(), before + 1, "{code:?} said nothing");
+        assert!(
+            view.notices
+                .back()
+                .is_some_and(|n| n.starts_with("read-only")),
+            "{:?}",
+            view.notices.back()
+        );
+    }
+}
+
+#[test]
 fn a_protected_context_asks_for_its_name_before_chaos_or_anything_disruptive() {
     let mut view = on_context(gated(), true);
     view.catalog = catalog();

@@ -369,6 +369,10 @@ impl<D: Dialect> Brain for LlmBrain<D> {
         })
     }
 
+    fn answers_questions(&self) -> bool {
+        true
+    }
+
     fn ask<'a>(
         &'a self,
         context: &'a QuestionContext,

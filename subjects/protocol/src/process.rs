@@ -28,6 +28,42 @@ pub enum ReadyProbe {
     Http { url: String },
 }
 
+impl ReadyProbe {
+    /// The TCP port the node serves on, as its probe names it.
+    pub fn port(&self) -> Option<u16> {
+        let address = match self {
+            ReadyProbe::Tcp { address } | ReadyProbe::RedisPing { address } => address.as_str(),
+            ReadyProbe::Http { url } => {
+                let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+                rest.split('/').next().unwrap_or_default()
+            }
+        };
+        address.rsplit_once(':')?.1.parse().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_probe_names_the_port_its_node_serves_on() {
+        let http = ReadyProbe::Http {
+            url: "http://127.0.0.1:18081/health".into(),
+        };
+        let redis = ReadyProbe::RedisPing {
+            address: "127.0.0.1:6390".into(),
+        };
+        let none = ReadyProbe::Tcp {
+            address: "localhost".into(),
+        };
+        assert_eq!(
+            (http.port(), redis.port(), none.port()),
+            (Some(18081), Some(6390), None)
+        );
+    }
+}
+
 crate::named_enum!(
     /// What a target knows of a node's process: a paused container counts as a stopped
     /// process, so the runbooks speak of one thing whatever the target.

@@ -190,6 +190,10 @@ pub trait Brain: Send + Sync {
         tools: &'a dyn ToolBox,
         sink: &'a dyn ReasoningSink,
     ) -> BoxFuture<'a, ContractResult<Diagnosis>>;
+    /// Whether `ask` answers free questions (front ends say so before connecting to anything).
+    fn answers_questions(&self) -> bool {
+        false
+    }
     /// Answers a question about the live cluster with the read-only tools. Brains that only
     /// diagnose tickets say so.
     fn ask<'a>(
