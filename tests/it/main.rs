@@ -6,6 +6,7 @@
 mod support;
 
 mod anthropic_brain;
+mod as_people_run_it;
 mod cli;
 mod docker_target;
 mod engine;
