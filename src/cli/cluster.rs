@@ -22,6 +22,9 @@ pub fn cluster(
         }
         ClusterCommand::Down => deploy::cluster_down(state_dir),
         ClusterCommand::Status => deploy::cluster_status(state_dir),
+        ClusterCommand::Workload { rate } => {
+            runtime.block_on(deploy::serve_cluster_workload(state_dir, rate))
+        }
     }
 }
 

@@ -321,9 +321,17 @@ pub enum ClusterCommand {
         #[command(flatten)]
         subject: SubjectArgs,
     },
-    /// Stop the cluster that `cluster up` started.
+    /// Stop the cluster that `cluster up` started, its traffic and anything serving its nodes'
+    /// ports with its nodes' program.
     Down,
+    /// Each process of the detached cluster, its state, and who serves its port.
     Status,
+    /// The detached cluster's steady traffic, until stopped (`cluster up` starts it).
+    #[command(hide = true)]
+    Workload {
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+    },
 }
 
 impl Cli {

@@ -193,7 +193,7 @@ pub async fn cluster_up(spec: &DeploySpec, state_dir: &Path) -> Result<()> {
 }
 
 /// `cluster down` and `cluster status`: only the rate limiter has a detached cluster.
-pub use ratelimiter::{cluster_down, cluster_status};
+pub use ratelimiter::{cluster_down, cluster_status, serve_cluster_workload};
 
 /// A subject's chaos catalog and runbook: neither needs a live cluster.
 pub fn chaos_catalog(subject: SubjectName) -> Result<Vec<operator_protocol::ChaosSpec>> {

@@ -29,6 +29,17 @@ struct ClusterFile {
     endpoints: Endpoints,
     processes: Vec<AdoptedProcess>,
     log_dir: PathBuf,
+    /// The steady traffic `cluster up` started beside the nodes (`cluster workload`).
+    #[serde(default)]
+    workload_pid: Option<u32>,
+}
+
+impl ClusterFile {
+    /// The detached traffic's pid while it runs.
+    fn live_workload(&self) -> Option<u32> {
+        self.workload_pid
+            .filter(|pid| process_state(*pid) != ProcessState::Exited)
+    }
 }
 
 fn cluster_file(state_dir: &Path) -> PathBuf {
@@ -58,11 +69,17 @@ fn adopt(file: ClusterFile, state_dir: &Path) -> LocalTarget {
     let (endpoints, log_dir) = (file.endpoints.clone(), file.log_dir.clone());
     let cluster_id = file.cluster_id.clone();
     LocalTarget::adopt(file.processes, &file.log_dir).on_respawn(move |processes| {
+        // The record on disk knows the workload; a respawn changes only the processes.
+        let workload_pid = read_cluster(&state_dir)
+            .ok()
+            .flatten()
+            .and_then(|f| f.workload_pid);
         let file = ClusterFile {
             cluster_id: cluster_id.clone(),
             endpoints: endpoints.clone(),
             processes,
             log_dir: log_dir.clone(),
+            workload_pid,
         };
         if let Err(e) = write_cluster(&state_dir, &file) {
             tracing::warn!(error = %e, "recording a restarted process of the detached cluster");
@@ -218,9 +235,15 @@ pub async fn bring_up(
             _simulator: None,
         });
     }
+    let mut workload_rate = args.workload_rate;
     let (endpoints, target, scratch, how, cluster_id) = match read_cluster(state_dir)? {
         Some(file) => {
             progress("attaching to the cluster `cluster up` started");
+            if file.live_workload().is_some() {
+                // Its own traffic runs already; a second stream would double it.
+                progress("its steady traffic runs already (`cluster up` started it)");
+                workload_rate = 0.0;
+            }
             let endpoints = file.endpoints.clone();
             let cluster_id = file.cluster_id.clone();
             (
@@ -251,7 +274,11 @@ pub async fn bring_up(
     };
     let subject =
         RateLimiterSubject::new(endpoints.clone()).map_err(|e| crate::user_error!("{e}"))?;
-    let workload = with_workload(args, &endpoints, progress).await?;
+    let traffic = DeploySpec {
+        workload_rate,
+        ..args.clone()
+    };
+    let workload = with_workload(&traffic, &endpoints, progress).await?;
     let target: Arc<dyn DeploymentTarget> = Arc::new(target);
     Ok(Deployment {
         secrets: vec![endpoints.admin_token.clone()],
@@ -304,13 +331,27 @@ pub async fn cluster_up(args: &DeploySpec, state_dir: &Path) -> Result<()> {
         eprintln!("  {line}")
     })
     .await?;
-    let file = ClusterFile {
+    let mut file = ClusterFile {
         cluster_id: super::new_cluster_id("ratelimiter-detached"),
         endpoints: plan.endpoints,
         processes: target.processes(),
         log_dir: target.log_dir().to_path_buf(),
+        workload_pid: None,
     };
     write_cluster(state_dir, &file)?;
+    if args.workload_rate > 0.0 {
+        file.workload_pid = Some(spawn_cluster_workload(
+            state_dir,
+            &file.log_dir,
+            args.workload_rate,
+        )?);
+        write_cluster(state_dir, &file)?;
+        println!(
+            "traffic {} checks/s (pid {})",
+            args.workload_rate,
+            file.workload_pid.unwrap_or_default()
+        );
+    }
     for (id, url) in &file.endpoints.nodes {
         println!("{id}  {url}");
     }
@@ -319,10 +360,63 @@ pub async fn cluster_up(args: &DeploySpec, state_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Starts `operator-tui cluster workload` in a session of its own, logging beside the nodes:
+/// the detached cluster's steady traffic, as `run` gives the cluster it starts.
+fn spawn_cluster_workload(state_dir: &Path, log_dir: &Path, rate: f64) -> Result<u32> {
+    use std::os::unix::process::CommandExt;
+    let log = std::fs::File::create(log_dir.join("workload.log"))?;
+    let mut command = std::process::Command::new(std::env::current_exe()?);
+    command
+        .arg("--db")
+        .arg(state_dir.join("operator.db"))
+        .args(["cluster", "workload", "--rate", &rate.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe; it detaches the traffic from this terminal.
+    unsafe {
+        command.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    Ok(command
+        .spawn()
+        .wrap_err("starting the cluster's traffic")?
+        .id())
+}
+
+/// `cluster workload`: steady traffic against the detached cluster until SIGTERM (`cluster
+/// down`), or until the cluster's record is gone.
+pub async fn serve_cluster_workload(state_dir: &Path, rate: f64) -> Result<()> {
+    let file = read_cluster(state_dir)?
+        .ok_or_else(|| crate::user_error!("no cluster is running: `operator-tui cluster up`"))?;
+    let workload = workload::start(&file.endpoints, rate, WINDOW_MS)
+        .await
+        .map_err(|e| crate::user_error!("{e}"))?;
+    for warning in &workload.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let gone = async {
+        while cluster_file(state_dir).exists() {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        }
+    };
+    tokio::select! {
+        _ = crate::run::interrupted() => {}
+        _ = gone => {}
+    }
+    Ok(())
+}
+
 pub fn cluster_down(state_dir: &Path) -> Result<()> {
     let path = cluster_file(state_dir);
     match read_cluster(state_dir)? {
         Some(file) => {
+            if let Some(pid) = file.live_workload() {
+                // SAFETY: kill(2) on the traffic's pid, which the record names.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+            }
             LocalTarget::adopt(file.processes, &file.log_dir).stop_all();
             println!("cluster stopped");
         }
@@ -336,14 +430,20 @@ pub fn cluster_status(state_dir: &Path) -> Result<()> {
     match read_cluster(state_dir)? {
         None => println!("no cluster is running (`operator-tui cluster up` starts one)"),
         Some(file) => {
+            if let Some(pid) = file.workload_pid {
+                let state = process_state(pid);
+                println!("{:<8} pid {pid:<8} {state}", "traffic");
+            }
             let target = LocalTarget::adopt(file.processes, &file.log_dir);
             for (id, pid, state, other) in target.serving() {
                 let pid = pid.map_or("-".to_string(), |p| p.to_string());
+                let state = state.to_string();
                 match other {
                     Some(other) => println!(
-                        "{id:<8} pid {pid:<8} {state:<8} its port is served by pid {other}"
+                        "{:<8} pid {pid:<8} {state:<8} its port is served by pid {other}",
+                        id.0
                     ),
-                    None => println!("{id:<8} pid {pid:<8} {state}"),
+                    None => println!("{:<8} pid {pid:<8} {state}", id.0),
                 }
             }
         }
