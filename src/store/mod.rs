@@ -1007,6 +1007,54 @@ mod tests {
     }
 
     #[test]
+    fn a_human_pick_cancels_what_still_waited_on_the_ticket() {
+        let (_d, mut s) = store();
+        let TicketChange::Opened(ticket) = s
+            .record_violation("sub", &violation("n1"), 1, None)
+            .unwrap()
+        else {
+            panic!("a new ticket")
+        };
+        let step = |name: &str| NewAction {
+            ticket_id: Some(ticket),
+            name: name.into(),
+            params: Default::default(),
+            rationale: "r".into(),
+            risk: Risk::Disruptive,
+            max_attempts: 1,
+            depends_on: None,
+            not_before_ms: None,
+            confidence: None,
+            destroys: None,
+            irreversible: None,
+            undoes: None,
+        };
+        let proposed = s
+            .insert_action(&step("restart_node"), Cause::Brain, 2)
+            .unwrap();
+        let pick = Write::Pick {
+            action: step("restart_redis"),
+            override_for: None,
+            cause: Cause::Human,
+        };
+        let picked = s.apply(&[pick], 3).unwrap().inserted[0];
+        let brains = s.action(proposed).unwrap().unwrap();
+        assert_eq!(brains.status, ActionStatus::Cancelled);
+        assert!(
+            brains
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("superseded")),
+            "{:?}",
+            brains.error
+        );
+        assert_eq!(
+            s.action(picked).unwrap().unwrap().status,
+            ActionStatus::Proposed
+        );
+    }
+
+    #[test]
     fn the_audit_log_refuses_updates_and_deletes() {
         let (_d, mut s) = store();
         s.record_violation("sub", &violation("n1"), 1, None)

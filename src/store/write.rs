@@ -701,6 +701,31 @@ fn pick(
         }
         _ => {}
     }
+    // The pick replaces whatever still waits on the ticket: the brain's proposal must not run
+    // beside (or before) what the person chose.
+    let superseded = format!("superseded: {cause} picked {} instead", action.name);
+    for from in [ActionStatus::Proposed, ActionStatus::Validated] {
+        let waiting: Vec<i64> = tx
+            .prepare("SELECT id FROM actions WHERE ticket_id = ?1 AND status = ?2")?
+            .query_map(params![ticket_id.0, from.as_str()], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for id in waiting {
+            let update = ActionUpdate {
+                error: Some(superseded.clone()),
+                ..ActionUpdate::default()
+            };
+            transition_action(
+                tx,
+                ActionId(id),
+                from,
+                ActionStatus::Cancelled,
+                cause,
+                &superseded,
+                now,
+                &update,
+            )?;
+        }
+    }
     let id = insert_action(tx, action, cause, now)?;
     tx.execute(
         "UPDATE actions SET approval = 'approved', premises_overridden = ?2 WHERE id = ?1",
