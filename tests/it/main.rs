@@ -15,6 +15,7 @@ mod local_target;
 mod openai_brain;
 mod premises;
 mod ratelimiter_loop;
+mod readme;
 mod rollback;
 mod sensing;
 mod tikv_attached;

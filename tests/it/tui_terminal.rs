@@ -4,9 +4,9 @@
 //! checks the terminal was restored, the recording is a valid asciicast and nothing is left.
 
 use crate::support;
+use support::tmux::Tmux;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const CHAPTERS: &str = r#"
@@ -25,33 +25,6 @@ countdown_s = 2
 wait_for = "resolved"
 linger_s = 2
 "#;
-
-/// A private tmux server, killed with everything in it when the test ends.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux is installed (scripts/test installs it)");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", "t"])
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        self.run(&["kill-server"]);
-    }
-}
 
 fn marked(marker: &str) -> usize {
     let needle = format!("OPERATOR_TEST_MARKER={marker}");
@@ -136,20 +109,8 @@ fn autoplay_with(
         dir.path().display(),
         cast.display()
     );
-    let tmux = Tmux {
-        socket: format!("operator-test-{}-{session}", std::process::id()),
-    };
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-x",
-        "120",
-        "-y",
-        "36",
-        "-s",
-        "t",
-        &command,
-    ]);
+    let tmux = Tmux::new(&session.to_string());
+    tmux.start(&command);
     let deadline = Instant::now() + timeout;
     let (mut saw_panes, mut saw_resolved, mut seen) = (false, false, String::new());
     let final_screen = loop {

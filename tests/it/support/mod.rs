@@ -4,6 +4,7 @@
 pub mod binary;
 pub mod compose;
 pub mod replay;
+pub mod tmux;
 
 use std::path::PathBuf;
 use std::sync::Arc;
