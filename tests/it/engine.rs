@@ -947,3 +947,37 @@ async fn a_read_only_operator_refuses_every_path_that_would_act() {
     let (ok, text) = support::binary::operator_text(&h.db, &["actions", "approve", &id]);
     assert!(ok || !text.contains("read-only"), "{text}");
 }
+
+/// A ticket resolved from another terminal (`tickets resolve`) reaches the front ends within
+/// a tick, not when something else about it next changes.
+#[tokio::test]
+async fn a_ticket_resolved_from_another_terminal_reaches_the_screen_within_a_tick() {
+    let subject = FakeSubject::new(NODES);
+    subject.set_healthy("n2", false);
+    let mut h = start(subject.clone(), Arc::new(RulesBrain), config(Mode::Observe));
+    let mut events = h.handle.as_ref().unwrap().subscribe();
+    let ticket = h.ticket_in(TicketStatus::Diagnosed).await;
+    h.store()
+        .set_ticket_status(
+            ticket.id,
+            TicketStatus::Resolved,
+            Cause::Cli,
+            Some("resolved by hand"),
+            operator_tui::clock::Clock::now_ms(&operator_tui::clock::SystemClock),
+        )
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let event = tokio::time::timeout_at(deadline.into(), events.recv())
+            .await
+            .expect("the resolution from another terminal was never announced")
+            .unwrap();
+        if let operator_tui::events::EngineEvent::TicketChanged(t) = event
+            && t.id == ticket.id
+            && t.status == TicketStatus::Resolved
+        {
+            break;
+        }
+    }
+    h.stop().await;
+}

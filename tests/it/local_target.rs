@@ -130,3 +130,67 @@ async fn processes_an_attached_engine_restarts_are_stopped_by_cluster_down() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Two engines restarting one node of one cluster (the race `cluster up` and two `run`s once
+/// lost): the second finds the port served by the first's process and refuses, instead of
+/// starting a copy that dies on a taken port and calling it healthy. A node restarted where
+/// the record does not follow is still what `cluster status` shows and `cluster down` stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_someone_else_serves_is_not_started_twice_and_cluster_down_follows_what_serves() {
+    let _slot = support::one_cluster_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("op.db");
+    let up = operator(&db, &["cluster", "up"]);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    struct Down<'a>(&'a Path);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = operator(self.0, &["cluster", "down"]);
+        }
+    }
+    let _down = Down(&db);
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("cluster-ratelimiter.json")).unwrap(),
+    )
+    .unwrap();
+    let processes: Vec<operator_tui::targets::local::AdoptedProcess> =
+        serde_json::from_value(record["processes"].clone()).unwrap();
+    let log_dir = std::path::PathBuf::from(record["log_dir"].as_str().unwrap());
+    let node = NodeId::from("node-2");
+
+    // Someone restarts node-2 without the record following (another engine, by hand).
+    let first = LocalTarget::adopt(processes.clone(), &log_dir);
+    first.kill(&node).await.unwrap();
+    first.start(&node).await.unwrap();
+    let serving = pid(&first, &node).await.unwrap();
+    drop(first);
+
+    let second = LocalTarget::adopt(processes, &log_dir);
+    let refusal = second.start(&node).await.unwrap_err().to_string();
+    assert!(
+        refusal.contains(&format!("already served by pid {serving}")),
+        "{refusal}"
+    );
+    assert!(!gone(serving), "the serving node-2 was left alone");
+
+    let status =
+        String::from_utf8_lossy(&operator(&db, &["cluster", "status"]).stdout).into_owned();
+    assert!(
+        status.contains(&format!("its port is served by pid {serving}")),
+        "{status}"
+    );
+    let down = operator(&db, &["cluster", "down"]);
+    assert!(String::from_utf8_lossy(&down.stdout).contains("cluster stopped"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !gone(serving) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node-2 that served outlived `cluster down`"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
