@@ -899,6 +899,23 @@ mod tests {
         (dir, store)
     }
 
+    fn new_action(ticket_id: Option<TicketId>, name: &str) -> NewAction {
+        NewAction {
+            ticket_id,
+            name: name.into(),
+            params: Default::default(),
+            rationale: "r".into(),
+            risk: Risk::Disruptive,
+            max_attempts: 1,
+            depends_on: None,
+            not_before_ms: None,
+            confidence: None,
+            destroys: None,
+            irreversible: None,
+            undoes: None,
+        }
+    }
+
     fn violation(target: &str) -> Violation {
         Violation {
             invariant: "node_down".into(),
@@ -948,21 +965,8 @@ mod tests {
             refusal: None,
         };
         s.apply(&[diagnosis], 2).unwrap();
-        let action = NewAction {
-            ticket_id: Some(id),
-            name: "restart_node".into(),
-            params: Default::default(),
-            rationale: "r".into(),
-            risk: Risk::Disruptive,
-            max_attempts: 1,
-            depends_on: None,
-            not_before_ms: None,
-            confidence: None,
-            destroys: None,
-            irreversible: None,
-            undoes: None,
-        };
-        s.insert_action(&action, Cause::Brain, 3).unwrap();
+        s.insert_action(&new_action(Some(id), "restart_node"), Cause::Brain, 3)
+            .unwrap();
         s.conn
             .execute("UPDATE actions SET status = 'completed'", [])
             .unwrap();
@@ -1015,20 +1019,7 @@ mod tests {
         else {
             panic!("a new ticket")
         };
-        let step = |name: &str| NewAction {
-            ticket_id: Some(ticket),
-            name: name.into(),
-            params: Default::default(),
-            rationale: "r".into(),
-            risk: Risk::Disruptive,
-            max_attempts: 1,
-            depends_on: None,
-            not_before_ms: None,
-            confidence: None,
-            destroys: None,
-            irreversible: None,
-            undoes: None,
-        };
+        let step = |name: &str| new_action(Some(ticket), name);
         let proposed = s
             .insert_action(&step("restart_node"), Cause::Brain, 2)
             .unwrap();
@@ -1068,18 +1059,8 @@ mod tests {
     fn a_transition_from_the_wrong_state_changes_nothing() {
         let (_d, mut s) = store();
         let new = NewAction {
-            ticket_id: None,
-            name: "wait".into(),
-            params: Default::default(),
-            rationale: "r".into(),
             risk: Risk::Safe,
-            max_attempts: 1,
-            depends_on: None,
-            not_before_ms: None,
-            confidence: None,
-            destroys: None,
-            irreversible: None,
-            undoes: None,
+            ..new_action(None, "wait")
         };
         let id = s.insert_action(&new, Cause::Cli, 1).unwrap();
         let moved = s

@@ -2,7 +2,6 @@
 //! commands (`cluster up`, `chaos inject`, `check --once`, `cluster down`), and the record-keeping
 //! commands writing audit rows caused by the CLI.
 
-use std::path::Path;
 use std::process::Output;
 
 use crate::support;
@@ -33,27 +32,13 @@ fn the_chaos_catalog_lists_every_fault_with_its_ground_truth() {
 }
 
 /// Stops the detached cluster even when an assertion fails.
-struct ClusterDown<'a>(&'a Path);
-
-impl Drop for ClusterDown<'_> {
-    fn drop(&mut self) {
-        let _ = operator(self.0, &["cluster", "down"]);
-    }
-}
-
 #[test]
 fn a_detached_cluster_is_driven_from_separate_commands_and_stopped() {
     let _slot = support::one_cluster_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("op.db");
-    let up = operator(&db, &["cluster", "up"]);
-    let _down = ClusterDown(&db);
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
-    assert!(stdout(&up).contains("node-1"));
+    let cluster = support::binary::cluster_up(&db);
+    assert!(stdout(&cluster.up).contains("node-1"));
     let file: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("cluster-ratelimiter.json")).unwrap(),
     )

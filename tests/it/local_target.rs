@@ -3,7 +3,6 @@
 //! cluster is written to its record, so `cluster down` stops it too.
 
 use std::io::{Read, Write};
-use std::path::Path;
 use std::time::Duration;
 
 use operator_protocol::{DeploymentTarget, NodeId, ProcessSpec, ReadyProbe};
@@ -90,20 +89,7 @@ async fn processes_an_attached_engine_restarts_are_stopped_by_cluster_down() {
     let _slot = support::one_cluster_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("op.db");
-    let up = operator(&db, &["cluster", "up"]);
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
-    // Always stopped, even when an assertion below fails.
-    struct Down<'a>(&'a Path);
-    impl Drop for Down<'_> {
-        fn drop(&mut self) {
-            let _ = operator(self.0, &["cluster", "down"]);
-        }
-    }
-    let _down = Down(&db);
+    let _cluster = support::binary::cluster_up(&db);
 
     let deployment = deploy::attach(SubjectName::Ratelimiter, dir.path()).unwrap();
     let target = deployment.target.clone();
@@ -140,19 +126,7 @@ async fn a_node_someone_else_serves_is_not_started_twice_and_cluster_down_follow
     let _slot = support::one_cluster_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("op.db");
-    let up = operator(&db, &["cluster", "up"]);
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
-    struct Down<'a>(&'a Path);
-    impl Drop for Down<'_> {
-        fn drop(&mut self) {
-            let _ = operator(self.0, &["cluster", "down"]);
-        }
-    }
-    let _down = Down(&db);
+    let _cluster = support::binary::cluster_up(&db);
     let record: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("cluster-ratelimiter.json")).unwrap(),
     )

@@ -22,3 +22,28 @@ pub fn operator_text(db: &Path, args: &[&str]) -> (bool, String) {
     );
     (out.status.success(), text)
 }
+
+/// A detached cluster (`cluster up`) on the test's database, stopped when dropped, even when
+/// an assertion fails first.
+pub struct DetachedCluster<'a> {
+    db: &'a Path,
+    /// What `cluster up` printed.
+    pub up: Output,
+}
+
+pub fn cluster_up(db: &Path) -> DetachedCluster<'_> {
+    let up = operator(db, &["cluster", "up"]);
+    let cluster = DetachedCluster { db, up };
+    assert!(
+        cluster.up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cluster.up.stderr)
+    );
+    cluster
+}
+
+impl Drop for DetachedCluster<'_> {
+    fn drop(&mut self) {
+        let _ = operator(self.db, &["cluster", "down"]);
+    }
+}
