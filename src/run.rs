@@ -112,7 +112,9 @@ pub async fn prepare(args: &mut RunOptions, db: &Path, state_dir: &Path) -> Resu
     if let Some(context) = args.context.as_ref().filter(|c| c.protected) {
         if args.autoplay {
             return Err(crate::user_error!(
-                "--autoplay injects faults unattended, which the protected context {} never allows: play the demo on another context",
+                "--autoplay injects faults unattended, which the protected context {} never allows: play the demo on another context, with a database of its own (--db PATH; {} belongs to {})",
+                context.name,
+                db.display(),
                 context.name
             ));
         }

@@ -406,21 +406,14 @@ fn may_act(
     what: &str,
 ) -> Result<()> {
     refuse_when_read_only(store, globals.read_only(file))?;
-    let given = globals
-        .context(file)
-        .filter(|c| c.protected)
-        .map(|c| c.name);
-    let stored = store
-        .stored_context()?
-        .filter(|c| c.protected)
-        .map(|c| c.name);
-    for name in given
+    let given = globals.context(file).filter(|c| c.protected);
+    let stored = store.stored_context()?.filter(|c| c.protected);
+    let protected: std::collections::BTreeSet<String> = (given.map(|c| c.name).into_iter())
+        .chain(stored.map(|c| c.name))
+        .collect();
+    protected
         .iter()
-        .chain(stored.iter().filter(|s| Some(*s) != given.as_ref()))
-    {
-        run::confirm_context(name, what)?;
-    }
-    Ok(())
+        .try_for_each(|name| run::confirm_context(name, what))
 }
 
 fn refuse_when_read_only(store: &Store, read_only: bool) -> Result<()> {
