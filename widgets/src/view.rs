@@ -246,6 +246,9 @@ pub struct View {
     pub picker: Option<crate::picker::Picker>,
     pub chapters: ChapterRun,
     pub notices: VecDeque<String>,
+    /// When the newest notice came (`now_ms` then): a refusal is shown where it is read first
+    /// for a while, then steps aside for the story.
+    pub notice_at_ms: u64,
     /// The last answer to a question asked with `/`.
     pub answer: Option<String>,
     pub now_ms: u64,
@@ -358,6 +361,7 @@ impl View {
 
     pub fn push_notice(&mut self, text: String) {
         self.notices.push_back(text);
+        self.notice_at_ms = self.now_ms;
         while self.notices.len() > 20 {
             self.notices.pop_front();
         }

@@ -909,6 +909,22 @@ fn the_header_names_the_context_and_says_read_only() {
     );
 }
 
+/// A refused key says why where it is read, even while a chapter's narrative fills its pane;
+/// the reason steps aside after a while.
+#[test]
+fn a_refused_key_says_why_on_screen_above_the_chapter() {
+    let mut view = resolved();
+    view.ui.focus = Focus::Tickets;
+    press(&mut view, KeyCode::Char('x'));
+    let why = "#1 is resolved: nothing left";
+    for (width, height) in [(120, 36), (80, 24)] {
+        let text = screen(&view, width, height);
+        assert!(text.contains(why), "{width}×{height}:\n{text}");
+    }
+    view.now_ms += 11_000;
+    assert!(!screen(&view, 80, 24).contains(why));
+}
+
 #[test]
 fn read_only_refuses_with_a_reason_and_opens_no_dialog_whose_answer_is_no() {
     let mut view = awaiting_approval();

@@ -10,6 +10,9 @@ use crate::panes::block;
 use crate::theme;
 use crate::view::View;
 
+/// How long a notice stays above the chapter's narrative.
+const NOTICE_SHOWN_MS: u64 = 10_000;
+
 pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
     let run = &view.chapters;
     let Some(chapter) = run.current() else {
@@ -46,19 +49,21 @@ pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
         }
         _ => Span::raw(""),
     };
-    let mut lines = vec![
-        Line::from(status),
-        Line::raw(
-            chapter
-                .narrative
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
-    ];
-    if let Some(notice) = view.notices.back() {
-        lines.push(Line::styled(notice.clone(), theme::dim()));
+    let mut lines = vec![Line::from(status)];
+    // A fresh notice (a refused key says why) goes above the narrative, which may fill the
+    // pane; an old one gives the space back.
+    if let Some(notice) = view.notices.back()
+        && view.now_ms.saturating_sub(view.notice_at_ms) < NOTICE_SHOWN_MS
+    {
+        lines.push(Line::styled(notice.clone(), theme::awaiting_approval()));
     }
+    lines.push(Line::raw(
+        chapter
+            .narrative
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+    ));
     Paragraph::new(lines)
         .wrap(Wrap { trim: true })
         .block(block(&title, false))
