@@ -263,7 +263,7 @@ pub async fn run_headless(mut args: RunOptions, db: &Path, state_dir: &Path) -> 
         }
         None => interrupted().await,
     }
-    eprintln!("stopping: the engine, the workload, then the cluster");
+    eprintln!("{}", deployment.stopping());
     handle.shutdown().await?;
     printer.abort();
     drop(deployment);

@@ -126,6 +126,16 @@ pub struct Deployment {
 }
 
 impl Deployment {
+    /// What stops at the end of a run: a cluster started here goes with it; `cluster up`'s, a
+    /// Compose project or a PD someone else runs keeps running.
+    pub fn stopping(&self) -> &'static str {
+        if self._scratch.is_some() || self._simulator.is_some() {
+            "stopping: the engine, the workload, then the cluster"
+        } else {
+            "stopping: the engine and its workload; the cluster keeps running"
+        }
+    }
+
     /// Every secret this deployment knows, plus the LLM keys from the environment.
     pub fn secrets(&self) -> Vec<String> {
         let mut all = self.secrets.clone();

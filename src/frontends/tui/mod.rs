@@ -103,7 +103,7 @@ pub async fn run_tui(mut args: RunOptions, db: &Path, state_dir: &Path) -> Resul
         eprintln!("undoing drill {name}");
         drills.stop(&name).await;
     }
-    eprintln!("stopping: the engine, the workload, then the cluster");
+    eprintln!("{}", deployment.stopping());
     handle.shutdown().await?;
     drop(drills);
     drop(deployment);
