@@ -4,8 +4,6 @@
 use std::path::Path;
 
 use color_eyre::eyre::Result;
-#[cfg(feature = "tikv-client")]
-use color_eyre::eyre::eyre;
 use operator_tikv_sim::model::SimConfig;
 
 use super::{ClusterCommand, Commands};
