@@ -241,6 +241,16 @@ async fn ask_prints_the_streamed_answer_once() {
         support::replay::Reply::sse("anthropic/ask_2.sse"),
     ])
     .await;
+    // `ask` looks at a cluster that runs; it starts none of its own.
+    let config = operator_tikv_sim::model::SimConfig::demo();
+    let simulator = operator_tikv_sim::server::Simulator::start(
+        config,
+        "127.0.0.1:0".parse().unwrap(),
+        std::time::Duration::from_millis(100),
+    )
+    .await
+    .unwrap();
+    let pd = simulator.url();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("op.db");
     let url = server.url.clone();
@@ -252,6 +262,10 @@ async fn ask_prints_the_streamed_answer_once() {
                 "ask",
                 "--subject",
                 "tikv",
+                "--pd",
+                &pd,
+                "--target",
+                "none",
                 "--brain",
                 "anthropic",
                 "why is n2 down?",
