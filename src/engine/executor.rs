@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use operator_protocol::{ActionRequest, Millis, NEEDS_A_HUMAN, NodeId, Risk};
+use operator_protocol::{ActionRequest, ActionSpec, Millis, NEEDS_A_HUMAN, NodeId, Risk};
 
 use super::backoff::retry_delay;
 use super::effect::{ActionResult, Effect, Write};
@@ -164,7 +164,8 @@ fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launch
         return effects;
     }
     if state.mode != Mode::Observe && !approved {
-        let reason = confidence_gate(state, action, spec.risk);
+        let reason =
+            for_a_person(state, action, spec).or_else(|| confidence_gate(state, action, spec.risk));
         if reason != action.waiting {
             effects.push(Effect::Write(Write::ActionWaiting {
                 id: action.id,
@@ -247,6 +248,35 @@ fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launch
             effects
         }
     }
+}
+
+/// What only a person decides, whatever the mode and whoever recommended it: loosening a
+/// protection, and acting on something the ticket's evidence never named (a node-crash ticket
+/// answered with another key's limit). Taking back the operator's own action restores what was
+/// there, and passes.
+fn for_a_person(state: &EngineState, action: &Action, spec: &ActionSpec) -> Option<String> {
+    if action.undoes.is_some() {
+        return None;
+    }
+    if let Some(what) = &spec.loosens {
+        return Some(format!(
+            "waiting for a human: {} loosens a protection ({what}); only a person decides that",
+            spec.name
+        ));
+    }
+    let ticket = state.ticket(action.ticket_id?)?;
+    let request = request_of(action);
+    let outside: Vec<&str> = spec
+        .objects(&request)
+        .filter(|name| !state.incident_names(ticket, name))
+        .collect();
+    (!outside.is_empty()).then(|| {
+        format!(
+            "waiting for a human: {} is not in the evidence of ticket {} or its incident",
+            outside.join(", "),
+            ticket.id
+        )
+    })
 }
 
 /// Why execute mode may not run this action on its own: the diagnosis that recommended it is

@@ -92,6 +92,17 @@ impl EngineState {
         ticket.is_symptom() && self.ticket(ticket.incident).is_some()
     }
 
+    /// Whether `name` (a node, a key, a store) is what `ticket` or a ticket of its incident is
+    /// about, or is named in their evidence.
+    pub fn incident_names(&self, ticket: &Ticket, name: &str) -> bool {
+        let quoted = serde_json::Value::from(name).to_string();
+        self.tickets
+            .iter()
+            .filter(|t| t.id == ticket.id || t.incident == ticket.incident)
+            .chain(std::iter::once(ticket))
+            .any(|t| t.target == name || t.evidence.to_string().contains(&quoted))
+    }
+
     /// The subject declares this invariant a consequence of another.
     pub fn may_be_a_symptom(&self, invariant: &str) -> bool {
         self.consequences.iter().any(|c| c.symptom == invariant)

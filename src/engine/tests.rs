@@ -1027,6 +1027,69 @@ fn the_gate_is_strictest_for_destructive_actions_and_lenient_for_safe_ones() {
 }
 
 #[test]
+fn loosening_a_protection_waits_for_a_person_in_every_mode_whatever_the_confidence() {
+    let mut state = with_action(state(), validated_at("update_limit", 0.99));
+    let loosens = "it can raise a limit";
+    for spec in &mut state.catalog {
+        if spec.name == "update_limit" {
+            spec.loosens = Some(loosens.into());
+        }
+    }
+    let effects = advance(&state, NOW);
+    assert!(launched(&effects).is_empty(), "{effects:?}");
+    assert_eq!(
+        gate_reasons(&effects),
+        vec![Some(format!(
+            "waiting for a human: update_limit loosens a protection ({loosens}); only a person decides that"
+        ))]
+    );
+    // Taking back the operator's own change restores what was there: it is no loosening.
+    let mut undo = state.clone();
+    undo.actions[0].undoes = Some(ActionId(9));
+    assert_eq!(launched(&advance(&undo, NOW)), vec![1]);
+    // A person's approval is the decision.
+    state.actions[0].approval = Some(Approval::Approved);
+    assert_eq!(launched(&advance(&state, NOW)), vec![1]);
+}
+
+#[test]
+fn an_action_on_something_its_ticket_never_named_waits_for_a_person() {
+    let scoped = |mut state: EngineState| {
+        for spec in &mut state.catalog {
+            if spec.name == "update_limit" {
+                spec.acts_on = vec!["node".into()];
+            }
+        }
+        state
+    };
+    // The ticket is about n2; a limit on n3 is outside it.
+    let mut elsewhere = action(1, 7, "update_limit", "n3", ActionStatus::Validated);
+    elsewhere.confidence = Some(0.99);
+    let outside = scoped(with_action(state(), elsewhere));
+    assert_eq!(
+        gate_reasons(&advance(&outside, NOW)),
+        vec![Some(
+            "waiting for a human: n3 is not in the evidence of ticket #7 or its incident"
+                .to_string()
+        )]
+    );
+    // Named by the evidence of a ticket of the same incident, it is in scope.
+    let mut named = outside.clone();
+    let mut symptom = ticket(8, TicketStatus::Open);
+    symptom.incident = TicketId(7);
+    symptom.evidence = json!({ "peers": ["n3"] });
+    named.tickets.push(symptom);
+    assert_eq!(launched(&advance(&named, NOW)), vec![1]);
+    // The ticket's own target is in scope.
+    let mut own = action(1, 7, "update_limit", "n2", ActionStatus::Validated);
+    own.confidence = Some(0.99);
+    assert_eq!(
+        launched(&advance(&scoped(with_action(state(), own)), NOW)),
+        vec![1]
+    );
+}
+
+#[test]
 fn an_action_runs_with_its_premises_for_the_shell_to_check_first() {
     let state = with_action(state(), validated_at("restart_node", 0.99));
     let effects = advance(&state, NOW);

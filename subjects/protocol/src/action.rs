@@ -190,6 +190,14 @@ pub struct ActionSpec {
     /// How it is taken back, or why it cannot be.
     #[serde(default)]
     pub reversal: Reversal,
+    /// The protection it can loosen, in words ("it can raise a key's limit"): such an action
+    /// runs only once a person approves it, in every mode, whoever recommended it.
+    #[serde(default)]
+    pub loosens: Option<String>,
+    /// The parameters naming what it acts on besides `node_param` (a key, a store): what they
+    /// name must be in the evidence of the ticket it is for, or a person decides.
+    #[serde(default)]
+    pub acts_on: Vec<String>,
 }
 
 /// How an action is taken back, declared with it in the catalog.
@@ -303,7 +311,17 @@ impl ActionSpec {
             destroys: None,
             premises: vec![],
             reversal: Reversal::Undeclared,
+            loosens: None,
+            acts_on: vec![],
         }
+    }
+
+    /// What `request` acts on, by name: the values of `node_param` and `acts_on`.
+    pub fn objects<'a>(&'a self, request: &'a ActionRequest) -> impl Iterator<Item = &'a str> {
+        self.node_param
+            .iter()
+            .chain(&self.acts_on)
+            .filter_map(|param| request.params.get(param)?.as_str())
     }
 
     /// The node running `request` disrupts (by `disrupts_node`, else `node_param`); none

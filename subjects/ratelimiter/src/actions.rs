@@ -90,6 +90,7 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
     };
     match name {
         ActionName::ResetCounter => ActionSpec {
+            acts_on: vec!["key".into()],
             reversal: Reversal::irreversible(
                 "the dropped count is gone: the clients keep the fresh quota they were given",
             ),
@@ -111,6 +112,8 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
             )
         },
         ActionName::UpdateLimit => ActionSpec {
+            acts_on: vec!["key".into()],
+            loosens: Some("it can raise a key's limit or shorten its window".into()),
             // The limit and window in force before, read from Redis right before it runs.
             reversal: Reversal::inverse_capturing(
                 "update_limit",
@@ -171,6 +174,7 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
             )
         },
         ActionName::HealNode => ActionSpec {
+            acts_on: vec!["node".into()],
             reversal: Reversal::irreversible(
                 "cutting a node off again is never a remedy: only a fault does that",
             ),

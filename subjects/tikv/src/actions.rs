@@ -151,6 +151,7 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
             )
         },
         ActionName::RebalanceLeaders => ActionSpec {
+            acts_on: vec!["store".into()],
             reversal: Reversal::irreversible(
                 "leaders move region by region across every store; moving them back would only rebuild the imbalance",
             ),
@@ -206,6 +207,9 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
             )
         },
         ActionName::UndrainStore => ActionSpec {
+            acts_on: vec!["store".into()],
+            // Its own drains are undone as undos; any other drain is someone's to end.
+            loosens: Some("it ends a store's drain, which may be someone else's".into()),
             reversal: Reversal::irreversible(
                 "PD moves leaders back as it sees fit; draining the store again is a new decision (drain_store)",
             ),
