@@ -12,6 +12,7 @@ mod docker_target;
 mod engine;
 mod eval;
 mod local_target;
+mod never_worse;
 mod openai_brain;
 mod premises;
 mod ratelimiter_loop;

@@ -1,8 +1,9 @@
 //! The executor's own premise checks against a real rate limiter cluster (real redis-server,
 //! real nodes): a replayed model that is confidently wrong (Claude recommending a restart of a
 //! node that serves, an OpenAI-compatible model recommending a reset of a counter that agrees)
-//! gets its action validated and past the confidence gate, and then not run, because the fresh
-//! read right before it shows the premise false. The ticket goes to a human with what was found.
+//! gets its action validated; outside its ticket's evidence it first waits for a person, and
+//! once a person approves it, it is still not run, because the fresh read right before it
+//! shows the premise false. The ticket goes to a human with what was found.
 
 use crate::support;
 
@@ -20,9 +21,10 @@ use operator_tui::store::Store;
 use serde_json::json;
 use support::replay::{ReplayServer, Reply};
 
-/// Starts a local cluster and an engine in execute mode on `brain`, injects `chaos`, and
-/// returns the action the brain recommended once it has ended, with the store and what the
-/// target said of `watched` before and after.
+/// Starts a local cluster and an engine in execute mode on `brain`, injects `chaos`, approves
+/// as a person the remedy that waits for one (it acts outside its ticket's evidence), and
+/// returns the action once it has ended, with the store and what the target said of
+/// `watched` before and after.
 async fn wrong_remedy(
     brain: Arc<dyn Brain>,
     chaos: &str,
@@ -64,8 +66,9 @@ async fn wrong_remedy(
         }))
         .await;
     let store = Store::open(&db).unwrap();
-    let action = support::wait_for_store(
+    let (action, waited) = support::approving_until(
         &store,
+        &handle,
         "the recommended action ends",
         Duration::from_secs(30),
         |s| {
@@ -76,6 +79,13 @@ async fn wrong_remedy(
         },
     )
     .await;
+    // Outside its ticket's evidence, the wrong remedy first waited for a person.
+    assert!(
+        waited
+            .iter()
+            .any(|w| w.contains("is not in the evidence of ticket")),
+        "{waited:?}"
+    );
     let after = deployment
         .target
         .describe(&NodeId::from(watched))

@@ -1,5 +1,6 @@
 //! The no-regression check against real components: a replayed OpenAI-compatible model that is
-//! confidently wrong gets its reversible remedy run, the cluster gets worse, and the executor
+//! confidently wrong gets its reversible remedy run (outside its ticket's evidence it waits for
+//! a person, and the test approves it as one), the cluster gets worse, and the executor
 //! takes it back: a hot key throttled to one check a second on a real rate limiter cluster
 //! (denials surge), a healthy store drained on the TiKV simulator (its leaders pile up
 //! elsewhere, a new violation).
@@ -85,8 +86,11 @@ async fn wrong_and_rolled_back(subject: SubjectName, fixture: &str, fault: Fault
         }
     }
     let store = Store::open(&db).unwrap();
-    let (action, undo) = support::wait_for_store(
+    // A wrong remedy outside its ticket's evidence waits for a person: these tests are about
+    // what follows when one says yes.
+    let ((action, undo), _) = support::approving_until(
         &store,
+        &handle,
         "the wrong remedy rolled back and its undo completed",
         Duration::from_secs(45),
         |s| {

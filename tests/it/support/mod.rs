@@ -258,3 +258,41 @@ pub async fn tool(
         .await
         .unwrap()
 }
+
+/// Waits (bounded) until `done` finds what the test waits for, approving as a person whatever
+/// waits for one meanwhile (a remedy outside its ticket's evidence, a loosened protection): the
+/// tests of what happens after a person said yes to a wrong remedy. Returns what was found and
+/// the reasons the actions waited.
+pub async fn approving_until<T>(
+    store: &Store,
+    engine: &EngineHandle,
+    what: &str,
+    timeout: Duration,
+    mut done: impl FnMut(&Store) -> Option<T>,
+) -> (T, Vec<String>) {
+    let deadline = Instant::now() + timeout;
+    let mut waited = Vec::new();
+    loop {
+        if let Some(found) = done(store) {
+            return (found, waited);
+        }
+        for action in store.actions(None, 20).unwrap() {
+            let reason = action.waiting.clone().unwrap_or_default();
+            if action.approval.is_none()
+                && action.status == ActionStatus::Validated
+                && reason.starts_with("waiting for a human")
+                && !waited.contains(&reason)
+            {
+                waited.push(reason);
+                engine
+                    .send(operator_tui::events::Command::Approve(action.id))
+                    .await;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
