@@ -385,9 +385,14 @@ pub fn actions(store: &mut Store, command: ActionsCommand, json: bool) -> Result
                     .iter()
                     .map(|p| format!("{}: {}", p.name, p.kind))
                     .collect();
+                // Loosening a protection is a person's decision whatever the risk: say so here.
+                let risk = match &spec.loosens {
+                    Some(what) => format!("{}\nloosens: {what}; a person decides", spec.risk),
+                    None => spec.risk.to_string(),
+                };
                 t.add_row(vec![
                     spec.name.clone(),
-                    spec.risk.to_string(),
+                    risk,
                     params.join("\n"),
                     spec.destroys.clone().unwrap_or_default(),
                     spec.description.clone(),

@@ -801,6 +801,7 @@ fn catalog() -> Vec<ActionSpec> {
         Risk::Safe,
     );
     limit.reversal = Reversal::NothingToUndo;
+    limit.loosens = Some("it can raise a key's limit".into());
     vec![restart, limit]
 }
 

@@ -29,6 +29,12 @@ fn consequences(spec: &ActionSpec, lines: &mut Vec<Line<'static>>) {
             Span::raw(loss.clone()),
         ]));
     }
+    if let Some(what) = &spec.loosens {
+        lines.push(Line::from(vec![
+            Span::styled("  loosens a protection: ", theme::awaiting_approval()),
+            Span::raw(what.clone()),
+        ]));
+    }
     if let Some(why) = spec.reversal.irreversible_because() {
         lines.push(Line::from(vec![
             Span::styled("  cannot be undone: ", theme::destroys()),
