@@ -36,6 +36,8 @@ pub struct RunOptions {
     pub brain: BrainChoice,
     pub gates: ConfidenceGates,
     pub tick_ms: u64,
+    /// How long a cause that may pass by itself is watched before anything disruptive runs.
+    pub watch: Duration,
     /// Stop after this many seconds.
     pub duration: Option<f64>,
     /// Inject this chaos once the cluster is healthy.
@@ -126,6 +128,7 @@ pub async fn prepare(args: &mut RunOptions, db: &Path, state_dir: &Path) -> Resu
         deploy::bring_up(&args.subject, state_dir, &|line| eprintln!("  {line}")).await?;
     let config = EngineConfig {
         tick: Duration::from_millis(args.tick_ms.max(10)),
+        watch_period: args.watch,
         mode: args.mode,
         confidence_gates: args.gates,
         read_only: args.read_only,

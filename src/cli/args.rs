@@ -193,6 +193,7 @@ impl RunArgs {
             pacing: self.pacing,
             colors: globals.color.colors(),
             tick_ms: self.tick_ms,
+            watch: std::time::Duration::from_secs_f64(self.watch_seconds.max(0.0)),
             duration: self.duration,
             inject: self.inject.clone(),
             autoplay: self.autoplay,
@@ -231,6 +232,16 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub gates: GateArgs,
+
+    /// Seconds a cause that may pass by itself (a stalled process, a stopped Redis, a slow
+    /// store) is watched before anything disruptive runs on it.
+    #[arg(
+        long,
+        env = "OPERATOR_WATCH_SECONDS",
+        default_value_t = 5.0,
+        value_name = "SECONDS"
+    )]
+    pub watch_seconds: f64,
 
     /// Milliseconds between observations.
     #[arg(long, env = "OPERATOR_TICK_MS", default_value_t = 250)]

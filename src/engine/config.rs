@@ -90,9 +90,9 @@ impl Default for EngineConfig {
             retry_base: Duration::from_millis(500),
             retry_cap: Duration::from_secs(10),
             disruption_memory: Duration::from_secs(30),
-            // Longer than a GC pause or a burst; short enough that a real stall is not left
-            // alone for long.
-            watch_period: Duration::from_secs(3),
+            // Longer than a GC pause, a burst or a failover tool's few-second pause; short
+            // enough that a real stall is not left alone for long.
+            watch_period: Duration::from_secs(5),
             settle_ticks: 2,
             // A fix that lasted ten minutes held; one that lasted seconds is a loop.
             fix_hold_window: Duration::from_secs(600),

@@ -303,6 +303,64 @@ async fn a_stall_that_passes_by_itself_is_watched_and_nothing_restarts() {
     cluster.finish().await;
 }
 
+/// Redis stopped for two seconds by someone else (failover tooling, a debugger) and resumed:
+/// the stall is watched, and nothing restarts Redis, whose restart would wipe every count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stopped_for_two_seconds_resumes_by_itself_and_nothing_restarts_it() {
+    let _slot = support::one_cluster_at_a_time();
+    let cluster = Loop::start(Mode::Execute).await;
+    cluster.wait_healthy().await;
+    let deployment = cluster.deployment.as_ref().unwrap();
+    let redis = operator_protocol::NodeId::from("redis");
+    let pid = deployment.target.describe(&redis).await.unwrap()["pid"].clone();
+    deployment.target.pause(&redis).await.unwrap();
+    let stopped = std::time::Instant::now();
+    let opened = cluster
+        .wait_for(
+            "a redis_disconnected ticket",
+            Duration::from_secs(10),
+            |s| {
+                s.tickets(20)
+                    .unwrap()
+                    .into_iter()
+                    .find(|t| t.invariant == "redis_disconnected")
+            },
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(2).saturating_sub(stopped.elapsed())).await;
+    deployment.target.resume(&redis).await.unwrap();
+    let resolved = cluster
+        .wait_for("its resolution", Duration::from_secs(20), |s| {
+            s.ticket(opened.id)
+                .unwrap()
+                .filter(|t| t.status == TicketStatus::Resolved)
+        })
+        .await;
+    assert!(
+        resolved
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("cleared without an action"),
+        "{:?}",
+        resolved.reason
+    );
+    let restarts: Vec<_> = cluster
+        .store()
+        .actions(None, 50)
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.name == "restart_redis" && a.attempts > 0)
+        .collect();
+    assert!(restarts.is_empty(), "{restarts:?}");
+    assert_eq!(
+        deployment.target.describe(&redis).await.unwrap()["pid"],
+        pid,
+        "the same Redis serves again, with every count"
+    );
+    cluster.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approve_mode_waits_for_an_approval_from_another_process() {
     let _slot = support::one_cluster_at_a_time();
