@@ -92,6 +92,20 @@ async fn redis_pongs(address: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// "exit code 0", "killed by signal 9 (SIGKILL)": how a process ended, for evidence.
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => {
+            // SAFETY: strsignal returns a pointer to a static or thread-local string.
+            let name = unsafe { std::ffi::CStr::from_ptr(libc::strsignal(signal)) };
+            format!("killed by signal {signal} ({})", name.to_string_lossy())
+        }
+        (None, None) => "ended".to_string(),
+    }
+}
+
 fn contract(e: impl std::fmt::Display) -> ContractError {
     ContractError::Retryable(e.to_string())
 }
@@ -521,16 +535,24 @@ impl DeploymentTarget for LocalTarget {
         node: &'a NodeId,
     ) -> BoxFuture<'a, ContractResult<serde_json::Value>> {
         Box::pin(async move {
-            let procs = self.lock();
+            let mut procs = self.lock();
             let proc = procs
-                .get(node)
+                .get_mut(node)
                 .ok_or_else(|| contract(format!("no node {node}")))?;
             let state = proc.pid.map_or(ProcessState::Exited, process_state);
+            // How a child of ours ended (an adopted process's end is not ours to see): a
+            // clean exit is someone's deliberate stop (SIGTERM, a supervisor), not a crash.
+            let exit = match (state, proc.child.as_mut()) {
+                (ProcessState::Exited, Some(child)) => child.try_wait().ok().flatten(),
+                _ => None,
+            };
             Ok(serde_json::json!({
                 "state": state,
                 "pid": proc.pid.filter(|_| state != ProcessState::Exited),
                 "restarts": proc.restarts,
                 "log": proc.log.display().to_string(),
+                "exit_status": exit.map(describe_exit),
+                "stopped_deliberately": exit.filter(|s| s.code() == Some(0)).map(|_| true),
             }))
         })
     }

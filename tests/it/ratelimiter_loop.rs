@@ -361,6 +361,64 @@ async fn redis_stopped_for_two_seconds_resumes_by_itself_and_nothing_restarts_it
     cluster.finish().await;
 }
 
+/// node-3 stopped with SIGTERM by someone about to start it again (other flags, a new
+/// build): a clean exit is theirs. The operator says so, restarts nothing, and the ticket
+/// resolves once they have started it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_on_purpose_is_left_to_whoever_stopped_it() {
+    let _slot = support::one_cluster_at_a_time();
+    let cluster = Loop::start(Mode::Execute).await;
+    cluster.wait_healthy().await;
+    let deployment = cluster.deployment.as_ref().unwrap();
+    let node = operator_protocol::NodeId::from("node-3");
+    let pid = deployment.target.describe(&node).await.unwrap()["pid"]
+        .as_u64()
+        .unwrap();
+    // SAFETY: SIGTERM to the node's process, as a person's `kill` would send it.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    let opened = cluster
+        .wait_for(
+            "a diagnosed node_down ticket",
+            Duration::from_secs(20),
+            |s| {
+                s.tickets(20).unwrap().into_iter().find(|t| {
+                    t.invariant == "node_down"
+                        && t.target == "node-3"
+                        && t.timeline.diagnosed_ms.is_some()
+                })
+            },
+        )
+        .await;
+    let diagnosis = cluster.store().diagnoses(opened.id).unwrap().remove(0);
+    assert_eq!(
+        diagnosis.body["root_cause"]["category"], "deliberate_stop",
+        "{}",
+        diagnosis.body
+    );
+    // Its person takes a moment; nothing restarts node-3 meanwhile.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let described = deployment.target.describe(&node).await.unwrap();
+    assert_eq!(described["state"], "exited", "{described}");
+    assert_eq!(described["exit_status"], "exit code 0", "{described}");
+    deployment.target.start(&node).await.unwrap();
+    let resolved = cluster
+        .wait_for("its resolution", Duration::from_secs(45), |s| {
+            s.ticket(opened.id)
+                .unwrap()
+                .filter(|t| t.status == TicketStatus::Resolved)
+        })
+        .await;
+    let restarts: Vec<_> = cluster
+        .store()
+        .actions(Some(opened.id), 10)
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.name == "restart_node")
+        .collect();
+    assert!(restarts.is_empty(), "{restarts:?} {:?}", resolved.reason);
+    cluster.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approve_mode_waits_for_an_approval_from_another_process() {
     let _slot = support::one_cluster_at_a_time();

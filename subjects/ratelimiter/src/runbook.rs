@@ -18,7 +18,8 @@ mod tests {
         let actions: Vec<String> = crate::actions::specs(&nodes)
             .into_iter()
             .map(|a| a.name)
-            .chain(["log_message".to_string()])
+            // The engine's general actions, which every subject's runbook may name.
+            .chain(["log_message".to_string(), "wait".to_string()])
             .collect();
         let tools: Vec<String> = crate::tools::specs(&nodes)
             .into_iter()
