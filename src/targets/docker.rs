@@ -367,6 +367,16 @@ impl DeploymentTarget for DockerTarget {
                 "paused" => ProcessState::Stopped,
                 _ => ProcessState::Exited,
             };
+            // How an exited container ended: exit 0 (`docker stop`, a clean shutdown) is
+            // someone's deliberate stop; a kill (137), an error or the OOM killer is a crash.
+            let exited = process == ProcessState::Exited && status != "created";
+            let code = state.and_then(|s| s.exit_code).filter(|_| exited);
+            let oom = state.and_then(|s| s.oom_killed).unwrap_or(false);
+            let exit_status = code.map(|c| match (c, oom) {
+                (_, true) => format!("exit code {c}, killed by the OOM killer"),
+                (c, _) if c > 128 => format!("exit code {c} (killed by signal {})", c - 128),
+                (c, _) => format!("exit code {c}"),
+            });
             let connected = inspect
                 .network_settings
                 .as_ref()
@@ -380,6 +390,8 @@ impl DeploymentTarget for DockerTarget {
                 "restarts": inspect.restart_count,
                 "network": n.network,
                 "connected": connected,
+                "exit_status": exit_status,
+                "stopped_deliberately": (code == Some(0) && !oom).then_some(true),
             }))
         })
     }

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use operator_protocol::{ChaosRequest, Health};
+use operator_protocol::{ChaosRequest, Health, NodeId};
 use operator_tui::brains::RulesBrain;
 use operator_tui::clock::SystemClock;
 use operator_tui::deploy;
@@ -197,6 +197,24 @@ async fn faults_in_containers_are_fixed_through_the_docker_api() {
         handle.shutdown().await.unwrap();
         drop(deployment);
     }
+    // How a container ended tells a person's `docker stop` (SIGTERM, a clean exit) from a crash.
+    let dir = tempfile::tempdir().unwrap();
+    let deployment = deploy::bring_up(&args, dir.path(), &|_| {})
+        .await
+        .expect("the Compose project is found");
+    let (stopped, killed) = (NodeId::from("node-1"), NodeId::from("node-2"));
+    deployment.target.stop(&stopped).await.unwrap();
+    deployment.target.kill(&killed).await.unwrap();
+    let stopped = deployment.target.describe(&stopped).await.unwrap();
+    assert_eq!(stopped["exit_status"], "exit code 0", "{stopped}");
+    assert_eq!(stopped["stopped_deliberately"], true, "{stopped}");
+    let killed = deployment.target.describe(&killed).await.unwrap();
+    assert_eq!(
+        killed["exit_status"], "exit code 137 (killed by signal 9)",
+        "{killed}"
+    );
+    assert!(killed["stopped_deliberately"].is_null(), "{killed}");
+    drop(deployment);
     drop(project);
     let left = Command::new("docker")
         .args([
