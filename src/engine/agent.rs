@@ -147,7 +147,12 @@ pub fn diagnosed(
     }
     // A cause that may pass gets a bounded watch before anything disruptive: if the symptom
     // clears meanwhile, the ticket resolves without an action and the waiting steps are moot.
+    // One that has come and gone again and again is a pattern for a person, not another watch.
     let ticket = state.ticket(id);
+    if let Some(reason) = ticket.and_then(|t| intermittent(state, t, &diagnosis)) {
+        effects.push(escalate(id, Cause::Engine, reason));
+        return effects;
+    }
     let watch_until = ticket
         .filter(|t| {
             state
@@ -232,6 +237,29 @@ fn repeated_fix(
             ticket.invariant,
             ticket.target
         ))
+    })
+}
+
+/// Says why, when a cause that may pass by itself has already cleared by itself on this target
+/// often enough lately to be a pattern ("Redis stalls intermittently").
+fn intermittent(state: &EngineState, ticket: &Ticket, diagnosis: &Diagnosis) -> Option<String> {
+    let cause = &diagnosis.root_cause.category;
+    if !state.runbook.is_transient(&ticket.invariant, cause) {
+        return None;
+    }
+    let cleared = state
+        .recent_clears
+        .iter()
+        .filter(|(invariant, target, _)| *invariant == ticket.invariant && *target == ticket.target)
+        .count();
+    (cleared >= state.config.intermittent_clears).then(|| {
+        format!(
+            "needs a human: {} on {} comes and goes ({cause}): {} times in the last {} s, each time clearing by itself; watching it again fixes nothing",
+            ticket.invariant,
+            ticket.target,
+            cleared + 1,
+            state.config.intermittent_window.as_secs(),
+        )
     })
 }
 

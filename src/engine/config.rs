@@ -61,6 +61,10 @@ pub struct EngineConfig {
     /// A remedy verified this recently that is recommended again for the same problem did
     /// not hold: the ticket goes to a human instead of looping.
     pub fix_hold_window: Duration,
+    /// A cause that may pass which has already cleared by itself this many times within
+    /// `intermittent_window` comes and goes: a person gets it instead of another watch.
+    pub intermittent_clears: usize,
+    pub intermittent_window: Duration,
     /// The no-regression check: trouble above what it was before a ticket's actions by more
     /// than the margin, on this many observations in a row while the fix verifies, rolls the
     /// ticket's reversible actions back.
@@ -96,6 +100,9 @@ impl Default for EngineConfig {
             settle_ticks: 2,
             // A fix that lasted ten minutes held; one that lasted seconds is a loop.
             fix_hold_window: Duration::from_secs(600),
+            // The third stall in a minute is a pattern, not bad luck.
+            intermittent_clears: 2,
+            intermittent_window: Duration::from_secs(60),
             // A new warning weighs 3: one more warning than before, three ticks in a row.
             regression_margin: 1.0,
             regression_checks: 3,

@@ -179,6 +179,7 @@ struct Rows {
     kill_switch: bool,
     recent_chaos: Vec<crate::store::ChaosRecord>,
     recent_fixes: Vec<crate::store::RecentFix>,
+    recent_clears: Vec<(String, String, Millis)>,
     /// What the step's writes did, and the rows they changed, to send as events.
     applied: Applied,
     changed_tickets: Vec<Ticket>,
@@ -401,6 +402,8 @@ impl Shell {
         let since = now.saturating_sub(CHAOS_LINK_WINDOW_MS);
         let fixes_since =
             now.saturating_sub(self.state.config.fix_hold_window.as_millis() as Millis);
+        let clears_since =
+            now.saturating_sub(self.state.config.intermittent_window.as_millis() as Millis);
         // What the state held before, to tell what another writer changed meanwhile.
         let tickets_before = self.state.tickets.clone();
         let actions_before = self.state.actions.clone();
@@ -446,6 +449,7 @@ impl Shell {
                     kill_switch: store.kill_switch()?,
                     recent_chaos: store.recent_chaos(&subject, since)?,
                     recent_fixes: store.recent_fixes(&subject, &cluster, fixes_since)?,
+                    recent_clears: store.recent_clears(&subject, &cluster, clears_since)?,
                     applied,
                     changed_tickets,
                     changed_actions,
@@ -459,6 +463,7 @@ impl Shell {
         self.state.kill_switch = rows.kill_switch;
         self.state.recent_chaos = rows.recent_chaos;
         self.state.recent_fixes = rows.recent_fixes;
+        self.state.recent_clears = rows.recent_clears;
         let known: std::collections::BTreeSet<ActionId> =
             self.state.actions.iter().map(|a| a.id).collect();
         self.state.trouble_before.retain(|id, _| known.contains(id));

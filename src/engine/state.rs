@@ -46,6 +46,9 @@ pub struct EngineState {
     pub recent_chaos: Vec<ChaosRecord>,
     /// Remedies verified within the fix-hold window, newest first.
     pub recent_fixes: Vec<RecentFix>,
+    /// Problems that cleared by themselves within the intermittent window: (invariant,
+    /// target, when), newest first.
+    pub recent_clears: Vec<(String, String, Millis)>,
     pub diagnosing: BTreeSet<TicketId>,
     pub running: BTreeMap<ActionId, RunningAction>,
     /// Nodes disrupted by actions that have finished, and when they finished.
@@ -79,6 +82,7 @@ impl EngineState {
             actions: Vec::new(),
             recent_chaos: Vec::new(),
             recent_fixes: Vec::new(),
+            recent_clears: Vec::new(),
             diagnosing: BTreeSet::new(),
             running: BTreeMap::new(),
             finished_disruptions: Vec::new(),

@@ -656,6 +656,48 @@ fn a_cause_that_may_pass_is_watched_before_anything_disruptive_runs() {
 }
 
 #[test]
+fn a_stall_that_keeps_coming_back_goes_to_a_person_instead_of_another_watch() {
+    let mut state = state();
+    state.runbook = runbook_with_a_transient_stall();
+    state.tickets = vec![ticket(7, TicketStatus::Diagnosing)];
+    let stall = || {
+        let mut d = diagnosis(vec![step("restart_node", "n2", None)]);
+        d.root_cause.category = "process_stalled".into();
+        d
+    };
+    let cleared = |target: &str| ("node_down".to_string(), target.to_string(), NOW - 5_000);
+    // Once before, or on another node: still a watch.
+    state.recent_clears = vec![cleared("n2"), cleared("n3")];
+    assert!(matches!(
+        writes(&diagnosed(&state, Ok(stall()))).last(),
+        Some(Write::Workflow { .. })
+    ));
+    // The third time in the window: a pattern, for a person.
+    state.recent_clears.push(cleared("n2"));
+    let effects = diagnosed(&state, Ok(stall()));
+    let (_, status, reason) = ticket_statuses(&effects).pop().unwrap();
+    assert_eq!(status, TicketStatus::Escalated);
+    let reason = reason.unwrap_or_default();
+    assert!(
+        reason.starts_with(
+            "needs a human: node_down on n2 comes and goes (process_stalled): 3 times"
+        ),
+        "{reason}"
+    );
+    assert!(
+        !writes(&effects)
+            .iter()
+            .any(|w| matches!(w, Write::Workflow { .. }))
+    );
+    // A crash is no pattern of passing by itself: it is restarted as ever.
+    let crash = diagnosis(vec![step("restart_node", "n2", None)]);
+    assert!(matches!(
+        writes(&diagnosed(&state, Ok(crash))).last(),
+        Some(Write::Workflow { .. })
+    ));
+}
+
+#[test]
 fn a_diagnosis_naming_an_unknown_node_is_recorded_refused_and_escalated() {
     let mut state = state();
     state.tickets = vec![ticket(7, TicketStatus::Diagnosing)];

@@ -826,6 +826,27 @@ impl Store {
             .collect::<rusqlite::Result<_>>()?)
     }
 
+    /// When problems of this subject and cluster incarnation cleared without an action since
+    /// `since_ms`: (invariant, target, resolved_ms), newest first.
+    pub fn recent_clears(
+        &self,
+        subject: &str,
+        cluster: &str,
+        since_ms: Millis,
+    ) -> Result<Vec<(String, String, Millis)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT invariant, target, resolved_ms FROM tickets
+              WHERE subject = ?1 AND cluster = ?2 AND status = 'resolved' AND resolved_ms >= ?3
+                AND reason LIKE 'cleared without an action%'
+              ORDER BY resolved_ms DESC",
+        )?;
+        Ok(stmt
+            .query_map(params![subject, cluster, since_ms as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+            })?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Remedies completed on tickets of this subject and cluster incarnation resolved as
     /// verified since `since_ms`, newest first, with the cause their diagnosis named.
     pub fn recent_fixes(
@@ -980,6 +1001,19 @@ mod tests {
         assert_eq!(fixes.len(), 1);
         assert_eq!(fixes[0].cause, "process_crash");
         assert!(s.recent_fixes("sub", "cluster-b", 0).unwrap().is_empty());
+        // A problem that cleared by itself is history of the same kind.
+        assert!(s.recent_clears("sub", "cluster-a", 0).unwrap().is_empty());
+        s.conn
+            .execute(
+                "UPDATE tickets SET reason = 'cleared without an action: node_down held'",
+                [],
+            )
+            .unwrap();
+        assert_eq!(
+            s.recent_clears("sub", "cluster-a", 0).unwrap(),
+            vec![("node_down".to_string(), "n1".to_string(), 4)]
+        );
+        assert!(s.recent_clears("sub", "cluster-b", 0).unwrap().is_empty());
     }
 
     #[test]
