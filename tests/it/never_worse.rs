@@ -9,26 +9,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use operator_protocol::*;
-use operator_tui::brains::openai::{OpenAiBrain, OpenAiConfig};
 use operator_tui::deploy::{self, DeploySpec, SubjectName, TargetName};
 use operator_tui::engine::{Engine, EngineConfig};
 use operator_tui::events::Command;
 use operator_tui::model::Mode;
 use operator_tui::store::Store;
 use serde_json::json;
-use support::replay::{ReplayServer, Reply};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_models_raised_limit_for_a_key_nobody_named_waits_for_a_person() {
     let _slot = support::one_cluster_at_a_time();
-    let server =
-        ReplayServer::start(vec![Reply::sse("openai/raise_a_denied_keys_limit.sse")]).await;
-    let brain = OpenAiBrain::new(OpenAiConfig::new(
-        &format!("{}/v1", server.url),
-        Some("sk-openai-test-key"),
-        "gpt-4o-mini",
-    ))
-    .unwrap();
+    let (_server, brain) =
+        support::replay::openai_replaying("openai/raise_a_denied_keys_limit.sse").await;
     let dir = tempfile::tempdir().unwrap();
     let spec = DeploySpec {
         subject: SubjectName::Ratelimiter,

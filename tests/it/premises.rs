@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use operator_protocol::*;
 use operator_tui::brains::anthropic::{AnthropicBrain, AnthropicConfig};
-use operator_tui::brains::openai::{OpenAiBrain, OpenAiConfig};
 use operator_tui::deploy::{self, DeploySpec, SubjectName, TargetName};
 use operator_tui::engine::{Engine, EngineConfig};
 use operator_tui::events::Command;
@@ -153,14 +152,8 @@ async fn a_replayed_claude_that_restarts_a_healthy_node_restarts_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_openai_model_that_resets_a_counter_without_drift_resets_nothing() {
     let _slot = support::one_cluster_at_a_time();
-    let server =
-        ReplayServer::start(vec![Reply::sse("openai/reset_a_key_without_drift.sse")]).await;
-    let brain = OpenAiBrain::new(OpenAiConfig::new(
-        &format!("{}/v1", server.url),
-        Some("sk-openai-test-key"),
-        "gpt-4o-mini",
-    ))
-    .unwrap();
+    let (_server, brain) =
+        support::replay::openai_replaying("openai/reset_a_key_without_drift.sse").await;
     // node-2 dies; the model blames a quiet key's counter, which agrees with the nodes.
     let (action, store, _, after) =
         wrong_remedy(Arc::new(brain), "kill_node", json!({}), "node-2").await;

@@ -13,14 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use operator_protocol::*;
-use operator_tui::brains::openai::{OpenAiBrain, OpenAiConfig};
 use operator_tui::deploy::{self, DeploySpec, Deployment, SubjectName, TargetName};
 use operator_tui::engine::{Engine, EngineConfig};
 use operator_tui::events::Command;
 use operator_tui::model::{Action, ActionStatus, Mode, TicketStatus};
 use operator_tui::store::Store;
 use serde_json::{Value, json};
-use support::replay::{ReplayServer, Reply};
 
 struct Rolled {
     action: Action,
@@ -41,13 +39,7 @@ enum Fault {
 /// completed. The engine is stopped; the cluster still runs.
 async fn wrong_and_rolled_back(subject: SubjectName, fixture: &str, fault: Fault) -> Rolled {
     let dir = tempfile::tempdir().unwrap();
-    let server = ReplayServer::start(vec![Reply::sse(fixture)]).await;
-    let brain = OpenAiBrain::new(OpenAiConfig::new(
-        &format!("{}/v1", server.url),
-        Some("sk-openai-test-key"),
-        "gpt-4o-mini",
-    ))
-    .unwrap();
+    let (_server, brain) = support::replay::openai_replaying(fixture).await;
     let spec = DeploySpec {
         subject,
         target: TargetName::Local,

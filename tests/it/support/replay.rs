@@ -171,3 +171,20 @@ impl ReplayServer {
         self.recorded.lock().unwrap().clone()
     }
 }
+
+/// An OpenAI-compatible brain whose every answer is the replayed `fixture` (a path under
+/// tests/fixtures/): the model the never-worse tests put in front of the executor. Keep the
+/// server as long as the brain is used.
+pub async fn openai_replaying(
+    fixture: &str,
+) -> (ReplayServer, operator_tui::brains::openai::OpenAiBrain) {
+    use operator_tui::brains::openai::{OpenAiBrain, OpenAiConfig};
+    let server = ReplayServer::start(vec![Reply::sse(fixture)]).await;
+    let brain = OpenAiBrain::new(OpenAiConfig::new(
+        &format!("{}/v1", server.url),
+        Some("sk-openai-test-key"),
+        "gpt-4o-mini",
+    ))
+    .unwrap();
+    (server, brain)
+}
