@@ -304,6 +304,11 @@ fn every_readme_command_is_checked_and_every_check_is_in_the_readme() {
         demo.contains("set -- run --subject ratelimiter --mode execute --autoplay"),
         "scripts/demo no longer runs what its test covers"
     );
+    // Without a terminal it ends by itself: a script or a pipe is never left waiting.
+    assert!(
+        demo.contains("--inject kill_node --duration "),
+        "scripts/demo's headless run has no end"
+    );
 }
 
 #[test]
