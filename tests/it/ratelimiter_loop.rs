@@ -120,6 +120,26 @@ impl Loop {
         support::wait_for_store(&self.store(), what, timeout, f).await
     }
 
+    /// Waits (bounded) for the ticket to resolve, and checks it cleared by itself.
+    async fn cleared_without_an_action(&self, ticket: TicketId, timeout: Duration) {
+        let resolved = self
+            .wait_for("its resolution", timeout, |s| {
+                s.ticket(ticket)
+                    .unwrap()
+                    .filter(|t| t.status == TicketStatus::Resolved)
+            })
+            .await;
+        assert!(
+            resolved
+                .reason
+                .as_deref()
+                .unwrap()
+                .starts_with("cleared without an action"),
+            "{:?}",
+            resolved.reason
+        );
+    }
+
     /// Stops the engine and the cluster, and checks every process it ran is gone.
     async fn finish(mut self) {
         self.handle.take().unwrap().shutdown().await.unwrap();
@@ -272,22 +292,9 @@ async fn a_stall_that_passes_by_itself_is_watched_and_nothing_restarts() {
     let node = operator_protocol::NodeId::from(opened.target.as_str());
     let pid = deployment.target.describe(&node).await.unwrap()["pid"].clone();
     deployment.target.resume(&node).await.unwrap();
-    let resolved = cluster
-        .wait_for("its resolution", Duration::from_secs(15), |s| {
-            s.ticket(opened.id)
-                .unwrap()
-                .filter(|t| t.status == TicketStatus::Resolved)
-        })
+    cluster
+        .cleared_without_an_action(opened.id, Duration::from_secs(15))
         .await;
-    assert!(
-        resolved
-            .reason
-            .as_deref()
-            .unwrap()
-            .starts_with("cleared without an action"),
-        "{:?}",
-        resolved.reason
-    );
     let actions = cluster.store().actions(Some(opened.id), 10).unwrap();
     assert!(
         actions
@@ -329,22 +336,9 @@ async fn redis_stopped_for_two_seconds_resumes_by_itself_and_nothing_restarts_it
         .await;
     tokio::time::sleep(Duration::from_secs(2).saturating_sub(stopped.elapsed())).await;
     deployment.target.resume(&redis).await.unwrap();
-    let resolved = cluster
-        .wait_for("its resolution", Duration::from_secs(20), |s| {
-            s.ticket(opened.id)
-                .unwrap()
-                .filter(|t| t.status == TicketStatus::Resolved)
-        })
+    cluster
+        .cleared_without_an_action(opened.id, Duration::from_secs(20))
         .await;
-    assert!(
-        resolved
-            .reason
-            .as_deref()
-            .unwrap()
-            .starts_with("cleared without an action"),
-        "{:?}",
-        resolved.reason
-    );
     let restarts: Vec<_> = cluster
         .store()
         .actions(None, 50)
