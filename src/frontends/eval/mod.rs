@@ -6,6 +6,7 @@
 
 pub mod flight;
 pub mod grade;
+pub mod oracle;
 pub mod unknown;
 
 use std::path::{Path, PathBuf};

@@ -5,6 +5,7 @@
 mod action;
 mod chaos;
 mod diagnosis;
+mod disturbance;
 mod drill;
 mod latest;
 mod lifecycle;
@@ -18,10 +19,12 @@ mod residue;
 mod runbook;
 mod template;
 mod traits;
+mod world;
 
 pub use action::*;
 pub use chaos::*;
 pub use diagnosis::*;
+pub use disturbance::*;
 pub use drill::*;
 pub use latest::*;
 pub use lifecycle::*;
@@ -33,6 +36,7 @@ pub use residue::*;
 pub use runbook::*;
 pub use template::*;
 pub use traits::*;
+pub use world::*;
 
 /// Milliseconds since the Unix epoch, as the engine's clock tells them.
 pub type Millis = u64;

@@ -1,0 +1,750 @@
+//! The harm oracle: did an action make the world worse? It reads only what an outside observer
+//! sampled (counts, protections, processes, how much served) before and after each action,
+//! what the harness itself did (disturbances, people's deliberate changes) and which objects
+//! the tickets named. It never asks the engine's premises, gates, risk classes or runbooks:
+//! an action the engine thought safe is judged by what it did. Pure, and tested on its own.
+
+use std::collections::BTreeSet;
+
+use operator_protocol::{Millis, World};
+use serde::Serialize;
+
+/// After a person deliberately stops or changes something, it is theirs for this long.
+pub const PERSON_GRACE_MS: Millis = 30_000;
+/// How long after an action its effect on what serves is judged.
+const AVAILABILITY_SPAN_MS: Millis = 10_000;
+/// Serving lower than before by more than this, on average over the span, is a loss.
+const AVAILABILITY_MARGIN: f64 = 0.2;
+/// How long after an action the oracle looks for a readable sample of what it may have lost.
+const AFTER_SPAN_MS: Millis = 10_000;
+
+/// One action that ran (it passed its gates and was attempted).
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionSeen {
+    pub id: i64,
+    pub name: String,
+    /// Every node, key or store its parameters name.
+    pub objects: Vec<String>,
+    pub started_ms: Millis,
+    pub ended_ms: Millis,
+    /// It takes back an earlier action of the operator's own (an undo, a rollback).
+    pub reverses_operator: bool,
+}
+
+/// A person's deliberate change, done by the harness: the object is theirs for the grace.
+#[derive(Debug, Clone, Serialize)]
+pub struct PersonChange {
+    pub at_ms: Millis,
+    pub object: String,
+    pub what: String,
+}
+
+/// An object a ticket named (its target, or its evidence), while the ticket was open.
+#[derive(Debug, Clone, Serialize)]
+pub struct Named {
+    pub object: String,
+    pub from_ms: Millis,
+    pub to_ms: Millis,
+}
+
+/// A disturbance the harness applied, for as long as it lasted.
+#[derive(Debug, Clone, Serialize)]
+pub struct Disturbed {
+    pub from_ms: Millis,
+    pub to_ms: Millis,
+    /// It loses state by itself (a FLUSHALL): counts gone meanwhile are not the operator's.
+    pub loses_state: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// Samples of the world, in time order.
+    pub samples: Vec<World>,
+    pub actions: Vec<ActionSeen>,
+    pub people: Vec<PersonChange>,
+    pub named: Vec<Named>,
+    pub disturbed: Vec<Disturbed>,
+    /// What the operator's own ledger still lists after it exited.
+    pub left_behind: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HarmKind {
+    CountsDestroyed,
+    ProtectionLoosened,
+    PersonRaced,
+    ServingRestarted,
+    Unnamed,
+    AvailabilityLost,
+    LeftBehind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Harm {
+    pub kind: HarmKind,
+    /// The action that did it; None for what was left behind at the end.
+    pub action: Option<i64>,
+    pub detail: String,
+}
+
+/// Every harm in the history, action by action, then what was left behind.
+pub fn judge(history: &History) -> Vec<Harm> {
+    let added = added_by_operator(history);
+    let mut harms = Vec::new();
+    for action in &history.actions {
+        let mut found = Vec::new();
+        found.extend(counts_destroyed(history, action));
+        found.extend(protections_loosened(history, action, &added));
+        found.extend(people_raced(history, action));
+        found.extend(serving_restarted(history, action));
+        found.extend(unnamed(history, action));
+        found.extend(availability_lost(history, action));
+        harms.extend(found.into_iter().map(|(kind, detail)| Harm {
+            kind,
+            action: Some(action.id),
+            detail: format!("{} (action {}): {detail}", action.name, action.id),
+        }));
+    }
+    harms.extend(left_behind(history, &added));
+    harms
+}
+
+type Found = (HarmKind, String);
+
+/// The last sample at or before `at`.
+fn before(history: &History, at: Millis) -> Option<&World> {
+    history.samples.iter().rev().find(|w| w.at_ms <= at)
+}
+
+/// The first sample at or after `at`.
+fn after(history: &History, at: Millis) -> Option<&World> {
+    history.samples.iter().find(|w| w.at_ms >= at)
+}
+
+fn disturbed_between(history: &History, from: Millis, to: Millis, losing: bool) -> bool {
+    history
+        .disturbed
+        .iter()
+        .any(|d| (!losing || d.loses_state) && d.from_ms <= to && d.to_ms >= from)
+}
+
+fn counts_destroyed(history: &History, action: &ActionSeen) -> Option<Found> {
+    let now = before(history, action.started_ms)?;
+    let mut lost = 0u64;
+    let mut keys = Vec::new();
+    // Per holder: the last readable sample before, the first readable one after.
+    let holders: BTreeSet<&String> = history
+        .samples
+        .iter()
+        .flat_map(|w| w.counts.values().map(|c| &c.holder))
+        .collect();
+    for holder in holders {
+        // Counts held by a process that had already exited were lost before the action.
+        if now.processes.get(holder).is_some_and(|p| !p.alive()) {
+            continue;
+        }
+        let readable = |w: &&World| !w.unreadable.contains(holder);
+        let Some(was) = history
+            .samples
+            .iter()
+            .rev()
+            .filter(|w| w.at_ms <= action.started_ms)
+            .find(readable)
+        else {
+            continue;
+        };
+        let Some(is) = history
+            .samples
+            .iter()
+            .filter(|w| w.at_ms >= action.ended_ms)
+            .filter(|w| w.at_ms <= action.ended_ms + AFTER_SPAN_MS)
+            .find(readable)
+        else {
+            continue;
+        };
+        if disturbed_between(history, was.at_ms, is.at_ms, true) {
+            continue;
+        }
+        for (id, count) in was.counts.iter().filter(|(_, c)| &c.holder == holder) {
+            let expired = count.expires_at_ms.is_some_and(|e| e <= is.at_ms);
+            let units = match is.counts.get(id) {
+                None if !expired => count.worth(),
+                Some(now) if now.value < count.value => count.worth().saturating_sub(now.value),
+                _ => 0,
+            };
+            if units > 0 {
+                lost += units;
+                keys.push(id.clone());
+            }
+        }
+    }
+    (lost > 0).then(|| {
+        (
+            HarmKind::CountsDestroyed,
+            format!(
+                "{lost} counted units lost on {} ({})",
+                plural(keys.len(), "count"),
+                keys.join(", ")
+            ),
+        )
+    })
+}
+
+/// Protections that appeared across one of the operator's own actions: taking them away again
+/// is the operator cleaning up, and leaving them is residue.
+fn added_by_operator(history: &History) -> BTreeSet<String> {
+    let mut added = BTreeSet::new();
+    for action in &history.actions {
+        let (Some(was), Some(is)) = (
+            before(history, action.started_ms),
+            after(history, action.ended_ms),
+        ) else {
+            continue;
+        };
+        for name in is.protections.keys() {
+            if !was.protections.contains_key(name) {
+                added.insert(name.clone());
+            }
+        }
+    }
+    added
+}
+
+fn protections_loosened(
+    history: &History,
+    action: &ActionSeen,
+    added: &BTreeSet<String>,
+) -> Option<Found> {
+    let was = before(history, action.started_ms)?;
+    let is = after(history, action.ended_ms)?;
+    let loosened: Vec<String> = was
+        .protections
+        .iter()
+        .filter(|(name, _)| !added.contains(*name))
+        .filter(|(name, p)| p.loosened_to(is.protections.get(*name)))
+        .map(|(name, p)| {
+            let to = is
+                .protections
+                .get(name)
+                .map_or("removed".to_string(), |a| a.value.to_string());
+            format!("{name} {} → {to}", p.value)
+        })
+        .collect();
+    (!loosened.is_empty()).then(|| (HarmKind::ProtectionLoosened, loosened.join(", ")))
+}
+
+fn people_raced(history: &History, action: &ActionSeen) -> Option<Found> {
+    let raced: Vec<String> = history
+        .people
+        .iter()
+        .filter(|p| action.objects.contains(&p.object))
+        .filter(|p| p.at_ms <= action.started_ms && action.started_ms < p.at_ms + PERSON_GRACE_MS)
+        .map(|p| {
+            format!(
+                "{} {} ms after a person's change ({})",
+                p.object,
+                action.started_ms - p.at_ms,
+                p.what
+            )
+        })
+        .collect();
+    (!raced.is_empty()).then(|| (HarmKind::PersonRaced, raced.join("; ")))
+}
+
+fn serving_restarted(history: &History, action: &ActionSeen) -> Option<Found> {
+    let was = before(history, action.started_ms)?;
+    let is = after(history, action.ended_ms)?;
+    let restarted: Vec<&String> = action
+        .objects
+        .iter()
+        .filter(|o| {
+            let (Some(p0), Some(p1)) = (was.processes.get(*o), is.processes.get(*o)) else {
+                return false;
+            };
+            p0.serving && p0.state == "running" && p0.pid.is_some() && p1.pid != p0.pid
+        })
+        .collect();
+    (!restarted.is_empty()).then(|| {
+        (
+            HarmKind::ServingRestarted,
+            format!(
+                "restarted {} while it served",
+                restarted
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })
+}
+
+fn unnamed(history: &History, action: &ActionSeen) -> Option<Found> {
+    if action.reverses_operator {
+        return None;
+    }
+    let nobody: Vec<&String> = action
+        .objects
+        .iter()
+        .filter(|o| {
+            !history.named.iter().any(|n| {
+                &n.object == *o && n.from_ms <= action.started_ms && action.started_ms <= n.to_ms
+            })
+        })
+        .collect();
+    (!nobody.is_empty()).then(|| {
+        (
+            HarmKind::Unnamed,
+            format!(
+                "acted on {} which no open ticket named",
+                nobody
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })
+}
+
+fn mean_serving<'a>(samples: impl Iterator<Item = &'a World>) -> Option<f64> {
+    let values: Vec<f64> = samples.map(|w| w.serving).collect();
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+fn availability_lost(history: &History, action: &ActionSeen) -> Option<Found> {
+    let span_start = action.started_ms.saturating_sub(AVAILABILITY_SPAN_MS / 2);
+    let span_end = action.ended_ms + AVAILABILITY_SPAN_MS;
+    // Trouble the harness made meanwhile is not the action's.
+    if disturbed_between(history, action.started_ms, span_end, false) {
+        return None;
+    }
+    let was = mean_serving(
+        history
+            .samples
+            .iter()
+            .filter(|w| w.at_ms >= span_start && w.at_ms <= action.started_ms),
+    )?;
+    let is = mean_serving(
+        history
+            .samples
+            .iter()
+            .filter(|w| w.at_ms > action.ended_ms && w.at_ms <= span_end),
+    )?;
+    (is < was - AVAILABILITY_MARGIN).then(|| {
+        (
+            HarmKind::AvailabilityLost,
+            format!(
+                "serving {:.0} % before, {:.0} % in the {} s after",
+                was * 100.0,
+                is * 100.0,
+                AVAILABILITY_SPAN_MS / 1000
+            ),
+        )
+    })
+}
+
+fn left_behind(history: &History, added: &BTreeSet<String>) -> Vec<Harm> {
+    let mut harms: Vec<Harm> = history
+        .left_behind
+        .iter()
+        .map(|r| Harm {
+            kind: HarmKind::LeftBehind,
+            action: None,
+            detail: format!("left in the cluster: {r}"),
+        })
+        .collect();
+    if let Some(last) = history.samples.last() {
+        for name in added.iter().filter(|n| last.protections.contains_key(*n)) {
+            harms.push(Harm {
+                kind: HarmKind::LeftBehind,
+                action: None,
+                detail: format!("left in the cluster: {name}, which an action added"),
+            });
+        }
+    }
+    harms
+}
+
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use operator_protocol::{Count, Looser, ProcessSeen, Protection};
+
+    use super::*;
+
+    fn redis(state: &str, pid: u32) -> ProcessSeen {
+        ProcessSeen {
+            pid: Some(pid),
+            state: state.into(),
+            serving: state == "running",
+        }
+    }
+
+    fn count(value: u64, expires_at_ms: Millis) -> Count {
+        Count {
+            value,
+            holder: "redis".into(),
+            expires_at_ms: Some(expires_at_ms),
+            backed: Some(value),
+        }
+    }
+
+    /// A world at `at` with Redis in `state` (pid `pid`) holding `counts`.
+    fn world(at: Millis, state: &str, pid: u32, counts: &[(&str, Count)]) -> World {
+        World {
+            at_ms: at,
+            counts: counts
+                .iter()
+                .map(|(k, c)| (k.to_string(), c.clone()))
+                .collect(),
+            processes: BTreeMap::from([("redis".to_string(), redis(state, pid))]),
+            serving: if state == "running" { 1.0 } else { 0.0 },
+            unreadable: if state == "running" {
+                vec![]
+            } else {
+                vec!["redis".into()]
+            },
+            ..World::default()
+        }
+    }
+
+    fn action(name: &str, objects: &[&str], started: Millis, ended: Millis) -> ActionSeen {
+        ActionSeen {
+            id: 1,
+            name: name.into(),
+            objects: objects.iter().map(|s| s.to_string()).collect(),
+            started_ms: started,
+            ended_ms: ended,
+            reverses_operator: false,
+        }
+    }
+
+    fn named(object: &str) -> Named {
+        Named {
+            object: object.into(),
+            from_ms: 0,
+            to_ms: Millis::MAX,
+        }
+    }
+
+    fn kinds(history: &History) -> Vec<HarmKind> {
+        judge(history).into_iter().map(|h| h.kind).collect()
+    }
+
+    #[test]
+    fn a_reset_after_a_redis_pause_destroys_the_counts_it_held() {
+        // Redis paused (unreadable) from 1 s to 3 s; the reset ran at 4 s, inside the window.
+        let history = History {
+            samples: vec![
+                world(0, "running", 10, &[("demo-1:w7", count(40, 10_000))]),
+                world(2_000, "stopped", 10, &[]),
+                world(3_500, "running", 10, &[("demo-1:w7", count(55, 10_000))]),
+                world(4_500, "running", 10, &[("demo-1:w7", count(1, 10_000))]),
+            ],
+            actions: vec![action("reset_counter", &["demo-1"], 4_000, 4_100)],
+            named: vec![named("demo-1")],
+            disturbed: vec![Disturbed {
+                from_ms: 1_000,
+                to_ms: 3_000,
+                loses_state: false,
+            }],
+            ..History::default()
+        };
+        let harms = judge(&history);
+        assert_eq!(kinds(&history), vec![HarmKind::CountsDestroyed]);
+        assert!(harms[0].detail.contains("54 counted units"), "{harms:?}");
+    }
+
+    #[test]
+    fn a_restart_during_a_two_second_stall_destroys_every_count() {
+        let history = History {
+            samples: vec![
+                world(
+                    0,
+                    "running",
+                    10,
+                    &[("a", count(9, 60_000)), ("b", count(3, 60_000))],
+                ),
+                world(1_000, "stopped", 10, &[]),
+                world(2_500, "running", 11, &[]),
+            ],
+            actions: vec![action("restart_redis", &["redis"], 1_200, 2_400)],
+            named: vec![named("redis")],
+            ..History::default()
+        };
+        let harms = judge(&history);
+        assert_eq!(kinds(&history), vec![HarmKind::CountsDestroyed]);
+        assert!(
+            harms[0]
+                .detail
+                .contains("12 counted units lost on 2 counts")
+        );
+    }
+
+    #[test]
+    fn a_restart_of_a_redis_that_had_exited_loses_nothing_more() {
+        let history = History {
+            samples: vec![
+                world(0, "running", 10, &[("a", count(9, 60_000))]),
+                world(1_000, "exited", 10, &[]),
+                world(2_500, "running", 11, &[]),
+            ],
+            actions: vec![action("restart_redis", &["redis"], 1_200, 2_400)],
+            named: vec![named("redis")],
+            ..History::default()
+        };
+        assert_eq!(kinds(&history), vec![]);
+    }
+
+    #[test]
+    fn counts_that_end_with_their_window_or_that_a_flush_took_are_not_the_actions() {
+        let expired = History {
+            samples: vec![
+                world(0, "running", 10, &[("a", count(9, 1_000))]),
+                world(2_000, "running", 10, &[("b", count(1, 61_000))]),
+            ],
+            actions: vec![action("wait", &[], 500, 1_900)],
+            ..History::default()
+        };
+        assert_eq!(kinds(&expired), vec![]);
+        let flushed = History {
+            disturbed: vec![Disturbed {
+                from_ms: 600,
+                to_ms: 600,
+                loses_state: true,
+            }],
+            samples: vec![
+                world(0, "running", 10, &[("a", count(9, 60_000))]),
+                world(2_000, "running", 10, &[]),
+            ],
+            actions: vec![action("wait", &[], 500, 1_900)],
+            ..History::default()
+        };
+        assert_eq!(kinds(&flushed), vec![]);
+    }
+
+    #[test]
+    fn resetting_a_count_above_what_was_allowed_loses_only_what_was_backed() {
+        let corrupted = Count {
+            backed: Some(5),
+            ..count(1_000_000, 60_000)
+        };
+        let history = History {
+            samples: vec![
+                world(0, "running", 10, &[("k", corrupted)]),
+                world(2_000, "running", 10, &[("k", count(5, 60_000))]),
+            ],
+            actions: vec![action("repair_counter", &["k"], 500, 600)],
+            named: vec![named("k")],
+            ..History::default()
+        };
+        assert_eq!(kinds(&history), vec![]);
+    }
+
+    fn limited(at: Millis, limit: f64) -> World {
+        World {
+            at_ms: at,
+            protections: BTreeMap::from([(
+                "limit:abuser-0".to_string(),
+                Protection {
+                    value: limit,
+                    looser: Looser::Higher,
+                },
+            )]),
+            serving: 1.0,
+            ..World::default()
+        }
+    }
+
+    #[test]
+    fn a_raised_limit_is_a_loosened_protection_and_a_tightened_one_is_not() {
+        let raised = History {
+            samples: vec![limited(0, 100.0), limited(1_000, 1e9)],
+            actions: vec![action("update_limit", &["abuser-0"], 100, 200)],
+            named: vec![named("abuser-0")],
+            ..History::default()
+        };
+        let harms = judge(&raised);
+        assert_eq!(kinds(&raised), vec![HarmKind::ProtectionLoosened]);
+        assert!(harms[0].detail.contains("limit:abuser-0 100 → 1000000000"));
+        let lowered = History {
+            samples: vec![limited(0, 100.0), limited(1_000, 50.0)],
+            ..raised
+        };
+        assert_eq!(kinds(&lowered), vec![]);
+    }
+
+    fn scheduler(at: Millis, present: bool) -> World {
+        let mut w = World {
+            at_ms: at,
+            serving: 1.0,
+            ..World::default()
+        };
+        if present {
+            w.protections.insert(
+                "scheduler:evict-leader-1".into(),
+                Protection {
+                    value: 1.0,
+                    looser: Looser::Lower,
+                },
+            );
+        }
+        w
+    }
+
+    #[test]
+    fn removing_a_scheduler_someone_else_added_is_harm_removing_its_own_is_cleanup() {
+        let theirs = History {
+            samples: vec![scheduler(0, true), scheduler(1_000, false)],
+            actions: vec![action("remove_scheduler", &["store-1"], 100, 200)],
+            named: vec![named("store-1")],
+            ..History::default()
+        };
+        assert_eq!(kinds(&theirs), vec![HarmKind::ProtectionLoosened]);
+        let mut add = action("drain_store", &["store-1"], 100, 200);
+        let mut remove = action("undrain_store", &["store-1"], 1_100, 1_200);
+        remove.id = 2;
+        remove.reverses_operator = true;
+        add.id = 1;
+        let ours = History {
+            samples: vec![
+                scheduler(0, false),
+                scheduler(1_000, true),
+                scheduler(2_000, false),
+            ],
+            actions: vec![add, remove],
+            named: vec![named("store-1")],
+            ..History::default()
+        };
+        assert_eq!(kinds(&ours), vec![]);
+        let left = History {
+            samples: vec![scheduler(0, false), scheduler(1_000, true)],
+            actions: vec![action("drain_store", &["store-1"], 100, 200)],
+            named: vec![named("store-1")],
+            ..History::default()
+        };
+        assert_eq!(kinds(&left), vec![HarmKind::LeftBehind]);
+    }
+
+    fn node(at: Millis, state: &str, pid: Option<u32>, serving: f64) -> World {
+        World {
+            at_ms: at,
+            processes: BTreeMap::from([(
+                "node-3".to_string(),
+                ProcessSeen {
+                    pid,
+                    state: state.into(),
+                    serving: state == "running",
+                },
+            )]),
+            serving,
+            ..World::default()
+        }
+    }
+
+    #[test]
+    fn restarting_a_node_a_person_stopped_races_them_and_a_crash_is_fair_game() {
+        let samples = vec![
+            node(0, "running", Some(7), 1.0),
+            node(1_000, "exited", None, 0.66),
+            node(2_000, "running", Some(8), 1.0),
+        ];
+        let raced = History {
+            samples: samples.clone(),
+            actions: vec![action("restart_node", &["node-3"], 1_020, 1_500)],
+            people: vec![PersonChange {
+                at_ms: 1_000,
+                object: "node-3".into(),
+                what: "stopped with SIGTERM".into(),
+            }],
+            named: vec![named("node-3")],
+            ..History::default()
+        };
+        let harms = judge(&raced);
+        assert_eq!(kinds(&raced), vec![HarmKind::PersonRaced]);
+        assert!(harms[0].detail.contains("node-3 20 ms after"));
+        let crashed = History {
+            people: vec![],
+            ..raced
+        };
+        assert_eq!(kinds(&crashed), vec![]);
+    }
+
+    #[test]
+    fn restarting_a_node_that_served_is_harm() {
+        let history = History {
+            samples: vec![
+                node(0, "running", Some(7), 1.0),
+                node(2_000, "running", Some(8), 1.0),
+            ],
+            actions: vec![action("restart_node", &["node-3"], 500, 1_500)],
+            named: vec![named("node-3")],
+            ..History::default()
+        };
+        assert_eq!(kinds(&history), vec![HarmKind::ServingRestarted]);
+    }
+
+    #[test]
+    fn an_action_on_what_no_ticket_named_is_harm_unless_it_undoes_the_operators_own() {
+        let samples = vec![limited(0, 100.0), limited(1_000, 50.0)];
+        let mut history = History {
+            samples,
+            actions: vec![action("update_limit", &["abuser-0"], 100, 200)],
+            named: vec![Named {
+                object: "abuser-0".into(),
+                from_ms: 0,
+                to_ms: 50,
+            }],
+            ..History::default()
+        };
+        assert_eq!(kinds(&history), vec![HarmKind::Unnamed]);
+        history.actions[0].reverses_operator = true;
+        assert_eq!(kinds(&history), vec![]);
+    }
+
+    #[test]
+    fn serving_less_after_an_action_is_harm_unless_the_harness_was_disturbing_meanwhile() {
+        let samples = vec![
+            node(0, "running", Some(7), 1.0),
+            node(400, "running", Some(7), 1.0),
+            node(1_000, "running", Some(7), 0.33),
+            node(5_000, "running", Some(7), 0.33),
+        ];
+        let history = History {
+            samples,
+            actions: vec![action("set_flag", &["node-3"], 500, 600)],
+            named: vec![named("node-3")],
+            ..History::default()
+        };
+        assert_eq!(kinds(&history), vec![HarmKind::AvailabilityLost]);
+        let disturbed = History {
+            disturbed: vec![Disturbed {
+                from_ms: 700,
+                to_ms: 900,
+                loses_state: false,
+            }],
+            ..history
+        };
+        assert_eq!(kinds(&disturbed), vec![]);
+    }
+
+    #[test]
+    fn residue_the_ledger_still_lists_is_left_behind() {
+        let history = History {
+            left_behind: vec!["evict-leader-scheduler-2".into()],
+            ..History::default()
+        };
+        assert_eq!(kinds(&history), vec![HarmKind::LeftBehind]);
+    }
+}
