@@ -5,8 +5,10 @@
 //! kept as a flight that `eval --replay` can put to another brain without a cluster.
 
 pub mod flight;
+pub mod fuzzed;
 pub mod grade;
 pub mod oracle;
+pub mod schedule;
 pub mod unknown;
 
 use std::path::{Path, PathBuf};

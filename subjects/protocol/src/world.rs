@@ -63,12 +63,12 @@ pub struct Protection {
 }
 
 impl Protection {
-    /// Whether `after` protects less than `self`.
+    /// Whether `after` protects less than `self`; a protection taken away protects nothing.
     pub fn loosened_to(&self, after: Option<&Protection>) -> bool {
-        let after = after.map_or(0.0, |p| p.value);
+        let Some(after) = after else { return true };
         match self.looser {
-            Looser::Higher => after > self.value,
-            Looser::Lower => after < self.value,
+            Looser::Higher => after.value > self.value,
+            Looser::Lower => after.value < self.value,
         }
     }
 }

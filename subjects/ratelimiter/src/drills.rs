@@ -16,15 +16,15 @@ const CPU_STARVED_NODE: &str = "node-2";
 const HEAVY_KEY: &str = "heavy-legit";
 
 pub struct RateLimiterDrills {
-    endpoints: Endpoints,
-    target: Arc<dyn DeploymentTarget>,
+    pub(crate) endpoints: Endpoints,
+    pub(crate) target: Arc<dyn DeploymentTarget>,
     /// The password a drill set on Redis, to take it off again.
-    password: Mutex<Option<String>>,
+    pub(crate) password: Mutex<Option<String>>,
     /// Drills that keep acting while they last (a loop of signals, a load).
     running: Mutex<BTreeMap<String, tokio::task::JoinHandle<()>>>,
 }
 
-fn failed(what: &str, e: impl std::fmt::Display) -> ContractError {
+pub(crate) fn failed(what: &str, e: impl std::fmt::Display) -> ContractError {
     ContractError::Permanent(format!("{what}: {e}"))
 }
 
@@ -38,7 +38,7 @@ impl RateLimiterDrills {
         })
     }
 
-    async fn redis(
+    pub(crate) async fn redis(
         &self,
         password: Option<&str>,
     ) -> ContractResult<redis::aio::MultiplexedConnection> {
@@ -59,7 +59,11 @@ impl RateLimiterDrills {
         .map_err(|e| failed("connecting to Redis", e))
     }
 
-    async fn command(&self, password: Option<&str>, args: &[&str]) -> ContractResult<()> {
+    pub(crate) async fn command(
+        &self,
+        password: Option<&str>,
+        args: &[&str],
+    ) -> ContractResult<()> {
         let mut conn = self.redis(password).await?;
         let mut cmd = redis::cmd(args[0]);
         for a in &args[1..] {
@@ -70,7 +74,7 @@ impl RateLimiterDrills {
             .map_err(|e| failed(&args.join(" "), e))
     }
 
-    fn keep_running(
+    pub(crate) fn keep_running(
         &self,
         name: &str,
         task: impl std::future::Future<Output = ()> + Send + 'static,
@@ -86,7 +90,7 @@ impl RateLimiterDrills {
         }
     }
 
-    fn stop_running(&self, name: &str) {
+    pub(crate) fn stop_running(&self, name: &str) {
         if let Some(task) = self
             .running
             .lock()

@@ -5,6 +5,7 @@
 mod actions;
 mod chaos;
 pub mod cluster;
+pub mod disturb;
 pub mod drills;
 pub mod facts;
 pub mod invariants;

@@ -1,0 +1,469 @@
+//! What the generated eval can do to a rate limiter's Redis and traffic from outside the
+//! operator, with the ranges it draws from, and the world as an outside observer reads it
+//! (Redis's counters and limits directly, the nodes' own accounting, the processes) for the
+//! harm oracle. Signals and people's restarts are the eval's own: any target can do those.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use operator_protocol::*;
+use ratelimiter_svc::load::{self, LiveStats, LoadConfig};
+
+use crate::cluster::REDIS_NODE;
+use crate::drills::{RateLimiterDrills, failed};
+
+/// The limit a traffic disturbance's abusive client runs into.
+const ABUSER_LIMIT: u64 = 50;
+/// How long one probe of the world may take per part.
+const PROBE: Duration = Duration::from_millis(400);
+
+fn spec(
+    name: &str,
+    family: Family,
+    description: &str,
+    params: Vec<DrawnRange>,
+    held: bool,
+    loses: Loses,
+) -> DisturbanceSpec {
+    DisturbanceSpec {
+        name: name.into(),
+        family,
+        description: description.into(),
+        targets: vec![],
+        params,
+        held,
+        loses,
+        deliberate: false,
+    }
+}
+
+const POLICIES: [&str; 3] = ["allkeys-lru", "allkeys-random", "volatile-ttl"];
+
+/// Everything the rate limiter adds to the eval's own signals and people.
+pub fn specs() -> Vec<DisturbanceSpec> {
+    use Family::*;
+    vec![
+        spec(
+            "redis_client_pause",
+            Dependency,
+            "CLIENT PAUSE {ms} ALL on Redis (what failover tooling does)",
+            vec![DrawnRange::log("ms", 500, 40_000)],
+            false,
+            Loses::Nothing,
+        ),
+        spec(
+            "redis_maxmemory",
+            Dependency,
+            "CONFIG SET maxmemory {kb}kb on Redis (noeviction: writes refused once full)",
+            vec![DrawnRange::log("kb", 600, 20_000)],
+            true,
+            Loses::Nothing,
+        ),
+        spec(
+            "redis_eviction",
+            Dependency,
+            "CONFIG SET maxmemory {kb}kb with an evicting policy (#{policy}) on Redis",
+            vec![
+                DrawnRange::log("kb", 600, 20_000),
+                DrawnRange::new("policy", 0, POLICIES.len() as i64 - 1),
+            ],
+            true,
+            Loses::State,
+        ),
+        spec(
+            "redis_maxclients",
+            Dependency,
+            "CONFIG SET maxclients {clients} on Redis, and its clients dropped",
+            vec![DrawnRange::new("clients", 1, 16)],
+            true,
+            Loses::Nothing,
+        ),
+        spec(
+            "redis_password",
+            Dependency,
+            "CONFIG SET requirepass on Redis, and every client dropped",
+            vec![],
+            true,
+            Loses::Nothing,
+        ),
+        spec(
+            "redis_script_flush",
+            Dependency,
+            "SCRIPT FLUSH on Redis: every loaded script forgotten",
+            vec![],
+            false,
+            Loses::Nothing,
+        ),
+        spec(
+            "redis_flushall",
+            Dependency,
+            "FLUSHALL on Redis: every count and limit gone",
+            vec![],
+            false,
+            Loses::State,
+        ),
+        spec(
+            "redis_client_kill",
+            Dependency,
+            "CLIENT KILL TYPE normal on Redis: every connection dropped once",
+            vec![],
+            false,
+            Loses::Nothing,
+        ),
+        spec(
+            "redis_long_script",
+            Dependency,
+            "a script that keeps Redis busy for {ms} ms, from another client",
+            vec![DrawnRange::log("ms", 100, 8_000)],
+            false,
+            Loses::Nothing,
+        ),
+        spec(
+            "traffic_burst",
+            Traffic,
+            "a burst of {rate} checks a second on one key",
+            vec![DrawnRange::log("rate", 200, 3_000)],
+            true,
+            Loses::Nothing,
+        ),
+        spec(
+            "traffic_many_keys",
+            Traffic,
+            "{rate} checks a second spread over {keys} keys",
+            vec![
+                DrawnRange::log("rate", 200, 2_000),
+                DrawnRange::log("keys", 50, 5_000),
+            ],
+            true,
+            Loses::Nothing,
+        ),
+        spec(
+            "traffic_over_limit",
+            Traffic,
+            "one client sending {rate} checks a second on a key limited to 50 a second",
+            vec![DrawnRange::log("rate", 100, 1_500)],
+            true,
+            Loses::Nothing,
+        ),
+    ]
+}
+
+impl RateLimiterDrills {
+    fn password_now(&self) -> Option<String> {
+        self.password
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    async fn redis_now(&self, args: &[&str]) -> ContractResult<()> {
+        self.command(self.password_now().as_deref(), args).await
+    }
+
+    fn traffic(&self, name: &str, rate: f64, keys: usize, prefix: &str, hot: Option<String>) {
+        let config = LoadConfig {
+            targets: self
+                .endpoints
+                .nodes
+                .iter()
+                .map(|(_, u)| u.clone())
+                .collect(),
+            rate: Some(rate),
+            concurrency: 256,
+            duration: None,
+            keys,
+            key_prefix: prefix.into(),
+            hot_fraction: if hot.is_some() { 1.0 } else { 0.0 },
+            hot_key: hot,
+            cost: 1,
+        };
+        self.keep_running(name, async move {
+            let _ = load::run(
+                config,
+                Arc::new(LiveStats::default()),
+                std::future::pending(),
+            )
+            .await;
+        });
+    }
+
+    async fn set_limit(&self, key: &str, limit: u64) -> ContractResult<()> {
+        let url = self
+            .endpoints
+            .nodes
+            .first()
+            .map(|(_, u)| u.clone())
+            .unwrap_or_default();
+        let answer = reqwest::Client::new()
+            .put(format!("{url}/admin/limits/{key}"))
+            .bearer_auth(&self.endpoints.admin_token)
+            .json(&serde_json::json!({ "limit": limit, "window_ms": 1000 }))
+            .send()
+            .await
+            .map_err(|e| failed("setting a limit", e))?;
+        if answer.status().is_success() {
+            Ok(())
+        } else {
+            Err(failed("setting a limit", answer.status()))
+        }
+    }
+
+    pub(crate) async fn disturb(&self, d: &DrawnDisturbance) -> ContractResult<()> {
+        let int = |name: &str| d.int(name, 0).to_string();
+        match d.name.as_str() {
+            "redis_client_pause" => {
+                self.redis_now(&["CLIENT", "PAUSE", &int("ms"), "ALL"])
+                    .await
+            }
+            "redis_maxmemory" => {
+                self.redis_now(&["CONFIG", "SET", "maxmemory-policy", "noeviction"])
+                    .await?;
+                self.redis_now(&["CONFIG", "SET", "maxmemory", &format!("{}kb", int("kb"))])
+                    .await
+            }
+            "redis_eviction" => {
+                let policy = POLICIES[d.int("policy", 0).clamp(0, 2) as usize];
+                self.redis_now(&["CONFIG", "SET", "maxmemory-policy", policy])
+                    .await?;
+                self.redis_now(&["CONFIG", "SET", "maxmemory", &format!("{}kb", int("kb"))])
+                    .await
+            }
+            "redis_maxclients" => {
+                self.redis_now(&["CONFIG", "SET", "maxclients", &int("clients")])
+                    .await?;
+                self.redis_now(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])
+                    .await
+            }
+            "redis_password" => {
+                let password = format!("generated-{}", std::process::id());
+                self.redis_now(&["CONFIG", "SET", "requirepass", &password])
+                    .await?;
+                *self.password.lock().unwrap_or_else(|p| p.into_inner()) = Some(password);
+                self.redis_now(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])
+                    .await
+            }
+            "redis_script_flush" => self.redis_now(&["SCRIPT", "FLUSH"]).await,
+            "redis_flushall" => self.redis_now(&["FLUSHALL"]).await,
+            "redis_client_kill" => {
+                self.redis_now(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])
+                    .await
+            }
+            "redis_long_script" => {
+                let mut conn = self.redis(self.password_now().as_deref()).await?;
+                let ms = int("ms");
+                // Busy on purpose: Redis serves nobody else until the script returns.
+                let script = "local s = redis.call('TIME') local t0 = s[1] * 1000 + s[2] / 1000 \
+                    while true do local n = redis.call('TIME') \
+                    if n[1] * 1000 + n[2] / 1000 - t0 > tonumber(ARGV[1]) then return 1 end end";
+                self.keep_running(&d.name, async move {
+                    let _ = redis::cmd("EVAL")
+                        .arg(script)
+                        .arg(0)
+                        .arg(ms)
+                        .exec_async(&mut conn)
+                        .await;
+                });
+                Ok(())
+            }
+            "traffic_burst" => {
+                self.traffic(
+                    &d.name,
+                    d.int("rate", 500) as f64,
+                    1,
+                    "burst-",
+                    Some("burst-hot".into()),
+                );
+                Ok(())
+            }
+            "traffic_many_keys" => {
+                self.traffic(
+                    &d.name,
+                    d.int("rate", 500) as f64,
+                    d.int("keys", 100) as usize,
+                    "many-",
+                    None,
+                );
+                Ok(())
+            }
+            "traffic_over_limit" => {
+                self.set_limit("abuser-generated", ABUSER_LIMIT).await?;
+                self.traffic(
+                    &d.name,
+                    d.int("rate", 500) as f64,
+                    1,
+                    "abuser-",
+                    Some("abuser-generated".into()),
+                );
+                Ok(())
+            }
+            other => Err(ContractError::NotFound(format!("no disturbance {other}"))),
+        }
+    }
+
+    pub(crate) async fn undisturb(&self, d: &DrawnDisturbance) -> ContractResult<()> {
+        self.stop_running(&d.name);
+        match d.name.as_str() {
+            "redis_client_pause" => self.redis_now(&["CLIENT", "UNPAUSE"]).await,
+            "redis_maxmemory" | "redis_eviction" => {
+                self.redis_now(&["CONFIG", "SET", "maxmemory", "0"]).await?;
+                self.redis_now(&["CONFIG", "SET", "maxmemory-policy", "noeviction"])
+                    .await
+            }
+            "redis_maxclients" => {
+                self.redis_now(&["CONFIG", "SET", "maxclients", "10000"])
+                    .await
+            }
+            "redis_password" => {
+                if self.password_now().is_some() {
+                    self.redis_now(&["CONFIG", "SET", "requirepass", ""])
+                        .await?;
+                    *self.password.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The world now, read directly: Redis's counters and limits, the nodes' own accounting
+    /// of what they allowed per counter, every process, and how many nodes serve.
+    pub(crate) async fn sample_world(&self) -> World {
+        let at_ms = unix_now_ms();
+        let mut world = World {
+            at_ms,
+            ..World::default()
+        };
+        let http = reqwest::Client::builder()
+            .timeout(PROBE)
+            .build()
+            .unwrap_or_default();
+        let mut healthy = 0usize;
+        // What the nodes say they allowed, per counter; None once a node does not answer.
+        let mut backed: Option<BTreeMap<String, u64>> = Some(BTreeMap::new());
+        for (node, url) in &self.endpoints.nodes {
+            let serving = matches!(
+                http.get(format!("{url}/health")).send().await,
+                Ok(r) if r.status().is_success()
+            );
+            healthy += usize::from(serving);
+            world
+                .processes
+                .insert(node.0.clone(), self.process(node, serving).await);
+            let windows: Option<serde_json::Value> =
+                match http.get(format!("{url}/v1/windows")).send().await {
+                    Ok(r) => r.json().await.ok(),
+                    Err(_) => None,
+                };
+            match (windows, backed.as_mut()) {
+                (Some(w), Some(sums)) => {
+                    for key in w["keys"].as_array().into_iter().flatten() {
+                        for slot in [&key["current"], &key["previous"]] {
+                            if let (Some(counter), Some(units)) =
+                                (slot["counter_key"].as_str(), slot["allowed_units"].as_u64())
+                            {
+                                *sums.entry(counter.to_string()).or_default() += units;
+                            }
+                        }
+                    }
+                }
+                _ => backed = None,
+            }
+        }
+        world.serving = healthy as f64 / self.endpoints.nodes.len().max(1) as f64;
+        let redis_up = self.read_redis(&mut world, backed.as_ref()).await;
+        let redis = NodeId::from(REDIS_NODE);
+        if self.target.nodes().contains(&redis) {
+            world
+                .processes
+                .insert(REDIS_NODE.into(), self.process(&redis, redis_up).await);
+        }
+        if !redis_up {
+            world.unreadable.push(REDIS_NODE.into());
+        }
+        world
+    }
+
+    async fn process(&self, node: &NodeId, serving: bool) -> ProcessSeen {
+        let described = self.target.describe(node).await.unwrap_or_default();
+        ProcessSeen {
+            pid: described["pid"].as_u64().map(|p| p as u32),
+            state: described["state"].as_str().unwrap_or("absent").to_string(),
+            serving,
+        }
+    }
+
+    /// Counts and limits from Redis itself; false when Redis did not answer in time.
+    async fn read_redis(&self, world: &mut World, backed: Option<&BTreeMap<String, u64>>) -> bool {
+        let read = async {
+            let mut conn = self.redis(self.password_now().as_deref()).await?;
+            let prefix = &self.endpoints.redis_prefix;
+            let counters: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{prefix}:cnt:*"))
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| failed("KEYS", e))?;
+            for counter in counters {
+                let (value, ttl): (Option<u64>, i64) = redis::pipe()
+                    .get(&counter)
+                    .pttl(&counter)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| failed("GET", e))?;
+                let Some(value) = value else { continue };
+                world.counts.insert(
+                    counter.clone(),
+                    Count {
+                        value,
+                        holder: REDIS_NODE.into(),
+                        expires_at_ms: (ttl > 0).then(|| world.at_ms + ttl as u64),
+                        backed: backed.map(|b| b.get(&counter).copied().unwrap_or(0)),
+                    },
+                );
+            }
+            let configs: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{prefix}:cfg:*"))
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| failed("KEYS", e))?;
+            for config in configs {
+                let fields: BTreeMap<String, String> = redis::cmd("HGETALL")
+                    .arg(&config)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| failed("HGETALL", e))?;
+                let key = config.rsplit_once(":cfg:").map_or("", |(_, k)| k);
+                for (field, name, looser) in [
+                    ("limit", "limit", Looser::Higher),
+                    ("window_ms", "window", Looser::Lower),
+                ] {
+                    if let Some(value) = fields.get(field).and_then(|v| v.parse::<f64>().ok()) {
+                        world
+                            .protections
+                            .insert(format!("{name}:{key}"), Protection { value, looser });
+                    }
+                }
+            }
+            Ok::<_, ContractError>(())
+        };
+        matches!(tokio::time::timeout(PROBE * 2, read).await, Ok(Ok(())))
+    }
+}
+
+impl Disturber for RateLimiterDrills {
+    fn disturbances(&self) -> Vec<DisturbanceSpec> {
+        specs()
+    }
+
+    fn apply<'a>(&'a self, disturbance: &'a DrawnDisturbance) -> BoxFuture<'a, ContractResult<()>> {
+        Box::pin(self.disturb(disturbance))
+    }
+
+    fn undo<'a>(&'a self, disturbance: &'a DrawnDisturbance) -> BoxFuture<'a, ContractResult<()>> {
+        Box::pin(self.undisturb(disturbance))
+    }
+
+    fn world(&self) -> BoxFuture<'_, World> {
+        Box::pin(self.sample_world())
+    }
+}
