@@ -129,6 +129,18 @@ pub enum Commands {
         /// Put the flights recorded in DIR to the brain instead of running clusters.
         #[arg(long, value_name = "DIR")]
         replay: Option<PathBuf>,
+        /// The generated suite: the first seed; each schedule is drawn from its seed alone, so
+        /// `--seed N --count 1` replays schedule N exactly.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The generated suite: how many schedules (seeds SEED, SEED+1, ...).
+        #[arg(long, default_value_t = 10)]
+        count: u64,
+        /// The generated suite: tickets are answered by the fuzzed brain (any cause, any
+        /// confidence, any catalog action with any valid parameters), so whatever harm it
+        /// proposes is the engine's to stop.
+        #[arg(long)]
+        fuzz_brain: bool,
     },
     /// Print a shell completion script: `operator-tui completions bash > /etc/bash_completion.d/operator-tui`.
     Completions {
@@ -535,6 +547,9 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
             control_seconds,
             replay,
             suite,
+            seed,
+            count,
+            fuzz_brain,
         }) => {
             let options = crate::frontends::eval::EvalOptions {
                 subject,
@@ -545,8 +560,17 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
                 control_seconds,
             };
             match (replay, suite) {
-                (Some(_), crate::frontends::eval::Suite::Unknown) => Err(crate::user_error!(
-                    "--replay puts recorded flights of the catalog suite to a brain; the unknown suite needs a cluster"
+                (
+                    Some(_),
+                    crate::frontends::eval::Suite::Unknown
+                    | crate::frontends::eval::Suite::Generated,
+                ) => Err(crate::user_error!(
+                    "--replay puts recorded flights of the catalog suite to a brain; the {} suite needs a cluster (replay a generated schedule with --seed N --count 1)",
+                    if suite == crate::frontends::eval::Suite::Unknown {
+                        "unknown"
+                    } else {
+                        "generated"
+                    }
                 )),
                 (Some(dir), _) => runtime.block_on(crate::frontends::eval::replay(&dir, options)),
                 (None, crate::frontends::eval::Suite::Catalog) => {
@@ -554,6 +578,16 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
                 }
                 (None, crate::frontends::eval::Suite::Unknown) => {
                     runtime.block_on(crate::frontends::eval::unknown::run(options))
+                }
+                (None, crate::frontends::eval::Suite::Generated) => {
+                    runtime.block_on(crate::frontends::eval::generated::run(
+                        options,
+                        crate::frontends::eval::generated::GeneratedOptions {
+                            seed,
+                            count: count.max(1),
+                            fuzz: fuzz_brain,
+                        },
+                    ))
                 }
             }
         }

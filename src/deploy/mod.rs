@@ -118,6 +118,8 @@ pub struct Deployment {
     /// Faults the eval's unknown-fault suite injects from outside the operator; None where the
     /// subject or target has none.
     pub drills: Option<Arc<dyn operator_protocol::Drills>>,
+    /// What the generated eval can do to the cluster from outside, and its world sampler.
+    pub disturber: Option<Arc<dyn operator_protocol::Disturber>>,
     _workload: Option<workload::Workload>,
     /// Logs and Redis's working directory of a cluster we own; removed with us.
     _scratch: Option<tempfile::TempDir>,

@@ -230,6 +230,7 @@ pub async fn bring_up(
             cluster_id,
             warnings: warnings_of(&workload),
             drills: None,
+            disturber: None,
             _workload: workload,
             _scratch: None,
             _simulator: None,
@@ -280,10 +281,12 @@ pub async fn bring_up(
     };
     let workload = with_workload(&traffic, &endpoints, progress).await?;
     let target: Arc<dyn DeploymentTarget> = Arc::new(target);
+    let drills = RateLimiterDrills::new(endpoints.clone(), target.clone());
     Ok(Deployment {
         secrets: vec![endpoints.admin_token.clone()],
         subject,
-        drills: Some(RateLimiterDrills::new(endpoints.clone(), target.clone())),
+        drills: Some(drills.clone()),
+        disturber: Some(drills),
         target,
         description: format!("ratelimiter · local ({how})"),
         cluster_id,
@@ -311,6 +314,7 @@ pub fn attach(state_dir: &Path) -> Result<Deployment> {
         cluster_id,
         warnings: Vec::new(),
         drills: None,
+        disturber: None,
         _workload: None,
         _scratch: None,
         _simulator: None,

@@ -11,6 +11,7 @@ mod cli;
 mod docker_target;
 mod engine;
 mod eval;
+mod generated;
 mod local_target;
 mod never_worse;
 mod openai_brain;

@@ -6,6 +6,7 @@
 
 pub mod flight;
 pub mod fuzzed;
+pub mod generated;
 pub mod grade;
 pub mod oracle;
 pub mod schedule;
@@ -36,6 +37,9 @@ pub enum Suite {
     Catalog,
     /// Faults the operator was never told about, graded by what it did about them.
     Unknown,
+    /// Schedules drawn from seeds (signals, people, dependency commands, traffic, the catalog,
+    /// overlapping), judged by the harm oracle from the world before and after each action.
+    Generated,
 }
 
 #[derive(Debug, Clone)]

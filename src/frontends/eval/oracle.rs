@@ -52,8 +52,17 @@ pub struct Named {
 pub struct Disturbed {
     pub from_ms: Millis,
     pub to_ms: Millis,
-    /// It loses state by itself (a FLUSHALL): counts gone meanwhile are not the operator's.
+    /// The process it was applied to; None for the cluster as a whole (a FLUSHALL).
+    pub target: Option<String>,
+    /// It loses state by itself (a FLUSHALL, a process killed or stopped): what its target
+    /// held, or anything for a cluster-wide one, gone meanwhile is not the operator's doing.
     pub loses_state: bool,
+}
+
+impl Disturbed {
+    fn touches(&self, object: &str) -> bool {
+        self.target.as_deref().is_none_or(|t| t == object)
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -122,11 +131,40 @@ fn after(history: &History, at: Millis) -> Option<&World> {
     history.samples.iter().find(|w| w.at_ms >= at)
 }
 
-fn disturbed_between(history: &History, from: Millis, to: Millis, losing: bool) -> bool {
-    history
-        .disturbed
-        .iter()
-        .any(|d| (!losing || d.loses_state) && d.from_ms <= to && d.to_ms >= from)
+/// Whether the harness disturbed anything in `from..=to`: only what loses state when
+/// `losing`, only what touches `object` when given.
+fn disturbed_between(
+    history: &History,
+    from: Millis,
+    to: Millis,
+    losing: bool,
+    object: Option<&str>,
+) -> bool {
+    history.disturbed.iter().any(|d| {
+        (!losing || d.loses_state)
+            && object.is_none_or(|o| d.touches(o))
+            && d.from_ms <= to
+            && d.to_ms >= from
+    })
+}
+
+/// Another action that ran in `from..=to` and names something in `id` (a count's key names
+/// the key a reset was for): the loss of `id` is that action's, not this one's.
+fn another_names(
+    history: &History,
+    action: &ActionSeen,
+    from: Millis,
+    to: Millis,
+    id: &str,
+) -> bool {
+    let names = |a: &ActionSeen| a.objects.iter().any(|o| id.contains(o.as_str()));
+    !names(action)
+        && history.actions.iter().any(|other| {
+            other.id != action.id
+                && other.started_ms <= to
+                && other.ended_ms >= from
+                && names(other)
+        })
 }
 
 fn counts_destroyed(history: &History, action: &ActionSeen) -> Option<Found> {
@@ -163,10 +201,13 @@ fn counts_destroyed(history: &History, action: &ActionSeen) -> Option<Found> {
         else {
             continue;
         };
-        if disturbed_between(history, was.at_ms, is.at_ms, true) {
+        if disturbed_between(history, was.at_ms, is.at_ms, true, Some(holder)) {
             continue;
         }
         for (id, count) in was.counts.iter().filter(|(_, c)| &c.holder == holder) {
+            if another_names(history, action, was.at_ms, is.at_ms, id) {
+                continue;
+            }
             let expired = count.expires_at_ms.is_some_and(|e| e <= is.at_ms);
             let units = match is.counts.get(id) {
                 None if !expired => count.worth(),
@@ -218,6 +259,11 @@ fn protections_loosened(
 ) -> Option<Found> {
     let was = before(history, action.started_ms)?;
     let is = after(history, action.ended_ms)?;
+    // Protections live somewhere (Redis holds the limits): a disturbance that lost state
+    // meanwhile took them, not the action.
+    if disturbed_between(history, was.at_ms, is.at_ms, true, None) {
+        return None;
+    }
     let loosened: Vec<String> = was
         .protections
         .iter()
@@ -262,6 +308,10 @@ fn serving_restarted(history: &History, action: &ActionSeen) -> Option<Found> {
             let (Some(p0), Some(p1)) = (was.processes.get(*o), is.processes.get(*o)) else {
                 return false;
             };
+            // The harness touched it after the sample: the sample no longer says how it was.
+            if disturbed_between(history, was.at_ms, action.ended_ms, false, Some(o.as_str())) {
+                return false;
+            }
             p0.serving && p0.state == "running" && p0.pid.is_some() && p1.pid != p0.pid
         })
         .collect();
@@ -317,7 +367,7 @@ fn availability_lost(history: &History, action: &ActionSeen) -> Option<Found> {
     let span_start = action.started_ms.saturating_sub(AVAILABILITY_SPAN_MS / 2);
     let span_end = action.ended_ms + AVAILABILITY_SPAN_MS;
     // Trouble the harness made meanwhile is not the action's.
-    if disturbed_between(history, action.started_ms, span_end, false) {
+    if disturbed_between(history, action.started_ms, span_end, false, None) {
         return None;
     }
     let was = mean_serving(
@@ -457,6 +507,7 @@ mod tests {
             disturbed: vec![Disturbed {
                 from_ms: 1_000,
                 to_ms: 3_000,
+                target: None,
                 loses_state: false,
             }],
             ..History::default()
@@ -522,6 +573,7 @@ mod tests {
             disturbed: vec![Disturbed {
                 from_ms: 600,
                 to_ms: 600,
+                target: None,
                 loses_state: true,
             }],
             samples: vec![
@@ -732,11 +784,72 @@ mod tests {
             disturbed: vec![Disturbed {
                 from_ms: 700,
                 to_ms: 900,
+                target: Some("node-3".into()),
                 loses_state: false,
             }],
             ..history
         };
         assert_eq!(kinds(&disturbed), vec![]);
+    }
+
+    #[test]
+    fn a_restart_of_a_redis_someone_killed_after_the_last_sample_is_not_blamed_for_its_counts() {
+        // Redis served at the last sample; the harness killed it 100 ms later; the restart
+        // came after. Its counts died with the kill, and it did not serve when restarted.
+        let history = History {
+            samples: vec![
+                world(0, "running", 10, &[("a", count(9, 60_000))]),
+                world(1_000, "running", 11, &[]),
+            ],
+            actions: vec![action("restart_redis", &["redis"], 300, 900)],
+            named: vec![named("redis")],
+            disturbed: vec![Disturbed {
+                from_ms: 100,
+                to_ms: 100,
+                target: Some("redis".into()),
+                loses_state: true,
+            }],
+            ..History::default()
+        };
+        assert_eq!(kinds(&history), vec![]);
+        // A node killed meanwhile excuses nothing Redis held.
+        let elsewhere = History {
+            disturbed: vec![Disturbed {
+                target: Some("node-2".into()),
+                ..history.disturbed[0].clone()
+            }],
+            ..history
+        };
+        assert_eq!(
+            kinds(&elsewhere),
+            vec![HarmKind::CountsDestroyed, HarmKind::ServingRestarted]
+        );
+    }
+
+    #[test]
+    fn of_actions_that_ran_together_a_lost_count_is_blamed_on_the_one_that_names_its_key() {
+        let mut note = action("log_message", &[], 400, 500);
+        note.id = 2;
+        let history = History {
+            samples: vec![
+                world(0, "running", 10, &[("rl:cnt:demo-1:0:7", count(9, 60_000))]),
+                world(
+                    1_000,
+                    "running",
+                    10,
+                    &[("rl:cnt:demo-1:0:7", count(0, 60_000))],
+                ),
+            ],
+            actions: vec![action("reset_counter", &["demo-1"], 300, 600), note],
+            named: vec![named("demo-1")],
+            ..History::default()
+        };
+        let harms = judge(&history);
+        assert_eq!(harms.len(), 1, "{harms:?}");
+        assert_eq!(
+            (harms[0].kind, harms[0].action),
+            (HarmKind::CountsDestroyed, Some(1))
+        );
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub struct Step {
     pub disturbance: DrawnDisturbance,
     /// How long it is held before the harness undoes it; None for a moment.
     pub hold_ms: Option<u64>,
+    /// How long a moment lasts by itself (a pause of 2 s); 0 for an instant.
+    pub lasts_ms: u64,
     /// In words, as the person who did it would say.
     pub description: String,
     pub loses: Loses,
@@ -30,13 +32,9 @@ pub struct Step {
 }
 
 impl Step {
-    /// When it stops disturbing (a moment that lasts by itself, like a pause, says how long
-    /// in its `ms`).
+    /// When it stops disturbing.
     pub fn ends_ms(&self) -> u64 {
-        self.at_ms
-            + self
-                .hold_ms
-                .unwrap_or_else(|| self.disturbance.int("ms", 0).max(0) as u64)
+        self.at_ms + self.hold_ms.unwrap_or(self.lasts_ms)
     }
 }
 
@@ -73,6 +71,7 @@ pub fn process_specs(nodes: &[String]) -> Vec<DisturbanceSpec> {
             held,
             loses: Loses::Nothing,
             deliberate,
+            lasts_ms_param: None,
         };
     vec![
         on_nodes(
@@ -143,8 +142,14 @@ pub fn catalog_specs(chaos: &[ChaosSpec], nodes: &[String]) -> Vec<DisturbanceSp
                 })
                 .collect(),
             held: false,
-            loses: Loses::Nothing,
+            // A fault that kills a process loses what the process held.
+            loses: if c.needs.contains(&operator_protocol::Disturbance::Kill) {
+                Loses::State
+            } else {
+                Loses::Nothing
+            },
             deliberate: false,
+            lasts_ms_param: None,
         })
         .collect()
 }
@@ -197,8 +202,13 @@ pub fn draw(seed: u64, vocabulary: &[DisturbanceSpec]) -> Schedule {
         let hold_ms = spec
             .held
             .then(|| draw_int(&mut rng, &DrawnRange::log("hold_ms", HOLD_MS.0, HOLD_MS.1)) as u64);
+        let lasts_ms = spec
+            .lasts_ms_param
+            .as_deref()
+            .map_or(0, |p| disturbance.int(p, 0).max(0) as u64);
         steps.push(Step {
             at_ms,
+            lasts_ms,
             family,
             description: disturbance.describe(spec),
             disturbance,
@@ -227,6 +237,7 @@ mod tests {
             held: false,
             loses: Loses::Nothing,
             deliberate: false,
+            lasts_ms_param: Some("ms".into()),
         });
         v
     }

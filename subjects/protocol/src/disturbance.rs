@@ -81,6 +81,10 @@ pub struct DisturbanceSpec {
     /// A person did it on purpose and will finish it (the operator must not race them).
     #[serde(default)]
     pub deliberate: bool,
+    /// For a moment that lasts by itself (a pause, a busy script): the parameter that says for
+    /// how many milliseconds.
+    #[serde(default)]
+    pub lasts_ms_param: Option<String>,
 }
 
 /// One drawn disturbance: which, on what, with which parameters.

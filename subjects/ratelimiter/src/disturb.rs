@@ -35,6 +35,15 @@ fn spec(
         held,
         loses,
         deliberate: false,
+        lasts_ms_param: None,
+    }
+}
+
+/// A moment that lasts by itself for its `ms` parameter.
+fn lasting(spec: DisturbanceSpec) -> DisturbanceSpec {
+    DisturbanceSpec {
+        lasts_ms_param: Some("ms".into()),
+        ..spec
     }
 }
 
@@ -44,14 +53,14 @@ const POLICIES: [&str; 3] = ["allkeys-lru", "allkeys-random", "volatile-ttl"];
 pub fn specs() -> Vec<DisturbanceSpec> {
     use Family::*;
     vec![
-        spec(
+        lasting(spec(
             "redis_client_pause",
             Dependency,
             "CLIENT PAUSE {ms} ALL on Redis (what failover tooling does)",
             vec![DrawnRange::log("ms", 500, 40_000)],
             false,
             Loses::Nothing,
-        ),
+        )),
         spec(
             "redis_maxmemory",
             Dependency,
@@ -111,14 +120,14 @@ pub fn specs() -> Vec<DisturbanceSpec> {
             false,
             Loses::Nothing,
         ),
-        spec(
+        lasting(spec(
             "redis_long_script",
             Dependency,
             "a script that keeps Redis busy for {ms} ms, from another client",
             vec![DrawnRange::log("ms", 100, 8_000)],
             false,
             Loses::Nothing,
-        ),
+        )),
         spec(
             "traffic_burst",
             Traffic,

@@ -1,0 +1,145 @@
+//! The generated eval against real clusters: the rate limiter's world sampler reads what an
+//! outside observer sees (Redis's counters and limits, the nodes' own accounting, processes)
+//! through a real pause; and `eval --suite generated` plays a drawn schedule end to end with
+//! the fuzzed brain, judged by the harm oracle, with the command that replays it.
+
+use std::time::Duration;
+
+use operator_protocol::{DrawnDisturbance, World};
+use operator_tui::deploy::{self, DeploySpec, SubjectName, TargetName};
+
+use crate::support;
+
+fn disturbance(name: &str, params: serde_json::Value) -> DrawnDisturbance {
+    DrawnDisturbance {
+        name: name.into(),
+        target: None,
+        params: serde_json::from_value(params).unwrap(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_world_sampler_reads_counts_limits_and_processes_and_a_paused_redis_as_unreadable() {
+    let _slot = support::one_cluster_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let args = DeploySpec {
+        subject: SubjectName::Ratelimiter,
+        target: TargetName::Local,
+        ..DeploySpec::default()
+    };
+    let deployment = deploy::bring_up(&args, dir.path(), &|_| {})
+        .await
+        .expect("the local cluster starts");
+    let disturber = deployment
+        .disturber
+        .clone()
+        .expect("a local rate limiter has disturbances");
+    let over_limit = disturbance("traffic_over_limit", serde_json::json!({ "rate": 300 }));
+    disturber.apply(&over_limit).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+
+    let world: World = disturber.world().await;
+    assert!(world.unreadable.is_empty(), "{world:?}");
+    assert_eq!(world.serving, 1.0);
+    for node in ["node-1", "node-2", "node-3", "redis"] {
+        let p = &world.processes[node];
+        assert!(
+            p.state == "running" && p.serving && p.pid.is_some(),
+            "{node}: {p:?}"
+        );
+    }
+    assert_eq!(
+        world.protections["limit:abuser-generated"].value, 50.0,
+        "{:?}",
+        world.protections
+    );
+    assert!(
+        !world.counts.is_empty(),
+        "the steady traffic keeps counters"
+    );
+    for (key, count) in &world.counts {
+        assert_eq!(count.holder, "redis");
+        assert!(
+            count.expires_at_ms.is_some_and(|e| e > world.at_ms),
+            "{key}"
+        );
+        // The nodes' accounting brackets Redis's count: read before Redis, it can only trail.
+        let backed = count.backed.expect("every node answered");
+        assert!(backed <= count.value + 5, "{key}: {count:?}");
+    }
+    let abuser = world
+        .counts
+        .iter()
+        .find(|(k, _)| k.contains("abuser-generated"))
+        .map(|(_, c)| c.value);
+    assert!(
+        abuser.is_some_and(|v| v <= 50),
+        "a limit of 50 holds: {abuser:?}"
+    );
+
+    // Paused, Redis's counts are unknown, not gone; unpaused, they are read again.
+    let pause = disturbance("redis_client_pause", serde_json::json!({ "ms": 3_000 }));
+    disturber.apply(&pause).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let paused = disturber.world().await;
+    assert_eq!(paused.unreadable, vec!["redis".to_string()], "{paused:?}");
+    assert!(paused.counts.is_empty());
+    disturber.undo(&pause).await.unwrap();
+    disturber.undo(&over_limit).await.unwrap();
+    let after = disturber.world().await;
+    assert!(
+        after.unreadable.is_empty() && !after.counts.is_empty(),
+        "{after:?}"
+    );
+    drop(deployment);
+}
+
+#[test]
+fn a_generated_schedule_plays_end_to_end_with_the_fuzzed_brain_and_says_how_to_replay_it() {
+    let _slot = support::heavy("eval");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results");
+    let db = dir.path().join("op.db");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_operator-tui"))
+        .args([
+            "--db",
+            db.to_str().unwrap(),
+            "eval",
+            "--suite",
+            "generated",
+            "--seed",
+            "7",
+            "--count",
+            "1",
+            "--fuzz-brain",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("generated.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["brain"], "fuzzed");
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1);
+    let schedule = &runs[0];
+    assert_ne!(schedule["verdict"], "failed", "{schedule}");
+    assert!(!schedule["steps"].as_array().unwrap().is_empty());
+    assert_eq!(
+        schedule["replay"],
+        "operator-tui eval --suite generated --subject ratelimiter --seed 7 --count 1 --fuzz-brain"
+    );
+    let markdown = std::fs::read_to_string(out.join("generated.md")).unwrap();
+    assert!(markdown.contains("**Harmful schedules:"), "{markdown}");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        stdout.contains("# Generated suite: ratelimiter with the fuzzed brain"),
+        "{stdout}"
+    );
+}
