@@ -85,6 +85,7 @@ async fn the_world_sampler_reads_counts_limits_and_processes_and_a_paused_redis_
     assert_eq!(paused.unreadable, vec!["redis".to_string()], "{paused:?}");
     assert!(paused.counts.is_empty());
     disturber.undo(&pause).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
     disturber.undo(&over_limit).await.unwrap();
     let after = disturber.world().await;
     assert!(
