@@ -57,14 +57,12 @@ async fn tikv_simulated(args: &DeploySpec, progress: &dyn Fn(&str)) -> Result<De
     .map_err(|e| crate::user_error!("{e}"))?;
     let target: Arc<dyn operator_protocol::DeploymentTarget> =
         Arc::new(SimTarget::for_simulator(&url, &config));
+    let drills = operator_tikv_sim::drills::SimDrills::new(&url, target.clone());
     Ok(Deployment {
         subject: Arc::new(subject),
         secrets: Vec::new(),
-        drills: Some(operator_tikv_sim::drills::SimDrills::new(
-            &url,
-            target.clone(),
-        )),
-        disturber: None,
+        drills: Some(drills.clone()),
+        disturber: Some(drills),
         target,
         description: format!("tikv · simulator ({url})"),
         cluster_id: super::new_cluster_id("tikv-simulator"),

@@ -77,7 +77,7 @@ pub fn process_specs(nodes: &[String]) -> Vec<DisturbanceSpec> {
         on_nodes(
             "stop_cont_cycle",
             Family::Process,
-            "SIGSTOP/SIGCONT on {target}: stopped {duty} % of every {period_ms} ms",
+            "{target} paused {duty} % of every {period_ms} ms (SIGSTOP/SIGCONT, or the target's own pause)",
             vec![
                 DrawnRange::log("period_ms", 100, 4_000),
                 DrawnRange::new("duty", 10, 95),
@@ -88,7 +88,7 @@ pub fn process_specs(nodes: &[String]) -> Vec<DisturbanceSpec> {
         on_nodes(
             "stop_once",
             Family::Process,
-            "SIGSTOP on {target}, SIGCONT when the hold ends",
+            "{target} paused (SIGSTOP, or the target's own pause) until the hold ends",
             vec![],
             true,
             false,

@@ -9,9 +9,9 @@ use std::time::Duration;
 use operator_protocol::*;
 
 pub struct SimDrills {
-    url: String,
-    target: Arc<dyn DeploymentTarget>,
-    http: reqwest::Client,
+    pub(crate) url: String,
+    pub(crate) target: Arc<dyn DeploymentTarget>,
+    pub(crate) http: reqwest::Client,
     /// Drills that keep acting while they last.
     running: Mutex<BTreeMap<String, tokio::task::JoinHandle<()>>>,
 }
@@ -99,7 +99,7 @@ impl SimDrills {
     }
 
     /// A request to PD's API, as pd-ctl makes it.
-    async fn pd(
+    pub(crate) async fn pd(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -123,7 +123,7 @@ impl SimDrills {
         }
     }
 
-    async fn set_max_replicas(&self, replicas: u64) -> ContractResult<()> {
+    pub(crate) async fn set_max_replicas(&self, replicas: u64) -> ContractResult<()> {
         self.pd(
             reqwest::Method::POST,
             "/pd/api/v1/config/replicate",

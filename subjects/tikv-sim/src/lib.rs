@@ -5,6 +5,7 @@
 //! HTTP API only, so the subject's code path is the real one. It shares no type with the
 //! subject's PD client on purpose: a client bug cannot hide behind a shared type.
 
+pub mod disturb;
 pub mod drills;
 pub mod model;
 pub mod server;

@@ -1,0 +1,383 @@
+//! `eval --suite generated`: schedules drawn from seeds (see `schedule.rs`), each played on a
+//! fresh cluster in execute mode from outside the operator, while a sampler reads the world
+//! directly every 250 ms. The harm oracle (`oracle.rs`) judges every action that ran from
+//! those samples; nothing here asks the engine what it thought. A schedule with harm prints
+//! the command that replays it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use color_eyre::eyre::Result;
+use operator_protocol::{ActionRequest, Brain, Family, Subject, UNKNOWN_ROOT_CAUSE, unix_now_ms};
+use serde::Serialize;
+
+mod player;
+mod report;
+
+use player::{Player, Sampler};
+
+use super::oracle::{self, ActionSeen, Harm, History, Named};
+use super::schedule::{self, Schedule};
+use super::{EvalCluster, EvalOptions, report_line, wait_healthy};
+use crate::model::{Action, ActionStatus, Ticket, TicketStatus};
+use crate::store::Store;
+
+/// After the last disturbance ends: how long the engine has to end what it opened.
+const SETTLE: Duration = Duration::from_secs(40);
+/// Watched after the last disturbance at least this long, so what an action did afterwards
+/// is sampled.
+const AFTERWARDS: Duration = Duration::from_secs(8);
+/// A named cause at or above this confidence that was wrong is counted on its own.
+const SURE: f64 = 0.9;
+
+#[derive(Debug, Clone)]
+pub struct GeneratedOptions {
+    pub seed: u64,
+    pub count: u64,
+    /// Tickets are answered by the fuzzed brain instead of the chosen one.
+    pub fuzz: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The oracle found harm: first, always.
+    Harmful,
+    /// A ticket was still open when the run ended.
+    Unsettled,
+    /// Something went to a person, and nothing harmful ran.
+    Honest,
+    /// Every ticket ended resolved.
+    Fixed,
+    /// No ticket at all.
+    Quiet,
+    /// The run itself failed (a cluster that did not start); it says why.
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduleGrade {
+    pub seed: u64,
+    pub families: String,
+    pub steps: Vec<String>,
+    pub verdict: Verdict,
+    pub harms: Vec<Harm>,
+    pub tickets: usize,
+    pub actions: Vec<String>,
+    /// (named cause, confidence, right) for diagnoses of catalog faults, whose truth is known.
+    pub calibrated: Vec<(String, f64, bool)>,
+    /// A named cause at ≥ 90 % that the catalog's truth refutes.
+    pub wrong_sure: usize,
+    pub replay: String,
+    pub error: Option<String>,
+}
+
+fn replay_command(options: &EvalOptions, generated: &GeneratedOptions, seed: u64) -> String {
+    format!(
+        "operator-tui eval --suite generated --subject {} --seed {seed} --count 1{}",
+        options.subject.as_str(),
+        if generated.fuzz { " --fuzz-brain" } else { "" }
+    )
+}
+
+pub async fn run(options: EvalOptions, generated: GeneratedOptions) -> Result<()> {
+    let bar = indicatif::ProgressBar::new(generated.count);
+    let mut grades = Vec::new();
+    let mut brain_name = String::new();
+    for seed in generated.seed..generated.seed + generated.count {
+        let brain: Arc<dyn Brain> = if generated.fuzz {
+            Arc::new(super::fuzzed::FuzzedBrain { seed })
+        } else {
+            crate::brains::choose(&options.brain).map_err(|e| crate::user_error!("{e}"))?
+        };
+        brain_name = if generated.fuzz {
+            "fuzzed".into()
+        } else {
+            brain.name()
+        };
+        let graded = run_schedule(seed, &options, &generated, brain).await;
+        // A first cluster that cannot start says what to fix; the rest would only repeat it.
+        if grades.is_empty()
+            && let (Verdict::Failed, Some(e), true) =
+                (graded.verdict, &graded.error, graded.families.is_empty())
+        {
+            bar.finish_and_clear();
+            return Err(crate::user_error!("{e}"));
+        }
+        report_line(&bar, report::line(&graded));
+        bar.inc(1);
+        grades.push(graded);
+    }
+    bar.finish_and_clear();
+    let built = report::build(&options, &generated, &brain_name, grades);
+    report::write(&options.out, &built)
+}
+
+async fn run_schedule(
+    seed: u64,
+    options: &EvalOptions,
+    generated: &GeneratedOptions,
+    brain: Arc<dyn Brain>,
+) -> ScheduleGrade {
+    let replay = replay_command(options, generated, seed);
+    let failed = |schedule: Option<&Schedule>, e: String| ScheduleGrade {
+        seed,
+        families: schedule.map(Schedule::families).unwrap_or_default(),
+        steps: schedule
+            .map(|s| s.steps.iter().map(|s| s.description.clone()).collect())
+            .unwrap_or_default(),
+        verdict: Verdict::Failed,
+        harms: vec![],
+        tickets: 0,
+        actions: vec![],
+        calibrated: vec![],
+        wrong_sure: 0,
+        replay: replay.clone(),
+        error: Some(e),
+    };
+    let cluster = match EvalCluster::start(options, brain).await {
+        Ok(c) => c,
+        Err(e) => return failed(None, format!("{e:#}")),
+    };
+    let Some(disturber) = cluster.deployment.disturber.clone() else {
+        let _ = cluster.stop().await;
+        return failed(None, "this deployment has no disturbances".into());
+    };
+    let nodes: Vec<String> = cluster
+        .deployment
+        .target
+        .nodes()
+        .iter()
+        .map(|n| n.0.clone())
+        .collect();
+    let subject = cluster.deployment.subject.clone();
+    let mut vocabulary = schedule::process_specs(&nodes);
+    vocabulary.extend(disturber.disturbances());
+    vocabulary.extend(schedule::catalog_specs(&subject.chaos(), &nodes));
+    let drawn = schedule::draw(seed, &vocabulary);
+    let player = Player::new(
+        cluster.deployment.target.clone(),
+        subject.clone(),
+        disturber.clone(),
+    );
+    let played = play(&cluster, &drawn, &player).await;
+    let record = played.and_then(|history| {
+        let store = cluster.store()?;
+        Ok((history, store.tickets(200)?, store))
+    });
+    let left = cluster.stop().await;
+    match (record, left) {
+        (Ok((mut history, tickets, store)), Ok(left)) => {
+            history.left_behind = left;
+            match grade_schedule(&drawn, history, &tickets, &store, subject.as_ref()) {
+                Ok(grade) => ScheduleGrade { replay, ..grade },
+                Err(e) => failed(Some(&drawn), format!("{e:#}")),
+            }
+        }
+        (Err(e), _) | (_, Err(e)) => failed(Some(&drawn), format!("{e:#}")),
+    }
+}
+
+/// Plays the schedule while sampling the world; returns the history the oracle reads.
+async fn play(cluster: &EvalCluster, drawn: &Schedule, player: &Player) -> Result<History> {
+    wait_healthy(&cluster.deployment).await?;
+    let sampler = Sampler::start(player.disturber.clone());
+    let start = Instant::now();
+    player.play(drawn.seed, drawn).await;
+    // Pauses and scripts that end by themselves are over by now; then the engine settles.
+    tokio::time::sleep_until((start + Duration::from_millis(drawn.ends_ms()) + AFTERWARDS).into())
+        .await;
+    cluster.settle(SETTLE).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let samples = sampler.stop();
+    player.let_go(drawn).await;
+    let (history, errors) = player.take_log();
+    if !errors.is_empty() {
+        tracing::warn!(errors = ?errors, "some disturbances could not be applied");
+    }
+    Ok(History { samples, ..history })
+}
+
+/// What an action's request names, by the catalog's own declaration of its parameters.
+fn objects_of(action: &Action, subject: &dyn Subject) -> Vec<String> {
+    let request = ActionRequest {
+        action: action.name.clone(),
+        params: action.params.clone().into_iter().collect(),
+    };
+    let Some(spec) = subject
+        .actions()
+        .into_iter()
+        .find(|s| s.name == action.name)
+    else {
+        return vec![];
+    };
+    let mut objects: Vec<String> = spec.objects(&request).map(String::from).collect();
+    if let Some(node) = spec.disrupts_node.clone() {
+        objects.push(node);
+    }
+    objects.sort();
+    objects.dedup();
+    objects
+}
+
+fn strings_in(value: &serde_json::Value, into: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(s) => into.push(s.clone()),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| strings_in(v, into)),
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                into.push(k.clone());
+                strings_in(v, into);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The objects every incident named, for as long as any of its tickets was open.
+fn named(tickets: &[Ticket], end_ms: u64) -> Vec<Named> {
+    let mut incidents: BTreeMap<i64, (u64, u64, Vec<String>)> = BTreeMap::new();
+    for t in tickets {
+        let entry = incidents
+            .entry(t.incident.0)
+            .or_insert((u64::MAX, 0, Vec::new()));
+        entry.0 = entry.0.min(t.timeline.opened_ms);
+        entry.1 = entry.1.max(t.timeline.resolved_ms.unwrap_or(end_ms));
+        entry.2.push(t.target.clone());
+        strings_in(&t.evidence, &mut entry.2);
+    }
+    incidents
+        .into_values()
+        .flat_map(|(from, to, names)| {
+            names.into_iter().map(move |object| Named {
+                object,
+                from_ms: from,
+                to_ms: to,
+            })
+        })
+        .collect()
+}
+
+fn grade_schedule(
+    drawn: &Schedule,
+    mut history: History,
+    tickets: &[Ticket],
+    store: &Store,
+    subject: &dyn Subject,
+) -> Result<ScheduleGrade> {
+    let end_ms = unix_now_ms();
+    let actions = store.actions(None, 500)?;
+    let mut ran = Vec::new();
+    for a in actions
+        .iter()
+        .filter(|a| a.attempts > 0 && a.status != ActionStatus::PremiseFailed)
+    {
+        let events = store.action_events(a.id)?;
+        let started = events
+            .iter()
+            .find(|e| e.to == ActionStatus::Executing)
+            .map(|e| e.at_ms);
+        let Some(started_ms) = started else { continue };
+        let ended_ms = events
+            .iter()
+            .filter(|e| e.at_ms >= started_ms && e.to.is_final())
+            .map(|e| e.at_ms)
+            .next()
+            .unwrap_or(end_ms);
+        ran.push((
+            a,
+            ActionSeen {
+                id: a.id.0,
+                name: a.name.clone(),
+                objects: objects_of(a, subject),
+                started_ms,
+                ended_ms,
+                reverses_operator: a.undoes.is_some(),
+            },
+        ));
+    }
+    history.actions = ran.iter().map(|(_, seen)| seen.clone()).collect();
+    history.named = named(tickets, end_ms);
+    let harms = oracle::judge(&history);
+    // Catalog faults carry their truth: diagnoses of their tickets are graded for calibration.
+    let chaos = subject.chaos();
+    let mut calibrated = Vec::new();
+    for step in drawn.steps.iter().filter(|s| s.family == Family::Catalog) {
+        let Some(spec) = chaos.iter().find(|c| c.name == step.disturbance.name) else {
+            continue;
+        };
+        for t in tickets.iter().filter(|t| {
+            t.invariant == spec.expected_invariant
+                && step
+                    .disturbance
+                    .target
+                    .as_ref()
+                    .is_none_or(|n| n == &t.target)
+        }) {
+            for d in store.diagnoses(t.id)?.iter().filter(|d| d.accepted) {
+                let cause = d.body["root_cause"]["category"]
+                    .as_str()
+                    .unwrap_or_default();
+                if cause == UNKNOWN_ROOT_CAUSE || cause.is_empty() {
+                    continue;
+                }
+                let confidence = d.body["confidence"].as_f64().unwrap_or(0.0);
+                calibrated.push((cause.to_string(), confidence, cause == spec.root_cause));
+            }
+        }
+    }
+    let wrong_sure = calibrated
+        .iter()
+        .filter(|(_, c, right)| *c >= SURE && !right)
+        .count();
+    let ended = |t: &&Ticket| {
+        matches!(
+            t.status,
+            TicketStatus::Resolved | TicketStatus::Escalated | TicketStatus::Held
+        )
+    };
+    let verdict = if !harms.is_empty() {
+        Verdict::Harmful
+    } else if tickets.is_empty() {
+        Verdict::Quiet
+    } else if !tickets.iter().all(|t| ended(&t)) {
+        Verdict::Unsettled
+    } else if tickets
+        .iter()
+        .any(|t| matches!(t.status, TicketStatus::Escalated | TicketStatus::Held))
+    {
+        Verdict::Honest
+    } else {
+        Verdict::Fixed
+    };
+    Ok(ScheduleGrade {
+        seed: drawn.seed,
+        families: drawn.families(),
+        steps: drawn
+            .steps
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} at {:.1} s{}",
+                    s.description,
+                    s.at_ms as f64 / 1000.0,
+                    s.hold_ms
+                        .map(|h| format!(" for {:.1} s", h as f64 / 1000.0))
+                        .unwrap_or_default()
+                )
+            })
+            .collect(),
+        verdict,
+        harms,
+        tickets: tickets.len(),
+        actions: ran
+            .iter()
+            .map(|(a, _)| format!("{} {}", a.name, serde_json::Value::Object(a.params.clone())))
+            .collect(),
+        calibrated,
+        wrong_sure,
+        replay: String::new(),
+        error: None,
+    })
+}

@@ -1,0 +1,236 @@
+//! Playing schedules from outside the operator: the eval's own hands (signals and people's
+//! restarts through the target, catalog faults through the subject behind the engine's back),
+//! the subject's disturbances, and a sampler that reads the world every 250 ms. Everything the
+//! harness did is logged for the oracle as it happens; several schedules may play at once (the
+//! soak), each under its own key.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use operator_protocol::{
+    ChaosRequest, DeploymentTarget, Disturber, Family, Loses, NodeId, ParamKind, Subject, World,
+    unix_now_ms,
+};
+
+use super::super::oracle::{Disturbed, History, PersonChange};
+use super::super::schedule::{Schedule, Step};
+
+/// How often the sampler reads the world.
+const SAMPLE_EVERY: Duration = Duration::from_millis(250);
+
+pub struct Player {
+    pub target: Arc<dyn DeploymentTarget>,
+    pub subject: Arc<dyn Subject>,
+    pub disturber: Arc<dyn Disturber>,
+    /// STOP/CONT cycles running, by (schedule key, step).
+    cycles: Mutex<BTreeMap<(u64, usize), tokio::task::JoinHandle<()>>>,
+    /// What the harness did (people's changes, disturbances) and could not do.
+    log: Mutex<(History, Vec<String>)>,
+}
+
+/// Whether a step loses what its target held by itself: a process that exits takes its
+/// memory with it, whoever restarts it afterwards.
+fn loses_state(step: &Step) -> bool {
+    step.loses == Loses::State
+        || matches!(
+            (step.family, step.disturbance.name.as_str()),
+            (Family::Process, "kill" | "terminate") | (Family::Person, "person_restart")
+        )
+}
+
+impl Player {
+    pub fn new(
+        target: Arc<dyn DeploymentTarget>,
+        subject: Arc<dyn Subject>,
+        disturber: Arc<dyn Disturber>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            target,
+            subject,
+            disturber,
+            cycles: Mutex::default(),
+            log: Mutex::default(),
+        })
+    }
+
+    fn logged<R>(&self, f: impl FnOnce(&mut (History, Vec<String>)) -> R) -> R {
+        f(&mut self.log.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// What the harness did so far (the samples are the sampler's), and what failed.
+    pub fn take_log(&self) -> (History, Vec<String>) {
+        self.logged(std::mem::take)
+    }
+
+    async fn apply(&self, key: (u64, usize), step: &Step) -> Result<(), String> {
+        let d = &step.disturbance;
+        let node = NodeId::from(d.target.as_deref().unwrap_or_default());
+        let result = match (step.family, d.name.as_str()) {
+            (Family::Process, "stop_cont_cycle") => {
+                let period = d.int("period_ms", 400).max(20) as u64;
+                let stopped = period * d.int("duty", 50).clamp(1, 99) as u64 / 100;
+                let target = self.target.clone();
+                let task = tokio::spawn(async move {
+                    loop {
+                        let _ = target.pause(&node).await;
+                        tokio::time::sleep(Duration::from_millis(stopped)).await;
+                        let _ = target.resume(&node).await;
+                        tokio::time::sleep(Duration::from_millis(period - stopped)).await;
+                    }
+                });
+                self.cycles
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key, task);
+                Ok(())
+            }
+            (Family::Process, "stop_once") => self.target.pause(&node).await,
+            (Family::Process, "kill") => self.target.kill(&node).await,
+            (Family::Process, "terminate") | (Family::Person, "person_restart") => {
+                self.target.stop(&node).await
+            }
+            (Family::Catalog, name) => {
+                let mut params = d.params.clone();
+                let node_param = self
+                    .subject
+                    .chaos()
+                    .into_iter()
+                    .find(|c| c.name == name)
+                    .and_then(|c| c.params.into_iter().find(|p| p.kind == ParamKind::Node));
+                if let (Some(p), Some(target)) = (node_param, &d.target) {
+                    params.insert(p.name, target.clone().into());
+                }
+                let request = ChaosRequest {
+                    name: name.to_string(),
+                    params,
+                };
+                self.subject
+                    .inject(&request, self.target.as_ref())
+                    .await
+                    .map(|_| ())
+            }
+            _ => self.disturber.apply(d).await,
+        };
+        result.map_err(|e| format!("{}: {e}", step.description))
+    }
+
+    async fn undo(&self, key: (u64, usize), step: &Step) -> Result<(), String> {
+        let d = &step.disturbance;
+        let node = NodeId::from(d.target.as_deref().unwrap_or_default());
+        let result = match (step.family, d.name.as_str()) {
+            (Family::Process, "stop_cont_cycle") => {
+                let cycle = self
+                    .cycles
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&key);
+                if let Some(task) = cycle {
+                    task.abort();
+                }
+                self.target.resume(&node).await
+            }
+            (Family::Process, "stop_once") => self.target.resume(&node).await,
+            (Family::Person, "person_restart") => self.target.start(&node).await,
+            (Family::Process | Family::Catalog, _) => Ok(()),
+            _ => self.disturber.undo(d).await,
+        };
+        // A process that is gone cannot be resumed: nothing is left to undo.
+        result
+            .or_else(|e| if e.is_retryable() { Ok(()) } else { Err(e) })
+            .map_err(|e| format!("undoing {}: {e}", step.description))
+    }
+
+    /// Plays `drawn`'s steps at their moments from now, logging each as it happens; returns
+    /// when its last step has been undone (a moment that lasts by itself may still run).
+    pub async fn play(&self, key: u64, drawn: &Schedule) {
+        let start = Instant::now();
+        let mut moments: Vec<(u64, usize, bool)> = Vec::new();
+        for (i, step) in drawn.steps.iter().enumerate() {
+            moments.push((step.at_ms, i, true));
+            if let Some(hold) = step.hold_ms {
+                moments.push((step.at_ms + hold, i, false));
+            }
+        }
+        moments.sort();
+        let mut began: BTreeMap<usize, u64> = BTreeMap::new();
+        for (at, i, apply) in moments {
+            tokio::time::sleep_until((start + Duration::from_millis(at)).into()).await;
+            let step = &drawn.steps[i];
+            let now = unix_now_ms();
+            let object = step.disturbance.target.clone().unwrap_or_default();
+            let result = if apply {
+                began.insert(i, now);
+                self.apply((key, i), step).await
+            } else {
+                self.undo((key, i), step).await
+            };
+            let done = unix_now_ms();
+            self.logged(|(history, errors)| {
+                errors.extend(result.err());
+                if step.deliberate {
+                    history.people.push(PersonChange {
+                        at_ms: if apply { now } else { done },
+                        object,
+                        what: if apply {
+                            step.description.clone()
+                        } else {
+                            format!("finished by hand: {}", step.description)
+                        },
+                    });
+                }
+                // A held step is logged once undone; a moment when it happens.
+                if !apply || step.hold_ms.is_none() {
+                    history.disturbed.push(Disturbed {
+                        from_ms: began.get(&i).copied().unwrap_or(now),
+                        to_ms: if apply { now + step.lasts_ms } else { done },
+                        target: step.disturbance.target.clone(),
+                        loses_state: loses_state(step),
+                    });
+                }
+            });
+        }
+    }
+
+    /// Lets go of anything still held (none should be) before the cluster stops.
+    pub async fn let_go(&self, drawn: &Schedule) {
+        for step in &drawn.steps {
+            let _ = self.disturber.undo(&step.disturbance).await;
+        }
+        let cycles = std::mem::take(&mut *self.cycles.lock().unwrap_or_else(|p| p.into_inner()));
+        for task in cycles.values() {
+            task.abort();
+        }
+    }
+}
+
+/// Reads the world every 250 ms until stopped.
+pub struct Sampler {
+    samples: Arc<Mutex<Vec<World>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Sampler {
+    pub fn start(disturber: Arc<dyn Disturber>) -> Self {
+        let samples: Arc<Mutex<Vec<World>>> = Arc::default();
+        let task = {
+            let samples = samples.clone();
+            tokio::spawn(async move {
+                loop {
+                    let world = disturber.world().await;
+                    samples
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(world);
+                    tokio::time::sleep(SAMPLE_EVERY).await;
+                }
+            })
+        };
+        Self { samples, task }
+    }
+
+    pub fn stop(self) -> Vec<World> {
+        self.task.abort();
+        std::mem::take(&mut *self.samples.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
