@@ -141,6 +141,11 @@ pub enum Commands {
         /// proposes is the engine's to stop.
         #[arg(long)]
         fuzz_brain: bool,
+        /// The generated suite as a soak: one live cluster and one engine for MINUTES, a new
+        /// schedule every 15 to 25 s overlapping the last; reports crashes, tickets left open,
+        /// harm, processes left behind, and CPU and memory over time.
+        #[arg(long, value_name = "MINUTES")]
+        minutes: Option<u64>,
     },
     /// Print a shell completion script: `operator-tui completions bash > /etc/bash_completion.d/operator-tui`.
     Completions {
@@ -550,6 +555,7 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
             seed,
             count,
             fuzz_brain,
+            minutes,
         }) => {
             let options = crate::frontends::eval::EvalOptions {
                 subject,
@@ -559,6 +565,11 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
                 out,
                 control_seconds,
             };
+            if minutes.is_some() && suite != crate::frontends::eval::Suite::Generated {
+                return Err(crate::user_error!(
+                    "--minutes runs the generated suite as a soak: add --suite generated"
+                ));
+            }
             match (replay, suite) {
                 (
                     Some(_),
@@ -580,14 +591,26 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
                     runtime.block_on(crate::frontends::eval::unknown::run(options))
                 }
                 (None, crate::frontends::eval::Suite::Generated) => {
-                    runtime.block_on(crate::frontends::eval::generated::run(
-                        options,
-                        crate::frontends::eval::generated::GeneratedOptions {
-                            seed,
-                            count: count.max(1),
-                            fuzz: fuzz_brain,
-                        },
-                    ))
+                    let generated = crate::frontends::eval::generated::GeneratedOptions {
+                        seed,
+                        count: count.max(1),
+                        fuzz: fuzz_brain,
+                    };
+                    runtime.block_on(async {
+                        match minutes {
+                            Some(minutes) => {
+                                crate::frontends::eval::generated::soak::run(
+                                    options,
+                                    generated,
+                                    minutes.max(1),
+                                )
+                                .await
+                            }
+                            None => {
+                                crate::frontends::eval::generated::run(options, generated).await
+                            }
+                        }
+                    })
                 }
             }
         }

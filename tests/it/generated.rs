@@ -144,3 +144,38 @@ fn a_generated_schedule_plays_end_to_end_with_the_fuzzed_brain_and_says_how_to_r
         "{stdout}"
     );
 }
+
+#[test]
+fn a_one_minute_soak_overlaps_schedules_on_one_cluster_and_leaves_nothing_running() {
+    let _slot = support::heavy("eval");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("soak");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_operator-tui"))
+        .args([
+            "--db",
+            dir.path().join("op.db").to_str().unwrap(),
+            "eval",
+            "--suite",
+            "generated",
+            "--minutes",
+            "1",
+            "--seed",
+            "100",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("soak.json")).unwrap()).unwrap();
+    assert_eq!(report["engine_survived"], true, "{report}");
+    // A new schedule every 15 to 25 s over a minute: three or four of them.
+    let schedules = report["schedules"].as_array().unwrap().len();
+    assert!((3..=4).contains(&schedules), "{schedules}");
+    assert_eq!(report["processes_left"], serde_json::json!([]), "{report}");
+    assert!(report["resources"].as_array().unwrap().len() >= 4, "{report}");
+    assert!(report["resources"][0]["rss_mb"].as_f64().unwrap() > 1.0);
+    // A fault the local target cannot apply (a partition) is never drawn.
+    assert_eq!(report["disturbance_errors"], serde_json::json!([]), "{report}");
+}

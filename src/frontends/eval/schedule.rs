@@ -5,7 +5,8 @@
 //! schedule, so a failing one is replayed by its seed alone. Pure.
 
 use operator_protocol::{
-    ChaosSpec, DisturbanceSpec, DrawnDisturbance, DrawnRange, Family, Loses, ParamKind, Params,
+    ChaosSpec, DisturbanceSpec, DrawnDisturbance, DrawnRange, Family, Loses, ParamKind, ParamSpec,
+    Params,
 };
 use serde::Serialize;
 
@@ -120,18 +121,35 @@ pub fn process_specs(nodes: &[String]) -> Vec<DisturbanceSpec> {
     ]
 }
 
+/// The parameter of a fault that names the node it hits: a node, or a choice among nodes.
+pub fn node_param<'a>(chaos: &'a ChaosSpec, nodes: &[String]) -> Option<&'a ParamSpec> {
+    chaos.params.iter().find(|p| match &p.kind {
+        ParamKind::Node => true,
+        ParamKind::Enum { values } => {
+            !values.is_empty() && values.iter().all(|v| nodes.contains(v))
+        }
+        _ => false,
+    })
+}
+
 /// The chaos catalog as disturbances: the same faults, applied behind the operator's back.
-pub fn catalog_specs(chaos: &[ChaosSpec], nodes: &[String]) -> Vec<DisturbanceSpec> {
+/// Faults the target cannot apply (a partition on plain processes) are left out.
+pub fn catalog_specs(
+    chaos: &[ChaosSpec],
+    nodes: &[String],
+    can: impl Fn(operator_protocol::Disturbance) -> bool,
+) -> Vec<DisturbanceSpec> {
     chaos
         .iter()
+        .filter(|c| c.needs.iter().all(|n| can(*n)))
         .map(|c| DisturbanceSpec {
             name: c.name.clone(),
             family: Family::Catalog,
-            description: format!("chaos {}: {}", c.name, c.description),
-            targets: if c.params.iter().any(|p| p.kind == ParamKind::Node) {
-                nodes.to_vec()
-            } else {
-                vec![]
+            description: format!("chaos {} on {{target}}: {}", c.name, c.description),
+            targets: match node_param(c, nodes).map(|p| &p.kind) {
+                Some(ParamKind::Enum { values }) => values.clone(),
+                Some(_) => nodes.to_vec(),
+                None => vec![],
             },
             params: c
                 .params
@@ -322,9 +340,15 @@ mod tests {
             ],
             needs: vec![],
         }];
-        let specs = catalog_specs(&chaos, &["node-1".into()]);
+        let specs = catalog_specs(&chaos, &["node-1".into()], |_| true);
         assert_eq!(specs[0].family, Family::Catalog);
         assert_eq!(specs[0].targets, vec!["node-1".to_string()]);
         assert_eq!(specs[0].params, vec![DrawnRange::new("ms", 50, 2_000)]);
+        // A fault the target cannot apply is not drawn.
+        let partition = ChaosSpec {
+            needs: vec![operator_protocol::Disturbance::Isolate],
+            ..chaos[0].clone()
+        };
+        assert!(catalog_specs(&[partition], &["node-1".into()], |_| false).is_empty());
     }
 }

@@ -356,10 +356,11 @@ impl RateLimiterDrills {
         // What the nodes say they allowed, per counter; None once a node does not answer.
         let mut backed: Option<BTreeMap<String, u64>> = Some(BTreeMap::new());
         for (node, url) in &self.endpoints.nodes {
-            let serving = matches!(
+            let answers = matches!(
                 http.get(format!("{url}/health")).send().await,
                 Ok(r) if r.status().is_success()
             );
+            let serving = answers && !self.bypassing(&http, &node.0, url).await;
             healthy += usize::from(serving);
             world
                 .processes
@@ -396,6 +397,31 @@ impl RateLimiterDrills {
             world.unreadable.push(REDIS_NODE.into());
         }
         world
+    }
+
+    /// Whether the node made decisions without asking Redis since the last look (its own
+    /// `rl_checks_total{source="skipped"}` grew): it answers, but it does not limit.
+    async fn bypassing(&self, http: &reqwest::Client, node: &str, url: &str) -> bool {
+        let Ok(answer) = http.get(format!("{url}/metrics")).send().await else {
+            return false;
+        };
+        let Ok(counters) =
+            crate::observe::NodeCounters::parse(&answer.text().await.unwrap_or_default())
+        else {
+            return false;
+        };
+        let skipped: f64 = counters
+            .checks
+            .iter()
+            .filter(|((_, source), _)| source == "skipped")
+            .map(|(_, v)| v)
+            .sum();
+        let before = self
+            .bypassed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(node.to_string(), skipped);
+        before.is_some_and(|b| skipped > b)
     }
 
     async fn process(&self, node: &NodeId, serving: bool) -> ProcessSeen {

@@ -22,6 +22,9 @@ pub struct RateLimiterDrills {
     pub(crate) password: Mutex<Option<String>>,
     /// Drills that keep acting while they last (a loop of signals, a load).
     running: Mutex<BTreeMap<String, tokio::task::JoinHandle<()>>>,
+    /// Per node, how many decisions it had made without asking Redis at the world sampler's
+    /// last look: a node whose count grew answers, but does not serve what it should.
+    pub(crate) bypassed: Mutex<BTreeMap<String, f64>>,
 }
 
 pub(crate) fn failed(what: &str, e: impl std::fmt::Display) -> ContractError {
@@ -35,6 +38,7 @@ impl RateLimiterDrills {
             target,
             password: Mutex::new(None),
             running: Mutex::new(BTreeMap::new()),
+            bypassed: Mutex::new(BTreeMap::new()),
         })
     }
 

@@ -9,11 +9,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use color_eyre::eyre::Result;
-use operator_protocol::{ActionRequest, Brain, Family, Subject, UNKNOWN_ROOT_CAUSE, unix_now_ms};
+use operator_protocol::{
+    ActionRequest, Brain, DisturbanceSpec, Disturber, Family, Subject, UNKNOWN_ROOT_CAUSE,
+    unix_now_ms,
+};
 use serde::Serialize;
 
 mod player;
 mod report;
+pub mod soak;
 
 use player::{Player, Sampler};
 
@@ -86,11 +90,7 @@ pub async fn run(options: EvalOptions, generated: GeneratedOptions) -> Result<()
     let mut grades = Vec::new();
     let mut brain_name = String::new();
     for seed in generated.seed..generated.seed + generated.count {
-        let brain: Arc<dyn Brain> = if generated.fuzz {
-            Arc::new(super::fuzzed::FuzzedBrain { seed })
-        } else {
-            crate::brains::choose(&options.brain).map_err(|e| crate::user_error!("{e}"))?
-        };
+        let brain = brain_for(seed, &options, &generated)?;
         brain_name = if generated.fuzz {
             "fuzzed".into()
         } else {
@@ -144,18 +144,8 @@ async fn run_schedule(
         let _ = cluster.stop().await;
         return failed(None, "this deployment has no disturbances".into());
     };
-    let nodes: Vec<String> = cluster
-        .deployment
-        .target
-        .nodes()
-        .iter()
-        .map(|n| n.0.clone())
-        .collect();
     let subject = cluster.deployment.subject.clone();
-    let mut vocabulary = schedule::process_specs(&nodes);
-    vocabulary.extend(disturber.disturbances());
-    vocabulary.extend(schedule::catalog_specs(&subject.chaos(), &nodes));
-    let drawn = schedule::draw(seed, &vocabulary);
+    let drawn = schedule::draw(seed, &vocabulary(&cluster, disturber.as_ref()));
     let player = Player::new(
         cluster.deployment.target.clone(),
         subject.clone(),
@@ -177,6 +167,39 @@ async fn run_schedule(
         }
         (Err(e), _) | (_, Err(e)) => failed(Some(&drawn), format!("{e:#}")),
     }
+}
+
+/// Everything a schedule on this cluster can draw from: the eval's own signals and people on
+/// every process, the subject's disturbances, its chaos catalog.
+fn vocabulary(cluster: &EvalCluster, disturber: &dyn Disturber) -> Vec<DisturbanceSpec> {
+    let nodes: Vec<String> = cluster
+        .deployment
+        .target
+        .nodes()
+        .iter()
+        .map(|n| n.0.clone())
+        .collect();
+    let mut vocabulary = schedule::process_specs(&nodes);
+    vocabulary.extend(disturber.disturbances());
+    let target = &cluster.deployment.target;
+    vocabulary.extend(schedule::catalog_specs(
+        &cluster.deployment.subject.chaos(),
+        &nodes,
+        |needs| target.can(needs),
+    ));
+    vocabulary
+}
+
+/// The brain that answers tickets for the schedule drawn from `seed`.
+fn brain_for(
+    seed: u64,
+    options: &EvalOptions,
+    generated: &GeneratedOptions,
+) -> Result<Arc<dyn Brain>> {
+    if generated.fuzz {
+        return Ok(Arc::new(super::fuzzed::FuzzedBrain { seed }));
+    }
+    crate::brains::choose(&options.brain).map_err(|e| crate::user_error!("{e}"))
 }
 
 /// Plays the schedule while sampling the world; returns the history the oracle reads.
@@ -259,6 +282,46 @@ fn named(tickets: &[Ticket], end_ms: u64) -> Vec<Named> {
         .collect()
 }
 
+/// Every action that ran (it passed its gates and was attempted, and no premise stopped it),
+/// with when it started and ended.
+fn ran_actions(
+    store: &Store,
+    subject: &dyn Subject,
+    end_ms: u64,
+) -> Result<Vec<(Action, ActionSeen)>> {
+    let mut ran = Vec::new();
+    for a in store
+        .actions(None, 10_000)?
+        .into_iter()
+        .filter(|a| a.attempts > 0 && a.status != ActionStatus::PremiseFailed)
+    {
+        let events = store.action_events(a.id)?;
+        let Some(started_ms) = events
+            .iter()
+            .find(|e| e.to == ActionStatus::Executing)
+            .map(|e| e.at_ms)
+        else {
+            continue;
+        };
+        let ended_ms = events
+            .iter()
+            .filter(|e| e.at_ms >= started_ms && e.to.is_final())
+            .map(|e| e.at_ms)
+            .next()
+            .unwrap_or(end_ms);
+        let seen = ActionSeen {
+            id: a.id.0,
+            name: a.name.clone(),
+            objects: objects_of(&a, subject),
+            started_ms,
+            ended_ms,
+            reverses_operator: a.undoes.is_some(),
+        };
+        ran.push((a, seen));
+    }
+    Ok(ran)
+}
+
 fn grade_schedule(
     drawn: &Schedule,
     mut history: History,
@@ -267,36 +330,7 @@ fn grade_schedule(
     subject: &dyn Subject,
 ) -> Result<ScheduleGrade> {
     let end_ms = unix_now_ms();
-    let actions = store.actions(None, 500)?;
-    let mut ran = Vec::new();
-    for a in actions
-        .iter()
-        .filter(|a| a.attempts > 0 && a.status != ActionStatus::PremiseFailed)
-    {
-        let events = store.action_events(a.id)?;
-        let started = events
-            .iter()
-            .find(|e| e.to == ActionStatus::Executing)
-            .map(|e| e.at_ms);
-        let Some(started_ms) = started else { continue };
-        let ended_ms = events
-            .iter()
-            .filter(|e| e.at_ms >= started_ms && e.to.is_final())
-            .map(|e| e.at_ms)
-            .next()
-            .unwrap_or(end_ms);
-        ran.push((
-            a,
-            ActionSeen {
-                id: a.id.0,
-                name: a.name.clone(),
-                objects: objects_of(a, subject),
-                started_ms,
-                ended_ms,
-                reverses_operator: a.undoes.is_some(),
-            },
-        ));
-    }
+    let ran = ran_actions(store, subject, end_ms)?;
     history.actions = ran.iter().map(|(_, seen)| seen.clone()).collect();
     history.named = named(tickets, end_ms);
     let harms = oracle::judge(&history);

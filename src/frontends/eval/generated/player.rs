@@ -9,12 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use operator_protocol::{
-    ChaosRequest, DeploymentTarget, Disturber, Family, Loses, NodeId, ParamKind, Subject, World,
-    unix_now_ms,
+    ChaosRequest, DeploymentTarget, Disturber, Family, Loses, NodeId, Subject, World, unix_now_ms,
 };
 
 use super::super::oracle::{Disturbed, History, PersonChange};
-use super::super::schedule::{Schedule, Step};
+use super::super::schedule::{self, Schedule, Step};
 
 /// How often the sampler reads the world.
 const SAMPLE_EVERY: Duration = Duration::from_millis(250);
@@ -92,14 +91,14 @@ impl Player {
             }
             (Family::Catalog, name) => {
                 let mut params = d.params.clone();
-                let node_param = self
-                    .subject
-                    .chaos()
-                    .into_iter()
+                let nodes: Vec<String> = self.target.nodes().into_iter().map(|n| n.0).collect();
+                let chaos = self.subject.chaos();
+                let node_param = chaos
+                    .iter()
                     .find(|c| c.name == name)
-                    .and_then(|c| c.params.into_iter().find(|p| p.kind == ParamKind::Node));
+                    .and_then(|c| schedule::node_param(c, &nodes));
                 if let (Some(p), Some(target)) = (node_param, &d.target) {
-                    params.insert(p.name, target.clone().into());
+                    params.insert(p.name.clone(), target.clone().into());
                 }
                 let request = ChaosRequest {
                     name: name.to_string(),
