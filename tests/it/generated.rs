@@ -166,7 +166,11 @@ fn a_one_minute_soak_overlaps_schedules_on_one_cluster_and_leaves_nothing_runnin
         ])
         .output()
         .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("soak.json")).unwrap()).unwrap();
     assert_eq!(report["engine_survived"], true, "{report}");
@@ -174,8 +178,15 @@ fn a_one_minute_soak_overlaps_schedules_on_one_cluster_and_leaves_nothing_runnin
     let schedules = report["schedules"].as_array().unwrap().len();
     assert!((3..=4).contains(&schedules), "{schedules}");
     assert_eq!(report["processes_left"], serde_json::json!([]), "{report}");
-    assert!(report["resources"].as_array().unwrap().len() >= 4, "{report}");
+    assert!(
+        report["resources"].as_array().unwrap().len() >= 4,
+        "{report}"
+    );
     assert!(report["resources"][0]["rss_mb"].as_f64().unwrap() > 1.0);
     // A fault the local target cannot apply (a partition) is never drawn.
-    assert_eq!(report["disturbance_errors"], serde_json::json!([]), "{report}");
+    assert_eq!(
+        report["disturbance_errors"],
+        serde_json::json!([]),
+        "{report}"
+    );
 }

@@ -413,6 +413,61 @@ async fn a_node_stopped_on_purpose_is_left_to_whoever_stopped_it() {
     cluster.finish().await;
 }
 
+/// Redis stopped with SIGTERM by someone about to start it again (an upgrade, other
+/// settings): as for a node, a clean exit is theirs. Nothing restarts Redis meanwhile (a
+/// restart would race them for its port), and the ticket resolves once they have started it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stopped_on_purpose_is_left_to_whoever_stopped_it() {
+    let _slot = support::one_cluster_at_a_time();
+    let cluster = Loop::start(Mode::Execute).await;
+    cluster.wait_healthy().await;
+    let deployment = cluster.deployment.as_ref().unwrap();
+    let redis = operator_protocol::NodeId::from("redis");
+    let pid = deployment.target.describe(&redis).await.unwrap()["pid"]
+        .as_u64()
+        .unwrap();
+    // SAFETY: SIGTERM to Redis's process, as a person's `kill` (or `redis-cli shutdown`) does.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    let opened = cluster
+        .wait_for(
+            "a diagnosed redis_disconnected ticket",
+            Duration::from_secs(20),
+            |s| {
+                s.tickets(50).unwrap().into_iter().find(|t| {
+                    t.invariant == "redis_disconnected" && t.timeline.diagnosed_ms.is_some()
+                })
+            },
+        )
+        .await;
+    let diagnosis = cluster.store().diagnoses(opened.id).unwrap().remove(0);
+    assert_eq!(
+        diagnosis.body["root_cause"]["category"], "redis_stopped_deliberately",
+        "{}",
+        diagnosis.body
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let described = deployment.target.describe(&redis).await.unwrap();
+    assert_eq!(described["state"], "exited", "{described}");
+    assert_eq!(described["exit_status"], "exit code 0", "{described}");
+    deployment.target.start(&redis).await.unwrap();
+    cluster
+        .wait_for("its resolution", Duration::from_secs(45), |s| {
+            s.ticket(opened.id)
+                .unwrap()
+                .filter(|t| t.status == TicketStatus::Resolved)
+        })
+        .await;
+    let restarts: Vec<_> = cluster
+        .store()
+        .actions(None, 50)
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.name == "restart_redis" && a.attempts > 0)
+        .collect();
+    assert!(restarts.is_empty(), "{restarts:?}");
+    cluster.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approve_mode_waits_for_an_approval_from_another_process() {
     let _slot = support::one_cluster_at_a_time();
