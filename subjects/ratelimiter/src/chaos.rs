@@ -13,8 +13,76 @@ use crate::{RateLimiterSubject, str_param};
 pub const DEFAULT_KEY: &str = "demo-hot";
 const DEFAULT_NODE: &str = "node-2";
 
+named_enum!(
+    /// Every fault in the rate limiter's chaos catalog. The catalog and the dispatch both match
+    /// on it, so a fault cannot be listed without being injectable, or the other way round.
+    ChaosName {
+        KillNode => "kill_node",
+        PauseNode => "pause_node",
+        KillRedis => "kill_redis",
+        NodeLatency => "node_latency",
+        CounterDrift => "counter_drift",
+        PartitionNode => "partition_node",
+        GhostAllow => "ghost_allow",
+    }
+);
+
+/// A chaos request parsed once, at the subject's boundary, into the fault it injects.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RateLimiterChaos {
+    KillNode { node: NodeId },
+    PauseNode { node: NodeId },
+    KillRedis,
+    NodeLatency { node: NodeId, ms: u64 },
+    CounterDrift { key: String, units: u64 },
+    PartitionNode { node: NodeId },
+    GhostAllow { node: NodeId },
+}
+
+impl RateLimiterChaos {
+    pub fn parse(request: &ChaosRequest) -> ContractResult<Self> {
+        let name = ChaosName::parse(&request.name).ok_or_else(|| {
+            ContractError::NotFound(format!(
+                "the rate limiter has no chaos {}; see `chaos list`",
+                request.name
+            ))
+        })?;
+        let p = &request.params;
+        let node = || NodeId::from(str_param(p, "node", DEFAULT_NODE));
+        let int =
+            |name: &str, default: u64| p.get(name).and_then(|v| v.as_u64()).unwrap_or(default);
+        Ok(match name {
+            ChaosName::KillNode => Self::KillNode { node: node() },
+            ChaosName::PauseNode => Self::PauseNode { node: node() },
+            ChaosName::KillRedis => Self::KillRedis,
+            ChaosName::NodeLatency => Self::NodeLatency {
+                node: node(),
+                ms: int("ms", 150),
+            },
+            ChaosName::CounterDrift => Self::CounterDrift {
+                key: str_param(p, "key", DEFAULT_KEY).to_string(),
+                units: int("units", 150),
+            },
+            ChaosName::PartitionNode => Self::PartitionNode { node: node() },
+            ChaosName::GhostAllow => Self::GhostAllow { node: node() },
+        })
+    }
+
+    /// The node it hits, if it hits one of the rate limiter's nodes.
+    fn node(&self) -> Option<&NodeId> {
+        match self {
+            Self::KillNode { node }
+            | Self::PauseNode { node }
+            | Self::NodeLatency { node, .. }
+            | Self::PartitionNode { node }
+            | Self::GhostAllow { node } => Some(node),
+            Self::KillRedis | Self::CounterDrift { .. } => None,
+        }
+    }
+}
+
 fn spec(
-    name: &str,
+    name: ChaosName,
     description: &str,
     root_cause: &str,
     invariant: &str,
@@ -23,7 +91,7 @@ fn spec(
 ) -> ChaosSpec {
     ChaosSpec {
         needs: needs.to_vec(),
-        name: name.into(),
+        name: name.as_str().into(),
         description: description.into(),
         root_cause: root_cause.into(),
         expected_invariant: invariant.into(),
@@ -49,7 +117,7 @@ pub fn specs(nodes: &[String]) -> Vec<ChaosSpec> {
     };
     vec![
         spec(
-            "kill_node",
+            ChaosName::KillNode,
             "SIGKILL a rate limiter node",
             "process_crash",
             NODE_DOWN,
@@ -57,7 +125,7 @@ pub fn specs(nodes: &[String]) -> Vec<ChaosSpec> {
             &[Disturbance::Kill],
         ),
         spec(
-            "pause_node",
+            ChaosName::PauseNode,
             "SIGSTOP a node: it holds its port but answers nothing",
             "process_stalled",
             NODE_DOWN,
@@ -65,7 +133,7 @@ pub fn specs(nodes: &[String]) -> Vec<ChaosSpec> {
             &[Disturbance::Pause],
         ),
         spec(
-            "kill_redis",
+            ChaosName::KillRedis,
             "SIGKILL the cluster's Redis",
             "redis_down",
             REDIS_DISCONNECTED,
@@ -73,7 +141,7 @@ pub fn specs(nodes: &[String]) -> Vec<ChaosSpec> {
             &[Disturbance::Kill],
         ),
         spec(
-            "node_latency",
+            ChaosName::NodeLatency,
             "Make every check on a node wait (default 150 ms)",
             "node_slow",
             HIGH_LATENCY,
@@ -88,7 +156,7 @@ pub fn specs(nodes: &[String]) -> Vec<ChaosSpec> {
             &[],
         ),
         spec(
-            "counter_drift",
+            ChaosName::CounterDrift,
             "Add units to a key's current counter in Redis behind the nodes' backs (default demo-hot, 150)",
             "counter_corruption",
             COUNTER_DRIFT,
@@ -106,7 +174,7 @@ pub fn specs(nodes: &[String]) -> Vec<ChaosSpec> {
             &[],
         ),
         spec(
-            "partition_node",
+            ChaosName::PartitionNode,
             "Cut a node off the cluster's network (needs a target that can partition: docker)",
             "network_partition",
             NODE_DOWN,
@@ -114,7 +182,7 @@ pub fn specs(nodes: &[String]) -> Vec<ChaosSpec> {
             &[Disturbance::Isolate],
         ),
         spec(
-            "ghost_allow",
+            ChaosName::GhostAllow,
             "Make a node answer allowed without asking Redis",
             "node_bypassing_redis",
             GHOST_ALLOWING,
@@ -154,9 +222,10 @@ impl RateLimiterSubject {
         request: &ChaosRequest,
         target: &dyn DeploymentTarget,
     ) -> ContractResult<ChaosOutcome> {
-        let p = &request.params;
-        let node = str_param(p, "node", DEFAULT_NODE).to_string();
-        if self.endpoints().node_url(&node).is_none() {
+        let chaos = RateLimiterChaos::parse(request)?;
+        if let Some(node) = chaos.node()
+            && self.endpoints().node_url(&node.0).is_none()
+        {
             return Err(ContractError::Refused(format!(
                 "no node {node}; the nodes are {}",
                 self.endpoints().node_ids().join(", ")
@@ -169,20 +238,20 @@ impl RateLimiterSubject {
                 effective_ms: None,
             })
         };
-        match request.name.as_str() {
-            "kill_node" => {
-                target.kill(&NodeId(node.clone())).await?;
-                outcome(&node, format!("killed {node} (SIGKILL)"))
+        match chaos {
+            RateLimiterChaos::KillNode { node } => {
+                target.kill(&node).await?;
+                outcome(&node.0, format!("killed {node} (SIGKILL)"))
             }
-            "partition_node" => {
-                target.isolate(&NodeId(node.clone())).await?;
-                outcome(&node, format!("cut {node} off the network"))
+            RateLimiterChaos::PartitionNode { node } => {
+                target.isolate(&node).await?;
+                outcome(&node.0, format!("cut {node} off the network"))
             }
-            "pause_node" => {
-                target.pause(&NodeId(node.clone())).await?;
-                outcome(&node, format!("paused {node} (SIGSTOP)"))
+            RateLimiterChaos::PauseNode { node } => {
+                target.pause(&node).await?;
+                outcome(&node.0, format!("paused {node} (SIGSTOP)"))
             }
-            "kill_redis" => {
+            RateLimiterChaos::KillRedis => {
                 if !self.endpoints().redis_managed {
                     return Err(ContractError::Refused(
                         "Redis is not managed by operator-tui (--redis-url); kill it yourself"
@@ -192,19 +261,17 @@ impl RateLimiterSubject {
                 target.kill(&NodeId::from(REDIS_NODE)).await?;
                 outcome(REDIS_NODE, "killed redis (SIGKILL)".into())
             }
-            "node_latency" => {
-                let ms = p.get("ms").and_then(|v| v.as_u64()).unwrap_or(150);
-                self.node_request(&node, "/chaos/latency", json!({ "ms": ms }))
+            RateLimiterChaos::NodeLatency { node, ms } => {
+                self.node_request(&node.0, "/chaos/latency", json!({ "ms": ms }))
                     .await?;
-                outcome(&node, format!("{node} now adds {ms} ms to every check"))
+                outcome(&node.0, format!("{node} now adds {ms} ms to every check"))
             }
-            "ghost_allow" => {
-                self.node_request(&node, "/chaos/ghost", json!({})).await?;
-                outcome(&node, format!("{node} now allows without asking Redis"))
+            RateLimiterChaos::GhostAllow { node } => {
+                self.node_request(&node.0, "/chaos/ghost", json!({}))
+                    .await?;
+                outcome(&node.0, format!("{node} now allows without asking Redis"))
             }
-            "counter_drift" => {
-                let key = str_param(p, "key", DEFAULT_KEY).to_string();
-                let units = p.get("units").and_then(|v| v.as_u64()).unwrap_or(150);
+            RateLimiterChaos::CounterDrift { key, units } => {
                 self.wait_until_comparable(&key).await?;
                 let state = self
                     .admin(
@@ -235,9 +302,51 @@ impl RateLimiterSubject {
                     effective_ms: Some(effective_ms),
                 })
             }
-            other => Err(ContractError::NotFound(format!(
-                "the rate limiter has no chaos {other}; see `chaos list`"
-            ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(name: &str, params: serde_json::Value) -> ChaosRequest {
+        ChaosRequest {
+            name: name.into(),
+            params: serde_json::from_value(params).unwrap(),
+        }
+    }
+
+    #[test]
+    fn every_listed_fault_parses_and_nothing_unlisted_does() {
+        let nodes = vec!["node-1".to_string(), "node-2".to_string()];
+        let listed = specs(&nodes);
+        assert_eq!(listed.len(), ChaosName::ALL.len());
+        for spec in &listed {
+            RateLimiterChaos::parse(&request(&spec.name, serde_json::json!({}))).unwrap();
+        }
+        let unknown = RateLimiterChaos::parse(&request("melt_node", serde_json::json!({})));
+        assert!(matches!(unknown, Err(ContractError::NotFound(m)) if m.contains("chaos list")));
+    }
+
+    #[test]
+    fn parameters_are_read_once_with_their_defaults() {
+        assert_eq!(
+            RateLimiterChaos::parse(&request(
+                "node_latency",
+                serde_json::json!({ "node": "node-1" })
+            )),
+            Ok(RateLimiterChaos::NodeLatency {
+                node: NodeId::from("node-1"),
+                ms: 150
+            })
+        );
+        assert_eq!(
+            RateLimiterChaos::parse(&request("counter_drift", serde_json::json!({ "units": 7 }))),
+            Ok(RateLimiterChaos::CounterDrift {
+                key: DEFAULT_KEY.into(),
+                units: 7
+            })
+        );
     }
 }

@@ -18,8 +18,27 @@ const ABUSER_LIMIT: u64 = 50;
 /// How long one probe of the world may take per part.
 const PROBE: Duration = Duration::from_millis(400);
 
+named_enum!(
+    /// Every disturbance the rate limiter offers the generated eval: its list and its dispatch
+    /// both match on it.
+    DisturbanceName {
+        RedisClientPause => "redis_client_pause",
+        RedisMaxmemory => "redis_maxmemory",
+        RedisEviction => "redis_eviction",
+        RedisMaxclients => "redis_maxclients",
+        RedisPassword => "redis_password",
+        RedisScriptFlush => "redis_script_flush",
+        RedisFlushall => "redis_flushall",
+        RedisClientKill => "redis_client_kill",
+        RedisLongScript => "redis_long_script",
+        TrafficBurst => "traffic_burst",
+        TrafficManyKeys => "traffic_many_keys",
+        TrafficOverLimit => "traffic_over_limit",
+    }
+);
+
 fn spec(
-    name: &str,
+    name: DisturbanceName,
     family: Family,
     description: &str,
     params: Vec<DrawnRange>,
@@ -27,7 +46,7 @@ fn spec(
     loses: Loses,
 ) -> DisturbanceSpec {
     DisturbanceSpec {
-        name: name.into(),
+        name: name.as_str().into(),
         family,
         description: description.into(),
         targets: vec![],
@@ -51,10 +70,11 @@ const POLICIES: [&str; 3] = ["allkeys-lru", "allkeys-random", "volatile-ttl"];
 
 /// Everything the rate limiter adds to the eval's own signals and people.
 pub fn specs() -> Vec<DisturbanceSpec> {
+    use DisturbanceName::*;
     use Family::*;
     vec![
         lasting(spec(
-            "redis_client_pause",
+            RedisClientPause,
             Dependency,
             "CLIENT PAUSE {ms} ALL on Redis (what failover tooling does)",
             vec![DrawnRange::log("ms", 500, 40_000)],
@@ -62,7 +82,7 @@ pub fn specs() -> Vec<DisturbanceSpec> {
             Loses::Nothing,
         )),
         spec(
-            "redis_maxmemory",
+            RedisMaxmemory,
             Dependency,
             "CONFIG SET maxmemory {kb}kb on Redis (noeviction: writes refused once full)",
             vec![DrawnRange::log("kb", 600, 20_000)],
@@ -70,7 +90,7 @@ pub fn specs() -> Vec<DisturbanceSpec> {
             Loses::Nothing,
         ),
         spec(
-            "redis_eviction",
+            RedisEviction,
             Dependency,
             "CONFIG SET maxmemory {kb}kb with an evicting policy (#{policy}) on Redis",
             vec![
@@ -81,7 +101,7 @@ pub fn specs() -> Vec<DisturbanceSpec> {
             Loses::State,
         ),
         spec(
-            "redis_maxclients",
+            RedisMaxclients,
             Dependency,
             "CONFIG SET maxclients {clients} on Redis, and its clients dropped",
             vec![DrawnRange::new("clients", 1, 16)],
@@ -89,7 +109,7 @@ pub fn specs() -> Vec<DisturbanceSpec> {
             Loses::Nothing,
         ),
         spec(
-            "redis_password",
+            RedisPassword,
             Dependency,
             "CONFIG SET requirepass on Redis, and every client dropped",
             vec![],
@@ -97,7 +117,7 @@ pub fn specs() -> Vec<DisturbanceSpec> {
             Loses::Nothing,
         ),
         spec(
-            "redis_script_flush",
+            RedisScriptFlush,
             Dependency,
             "SCRIPT FLUSH on Redis: every loaded script forgotten",
             vec![],
@@ -105,7 +125,7 @@ pub fn specs() -> Vec<DisturbanceSpec> {
             Loses::Nothing,
         ),
         spec(
-            "redis_flushall",
+            RedisFlushall,
             Dependency,
             "FLUSHALL on Redis: every count and limit gone",
             vec![],
@@ -113,7 +133,7 @@ pub fn specs() -> Vec<DisturbanceSpec> {
             Loses::State,
         ),
         spec(
-            "redis_client_kill",
+            RedisClientKill,
             Dependency,
             "CLIENT KILL TYPE normal on Redis: every connection dropped once",
             vec![],
@@ -121,7 +141,7 @@ pub fn specs() -> Vec<DisturbanceSpec> {
             Loses::Nothing,
         ),
         lasting(spec(
-            "redis_long_script",
+            RedisLongScript,
             Dependency,
             "a script that keeps Redis busy for {ms} ms, from another client",
             vec![DrawnRange::log("ms", 100, 8_000)],
@@ -129,7 +149,7 @@ pub fn specs() -> Vec<DisturbanceSpec> {
             Loses::Nothing,
         )),
         spec(
-            "traffic_burst",
+            TrafficBurst,
             Traffic,
             "a burst of {rate} checks a second on one key",
             vec![DrawnRange::log("rate", 200, 3_000)],
@@ -137,7 +157,7 @@ pub fn specs() -> Vec<DisturbanceSpec> {
             Loses::Nothing,
         ),
         spec(
-            "traffic_many_keys",
+            TrafficManyKeys,
             Traffic,
             "{rate} checks a second spread over {keys} keys",
             vec![
@@ -148,7 +168,7 @@ pub fn specs() -> Vec<DisturbanceSpec> {
             Loses::Nothing,
         ),
         spec(
-            "traffic_over_limit",
+            TrafficOverLimit,
             Traffic,
             "one client sending {rate} checks a second on a key limited to 50 a second",
             vec![DrawnRange::log("rate", 100, 1_500)],
@@ -220,31 +240,33 @@ impl RateLimiterDrills {
 
     pub(crate) async fn disturb(&self, d: &DrawnDisturbance) -> ContractResult<()> {
         let int = |name: &str| d.int(name, 0).to_string();
-        match d.name.as_str() {
-            "redis_client_pause" => {
+        let name = DisturbanceName::parse(&d.name)
+            .ok_or_else(|| ContractError::NotFound(format!("no disturbance {}", d.name)))?;
+        match name {
+            DisturbanceName::RedisClientPause => {
                 self.redis_now(&["CLIENT", "PAUSE", &int("ms"), "ALL"])
                     .await
             }
-            "redis_maxmemory" => {
+            DisturbanceName::RedisMaxmemory => {
                 self.redis_now(&["CONFIG", "SET", "maxmemory-policy", "noeviction"])
                     .await?;
                 self.redis_now(&["CONFIG", "SET", "maxmemory", &format!("{}kb", int("kb"))])
                     .await
             }
-            "redis_eviction" => {
+            DisturbanceName::RedisEviction => {
                 let policy = POLICIES[d.int("policy", 0).clamp(0, 2) as usize];
                 self.redis_now(&["CONFIG", "SET", "maxmemory-policy", policy])
                     .await?;
                 self.redis_now(&["CONFIG", "SET", "maxmemory", &format!("{}kb", int("kb"))])
                     .await
             }
-            "redis_maxclients" => {
+            DisturbanceName::RedisMaxclients => {
                 self.redis_now(&["CONFIG", "SET", "maxclients", &int("clients")])
                     .await?;
                 self.redis_now(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])
                     .await
             }
-            "redis_password" => {
+            DisturbanceName::RedisPassword => {
                 let password = format!("generated-{}", std::process::id());
                 self.redis_now(&["CONFIG", "SET", "requirepass", &password])
                     .await?;
@@ -252,13 +274,13 @@ impl RateLimiterDrills {
                 self.redis_now(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])
                     .await
             }
-            "redis_script_flush" => self.redis_now(&["SCRIPT", "FLUSH"]).await,
-            "redis_flushall" => self.redis_now(&["FLUSHALL"]).await,
-            "redis_client_kill" => {
+            DisturbanceName::RedisScriptFlush => self.redis_now(&["SCRIPT", "FLUSH"]).await,
+            DisturbanceName::RedisFlushall => self.redis_now(&["FLUSHALL"]).await,
+            DisturbanceName::RedisClientKill => {
                 self.redis_now(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])
                     .await
             }
-            "redis_long_script" => {
+            DisturbanceName::RedisLongScript => {
                 let mut conn = self.redis(self.password_now().as_deref()).await?;
                 let ms = int("ms");
                 // Busy on purpose: Redis serves nobody else until the script returns.
@@ -275,7 +297,7 @@ impl RateLimiterDrills {
                 });
                 Ok(())
             }
-            "traffic_burst" => {
+            DisturbanceName::TrafficBurst => {
                 self.traffic(
                     &d.name,
                     d.int("rate", 500) as f64,
@@ -285,7 +307,7 @@ impl RateLimiterDrills {
                 );
                 Ok(())
             }
-            "traffic_many_keys" => {
+            DisturbanceName::TrafficManyKeys => {
                 self.traffic(
                     &d.name,
                     d.int("rate", 500) as f64,
@@ -295,7 +317,7 @@ impl RateLimiterDrills {
                 );
                 Ok(())
             }
-            "traffic_over_limit" => {
+            DisturbanceName::TrafficOverLimit => {
                 self.set_limit("abuser-generated", ABUSER_LIMIT).await?;
                 self.traffic(
                     &d.name,
@@ -306,29 +328,28 @@ impl RateLimiterDrills {
                 );
                 Ok(())
             }
-            other => Err(ContractError::NotFound(format!("no disturbance {other}"))),
         }
     }
 
     pub(crate) async fn undisturb(&self, d: &DrawnDisturbance) -> ContractResult<()> {
         self.stop_running(&d.name);
-        match d.name.as_str() {
+        match DisturbanceName::parse(&d.name) {
             // It ends by itself, and a paused Redis may not even take a new connection to
             // hear UNPAUSE: a courtesy, not a step that can fail.
-            "redis_client_pause" => {
+            Some(DisturbanceName::RedisClientPause) => {
                 let _ = self.redis_now(&["CLIENT", "UNPAUSE"]).await;
                 Ok(())
             }
-            "redis_maxmemory" | "redis_eviction" => {
+            Some(DisturbanceName::RedisMaxmemory | DisturbanceName::RedisEviction) => {
                 self.redis_now(&["CONFIG", "SET", "maxmemory", "0"]).await?;
                 self.redis_now(&["CONFIG", "SET", "maxmemory-policy", "noeviction"])
                     .await
             }
-            "redis_maxclients" => {
+            Some(DisturbanceName::RedisMaxclients) => {
                 self.redis_now(&["CONFIG", "SET", "maxclients", "10000"])
                     .await
             }
-            "redis_password" => {
+            Some(DisturbanceName::RedisPassword) => {
                 if self.password_now().is_some() {
                     self.redis_now(&["CONFIG", "SET", "requirepass", ""])
                         .await?;
@@ -505,5 +526,34 @@ impl Disturber for RateLimiterDrills {
 
     fn world(&self) -> BoxFuture<'_, World> {
         Box::pin(self.sample_world())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_disturbance_is_listed_once_with_ranges_that_hold() {
+        let listed = specs();
+        assert_eq!(listed.len(), DisturbanceName::ALL.len());
+        for spec in &listed {
+            assert!(
+                DisturbanceName::parse(&spec.name).is_some(),
+                "{}",
+                spec.name
+            );
+            for range in &spec.params {
+                assert!(
+                    range.min <= range.max && (!range.log_scale || range.min > 0),
+                    "{range:?}"
+                );
+                assert!(
+                    spec.description.contains(&format!("{{{}}}", range.name)),
+                    "{}",
+                    spec.name
+                );
+            }
+        }
     }
 }
