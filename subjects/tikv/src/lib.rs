@@ -3,12 +3,17 @@
 //! the subject (observe, act, chaos, runbook), and a PD-compatible simulator with its target.
 
 pub mod actions;
+mod chaos;
 pub mod facts;
 pub mod invariants;
 pub mod metrics;
+mod observe;
 pub mod pd;
 pub mod prometheus;
+mod remedies;
+mod runbook;
 pub mod subject;
 pub mod telemetry;
+mod tools;
 #[cfg(feature = "tikv-client")]
 pub mod workload;

@@ -1,0 +1,114 @@
+//! TiKV's read-only tools for brains and premises: stores, PD members, the cluster, PD's
+//! operators, metrics, logs and regions, in PD's own terms.
+
+use operator_protocol::*;
+use serde_json::{Value, json};
+
+use crate::facts::*;
+use crate::subject::*;
+
+pub fn specs() -> Vec<ToolSpec> {
+    vec![
+    ToolSpec { name: "store_detail".into(), description: "A store as PD reports it: state, whether it heartbeats, leaders, regions, slow score".into(), params: vec![ParamSpec::new("store", "store-N", ParamKind::String { max_len: 32 })] },
+    ToolSpec { name: "pd_member".into(), description: "A PD member as PD's health check reports it: healthy, whether it leads, how many members serve".into(), params: vec![ParamSpec::new("member", "the member's name, e.g. pd2", ParamKind::String { max_len: 64 })] },
+    ToolSpec { name: "cluster_overview".into(), description: "PD's leader and members, every store, the region checks, the workload".into(), params: vec![] },
+    ToolSpec { name: "operators".into(), description: "Operators PD is running".into(), params: vec![] },
+    ToolSpec { name: "metric_query".into(), description: "Read metrics: a PromQL instant query when Prometheus is configured, else a selector like tikv_raftstore_region_count{type=\"leader\"} over the latest scrape of PD and every store (labelled by instance)".into(), params: vec![ParamSpec::new("query", "PromQL, or a metric name with label matchers", ParamKind::String { max_len: 400 })] },
+    ToolSpec { name: "log_tail".into(), description: "The last lines of a node's log (a store like store-2, or a PD member like pd1)".into(), params: vec![ParamSpec::new("node", "store-N or pdN", ParamKind::String { max_len: 32 }), ParamSpec { required: false, ..ParamSpec::new("lines", "how many lines (default 30)", ParamKind::Integer { min: 1, max: MAX_LOG_LINES as i64 }) }] },
+    ToolSpec { name: "region_detail".into(), description: "A region as PD reports it: peers and their stores, leader, down and pending peers".into(), params: vec![ParamSpec::new("region", "region id", ParamKind::Integer { min: 1, max: i64::MAX })] },
+]
+}
+
+impl TikvSubject {
+    pub(crate) async fn run_tool(
+        &self,
+        call: &ToolCall,
+        target: &dyn DeploymentTarget,
+    ) -> ContractResult<Value> {
+        match call.tool.as_str() {
+            "store_detail" => {
+                let store = store_param(&call.args)?;
+                let info = self.pd.store(store).await.map_err(pd_error)?;
+                // `heartbeating` saves a runbook from listing states: PD only calls a store
+                // Disconnected or Down once its heartbeats stop.
+                let heartbeating = !info.store.state_name.is_silent();
+                let mut detail = json!({ "store": store_node(store), "state_name": info.store.state_name, "heartbeating": heartbeating, "leader_count": info.status.leader_count, "region_count": info.status.region_count, "slow_score": info.status.slow_score, "status_address": info.store.status_address });
+                // The store's own metrics come from the latest observation (a tick old
+                // at most): whether its status server answers tells a dead process from
+                // one that only lost PD.
+                if let Some(own) = self.last_store_facts(store) {
+                    detail["status_server_answers"] = json!(own.metrics_error.is_none());
+                    detail["status_server_error"] = json!(own.metrics_error);
+                    detail["append_log_ms"] =
+                        json!(own.metrics.as_ref().and_then(|m| m.append_log_ms));
+                    detail["own_metrics"] = json!(own.metrics);
+                    detail["leader_eviction"] = json!(own.leader_eviction);
+                    detail["leaders_evicted_by_someone_else"] = json!(matches!(
+                        own.leader_eviction,
+                        Some(LeaderEviction::BySomeoneElse | LeaderEviction::ByPd)
+                    ));
+                }
+                Ok(detail)
+            }
+            "metric_query" => {
+                let query = text_param(&call.args, "query")?;
+                let mut samples = self
+                    .telemetry
+                    .query(query)
+                    .await
+                    .map_err(ContractError::Permanent)?;
+                let total = samples.len();
+                samples.truncate(MAX_QUERY_SAMPLES);
+                Ok(
+                    json!({ "source": self.telemetry.describe(), "samples": samples, "total": total, "truncated": total > MAX_QUERY_SAMPLES }),
+                )
+            }
+            "log_tail" => {
+                let node = text_param(&call.args, "node")?;
+                let lines = call.args.get("lines").and_then(Value::as_u64).unwrap_or(30);
+                let lines = target
+                    .tail_logs(&NodeId::from(node), lines.min(MAX_LOG_LINES) as usize)
+                    .await?;
+                Ok(json!({ "node": node, "lines": lines }))
+            }
+            "pd_member" => {
+                let name = text_param(&call.args, "member")?;
+                let health = self.pd.health().await.map_err(pd_error)?;
+                let member = health.iter().find(|m| m.name == name).ok_or_else(|| {
+                    let known: Vec<&str> = health.iter().map(|m| m.name.as_str()).collect();
+                    ContractError::Refused(format!(
+                        "PD has no member {name}; it has {}",
+                        known.join(", ")
+                    ))
+                })?;
+                let leader = self.pd.leader().await.ok().flatten().map(|m| m.name);
+                Ok(json!({
+                    "member": name,
+                    "healthy": member.health,
+                    "leads": leader.as_deref() == Some(name),
+                    "leader": leader,
+                    "healthy_members": health.iter().filter(|m| m.health).count(),
+                    "members": health.len(),
+                }))
+            }
+            "cluster_overview" => Ok(serde_json::to_value(self.facts().await).unwrap_or_default()),
+            "operators" => Ok(json!(self.pd.operators().await.map_err(pd_error)?)),
+            "region_detail" => {
+                let id = int_param(&call.args, "region")?;
+                let region =
+                    self.pd.region(id).await.map_err(pd_error)?.ok_or_else(|| {
+                        ContractError::NotFound(format!("PD knows no region {id}"))
+                    })?;
+                Ok(json!({
+                    "region": region.id,
+                    "stores": region.peers.iter().map(|p| store_node(p.store_id)).collect::<Vec<_>>(),
+                    "leader": (region.leader.store_id != 0).then(|| store_node(region.leader.store_id)),
+                    "leader_store_id": (region.leader.store_id != 0).then_some(region.leader.store_id),
+                    "down_stores": Self::brief(&region).down_stores,
+                    "pending_peers": region.pending_peers.len(),
+                }))
+            }
+            other => Err(ContractError::NotFound(format!("TiKV has no tool {other}"))),
+        }
+    }
+}
