@@ -463,6 +463,18 @@ pub fn calibration(grades: &[Grade]) -> (Vec<CalibrationBucket>, Option<f64>) {
     calibration_of(&scored)
 }
 
+/// A named cause at or above this confidence that was wrong is counted on its own: the gates
+/// for disruptive and destructive actions sit above it.
+pub const SURE: f64 = 0.9;
+
+/// Of (confidence, was right) pairs: how many were at ≥ 90 % and wrong.
+pub fn wrong_when_sure(scored: &[(f64, bool)]) -> usize {
+    scored
+        .iter()
+        .filter(|(c, right)| *c >= SURE && !right)
+        .count()
+}
+
 /// The same over (confidence, was right) pairs.
 pub fn calibration_of(scored: &[(f64, bool)]) -> (Vec<CalibrationBucket>, Option<f64>) {
     let scored: Vec<(f64, bool)> = scored
@@ -700,5 +712,12 @@ mod tests {
         assert_eq!(quantile(&[300, 100, 200], 0.5), Some(200));
         assert_eq!(quantile(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 0.9), Some(9));
         assert_eq!(quantile(&[7], 0.9), Some(7));
+    }
+
+    #[test]
+    fn a_wrong_cause_is_counted_as_sure_only_at_ninety_percent_or_more() {
+        let scored = [(0.99, false), (0.9, false), (0.89, false), (0.95, true)];
+        assert_eq!(wrong_when_sure(&scored), 2);
+        assert_eq!(wrong_when_sure(&[]), 0);
     }
 }

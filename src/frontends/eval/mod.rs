@@ -81,6 +81,8 @@ struct Report {
     scenarios: Vec<ScenarioSummary>,
     calibration: Vec<grade::CalibrationBucket>,
     brier_score: Option<f64>,
+    /// Named causes at ≥ 90 % confidence that were wrong.
+    wrong_when_sure: usize,
     runs: Vec<Grade>,
 }
 
@@ -393,21 +395,29 @@ fn calibration_markdown(report: &Report) -> String {
         "Brier score {brier} (0 is perfect; always answering 50 % scores 0.25).",
         &report.calibration,
         report.brier_score,
+        report.wrong_when_sure,
     )
 }
 
-/// A calibration section: `intro` (with `{brier}` for the score), then the buckets' table;
-/// nothing when no diagnosis had a confidence to grade.
+/// A calibration section: `intro` (with `{brier}` for the score), how many named causes at
+/// ≥ 90 % were wrong, then the buckets' table; nothing when no diagnosis had a confidence to
+/// grade.
 fn calibration_section(
     intro: &str,
     buckets: &[grade::CalibrationBucket],
     brier: Option<f64>,
+    wrong_when_sure: usize,
 ) -> String {
     let Some(brier) = brier else {
         return String::new();
     };
+    let sure: usize = buckets
+        .iter()
+        .filter(|b| b.mean_confidence >= grade::SURE)
+        .map(|b| b.diagnoses)
+        .sum();
     let mut md = format!(
-        "\n## Calibration\n\n{}\n\n| confidence | diagnoses | mean confidence | right |\n|---|---|---|---|\n",
+        "\n## Calibration\n\n{} Named causes at ≥ 90 % that were wrong: {wrong_when_sure} (of about {sure} that sure).\n\n| confidence | diagnoses | mean confidence | right |\n|---|---|---|---|\n",
         intro.replace("{brier}", &format!("{brier:.3}"))
     );
     for b in buckets {
@@ -497,7 +507,13 @@ fn build_report(subject: &str, brain: &str, replay: bool, grades: Vec<Grade>) ->
         .collect();
     let faults: Vec<&Grade> = grades.iter().filter(|g| !g.control).collect();
     let (calibration, brier_score) = grade::calibration(&grades);
+    let scored: Vec<(f64, bool)> = grades
+        .iter()
+        .filter(|g| !g.control)
+        .filter_map(|g| Some((g.confidence?, g.root_cause_correct)))
+        .collect();
     Report {
+        wrong_when_sure: grade::wrong_when_sure(&scored),
         harmful_actions: grades.iter().map(|g| g.harmful_actions).sum(),
         calibration,
         brier_score,

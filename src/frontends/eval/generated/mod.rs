@@ -32,8 +32,6 @@ const SETTLE: Duration = Duration::from_secs(40);
 /// Watched after the last disturbance at least this long, so what an action did afterwards
 /// is sampled.
 const AFTERWARDS: Duration = Duration::from_secs(8);
-/// A named cause at or above this confidence that was wrong is counted on its own.
-const SURE: f64 = 0.9;
 
 #[derive(Debug, Clone)]
 pub struct GeneratedOptions {
@@ -361,10 +359,8 @@ fn grade_schedule(
             }
         }
     }
-    let wrong_sure = calibrated
-        .iter()
-        .filter(|(_, c, right)| *c >= SURE && !right)
-        .count();
+    let scored: Vec<(f64, bool)> = calibrated.iter().map(|(_, c, r)| (*c, *r)).collect();
+    let wrong_sure = super::grade::wrong_when_sure(&scored);
     let ended = |t: &&Ticket| {
         matches!(
             t.status,

@@ -125,14 +125,11 @@ fn markdown(report: &GeneratedReport) -> String {
             md.push_str(&format!("| {k} | {n} |\n"));
         }
     }
-    md.push_str(&format!(
-        "\nNamed causes at ≥ 90 % that were wrong: {}.\n",
-        report.wrong_sure
-    ));
     md.push_str(&crate::frontends::eval::calibration_section(
         "Diagnoses of catalog faults in these schedules, set against the fault's truth. Brier score {brier}.",
         &report.calibration,
         report.brier_score,
+        report.wrong_sure,
     ));
     let harmful: Vec<&ScheduleGrade> = report
         .runs
