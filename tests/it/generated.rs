@@ -190,3 +190,113 @@ fn a_one_minute_soak_overlaps_schedules_on_one_cluster_and_leaves_nothing_runnin
         "{report}"
     );
 }
+
+/// The player applies each family's primitive from outside and logs what a person did and
+/// what was disturbed, with targets and what it lost, for the oracle: a person restarting
+/// node-3, Redis stopped for a moment, a FLUSHALL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_player_applies_and_undoes_each_step_and_logs_people_and_disturbances() {
+    use operator_protocol::{Family, Loses, NodeId};
+    use operator_tui::frontends::eval::generated::player::Player;
+    use operator_tui::frontends::eval::schedule::{Schedule, Step};
+
+    let _slot = support::one_cluster_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let args = DeploySpec {
+        subject: SubjectName::Ratelimiter,
+        target: TargetName::Local,
+        ..DeploySpec::default()
+    };
+    let deployment = deploy::bring_up(&args, dir.path(), &|_| {})
+        .await
+        .expect("the local cluster starts");
+    let node3 = NodeId::from("node-3");
+    let pid = deployment.target.describe(&node3).await.unwrap()["pid"].clone();
+    let step = |at_ms, family, name: &str, target: Option<&str>, hold_ms, deliberate, loses| Step {
+        at_ms,
+        family,
+        disturbance: DrawnDisturbance {
+            name: name.into(),
+            target: target.map(String::from),
+            params: Default::default(),
+        },
+        hold_ms,
+        lasts_ms: 0,
+        description: name.into(),
+        loses,
+        deliberate,
+    };
+    let schedule = Schedule {
+        seed: 1,
+        steps: vec![
+            step(
+                0,
+                Family::Person,
+                "person_restart",
+                Some("node-3"),
+                Some(1_500),
+                true,
+                Loses::Nothing,
+            ),
+            step(
+                200,
+                Family::Process,
+                "stop_once",
+                Some("redis"),
+                Some(800),
+                false,
+                Loses::Nothing,
+            ),
+            step(
+                1_200,
+                Family::Dependency,
+                "redis_flushall",
+                None,
+                None,
+                false,
+                Loses::State,
+            ),
+        ],
+    };
+    let player = Player::new(
+        deployment.target.clone(),
+        deployment.subject.clone(),
+        deployment.disturber.clone().unwrap(),
+    );
+    player.play(1, &schedule).await;
+    let (history, errors) = player.take_log();
+    assert!(errors.is_empty(), "{errors:?}");
+    let people: Vec<(&str, &str)> = history
+        .people
+        .iter()
+        .map(|p| (p.object.as_str(), p.what.as_str()))
+        .collect();
+    assert_eq!(
+        people,
+        vec![
+            ("node-3", "person_restart"),
+            ("node-3", "finished by hand: person_restart")
+        ]
+    );
+    let disturbed: Vec<(Option<&str>, bool)> = history
+        .disturbed
+        .iter()
+        .map(|d| (d.target.as_deref(), d.loses_state))
+        .collect();
+    // Logged as each ends: Redis's stop, the flush, then the person's restart.
+    assert_eq!(
+        disturbed,
+        vec![(Some("redis"), false), (None, true), (Some("node-3"), true)]
+    );
+    let after = deployment.target.describe(&node3).await.unwrap();
+    assert_eq!(after["state"], "running", "{after}");
+    assert_ne!(after["pid"], pid, "the person started a new node-3");
+    let redis = deployment
+        .target
+        .describe(&NodeId::from("redis"))
+        .await
+        .unwrap();
+    assert_eq!(redis["state"], "running", "{redis}");
+    drop(player);
+    drop(deployment);
+}

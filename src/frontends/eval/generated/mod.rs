@@ -15,7 +15,7 @@ use operator_protocol::{
 };
 use serde::Serialize;
 
-mod player;
+pub mod player;
 mod report;
 pub mod soak;
 
