@@ -31,6 +31,34 @@ pub fn brief(ticket: &Ticket) -> TicketBrief {
     }
 }
 
+/// A symptom that outlasted its cause's aftermath (the cause resolved, and the symptom, which
+/// should have healed by itself by now, is still there) goes to a person: nothing acted on it
+/// while it was the cause's doing, and nothing guesses at it now.
+pub fn outlasted_aftermath(state: &EngineState, now: Millis) -> Vec<Effect> {
+    state
+        .tickets
+        .iter()
+        .filter(|t| t.status == TicketStatus::Open && !state.diagnosing.contains(&t.id))
+        .filter_map(|t| {
+            state.outlasted_aftermath(t, now).then(|| {
+                let cause = state.recently_resolved.iter().find(|c| c.id == t.incident);
+                escalate(
+                    t.id,
+                    Cause::Engine,
+                    format!(
+                        "needs a human: {} on {} outlasted the aftermath of {} (ticket {}, resolved {:.1} s ago), which should have ended it by itself",
+                        t.invariant,
+                        t.target,
+                        cause.map_or("its cause", |c| c.invariant.as_str()),
+                        t.incident.0,
+                        now.saturating_sub(cause.and_then(|c| c.timeline.resolved_ms).unwrap_or(now)) as f64 / 1000.0,
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
 /// Open tickets go to the brain, oldest first, while fewer than the limit are being diagnosed.
 /// A symptom waits while its incident's cause is open (the cause's remedy is the incident's
 /// one plan), and a ticket that may be a symptom first waits the settle period for its cause
@@ -44,7 +72,7 @@ pub fn start_diagnoses(state: &EngineState, now: Millis) -> Vec<Effect> {
         .tickets
         .iter()
         .filter(|t| t.status == TicketStatus::Open && !state.diagnosing.contains(&t.id))
-        .filter(|t| !state.waits_for_its_cause(t))
+        .filter(|t| !state.waits_for_its_cause(t, now) && !state.outlasted_aftermath(t, now))
         .filter(|t| {
             !state.may_be_a_symptom(&t.invariant)
                 || now.saturating_sub(t.timeline.opened_ms) >= state.settle_ms()

@@ -120,7 +120,7 @@ fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launch
         return vec![cancel(action, Cause::Policy, "the kill switch is on")];
     }
     let ticket = action.ticket_id.and_then(|id| state.ticket(id));
-    if ticket.is_some_and(|t| t.status == TicketStatus::Held || state.waits_for_its_cause(t)) {
+    if ticket.is_some_and(|t| t.status == TicketStatus::Held || state.waits_for_its_cause(t, now)) {
         return vec![];
     }
     if action.approval == Some(Approval::Rejected) {

@@ -126,6 +126,14 @@ fn incident_of(state: &EngineState, violation: &Violation, now: Millis) -> Incid
     if let Some(cause) = open().find(|t| brings_about(&t.invariant, &violation.invariant)) {
         return IncidentLink::SymptomOf(cause.incident);
     }
+    // A cause already resolved whose aftermath is still passing: what shows now is its doing
+    // (a count that drifted while Redis was away), not a problem of its own.
+    if let Some(cause) = state.recently_resolved.iter().rev().find(|t| {
+        let outlasts = state.outlasts_ms(&t.invariant, &violation.invariant);
+        outlasts > 0 && now < t.timeline.resolved_ms.unwrap_or(0) + outlasts
+    }) {
+        return IncidentLink::SymptomOf(cause.incident);
+    }
     let adopts: BTreeSet<TicketId> = open()
         .filter(|t| brings_about(&violation.invariant, &t.invariant))
         .map(|t| t.incident)

@@ -174,6 +174,7 @@ struct Shell {
 /// The rows the decisions read, as one blocking read returns them.
 struct Rows {
     tickets: Vec<Ticket>,
+    recently_resolved: Vec<Ticket>,
     actions: Vec<Action>,
     mode: Mode,
     kill_switch: bool,
@@ -404,6 +405,13 @@ impl Shell {
             now.saturating_sub(self.state.config.fix_hold_window.as_millis() as Millis);
         let clears_since =
             now.saturating_sub(self.state.config.intermittent_window.as_millis() as Millis);
+        // Resolved causes whose symptoms may still be their aftermath (none when no
+        // consequence outlasts its cause), twice as far back so a symptom that outlasted it
+        // is still seen to have, and handed over, however late a step comes.
+        let aftermath_since = match self.state.longest_aftermath_ms() {
+            0 => now,
+            longest => now.saturating_sub(2 * longest),
+        };
         // What the state held before, to tell what another writer changed meanwhile.
         let tickets_before = self.state.tickets.clone();
         let actions_before = self.state.actions.clone();
@@ -423,6 +431,7 @@ impl Shell {
                     changed_actions.extend(store.action(*id)?);
                 }
                 let tickets = store.active_tickets()?;
+                let recently_resolved = store.resolved_since(aftermath_since)?;
                 let actions = store.engine_actions()?;
                 // Rows another process changed (the command line in another terminal): a
                 // ticket it resolved leaves the active set, so it is read again.
@@ -444,6 +453,7 @@ impl Shell {
                 }
                 Ok(Rows {
                     tickets,
+                    recently_resolved,
                     actions,
                     mode: store.mode()?.unwrap_or(Mode::Approve),
                     kill_switch: store.kill_switch()?,
@@ -458,6 +468,7 @@ impl Shell {
             .await?;
         let settings_before = (self.state.mode, self.state.kill_switch);
         self.state.tickets = rows.tickets;
+        self.state.recently_resolved = rows.recently_resolved;
         self.state.actions = rows.actions;
         self.state.mode = rows.mode;
         self.state.kill_switch = rows.kill_switch;

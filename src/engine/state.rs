@@ -40,6 +40,9 @@ pub struct EngineState {
     pub kill_switch: bool,
     /// Every ticket that is not resolved, oldest first.
     pub tickets: Vec<Ticket>,
+    /// Tickets resolved within the longest aftermath a consequence declares, oldest first:
+    /// causes whose symptoms may still be passing.
+    pub recently_resolved: Vec<Ticket>,
     /// Every action of those tickets, and every action still live, oldest first.
     pub actions: Vec<Action>,
     /// Injections recent enough to explain a new ticket, newest first.
@@ -79,6 +82,7 @@ impl EngineState {
             mode: Mode::Approve,
             kill_switch: false,
             tickets: Vec::new(),
+            recently_resolved: Vec::new(),
             actions: Vec::new(),
             recent_chaos: Vec::new(),
             recent_fixes: Vec::new(),
@@ -91,9 +95,47 @@ impl EngineState {
         }
     }
 
-    /// A symptom whose incident's cause is still open: the cause's remedy comes first.
-    pub fn waits_for_its_cause(&self, ticket: &Ticket) -> bool {
-        ticket.is_symptom() && self.ticket(ticket.incident).is_some()
+    /// A symptom whose incident's cause is still open (the cause's remedy comes first), or
+    /// whose cause has ended and whose aftermath is still passing (it may heal by itself).
+    pub fn waits_for_its_cause(&self, ticket: &Ticket, now: Millis) -> bool {
+        ticket.is_symptom()
+            && (self.ticket(ticket.incident).is_some()
+                || self.aftermath_ends(ticket).is_some_and(|end| now < end))
+    }
+
+    /// How long `symptom` may outlast `cause` by itself (0: it ends with it).
+    pub fn outlasts_ms(&self, cause: &str, symptom: &str) -> Millis {
+        self.consequences
+            .iter()
+            .filter(|c| c.cause == cause && c.symptom == symptom)
+            .map(|c| c.outlasts_ms)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// For a symptom whose cause has been resolved and which may outlast it: when that
+    /// aftermath ends.
+    pub fn aftermath_ends(&self, symptom: &Ticket) -> Option<Millis> {
+        let cause = self
+            .recently_resolved
+            .iter()
+            .find(|t| t.id == symptom.incident)?;
+        let outlasts = self.outlasts_ms(&cause.invariant, &symptom.invariant);
+        (outlasts > 0).then(|| cause.timeline.resolved_ms.unwrap_or(0) + outlasts)
+    }
+
+    /// A symptom still there after its cause's aftermath has ended: for a person.
+    pub fn outlasted_aftermath(&self, symptom: &Ticket, now: Millis) -> bool {
+        self.aftermath_ends(symptom).is_some_and(|end| now >= end)
+    }
+
+    /// The longest aftermath any consequence declares: how far back resolved tickets matter.
+    pub fn longest_aftermath_ms(&self) -> Millis {
+        self.consequences
+            .iter()
+            .map(|c| c.outlasts_ms)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Whether `name` (a node, a key, a store) is what `ticket` or a ticket of its incident is

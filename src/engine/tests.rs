@@ -448,6 +448,87 @@ fn problems_on_one_node_that_open_together_are_one_incident_and_others_are_their
     );
 }
 
+/// Redis trouble resolved at NOW; a count that drifted meanwhile heals at its window's end,
+/// which the subject declares as 10 s of aftermath.
+fn resolved_cause_with_aftermath() -> EngineState {
+    let mut state = state();
+    state.consequences =
+        vec![Consequence::new("redis_disconnected", "counter_drift").outlasting(10_000)];
+    let mut cause = ticket(7, TicketStatus::Resolved);
+    cause.invariant = "redis_disconnected".into();
+    cause.timeline.resolved_ms = Some(NOW);
+    state.recently_resolved = vec![cause];
+    state
+}
+
+#[test]
+fn what_shows_in_a_resolved_causes_aftermath_joins_its_incident_and_nothing_acts_on_it() {
+    let mut state = resolved_cause_with_aftermath();
+    let seen = |now| {
+        decide(
+            &state,
+            Input::Observed(Ok((
+                observation(&[]),
+                vec![violation("counter_drift", "demo-1")],
+            ))),
+            now,
+            0.5,
+        )
+    };
+    let effects = seen(NOW + 3_000);
+    assert_eq!(
+        opened_incident(&effects),
+        vec![IncidentLink::SymptomOf(TicketId(7))],
+        "3 s after the cause resolved, a drift is its aftermath"
+    );
+    let late = seen(NOW + 11_000);
+    assert_eq!(
+        opened_incident(&late),
+        vec![IncidentLink::Cause { adopts: vec![] }],
+        "once the aftermath has passed, a new drift is a problem of its own"
+    );
+
+    let mut drift = ticket(8, TicketStatus::Open);
+    drift.invariant = "counter_drift".into();
+    drift.target = "demo-1".into();
+    drift.incident = TicketId(7);
+    state.tickets = vec![drift];
+    let during = advance(&state, NOW + 9_000);
+    assert!(
+        !during.contains(&Effect::StartDiagnosis(TicketId(8))),
+        "{during:?}"
+    );
+    assert!(ticket_statuses(&during).is_empty(), "{during:?}");
+}
+
+#[test]
+fn a_symptom_that_outlasts_its_causes_aftermath_goes_to_a_person_not_to_a_remedy() {
+    let mut state = resolved_cause_with_aftermath();
+    let mut drift = ticket(8, TicketStatus::Open);
+    drift.invariant = "counter_drift".into();
+    drift.target = "demo-1".into();
+    drift.incident = TicketId(7);
+    state.tickets = vec![drift];
+    let after = advance(&state, NOW + 10_000);
+    assert!(
+        !after.contains(&Effect::StartDiagnosis(TicketId(8))),
+        "{after:?}"
+    );
+    let statuses = ticket_statuses(&after);
+    assert_eq!(statuses.len(), 1, "{after:?}");
+    assert_eq!(statuses[0].1, TicketStatus::Escalated);
+    assert!(
+        statuses[0]
+            .2
+            .as_deref()
+            .is_some_and(|r| r.contains("outlasted the aftermath of redis_disconnected (ticket 7")),
+        "{statuses:?}"
+    );
+    // A consequence that ends with its cause keeps the old way: what is left is diagnosed.
+    state.consequences = vec![Consequence::new("redis_disconnected", "counter_drift")];
+    assert!(advance(&state, NOW + 10_000).contains(&Effect::StartDiagnosis(TicketId(8))));
+}
+
 #[test]
 fn a_ticket_that_may_be_a_symptom_waits_the_settle_period_for_its_cause() {
     let mut state = with_consequences(state());

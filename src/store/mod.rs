@@ -401,6 +401,16 @@ impl Store {
             .collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Tickets resolved at or after `since_ms`, oldest first: causes whose aftermath may last.
+    pub fn resolved_since(&self, since_ms: Millis) -> Result<Vec<Ticket>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT * FROM tickets WHERE status = 'resolved' AND resolved_ms >= ?1 ORDER BY id",
+        )?;
+        Ok(stmt
+            .query_map([since_ms as i64], ticket_from_row)?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Every action of an active ticket, and every live action, oldest first: what the
     /// engine decides over.
     pub fn engine_actions(&self) -> Result<Vec<Action>> {

@@ -125,6 +125,11 @@ pub trait Subject: Send + Sync {
 pub struct Consequence {
     pub cause: String,
     pub symptom: String,
+    /// How long the symptom may outlast its cause by itself, in milliseconds (a count that
+    /// drifted while Redis was away heals at its window's end): while it does, it is still the
+    /// cause's aftermath, and nothing acts on it. 0: it ends with its cause.
+    #[serde(default)]
+    pub outlasts_ms: u64,
 }
 
 impl Consequence {
@@ -132,6 +137,15 @@ impl Consequence {
         Self {
             cause: cause.into(),
             symptom: symptom.into(),
+            outlasts_ms: 0,
+        }
+    }
+
+    /// The symptom may outlast its cause by `ms` by itself.
+    pub fn outlasting(self, ms: u64) -> Self {
+        Self {
+            outlasts_ms: ms,
+            ..self
         }
     }
 }
