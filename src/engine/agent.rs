@@ -39,22 +39,22 @@ pub fn outlasted_aftermath(state: &EngineState, now: Millis) -> Vec<Effect> {
         .tickets
         .iter()
         .filter(|t| t.status == TicketStatus::Open && !state.diagnosing.contains(&t.id))
-        .filter_map(|t| {
-            state.outlasted_aftermath(t, now).then(|| {
-                let cause = state.recently_resolved.iter().find(|c| c.id == t.incident);
-                escalate(
-                    t.id,
-                    Cause::Engine,
-                    format!(
-                        "needs a human: {} on {} outlasted the aftermath of {} (ticket {}, resolved {:.1} s ago), which should have ended it by itself",
-                        t.invariant,
-                        t.target,
-                        cause.map_or("its cause", |c| c.invariant.as_str()),
-                        t.incident.0,
-                        now.saturating_sub(cause.and_then(|c| c.timeline.resolved_ms).unwrap_or(now)) as f64 / 1000.0,
-                    ),
-                )
-            })
+        .filter(|t| state.outlasted_aftermath(t, now))
+        .map(|t| {
+            let cause = state.recently_resolved.iter().find(|c| c.id == t.incident);
+            let resolved_ms = cause.and_then(|c| c.timeline.resolved_ms).unwrap_or(now);
+            escalate(
+                t.id,
+                Cause::Engine,
+                format!(
+                    "needs a human: {} on {} outlasted the aftermath of {} (ticket {}, resolved {:.1} s ago), which should have ended it by itself",
+                    t.invariant,
+                    t.target,
+                    cause.map_or("its cause", |c| c.invariant.as_str()),
+                    t.incident.0,
+                    now.saturating_sub(resolved_ms) as f64 / 1000.0,
+                ),
+            )
         })
         .collect()
 }
