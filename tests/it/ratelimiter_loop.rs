@@ -167,7 +167,7 @@ fn is_zombie(pid: u64) -> bool {
 }
 
 /// Injects a fault in execute mode and follows it to a verified resolution.
-async fn closed_loop(chaos: &str, invariant: &str) {
+async fn closed_loop(chaos: &str, invariant: &str, action: &str) {
     let _slot = support::one_cluster_at_a_time();
     let cluster = Loop::start(Mode::Execute).await;
     cluster.wait_healthy().await;
@@ -227,6 +227,24 @@ async fn closed_loop(chaos: &str, invariant: &str) {
     );
     let actions = store.actions(Some(opened.id), 10).unwrap();
     assert!(!actions.is_empty() && actions.iter().all(|a| a.status == ActionStatus::Completed));
+    assert!(
+        actions.iter().all(|a| a.name == action),
+        "{chaos}: {actions:?}"
+    );
+    if action == "repair_counter" {
+        // Only the 150 units written behind the nodes' backs go: what they allowed stays.
+        let outcome = actions[0].outcome.clone().unwrap_or_default();
+        let removed: u64 = outcome
+            .strip_prefix("removed ")
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{outcome}"));
+        let left: u64 = outcome
+            .rsplit_once("(now ")
+            .and_then(|(_, n)| n.trim_end_matches(')').parse().ok())
+            .unwrap_or_else(|| panic!("{outcome}"));
+        assert!((1..=150).contains(&removed) && left > 0, "{outcome}");
+    }
     eprintln!(
         "{chaos}: detected in {ttd} ms, resolved {:.2} s after injection",
         end_to_end.as_secs_f64()
@@ -236,32 +254,32 @@ async fn closed_loop(chaos: &str, invariant: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_is_restarted_and_verified() {
-    closed_loop("kill_node", "node_down").await;
+    closed_loop("kill_node", "node_down", "restart_node").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_node_is_restarted_and_verified() {
-    closed_loop("pause_node", "node_down").await;
+    closed_loop("pause_node", "node_down", "restart_node").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_redis_is_restarted_and_verified() {
-    closed_loop("kill_redis", "redis_disconnected").await;
+    closed_loop("kill_redis", "redis_disconnected", "restart_redis").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_node_is_found_by_its_p99_and_restarted() {
-    closed_loop("node_latency", "high_latency").await;
+    closed_loop("node_latency", "high_latency", "restart_node").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_corrupted_counter_is_found_and_reset() {
-    closed_loop("counter_drift", "counter_drift").await;
+async fn a_corrupted_counter_is_found_and_repaired_keeping_every_allowed_unit() {
+    closed_loop("counter_drift", "counter_drift", "repair_counter").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_allowing_without_redis_is_found_and_restarted() {
-    closed_loop("ghost_allow", "ghost_allowing").await;
+    closed_loop("ghost_allow", "ghost_allowing", "restart_node").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,7 +408,7 @@ async fn drift_after_redis_stalls_is_the_stalls_aftermath_and_no_count_is_reset(
         .actions(None, 200)
         .unwrap()
         .into_iter()
-        .filter(|a| a.name == "reset_counter" && a.attempts > 0)
+        .filter(|a| a.name.ends_with("_counter") && a.attempts > 0)
         .collect();
     assert!(resets.is_empty(), "{resets:?}");
     let open: Vec<_> = store

@@ -10,6 +10,7 @@ named_enum!(
     /// Every action the rate limiter has. The catalog and the dispatch both match on it, so
     /// an action cannot be described without being runnable, or the other way round.
     ActionName {
+        RepairCounter => "repair_counter",
         ResetCounter => "reset_counter",
         UpdateLimit => "update_limit",
         RestartNode => "restart_node",
@@ -21,6 +22,9 @@ named_enum!(
 /// A request parsed once at the subject's boundary into what will run.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RateLimiterAction {
+    RepairCounter {
+        key: String,
+    },
     ResetCounter {
         key: String,
     },
@@ -46,6 +50,9 @@ impl RateLimiterAction {
         let p = &request.params;
         let node = || text_param(p, "node").map(NodeId::from);
         Ok(match name {
+            ActionName::RepairCounter => Self::RepairCounter {
+                key: text_param(p, "key")?.to_string(),
+            },
             ActionName::ResetCounter => Self::ResetCounter {
                 key: text_param(p, "key")?.to_string(),
             },
@@ -88,7 +95,35 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
     let spec = |description: &str, params: Vec<ParamSpec>, risk: Risk| {
         ActionSpec::new(name.as_str(), description, params, risk)
     };
+    let disagrees = || Premise {
+        description: "the key's counter in Redis still disagrees with what the nodes allowed"
+            .into(),
+        any_of: vec![
+            key_excess(
+                "Redis holds more than the nodes allowed",
+                Expectation::Above { value: 0.0 },
+            ),
+            key_excess(
+                "Redis holds less than the nodes allowed",
+                Expectation::Below { value: 0.0 },
+            ),
+        ],
+    };
     match name {
+        // What it buys is exact accounting; what it costs is nothing the nodes allowed: it
+        // takes away only units no node allowed, or puts back only units Redis lost.
+        ActionName::RepairCounter => ActionSpec {
+            acts_on: vec!["key".into()],
+            reversal: Reversal::irreversible(
+                "the units it removes were never allowed by any node, and the units it puts back were: neither is anyone's to have back",
+            ),
+            premises: vec![disagrees()],
+            ..spec(
+                "Make the key's counter in Redis agree with what the nodes allowed in its window: remove units no node allowed, or put back units Redis lost; the window's count of allowed units stays",
+                vec![key()],
+                Risk::Safe,
+            )
+        },
         ActionName::ResetCounter => ActionSpec {
             acts_on: vec!["key".into()],
             reversal: Reversal::irreversible(
@@ -97,14 +132,7 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
             destroys: Some(
                 "the key's count for the current window: its clients get a fresh quota".into(),
             ),
-            premises: vec![Premise {
-                description: "the key's counter in Redis still disagrees with what the nodes allowed"
-                    .into(),
-                any_of: vec![
-                    key_excess("Redis holds more than the nodes allowed", Expectation::Above { value: 0.0 }),
-                    key_excess("Redis holds less than the nodes allowed", Expectation::Below { value: 0.0 }),
-                ],
-            }],
+            premises: vec![disagrees()],
             ..spec(
                 "Start the key's counter afresh on every node (new generation; the current window's count is dropped)",
                 vec![key()],
@@ -249,6 +277,7 @@ impl RateLimiterSubject {
         target: &dyn DeploymentTarget,
     ) -> ContractResult<ActionOutcome> {
         let summary = match RateLimiterAction::parse(request)? {
+            RateLimiterAction::RepairCounter { key } => self.repair_counter(&key).await?,
             RateLimiterAction::ResetCounter { key } => {
                 let path = format!("/admin/keys/{}/reset", encode(&key));
                 let answer = self.admin(reqwest::Method::POST, &path, None).await?;
@@ -286,6 +315,54 @@ impl RateLimiterSubject {
             }
         };
         Ok(ActionOutcome { summary })
+    }
+}
+
+impl RateLimiterSubject {
+    /// Moves the key's counter by exactly its drift, as the latest observation measured it
+    /// (checks landing meanwhile move Redis and the nodes alike, so the drift stands), and
+    /// only if the counter is still the one measured: a window that ended took the drift with
+    /// it.
+    async fn repair_counter(&self, key: &str) -> ContractResult<String> {
+        let accounting = self
+            .last_facts()
+            .and_then(|f| f.keys.into_iter().find(|k| k.key == key))
+            .ok_or_else(|| ContractError::Retryable(format!("{key} has not been observed yet")))?;
+        if !accounting.comparable {
+            return Err(ContractError::Retryable(format!(
+                "{key}'s accounting is not exact right now ({}): nothing to repair against",
+                accounting
+                    .why_not
+                    .as_deref()
+                    .unwrap_or("a node is not watching its window")
+            )));
+        }
+        let drift = accounting.drift();
+        if drift == 0 {
+            return Ok(format!(
+                "{key} already agrees with the nodes: nothing to repair"
+            ));
+        }
+        const MOVE_IF_PRESENT: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then              return redis.call('INCRBY', KEYS[1], ARGV[1]) else return false end";
+        let mut conn = self.observer.redis();
+        let moved: Option<i64> = redis::cmd("EVAL")
+            .arg(MOVE_IF_PRESENT)
+            .arg(1)
+            .arg(&accounting.counter_key)
+            .arg(-drift)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| ContractError::Retryable(format!("repairing {key}: {e}")))?;
+        Ok(match moved {
+            Some(now) if drift > 0 => {
+                format!("removed {drift} units no node allowed from {key}'s counter (now {now})")
+            }
+            Some(now) => format!(
+                "put back {} units Redis had lost on {key}'s counter (now {now})",
+                -drift
+            ),
+            None => format!("{key}'s window ended before the repair: its drift went with it"),
+        })
     }
 }
 
