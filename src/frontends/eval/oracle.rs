@@ -148,6 +148,12 @@ fn disturbed_between(
     })
 }
 
+/// Whether a count's identity names `object` as one of its `:`-separated parts
+/// ("rl:cnt:demo-1:0:7" names demo-1, not demo-10).
+fn count_names(id: &str, object: &str) -> bool {
+    id.split(':').any(|part| part == object)
+}
+
 /// Another action that ran in `from..=to` and names something in `id` (a count's key names
 /// the key a reset was for): the loss of `id` is that action's, not this one's.
 fn another_names(
@@ -157,7 +163,7 @@ fn another_names(
     to: Millis,
     id: &str,
 ) -> bool {
-    let names = |a: &ActionSeen| a.objects.iter().any(|o| id.contains(o.as_str()));
+    let names = |a: &ActionSeen| a.objects.iter().any(|o| count_names(id, o));
     !names(action)
         && history.actions.iter().any(|other| {
             other.id != action.id
@@ -243,6 +249,10 @@ fn added_by_operator(history: &History) -> BTreeSet<String> {
         ) else {
             continue;
         };
+        // What the harness set meanwhile (a disturbance's own limit) is not the action's.
+        if disturbed_between(history, was.at_ms, is.at_ms, false, None) {
+            continue;
+        }
         for name in is.protections.keys() {
             if !was.protections.contains_key(name) {
                 added.insert(name.clone());
@@ -850,6 +860,12 @@ mod tests {
             (harms[0].kind, harms[0].action),
             (HarmKind::CountsDestroyed, Some(1))
         );
+    }
+
+    #[test]
+    fn a_count_names_a_key_only_as_a_whole_part_of_its_identity() {
+        assert!(count_names("rl:cnt:demo-1:0:7", "demo-1"));
+        assert!(!count_names("rl:cnt:demo-10:0:7", "demo-1"));
     }
 
     #[test]

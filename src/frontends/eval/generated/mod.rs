@@ -152,7 +152,7 @@ async fn run_schedule(
     let played = play(&cluster, &drawn, &player).await;
     let record = played.and_then(|history| {
         let store = cluster.store()?;
-        Ok((history, store.tickets(200)?, store))
+        Ok((history, store.tickets(100_000)?, store))
     });
     let left = cluster.stop().await;
     match (record, left) {
