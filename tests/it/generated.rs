@@ -10,6 +10,17 @@ use operator_tui::deploy::{self, DeploySpec, SubjectName, TargetName};
 
 use crate::support;
 
+async fn local_cluster(dir: &std::path::Path) -> deploy::Deployment {
+    let args = DeploySpec {
+        subject: SubjectName::Ratelimiter,
+        target: TargetName::Local,
+        ..DeploySpec::default()
+    };
+    deploy::bring_up(&args, dir, &|_| {})
+        .await
+        .expect("the local cluster starts")
+}
+
 fn disturbance(name: &str, params: serde_json::Value) -> DrawnDisturbance {
     DrawnDisturbance {
         name: name.into(),
@@ -22,14 +33,7 @@ fn disturbance(name: &str, params: serde_json::Value) -> DrawnDisturbance {
 async fn the_world_sampler_reads_counts_limits_and_processes_and_a_paused_redis_as_unreadable() {
     let _slot = support::one_cluster_at_a_time();
     let dir = tempfile::tempdir().unwrap();
-    let args = DeploySpec {
-        subject: SubjectName::Ratelimiter,
-        target: TargetName::Local,
-        ..DeploySpec::default()
-    };
-    let deployment = deploy::bring_up(&args, dir.path(), &|_| {})
-        .await
-        .expect("the local cluster starts");
+    let deployment = local_cluster(dir.path()).await;
     let disturber = deployment
         .disturber
         .clone()
@@ -202,14 +206,7 @@ async fn the_player_applies_and_undoes_each_step_and_logs_people_and_disturbance
 
     let _slot = support::one_cluster_at_a_time();
     let dir = tempfile::tempdir().unwrap();
-    let args = DeploySpec {
-        subject: SubjectName::Ratelimiter,
-        target: TargetName::Local,
-        ..DeploySpec::default()
-    };
-    let deployment = deploy::bring_up(&args, dir.path(), &|_| {})
-        .await
-        .expect("the local cluster starts");
+    let deployment = local_cluster(dir.path()).await;
     let node3 = NodeId::from("node-3");
     let pid = deployment.target.describe(&node3).await.unwrap()["pid"].clone();
     let step = |at_ms, family, name: &str, target: Option<&str>, hold_ms, deliberate, loses| Step {

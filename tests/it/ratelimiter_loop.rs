@@ -421,41 +421,45 @@ async fn drift_after_redis_stalls_is_the_stalls_aftermath_and_no_count_is_reset(
     cluster.finish().await;
 }
 
-/// node-3 stopped with SIGTERM by someone about to start it again (other flags, a new
-/// build): a clean exit is theirs. The operator says so, restarts nothing, and the ticket
-/// resolves once they have started it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_stopped_on_purpose_is_left_to_whoever_stopped_it() {
+/// `process` stopped with SIGTERM by someone about to start it again (other flags, a new
+/// build, an upgrade): a clean exit is theirs. The operator diagnoses `cause`, runs no
+/// `restart` (it would race them for the port), and the `invariant` ticket resolves once they
+/// have started it.
+async fn stopped_on_purpose_is_left_to_whoever_stopped_it(
+    process: &str,
+    invariant: &str,
+    cause: &str,
+    restart: &str,
+) {
     let _slot = support::one_cluster_at_a_time();
     let cluster = Loop::start(Mode::Execute).await;
     cluster.wait_healthy().await;
     let deployment = cluster.deployment.as_ref().unwrap();
-    let node = operator_protocol::NodeId::from("node-3");
+    let node = operator_protocol::NodeId::from(process);
     let pid = deployment.target.describe(&node).await.unwrap()["pid"]
         .as_u64()
         .unwrap();
-    // SAFETY: SIGTERM to the node's process, as a person's `kill` would send it.
+    // SAFETY: SIGTERM to the process, as a person's `kill` would send it.
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
     let opened = cluster
         .wait_for(
-            "a diagnosed node_down ticket",
+            &format!("a diagnosed {invariant} ticket"),
             Duration::from_secs(20),
             |s| {
-                s.tickets(20).unwrap().into_iter().find(|t| {
-                    t.invariant == "node_down"
-                        && t.target == "node-3"
-                        && t.timeline.diagnosed_ms.is_some()
-                })
+                s.tickets(50)
+                    .unwrap()
+                    .into_iter()
+                    .find(|t| t.invariant == invariant && t.timeline.diagnosed_ms.is_some())
             },
         )
         .await;
     let diagnosis = cluster.store().diagnoses(opened.id).unwrap().remove(0);
     assert_eq!(
-        diagnosis.body["root_cause"]["category"], "deliberate_stop",
+        diagnosis.body["root_cause"]["category"], cause,
         "{}",
         diagnosis.body
     );
-    // Its person takes a moment; nothing restarts node-3 meanwhile.
+    // Its person takes a moment; nothing restarts the process meanwhile.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let described = deployment.target.describe(&node).await.unwrap();
     assert_eq!(described["state"], "exited", "{described}");
@@ -470,68 +474,36 @@ async fn a_node_stopped_on_purpose_is_left_to_whoever_stopped_it() {
         .await;
     let restarts: Vec<_> = cluster
         .store()
-        .actions(Some(opened.id), 10)
+        .actions(None, 50)
         .unwrap()
         .into_iter()
-        .filter(|a| a.name == "restart_node")
+        .filter(|a| a.name == restart && a.attempts > 0)
         .collect();
     assert!(restarts.is_empty(), "{restarts:?} {:?}", resolved.reason);
     cluster.finish().await;
 }
 
-/// Redis stopped with SIGTERM by someone about to start it again (an upgrade, other
-/// settings): as for a node, a clean exit is theirs. Nothing restarts Redis meanwhile (a
-/// restart would race them for its port), and the ticket resolves once they have started it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_on_purpose_is_left_to_whoever_stopped_it() {
+    stopped_on_purpose_is_left_to_whoever_stopped_it(
+        "node-3",
+        "node_down",
+        "deliberate_stop",
+        "restart_node",
+    )
+    .await;
+}
+
+/// As for a node: a Redis someone shut down (`redis-cli shutdown`, an upgrade) is theirs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_stopped_on_purpose_is_left_to_whoever_stopped_it() {
-    let _slot = support::one_cluster_at_a_time();
-    let cluster = Loop::start(Mode::Execute).await;
-    cluster.wait_healthy().await;
-    let deployment = cluster.deployment.as_ref().unwrap();
-    let redis = operator_protocol::NodeId::from("redis");
-    let pid = deployment.target.describe(&redis).await.unwrap()["pid"]
-        .as_u64()
-        .unwrap();
-    // SAFETY: SIGTERM to Redis's process, as a person's `kill` (or `redis-cli shutdown`) does.
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-    let opened = cluster
-        .wait_for(
-            "a diagnosed redis_disconnected ticket",
-            Duration::from_secs(20),
-            |s| {
-                s.tickets(50).unwrap().into_iter().find(|t| {
-                    t.invariant == "redis_disconnected" && t.timeline.diagnosed_ms.is_some()
-                })
-            },
-        )
-        .await;
-    let diagnosis = cluster.store().diagnoses(opened.id).unwrap().remove(0);
-    assert_eq!(
-        diagnosis.body["root_cause"]["category"], "redis_stopped_deliberately",
-        "{}",
-        diagnosis.body
-    );
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let described = deployment.target.describe(&redis).await.unwrap();
-    assert_eq!(described["state"], "exited", "{described}");
-    assert_eq!(described["exit_status"], "exit code 0", "{described}");
-    deployment.target.start(&redis).await.unwrap();
-    cluster
-        .wait_for("its resolution", Duration::from_secs(45), |s| {
-            s.ticket(opened.id)
-                .unwrap()
-                .filter(|t| t.status == TicketStatus::Resolved)
-        })
-        .await;
-    let restarts: Vec<_> = cluster
-        .store()
-        .actions(None, 50)
-        .unwrap()
-        .into_iter()
-        .filter(|a| a.name == "restart_redis" && a.attempts > 0)
-        .collect();
-    assert!(restarts.is_empty(), "{restarts:?}");
-    cluster.finish().await;
+    stopped_on_purpose_is_left_to_whoever_stopped_it(
+        "redis",
+        "redis_disconnected",
+        "redis_stopped_deliberately",
+        "restart_redis",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -217,27 +217,6 @@ impl RateLimiterDrills {
         });
     }
 
-    async fn set_limit(&self, key: &str, limit: u64) -> ContractResult<()> {
-        let url = self
-            .endpoints
-            .nodes
-            .first()
-            .map(|(_, u)| u.clone())
-            .unwrap_or_default();
-        let answer = reqwest::Client::new()
-            .put(format!("{url}/admin/limits/{key}"))
-            .bearer_auth(&self.endpoints.admin_token)
-            .json(&serde_json::json!({ "limit": limit, "window_ms": 1000 }))
-            .send()
-            .await
-            .map_err(|e| failed("setting a limit", e))?;
-        if answer.status().is_success() {
-            Ok(())
-        } else {
-            Err(failed("setting a limit", answer.status()))
-        }
-    }
-
     pub(crate) async fn disturb(&self, d: &DrawnDisturbance) -> ContractResult<()> {
         let int = |name: &str| d.int(name, 0).to_string();
         let name = DisturbanceName::parse(&d.name)

@@ -94,6 +94,28 @@ impl RateLimiterDrills {
         }
     }
 
+    /// Sets a key's limit per 1-second window, as a person would with the admin API.
+    pub(crate) async fn set_limit(&self, key: &str, limit: u64) -> ContractResult<()> {
+        let url = self
+            .endpoints
+            .nodes
+            .first()
+            .map(|(_, u)| u.clone())
+            .unwrap_or_default();
+        let answer = reqwest::Client::new()
+            .put(format!("{url}/admin/limits/{key}"))
+            .bearer_auth(&self.endpoints.admin_token)
+            .json(&serde_json::json!({ "limit": limit, "window_ms": 1000 }))
+            .send()
+            .await
+            .map_err(|e| failed("setting a limit", e))?;
+        if answer.status().is_success() {
+            Ok(())
+        } else {
+            Err(failed("setting a limit", answer.status()))
+        }
+    }
+
     pub(crate) fn stop_running(&self, name: &str) {
         if let Some(task) = self
             .running
@@ -250,22 +272,7 @@ impl Drills for RateLimiterDrills {
                     Ok(())
                 }
                 "heavy_load_control" => {
-                    let url = self
-                        .endpoints
-                        .nodes
-                        .first()
-                        .map(|(_, u)| u.clone())
-                        .unwrap_or_default();
-                    let limited = reqwest::Client::new()
-                        .put(format!("{url}/admin/limits/{HEAVY_KEY}"))
-                        .bearer_auth(&self.endpoints.admin_token)
-                        .json(&serde_json::json!({ "limit": 1_000_000, "window_ms": 1000 }))
-                        .send()
-                        .await
-                        .map_err(|e| failed("setting the heavy key's limit", e))?;
-                    if !limited.status().is_success() {
-                        return Err(failed("setting the heavy key's limit", limited.status()));
-                    }
+                    self.set_limit(HEAVY_KEY, 1_000_000).await?;
                     let config = LoadConfig {
                         targets: self
                             .endpoints
