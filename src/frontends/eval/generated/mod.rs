@@ -75,11 +75,16 @@ pub struct ScheduleGrade {
     pub error: Option<String>,
 }
 
+/// The command that plays schedule `seed` again, with the same brain.
 fn replay_command(options: &EvalOptions, generated: &GeneratedOptions, seed: u64) -> String {
+    let brain = match (generated.fuzz, options.brain.brain) {
+        (true, _) => " --fuzz-brain".to_string(),
+        (false, Some(name)) => format!(" --brain {}", format!("{name:?}").to_lowercase()),
+        (false, None) => String::new(),
+    };
     format!(
-        "operator-tui eval --suite generated --subject {} --seed {seed} --count 1{}",
+        "operator-tui eval --suite generated --subject {} --seed {seed} --count 1{brain}",
         options.subject.as_str(),
-        if generated.fuzz { " --fuzz-brain" } else { "" }
     )
 }
 
