@@ -376,8 +376,9 @@ fn mean_serving<'a>(samples: impl Iterator<Item = &'a World>) -> Option<f64> {
 fn availability_lost(history: &History, action: &ActionSeen) -> Option<Found> {
     let span_start = action.started_ms.saturating_sub(AVAILABILITY_SPAN_MS / 2);
     let span_end = action.ended_ms + AVAILABILITY_SPAN_MS;
-    // Trouble the harness made meanwhile is not the action's.
-    if disturbed_between(history, action.started_ms, span_end, false, None) {
+    // Trouble the harness made anywhere in the compared span is not the action's: a process
+    // killed just before a diagnosis's action started would otherwise be blamed on it.
+    if disturbed_between(history, span_start, span_end, false, None) {
         return None;
     }
     let was = mean_serving(
@@ -800,6 +801,17 @@ mod tests {
             ..history
         };
         assert_eq!(kinds(&disturbed), vec![]);
+        // Killed by the harness just before the action began: not the action's either.
+        let before_it = History {
+            disturbed: vec![Disturbed {
+                from_ms: 450,
+                to_ms: 450,
+                target: Some("redis".into()),
+                loses_state: true,
+            }],
+            ..disturbed
+        };
+        assert_eq!(kinds(&before_it), vec![]);
     }
 
     #[test]
