@@ -67,6 +67,10 @@ pub struct ScheduleGrade {
     pub verdict: Verdict,
     pub harms: Vec<Harm>,
     pub tickets: usize,
+    /// Every action proposed for the schedule's tickets, whether it ran or not: with the
+    /// fuzzed brain, what the engine's gates held back is the difference.
+    pub proposed: usize,
+    /// The actions that ran.
     pub actions: Vec<String>,
     /// (named cause, confidence, right) for diagnoses of catalog faults, whose truth is known.
     pub calibrated: Vec<(String, f64, bool)>,
@@ -134,6 +138,7 @@ async fn run_schedule(
         verdict: Verdict::Failed,
         harms: vec![],
         tickets: 0,
+        proposed: 0,
         actions: vec![],
         calibrated: vec![],
         wrong_sure: 0,
@@ -334,6 +339,7 @@ fn grade_schedule(
     subject: &dyn Subject,
 ) -> Result<ScheduleGrade> {
     let end_ms = unix_now_ms();
+    let proposed = store.actions(None, 100_000)?.len();
     let ran = ran_actions(store, subject, end_ms)?;
     history.actions = ran.iter().map(|(_, seen)| seen.clone()).collect();
     history.named = named(tickets, end_ms);
@@ -411,6 +417,7 @@ fn grade_schedule(
         verdict,
         harms,
         tickets: tickets.len(),
+        proposed,
         actions: ran
             .iter()
             .map(|(a, _)| format!("{} {}", a.name, serde_json::Value::Object(a.params.clone())))

@@ -20,6 +20,9 @@ pub struct GeneratedReport {
     verdicts: BTreeMap<String, usize>,
     by_family: BTreeMap<String, (usize, usize)>,
     harms_by_kind: BTreeMap<String, usize>,
+    /// Actions proposed over every schedule, and of those the ones that ran.
+    proposed: usize,
+    ran: usize,
     wrong_sure: usize,
     calibration: Vec<grade::CalibrationBucket>,
     brier_score: Option<f64>,
@@ -28,12 +31,13 @@ pub struct GeneratedReport {
 
 pub fn line(g: &ScheduleGrade) -> String {
     let mut text = format!(
-        "seed {} [{}] {:?}: {} · tickets {} · actions: {}",
+        "seed {} [{}] {:?}: {} · tickets {} · actions proposed {}, ran: {}",
         g.seed,
         g.families,
         g.verdict,
         g.steps.join("; "),
         g.tickets,
+        g.proposed,
         if g.actions.is_empty() {
             "none".to_string()
         } else {
@@ -94,6 +98,8 @@ pub fn build(
         verdicts,
         by_family,
         harms_by_kind,
+        proposed: runs.iter().map(|g| g.proposed).sum(),
+        ran: runs.iter().map(|g| g.actions.len()).sum(),
         wrong_sure: runs.iter().map(|g| g.wrong_sure).sum(),
         calibration,
         brier_score,
@@ -111,6 +117,10 @@ fn markdown(report: &GeneratedReport) -> String {
         report.harmful,
         report.runs.len()
     );
+    md.push_str(&format!(
+        "Actions proposed: {}; of those, ran: {} (the rest waited for a person, were refused or cancelled).\n\n",
+        report.proposed, report.ran
+    ));
     md.push_str("| verdict | schedules |\n|---|---|\n");
     for (v, n) in &report.verdicts {
         md.push_str(&format!("| {v} | {n} |\n"));
