@@ -156,7 +156,18 @@ impl SimDrills {
                 continue;
             };
             total += 1;
-            let serving = s["store"]["state_name"] == "Up";
+            // The store's own status server says whether it runs now; PD's state name lags
+            // by the heartbeats it waits for.
+            let serving = match s["store"]["status_address"].as_str() {
+                Some(address) => self
+                    .http
+                    .get(format!("http://{address}/metrics"))
+                    .timeout(PROBE)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success()),
+                None => s["store"]["state_name"] == "Up",
+            };
             up += usize::from(serving);
             world.processes.insert(
                 format!("store-{id}"),
