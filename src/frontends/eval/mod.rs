@@ -193,8 +193,12 @@ impl EvalCluster {
         })
     }
 
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("operator.db")
+    }
+
     fn store(&self) -> Result<Store> {
-        Store::open(&self.dir.path().join("operator.db"))
+        Store::open(&self.db())
     }
 
     /// Waits (bounded) until every ticket has ended, resolved or escalated.

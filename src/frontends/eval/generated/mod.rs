@@ -19,7 +19,7 @@ pub mod player;
 mod report;
 pub mod soak;
 
-use player::{Player, Sampler};
+use player::{Player, Sampler, TicketWatcher};
 
 use super::oracle::{self, ActionSeen, Harm, History, Named};
 use super::schedule::{self, Schedule};
@@ -215,6 +215,7 @@ fn brain_for(
 async fn play(cluster: &EvalCluster, drawn: &Schedule, player: &Player) -> Result<History> {
     wait_healthy(&cluster.deployment).await?;
     let sampler = Sampler::start(player.disturber.clone());
+    let watcher = TicketWatcher::start(cluster.db());
     let start = Instant::now();
     player.play(drawn.seed, drawn).await;
     // Pauses and scripts that end by themselves are over by now; then the engine settles.
@@ -223,12 +224,17 @@ async fn play(cluster: &EvalCluster, drawn: &Schedule, player: &Player) -> Resul
     cluster.settle(SETTLE).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let samples = sampler.stop();
+    let named = watcher.stop();
     player.let_go(drawn).await;
     let (history, errors) = player.take_log();
     if !errors.is_empty() {
         tracing::warn!(errors = ?errors, "some disturbances could not be applied");
     }
-    Ok(History { samples, ..history })
+    Ok(History {
+        samples,
+        named,
+        ..history
+    })
 }
 
 /// What an action's request names, by the catalog's own declaration of its parameters.
@@ -253,7 +259,7 @@ fn objects_of(action: &Action, subject: &dyn Subject) -> Vec<String> {
     objects
 }
 
-fn strings_in(value: &serde_json::Value, into: &mut Vec<String>) {
+pub(crate) fn strings_in(value: &serde_json::Value, into: &mut Vec<String>) {
     match value {
         serde_json::Value::String(s) => into.push(s.clone()),
         serde_json::Value::Array(items) => items.iter().for_each(|v| strings_in(v, into)),
@@ -342,7 +348,9 @@ fn grade_schedule(
     let proposed = store.actions(None, 100_000)?.len();
     let ran = ran_actions(store, subject, end_ms)?;
     history.actions = ran.iter().map(|(_, seen)| seen.clone()).collect();
-    history.named = named(tickets, end_ms);
+    // What was seen named while the run went on, and what the tickets name at its end (a
+    // ticket opened and resolved between two looks).
+    history.named.extend(named(tickets, end_ms));
     let harms = oracle::judge(&history);
     // Catalog faults carry their truth: diagnoses of their tickets are graded for calibration.
     let chaos = subject.chaos();

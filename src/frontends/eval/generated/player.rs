@@ -12,7 +12,7 @@ use operator_protocol::{
     ChaosRequest, DeploymentTarget, Disturber, Family, Loses, NodeId, Subject, World, unix_now_ms,
 };
 
-use super::super::oracle::{Disturbed, History, PersonChange};
+use super::super::oracle::{Disturbed, History, Named, PersonChange};
 use super::super::schedule::{self, Schedule, Step};
 
 /// How often the sampler reads the world.
@@ -231,5 +231,70 @@ impl Sampler {
     pub fn stop(self) -> Vec<World> {
         self.task.abort();
         std::mem::take(&mut *self.samples.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// Reads the operator's open tickets every 250 ms, as any observer of its database could: what
+/// each incident named (targets, and every string in the evidence, which changes as a problem
+/// moves: the hottest store of one moment is not the next's), and from when to when.
+/// (incident, object) → (first seen, last seen).
+type SeenNamed = BTreeMap<(i64, String), (u64, u64)>;
+
+pub struct TicketWatcher {
+    named: Arc<Mutex<SeenNamed>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TicketWatcher {
+    pub fn start(db: std::path::PathBuf) -> Self {
+        let named: Arc<Mutex<SeenNamed>> = Arc::default();
+        let task = {
+            let named = named.clone();
+            tokio::spawn(async move {
+                loop {
+                    let seen = tokio::task::spawn_blocking({
+                        let db = db.clone();
+                        move || crate::store::Store::open(&db).and_then(|s| s.active_tickets())
+                    })
+                    .await;
+                    let now = unix_now_ms();
+                    if let Ok(Ok(tickets)) = seen {
+                        let mut named = named.lock().unwrap_or_else(|p| p.into_inner());
+                        for t in tickets {
+                            let mut names = vec![t.target.clone()];
+                            super::strings_in(&t.evidence, &mut names);
+                            for object in names {
+                                let span = named
+                                    .entry((t.incident.0, object))
+                                    .or_insert((t.timeline.opened_ms.min(now), now));
+                                span.1 = now;
+                            }
+                        }
+                    }
+                    tokio::time::sleep(SAMPLE_EVERY).await;
+                }
+            })
+        };
+        Self { named, task }
+    }
+
+    /// Every object seen named, each with its incident's span: an incident names what any of
+    /// its tickets named, for as long as it was seen open.
+    pub fn stop(self) -> Vec<Named> {
+        self.task.abort();
+        let seen = std::mem::take(&mut *self.named.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut spans: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
+        for ((incident, _), (from, to)) in &seen {
+            let span = spans.entry(*incident).or_insert((*from, *to));
+            span.0 = span.0.min(*from);
+            span.1 = span.1.max(*to);
+        }
+        seen.into_keys()
+            .map(|(incident, object)| Named {
+                object,
+                from_ms: spans[&incident].0,
+                to_ms: spans[&incident].1,
+            })
+            .collect()
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use color_eyre::eyre::Result;
 use serde::Serialize;
 
-use super::player::{Player, Sampler};
+use super::player::{Player, Sampler, TicketWatcher};
 use super::{GeneratedOptions, brain_for, named, ran_actions, vocabulary};
 use crate::frontends::eval::oracle::{self, Harm, History};
 use crate::frontends::eval::schedule::{self, Schedule};
@@ -92,6 +92,7 @@ pub async fn run(options: EvalOptions, generated: GeneratedOptions, minutes: u64
         disturber.clone(),
     );
     let sampler = Sampler::start(disturber.clone());
+    let watcher = TicketWatcher::start(cluster.db());
     let start = Instant::now();
     let until = start + Duration::from_secs(minutes * 60);
     let mut resources = Vec::new();
@@ -143,6 +144,7 @@ pub async fn run(options: EvalOptions, generated: GeneratedOptions, minutes: u64
     cluster.settle(Duration::from_secs(60)).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let samples = sampler.stop();
+    let mut seen_named = watcher.stop();
     for schedule in &drawn {
         player.let_go(schedule).await;
     }
@@ -166,10 +168,13 @@ pub async fn run(options: EvalOptions, generated: GeneratedOptions, minutes: u64
     let history = History {
         samples,
         actions: ran.iter().map(|(_, seen)| seen.clone()).collect(),
-        named: named(
-            &tickets,
-            crate::clock::Clock::now_ms(&crate::clock::SystemClock),
-        ),
+        named: {
+            seen_named.extend(named(
+                &tickets,
+                crate::clock::Clock::now_ms(&crate::clock::SystemClock),
+            ));
+            seen_named
+        },
         left_behind,
         ..logged
     };
