@@ -251,14 +251,23 @@ impl TicketWatcher {
         let task = {
             let named = named.clone();
             tokio::spawn(async move {
+                // Opened once, then handed to each blocking read and back.
+                let mut store: Option<crate::store::Store> = None;
                 loop {
-                    let seen = tokio::task::spawn_blocking({
-                        let db = db.clone();
-                        move || crate::store::Store::open(&db).and_then(|s| s.active_tickets())
+                    let db = db.clone();
+                    let seen = tokio::task::spawn_blocking(move || {
+                        let store = match store {
+                            Some(store) => store,
+                            None => crate::store::Store::open(&db)?,
+                        };
+                        let tickets = store.active_tickets()?;
+                        Ok::<_, color_eyre::eyre::Report>((store, tickets))
                     })
                     .await;
                     let now = unix_now_ms();
-                    if let Ok(Ok(tickets)) = seen {
+                    store = None;
+                    if let Ok(Ok((opened, tickets))) = seen {
+                        store = Some(opened);
                         let mut named = named.lock().unwrap_or_else(|p| p.into_inner());
                         for t in tickets {
                             let mut names = vec![t.target.clone()];
