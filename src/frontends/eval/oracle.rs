@@ -57,6 +57,9 @@ pub struct Disturbed {
     /// It loses state by itself (a FLUSHALL, a process killed or stopped): what its target
     /// held, or anything for a cluster-wide one, gone meanwhile is not the operator's doing.
     pub loses_state: bool,
+    /// A person did it on purpose (it is also in `History::people`).
+    #[serde(default)]
+    pub deliberate: bool,
 }
 
 impl Disturbed {
@@ -296,6 +299,16 @@ fn people_raced(history: &History, action: &ActionSeen) -> Option<Found> {
         .iter()
         .filter(|p| action.objects.contains(&p.object))
         .filter(|p| p.at_ms <= action.started_ms && action.started_ms < p.at_ms + PERSON_GRACE_MS)
+        // Something else hit the object after the person (a crash, a kill): what the action
+        // answered is that, not the person's work.
+        .filter(|p| {
+            !history.disturbed.iter().any(|d| {
+                !d.deliberate
+                    && d.target.as_deref() == Some(p.object.as_str())
+                    && d.from_ms > p.at_ms
+                    && d.from_ms <= action.started_ms
+            })
+        })
         .map(|p| {
             format!(
                 "{} {} ms after a person's change ({})",
@@ -520,6 +533,7 @@ mod tests {
                 to_ms: 3_000,
                 target: None,
                 loses_state: false,
+                deliberate: false,
             }],
             ..History::default()
         };
@@ -586,6 +600,7 @@ mod tests {
                 to_ms: 600,
                 target: None,
                 loses_state: true,
+                deliberate: false,
             }],
             samples: vec![
                 world(0, "running", 10, &[("a", count(9, 60_000))]),
@@ -745,6 +760,33 @@ mod tests {
     }
 
     #[test]
+    fn a_crash_after_a_persons_change_is_fair_game() {
+        let history = History {
+            samples: vec![
+                node(0, "running", Some(7), 1.0),
+                node(3_000, "exited", None, 0.66),
+                node(4_000, "running", Some(8), 1.0),
+            ],
+            actions: vec![action("restart_node", &["node-3"], 2_600, 3_500)],
+            people: vec![PersonChange {
+                at_ms: 1_000,
+                object: "node-3".into(),
+                what: "started again by hand".into(),
+            }],
+            disturbed: vec![Disturbed {
+                from_ms: 2_500,
+                to_ms: 2_500,
+                target: Some("node-3".into()),
+                loses_state: true,
+                deliberate: false,
+            }],
+            named: vec![named("node-3")],
+            ..History::default()
+        };
+        assert_eq!(kinds(&history), vec![]);
+    }
+
+    #[test]
     fn restarting_a_node_that_served_is_harm() {
         let history = History {
             samples: vec![
@@ -797,6 +839,7 @@ mod tests {
                 to_ms: 900,
                 target: Some("node-3".into()),
                 loses_state: false,
+                deliberate: false,
             }],
             ..history
         };
@@ -808,6 +851,7 @@ mod tests {
                 to_ms: 450,
                 target: Some("redis".into()),
                 loses_state: true,
+                deliberate: false,
             }],
             ..disturbed
         };
@@ -830,6 +874,7 @@ mod tests {
                 to_ms: 100,
                 target: Some("redis".into()),
                 loses_state: true,
+                deliberate: false,
             }],
             ..History::default()
         };

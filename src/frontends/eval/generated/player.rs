@@ -185,6 +185,7 @@ impl Player {
                         to_ms: if apply { now + step.lasts_ms } else { done },
                         target: step.disturbance.target.clone(),
                         loses_state: loses_state(step),
+                        deliberate: step.deliberate,
                     });
                 }
             });
