@@ -40,8 +40,8 @@ pub struct EngineState {
     pub kill_switch: bool,
     /// Every ticket that is not resolved, oldest first.
     pub tickets: Vec<Ticket>,
-    /// Tickets resolved within the longest aftermath a consequence declares, oldest first:
-    /// causes whose symptoms may still be passing.
+    /// Tickets resolved within twice the longest aftermath a consequence declares, oldest
+    /// first: causes whose symptoms may still be passing, or have just outlasted them.
     pub recently_resolved: Vec<Ticket>,
     /// Every action of those tickets, and every action still live, oldest first.
     pub actions: Vec<Action>,
