@@ -109,6 +109,20 @@ pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
         None => lines.push(Line::styled(" waiting for the brain…", theme::dim())),
         Some(t) => {
             let tail = diagnosis_lines(t);
+            // A conclusion taller than the pane is shown from its first line (the root cause,
+            // "unknown — needs a human"), not its last: the verdict is what a person must see.
+            let tail_rows = Paragraph::new(tail.clone())
+                .wrap(Wrap { trim: false })
+                .line_count(inner.width) as u16;
+            if !tail.is_empty() && tail_rows >= inner.height && view.ui.reasoning_scroll == 0 {
+                // Without the stream above it, the blank line that set it apart goes too.
+                let skip = usize::from(tail[0].spans.iter().all(|s| s.content.is_empty()));
+                Paragraph::new(tail[skip..].to_vec())
+                    .wrap(Wrap { trim: false })
+                    .block(block(&title, focused))
+                    .render(area, buf);
+                return;
+            }
             let streamed = keep.saturating_sub(tail.len());
             let first = t.lines.len().saturating_sub(streamed);
             lines.extend(t.lines[first..].iter().map(|l| Line::raw(l.clone())));
