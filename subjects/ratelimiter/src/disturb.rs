@@ -4,11 +4,9 @@
 //! harm oracle. Signals and people's restarts are the eval's own: any target can do those.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use operator_protocol::*;
-use ratelimiter_svc::load::{self, LiveStats, LoadConfig};
 
 use crate::cluster::REDIS_NODE;
 use crate::drills::{RateLimiterDrills, failed};
@@ -190,33 +188,6 @@ impl RateLimiterDrills {
         self.command(self.password_now().as_deref(), args).await
     }
 
-    fn traffic(&self, name: &str, rate: f64, keys: usize, prefix: &str, hot: Option<String>) {
-        let config = LoadConfig {
-            targets: self
-                .endpoints
-                .nodes
-                .iter()
-                .map(|(_, u)| u.clone())
-                .collect(),
-            rate: Some(rate),
-            concurrency: 256,
-            duration: None,
-            keys,
-            key_prefix: prefix.into(),
-            hot_fraction: if hot.is_some() { 1.0 } else { 0.0 },
-            hot_key: hot,
-            cost: 1,
-        };
-        self.keep_running(name, async move {
-            let _ = load::run(
-                config,
-                Arc::new(LiveStats::default()),
-                std::future::pending(),
-            )
-            .await;
-        });
-    }
-
     pub(crate) async fn disturb(&self, d: &DrawnDisturbance) -> ContractResult<()> {
         let int = |name: &str| d.int(name, 0).to_string();
         let name = DisturbanceName::parse(&d.name)
@@ -278,6 +249,7 @@ impl RateLimiterDrills {
             }
             DisturbanceName::TrafficBurst => {
                 self.traffic(
+                    256,
                     &d.name,
                     d.int("rate", 500) as f64,
                     1,
@@ -288,6 +260,7 @@ impl RateLimiterDrills {
             }
             DisturbanceName::TrafficManyKeys => {
                 self.traffic(
+                    256,
                     &d.name,
                     d.int("rate", 500) as f64,
                     d.int("keys", 100) as usize,
@@ -299,6 +272,7 @@ impl RateLimiterDrills {
             DisturbanceName::TrafficOverLimit => {
                 self.set_limit("abuser-generated", ABUSER_LIMIT).await?;
                 self.traffic(
+                    256,
                     &d.name,
                     d.int("rate", 500) as f64,
                     1,

@@ -116,6 +116,44 @@ impl RateLimiterDrills {
         }
     }
 
+    /// Keeps traffic running under `name` until it is stopped: `rate` checks a second over
+    /// `keys` keys named `prefix`N, all of it on `hot` when given, at most `concurrency` in
+    /// flight per node.
+    pub(crate) fn traffic(
+        &self,
+        concurrency: usize,
+        name: &str,
+        rate: f64,
+        keys: usize,
+        prefix: &str,
+        hot: Option<String>,
+    ) {
+        let config = LoadConfig {
+            targets: self
+                .endpoints
+                .nodes
+                .iter()
+                .map(|(_, u)| u.clone())
+                .collect(),
+            rate: Some(rate),
+            concurrency,
+            duration: None,
+            keys,
+            key_prefix: prefix.into(),
+            hot_fraction: if hot.is_some() { 1.0 } else { 0.0 },
+            hot_key: hot,
+            cost: 1,
+        };
+        self.keep_running(name, async move {
+            let _ = load::run(
+                config,
+                Arc::new(LiveStats::default()),
+                std::future::pending(),
+            )
+            .await;
+        });
+    }
+
     pub(crate) fn stop_running(&self, name: &str) {
         if let Some(task) = self
             .running
@@ -273,30 +311,7 @@ impl Drills for RateLimiterDrills {
                 }
                 "heavy_load_control" => {
                     self.set_limit(HEAVY_KEY, 1_000_000).await?;
-                    let config = LoadConfig {
-                        targets: self
-                            .endpoints
-                            .nodes
-                            .iter()
-                            .map(|(_, u)| u.clone())
-                            .collect(),
-                        rate: Some(3_000.0),
-                        concurrency: 512,
-                        duration: None,
-                        keys: 1,
-                        key_prefix: "unused-".into(),
-                        hot_key: Some(HEAVY_KEY.into()),
-                        hot_fraction: 1.0,
-                        cost: 1,
-                    };
-                    self.keep_running(name, async move {
-                        let _ = load::run(
-                            config,
-                            Arc::new(LiveStats::default()),
-                            std::future::pending(),
-                        )
-                        .await;
-                    });
+                    self.traffic(512, name, 3_000.0, 1, "unused-", Some(HEAVY_KEY.into()));
                     Ok(())
                 }
                 other => Err(ContractError::NotFound(format!("no drill {other}"))),
