@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use color_eyre::eyre::Result;
 use operator_protocol::{
-    ActionRequest, Brain, DisturbanceSpec, Disturber, Family, Subject, UNKNOWN_ROOT_CAUSE,
-    unix_now_ms,
+    ActionRequest, ActionSpec, Brain, DisturbanceSpec, Disturber, Family, Subject,
+    UNKNOWN_ROOT_CAUSE, unix_now_ms,
 };
 use serde::Serialize;
 
@@ -238,16 +238,12 @@ async fn play(cluster: &EvalCluster, drawn: &Schedule, player: &Player) -> Resul
 }
 
 /// What an action's request names, by the catalog's own declaration of its parameters.
-fn objects_of(action: &Action, subject: &dyn Subject) -> Vec<String> {
+fn objects_of(action: &Action, catalog: &[ActionSpec]) -> Vec<String> {
     let request = ActionRequest {
         action: action.name.clone(),
         params: action.params.clone().into_iter().collect(),
     };
-    let Some(spec) = subject
-        .actions()
-        .into_iter()
-        .find(|s| s.name == action.name)
-    else {
+    let Some(spec) = catalog.iter().find(|s| s.name == action.name) else {
         return vec![];
     };
     let mut objects: Vec<String> = spec.objects(&request).map(String::from).collect();
@@ -304,6 +300,7 @@ fn ran_actions(
     subject: &dyn Subject,
     end_ms: u64,
 ) -> Result<Vec<(Action, ActionSeen)>> {
+    let catalog = subject.actions();
     let mut ran = Vec::new();
     for a in store
         .actions(None, 10_000)?
@@ -327,7 +324,7 @@ fn ran_actions(
         let seen = ActionSeen {
             id: a.id.0,
             name: a.name.clone(),
-            objects: objects_of(&a, subject),
+            objects: objects_of(&a, &catalog),
             started_ms,
             ended_ms,
             reverses_operator: a.undoes.is_some(),
