@@ -167,7 +167,8 @@ fn is_zombie(pid: u64) -> bool {
 }
 
 /// Injects a fault in execute mode and follows it to a verified resolution.
-async fn closed_loop(chaos: &str, invariant: &str, action: &str) {
+/// Returns the actions that fixed it, for what a test checks beyond the loop.
+async fn closed_loop(chaos: &str, invariant: &str, action: &str) -> Vec<Action> {
     let _slot = support::one_cluster_at_a_time();
     let cluster = Loop::start(Mode::Execute).await;
     cluster.wait_healthy().await;
@@ -231,25 +232,12 @@ async fn closed_loop(chaos: &str, invariant: &str, action: &str) {
         actions.iter().all(|a| a.name == action),
         "{chaos}: {actions:?}"
     );
-    if action == "repair_counter" {
-        // Only the 150 units written behind the nodes' backs go: what they allowed stays.
-        let outcome = actions[0].outcome.clone().unwrap_or_default();
-        let removed: u64 = outcome
-            .strip_prefix("removed ")
-            .and_then(|r| r.split(' ').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("{outcome}"));
-        let left: u64 = outcome
-            .rsplit_once("(now ")
-            .and_then(|(_, n)| n.trim_end_matches(')').parse().ok())
-            .unwrap_or_else(|| panic!("{outcome}"));
-        assert!((1..=150).contains(&removed) && left > 0, "{outcome}");
-    }
     eprintln!(
         "{chaos}: detected in {ttd} ms, resolved {:.2} s after injection",
         end_to_end.as_secs_f64()
     );
     cluster.finish().await;
+    actions
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,7 +262,19 @@ async fn a_slow_node_is_found_by_its_p99_and_restarted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupted_counter_is_found_and_repaired_keeping_every_allowed_unit() {
-    closed_loop("counter_drift", "counter_drift", "repair_counter").await;
+    let actions = closed_loop("counter_drift", "counter_drift", "repair_counter").await;
+    // Only the 150 units written behind the nodes' backs go: what they allowed stays.
+    let outcome = actions[0].outcome.clone().unwrap_or_default();
+    let removed: u64 = outcome
+        .strip_prefix("removed ")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{outcome}"));
+    let left: u64 = outcome
+        .rsplit_once("(now ")
+        .and_then(|(_, n)| n.trim_end_matches(')').parse().ok())
+        .unwrap_or_else(|| panic!("{outcome}"));
+    assert!((1..=150).contains(&removed) && left > 0, "{outcome}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
