@@ -99,27 +99,19 @@ async fn the_world_sampler_reads_counts_limits_and_processes_and_a_paused_redis_
     drop(deployment);
 }
 
-#[test]
-fn a_generated_schedule_plays_end_to_end_with_the_fuzzed_brain_and_says_how_to_replay_it() {
-    let _slot = support::heavy("eval");
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("results");
-    let db = dir.path().join("op.db");
+/// Runs `operator-tui eval --suite generated ARGS --out DIR/out` and reads `file` from there.
+fn eval_generated(
+    dir: &std::path::Path,
+    args: &[&str],
+    file: &str,
+) -> (std::process::Output, serde_json::Value) {
+    let out = dir.join("out");
+    let db = dir.join("op.db");
+    let mut all = vec!["--db", db.to_str().unwrap(), "eval", "--suite", "generated"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--out", out.to_str().unwrap()]);
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_operator-tui"))
-        .args([
-            "--db",
-            db.to_str().unwrap(),
-            "eval",
-            "--suite",
-            "generated",
-            "--seed",
-            "7",
-            "--count",
-            "1",
-            "--fuzz-brain",
-            "--out",
-            out.to_str().unwrap(),
-        ])
+        .args(&all)
         .output()
         .unwrap();
     assert!(
@@ -127,9 +119,19 @@ fn a_generated_schedule_plays_end_to_end_with_the_fuzzed_brain_and_says_how_to_r
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("generated.json")).unwrap())
-            .unwrap();
+    let report = serde_json::from_str(&std::fs::read_to_string(out.join(file)).unwrap()).unwrap();
+    (run, report)
+}
+
+#[test]
+fn a_generated_schedule_plays_end_to_end_with_the_fuzzed_brain_and_says_how_to_replay_it() {
+    let _slot = support::heavy("eval");
+    let dir = tempfile::tempdir().unwrap();
+    let (run, report) = eval_generated(
+        dir.path(),
+        &["--seed", "7", "--count", "1", "--fuzz-brain"],
+        "generated.json",
+    );
     assert_eq!(report["brain"], "fuzzed");
     let runs = report["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 1);
@@ -140,7 +142,7 @@ fn a_generated_schedule_plays_end_to_end_with_the_fuzzed_brain_and_says_how_to_r
         schedule["replay"],
         "operator-tui eval --suite generated --subject ratelimiter --seed 7 --count 1 --fuzz-brain"
     );
-    let markdown = std::fs::read_to_string(out.join("generated.md")).unwrap();
+    let markdown = std::fs::read_to_string(dir.path().join("out/generated.md")).unwrap();
     assert!(markdown.contains("**Harmful schedules:"), "{markdown}");
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(
@@ -153,30 +155,11 @@ fn a_generated_schedule_plays_end_to_end_with_the_fuzzed_brain_and_says_how_to_r
 fn a_one_minute_soak_overlaps_schedules_on_one_cluster_and_leaves_nothing_running() {
     let _slot = support::heavy("eval");
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("soak");
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_operator-tui"))
-        .args([
-            "--db",
-            dir.path().join("op.db").to_str().unwrap(),
-            "eval",
-            "--suite",
-            "generated",
-            "--minutes",
-            "1",
-            "--seed",
-            "100",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    let (_, report) = eval_generated(
+        dir.path(),
+        &["--minutes", "1", "--seed", "100"],
+        "soak.json",
     );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("soak.json")).unwrap()).unwrap();
     assert_eq!(report["engine_survived"], true, "{report}");
     // A new schedule every 15 to 25 s over a minute: three or four of them.
     let schedules = report["schedules"].as_array().unwrap().len();
