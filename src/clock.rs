@@ -35,3 +35,26 @@ impl Clock for ManualClock {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+/// A clock that follows tokio's: on a paused runtime (the generated eval's simulation) it
+/// moves only as simulated time does, so a minute of a cluster's life takes milliseconds.
+pub struct TokioClock {
+    start_ms: Millis,
+    anchor: tokio::time::Instant,
+}
+
+impl TokioClock {
+    /// Reads `start_ms` now; call inside the runtime whose time it follows.
+    pub fn new(start_ms: Millis) -> Self {
+        Self {
+            start_ms,
+            anchor: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now_ms(&self) -> Millis {
+        self.start_ms + self.anchor.elapsed().as_millis() as Millis
+    }
+}

@@ -146,6 +146,11 @@ pub enum Commands {
         /// harm, processes left behind, and CPU and memory over time.
         #[arg(long, value_name = "MINUTES")]
         minutes: Option<u64>,
+        /// The generated suite against a model of the subject on simulated time (the real
+        /// engine, store, brain and oracle; thousands of schedules a minute, each replayable
+        /// exactly); the rate limiter has a model.
+        #[arg(long)]
+        simulated: bool,
     },
     /// Print a shell completion script: `operator-tui completions bash > /etc/bash_completion.d/operator-tui`.
     Completions {
@@ -556,6 +561,7 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
             count,
             fuzz_brain,
             minutes,
+            simulated,
         }) => {
             let options = crate::frontends::eval::EvalOptions {
                 subject,
@@ -568,6 +574,11 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
             if minutes.is_some() && suite != crate::frontends::eval::Suite::Generated {
                 return Err(crate::user_error!(
                     "--minutes runs the generated suite as a soak: add --suite generated"
+                ));
+            }
+            if simulated && (suite != crate::frontends::eval::Suite::Generated || minutes.is_some()) {
+                return Err(crate::user_error!(
+                    "--simulated plays the generated suite's schedules on a model: use it with --suite generated and without --minutes"
                 ));
             }
             match (replay, suite) {
@@ -595,7 +606,13 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
                         seed,
                         count: count.max(1),
                         fuzz: fuzz_brain,
+                        simulated,
                     };
+                    if simulated {
+                        return crate::frontends::eval::generated::simulated::run(
+                            options, generated,
+                        );
+                    }
                     runtime.block_on(async {
                         match minutes {
                             Some(minutes) => {

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use color_eyre::eyre::Result;
-use operator_protocol::{DeploymentTarget, Subject};
+use operator_protocol::{DeploymentTarget, Disturber, Subject};
 use operator_ratelimiter::cluster as rl_cluster;
 use operator_ratelimiter::workload;
 use operator_tikv_sim::server::Simulator;
@@ -31,6 +31,30 @@ impl SubjectName {
             SubjectName::Ratelimiter => "ratelimiter",
             SubjectName::Tikv => "tikv",
         }
+    }
+}
+
+/// A subject's cluster as a deterministic model on tokio's clock (see the generated eval's
+/// simulation): its subject, target and disturber, or None for a subject without a model yet.
+pub struct Simulated {
+    pub subject: Arc<dyn Subject>,
+    pub target: Arc<dyn DeploymentTarget>,
+    pub disturber: Arc<dyn Disturber>,
+}
+
+/// A modelled cluster of `subject` starting at `start_ms` of simulated time; call inside the
+/// runtime whose clock it follows.
+pub fn simulated(subject: SubjectName, start_ms: u64) -> Option<Simulated> {
+    match subject {
+        SubjectName::Ratelimiter => {
+            let model = operator_ratelimiter::simulated::SimulatedRateLimiter::new(start_ms);
+            Some(Simulated {
+                subject: model.clone(),
+                target: model.clone(),
+                disturber: model,
+            })
+        }
+        SubjectName::Tikv => None,
     }
 }
 

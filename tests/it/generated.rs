@@ -242,6 +242,7 @@ async fn the_player_applies_and_undoes_each_step_and_logs_people_and_disturbance
         deployment.target.clone(),
         deployment.subject.clone(),
         deployment.disturber.clone().unwrap(),
+        Arc::new(operator_tui::clock::SystemClock),
     );
     player.play(1, &schedule).await;
     let (history, errors) = player.take_log();

@@ -11,6 +11,7 @@ pub mod facts;
 pub mod invariants;
 pub mod observe;
 mod runbook;
+pub mod simulated;
 mod tools;
 pub mod workload;
 
@@ -165,10 +166,7 @@ impl Subject for RateLimiterSubject {
     }
 
     fn check(&self, observation: &Observation) -> Vec<Violation> {
-        match serde_json::from_value::<Facts>(observation.facts.clone()) {
-            Ok(facts) => invariants::all(&facts, &self.thresholds),
-            Err(e) => vec![Violation::unreadable_facts(NAME, e)],
-        }
+        check_with(observation, &self.thresholds)
     }
 
     fn actions(&self) -> Vec<ActionSpec> {
@@ -211,38 +209,59 @@ impl Subject for RateLimiterSubject {
         runbook::runbook()
     }
 
-    /// The violations, plus the share of checks denied: a limit set too low shows there
-    /// before any invariant breaks (a tenth of the checks denied weighs one point).
     fn trouble(&self, observation: &Observation, violations: &[Violation]) -> Trouble {
-        let mut trouble = Trouble::of_violations(violations);
-        if let Some(workload) = observation
-            .workload
-            .as_ref()
-            .filter(|w| w.ops_per_sec > 0.0)
-        {
-            let denied =
-                workload.split.get("denied").copied().unwrap_or(0.0) / workload.ops_per_sec;
-            trouble.score += denied * 10.0;
-            trouble.summary = format!(
-                "{}, {:.0} % of checks denied",
-                trouble.summary,
-                denied * 100.0
-            );
-        }
-        trouble
+        trouble(observation, violations)
     }
 
     fn consequences(&self) -> Vec<Consequence> {
-        use invariants::*;
-        // Trouble between the nodes and Redis shows on every key and every node. A count that
-        // drifted meanwhile (writes that landed after a pause, writes Redis refused) heals at
-        // its window's end: it is the trouble's aftermath for as long as the longest window.
-        let drift =
-            Consequence::new(REDIS_DISCONNECTED, COUNTER_DRIFT).outlasting(DRIFT_OUTLASTS_MS);
-        [DECISIONS_UNBACKED, HIGH_LATENCY]
-            .into_iter()
-            .map(|symptom| Consequence::new(REDIS_DISCONNECTED, symptom))
-            .chain(std::iter::once(drift))
-            .collect()
+        consequences()
     }
+}
+
+/// Every invariant over one observation's facts, with the default thresholds.
+pub fn check(observation: &Observation) -> Vec<Violation> {
+    check_with(observation, &Thresholds::default())
+}
+
+fn check_with(observation: &Observation, thresholds: &Thresholds) -> Vec<Violation> {
+    match serde_json::from_value::<Facts>(observation.facts.clone()) {
+        Ok(facts) => invariants::all(&facts, thresholds),
+        Err(e) => vec![Violation::unreadable_facts(NAME, e)],
+    }
+}
+
+/// The violations, plus the share of checks denied: a limit set too low shows there
+/// before any invariant breaks (a tenth of the checks denied weighs one point).
+pub fn trouble(observation: &Observation, violations: &[Violation]) -> Trouble {
+    let mut trouble = Trouble::of_violations(violations);
+    if let Some(workload) = observation
+        .workload
+        .as_ref()
+        .filter(|w| w.ops_per_sec > 0.0)
+    {
+        let denied =
+            workload.split.get("denied").copied().unwrap_or(0.0) / workload.ops_per_sec;
+        trouble.score += denied * 10.0;
+        trouble.summary = format!(
+            "{}, {:.0} % of checks denied",
+            trouble.summary,
+            denied * 100.0
+        );
+    }
+    trouble
+}
+
+/// Which broken invariants follow from which (see `Subject::consequences`).
+pub fn consequences() -> Vec<Consequence> {
+    use invariants::*;
+    // Trouble between the nodes and Redis shows on every key and every node. A count that
+    // drifted meanwhile (writes that landed after a pause, writes Redis refused) heals at
+    // its window's end: it is the trouble's aftermath for as long as the longest window.
+    let drift =
+        Consequence::new(REDIS_DISCONNECTED, COUNTER_DRIFT).outlasting(DRIFT_OUTLASTS_MS);
+    [DECISIONS_UNBACKED, HIGH_LATENCY]
+        .into_iter()
+        .map(|symptom| Consequence::new(REDIS_DISCONNECTED, symptom))
+        .chain(std::iter::once(drift))
+        .collect()
 }

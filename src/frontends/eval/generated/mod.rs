@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 
 use color_eyre::eyre::Result;
 use operator_protocol::{
-    ActionRequest, ActionSpec, Brain, DisturbanceSpec, Disturber, Family, Subject,
+    ActionRequest, ActionSpec, Brain, DeploymentTarget, DisturbanceSpec, Disturber, Family, Subject,
     UNKNOWN_ROOT_CAUSE, unix_now_ms,
 };
 use serde::Serialize;
 
 pub mod player;
 mod report;
+pub mod simulated;
 pub mod soak;
 
 use player::{Player, Sampler, TicketWatcher};
@@ -24,14 +25,15 @@ use player::{Player, Sampler, TicketWatcher};
 use super::oracle::{self, ActionSeen, Harm, History, Named};
 use super::schedule::{self, Schedule};
 use super::{EvalCluster, EvalOptions, report_line, wait_healthy};
+use crate::clock::SystemClock;
 use crate::model::{Action, ActionStatus, Ticket, TicketStatus};
 use crate::store::Store;
 
 /// After the last disturbance ends: how long the engine has to end what it opened.
-const SETTLE: Duration = Duration::from_secs(40);
+pub(super) const SETTLE: Duration = Duration::from_secs(40);
 /// Watched after the last disturbance at least this long, so what an action did afterwards
 /// is sampled.
-const AFTERWARDS: Duration = Duration::from_secs(8);
+pub(super) const AFTERWARDS: Duration = Duration::from_secs(8);
 
 #[derive(Debug, Clone)]
 pub struct GeneratedOptions {
@@ -39,6 +41,8 @@ pub struct GeneratedOptions {
     pub count: u64,
     /// Tickets are answered by the fuzzed brain instead of the chosen one.
     pub fuzz: bool,
+    /// Played on the subject's model in simulated time (`simulated.rs`).
+    pub simulated: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -87,8 +91,13 @@ fn replay_command(options: &EvalOptions, generated: &GeneratedOptions, seed: u64
         (false, Some(name)) => format!(" --brain {}", format!("{name:?}").to_lowercase()),
         (false, None) => String::new(),
     };
+    let simulated = if generated.simulated {
+        " --simulated"
+    } else {
+        ""
+    };
     format!(
-        "operator-tui eval --suite generated --subject {} --seed {seed} --count 1{brain}",
+        "operator-tui eval --suite generated --subject {} --seed {seed} --count 1{brain}{simulated}",
         options.subject.as_str(),
     )
 }
@@ -154,12 +163,12 @@ async fn run_schedule(
         return failed(None, "this deployment has no disturbances".into());
     };
     let subject = cluster.deployment.subject.clone();
-    let drawn = schedule::draw(seed, &vocabulary(&cluster, disturber.as_ref()));
-    let player = Player::new(
-        cluster.deployment.target.clone(),
-        subject.clone(),
-        disturber.clone(),
+    let target = cluster.deployment.target.clone();
+    let drawn = schedule::draw(
+        seed,
+        &vocabulary(target.as_ref(), subject.as_ref(), disturber.as_ref()),
     );
+    let player = Player::new(target, subject.clone(), disturber.clone(), Arc::new(SystemClock));
     let played = play(&cluster, &drawn, &player).await;
     let record = played.and_then(|history| {
         let store = cluster.store()?;
@@ -169,7 +178,9 @@ async fn run_schedule(
     match (record, left) {
         (Ok((mut history, tickets, store)), Ok(left)) => {
             history.left_behind = left;
-            match grade_schedule(&drawn, history, &tickets, &store, subject.as_ref()) {
+            let graded =
+                grade_schedule(&drawn, history, &tickets, &store, subject.as_ref(), unix_now_ms());
+            match graded {
                 Ok(grade) => ScheduleGrade { replay, ..grade },
                 Err(e) => failed(Some(&drawn), format!("{e:#}")),
             }
@@ -180,22 +191,17 @@ async fn run_schedule(
 
 /// Everything a schedule on this cluster can draw from: the eval's own signals and people on
 /// every process, the subject's disturbances, its chaos catalog.
-fn vocabulary(cluster: &EvalCluster, disturber: &dyn Disturber) -> Vec<DisturbanceSpec> {
-    let nodes: Vec<String> = cluster
-        .deployment
-        .target
-        .nodes()
-        .iter()
-        .map(|n| n.0.clone())
-        .collect();
+fn vocabulary(
+    target: &dyn DeploymentTarget,
+    subject: &dyn Subject,
+    disturber: &dyn Disturber,
+) -> Vec<DisturbanceSpec> {
+    let nodes: Vec<String> = target.nodes().iter().map(|n| n.0.clone()).collect();
     let mut vocabulary = schedule::process_specs(&nodes);
     vocabulary.extend(disturber.disturbances());
-    let target = &cluster.deployment.target;
-    vocabulary.extend(schedule::catalog_specs(
-        &cluster.deployment.subject.chaos(),
-        &nodes,
-        |needs| target.can(needs),
-    ));
+    vocabulary.extend(schedule::catalog_specs(&subject.chaos(), &nodes, |needs| {
+        target.can(needs)
+    }));
     vocabulary
 }
 
@@ -215,7 +221,7 @@ fn brain_for(
 async fn play(cluster: &EvalCluster, drawn: &Schedule, player: &Player) -> Result<History> {
     wait_healthy(&cluster.deployment).await?;
     let sampler = Sampler::start(player.disturber.clone());
-    let watcher = TicketWatcher::start(cluster.db());
+    let watcher = TicketWatcher::start(cluster.db(), Arc::new(SystemClock));
     let start = Instant::now();
     player.play(drawn.seed, drawn).await;
     // Pauses and scripts that end by themselves are over by now; then the engine settles.
@@ -340,8 +346,8 @@ fn grade_schedule(
     tickets: &[Ticket],
     store: &Store,
     subject: &dyn Subject,
+    end_ms: u64,
 ) -> Result<ScheduleGrade> {
-    let end_ms = unix_now_ms();
     let proposed = store.actions(None, 100_000)?.len();
     let ran = ran_actions(store, subject, end_ms)?;
     history.actions = ran.iter().map(|(_, seen)| seen.clone()).collect();

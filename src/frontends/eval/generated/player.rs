@@ -6,14 +6,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use operator_protocol::{
-    ChaosRequest, DeploymentTarget, Disturber, Family, Loses, NodeId, Subject, World, unix_now_ms,
+    ChaosRequest, DeploymentTarget, Disturber, Family, Loses, NodeId, Subject, World,
 };
+use tokio::time::Instant;
 
 use super::super::oracle::{Disturbed, History, Named, PersonChange};
 use super::super::schedule::{self, Schedule, Step};
+use crate::clock::Clock;
 
 /// How often the sampler reads the world.
 const SAMPLE_EVERY: Duration = Duration::from_millis(250);
@@ -22,6 +24,8 @@ pub struct Player {
     pub target: Arc<dyn DeploymentTarget>,
     pub subject: Arc<dyn Subject>,
     pub disturber: Arc<dyn Disturber>,
+    /// The time the log is kept in: the engine's, so the oracle compares like with like.
+    clock: Arc<dyn Clock>,
     /// STOP/CONT cycles running, by (schedule key, step).
     cycles: Mutex<BTreeMap<(u64, usize), tokio::task::JoinHandle<()>>>,
     /// What the harness did (people's changes, disturbances) and could not do.
@@ -43,11 +47,13 @@ impl Player {
         target: Arc<dyn DeploymentTarget>,
         subject: Arc<dyn Subject>,
         disturber: Arc<dyn Disturber>,
+        clock: Arc<dyn Clock>,
     ) -> Arc<Self> {
         Arc::new(Self {
             target,
             subject,
             disturber,
+            clock,
             cycles: Mutex::default(),
             log: Mutex::default(),
         })
@@ -154,9 +160,9 @@ impl Player {
         moments.sort();
         let mut began: BTreeMap<usize, u64> = BTreeMap::new();
         for (at, i, apply) in moments {
-            tokio::time::sleep_until((start + Duration::from_millis(at)).into()).await;
+            tokio::time::sleep_until(start + Duration::from_millis(at)).await;
             let step = &drawn.steps[i];
-            let now = unix_now_ms();
+            let now = self.clock.now_ms();
             let object = step.disturbance.target.clone().unwrap_or_default();
             let result = if apply {
                 began.insert(i, now);
@@ -164,7 +170,7 @@ impl Player {
             } else {
                 self.undo((key, i), step).await
             };
-            let done = unix_now_ms();
+            let done = self.clock.now_ms();
             self.logged(|(history, errors)| {
                 errors.extend(result.err());
                 if step.deliberate {
@@ -247,7 +253,7 @@ pub struct TicketWatcher {
 }
 
 impl TicketWatcher {
-    pub fn start(db: std::path::PathBuf) -> Self {
+    pub fn start(db: std::path::PathBuf, clock: Arc<dyn Clock>) -> Self {
         let named: Arc<Mutex<SeenNamed>> = Arc::default();
         let task = {
             let named = named.clone();
@@ -265,7 +271,7 @@ impl TicketWatcher {
                         Ok::<_, color_eyre::eyre::Report>((store, tickets))
                     })
                     .await;
-                    let now = unix_now_ms();
+                    let now = clock.now_ms();
                     store = None;
                     if let Ok(Ok((opened, tickets))) = seen {
                         store = Some(opened);

@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use color_eyre::eyre::Result;
+use std::sync::Arc;
 use serde::Serialize;
 
 use super::player::{Player, Sampler, TicketWatcher};
@@ -14,6 +15,7 @@ use super::{GeneratedOptions, brain_for, named, ran_actions, vocabulary};
 use crate::frontends::eval::oracle::{self, Harm, History};
 use crate::frontends::eval::schedule::{self, Schedule};
 use crate::frontends::eval::{EvalCluster, EvalOptions, wait_healthy};
+use crate::clock::{Clock, SystemClock};
 use crate::model::TicketStatus;
 
 /// How often CPU and memory are read.
@@ -84,15 +86,13 @@ pub async fn run(options: EvalOptions, generated: GeneratedOptions, minutes: u64
         .clone()
         .ok_or_else(|| crate::user_error!("this deployment has no disturbances"))?;
     wait_healthy(&cluster.deployment).await?;
-    let words = vocabulary(&cluster, disturber.as_ref());
     let subject = cluster.deployment.subject.clone();
-    let player = Player::new(
-        cluster.deployment.target.clone(),
-        subject.clone(),
-        disturber.clone(),
-    );
+    let target = cluster.deployment.target.clone();
+    let words = vocabulary(target.as_ref(), subject.as_ref(), disturber.as_ref());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let player = Player::new(target, subject.clone(), disturber.clone(), clock.clone());
     let sampler = Sampler::start(disturber.clone());
-    let watcher = TicketWatcher::start(cluster.db());
+    let watcher = TicketWatcher::start(cluster.db(), clock);
     let start = Instant::now();
     let until = start + Duration::from_secs(minutes * 60);
     let mut resources = Vec::new();

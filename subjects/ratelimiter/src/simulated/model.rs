@@ -1,0 +1,561 @@
+//! The rate limiter as a model: three nodes deciding checks through one Redis, in steps of
+//! simulated time. It keeps what an observer of the real cluster can see (each node's
+//! decisions and per-window accounting, Redis's counters and limits, the processes) and what
+//! the faults do to it, and nothing else: no sockets, no wall clock.
+//!
+//! What it models, and why each matters to the oracle:
+//! - a check is decided by Redis's script (count + 1 ≤ limit) when the node reaches Redis;
+//!   otherwise the node fails open and counts the unit as uncertain;
+//! - Redis stopped, paused or busy holds the writes sent meanwhile and applies them when it
+//!   serves again (the drift a long pause leaves behind);
+//! - a full Redis refuses writes (noeviction) or evicts counters (an evicting policy);
+//! - a process that exits loses what it held in memory (Redis its counters, a node its
+//!   accounting); one started again watches windows from then on.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use operator_protocol::ProcessState;
+
+use crate::chaos::DEFAULT_KEY;
+use crate::cluster::REDIS_NODE;
+use crate::workload::HOT_KEY_LIMIT;
+
+/// One step of simulated time: traffic is decided in batches this long.
+pub const STEP_MS: u64 = 50;
+/// The rates a node reports are over this many steps (1 s).
+const RATE_STEPS: usize = 20;
+/// The demo cluster's defaults: 1000 checks per 5 s window, the hot key 200.
+pub const DEFAULT_LIMIT: u64 = 1000;
+pub const WINDOW_MS: u64 = 5000;
+/// The steady workload: 8 demo keys, 30 % of it on the hot key.
+const WORKLOAD_RATE: f64 = 200.0;
+const DEMO_KEYS: usize = 8;
+/// Memory Redis uses with nothing stored, and per counter, in KiB.
+const BASE_MEMORY_KB: f64 = 900.0;
+const COUNTER_KB: f64 = 0.1;
+/// Keys a "many keys" flow spreads over, at most: the accounting is per key, and more keys
+/// would only make the simulation slower, not different.
+const MAX_MODELLED_KEYS: usize = 50;
+pub const ABUSER_KEY: &str = "abuser-generated";
+const ABUSER_LIMIT: u64 = 50;
+
+pub const NODES: [&str; 3] = ["node-1", "node-2", "node-3"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Killed by a signal (SIGKILL): a crash.
+    Killed,
+    /// Exit 0 after SIGTERM: someone stopped it on purpose.
+    Clean,
+}
+
+#[derive(Debug, Clone)]
+pub struct Process {
+    pub state: ProcessState,
+    pub pid: u32,
+    pub restarts: u32,
+    pub exit: Option<Exit>,
+    /// Cut off from the network: it runs, and nobody reaches it nor it anybody.
+    pub isolated: bool,
+    pub log: Vec<String>,
+}
+
+impl Process {
+    fn running(pid: u32) -> Self {
+        Self {
+            state: ProcessState::Running,
+            pid,
+            restarts: 0,
+            exit: None,
+            isolated: false,
+            log: vec!["listening".into()],
+        }
+    }
+
+    pub fn serves(&self) -> bool {
+        self.state == ProcessState::Running && !self.isolated
+    }
+}
+
+/// What one node allowed and could not be sure of, for one window's counter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Slot {
+    pub allowed: u64,
+    pub uncertain: u64,
+    /// The Redis epoch the window was counted in.
+    pub epoch: u64,
+    pub ends_ms: u64,
+    pub window_ms: u64,
+}
+
+/// One step's decisions on a node.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tally {
+    pub checks: u64,
+    pub allowed: u64,
+    pub denied: u64,
+    pub fail_open: u64,
+    pub skipped: u64,
+    pub failures: u64,
+    pub latency_ms: f64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Node {
+    /// Added to every check (the latency fault).
+    pub latency_ms: u64,
+    /// Answers allowed without asking Redis (the ghost fault).
+    pub ghost: bool,
+    pub slots: BTreeMap<String, Slot>,
+    /// Since when its accounting is whole (it started then).
+    pub watching_since: u64,
+    pub tallies: VecDeque<Tally>,
+    /// Why its last check got no decision from Redis.
+    pub failing: Option<&'static str>,
+}
+
+/// A stream of checks from outside.
+#[derive(Debug, Clone)]
+pub struct Flow {
+    pub name: String,
+    pub rate: f64,
+    /// Keys it spreads over, by share of its rate.
+    pub keys: Vec<(String, f64)>,
+    carry: f64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Redis {
+    /// Counter key → (value, expires at).
+    pub counters: BTreeMap<String, (u64, u64)>,
+    /// Key → (limit, window ms), as the admin API stores them.
+    pub limits: BTreeMap<String, (u64, u64)>,
+    /// Key → generation (a reset starts a new one).
+    pub generations: BTreeMap<String, u64>,
+    pub epoch: u64,
+    pub paused_until: u64,
+    pub busy_until: u64,
+    /// Writes sent while Redis could not serve: (counter, units, window end, limit).
+    pub queued: Vec<(String, u64, u64, u64)>,
+    pub maxmemory_kb: Option<u64>,
+    pub evicting: Option<&'static str>,
+    pub maxclients: u64,
+    pub password: bool,
+}
+
+pub struct Model {
+    pub now: u64,
+    pub processes: BTreeMap<String, Process>,
+    pub nodes: BTreeMap<String, Node>,
+    pub redis: Redis,
+    pub flows: Vec<Flow>,
+    next_pid: u32,
+    next_node: usize,
+}
+
+/// Why a node's call to Redis got no decision now, if it got none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No answer in time; the write may land later.
+    Timeout,
+    Connection,
+    Auth,
+    Oom,
+}
+
+impl Refusal {
+    pub fn class(self) -> &'static str {
+        match self {
+            Refusal::Timeout => "timeout",
+            Refusal::Connection => "connection",
+            Refusal::Auth => "auth",
+            Refusal::Oom => "oom",
+        }
+    }
+}
+
+impl Model {
+    pub fn new(now: u64) -> Self {
+        let mut model = Self {
+            now,
+            processes: BTreeMap::new(),
+            nodes: BTreeMap::new(),
+            redis: Redis {
+                maxclients: 10_000,
+                ..Redis::default()
+            },
+            flows: Vec::new(),
+            next_pid: 4000,
+            next_node: 0,
+        };
+        for name in NODES.iter().copied().chain([REDIS_NODE]) {
+            let pid = model.pid();
+            model.processes.insert(name.into(), Process::running(pid));
+        }
+        for name in NODES {
+            model.nodes.insert(
+                name.into(),
+                Node {
+                    watching_since: now,
+                    ..Node::default()
+                },
+            );
+        }
+        model
+            .redis
+            .limits
+            .insert(DEFAULT_KEY.into(), (HOT_KEY_LIMIT, WINDOW_MS));
+        let cold = (1.0 - 0.3) / DEMO_KEYS as f64;
+        let mut keys: Vec<(String, f64)> = (0..DEMO_KEYS).map(|i| (format!("demo-{i}"), cold)).collect();
+        keys.push((DEFAULT_KEY.into(), 0.3));
+        model.add_flow("workload", WORKLOAD_RATE, keys);
+        model
+    }
+
+    fn pid(&mut self) -> u32 {
+        self.next_pid += 1;
+        self.next_pid
+    }
+
+    pub fn add_flow(&mut self, name: &str, rate: f64, keys: Vec<(String, f64)>) {
+        self.flows.retain(|f| f.name != name);
+        self.flows.push(Flow {
+            name: name.into(),
+            rate,
+            keys,
+            carry: 0.0,
+        });
+    }
+
+    pub fn remove_flow(&mut self, name: &str) {
+        self.flows.retain(|f| f.name != name);
+    }
+
+    /// A flow of `rate` checks a second spread evenly over `keys` keys named `prefix{i}`.
+    pub fn spread_flow(&mut self, name: &str, rate: f64, prefix: &str, keys: usize) {
+        let modelled = keys.clamp(1, MAX_MODELLED_KEYS);
+        let share = 1.0 / modelled as f64;
+        let keys = (0..modelled).map(|i| (format!("{prefix}{i}"), share)).collect();
+        self.add_flow(name, rate, keys);
+    }
+
+    pub fn over_limit_flow(&mut self, rate: f64) {
+        self.redis
+            .limits
+            .insert(ABUSER_KEY.into(), (ABUSER_LIMIT, 1000));
+        self.add_flow("traffic_over_limit", rate, vec![(ABUSER_KEY.into(), 1.0)]);
+    }
+
+    /// Runs the cluster forward to `now`, one step at a time.
+    pub fn advance(&mut self, now: u64) {
+        while self.now + STEP_MS <= now {
+            self.now += STEP_MS;
+            self.step();
+        }
+    }
+
+    pub fn redis_process(&self) -> &Process {
+        &self.processes[REDIS_NODE]
+    }
+
+    /// Redis holds its clients' commands (stopped, paused or busy) rather than answering.
+    pub fn redis_holds(&self) -> bool {
+        let redis = self.redis_process();
+        redis.state == ProcessState::Stopped
+            || self.redis.paused_until > self.now
+            || self.redis.busy_until > self.now
+    }
+
+    /// Why a client in connection slot `slot` (the operator holds 0, node-i holds i) gets no
+    /// answer from Redis now, if it gets none; `write` for a check's script.
+    pub fn refusal(&self, slot: usize, write: bool) -> Option<Refusal> {
+        let redis = self.redis_process();
+        if redis.state == ProcessState::Exited || redis.isolated {
+            return Some(Refusal::Connection);
+        }
+        if self.redis_holds() {
+            return Some(Refusal::Timeout);
+        }
+        if slot as u64 >= self.redis.maxclients {
+            return Some(Refusal::Connection);
+        }
+        if self.redis.password {
+            return Some(Refusal::Auth);
+        }
+        if write && self.redis.evicting.is_none() && self.memory_full() {
+            return Some(Refusal::Oom);
+        }
+        None
+    }
+
+    fn memory_kb(&self) -> f64 {
+        BASE_MEMORY_KB + COUNTER_KB * self.redis.counters.len() as f64
+    }
+
+    fn memory_full(&self) -> bool {
+        self.redis
+            .maxmemory_kb
+            .is_some_and(|max| self.memory_kb() >= max as f64)
+    }
+
+    /// The limit and window a node applies to `key`.
+    pub fn limit_of(&self, key: &str) -> (u64, u64) {
+        self.redis
+            .limits
+            .get(key)
+            .copied()
+            .unwrap_or((DEFAULT_LIMIT, WINDOW_MS))
+    }
+
+    /// The counter key of `key`'s window at `at`, and the window's end.
+    pub fn counter_of(&self, key: &str, at: u64) -> (String, u64, u64) {
+        let (_, window) = self.limit_of(key);
+        let generation = self.redis.generations.get(key).copied().unwrap_or(0);
+        let window_id = at / window;
+        (
+            format!("rl:cnt:{key}:{generation}:{window_id}"),
+            (window_id + 1) * window,
+            window_id,
+        )
+    }
+
+    fn step(&mut self) {
+        let now = self.now;
+        self.redis.counters.retain(|_, (_, expires)| *expires > now);
+        if !self.redis_holds() && self.redis_process().state == ProcessState::Running {
+            for (counter, units, expires, limit) in std::mem::take(&mut self.redis.queued) {
+                if expires > now {
+                    self.incr(&counter, units, expires, limit);
+                }
+            }
+        }
+        self.evict();
+        let serving: Vec<String> = NODES
+            .iter()
+            .filter(|n| self.processes[**n].serves())
+            .map(|n| n.to_string())
+            .collect();
+        let mut tallies: BTreeMap<String, Tally> =
+            serving.iter().map(|n| (n.clone(), Tally::default())).collect();
+        let mut failing: BTreeMap<String, Option<&'static str>> = BTreeMap::new();
+        let mut flows = std::mem::take(&mut self.flows);
+        for flow in &mut flows {
+            flow.carry += flow.rate * STEP_MS as f64 / 1000.0;
+            let mut units = flow.carry.floor() as u64;
+            flow.carry -= units as f64;
+            if serving.is_empty() {
+                continue;
+            }
+            // Units go to keys in proportion to their share, one at a time round the nodes.
+            let total_share: f64 = flow.keys.iter().map(|(_, s)| s).sum();
+            for (i, (key, share)) in flow.keys.iter().enumerate() {
+                let mine = if i + 1 == flow.keys.len() {
+                    units
+                } else {
+                    ((units as f64) * share / total_share).round() as u64
+                };
+                let mine = mine.min(units);
+                units -= mine;
+                for _ in 0..mine {
+                    let node = serving[self.next_node % serving.len()].clone();
+                    self.next_node = self.next_node.wrapping_add(1);
+                    let outcome = self.check(&node, key);
+                    let tally = tallies.entry(node.clone()).or_default();
+                    tally.checks += 1;
+                    match outcome {
+                        Decided::Allowed => tally.allowed += 1,
+                        Decided::Denied => tally.denied += 1,
+                        Decided::Skipped => tally.skipped += 1,
+                        Decided::FailedOpen(why) => {
+                            tally.fail_open += 1;
+                            tally.failures += 1;
+                            failing.insert(node.clone(), Some(why.class()));
+                        }
+                    }
+                    if !matches!(outcome, Decided::FailedOpen(_)) {
+                        failing.entry(node).or_insert(None);
+                    }
+                }
+            }
+        }
+        self.flows = flows;
+        for (name, node) in &mut self.nodes {
+            let tally = tallies.remove(name).unwrap_or_default();
+            let tally = Tally {
+                latency_ms: 1.0 + node.latency_ms as f64,
+                ..tally
+            };
+            node.tallies.push_back(tally);
+            if node.tallies.len() > RATE_STEPS {
+                node.tallies.pop_front();
+            }
+            if let Some(why) = failing.remove(name) {
+                node.failing = why;
+            }
+            // A node keeps the current and the previous window of each key.
+            node.slots.retain(|_, slot| slot.ends_ms + slot.window_ms > now);
+        }
+    }
+
+    fn incr(&mut self, counter: &str, units: u64, expires: u64, limit: u64) -> bool {
+        let entry = self
+            .redis
+            .counters
+            .entry(counter.to_string())
+            .or_insert((0, expires));
+        if entry.0 + units > limit {
+            return false;
+        }
+        entry.0 += units;
+        true
+    }
+
+    /// An evicting Redis over its memory drops counters until it fits (all of them, if even
+    /// an empty Redis does not); `allkeys` policies drop limits too.
+    fn evict(&mut self) {
+        let (Some(max), Some(policy)) = (self.redis.maxmemory_kb, self.redis.evicting) else {
+            return;
+        };
+        while self.memory_kb() >= max as f64 {
+            let victim = self.redis.counters.keys().next().cloned();
+            match victim {
+                Some(c) => {
+                    self.redis.counters.remove(&c);
+                }
+                None => break,
+            }
+        }
+        if policy.starts_with("allkeys") && BASE_MEMORY_KB >= max as f64 {
+            self.redis.limits.clear();
+        }
+    }
+
+    fn check(&mut self, node: &str, key: &str) -> Decided {
+        if self.nodes[node].ghost {
+            return Decided::Skipped;
+        }
+        let slot_index = NODES.iter().position(|n| *n == node).unwrap_or(0) + 1;
+        let (limit, window_ms) = self.limit_of(key);
+        let (counter, expires, _) = self.counter_of(key, self.now);
+        let epoch = self.redis.epoch;
+        let refusal = self.refusal(slot_index, true);
+        let allowed = match refusal {
+            None => self.incr(&counter, 1, expires, limit),
+            Some(_) => false,
+        };
+        let slot = self
+            .nodes
+            .get_mut(node)
+            .map(|n| n.slots.entry(counter.clone()).or_insert(Slot {
+                epoch,
+                ends_ms: expires,
+                window_ms,
+                ..Slot::default()
+            }));
+        match (refusal, slot) {
+            (None, Some(slot)) => {
+                if allowed {
+                    slot.allowed += 1;
+                    Decided::Allowed
+                } else {
+                    Decided::Denied
+                }
+            }
+            (Some(why), slot) => {
+                if why == Refusal::Timeout {
+                    if let Some(slot) = slot {
+                        slot.uncertain += 1;
+                    }
+                    self.redis.queued.push((counter, 1, expires, limit));
+                }
+                Decided::FailedOpen(why)
+            }
+            (None, None) => Decided::Denied,
+        }
+    }
+
+    // ---- what happens to processes ----
+
+    pub fn kill(&mut self, name: &str) {
+        self.exit(name, Exit::Killed);
+    }
+
+    pub fn terminate(&mut self, name: &str) {
+        self.exit(name, Exit::Clean);
+    }
+
+    fn exit(&mut self, name: &str, how: Exit) {
+        let Some(p) = self.processes.get_mut(name) else { return };
+        if p.state == ProcessState::Exited {
+            return;
+        }
+        p.state = ProcessState::Exited;
+        p.exit = Some(how);
+        p.log.push(match how {
+            Exit::Killed => "killed by signal 9".into(),
+            Exit::Clean => "SIGTERM: shutting down".into(),
+        });
+        if name == REDIS_NODE {
+            // Nothing persisted: every count, limit and queued write goes with the process.
+            let (maxclients, password) = (10_000, false);
+            self.redis = Redis {
+                epoch: self.redis.epoch,
+                maxclients,
+                password,
+                ..Redis::default()
+            };
+        } else if let Some(node) = self.nodes.get_mut(name) {
+            *node = Node::default();
+        }
+    }
+
+    /// Starts a process that has exited; false when one already runs (it holds the port).
+    pub fn start(&mut self, name: &str) -> bool {
+        let pid = self.pid();
+        let now = self.now;
+        let Some(p) = self.processes.get_mut(name) else { return false };
+        if p.state != ProcessState::Exited {
+            return false;
+        }
+        p.state = ProcessState::Running;
+        p.pid = pid;
+        p.restarts += 1;
+        p.exit = None;
+        p.isolated = false;
+        p.log.push("listening".into());
+        if name == REDIS_NODE {
+            self.redis.epoch += 1;
+        } else if let Some(node) = self.nodes.get_mut(name) {
+            *node = Node {
+                watching_since: now,
+                ..Node::default()
+            };
+        }
+        true
+    }
+
+    pub fn set_state(&mut self, name: &str, from: ProcessState, to: ProcessState) -> bool {
+        match self.processes.get_mut(name) {
+            Some(p) if p.state == from => {
+                p.state = to;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// FLUSHALL: every counter and limit gone; the nodes notice a new epoch.
+    pub fn flush(&mut self) {
+        self.redis.counters.clear();
+        self.redis.limits.clear();
+        self.redis.generations.clear();
+        self.redis.epoch += 1;
+    }
+}
+
+enum Decided {
+    Allowed,
+    Denied,
+    Skipped,
+    FailedOpen(Refusal),
+}
