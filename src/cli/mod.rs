@@ -576,7 +576,8 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
                     "--minutes runs the generated suite as a soak: add --suite generated"
                 ));
             }
-            if simulated && (suite != crate::frontends::eval::Suite::Generated || minutes.is_some()) {
+            if simulated && (suite != crate::frontends::eval::Suite::Generated || minutes.is_some())
+            {
                 return Err(crate::user_error!(
                     "--simulated plays the generated suite's schedules on a model: use it with --suite generated and without --minutes"
                 ));

@@ -79,6 +79,10 @@ pub struct EngineConfig {
     /// Which incarnation of the cluster the engine watches (`Deployment::cluster_id`): its
     /// tickets carry it, and only fixes made on it count as its history.
     pub cluster: String,
+    /// Run store work on the runtime's own thread instead of a blocking one: a simulation on
+    /// a paused clock does, so the order of its steps (and so a seed's replay) does not
+    /// depend on when another thread answers. A live engine keeps SQLite off its workers.
+    pub store_inline: bool,
 }
 
 impl Default for EngineConfig {
@@ -110,6 +114,7 @@ impl Default for EngineConfig {
             confidence_gates: ConfidenceGates::default(),
             read_only: false,
             cluster: String::new(),
+            store_inline: false,
         }
     }
 }

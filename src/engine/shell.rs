@@ -227,17 +227,20 @@ impl Shell {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let wake = self.wake_delay();
+            // In a fixed order, not tokio's random one: a person's command first, then what
+            // finished, then time; and a simulated run replays its seed step for step.
             tokio::select! {
+                biased;
                 _ = cancel.cancelled() => break,
+                Some(command) = commands.recv() => self.step(Input::Command(command)).await?,
+                Some(input) = results.recv() => self.step(input).await?,
+                _ = tokio::time::sleep(wake.unwrap_or_default()), if wake.is_some() => {
+                    self.step(Input::Tick).await?;
+                }
                 _ = ticker.tick() => {
                     self.observe();
                     self.step(Input::Tick).await?;
                 }
-                _ = tokio::time::sleep(wake.unwrap_or_default()), if wake.is_some() => {
-                    self.step(Input::Tick).await?;
-                }
-                Some(command) = commands.recv() => self.step(Input::Command(command)).await?,
-                Some(input) = results.recv() => self.step(input).await?,
             }
         }
         self.shutdown(&mut results).await
@@ -486,20 +489,25 @@ impl Shell {
         Ok((rows.applied, rows.changed_actions, rows.changed_tickets))
     }
 
-    /// Runs store work on a blocking thread, so SQLite never stalls the async workers.
+    /// Runs store work on a blocking thread, so SQLite never stalls the async workers (or
+    /// inline, for a simulation: see `EngineConfig::store_inline`).
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Store) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || {
+        let run = move || {
             let mut store = store
                 .lock()
                 .map_err(|_| eyre!("the store lock is poisoned"))?;
             work(&mut store)
-        })
-        .await
-        .wrap_err("the store thread panicked")?
+        };
+        if self.state.config.store_inline {
+            return run();
+        }
+        tokio::task::spawn_blocking(run)
+            .await
+            .wrap_err("the store thread panicked")?
     }
 
     fn emit(&self, event: EngineEvent) {

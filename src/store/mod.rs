@@ -251,6 +251,8 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // The engine reads the same few dozen queries every tick: parse each once.
+        conn.set_prepared_statement_cache_capacity(64);
         // Two processes opening a new database at once (an engine and a CLI) would both try to
         // create the schema; an advisory lock beside the file lets one migrate at a time.
         let _migrating = MigrationLock::take(path)?;
@@ -266,7 +268,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         let stuck: Vec<(i64, Option<i64>)> = {
             let mut stmt =
-                tx.prepare("SELECT id, ticket_id FROM actions WHERE status = 'executing'")?;
+                tx.prepare_cached("SELECT id, ticket_id FROM actions WHERE status = 'executing'")?;
             stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<_>>()?
         };
@@ -395,7 +397,7 @@ impl Store {
     pub fn active_tickets(&self) -> Result<Vec<Ticket>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT * FROM tickets WHERE status != 'resolved' ORDER BY id")?;
+            .prepare_cached("SELECT * FROM tickets WHERE status != 'resolved' ORDER BY id")?;
         Ok(stmt
             .query_map([], ticket_from_row)?
             .collect::<rusqlite::Result<_>>()?)
@@ -403,7 +405,7 @@ impl Store {
 
     /// Tickets resolved at or after `since_ms`, oldest first: causes whose aftermath may last.
     pub fn resolved_since(&self, since_ms: Millis) -> Result<Vec<Ticket>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT * FROM tickets WHERE status = 'resolved' AND resolved_ms >= ?1 ORDER BY id",
         )?;
         Ok(stmt
@@ -414,7 +416,7 @@ impl Store {
     /// Every action of an active ticket, and every live action, oldest first: what the
     /// engine decides over.
     pub fn engine_actions(&self) -> Result<Vec<Action>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT * FROM actions WHERE status IN ('proposed', 'validated', 'executing')
                 OR ticket_id IN (SELECT id FROM tickets WHERE status != 'resolved')
              ORDER BY id",
@@ -428,7 +430,7 @@ impl Store {
     pub fn tickets(&self, limit: usize) -> Result<Vec<Ticket>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT * FROM tickets ORDER BY id DESC LIMIT ?1")?;
+            .prepare_cached("SELECT * FROM tickets ORDER BY id DESC LIMIT ?1")?;
         Ok(stmt
             .query_map([limit as i64], ticket_from_row)?
             .collect::<rusqlite::Result<_>>()?)
@@ -436,9 +438,9 @@ impl Store {
 
     /// The tickets of one incident, its cause first, then its symptoms by id.
     pub fn incident(&self, cause: TicketId) -> Result<Vec<Ticket>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT * FROM tickets WHERE incident_id = ?1 ORDER BY (id != ?1), id")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT * FROM tickets WHERE incident_id = ?1 ORDER BY (id != ?1), id",
+        )?;
         Ok(stmt
             .query_map([cause.0], ticket_from_row)?
             .collect::<rusqlite::Result<_>>()?)
@@ -446,9 +448,9 @@ impl Store {
 
     /// The most recent incidents' causes, newest first.
     pub fn incident_causes(&self, limit: usize) -> Result<Vec<Ticket>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT * FROM tickets WHERE incident_id = id ORDER BY id DESC LIMIT ?1")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT * FROM tickets WHERE incident_id = id ORDER BY id DESC LIMIT ?1",
+        )?;
         Ok(stmt
             .query_map([limit as i64], ticket_from_row)?
             .collect::<rusqlite::Result<_>>()?)
@@ -457,7 +459,7 @@ impl Store {
     pub fn diagnoses(&self, ticket: TicketId) -> Result<Vec<StoredDiagnosis>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT * FROM diagnoses WHERE ticket_id = ?1 ORDER BY id")?;
+            .prepare_cached("SELECT * FROM diagnoses WHERE ticket_id = ?1 ORDER BY id")?;
         Ok(stmt
             .query_map([ticket.0], |r| {
                 Ok(StoredDiagnosis {
@@ -554,7 +556,7 @@ impl Store {
 
     /// Actions not yet completed, failed or cancelled, oldest first.
     pub fn live_actions(&self) -> Result<Vec<Action>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT * FROM actions WHERE status IN ('proposed', 'validated', 'executing') ORDER BY id",
         )?;
         Ok(stmt
@@ -563,7 +565,7 @@ impl Store {
     }
 
     pub fn actions(&self, ticket: Option<TicketId>, limit: usize) -> Result<Vec<Action>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT * FROM actions WHERE (?1 IS NULL OR ticket_id = ?1) ORDER BY id DESC LIMIT ?2",
         )?;
         Ok(stmt
@@ -574,7 +576,7 @@ impl Store {
     pub fn action_events(&self, id: ActionId) -> Result<Vec<ActionEvent>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT * FROM action_events WHERE action_id = ?1 ORDER BY id")?;
+            .prepare_cached("SELECT * FROM action_events WHERE action_id = ?1 ORDER BY id")?;
         Ok(stmt
             .query_map([id.0], |r| {
                 let from: Option<String> = r.get("from_status")?;
@@ -590,7 +592,7 @@ impl Store {
     }
 
     pub fn audit_log(&self, ticket: Option<TicketId>, limit: usize) -> Result<Vec<AuditRow>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT * FROM (SELECT * FROM audit WHERE (?1 IS NULL OR ticket_id = ?1) ORDER BY id DESC LIMIT ?2) ORDER BY id",
         )?;
         Ok(stmt
@@ -740,7 +742,7 @@ impl Store {
 
     /// Injections since `since_ms`, newest first: the monitor links a new ticket to its cause.
     pub fn recent_chaos(&self, subject: &str, since_ms: Millis) -> Result<Vec<ChaosRecord>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             // Once a ticket it explained has resolved, an injection explains nothing more: the
             // same trouble later is a new problem, not the old fault seen late.
             "SELECT at_ms, name, target, root_cause, expected_invariant FROM chaos_injections c
@@ -814,7 +816,7 @@ impl Store {
 
     /// What this subject's actions left and nobody removed yet, oldest first.
     pub fn open_residue(&self, subject: &str) -> Result<Vec<OpenResidue>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT r.id, r.kind, r.key, r.description, r.action_id, a.ticket_id, r.left_ms
                FROM residue r LEFT JOIN actions a ON a.id = r.action_id
               WHERE r.subject = ?1 AND r.removed_ms IS NULL ORDER BY r.id",
@@ -844,7 +846,7 @@ impl Store {
         cluster: &str,
         since_ms: Millis,
     ) -> Result<Vec<(String, String, Millis)>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT invariant, target, resolved_ms FROM tickets
               WHERE subject = ?1 AND cluster = ?2 AND status = 'resolved' AND resolved_ms >= ?3
                 AND reason LIKE 'cleared without an action%'
@@ -865,7 +867,7 @@ impl Store {
         cluster: &str,
         since_ms: Millis,
     ) -> Result<Vec<RecentFix>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT t.id, t.invariant, t.target, a.name, a.params, t.resolved_ms,
                     (SELECT json_extract(d.body, '$.root_cause.category') FROM diagnoses d
                       WHERE d.ticket_id = t.id AND d.accepted = 1 ORDER BY d.id DESC LIMIT 1)

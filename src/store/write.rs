@@ -373,7 +373,7 @@ fn link_incident(
     };
     let mut moved = Vec::new();
     for incident in adopts {
-        let mut stmt = tx.prepare("SELECT id FROM tickets WHERE incident_id = ?1")?;
+        let mut stmt = tx.prepare_cached("SELECT id FROM tickets WHERE incident_id = ?1")?;
         let members: Vec<i64> = stmt
             .query_map([incident.0], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
@@ -706,7 +706,7 @@ fn pick(
     let superseded = format!("superseded: {cause} picked {} instead", action.name);
     for from in [ActionStatus::Proposed, ActionStatus::Validated] {
         let waiting: Vec<i64> = tx
-            .prepare("SELECT id FROM actions WHERE ticket_id = ?1 AND status = ?2")?
+            .prepare_cached("SELECT id FROM actions WHERE ticket_id = ?1 AND status = ?2")?
             .query_map(params![ticket_id.0, from.as_str()], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         for id in waiting {

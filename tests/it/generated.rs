@@ -3,6 +3,7 @@
 //! through a real pause; and `eval --suite generated` plays a drawn schedule end to end with
 //! the fuzzed brain, judged by the harm oracle, with the command that replays it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use operator_protocol::{DrawnDisturbance, World};

@@ -239,8 +239,7 @@ pub fn trouble(observation: &Observation, violations: &[Violation]) -> Trouble {
         .as_ref()
         .filter(|w| w.ops_per_sec > 0.0)
     {
-        let denied =
-            workload.split.get("denied").copied().unwrap_or(0.0) / workload.ops_per_sec;
+        let denied = workload.split.get("denied").copied().unwrap_or(0.0) / workload.ops_per_sec;
         trouble.score += denied * 10.0;
         trouble.summary = format!(
             "{}, {:.0} % of checks denied",
@@ -257,8 +256,7 @@ pub fn consequences() -> Vec<Consequence> {
     // Trouble between the nodes and Redis shows on every key and every node. A count that
     // drifted meanwhile (writes that landed after a pause, writes Redis refused) heals at
     // its window's end: it is the trouble's aftermath for as long as the longest window.
-    let drift =
-        Consequence::new(REDIS_DISCONNECTED, COUNTER_DRIFT).outlasting(DRIFT_OUTLASTS_MS);
+    let drift = Consequence::new(REDIS_DISCONNECTED, COUNTER_DRIFT).outlasting(DRIFT_OUTLASTS_MS);
     [DECISIONS_UNBACKED, HIGH_LATENCY]
         .into_iter()
         .map(|symptom| Consequence::new(REDIS_DISCONNECTED, symptom))

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use color_eyre::eyre::Result;
 use operator_protocol::{
-    ActionRequest, ActionSpec, Brain, DeploymentTarget, DisturbanceSpec, Disturber, Family, Subject,
-    UNKNOWN_ROOT_CAUSE, unix_now_ms,
+    ActionRequest, ActionSpec, Brain, DeploymentTarget, DisturbanceSpec, Disturber, Family,
+    Subject, UNKNOWN_ROOT_CAUSE, unix_now_ms,
 };
 use serde::Serialize;
 
@@ -168,7 +168,12 @@ async fn run_schedule(
         seed,
         &vocabulary(target.as_ref(), subject.as_ref(), disturber.as_ref()),
     );
-    let player = Player::new(target, subject.clone(), disturber.clone(), Arc::new(SystemClock));
+    let player = Player::new(
+        target,
+        subject.clone(),
+        disturber.clone(),
+        Arc::new(SystemClock),
+    );
     let played = play(&cluster, &drawn, &player).await;
     let record = played.and_then(|history| {
         let store = cluster.store()?;
@@ -178,8 +183,14 @@ async fn run_schedule(
     match (record, left) {
         (Ok((mut history, tickets, store)), Ok(left)) => {
             history.left_behind = left;
-            let graded =
-                grade_schedule(&drawn, history, &tickets, &store, subject.as_ref(), unix_now_ms());
+            let graded = grade_schedule(
+                &drawn,
+                history,
+                &tickets,
+                &store,
+                subject.as_ref(),
+                unix_now_ms(),
+            );
             match graded {
                 Ok(grade) => ScheduleGrade { replay, ..grade },
                 Err(e) => failed(Some(&drawn), format!("{e:#}")),
@@ -221,7 +232,7 @@ fn brain_for(
 async fn play(cluster: &EvalCluster, drawn: &Schedule, player: &Player) -> Result<History> {
     wait_healthy(&cluster.deployment).await?;
     let sampler = Sampler::start(player.disturber.clone());
-    let watcher = TicketWatcher::start(cluster.db(), Arc::new(SystemClock));
+    let watcher = TicketWatcher::start(cluster.db(), Arc::new(SystemClock), false);
     let start = Instant::now();
     player.play(drawn.seed, drawn).await;
     // Pauses and scripts that end by themselves are over by now; then the engine settles.

@@ -253,26 +253,32 @@ pub struct TicketWatcher {
 }
 
 impl TicketWatcher {
-    pub fn start(db: std::path::PathBuf, clock: Arc<dyn Clock>) -> Self {
+    /// `on_this_thread`: read on the runtime's own thread (a simulation, whose replay must not
+    /// depend on when another thread answers) rather than a blocking one.
+    pub fn start(db: std::path::PathBuf, clock: Arc<dyn Clock>, on_this_thread: bool) -> Self {
         let named: Arc<Mutex<SeenNamed>> = Arc::default();
         let task = {
             let named = named.clone();
             tokio::spawn(async move {
-                // Opened once, then handed to each blocking read and back.
+                // Opened once, then handed to each read and back.
                 let mut store: Option<crate::store::Store> = None;
                 loop {
                     let db = db.clone();
-                    let seen = tokio::task::spawn_blocking(move || {
-                        let store = match store {
+                    let opened = store.take();
+                    let read = move || {
+                        let store = match opened {
                             Some(store) => store,
                             None => crate::store::Store::open(&db)?,
                         };
                         let tickets = store.active_tickets()?;
                         Ok::<_, color_eyre::eyre::Report>((store, tickets))
-                    })
-                    .await;
+                    };
+                    let seen = if on_this_thread {
+                        Ok(read())
+                    } else {
+                        tokio::task::spawn_blocking(read).await
+                    };
                     let now = clock.now_ms();
-                    store = None;
                     if let Ok(Ok((opened, tickets))) = seen {
                         store = Some(opened);
                         let mut named = named.lock().unwrap_or_else(|p| p.into_inner());

@@ -33,7 +33,12 @@ const START_MS: u64 = 1_800_000_000_000;
 const WARM_UP: Duration = Duration::from_secs(6);
 
 pub fn run(options: EvalOptions, generated: GeneratedOptions) -> Result<()> {
-    if !generated.fuzz && options.brain.brain.is_some_and(|b| b != crate::brains::BrainName::Rules) {
+    if !generated.fuzz
+        && options
+            .brain
+            .brain
+            .is_some_and(|b| b != crate::brains::BrainName::Rules)
+    {
         return Err(crate::user_error!(
             "the simulation answers tickets with the rules brain or --fuzz-brain: a model's API cannot answer in simulated time (run the live suite without --simulated for that)"
         ));
@@ -63,7 +68,10 @@ pub fn run(options: EvalOptions, generated: GeneratedOptions) -> Result<()> {
                         report_line(&bar, report::line(&graded));
                     }
                     bar.inc(1);
-                    grades.lock().unwrap_or_else(|p| p.into_inner()).push(graded);
+                    grades
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(graded);
                 }
             });
         }
@@ -80,6 +88,8 @@ pub fn run(options: EvalOptions, generated: GeneratedOptions) -> Result<()> {
 /// moves only when every task waits.
 fn run_schedule(seed: u64, options: &EvalOptions, generated: &GeneratedOptions) -> ScheduleGrade {
     let replay = replay_command(options, generated, seed);
+    // The engine's retry jitter comes from this thread's generator: seeded, it replays too.
+    fastrand::seed(seed);
     let played = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
@@ -105,11 +115,24 @@ fn run_schedule(seed: u64, options: &EvalOptions, generated: &GeneratedOptions) 
     }
 }
 
-async fn play(seed: u64, options: &EvalOptions, generated: &GeneratedOptions) -> Result<ScheduleGrade> {
+async fn play(
+    seed: u64,
+    options: &EvalOptions,
+    generated: &GeneratedOptions,
+) -> Result<ScheduleGrade> {
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::new(START_MS));
     let cluster = deploy::simulated(options.subject, START_MS)
         .ok_or_else(|| eyre!("{} has no simulated model", options.subject.as_str()))?;
-    let dir = tempfile::Builder::new().prefix("operator-sim-").tempdir()?;
+    // In memory where the machine has it: the engine's store is real, its disk need not be.
+    let shm = std::path::PathBuf::from("/dev/shm");
+    let scratch = if shm.is_dir() {
+        shm
+    } else {
+        std::env::temp_dir()
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("operator-sim-")
+        .tempdir_in(scratch)?;
     let db = dir.path().join("operator.db");
     let engine = Engine::new(
         cluster.subject.clone(),
@@ -120,6 +143,7 @@ async fn play(seed: u64, options: &EvalOptions, generated: &GeneratedOptions) ->
         EngineConfig {
             mode: Some(Mode::Execute),
             cluster: format!("simulated-{seed}"),
+            store_inline: true,
             ..EngineConfig::default()
         },
     );
@@ -140,7 +164,7 @@ async fn play(seed: u64, options: &EvalOptions, generated: &GeneratedOptions) ->
         clock.clone(),
     );
     let sampler = Sampler::start(cluster.disturber.clone());
-    let watcher = TicketWatcher::start(db.clone(), clock.clone());
+    let watcher = TicketWatcher::start(db.clone(), clock.clone(), true);
     let start = Instant::now();
     player.play(seed, &drawn).await;
     tokio::time::sleep_until(start + Duration::from_millis(drawn.ends_ms()) + AFTERWARDS).await;

@@ -7,15 +7,15 @@
 use std::time::{Duration, Instant};
 
 use color_eyre::eyre::Result;
-use std::sync::Arc;
 use serde::Serialize;
+use std::sync::Arc;
 
 use super::player::{Player, Sampler, TicketWatcher};
 use super::{GeneratedOptions, brain_for, named, ran_actions, vocabulary};
+use crate::clock::{Clock, SystemClock};
 use crate::frontends::eval::oracle::{self, Harm, History};
 use crate::frontends::eval::schedule::{self, Schedule};
 use crate::frontends::eval::{EvalCluster, EvalOptions, wait_healthy};
-use crate::clock::{Clock, SystemClock};
 use crate::model::TicketStatus;
 
 /// How often CPU and memory are read.
@@ -92,7 +92,7 @@ pub async fn run(options: EvalOptions, generated: GeneratedOptions, minutes: u64
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let player = Player::new(target, subject.clone(), disturber.clone(), clock.clone());
     let sampler = Sampler::start(disturber.clone());
-    let watcher = TicketWatcher::start(cluster.db(), clock);
+    let watcher = TicketWatcher::start(cluster.db(), clock, false);
     let start = Instant::now();
     let until = start + Duration::from_secs(minutes * 60);
     let mut resources = Vec::new();

@@ -124,7 +124,12 @@ impl SimulatedRateLimiter {
         Ok(())
     }
 
-    fn transition(&self, node: &NodeId, from: ProcessState, to: ProcessState) -> ContractResult<()> {
+    fn transition(
+        &self,
+        node: &NodeId,
+        from: ProcessState,
+        to: ProcessState,
+    ) -> ContractResult<()> {
         Self::known(node)?;
         self.with(|m| {
             if m.set_state(&node.0, from, to) {
@@ -210,7 +215,9 @@ impl SimulatedRateLimiter {
             .ok_or_else(|| ContractError::NotFound(format!("no disturbance {}", d.name)))?;
         let int = |name: &str| d.int(name, 0).max(0) as u64;
         self.with(|m| {
-            if m.redis_process().state == ProcessState::Exited && !name.as_str().starts_with("traffic") {
+            if m.redis_process().state == ProcessState::Exited
+                && !name.as_str().starts_with("traffic")
+            {
                 return Err(ContractError::Retryable("Redis: connection refused".into()));
             }
             use DisturbanceName::*;
@@ -244,7 +251,9 @@ impl SimulatedRateLimiter {
                     m.spread_flow(&d.name, int("rate") as f64, "many-", int("keys") as usize)
                 }
                 (TrafficOverLimit, true) => m.over_limit_flow(int("rate") as f64),
-                (TrafficBurst | TrafficManyKeys | TrafficOverLimit, false) => m.remove_flow(&d.name),
+                (TrafficBurst | TrafficManyKeys | TrafficOverLimit, false) => {
+                    m.remove_flow(&d.name)
+                }
                 // SCRIPT FLUSH and CLIENT KILL: the nodes reload and reconnect within a check.
                 (RedisScriptFlush | RedisClientKill | RedisFlushall | RedisLongScript, _) => {}
             }
@@ -291,7 +300,10 @@ fn repair(m: &mut Model, key: &str) -> ContractResult<String> {
         _ if drift == 0 => Ok(format!("{key} agrees with the nodes: nothing to repair")),
         Some(count) => {
             count.0 = (count.0 as i64 - drift).max(0) as u64;
-            Ok(format!("moved {key}'s counter by {} (now {})", -drift, count.0))
+            Ok(format!(
+                "moved {key}'s counter by {} (now {})",
+                -drift, count.0
+            ))
         }
         None => Ok(format!("{key}'s window ended before the repair")),
     }

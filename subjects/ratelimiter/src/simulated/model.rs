@@ -206,7 +206,9 @@ impl Model {
             .limits
             .insert(DEFAULT_KEY.into(), (HOT_KEY_LIMIT, WINDOW_MS));
         let cold = (1.0 - 0.3) / DEMO_KEYS as f64;
-        let mut keys: Vec<(String, f64)> = (0..DEMO_KEYS).map(|i| (format!("demo-{i}"), cold)).collect();
+        let mut keys: Vec<(String, f64)> = (0..DEMO_KEYS)
+            .map(|i| (format!("demo-{i}"), cold))
+            .collect();
         keys.push((DEFAULT_KEY.into(), 0.3));
         model.add_flow("workload", WORKLOAD_RATE, keys);
         model
@@ -235,7 +237,9 @@ impl Model {
     pub fn spread_flow(&mut self, name: &str, rate: f64, prefix: &str, keys: usize) {
         let modelled = keys.clamp(1, MAX_MODELLED_KEYS);
         let share = 1.0 / modelled as f64;
-        let keys = (0..modelled).map(|i| (format!("{prefix}{i}"), share)).collect();
+        let keys = (0..modelled)
+            .map(|i| (format!("{prefix}{i}"), share))
+            .collect();
         self.add_flow(name, rate, keys);
     }
 
@@ -335,8 +339,10 @@ impl Model {
             .filter(|n| self.processes[**n].serves())
             .map(|n| n.to_string())
             .collect();
-        let mut tallies: BTreeMap<String, Tally> =
-            serving.iter().map(|n| (n.clone(), Tally::default())).collect();
+        let mut tallies: BTreeMap<String, Tally> = serving
+            .iter()
+            .map(|n| (n.clone(), Tally::default()))
+            .collect();
         let mut failing: BTreeMap<String, Option<&'static str>> = BTreeMap::new();
         let mut flows = std::mem::take(&mut self.flows);
         for flow in &mut flows {
@@ -356,10 +362,14 @@ impl Model {
                 };
                 let mine = mine.min(units);
                 units -= mine;
+                if mine == 0 {
+                    continue;
+                }
+                let window = self.window_of(key);
                 for _ in 0..mine {
                     let node = serving[self.next_node % serving.len()].clone();
                     self.next_node = self.next_node.wrapping_add(1);
-                    let outcome = self.check(&node, key);
+                    let outcome = self.check(&node, &window);
                     let tally = tallies.entry(node.clone()).or_default();
                     tally.checks += 1;
                     match outcome {
@@ -393,7 +403,8 @@ impl Model {
                 node.failing = why;
             }
             // A node keeps the current and the previous window of each key.
-            node.slots.retain(|_, slot| slot.ends_ms + slot.window_ms > now);
+            node.slots
+                .retain(|_, slot| slot.ends_ms + slot.window_ms > now);
         }
     }
 
@@ -430,47 +441,54 @@ impl Model {
         }
     }
 
-    fn check(&mut self, node: &str, key: &str) -> Decided {
+    /// The window a check of `key` counts in now.
+    fn window_of(&self, key: &str) -> Window {
+        let (limit, window_ms) = self.limit_of(key);
+        let (counter, ends_ms, _) = self.counter_of(key, self.now);
+        Window {
+            counter,
+            ends_ms,
+            limit,
+            window_ms,
+        }
+    }
+
+    fn check(&mut self, node: &str, window: &Window) -> Decided {
         if self.nodes[node].ghost {
             return Decided::Skipped;
         }
         let slot_index = NODES.iter().position(|n| *n == node).unwrap_or(0) + 1;
-        let (limit, window_ms) = self.limit_of(key);
-        let (counter, expires, _) = self.counter_of(key, self.now);
         let epoch = self.redis.epoch;
         let refusal = self.refusal(slot_index, true);
-        let allowed = match refusal {
-            None => self.incr(&counter, 1, expires, limit),
-            Some(_) => false,
+        let allowed =
+            refusal.is_none() && self.incr(&window.counter, 1, window.ends_ms, window.limit);
+        let Some(n) = self.nodes.get_mut(node) else {
+            return Decided::Denied;
         };
-        let slot = self
-            .nodes
-            .get_mut(node)
-            .map(|n| n.slots.entry(counter.clone()).or_insert(Slot {
-                epoch,
-                ends_ms: expires,
-                window_ms,
-                ..Slot::default()
-            }));
-        match (refusal, slot) {
-            (None, Some(slot)) => {
-                if allowed {
-                    slot.allowed += 1;
-                    Decided::Allowed
-                } else {
-                    Decided::Denied
-                }
+        let slot = n.slots.entry(window.counter.clone()).or_insert(Slot {
+            epoch,
+            ends_ms: window.ends_ms,
+            window_ms: window.window_ms,
+            ..Slot::default()
+        });
+        match refusal {
+            None if allowed => {
+                slot.allowed += 1;
+                Decided::Allowed
             }
-            (Some(why), slot) => {
+            None => Decided::Denied,
+            Some(why) => {
                 if why == Refusal::Timeout {
-                    if let Some(slot) = slot {
-                        slot.uncertain += 1;
-                    }
-                    self.redis.queued.push((counter, 1, expires, limit));
+                    slot.uncertain += 1;
+                    self.redis.queued.push((
+                        window.counter.clone(),
+                        1,
+                        window.ends_ms,
+                        window.limit,
+                    ));
                 }
                 Decided::FailedOpen(why)
             }
-            (None, None) => Decided::Denied,
         }
     }
 
@@ -485,7 +503,9 @@ impl Model {
     }
 
     fn exit(&mut self, name: &str, how: Exit) {
-        let Some(p) = self.processes.get_mut(name) else { return };
+        let Some(p) = self.processes.get_mut(name) else {
+            return;
+        };
         if p.state == ProcessState::Exited {
             return;
         }
@@ -513,7 +533,9 @@ impl Model {
     pub fn start(&mut self, name: &str) -> bool {
         let pid = self.pid();
         let now = self.now;
-        let Some(p) = self.processes.get_mut(name) else { return false };
+        let Some(p) = self.processes.get_mut(name) else {
+            return false;
+        };
         if p.state != ProcessState::Exited {
             return false;
         }
@@ -551,6 +573,13 @@ impl Model {
         self.redis.generations.clear();
         self.redis.epoch += 1;
     }
+}
+
+struct Window {
+    counter: String,
+    ends_ms: u64,
+    limit: u64,
+    window_ms: u64,
 }
 
 enum Decided {

@@ -39,8 +39,16 @@ impl Model {
             .iter()
             .filter(|t| t.checks > 0)
             .map(|t| t.latency_ms)
-            .fold(None, |worst: Option<f64>, l| Some(worst.map_or(l, |w| w.max(l))))
-            .map(|l| if timing_out { l + NODE_REDIS_TIMEOUT_MS } else { l });
+            .fold(None, |worst: Option<f64>, l| {
+                Some(worst.map_or(l, |w| w.max(l)))
+            })
+            .map(|l| {
+                if timing_out {
+                    l + NODE_REDIS_TIMEOUT_MS
+                } else {
+                    l
+                }
+            });
         NodeFacts {
             reachable,
             error,
@@ -197,7 +205,10 @@ impl Model {
         let (limit, window_ms) = self.limit_of(key);
         let (counter, _, _) = self.counter_of(key, self.now);
         let accounting = facts.keys.into_iter().find(|k| k.key == key);
-        let excess = accounting.as_ref().filter(|k| k.comparable).map(|k| k.drift());
+        let excess = accounting
+            .as_ref()
+            .filter(|k| k.comparable)
+            .map(|k| k.drift());
         json!({
             "key": key,
             "redis": {
