@@ -114,6 +114,20 @@ fn validate(state: &EngineState, action: &Action) -> Effect {
     }
 }
 
+/// A ticket handed to a person is theirs: what its plan still holds waits for their approval
+/// (an undo of the operator's own action excepted: undoing what made things worse is never
+/// a person's chore).
+fn handed_over(ticket: Option<&Ticket>, action: &Action) -> Option<String> {
+    let ticket = ticket.filter(|t| t.status == TicketStatus::Escalated)?;
+    action.undoes.is_none().then(|| {
+        format!(
+            "ticket #{} went to a person ({}): its remaining steps wait for their approval",
+            ticket.id.0,
+            ticket.reason.as_deref().unwrap_or("escalated")
+        )
+    })
+}
+
 /// The gates between validated and executing, in the order a person would ask them.
 fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launched) -> Vec<Effect> {
     if state.kill_switch {
@@ -164,8 +178,9 @@ fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launch
         return effects;
     }
     if state.mode != Mode::Observe && !approved {
-        let reason =
-            for_a_person(state, action, spec).or_else(|| confidence_gate(state, action, spec.risk));
+        let reason = handed_over(ticket, action)
+            .or_else(|| for_a_person(state, action, spec))
+            .or_else(|| confidence_gate(state, action, spec.risk));
         if reason != action.waiting {
             effects.push(Effect::Write(Write::ActionWaiting {
                 id: action.id,

@@ -11,7 +11,7 @@ use super::effect::{Effect, Write};
 use super::state::EngineState;
 use super::verify;
 use crate::events::EngineEvent;
-use crate::model::{TicketId, TicketStatus};
+use crate::model::{ActionStatus, Cause, TicketId, TicketStatus};
 use crate::store::IncidentLink;
 
 pub const OBSERVATION_FAILED: &str = "observation_failed";
@@ -53,6 +53,7 @@ pub fn observed(state: &EngineState, violations: &[Violation], now: Millis) -> V
         // Two reports of one problem in one observation are one occurrence.
         if recorded.insert((violation.invariant.as_str(), violation.target.as_str())) {
             effects.push(record(state, violation, now));
+            effects.extend(came_back_while_watched(state, violation, now));
         }
     }
     let broken: BTreeSet<(&str, &str)> = violations
@@ -103,6 +104,39 @@ fn record(state: &EngineState, violation: &Violation, now: Millis) -> Effect {
                 .cloned(),
             incident: incident_of(state, violation, now),
         },
+    })
+}
+
+/// A problem that let go by itself (a clean observation) and came back while a disruptive
+/// step waits out its watch comes and goes: whatever stops it keeps letting it go, and a
+/// restart would destroy what the process holds without stopping what stops it. A person
+/// gets it, with the pattern, before the watch ends.
+fn came_back_while_watched(
+    state: &EngineState,
+    violation: &Violation,
+    now: Millis,
+) -> Option<Effect> {
+    let ticket = state.tickets.iter().rev().find(|t| {
+        t.invariant == violation.invariant
+            && t.target == violation.target
+            && t.status != TicketStatus::Resolved
+            && t.status != TicketStatus::Escalated
+            && t.clean_checks > 0
+    })?;
+    let watched = state.ticket_actions(ticket.id).any(|a| {
+        a.status == ActionStatus::Proposed || a.status == ActionStatus::Validated
+    } && a.risk.is_disruptive()
+        && a.not_before_ms.is_some_and(|at| at > now));
+    watched.then(|| {
+        Effect::Write(Write::TicketStatus {
+            ticket: ticket.id,
+            status: TicketStatus::Escalated,
+            cause: Cause::Engine,
+            reason: Some(format!(
+                "needs a human: {} on {} let go by itself and came back while a restart waited to see whether it passes: it comes and goes, and whatever stops it would outlast a restart",
+                ticket.invariant, ticket.target
+            )),
+        })
     })
 }
 

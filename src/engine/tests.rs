@@ -779,6 +779,56 @@ fn a_stall_that_keeps_coming_back_goes_to_a_person_instead_of_another_watch() {
 }
 
 #[test]
+fn a_stall_that_lets_go_and_comes_back_while_its_restart_is_watched_goes_to_a_person() {
+    let mut state = state();
+    let mut watched = ticket(7, TicketStatus::Acting);
+    let mut restart = action(1, 7, "restart_node", "n2", ActionStatus::Validated);
+    restart.not_before_ms = Some(NOW + 3_000);
+    state.actions = vec![restart];
+    // Held on every look so far: the watch goes on.
+    state.tickets = vec![watched.clone()];
+    assert!(ticket_statuses(&observed(&state, vec![violation("node_down", "n2")])).is_empty());
+    // It let go once (a clean look) and is back: it comes and goes, a person gets it.
+    watched.clean_checks = 1;
+    state.tickets = vec![watched];
+    let effects = observed(&state, vec![violation("node_down", "n2")]);
+    let (id, status, reason) = ticket_statuses(&effects).pop().unwrap();
+    assert_eq!((id, status), (7, TicketStatus::Escalated));
+    assert!(
+        reason
+            .unwrap_or_default()
+            .contains("let go by itself and came back"),
+        "{effects:?}"
+    );
+    // Without a disruptive step waiting out its watch, a recurrence is only an occurrence.
+    state.actions[0].not_before_ms = None;
+    assert!(ticket_statuses(&observed(&state, vec![violation("node_down", "n2")])).is_empty());
+}
+
+#[test]
+fn the_remaining_steps_of_a_ticket_handed_to_a_person_wait_for_their_approval() {
+    let mut state = state();
+    state.mode = Mode::Execute;
+    let mut escalated = ticket(7, TicketStatus::Escalated);
+    escalated.reason = Some("needs a human: it comes and goes".into());
+    state.tickets = vec![escalated];
+    state.actions = vec![action(1, 7, "restart_node", "n2", ActionStatus::Validated)];
+    let effects = advance(&state, NOW);
+    assert!(launched(&effects).is_empty(), "{effects:?}");
+    assert!(writes(&effects).iter().any(|w| matches!(
+        w,
+        Write::ActionWaiting { reason: Some(r), .. } if r.contains("went to a person")
+    )));
+    // The person approves: it runs.
+    state.actions[0].approval = Some(Approval::Approved);
+    assert_eq!(launched(&advance(&state, NOW)), vec![1]);
+    // Undoing the operator's own action never waits for anyone.
+    state.actions[0].approval = None;
+    state.actions[0].undoes = Some(ActionId(9));
+    assert_eq!(launched(&advance(&state, NOW)), vec![1]);
+}
+
+#[test]
 fn a_diagnosis_naming_an_unknown_node_is_recorded_refused_and_escalated() {
     let mut state = state();
     state.tickets = vec![ticket(7, TicketStatus::Diagnosing)];

@@ -253,11 +253,12 @@ pub fn trouble(observation: &Observation, violations: &[Violation]) -> Trouble {
 /// Which broken invariants follow from which (see `Subject::consequences`).
 pub fn consequences() -> Vec<Consequence> {
     use invariants::*;
-    // Trouble between the nodes and Redis shows on every key and every node. A count that
+    // Trouble between the nodes and Redis shows on every key and every node (slow checks,
+    // checks decided by the fail mode, nodes allowing without Redis). A count that
     // drifted meanwhile (writes that landed after a pause, writes Redis refused) heals at
     // its window's end: it is the trouble's aftermath for as long as the longest window.
     let drift = Consequence::new(REDIS_DISCONNECTED, COUNTER_DRIFT).outlasting(DRIFT_OUTLASTS_MS);
-    [DECISIONS_UNBACKED, HIGH_LATENCY]
+    [DECISIONS_UNBACKED, HIGH_LATENCY, GHOST_ALLOWING]
         .into_iter()
         .map(|symptom| Consequence::new(REDIS_DISCONNECTED, symptom))
         .chain(std::iter::once(drift))

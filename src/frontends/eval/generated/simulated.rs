@@ -191,6 +191,14 @@ async fn play(
         ..history
     };
     let tickets = store.tickets(100_000)?;
+    // A replay of one seed keeps what the engine wrote, to be read with the usual commands.
+    if generated.count == 1 {
+        let kept = dir.keep();
+        eprintln!(
+            "the engine's database is kept: operator-tui --db {} tickets list",
+            kept.join("operator.db").display()
+        );
+    }
     grade_schedule(
         &drawn,
         history,
