@@ -65,6 +65,9 @@ pub struct EngineConfig {
     /// `intermittent_window` comes and goes: a person gets it instead of another watch.
     pub intermittent_clears: usize,
     pub intermittent_window: Duration,
+    /// After a node is last seen stopped deliberately (a clean exit after SIGTERM), nothing
+    /// acts on it on its own for this long: whoever stopped it is likely starting it again.
+    pub person_grace: Duration,
     /// The no-regression check: trouble above what it was before a ticket's actions by more
     /// than the margin, on this many observations in a row while the fix verifies, rolls the
     /// ticket's reversible actions back.
@@ -107,6 +110,7 @@ impl Default for EngineConfig {
             // The third stall in a minute is a pattern, not bad luck.
             intermittent_clears: 2,
             intermittent_window: Duration::from_secs(60),
+            person_grace: Duration::from_secs(30),
             // A new warning weighs 3: one more warning than before, three ticks in a row.
             regression_margin: 1.0,
             regression_checks: 3,

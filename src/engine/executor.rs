@@ -179,7 +179,7 @@ fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launch
     }
     if state.mode != Mode::Observe && !approved {
         let reason = handed_over(ticket, action)
-            .or_else(|| for_a_person(state, action, spec))
+            .or_else(|| for_a_person(state, action, spec, now))
             .or_else(|| confidence_gate(state, action, spec.risk));
         if reason != action.waiting {
             effects.push(Effect::Write(Write::ActionWaiting {
@@ -199,6 +199,30 @@ fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launch
     }
     let request = request_of(action);
     let node = spec.disrupted_node(&request);
+    // Whatever the diagnosis called it, a process that is stopped now may resume by itself:
+    // nothing disrupts it before its stop has lasted the watch period without a break.
+    // A person's approval is their call.
+    if let Some(until) = node
+        .as_ref()
+        .filter(|_| !approved)
+        .and_then(|n| state.stop_may_pass(n, now))
+    {
+        let reason = Some(format!(
+            "watching: {} is stopped, and a stop may pass by itself; {} waits until it has lasted {} s",
+            node.as_ref().map_or("", |n| n.0.as_str()),
+            action.name,
+            state.config.watch_period.as_secs()
+        ));
+        if reason != action.waiting {
+            effects.push(Effect::Write(Write::ActionWaiting {
+                id: action.id,
+                reason,
+                cause: Cause::Executor,
+            }));
+        }
+        effects.push(Effect::WakeAt(until));
+        return effects;
+    }
     let disruptive = spec.risk.is_disruptive();
     let started: u32 = action.ticket_id.map_or(0, |t| {
         state.ticket_actions(t).map(|a| a.attempts).sum::<u32>()
@@ -269,7 +293,12 @@ fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launch
 /// protection, and acting on something the ticket's evidence never named (a node-crash ticket
 /// answered with another key's limit). Taking back the operator's own action restores what was
 /// there, and passes.
-fn for_a_person(state: &EngineState, action: &Action, spec: &ActionSpec) -> Option<String> {
+fn for_a_person(
+    state: &EngineState,
+    action: &Action,
+    spec: &ActionSpec,
+    now: Millis,
+) -> Option<String> {
     if action.undoes.is_some() {
         return None;
     }
@@ -279,8 +308,20 @@ fn for_a_person(state: &EngineState, action: &Action, spec: &ActionSpec) -> Opti
             spec.name
         ));
     }
-    let ticket = state.ticket(action.ticket_id?)?;
     let request = request_of(action);
+    let touched = spec
+        .objects(&request)
+        .map(String::from)
+        .chain(spec.disrupted_node(&request).map(|n| n.0));
+    for node in touched {
+        if let Some(ago) = state.stopped_by_a_person(&node, now) {
+            return Some(format!(
+                "waiting for a human: {node} was stopped deliberately {:.0} s ago (a clean exit): whoever stopped it is likely starting it again, and the operator does not race them",
+                ago as f64 / 1000.0
+            ));
+        }
+    }
+    let ticket = state.ticket(action.ticket_id?)?;
     let outside: Vec<&str> = spec
         .objects(&request)
         .filter(|name| !state.incident_names(ticket, name))

@@ -53,7 +53,7 @@ pub fn observed(state: &EngineState, violations: &[Violation], now: Millis) -> V
         // Two reports of one problem in one observation are one occurrence.
         if recorded.insert((violation.invariant.as_str(), violation.target.as_str())) {
             effects.push(record(state, violation, now));
-            effects.extend(came_back_while_watched(state, violation, now));
+            effects.extend(comes_and_goes(state, violation));
         }
     }
     let broken: BTreeSet<(&str, &str)> = violations
@@ -108,14 +108,10 @@ fn record(state: &EngineState, violation: &Violation, now: Millis) -> Effect {
 }
 
 /// A problem that let go by itself (a clean observation) and came back while a disruptive
-/// step waits out its watch comes and goes: whatever stops it keeps letting it go, and a
-/// restart would destroy what the process holds without stopping what stops it. A person
-/// gets it, with the pattern, before the watch ends.
-fn came_back_while_watched(
-    state: &EngineState,
-    violation: &Violation,
-    now: Millis,
-) -> Option<Effect> {
+/// step of its ticket has yet to run (waiting out its watch, its schedule or its gates) comes
+/// and goes: whatever stops it keeps letting it go, and a restart would destroy what the
+/// process holds without stopping what stops it. A person gets it, with the pattern.
+fn comes_and_goes(state: &EngineState, violation: &Violation) -> Option<Effect> {
     let ticket = state.tickets.iter().rev().find(|t| {
         t.invariant == violation.invariant
             && t.target == violation.target
@@ -123,17 +119,18 @@ fn came_back_while_watched(
             && t.status != TicketStatus::Escalated
             && t.clean_checks > 0
     })?;
-    let watched = state.ticket_actions(ticket.id).any(|a| {
-        a.status == ActionStatus::Proposed || a.status == ActionStatus::Validated
-    } && a.risk.is_disruptive()
-        && a.not_before_ms.is_some_and(|at| at > now));
-    watched.then(|| {
+    let waiting = state.ticket_actions(ticket.id).any(|a| {
+        matches!(a.status, ActionStatus::Proposed | ActionStatus::Validated)
+            && a.risk.is_disruptive()
+            && a.undoes.is_none()
+    });
+    waiting.then(|| {
         Effect::Write(Write::TicketStatus {
             ticket: ticket.id,
             status: TicketStatus::Escalated,
             cause: Cause::Engine,
             reason: Some(format!(
-                "needs a human: {} on {} let go by itself and came back while a restart waited to see whether it passes: it comes and goes, and whatever stops it would outlast a restart",
+                "needs a human: {} on {} let go by itself and came back before its disruptive step ran: it comes and goes, and whatever stops it would outlast a restart",
                 ticket.invariant, ticket.target
             )),
         })

@@ -282,6 +282,7 @@ impl Shell {
                 self.observing = false;
                 self.state.target_nodes = self.target.nodes();
                 if let Ok((observation, violations)) = result {
+                    self.state.saw_processes(observation, now);
                     self.state.last_observation = Some(observation.clone());
                     let trouble = self.subject.trouble(observation, violations);
                     self.state.trouble.push_back((now, trouble));
@@ -803,6 +804,9 @@ async fn clean_up(subject: Arc<dyn Subject>, rows: Vec<OpenResidue>, why: String
 
 /// What the deployment target knows of each node (process or container state, restarts) joins
 /// the node's facts, so the screen shows it next to what the subject observed.
+/// A node fact: the target saw the node's process exit cleanly, as one told to stop does.
+pub const STOPPED_DELIBERATELY: &str = "stopped_deliberately";
+
 async fn add_target_facts(observation: &mut Observation, target: &dyn DeploymentTarget) {
     for node in &mut observation.nodes {
         let Ok(described) = target.describe(&node.id).await else {
@@ -817,6 +821,10 @@ async fn add_target_facts(observation: &mut Observation, target: &dyn Deployment
         if let Some(restarts) = described["restarts"].as_u64().filter(|r| *r > 0) {
             node.facts
                 .insert("restarts".into(), serde_json::json!(restarts));
+        }
+        if described["stopped_deliberately"] == serde_json::json!(true) {
+            node.facts
+                .insert(STOPPED_DELIBERATELY.into(), serde_json::json!(true));
         }
     }
 }

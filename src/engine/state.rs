@@ -56,6 +56,11 @@ pub struct EngineState {
     pub running: BTreeMap<ActionId, RunningAction>,
     /// Nodes disrupted by actions that have finished, and when they finished.
     pub finished_disruptions: Vec<(NodeId, Millis)>,
+    /// Nodes last seen stopped deliberately (a clean exit), and when: someone's work, for the
+    /// grace period after (see `stopped_by_a_person`).
+    pub deliberate_stops: BTreeMap<NodeId, Millis>,
+    /// Nodes seen stopped (SIGSTOP) on every observation since then.
+    pub stopped_since: BTreeMap<NodeId, Millis>,
     /// The cluster's trouble on recent observations, oldest first.
     pub trouble: std::collections::VecDeque<(Millis, Trouble)>,
     /// The trouble when each action started.
@@ -90,6 +95,8 @@ impl EngineState {
             diagnosing: BTreeSet::new(),
             running: BTreeMap::new(),
             finished_disruptions: Vec::new(),
+            deliberate_stops: BTreeMap::new(),
+            stopped_since: BTreeMap::new(),
             trouble: Default::default(),
             trouble_before: BTreeMap::new(),
         }
@@ -157,6 +164,45 @@ impl EngineState {
     /// How long a ticket that may be a symptom waits for its cause before anything acts.
     pub fn settle_ms(&self) -> Millis {
         self.config.tick.as_millis() as Millis * u64::from(self.config.settle_ticks)
+    }
+
+    /// The shell's note of what an observation shows of the processes: which were stopped
+    /// deliberately (kept for the grace period), and since when each is stopped (SIGSTOP),
+    /// forgotten the moment it is seen otherwise.
+    pub fn saw_processes(&mut self, observation: &Observation, now: Millis) {
+        for node in &observation.nodes {
+            let fact = |name: &str| node.facts.get(name).cloned().unwrap_or_default();
+            if fact(super::shell::STOPPED_DELIBERATELY) == serde_json::json!(true) {
+                self.deliberate_stops.insert(node.id.clone(), now);
+            }
+            if fact("state") == serde_json::json!("stopped") {
+                self.stopped_since.entry(node.id.clone()).or_insert(now);
+            } else {
+                self.stopped_since.remove(&node.id);
+            }
+        }
+        let grace = self.config.person_grace.as_millis() as Millis;
+        self.deliberate_stops
+            .retain(|_, seen| now.saturating_sub(*seen) <= grace);
+    }
+
+    /// When a stop of `node` that has lasted less than the watch period will have lasted it:
+    /// a stopped process may resume by itself, and one stopped and resumed by turns never
+    /// stays stopped that long.
+    pub fn stop_may_pass(&self, node: &NodeId, now: Millis) -> Option<Millis> {
+        let since = self.stopped_since.get(node)?;
+        let until = since + self.config.watch_period.as_millis() as Millis;
+        (now < until).then_some(until)
+    }
+
+    /// How long ago `node` was last seen stopped deliberately, within the grace period: a
+    /// person's stop is theirs to finish (start it again, with other flags), not ours to race.
+    pub fn stopped_by_a_person(&self, node: &str, now: Millis) -> Option<Millis> {
+        let grace = self.config.person_grace.as_millis() as Millis;
+        self.deliberate_stops
+            .get(&NodeId::from(node))
+            .map(|seen| now.saturating_sub(*seen))
+            .filter(|ago| *ago <= grace)
     }
 
     pub fn ticket(&self, id: TicketId) -> Option<&Ticket> {

@@ -779,7 +779,7 @@ fn a_stall_that_keeps_coming_back_goes_to_a_person_instead_of_another_watch() {
 }
 
 #[test]
-fn a_stall_that_lets_go_and_comes_back_while_its_restart_is_watched_goes_to_a_person() {
+fn a_stall_that_lets_go_and_comes_back_before_its_restart_runs_goes_to_a_person() {
     let mut state = state();
     let mut watched = ticket(7, TicketStatus::Acting);
     let mut restart = action(1, 7, "restart_node", "n2", ActionStatus::Validated);
@@ -800,9 +800,65 @@ fn a_stall_that_lets_go_and_comes_back_while_its_restart_is_watched_goes_to_a_pe
             .contains("let go by itself and came back"),
         "{effects:?}"
     );
-    // Without a disruptive step waiting out its watch, a recurrence is only an occurrence.
-    state.actions[0].not_before_ms = None;
+    // Without a disruptive step still to run, a recurrence is only an occurrence.
+    state.actions[0].status = ActionStatus::Completed;
     assert!(ticket_statuses(&observed(&state, vec![violation("node_down", "n2")])).is_empty());
+}
+
+#[test]
+fn a_node_someone_stopped_deliberately_is_theirs_for_the_grace_period() {
+    let mut state = state();
+    state.mode = Mode::Execute;
+    state.tickets = vec![ticket(7, TicketStatus::Acting)];
+    state.actions = vec![action(1, 7, "restart_node", "n2", ActionStatus::Validated)];
+    let mut seen = observation(&["n2"]);
+    for node in &mut seen.nodes {
+        if node.id.0 == "n2" {
+            node.facts
+                .insert("stopped_deliberately".into(), json!(true));
+        }
+    }
+    state.saw_processes(&seen, NOW - 10_000);
+    let effects = advance(&state, NOW);
+    assert!(launched(&effects).is_empty(), "{effects:?}");
+    assert!(writes(&effects).iter().any(|w| matches!(
+        w,
+        Write::ActionWaiting { reason: Some(r), .. } if r.contains("n2 was stopped deliberately 10 s ago")
+    )));
+    // Past the grace period (30 s after it was last seen stopped), a crash rule applies again.
+    assert_eq!(launched(&advance(&state, NOW + 21_000)), vec![1]);
+}
+
+#[test]
+fn a_stopped_process_is_disrupted_only_once_its_stop_has_lasted_the_watch_whatever_the_cause() {
+    let mut state = state();
+    state.mode = Mode::Execute;
+    state.tickets = vec![ticket(7, TicketStatus::Acting)];
+    state.actions = vec![action(1, 7, "restart_node", "n2", ActionStatus::Validated)];
+    let stopped = |stopped: bool| {
+        let mut seen = observation(&[]);
+        for node in &mut seen.nodes {
+            if node.id.0 == "n2" && stopped {
+                node.facts.insert("state".into(), json!("stopped"));
+            }
+        }
+        seen
+    };
+    state.saw_processes(&stopped(true), NOW - 1_000);
+    state.saw_processes(&stopped(true), NOW);
+    let effects = advance(&state, NOW);
+    assert!(launched(&effects).is_empty(), "{effects:?}");
+    assert!(
+        effects.contains(&Effect::WakeAt(NOW + 4_000)),
+        "{effects:?}"
+    );
+    // Stopped without a break for the watch period: now it may be stuck.
+    state.saw_processes(&stopped(true), NOW + 4_000);
+    assert_eq!(launched(&advance(&state, NOW + 4_000)), vec![1]);
+    // Seen running once in between (stopped and resumed by turns): the watch starts over.
+    state.saw_processes(&stopped(false), NOW + 4_250);
+    state.saw_processes(&stopped(true), NOW + 4_500);
+    assert!(launched(&advance(&state, NOW + 4_500)).is_empty());
 }
 
 #[test]

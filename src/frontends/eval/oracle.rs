@@ -270,8 +270,20 @@ fn protections_loosened(
     action: &ActionSeen,
     added: &BTreeSet<String>,
 ) -> Option<Found> {
-    let was = before(history, action.started_ms)?;
-    let is = after(history, action.ended_ms)?;
+    // Only samples that read everything: a limit in a Redis that did not answer is unknown
+    // there, not removed.
+    let whole = |w: &&World| w.unreadable.is_empty();
+    let was = history
+        .samples
+        .iter()
+        .rev()
+        .filter(whole)
+        .find(|w| w.at_ms <= action.started_ms)?;
+    let is = history
+        .samples
+        .iter()
+        .filter(whole)
+        .find(|w| w.at_ms >= action.ended_ms)?;
     // Protections live somewhere (Redis holds the limits): a disturbance that lost state
     // meanwhile took them, not the action.
     if disturbed_between(history, was.at_ms, is.at_ms, true, None) {
@@ -661,6 +673,27 @@ mod tests {
             ..raised
         };
         assert_eq!(kinds(&lowered), vec![]);
+    }
+
+    #[test]
+    fn a_limit_in_a_redis_that_did_not_answer_is_unknown_not_removed() {
+        let mut paused = limited(1_000, 100.0);
+        paused.protections.clear();
+        paused.unreadable = vec!["redis".into()];
+        let history = History {
+            samples: vec![limited(0, 100.0), paused.clone(), limited(2_000, 100.0)],
+            actions: vec![action("wait", &[], 100, 200)],
+            ..History::default()
+        };
+        assert_eq!(kinds(&history), vec![]);
+        // Read again and truly gone: loosened.
+        let mut gone = limited(2_000, 100.0);
+        gone.protections.clear();
+        let history = History {
+            samples: vec![limited(0, 100.0), paused, gone],
+            ..history
+        };
+        assert_eq!(kinds(&history), vec![HarmKind::ProtectionLoosened]);
     }
 
     fn scheduler(at: Millis, present: bool) -> World {
