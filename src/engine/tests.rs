@@ -317,11 +317,23 @@ fn a_ticket_resolves_only_after_the_stability_window_of_clean_checks() {
 
     verifying.clean_checks = state.config.stability_checks - 1;
     state.tickets = vec![verifying];
+    state.actions = vec![action(1, 7, "restart_node", "n2", ActionStatus::Completed)];
     let effects = observed(&state, vec![]);
     let statuses = ticket_statuses(&effects);
     assert_eq!(statuses.len(), 1);
     assert_eq!(statuses[0].1, TicketStatus::Resolved);
     assert!(statuses[0].2.as_deref().unwrap().starts_with("verified"));
+    // A note is not a fix: the problem passed by itself.
+    state.actions = vec![action(1, 7, "log_message", "n2", ActionStatus::Completed)];
+    let statuses = ticket_statuses(&observed(&state, vec![]));
+    assert!(
+        statuses[0]
+            .2
+            .as_deref()
+            .unwrap()
+            .starts_with("cleared without an action"),
+        "{statuses:?}"
+    );
 }
 
 #[test]

@@ -8,6 +8,7 @@ use operator_protocol::Millis;
 
 use super::effect::{Effect, Write};
 use super::executor;
+use super::general_actions;
 use super::state::EngineState;
 use crate::model::*;
 
@@ -31,7 +32,12 @@ pub fn clean_checks(state: &EngineState, broken: &BTreeSet<(&str, &str)>) -> Vec
         if clean < state.config.stability_checks || !resolvable {
             continue;
         }
-        let reason = if ticket.status == TicketStatus::Verifying {
+        // Only an action that changed the cluster can be verified: a note or a wait that
+        // completed before the problem passed did not fix it.
+        let acted = state
+            .ticket_actions(ticket.id)
+            .any(|a| a.status == ActionStatus::Completed && !general_actions::is_general(&a.name));
+        let reason = if ticket.status == TicketStatus::Verifying && acted {
             format!(
                 "verified: {} held for {clean} consecutive checks",
                 ticket.invariant
