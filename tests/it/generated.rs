@@ -152,6 +152,44 @@ fn a_generated_schedule_plays_end_to_end_with_the_fuzzed_brain_and_says_how_to_r
     );
 }
 
+/// The simulation plays the same schedules through the real engine on a model in simulated
+/// time: dozens of schedules in seconds, every one judged, and a seed replays exactly (the
+/// whole grade, actions and harms and all, is the same twice).
+#[test]
+fn simulated_schedules_run_by_the_dozen_and_each_seed_replays_exactly() {
+    let _slot = support::heavy("eval");
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--simulated", "--seed", "40", "--count", "30"];
+    let (_, first) = eval_generated(dir.path(), &args, "generated.json");
+    let runs = first["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 30);
+    assert!(runs.iter().all(|r| r["verdict"] != "failed"), "{first}");
+    let tickets: u64 = runs.iter().map(|r| r["tickets"].as_u64().unwrap()).sum();
+    assert!(tickets > 30, "the schedules disturb the cluster: {tickets} tickets");
+    assert!(
+        runs.iter().any(|r| !r["actions"].as_array().unwrap().is_empty()),
+        "the engine acts on some of them"
+    );
+    assert_eq!(
+        runs[0]["replay"],
+        "operator-tui eval --suite generated --subject ratelimiter --seed 40 --count 1 --simulated"
+    );
+    let again = tempfile::tempdir().unwrap();
+    let (_, second) = eval_generated(again.path(), &args, "generated.json");
+    assert_eq!(first["runs"], second["runs"]);
+    // A model's API cannot answer in simulated time: the simulation says so.
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_operator-tui"))
+        .args(["eval", "--suite", "generated", "--simulated", "--brain", "anthropic"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("rules brain or --fuzz-brain"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
+
 #[test]
 fn a_one_minute_soak_overlaps_schedules_on_one_cluster_and_leaves_nothing_running() {
     let _slot = support::heavy("eval");

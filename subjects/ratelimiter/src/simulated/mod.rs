@@ -503,3 +503,6 @@ impl Disturber for SimulatedRateLimiter {
         Box::pin(async move { self.with(|m| m.world()) })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -121,7 +121,8 @@ pub struct Flow {
     pub rate: f64,
     /// Keys it spreads over, by share of its rate.
     pub keys: Vec<(String, f64)>,
-    carry: f64,
+    /// Each key's fraction of a check not sent yet.
+    carry: Vec<f64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -224,8 +225,8 @@ impl Model {
         self.flows.push(Flow {
             name: name.into(),
             rate,
+            carry: vec![0.0; keys.len()],
             keys,
-            carry: 0.0,
         });
     }
 
@@ -346,27 +347,19 @@ impl Model {
         let mut failing: BTreeMap<String, Option<&'static str>> = BTreeMap::new();
         let mut flows = std::mem::take(&mut self.flows);
         for flow in &mut flows {
-            flow.carry += flow.rate * STEP_MS as f64 / 1000.0;
-            let mut units = flow.carry.floor() as u64;
-            flow.carry -= units as f64;
             if serving.is_empty() {
                 continue;
             }
-            // Units go to keys in proportion to their share, one at a time round the nodes.
-            let total_share: f64 = flow.keys.iter().map(|(_, s)| s).sum();
+            // Each key gets its share of the rate exactly over time (the fraction carried).
             for (i, (key, share)) in flow.keys.iter().enumerate() {
-                let mine = if i + 1 == flow.keys.len() {
-                    units
-                } else {
-                    ((units as f64) * share / total_share).round() as u64
-                };
-                let mine = mine.min(units);
-                units -= mine;
-                if mine == 0 {
+                flow.carry[i] += flow.rate * share * STEP_MS as f64 / 1000.0;
+                let units = flow.carry[i].floor() as u64;
+                flow.carry[i] -= units as f64;
+                if units == 0 {
                     continue;
                 }
                 let window = self.window_of(key);
-                for _ in 0..mine {
+                for _ in 0..units {
                     let node = serving[self.next_node % serving.len()].clone();
                     self.next_node = self.next_node.wrapping_add(1);
                     let outcome = self.check(&node, &window);
