@@ -173,7 +173,7 @@ pub fn diagnosed(
         effects.push(escalate(id, Cause::Engine, reason));
         return effects;
     }
-    // A cause that may pass gets a bounded watch before anything disruptive: if the symptom
+    // A cause that may pass gets a bounded watch before anything acts on the cluster: if the symptom
     // clears meanwhile, the ticket resolves without an action and the waiting steps are moot.
     // One that has come and gone again and again is a pattern for a person, not another watch.
     let ticket = state.ticket(id);
@@ -194,7 +194,13 @@ pub fn diagnosed(
         .map(|step| {
             let spec = state.spec(&step.action);
             let scheduled = step.after_ms.map(|after| now + after);
-            let watched = watch_until.filter(|_| spec.is_some_and(|s| s.risk.is_disruptive()));
+            // Anything that acts on the cluster waits out the watch (a heal of a node that is
+            // only shutting down races whoever stopped it, as a restart would); a note or a
+            // wait goes at once.
+            let watched = watch_until.filter(|_| {
+                !super::general_actions::is_general(&step.action)
+                    && spec.is_some_and(|s| s.risk != Risk::ReadOnly)
+            });
             NewAction {
                 ticket_id: Some(id),
                 name: step.action.clone(),

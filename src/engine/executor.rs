@@ -114,6 +114,16 @@ fn validate(state: &EngineState, action: &Action) -> Effect {
     }
 }
 
+/// Every node an action names or takes out.
+fn touched_nodes<'a>(
+    spec: &'a ActionSpec,
+    request: &'a ActionRequest,
+) -> impl Iterator<Item = NodeId> + 'a {
+    spec.objects(request)
+        .map(NodeId::from)
+        .chain(spec.disrupted_node(request))
+}
+
 /// A ticket handed to a person is theirs: what its plan still holds waits for their approval
 /// (an undo of the operator's own action excepted: undoing what made things worse is never
 /// a person's chore).
@@ -199,17 +209,15 @@ fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launch
     }
     let request = request_of(action);
     let node = spec.disrupted_node(&request);
-    // Whatever the diagnosis called it, a process that is stopped now may resume by itself:
-    // nothing disrupts it before its stop has lasted the watch period without a break.
-    // A person's approval is their call.
-    if let Some(until) = node
-        .as_ref()
+    // Whatever the diagnosis called it, a process that is stopped now, or runs without
+    // answering, may be back (or cleanly gone) by itself in a moment: nothing acts on it before
+    // that has lasted the watch period without a break. A person's approval is their call.
+    let passing = touched_nodes(spec, &request)
         .filter(|_| !approved)
-        .and_then(|n| state.stop_may_pass(n, now))
-    {
+        .find_map(|n| state.stop_may_pass(&n, now).map(|until| (n, until)));
+    if let Some((passing, until)) = passing {
         let reason = Some(format!(
-            "watching: {} is stopped, and a stop may pass by itself; {} waits until it has lasted {} s",
-            node.as_ref().map_or("", |n| n.0.as_str()),
+            "watching: {passing} is stopped or does not answer, which may pass by itself; {} waits until it has lasted {} s",
             action.name,
             state.config.watch_period.as_secs()
         ));
@@ -309,12 +317,8 @@ fn for_a_person(
         ));
     }
     let request = request_of(action);
-    let touched = spec
-        .objects(&request)
-        .map(String::from)
-        .chain(spec.disrupted_node(&request).map(|n| n.0));
-    for node in touched {
-        if let Some(ago) = state.stopped_by_a_person(&node, now) {
+    for node in touched_nodes(spec, &request) {
+        if let Some(ago) = state.stopped_by_a_person(&node.0, now) {
             return Some(format!(
                 "waiting for a human: {node} was stopped deliberately {:.0} s ago (a clean exit): whoever stopped it is likely starting it again, and the operator does not race them",
                 ago as f64 / 1000.0

@@ -59,7 +59,8 @@ pub struct EngineState {
     /// Nodes last seen stopped deliberately (a clean exit), and when: someone's work, for the
     /// grace period after (see `stopped_by_a_person`).
     pub deliberate_stops: BTreeMap<NodeId, Millis>,
-    /// Nodes seen stopped (SIGSTOP) on every observation since then.
+    /// Nodes seen stopped (SIGSTOP), or running without answering, on every observation
+    /// since then.
     pub stopped_since: BTreeMap<NodeId, Millis>,
     /// The cluster's trouble on recent observations, oldest first.
     pub trouble: std::collections::VecDeque<(Millis, Trouble)>,
@@ -175,7 +176,12 @@ impl EngineState {
             if fact(super::shell::STOPPED_DELIBERATELY) == serde_json::json!(true) {
                 self.deliberate_stops.insert(node.id.clone(), now);
             }
-            if fact("state") == serde_json::json!("stopped") {
+            // Stopped, or running without answering (shutting down, or cut off): either may
+            // pass by itself. Seen otherwise once, and the clock starts over.
+            let state = fact("state");
+            let may_pass = state == serde_json::json!("stopped")
+                || (state == serde_json::json!("running") && node.health == Health::Down);
+            if may_pass {
                 self.stopped_since.entry(node.id.clone()).or_insert(now);
             } else {
                 self.stopped_since.remove(&node.id);
@@ -186,8 +192,9 @@ impl EngineState {
             .retain(|_, seen| now.saturating_sub(*seen) <= grace);
     }
 
-    /// When a stop of `node` that has lasted less than the watch period will have lasted it:
-    /// a stopped process may resume by itself, and one stopped and resumed by turns never
+    /// When a stop of `node` (stopped, or running without answering) that has lasted less
+    /// than the watch period will have lasted it: a stopped process may resume by itself, one
+    /// told to stop is draining before it exits, and one stopped and resumed by turns never
     /// stays stopped that long.
     pub fn stop_may_pass(&self, node: &NodeId, now: Millis) -> Option<Millis> {
         let since = self.stopped_since.get(node)?;

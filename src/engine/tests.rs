@@ -715,14 +715,21 @@ fn runbook_with_a_transient_stall() -> Runbook {
 }
 
 #[test]
-fn a_cause_that_may_pass_is_watched_before_anything_disruptive_runs() {
+fn a_cause_that_may_pass_is_watched_before_anything_acts_on_the_cluster() {
     let mut state = state();
     state.runbook = runbook_with_a_transient_stall();
     state.config.watch_period = Duration::from_secs(3);
     state.tickets = vec![ticket(7, TicketStatus::Diagnosing)];
+    let note = RecommendedAction {
+        params: [("message".to_string(), json!("n2 stalls"))]
+            .into_iter()
+            .collect(),
+        ..step("log_message", "n2", None)
+    };
     let mut stall = diagnosis(vec![
-        step("update_limit", "n2", None),
+        note,
         step("restart_node", "n2", None),
+        step("update_limit", "n2", None),
     ]);
     stall.root_cause.category = "process_stalled".into();
     let effects = diagnosed(&state, Ok(stall));
@@ -730,9 +737,10 @@ fn a_cause_that_may_pass_is_watched_before_anything_disruptive_runs() {
     let Some(Write::Workflow { steps, .. }) = w.last() else {
         panic!("{w:?}")
     };
-    // The safe step runs at once; the restart waits out the watch.
+    // A note goes at once; the restart, and even a safe change, wait out the watch.
     assert_eq!(steps[0].not_before_ms, None);
     assert_eq!(steps[1].not_before_ms, Some(NOW + 3_000));
+    assert_eq!(steps[2].not_before_ms, Some(NOW + 3_000));
     assert!(w.iter().any(|w| matches!(
         w,
         Write::Audit { event, detail, .. } if event == "watch"
@@ -871,6 +879,18 @@ fn a_stopped_process_is_disrupted_only_once_its_stop_has_lasted_the_watch_whatev
     state.saw_processes(&stopped(false), NOW + 4_250);
     state.saw_processes(&stopped(true), NOW + 4_500);
     assert!(launched(&advance(&state, NOW + 4_500)).is_empty());
+    // Running without answering (a node draining after SIGTERM looks cut off) is watched too.
+    let mut draining = observation(&["n2"]);
+    for node in &mut draining.nodes {
+        node.facts.insert("state".into(), json!("running"));
+    }
+    let mut state = EngineState {
+        stopped_since: Default::default(),
+        ..state
+    };
+    state.saw_processes(&draining, NOW);
+    assert!(launched(&advance(&state, NOW + 1_000)).is_empty());
+    assert_eq!(launched(&advance(&state, NOW + 5_000)), vec![1]);
 }
 
 #[test]

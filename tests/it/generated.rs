@@ -165,9 +165,13 @@ fn simulated_schedules_run_by_the_dozen_and_each_seed_replays_exactly() {
     assert_eq!(runs.len(), 30);
     assert!(runs.iter().all(|r| r["verdict"] != "failed"), "{first}");
     let tickets: u64 = runs.iter().map(|r| r["tickets"].as_u64().unwrap()).sum();
-    assert!(tickets > 30, "the schedules disturb the cluster: {tickets} tickets");
     assert!(
-        runs.iter().any(|r| !r["actions"].as_array().unwrap().is_empty()),
+        tickets > 30,
+        "the schedules disturb the cluster: {tickets} tickets"
+    );
+    assert!(
+        runs.iter()
+            .any(|r| !r["actions"].as_array().unwrap().is_empty()),
         "the engine acts on some of them"
     );
     assert_eq!(
@@ -179,7 +183,14 @@ fn simulated_schedules_run_by_the_dozen_and_each_seed_replays_exactly() {
     assert_eq!(first["runs"], second["runs"]);
     // A model's API cannot answer in simulated time: the simulation says so.
     let refused = std::process::Command::new(env!("CARGO_BIN_EXE_operator-tui"))
-        .args(["eval", "--suite", "generated", "--simulated", "--brain", "anthropic"])
+        .args([
+            "eval",
+            "--suite",
+            "generated",
+            "--simulated",
+            "--brain",
+            "anthropic",
+        ])
         .output()
         .unwrap();
     assert!(!refused.status.success());

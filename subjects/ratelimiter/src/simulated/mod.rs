@@ -408,6 +408,12 @@ impl DeploymentTarget for SimulatedRateLimiter {
         true
     }
 
+    /// As the local target the live eval runs on: no partitions, so a seed draws the same
+    /// schedule live and simulated, and the two can be compared.
+    fn can(&self, disturbance: Disturbance) -> bool {
+        disturbance != Disturbance::Isolate
+    }
+
     fn nodes(&self) -> Vec<NodeId> {
         NODES
             .iter()
