@@ -187,10 +187,25 @@ fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launch
         }
         return effects;
     }
+    let request = request_of(action);
     if state.mode != Mode::Observe && !approved {
+        // Whatever the diagnosis called it, a process that is stopped now, or runs without
+        // answering, may be back (or cleanly gone) by itself in a moment: nothing acts on it
+        // before that has lasted the watch period without a break.
+        let passing = touched_nodes(spec, &request)
+            .find_map(|n| state.stop_may_pass(&n, now).map(|until| (n, until)));
         let reason = handed_over(ticket, action)
             .or_else(|| for_a_person(state, action, spec, now))
-            .or_else(|| confidence_gate(state, action, spec.risk));
+            .or_else(|| confidence_gate(state, action, spec.risk))
+            .or_else(|| {
+                passing.as_ref().map(|(node, _)| {
+                    format!(
+                        "watching: {node} is stopped or does not answer, which may pass by itself; {} waits until that has lasted {} s",
+                        action.name,
+                        state.config.watch_period.as_secs()
+                    )
+                })
+            });
         if reason != action.waiting {
             effects.push(Effect::Write(Write::ActionWaiting {
                 id: action.id,
@@ -199,6 +214,7 @@ fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launch
             }));
         }
         if reason.is_some() {
+            effects.extend(passing.map(|(_, until)| Effect::WakeAt(until)));
             return effects;
         }
     }
@@ -207,30 +223,7 @@ fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launch
         Mode::Approve if !approved => return effects,
         _ => {}
     }
-    let request = request_of(action);
     let node = spec.disrupted_node(&request);
-    // Whatever the diagnosis called it, a process that is stopped now, or runs without
-    // answering, may be back (or cleanly gone) by itself in a moment: nothing acts on it before
-    // that has lasted the watch period without a break. A person's approval is their call.
-    let passing = touched_nodes(spec, &request)
-        .filter(|_| !approved)
-        .find_map(|n| state.stop_may_pass(&n, now).map(|until| (n, until)));
-    if let Some((passing, until)) = passing {
-        let reason = Some(format!(
-            "watching: {passing} is stopped or does not answer, which may pass by itself; {} waits until it has lasted {} s",
-            action.name,
-            state.config.watch_period.as_secs()
-        ));
-        if reason != action.waiting {
-            effects.push(Effect::Write(Write::ActionWaiting {
-                id: action.id,
-                reason,
-                cause: Cause::Executor,
-            }));
-        }
-        effects.push(Effect::WakeAt(until));
-        return effects;
-    }
     let disruptive = spec.risk.is_disruptive();
     let started: u32 = action.ticket_id.map_or(0, |t| {
         state.ticket_actions(t).map(|a| a.attempts).sum::<u32>()
