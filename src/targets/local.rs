@@ -65,6 +65,17 @@ pub fn process_state(pid: u32) -> ProcessState {
     }
 }
 
+/// Whether someone asked a stopped process to terminate: a SIGTERM waits, pending, until the
+/// process runs again (`ShdPnd` in /proc/PID/status, the process-wide pending mask).
+pub fn termination_pending(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("ShdPnd:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (libc::SIGTERM - 1)) != 0)
+}
+
 fn signal(pid: u32, sig: libc::c_int) -> std::io::Result<()> {
     // SAFETY: kill(2) has no memory effects; a stale pid yields ESRCH, reported as an error.
     let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
@@ -552,7 +563,11 @@ impl DeploymentTarget for LocalTarget {
                 "restarts": proc.restarts,
                 "log": proc.log.display().to_string(),
                 "exit_status": exit.map(describe_exit),
-                "stopped_deliberately": exit.filter(|s| s.code() == Some(0)).map(|_| true),
+                // A clean exit, or a SIGTERM waiting on a stopped process: someone's stop.
+                "stopped_deliberately": (exit.is_some_and(|s| s.code() == Some(0))
+                    || (state == ProcessState::Stopped
+                        && proc.pid.is_some_and(termination_pending)))
+                    .then_some(true),
             }))
         })
     }

@@ -194,7 +194,7 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
                     node_check("the node answers without asking Redis", "/rates/skipped_per_sec", Expectation::Above { value: 0.0 }),
                     node_check("Redis does not decide the node's checks", "/health/redis/checks_failing", Expectation::Equals { value: serde_json::json!(true) }),
                 ],
-            }],
+            }, not_stopped_on_purpose("{param.node}")],
             ..spec(
                 "Kill a rate limiter node's process and start it again (clears in-memory state)",
                 vec![node("the node to restart")],
@@ -231,13 +231,28 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
                     REDIS_NODE,
                     ProcessState::Exited,
                 )],
-            }],
+            }, not_stopped_on_purpose(REDIS_NODE)],
             ..spec(
                 "Restart the cluster's Redis (counters of the current windows are lost)",
                 vec![],
                 Risk::Destructive,
             )
         },
+    }
+}
+
+/// Read again right before a restart: a stop someone made on purpose (a clean exit, a SIGTERM
+/// waiting on a stopped process) that the last observation had not seen yet is theirs.
+fn not_stopped_on_purpose(node: &str) -> Premise {
+    Premise {
+        description: "nobody stopped it on purpose".into(),
+        any_of: vec![PremiseCheck::new(
+            "the process was not stopped deliberately",
+            "node_detail",
+            json!({ "node": node }),
+            "/process/stopped_deliberately",
+            Expectation::Absent,
+        )],
     }
 }
 

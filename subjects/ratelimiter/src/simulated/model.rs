@@ -62,6 +62,8 @@ pub struct Process {
     /// Told to stop (SIGTERM) and shutting down: it still runs, answers nothing, and exits
     /// cleanly at this moment.
     pub draining_until: Option<u64>,
+    /// A SIGTERM sent while it was stopped, handled once it runs again.
+    pub term_pending: bool,
     pub log: Vec<String>,
 }
 
@@ -74,6 +76,7 @@ impl Process {
             exit: None,
             isolated: false,
             draining_until: None,
+            term_pending: false,
             log: vec!["listening".into()],
         }
     }
@@ -511,6 +514,8 @@ impl Model {
     pub fn terminate(&mut self, name: &str) {
         let now = self.now;
         match self.processes.get_mut(name) {
+            // A stopped process does not handle the signal until it is continued.
+            Some(p) if p.state == ProcessState::Stopped => p.term_pending = true,
             Some(p) if name != REDIS_NODE && p.state == ProcessState::Running => {
                 p.draining_until.get_or_insert(now + DRAIN_MS);
                 p.log.push("SIGTERM: shutting down".into());
@@ -562,6 +567,7 @@ impl Model {
         p.pid = pid;
         p.restarts += 1;
         p.exit = None;
+        p.term_pending = false;
         p.isolated = false;
         p.log.push("listening".into());
         if name == REDIS_NODE {
@@ -576,13 +582,18 @@ impl Model {
     }
 
     pub fn set_state(&mut self, name: &str, from: ProcessState, to: ProcessState) -> bool {
-        match self.processes.get_mut(name) {
+        let continued = match self.processes.get_mut(name) {
             Some(p) if p.state == from => {
                 p.state = to;
-                true
+                to == ProcessState::Running && std::mem::take(&mut p.term_pending)
             }
-            _ => false,
+            _ => return false,
+        };
+        // A SIGTERM that waited for the process to run is handled now.
+        if continued {
+            self.terminate(name);
         }
+        true
     }
 
     /// FLUSHALL: every counter and limit gone; the nodes notice a new epoch.

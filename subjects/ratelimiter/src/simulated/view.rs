@@ -161,7 +161,9 @@ impl Model {
                 Exit::Killed => "signal: 9 (SIGKILL)",
                 Exit::Clean => "exit status: 0",
             }),
-            "stopped_deliberately": (p.exit == Some(Exit::Clean)).then_some(true),
+            // A clean exit, or a SIGTERM waiting on a stopped process (as the local target
+            // reads it from /proc): someone's stop.
+            "stopped_deliberately": (p.exit == Some(Exit::Clean) || p.term_pending).then_some(true),
         }))
     }
 
