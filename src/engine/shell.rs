@@ -804,9 +804,6 @@ async fn clean_up(subject: Arc<dyn Subject>, rows: Vec<OpenResidue>, why: String
 
 /// What the deployment target knows of each node (process or container state, restarts) joins
 /// the node's facts, so the screen shows it next to what the subject observed.
-/// A node fact: the target saw the node's process exit cleanly, as one told to stop does.
-pub const STOPPED_DELIBERATELY: &str = "stopped_deliberately";
-
 async fn add_target_facts(observation: &mut Observation, target: &dyn DeploymentTarget) {
     for node in &mut observation.nodes {
         let Ok(described) = target.describe(&node.id).await else {
@@ -823,8 +820,10 @@ async fn add_target_facts(observation: &mut Observation, target: &dyn Deployment
                 .insert("restarts".into(), serde_json::json!(restarts));
         }
         if described["stopped_deliberately"] == serde_json::json!(true) {
-            node.facts
-                .insert(STOPPED_DELIBERATELY.into(), serde_json::json!(true));
+            node.facts.insert(
+                super::state::STOPPED_DELIBERATELY.into(),
+                serde_json::json!(true),
+            );
         }
     }
 }

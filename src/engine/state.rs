@@ -14,6 +14,10 @@ use crate::model::*;
 use crate::store::{ChaosRecord, RecentFix};
 
 /// An action the shell is running now.
+/// A node fact the shell adds from the target: the node's process was stopped deliberately (a
+/// clean exit, or a SIGTERM waiting on a stopped process).
+pub const STOPPED_DELIBERATELY: &str = "stopped_deliberately";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunningAction {
     /// The node it takes out on purpose, if any.
@@ -59,6 +63,9 @@ pub struct EngineState {
     /// Nodes last seen stopped deliberately (a clean exit), and when: someone's work, for the
     /// grace period after (see `stopped_by_a_person`).
     pub deliberate_stops: BTreeMap<NodeId, Millis>,
+    /// Nodes the latest observation showed stopped deliberately: the next look that does not
+    /// is their start again, by whoever stopped them.
+    pub stopped_on_purpose: BTreeSet<NodeId>,
     /// Nodes seen stopped (SIGSTOP), or running without answering, on every observation
     /// since then.
     pub stopped_since: BTreeMap<NodeId, Millis>,
@@ -97,6 +104,7 @@ impl EngineState {
             running: BTreeMap::new(),
             finished_disruptions: Vec::new(),
             deliberate_stops: BTreeMap::new(),
+            stopped_on_purpose: BTreeSet::new(),
             stopped_since: BTreeMap::new(),
             trouble: Default::default(),
             trouble_before: BTreeMap::new(),
@@ -168,12 +176,17 @@ impl EngineState {
     }
 
     /// The shell's note of what an observation shows of the processes: which were stopped
-    /// deliberately (kept for the grace period), and since when each is stopped (SIGSTOP),
-    /// forgotten the moment it is seen otherwise.
+    /// deliberately or started again after such a stop (kept for the grace period), and since
+    /// when each is stopped (SIGSTOP), forgotten the moment it is seen otherwise.
     pub fn saw_processes(&mut self, observation: &Observation, now: Millis) {
         for node in &observation.nodes {
             let fact = |name: &str| node.facts.get(name).cloned().unwrap_or_default();
-            if fact(super::shell::STOPPED_DELIBERATELY) == serde_json::json!(true) {
+            // A person's work is their stop and their start again: the grace runs from the
+            // last look that showed either.
+            if fact(STOPPED_DELIBERATELY) == serde_json::json!(true) {
+                self.deliberate_stops.insert(node.id.clone(), now);
+                self.stopped_on_purpose.insert(node.id.clone());
+            } else if self.stopped_on_purpose.remove(&node.id) {
                 self.deliberate_stops.insert(node.id.clone(), now);
             }
             // Stopped, or running without answering (shutting down, or cut off): either may

@@ -847,6 +847,10 @@ fn a_node_someone_stopped_deliberately_is_theirs_for_the_grace_period() {
     )));
     // Past the grace period (30 s after it was last seen stopped), a crash rule applies again.
     assert_eq!(launched(&advance(&state, NOW + 21_000)), vec![1]);
+    // Started again by whoever stopped it: the grace runs from their start.
+    state.saw_processes(&observation(&[]), NOW + 15_000);
+    assert!(launched(&advance(&state, NOW + 30_000)).is_empty());
+    assert_eq!(launched(&advance(&state, NOW + 45_001)), vec![1]);
 }
 
 #[test]

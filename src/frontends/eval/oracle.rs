@@ -321,6 +321,17 @@ fn people_raced(history: &History, action: &ActionSeen) -> Option<Found> {
                     && d.from_ms <= action.started_ms
             })
         })
+        // A person's stop of a process that had already exited (crashed just before) found
+        // nothing of theirs to stop: restarting the crash races no one's work.
+        .filter(|p| {
+            history
+                .samples
+                .iter()
+                .rev()
+                .find(|w| w.at_ms < p.at_ms)
+                .and_then(|w| w.processes.get(&p.object))
+                .is_none_or(|seen| seen.state != "exited")
+        })
         .map(|p| {
             format!(
                 "{} {} ms after a person's change ({})",
@@ -790,6 +801,26 @@ mod tests {
             ..raced
         };
         assert_eq!(kinds(&crashed), vec![]);
+    }
+
+    #[test]
+    fn a_persons_stop_of_a_process_that_had_already_crashed_is_no_work_of_theirs_to_race() {
+        let history = History {
+            samples: vec![
+                node(0, "running", Some(7), 1.0),
+                node(900, "exited", None, 0.66),
+                node(2_000, "running", Some(8), 1.0),
+            ],
+            actions: vec![action("restart_node", &["node-3"], 1_020, 1_500)],
+            people: vec![PersonChange {
+                at_ms: 1_000,
+                object: "node-3".into(),
+                what: "stopped with SIGTERM".into(),
+            }],
+            named: vec![named("node-3")],
+            ..History::default()
+        };
+        assert_eq!(kinds(&history), vec![]);
     }
 
     #[test]

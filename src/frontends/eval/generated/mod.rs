@@ -84,6 +84,28 @@ pub struct ScheduleGrade {
     pub error: Option<String>,
 }
 
+impl ScheduleGrade {
+    /// A run that could not be played or graded (a cluster that did not start), saying why.
+    pub fn failed(seed: u64, schedule: Option<&Schedule>, replay: &str, error: String) -> Self {
+        Self {
+            seed,
+            families: schedule.map(Schedule::families).unwrap_or_default(),
+            steps: schedule
+                .map(|s| s.steps.iter().map(|s| s.description.clone()).collect())
+                .unwrap_or_default(),
+            verdict: Verdict::Failed,
+            harms: vec![],
+            tickets: 0,
+            proposed: 0,
+            actions: vec![],
+            calibrated: vec![],
+            wrong_sure: 0,
+            replay: replay.to_string(),
+            error: Some(error),
+        }
+    }
+}
+
 /// The command that plays schedule `seed` again, with the same brain.
 fn replay_command(options: &EvalOptions, generated: &GeneratedOptions, seed: u64) -> String {
     let brain = match (generated.fuzz, options.brain.brain) {
@@ -138,22 +160,8 @@ async fn run_schedule(
     brain: Arc<dyn Brain>,
 ) -> ScheduleGrade {
     let replay = replay_command(options, generated, seed);
-    let failed = |schedule: Option<&Schedule>, e: String| ScheduleGrade {
-        seed,
-        families: schedule.map(Schedule::families).unwrap_or_default(),
-        steps: schedule
-            .map(|s| s.steps.iter().map(|s| s.description.clone()).collect())
-            .unwrap_or_default(),
-        verdict: Verdict::Failed,
-        harms: vec![],
-        tickets: 0,
-        proposed: 0,
-        actions: vec![],
-        calibrated: vec![],
-        wrong_sure: 0,
-        replay: replay.clone(),
-        error: Some(e),
-    };
+    let failed =
+        |schedule: Option<&Schedule>, e: String| ScheduleGrade::failed(seed, schedule, &replay, e);
     let cluster = match EvalCluster::start(options, brain).await {
         Ok(c) => c,
         Err(e) => return failed(None, format!("{e:#}")),

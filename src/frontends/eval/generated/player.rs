@@ -171,9 +171,12 @@ impl Player {
                 self.undo((key, i), step).await
             };
             let done = self.clock.now_ms();
+            let done_it = result.is_ok();
             self.logged(|(history, errors)| {
                 errors.extend(result.err());
-                if step.deliberate {
+                // What a person tried and the cluster refused (a start while their node
+                // already ran again) changed nothing of theirs.
+                if step.deliberate && done_it {
                     history.people.push(PersonChange {
                         at_ms: if apply { now } else { done },
                         object,

@@ -98,20 +98,7 @@ fn run_schedule(seed: u64, options: &EvalOptions, generated: &GeneratedOptions) 
         .and_then(|runtime| runtime.block_on(play(seed, options, generated)));
     match played {
         Ok(grade) => ScheduleGrade { replay, ..grade },
-        Err(e) => ScheduleGrade {
-            seed,
-            families: String::new(),
-            steps: vec![],
-            verdict: Verdict::Failed,
-            harms: vec![],
-            tickets: 0,
-            proposed: 0,
-            actions: vec![],
-            calibrated: vec![],
-            wrong_sure: 0,
-            replay,
-            error: Some(format!("{e:#}")),
-        },
+        Err(e) => ScheduleGrade::failed(seed, None, &replay, format!("{e:#}")),
     }
 }
 

@@ -240,7 +240,7 @@ impl SimulatedRateLimiter {
                     m.redis.evicting = None;
                 }
                 (RedisMaxclients, true) => m.redis.maxclients = int("clients"),
-                (RedisMaxclients, false) => m.redis.maxclients = 10_000,
+                (RedisMaxclients, false) => m.redis.maxclients = model::DEFAULT_MAXCLIENTS,
                 (RedisPassword, on) => m.redis.password = on,
                 (RedisFlushall, true) => m.flush(),
                 (RedisLongScript, true) => m.redis.busy_until = m.now + int("ms"),

@@ -40,6 +40,8 @@ pub const ABUSER_KEY: &str = "abuser-generated";
 const ABUSER_LIMIT: u64 = 50;
 
 pub const NODES: [&str; 3] = ["node-1", "node-2", "node-3"];
+/// Redis's own default.
+pub const DEFAULT_MAXCLIENTS: u64 = 10_000;
 /// How long a node takes from SIGTERM to its clean exit.
 const DRAIN_MS: u64 = 700;
 
@@ -191,7 +193,7 @@ impl Model {
             processes: BTreeMap::new(),
             nodes: BTreeMap::new(),
             redis: Redis {
-                maxclients: 10_000,
+                maxclients: DEFAULT_MAXCLIENTS,
                 ..Redis::default()
             },
             flows: Vec::new(),
@@ -540,12 +542,11 @@ impl Model {
             (Exit::Clean, false) => "SIGTERM: shutting down".into(),
         });
         if name == REDIS_NODE {
-            // Nothing persisted: every count, limit and queued write goes with the process.
-            let (maxclients, password) = (10_000, false);
+            // Nothing persisted: every count, limit, queued write and CONFIG SET goes with the
+            // process; the next one starts from its defaults.
             self.redis = Redis {
                 epoch: self.redis.epoch,
-                maxclients,
-                password,
+                maxclients: DEFAULT_MAXCLIENTS,
                 ..Redis::default()
             };
         } else if let Some(node) = self.nodes.get_mut(name) {
