@@ -43,18 +43,18 @@ pub struct Simulated {
 }
 
 /// A modelled cluster of `subject` starting at `start_ms` of simulated time; call inside the
-/// runtime whose clock it follows.
-pub fn simulated(subject: SubjectName, start_ms: u64) -> Option<Simulated> {
+/// runtime whose clock it follows. Every subject has one.
+pub fn simulated(subject: SubjectName, start_ms: u64) -> Result<Simulated> {
     match subject {
         SubjectName::Ratelimiter => {
             let model = operator_ratelimiter::simulated::SimulatedRateLimiter::new(start_ms);
-            Some(Simulated {
+            Ok(Simulated {
                 subject: model.clone(),
                 target: model.clone(),
                 disturber: model,
             })
         }
-        SubjectName::Tikv => None,
+        SubjectName::Tikv => tikv::simulated(start_ms),
     }
 }
 

@@ -5,10 +5,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use color_eyre::eyre::{Result, WrapErr};
-use operator_protocol::{DeploymentTarget, NodeId};
+use color_eyre::eyre::{Result, WrapErr, eyre};
+use operator_protocol::{DeploymentTarget, NodeId, TimeSource};
 use operator_tikv::pd::{PdClient, StoreInfo};
-use operator_tikv::subject::{TikvOptions, TikvSubject};
+use operator_tikv::subject::{InProcess, TikvOptions, TikvSubject};
+use operator_tikv_sim::drills::SimDrills;
+use operator_tikv_sim::in_process::{InProcessSimulator, PD_URL};
 use operator_tikv_sim::target::SimTarget;
 use operator_tikv_sim::{model::SimConfig, server::Simulator};
 
@@ -57,7 +59,7 @@ async fn tikv_simulated(args: &DeploySpec, progress: &dyn Fn(&str)) -> Result<De
     .map_err(|e| crate::user_error!("{e}"))?;
     let target: Arc<dyn operator_protocol::DeploymentTarget> =
         Arc::new(SimTarget::for_simulator(&url, &config));
-    let drills = operator_tikv_sim::drills::SimDrills::new(&url, target.clone());
+    let drills = SimDrills::new(&url, target.clone());
     Ok(Deployment {
         subject: Arc::new(subject),
         secrets: Vec::new(),
@@ -70,6 +72,34 @@ async fn tikv_simulated(args: &DeploySpec, progress: &dyn Fn(&str)) -> Result<De
         _workload: None,
         _scratch: None,
         _simulator: Some(simulator),
+    })
+}
+
+/// The simulator in-process on tokio's clock from `start_ms` (the generated eval's model): the
+/// real TiKV subject, target and drills, with only their HTTP answered without sockets.
+pub(super) fn simulated(start_ms: u64) -> Result<super::Simulated> {
+    let anchor = tokio::time::Instant::now();
+    let time = TimeSource::new(move || start_ms + anchor.elapsed().as_millis() as u64);
+    let config = SimConfig::demo();
+    let simulator = InProcessSimulator::start(config.clone(), time.clone());
+    let subject = TikvSubject::new(TikvOptions {
+        in_process: Some(InProcess {
+            transport: simulator.clone(),
+            time: time.clone(),
+        }),
+        ..TikvOptions::simulator(PD_URL)
+    })
+    .map_err(|e| eyre!("the simulated TiKV subject: {e}"))?;
+    let target: Arc<dyn DeploymentTarget> = Arc::new(SimTarget::with_transport(
+        PD_URL,
+        SimTarget::nodes_of(&config),
+        simulator.clone(),
+    ));
+    let drills = SimDrills::with_transport(PD_URL, target.clone(), simulator, time);
+    Ok(super::Simulated {
+        subject: Arc::new(subject),
+        target,
+        disturber: drills,
     })
 }
 

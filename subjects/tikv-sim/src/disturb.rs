@@ -72,26 +72,11 @@ fn store_id(target: Option<&str>) -> ContractResult<u64> {
 }
 
 impl SimDrills {
-    async fn get(&self, path: &str) -> Option<Value> {
-        let answer = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .timeout(PROBE)
-            .send()
-            .await
-            .ok()?;
-        if !answer.status().is_success() {
-            return None;
-        }
-        answer.json().await.ok()
-    }
-
     async fn disturb(&self, d: &DrawnDisturbance) -> ContractResult<()> {
         match d.name.as_str() {
             "store_hot" => {
                 let id = store_id(d.target.as_deref())?;
-                self.pd(reqwest::Method::POST, &format!("/sim/store/{id}/hot"), None)
-                    .await
+                self.pd("POST", &format!("/sim/store/{id}/hot"), None).await
             }
             "max_replicas" => {
                 self.set_max_replicas(d.int("replicas", 3).max(1) as u64)
@@ -100,7 +85,7 @@ impl SimDrills {
             "evict_leaders" => {
                 let id = store_id(d.target.as_deref())?;
                 self.pd(
-                    reqwest::Method::POST,
+                    "POST",
                     "/pd/api/v1/schedulers",
                     Some(json!({ "name": "evict-leader-scheduler", "store_id": id })),
                 )
@@ -114,12 +99,8 @@ impl SimDrills {
         match d.name.as_str() {
             "store_hot" => {
                 let id = store_id(d.target.as_deref())?;
-                self.pd(
-                    reqwest::Method::POST,
-                    &format!("/sim/store/{id}/cool"),
-                    None,
-                )
-                .await
+                self.pd("POST", &format!("/sim/store/{id}/cool"), None)
+                    .await
             }
             "max_replicas" => self.set_max_replicas(3).await,
             "evict_leaders" => {
@@ -127,7 +108,7 @@ impl SimDrills {
                 // The operator may have removed it meanwhile (it should not have).
                 let _ = self
                     .pd(
-                        reqwest::Method::DELETE,
+                        "DELETE",
                         &format!("/pd/api/v1/schedulers/evict-leader-scheduler-{id}"),
                         None,
                     )
@@ -140,10 +121,10 @@ impl SimDrills {
 
     async fn sample_world(&self) -> World {
         let mut world = World {
-            at_ms: unix_now_ms(),
+            at_ms: self.time.now_ms(),
             ..World::default()
         };
-        let stores = self.get("/pd/api/v1/stores").await;
+        let stores = self.get("/pd/api/v1/stores", PROBE).await;
         let mut up = 0usize;
         let mut total = 0usize;
         for s in stores
@@ -159,13 +140,13 @@ impl SimDrills {
             // The store's own status server says whether it runs now; PD's state name lags
             // by the heartbeats it waits for.
             let serving = match s["store"]["status_address"].as_str() {
-                Some(address) => self
-                    .http
-                    .get(format!("http://{address}/metrics"))
-                    .timeout(PROBE)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success()),
+                Some(address) => {
+                    let url = format!("http://{address}/metrics");
+                    self.transport
+                        .send(HttpRequest::get(&url).timeout(PROBE))
+                        .await
+                        .is_ok_and(|a| a.is_success())
+                }
                 None => s["store"]["state_name"] == "Up",
             };
             up += usize::from(serving);
@@ -186,7 +167,7 @@ impl SimDrills {
             up as f64 / total as f64
         };
         for m in self
-            .get("/pd/api/v1/health")
+            .get("/pd/api/v1/health", PROBE)
             .await
             .as_ref()
             .and_then(Value::as_array)
@@ -206,7 +187,7 @@ impl SimDrills {
                 },
             );
         }
-        let schedulers = self.get("/pd/api/v1/schedulers").await;
+        let schedulers = self.get("/pd/api/v1/schedulers", PROBE).await;
         for name in schedulers
             .as_ref()
             .and_then(Value::as_array)
@@ -224,7 +205,10 @@ impl SimDrills {
             );
         }
         if let Some(ranges) = self
-            .get("/pd/api/v1/scheduler-config/evict-leader-scheduler/list")
+            .get(
+                "/pd/api/v1/scheduler-config/evict-leader-scheduler/list",
+                PROBE,
+            )
             .await
         {
             for id in ranges["store-id-ranges"]
@@ -242,7 +226,7 @@ impl SimDrills {
             }
         }
         if let Some(replicas) = self
-            .get("/pd/api/v1/config/replicate")
+            .get("/pd/api/v1/config/replicate", PROBE)
             .await
             .and_then(|r| r["max-replicas"].as_f64())
         {

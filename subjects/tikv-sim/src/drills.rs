@@ -11,7 +11,8 @@ use operator_protocol::*;
 pub struct SimDrills {
     pub(crate) url: String,
     pub(crate) target: Arc<dyn DeploymentTarget>,
-    pub(crate) http: reqwest::Client,
+    pub(crate) transport: Arc<dyn HttpTransport>,
+    pub(crate) time: TimeSource,
     /// Drills that keep acting while they last.
     running: Mutex<BTreeMap<String, tokio::task::JoinHandle<()>>>,
 }
@@ -89,11 +90,31 @@ pub fn specs() -> Vec<DrillSpec> {
 }
 
 impl SimDrills {
+    /// Over the network, to the simulator at `url`.
     pub fn new(url: &str, target: Arc<dyn DeploymentTarget>) -> Arc<Self> {
+        Self::with_transport(
+            url,
+            target,
+            Arc::new(
+                ReqwestTransport::new(Duration::from_secs(3))
+                    .expect("an HTTP client with a timeout"),
+            ),
+            TimeSource::default(),
+        )
+    }
+
+    /// Through `transport` (in-process for a simulation), on `time`'s clock.
+    pub fn with_transport(
+        url: &str,
+        target: Arc<dyn DeploymentTarget>,
+        transport: Arc<dyn HttpTransport>,
+        time: TimeSource,
+    ) -> Arc<Self> {
         Arc::new(Self {
             url: url.trim_end_matches('/').to_string(),
             target,
-            http: reqwest::Client::new(),
+            transport,
+            time,
             running: Mutex::new(BTreeMap::new()),
         })
     }
@@ -101,31 +122,43 @@ impl SimDrills {
     /// A request to PD's API, as pd-ctl makes it.
     pub(crate) async fn pd(
         &self,
-        method: reqwest::Method,
+        method: &str,
         path: &str,
         body: Option<serde_json::Value>,
     ) -> ContractResult<()> {
-        let mut request = self.http.request(method, format!("{}{path}", self.url));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let answer = request
-            .send()
+        let url = format!("{}{path}", self.url);
+        let answer = self
+            .transport
+            .send(HttpRequest::new(method, &url).json(body.as_ref()))
             .await
             .map_err(|e| ContractError::Retryable(format!("PD: {e}")))?;
-        if answer.status().is_success() {
+        if answer.is_success() {
             Ok(())
         } else {
             Err(ContractError::Permanent(format!(
                 "PD refused {path}: {}",
-                answer.text().await.unwrap_or_default()
+                answer.body
             )))
         }
     }
 
+    /// A JSON answer from the simulator, or None when it gave none within `timeout`.
+    pub(crate) async fn get(&self, path: &str, timeout: Duration) -> Option<serde_json::Value> {
+        let url = format!("{}{path}", self.url);
+        let answer = self
+            .transport
+            .send(HttpRequest::get(&url).timeout(timeout))
+            .await
+            .ok()?;
+        if !answer.is_success() {
+            return None;
+        }
+        serde_json::from_str(&answer.body).ok()
+    }
+
     pub(crate) async fn set_max_replicas(&self, replicas: u64) -> ContractResult<()> {
         self.pd(
-            reqwest::Method::POST,
+            "POST",
             "/pd/api/v1/config/replicate",
             Some(serde_json::json!({ "max-replicas": replicas })),
         )
@@ -133,15 +166,10 @@ impl SimDrills {
     }
 
     async fn pd_leader(&self) -> ContractResult<NodeId> {
-        let leader: serde_json::Value = self
-            .http
-            .get(format!("{}/pd/api/v1/leader", self.url))
-            .send()
+        let leader = self
+            .get("/pd/api/v1/leader", Duration::from_secs(3))
             .await
-            .map_err(|e| ContractError::Retryable(format!("the simulator: {e}")))?
-            .json()
-            .await
-            .map_err(|e| ContractError::Permanent(format!("PD's leader: {e}")))?;
+            .ok_or_else(|| ContractError::Retryable("PD named no leader".into()))?;
         leader["name"]
             .as_str()
             .map(NodeId::from)
@@ -216,7 +244,7 @@ impl Drills for SimDrills {
                 "max_replicas_raised" => self.set_max_replicas(5).await,
                 "leaders_evicted_for_maintenance" => {
                     self.pd(
-                        reqwest::Method::POST,
+                        "POST",
                         "/pd/api/v1/schedulers",
                         Some(
                             serde_json::json!({ "name": "evict-leader-scheduler", "store_id": 1 }),
@@ -254,7 +282,7 @@ impl Drills for SimDrills {
                     // The operator may have removed it meanwhile (it should not have).
                     let _ = self
                         .pd(
-                            reqwest::Method::DELETE,
+                            "DELETE",
                             "/pd/api/v1/schedulers/evict-leader-scheduler-1",
                             None,
                         )

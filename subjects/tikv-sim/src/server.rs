@@ -15,9 +15,14 @@ use serde_json::{Value, json};
 
 use crate::model::{Cluster, PendingOperator, SimConfig, SimRegion, StoreState};
 
-type Shared = Arc<Mutex<Cluster>>;
+use operator_protocol::TimeSource;
 
-use operator_protocol::unix_now_ms as now_ms;
+/// What every handler reads: the model, and the clock its counters are read at.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) cluster: Arc<Mutex<Cluster>>,
+    pub(crate) time: TimeSource,
+}
 
 /// PD's `render.IndentJSON`: indented, trailing newline, application/json; charset=UTF-8.
 fn indented(status: StatusCode, value: &Value) -> Response {
@@ -45,7 +50,7 @@ fn message(status: StatusCode, text: &str) -> Response {
 }
 
 fn lock(state: &Shared) -> std::sync::MutexGuard<'_, Cluster> {
-    state.lock().unwrap_or_else(|p| p.into_inner())
+    state.cluster.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn store_json(c: &Cluster, id: u64) -> Value {
@@ -697,7 +702,7 @@ fn store_metrics_text(state: &Shared, id: u64) -> Response {
     let Some(s) = c.stores.get(&id) else {
         return message(StatusCode::NOT_FOUND, "no such store");
     };
-    let counters = &c.counters_at(id, now_ms());
+    let counters = &c.counters_at(id, state.time.now_ms());
     let leader_missing = c
         .regions
         .iter()
@@ -745,7 +750,7 @@ fn store_metrics_text(state: &Shared, id: u64) -> Response {
     text_metrics(body)
 }
 
-fn store_router(state: Shared, id: u64) -> Router {
+pub(crate) fn store_router(state: Shared, id: u64) -> Router {
     Router::new()
         .route("/metrics", get(store_metrics))
         .route("/status", get(|| async { StatusCode::OK }))
@@ -787,7 +792,7 @@ async fn serve_store_status(
     }
 }
 
-fn router(state: Shared) -> Router {
+pub(crate) fn router(state: Shared) -> Router {
     Router::new()
         .route("/pd/api/v1/stores", get(stores))
         .route("/pd/api/v1/store/{id}", get(store).delete(delete_store))
@@ -827,10 +832,20 @@ fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
+/// Moves the model to the clock's now every `tick`, for as long as the task runs.
+pub(crate) async fn ticking(state: Shared, tick: Duration) {
+    let mut interval = tokio::time::interval(tick);
+    loop {
+        interval.tick().await;
+        let now = state.time.now_ms();
+        lock(&state).tick(now);
+    }
+}
+
 /// A running simulator: its address, and a task ticking the model.
 pub struct Simulator {
     pub address: SocketAddr,
-    pub cluster: Shared,
+    pub cluster: Arc<Mutex<Cluster>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -849,44 +864,38 @@ impl Simulator {
         listen: SocketAddr,
         tick: Duration,
     ) -> std::io::Result<Self> {
-        let cluster = Arc::new(Mutex::new(Cluster::new(config, now_ms())));
+        let time = TimeSource::default();
+        let cluster = Arc::new(Mutex::new(Cluster::new(config, time.now_ms())));
+        let state = Shared {
+            cluster: cluster.clone(),
+            time: time.clone(),
+        };
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let address = listener.local_addr()?;
-        let app = router(cluster.clone());
+        let app = router(state.clone());
         let mut tasks = vec![tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         })];
         // External stores are processes of their own, each with its status server.
         let ids: Vec<u64> = {
-            let c = lock(&cluster);
+            let c = lock(&state);
             let own = !c.config.external_stores;
             c.stores.keys().copied().filter(|_| own).collect()
         };
         for id in ids {
             let status = tokio::net::TcpListener::bind((listen.ip(), 0)).await?;
             let status_address = status.local_addr()?;
-            if let Some(store) = lock(&cluster).stores.get_mut(&id) {
+            if let Some(store) = lock(&state).stores.get_mut(&id) {
                 store.status_address = status_address.to_string();
             }
             tasks.push(tokio::spawn(serve_store_status(
-                cluster.clone(),
+                state.clone(),
                 id,
                 status_address,
                 status,
             )));
         }
-        let ticking = cluster.clone();
-        let ticker = tokio::spawn(async move {
-            let mut interval = tokio::time::interval(tick);
-            loop {
-                interval.tick().await;
-                ticking
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .tick(now_ms());
-            }
-        });
-        tasks.push(ticker);
+        tasks.push(tokio::spawn(ticking(state, tick)));
         Ok(Self {
             address,
             cluster,

@@ -1,13 +1,19 @@
 //! The `sim` deployment target: the simulator's nodes (stores and PD members) and its chaos
 //! controls, over HTTP. A killed store or PD member stops answering; pause makes a store slow.
 
-use operator_protocol::{BoxFuture, ContractError, ContractResult, DeploymentTarget, NodeId};
+use std::sync::Arc;
+use std::time::Duration;
+
+use operator_protocol::{
+    BoxFuture, ContractError, ContractResult, DeploymentTarget, HttpRequest, HttpTransport, NodeId,
+    ReqwestTransport,
+};
 use serde_json::json;
 
 pub struct SimTarget {
     url: String,
     nodes: Vec<NodeId>,
-    http: reqwest::Client,
+    transport: Arc<dyn HttpTransport>,
 }
 
 /// "store-2" → ("store", "2"); "pd1" → ("pd", "pd1").
@@ -26,33 +32,49 @@ fn address(node: &NodeId) -> ContractResult<(&'static str, String)> {
 impl SimTarget {
     /// The target over a simulator started with `config`: its stores, then its PD members.
     pub fn for_simulator(url: &str, config: &crate::model::SimConfig) -> Self {
+        Self::new(url, Self::nodes_of(config))
+    }
+
+    /// Every store, then every PD member, of a simulator started with `config`.
+    pub fn nodes_of(config: &crate::model::SimConfig) -> Vec<NodeId> {
         let stores = (1..=config.stores).map(|i| NodeId(format!("store-{i}")));
         let pd = (1..=config.pd_members).map(|i| NodeId(format!("pd{i}")));
-        Self::new(url, stores.chain(pd).collect())
+        stores.chain(pd).collect()
     }
 
     pub fn new(url: &str, nodes: Vec<NodeId>) -> Self {
+        let transport =
+            ReqwestTransport::new(Duration::from_secs(3)).expect("an HTTP client with a timeout");
+        Self::with_transport(url, nodes, Arc::new(transport))
+    }
+
+    /// Through `transport` (in-process for a simulation).
+    pub fn with_transport(
+        url: &str,
+        nodes: Vec<NodeId>,
+        transport: Arc<dyn HttpTransport>,
+    ) -> Self {
         Self {
             url: url.trim_end_matches('/').to_string(),
             nodes,
-            http: reqwest::Client::new(),
+            transport,
         }
     }
 
     async fn control(&self, node: &NodeId, verb: &str) -> ContractResult<()> {
         let (kind, id) = address(node)?;
-        let r = self
-            .http
-            .post(format!("{}/sim/{kind}/{id}/{verb}", self.url))
-            .send()
+        let url = format!("{}/sim/{kind}/{id}/{verb}", self.url);
+        let answer = self
+            .transport
+            .send(HttpRequest::new("POST", &url))
             .await
             .map_err(|e| ContractError::Retryable(format!("the simulator: {e}")))?;
-        if r.status().is_success() {
+        if answer.is_success() {
             Ok(())
         } else {
             Err(ContractError::Permanent(format!(
                 "the simulator refused {verb} {node}: {}",
-                r.text().await.unwrap_or_default()
+                answer.body
             )))
         }
     }
@@ -107,19 +129,16 @@ impl DeploymentTarget for SimTarget {
         Box::pin(async move {
             let failed =
                 |e: &dyn std::fmt::Display| ContractError::Retryable(format!("{node}'s log: {e}"));
-            let response = self
-                .http
-                .get(format!("{}/sim/log/{node}", self.url))
-                .query(&[("lines", lines)])
-                .send()
+            let url = format!("{}/sim/log/{node}?lines={lines}", self.url);
+            let answer = self
+                .transport
+                .send(HttpRequest::get(&url))
                 .await
                 .map_err(|e| failed(&e))?;
-            let ok = response.status().is_success();
-            let text = response.text().await.map_err(|e| failed(&e))?;
-            if !ok {
-                return Err(failed(&text.trim()));
+            if !answer.is_success() {
+                return Err(failed(&answer.body.trim()));
             }
-            Ok(text.lines().map(String::from).collect())
+            Ok(answer.body.lines().map(String::from).collect())
         })
     }
 

@@ -90,11 +90,15 @@ impl TikvSubject {
                 let id = store_id(&node).ok_or_else(|| {
                     ContractError::Permanent("name the store like store-2".into())
                 })?;
-                self.http
-                    .post(format!("{sim}/sim/store/{id}/hot"))
-                    .send()
+                let url = format!("{sim}/sim/store/{id}/hot");
+                let answer = self
+                    .transport
+                    .send(HttpRequest::new("POST", &url))
                     .await
-                    .map_err(|e| ContractError::Retryable(e.to_string()))?;
+                    .map_err(|e| ContractError::Retryable(format!("the simulator: {e}")))?;
+                if !answer.is_success() {
+                    return Err(ContractError::from_status(answer.status, answer.body));
+                }
                 outcome(&node, format!("leaders pile onto {node}"))
             }
             "kill_pd" => {

@@ -116,7 +116,7 @@ impl TikvSubject {
     /// within the target, stalled when it has not shrunk for `PD_STALL`, and never past
     /// `PD_BALANCE_WAIT`.
     pub(crate) async fn wait_while_pd_balances(&self) -> ContractResult<PdBalance> {
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let (first, target) = self.leader_spread().await?;
         let (mut best, mut improved) = (first, started);
         loop {
@@ -128,7 +128,7 @@ impl TikvSubject {
                 )));
             }
             if spread < best {
-                (best, improved) = (spread, std::time::Instant::now());
+                (best, improved) = (spread, tokio::time::Instant::now());
             }
             if improved.elapsed() > PD_STALL || started.elapsed() > PD_BALANCE_WAIT {
                 return Ok(PdBalance::Stalled(format!(
@@ -145,7 +145,7 @@ impl TikvSubject {
     /// is within half what the invariant allows. Evicting from one store alone is not enough:
     /// its leaders may land on a store that was already warm.
     pub(crate) async fn evict_until_balanced(&self, first: u64) -> ContractResult<String> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
         let mut hottest = first;
         let mut rounds = 0;
         loop {
@@ -160,7 +160,7 @@ impl TikvSubject {
                     .iter()
                     .find(|(id, _)| *id == hottest)
                     .map_or(0, |(_, n)| *n);
-                if mine <= share || std::time::Instant::now() > deadline {
+                if mine <= share || tokio::time::Instant::now() > deadline {
                     break Ok(());
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -183,7 +183,7 @@ impl TikvSubject {
             let spread = (most.1 - least.1) as f64;
             if spread <= allowed
                 || rounds >= counts.len() * 2
-                || std::time::Instant::now() > deadline
+                || tokio::time::Instant::now() > deadline
             {
                 let summary: Vec<String> = counts
                     .iter()
@@ -205,7 +205,7 @@ impl TikvSubject {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<bool, crate::pd::PdError>>,
     {
-        let deadline = std::time::Instant::now() + self.verify_timeout;
+        let deadline = tokio::time::Instant::now() + self.verify_timeout;
         let mut last_error = None;
         loop {
             match check().await {
@@ -213,7 +213,7 @@ impl TikvSubject {
                 Ok(false) => {}
                 Err(e) => last_error = Some(e.to_string()),
             }
-            if std::time::Instant::now() > deadline {
+            if tokio::time::Instant::now() > deadline {
                 let why = last_error
                     .map(|e| format!(" (last PD error: {e})"))
                     .unwrap_or_default();

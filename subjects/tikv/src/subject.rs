@@ -3,7 +3,7 @@
 //! through PD (operators, evict-leader, store offline) or the deployment target (restarts).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use operator_protocol::*;
 use serde_json::Value;
@@ -37,6 +37,22 @@ pub struct TikvOptions {
     /// How long an action waits for PD to show its effect before it counts as failed
     /// (default 30 s: a restarted TiKV heartbeats every 10 s).
     pub verify_timeout: Option<std::time::Duration>,
+    /// A simulated cluster answering in-process on its own clock; None: the network and the
+    /// system clock.
+    pub in_process: Option<InProcess>,
+}
+
+/// How a simulation answers PD's and the stores' HTTP requests without a socket, and its time.
+#[derive(Clone)]
+pub struct InProcess {
+    pub transport: Arc<dyn HttpTransport>,
+    pub time: TimeSource,
+}
+
+impl std::fmt::Debug for InProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "InProcess({:?})", self.time)
+    }
 }
 
 impl TikvOptions {
@@ -53,7 +69,9 @@ impl TikvOptions {
 pub struct TikvSubject {
     pub(crate) pd: PdClient,
     pub(crate) telemetry: Telemetry,
-    pub(crate) http: reqwest::Client,
+    /// PD's and the stores' HTTP (the hot-store chaos posts to the simulator through it).
+    pub(crate) transport: Arc<dyn HttpTransport>,
+    pub(crate) time: TimeSource,
     pub(crate) thresholds: Thresholds,
     pub(crate) verify_timeout: std::time::Duration,
     /// Recent ops/s samples; their median is the workload's baseline.
@@ -82,18 +100,36 @@ impl TikvSubject {
             .first()
             .ok_or("name at least one PD member (--pd http://127.0.0.1:2379)")?
             .clone();
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_millis(800))
-            .build()
-            .map_err(|e| e.to_string())?;
+        // Metrics scrapes and the simulator's controls give up sooner than PD's API (3 s):
+        // a store that takes this long is itself the finding.
+        let scrape_timeout = std::time::Duration::from_millis(800);
+        let (pd, transport, time): (_, Arc<dyn HttpTransport>, _) = match options.in_process {
+            Some(sim) => (
+                PdClient::with_transport(options.pd_members, sim.transport.clone())?,
+                sim.transport,
+                sim.time,
+            ),
+            None => (
+                PdClient::new(options.pd_members)?,
+                Arc::new(ReqwestTransport::new(scrape_timeout)?),
+                TimeSource::default(),
+            ),
+        };
         let telemetry = match &options.prometheus {
-            Some(url) => Telemetry::prometheus(url, http.clone()),
-            None => Telemetry::direct(&first, options.status_rewrites.clone(), http.clone()),
+            Some(url) => {
+                let http = reqwest::Client::builder()
+                    .timeout(scrape_timeout)
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                Telemetry::prometheus(url, http)
+            }
+            None => Telemetry::direct(&first, options.status_rewrites.clone(), transport.clone()),
         };
         Ok(Self {
-            pd: PdClient::new(options.pd_members)?,
+            pd,
             telemetry,
-            http,
+            transport,
+            time,
             thresholds: Thresholds::default(),
             verify_timeout: options
                 .verify_timeout
@@ -177,7 +213,7 @@ impl Subject for TikvSubject {
     fn observe(&self) -> BoxFuture<'_, ContractResult<Observation>> {
         Box::pin(async move {
             let facts = self.facts().await;
-            let observation = Self::observation(unix_now_ms(), &facts);
+            let observation = Self::observation(self.time.now_ms(), &facts);
             self.last.set(facts);
             Ok(observation)
         })

@@ -4,8 +4,11 @@
 //! reference use). Either way the result is the same facts.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+
+use operator_protocol::{HttpRequest, HttpTransport};
+// Tokio's instant: on a simulated clock the rates follow simulated time.
+use tokio::time::Instant;
 
 use crate::facts::StoreMetrics;
 use crate::metrics::{self, MetricSample, StoreScrape};
@@ -34,13 +37,13 @@ enum Source {
         /// Status addresses PD reports that only the cluster's network resolves, mapped to
         /// where this machine reaches them ("tikv1:20180" → "127.0.0.1:20181").
         rewrites: BTreeMap<String, String>,
+        transport: Arc<dyn HttpTransport>,
     },
     Prometheus(PrometheusClient),
 }
 
 pub struct Telemetry {
     source: Source,
-    http: reqwest::Client,
     /// Each store's previous scrape, for rates (direct scrapes only).
     previous: Mutex<BTreeMap<u64, (Instant, StoreScrape)>>,
     /// Everything the last direct scrape read, labelled by instance, for `metric_query`.
@@ -51,27 +54,25 @@ pub struct Telemetry {
 const RATE_WINDOW: &str = "30s";
 
 impl Telemetry {
-    pub fn direct(pd_url: &str, rewrites: BTreeMap<String, String>, http: reqwest::Client) -> Self {
-        Self::new(
-            Source::Direct {
-                pd_metrics_url: format!("{}/metrics", pd_url.trim_end_matches('/')),
-                rewrites,
-            },
-            http,
-        )
+    pub fn direct(
+        pd_url: &str,
+        rewrites: BTreeMap<String, String>,
+        transport: Arc<dyn HttpTransport>,
+    ) -> Self {
+        Self::new(Source::Direct {
+            pd_metrics_url: format!("{}/metrics", pd_url.trim_end_matches('/')),
+            rewrites,
+            transport,
+        })
     }
 
     pub fn prometheus(url: &str, http: reqwest::Client) -> Self {
-        Self::new(
-            Source::Prometheus(PrometheusClient::new(url, http.clone())),
-            http,
-        )
+        Self::new(Source::Prometheus(PrometheusClient::new(url, http)))
     }
 
-    fn new(source: Source, http: reqwest::Client) -> Self {
+    fn new(source: Source) -> Self {
         Self {
             source,
-            http,
             previous: Mutex::new(BTreeMap::new()),
             last_samples: Mutex::new(Vec::new()),
         }
@@ -90,45 +91,25 @@ impl Telemetry {
             Source::Direct {
                 pd_metrics_url,
                 rewrites,
-            } => self.read_direct(pd_metrics_url, rewrites, stores).await,
+                transport,
+            } => {
+                self.read_direct(transport.as_ref(), pd_metrics_url, rewrites, stores)
+                    .await
+            }
             Source::Prometheus(prometheus) => read_prometheus(prometheus, stores).await,
         }
     }
 
-    async fn scrape(
-        &self,
-        url: &str,
-        what: &str,
-        instance: &str,
-    ) -> Result<Vec<MetricSample>, String> {
-        let response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| format!("{what} ({url}): {}", reqwest_reason(&e)))?;
-        if !response.status().is_success() {
-            return Err(format!(
-                "{what} ({url}) answered HTTP {}",
-                response.status()
-            ));
-        }
-        let text = response
-            .text()
-            .await
-            .map_err(|e| format!("{what} ({url}): {e}"))?;
-        metrics::samples(&text, what, &[("instance", instance)])
-    }
-
     async fn read_direct(
         &self,
+        transport: &dyn HttpTransport,
         pd_metrics_url: &str,
         rewrites: &BTreeMap<String, String>,
         stores: &[StoreAddress],
     ) -> Readings {
         let mut readings = Readings::default();
         let mut all = Vec::new();
-        match self.scrape(pd_metrics_url, "PD's /metrics", "pd").await {
+        match scrape(transport, pd_metrics_url, "PD's /metrics", "pd").await {
             Ok(samples) => {
                 readings.cluster_status = metrics::pd_cluster_status(&samples);
                 all.extend(samples);
@@ -146,7 +127,8 @@ impl Telemetry {
                 .get(&store.status_address)
                 .unwrap_or(&store.status_address);
             let what = format!("store-{}'s status server", store.id);
-            self.scrape(
+            scrape(
+                transport,
                 &format!("http://{reach}/metrics"),
                 &what,
                 &store.status_address,
@@ -269,15 +251,20 @@ fn rates(
     (commands, append_ms)
 }
 
-/// Why a scrape failed, without reqwest's nested wording.
-fn reqwest_reason(e: &reqwest::Error) -> String {
-    if e.is_connect() {
-        "connection refused (is the process running?)".into()
-    } else if e.is_timeout() {
-        "timed out".into()
-    } else {
-        e.to_string()
+async fn scrape(
+    transport: &dyn HttpTransport,
+    url: &str,
+    what: &str,
+    instance: &str,
+) -> Result<Vec<MetricSample>, String> {
+    let answer = transport
+        .send(HttpRequest::get(url))
+        .await
+        .map_err(|e| format!("{what} ({url}): {e}"))?;
+    if !answer.is_success() {
+        return Err(format!("{what} ({url}) answered HTTP {}", answer.status));
     }
+    metrics::samples(&answer.body, what, &[("instance", instance)])
 }
 
 async fn read_prometheus(prometheus: &PrometheusClient, stores: &[StoreAddress]) -> Readings {

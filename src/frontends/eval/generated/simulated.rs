@@ -43,12 +43,6 @@ pub fn run(options: EvalOptions, generated: GeneratedOptions) -> Result<()> {
             "the simulation answers tickets with the rules brain or --fuzz-brain: a model's API cannot answer in simulated time (run the live suite without --simulated for that)"
         ));
     }
-    if deploy::simulated(options.subject, START_MS).is_none() {
-        return Err(crate::user_error!(
-            "{} has no simulated model yet; run the live suite without --simulated",
-            options.subject.as_str()
-        ));
-    }
     let bar = indicatif::ProgressBar::new(generated.count);
     let next = AtomicU64::new(generated.seed);
     let end = generated.seed + generated.count;
@@ -108,8 +102,7 @@ async fn play(
     generated: &GeneratedOptions,
 ) -> Result<ScheduleGrade> {
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::new(START_MS));
-    let cluster = deploy::simulated(options.subject, START_MS)
-        .ok_or_else(|| eyre!("{} has no simulated model", options.subject.as_str()))?;
+    let cluster = deploy::simulated(options.subject, START_MS)?;
     // In memory where the machine has it: the engine's store is real, its disk need not be.
     let shm = std::path::PathBuf::from("/dev/shm");
     let scratch = if shm.is_dir() {

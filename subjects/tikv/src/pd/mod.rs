@@ -4,7 +4,10 @@
 
 pub mod types;
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use operator_protocol::{HttpRequest, HttpTransport, ReqwestTransport};
 
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -48,7 +51,7 @@ pub fn error_message(body: &str) -> String {
 
 pub struct PdClient {
     members: Vec<String>,
-    http: reqwest::Client,
+    transport: Arc<dyn HttpTransport>,
 }
 
 const API: &str = "/pd/api/v1";
@@ -56,26 +59,33 @@ const API: &str = "/pd/api/v1";
 impl PdClient {
     /// `members`: PD client URLs, e.g. `http://127.0.0.1:2379`.
     pub fn new(members: Vec<String>) -> Result<Self, String> {
+        Self::with_transport(
+            members,
+            Arc::new(ReqwestTransport::new(Duration::from_secs(3))?),
+        )
+    }
+
+    /// PD at `members`, reached through `transport` (a simulation answers in-process).
+    pub fn with_transport(
+        members: Vec<String>,
+        transport: Arc<dyn HttpTransport>,
+    ) -> Result<Self, String> {
         if members.is_empty() {
             return Err("at least one PD address is needed".into());
         }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(3))
-            .build()
-            .map_err(|e| e.to_string())?;
         Ok(Self {
             members: members
                 .into_iter()
                 .map(|m| m.trim_end_matches('/').to_string())
                 .collect(),
-            http,
+            transport,
         })
     }
 
     /// Sends to each member until one answers with something other than "no leader".
     async fn send(
         &self,
-        method: reqwest::Method,
+        method: &str,
         path: &str,
         body: Option<&Value>,
     ) -> Result<(u16, String), PdError> {
@@ -84,14 +94,10 @@ impl PdClient {
             message: "no member tried".into(),
         };
         for member in &self.members {
-            let mut request = self
-                .http
-                .request(method.clone(), format!("{member}{API}{path}"));
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let response = match request.send().await {
-                Ok(r) => r,
+            let url = format!("{member}{API}{path}");
+            let request = HttpRequest::new(method, &url).json(body);
+            let answer = match self.transport.send(request).await {
+                Ok(answer) => answer,
                 Err(e) => {
                     last = PdError {
                         status: None,
@@ -100,27 +106,22 @@ impl PdClient {
                     continue;
                 }
             };
-            let status = response.status().as_u16();
-            let text = response.text().await.map_err(|e| PdError {
-                status: Some(status),
-                message: e.to_string(),
-            })?;
-            if status == 503 {
+            if answer.status == 503 {
                 // A follower that knows no leader; another member may.
                 last = PdError {
                     status: Some(503),
-                    message: format!("{member}: {}", error_message(&text)),
+                    message: format!("{member}: {}", error_message(&answer.body)),
                 };
                 continue;
             }
-            return Ok((status, text));
+            return Ok((answer.status, answer.body));
         }
         Err(last)
     }
 
     /// A JSON answer, whatever its content type (region endpoints send application/octet-stream).
     async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, PdError> {
-        let (status, text) = self.send(reqwest::Method::GET, path, None).await?;
+        let (status, text) = self.send("GET", path, None).await?;
         if !(200..300).contains(&status) {
             return Err(PdError {
                 status: Some(status),
@@ -136,7 +137,7 @@ impl PdClient {
     /// A call whose success answer is a message ("The operator is created.").
     async fn call(
         &self,
-        method: reqwest::Method,
+        method: &str,
         path: &str,
         body: Option<&Value>,
     ) -> Result<String, PdError> {
@@ -219,8 +220,7 @@ impl PdClient {
     pub async fn transfer_leader(&self, region: u64, to_store: u64) -> Result<String, PdError> {
         let body =
             json!({ "name": "transfer-leader", "region_id": region, "to_store_id": to_store });
-        self.call(reqwest::Method::POST, "/operators", Some(&body))
-            .await
+        self.call("POST", "/operators", Some(&body)).await
     }
 
     pub async fn transfer_peer(
@@ -230,8 +230,7 @@ impl PdClient {
         to_store: u64,
     ) -> Result<String, PdError> {
         let body = json!({ "name": "transfer-peer", "region_id": region, "from_store_id": from_store, "to_store_id": to_store });
-        self.call(reqwest::Method::POST, "/operators", Some(&body))
-            .await
+        self.call("POST", "/operators", Some(&body)).await
     }
 
     /// The names of the schedulers PD runs (`balance-leader-scheduler`, ...).
@@ -282,13 +281,12 @@ impl PdClient {
 
     pub async fn add_evict_leader(&self, store: u64) -> Result<String, PdError> {
         let body = json!({ "name": "evict-leader-scheduler", "store_id": store });
-        self.call(reqwest::Method::POST, "/schedulers", Some(&body))
-            .await
+        self.call("POST", "/schedulers", Some(&body)).await
     }
 
     pub async fn remove_evict_leader(&self, store: u64) -> Result<String, PdError> {
         self.call(
-            reqwest::Method::DELETE,
+            "DELETE",
             &format!("/schedulers/evict-leader-scheduler-{store}"),
             None,
         )
@@ -297,17 +295,12 @@ impl PdClient {
 
     /// Cancels a store's offline: it serves and may lead again.
     pub async fn set_store_up(&self, id: u64) -> Result<String, PdError> {
-        self.call(
-            reqwest::Method::POST,
-            &format!("/store/{id}/state?state=Up"),
-            None,
-        )
-        .await
+        self.call("POST", &format!("/store/{id}/state?state=Up"), None)
+            .await
     }
 
     /// Takes a store offline; PD refuses (400) when too few Up stores would remain.
     pub async fn delete_store(&self, id: u64) -> Result<String, PdError> {
-        self.call(reqwest::Method::DELETE, &format!("/store/{id}"), None)
-            .await
+        self.call("DELETE", &format!("/store/{id}"), None).await
     }
 }
