@@ -311,9 +311,10 @@ fn for_a_person(
     }
     let request = request_of(action);
     for node in touched_nodes(spec, &request) {
-        if let Some(ago) = state.stopped_by_a_person(&node.0, now) {
+        if let Some((work, ago)) = state.a_persons_work(&node.0, now) {
             return Some(format!(
-                "waiting for a human: {node} was stopped deliberately {:.0} s ago (a clean exit): whoever stopped it is likely starting it again, and the operator does not race them",
+                "waiting for a human: {node} is someone else's work ({}, seen {:.0} s ago): whoever did it is likely not done, and the operator does not race or revert them",
+                work.what,
                 ago as f64 / 1000.0
             ));
         }

@@ -821,8 +821,8 @@ async fn add_target_facts(observation: &mut Observation, target: &dyn Deployment
         }
         if described["stopped_deliberately"] == serde_json::json!(true) {
             node.facts.insert(
-                super::state::STOPPED_DELIBERATELY.into(),
-                serde_json::json!(true),
+                operator_protocol::SOMEONE_AT_WORK.into(),
+                serde_json::json!("it was stopped deliberately (a clean exit)"),
             );
         }
     }

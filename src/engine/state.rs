@@ -6,7 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use operator_protocol::{
-    ActionSpec, ChaosSpec, Consequence, Health, Millis, NodeId, Observation, Runbook, Trouble,
+    ActionSpec, ChaosSpec, Consequence, Health, Millis, NodeId, Observation, Runbook,
+    SOMEONE_AT_WORK, Trouble,
 };
 
 use super::config::EngineConfig;
@@ -14,15 +15,18 @@ use crate::model::*;
 use crate::store::{ChaosRecord, RecentFix};
 
 /// An action the shell is running now.
-/// A node fact the shell adds from the target: the node's process was stopped deliberately (a
-/// clean exit, or a SIGTERM waiting on a stopped process).
-pub const STOPPED_DELIBERATELY: &str = "stopped_deliberately";
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunningAction {
     /// The node it takes out on purpose, if any.
     pub disrupts: Option<NodeId>,
     pub disruptive: bool,
+}
+
+/// What a person was last seen doing to a node, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonAtWork {
+    pub seen_ms: Millis,
+    pub what: String,
 }
 
 #[derive(Debug, Clone)]
@@ -60,12 +64,12 @@ pub struct EngineState {
     pub running: BTreeMap<ActionId, RunningAction>,
     /// Nodes disrupted by actions that have finished, and when they finished.
     pub finished_disruptions: Vec<(NodeId, Millis)>,
-    /// Nodes last seen stopped deliberately (a clean exit), and when: someone's work, for the
-    /// grace period after (see `stopped_by_a_person`).
-    pub deliberate_stops: BTreeMap<NodeId, Millis>,
-    /// Nodes the latest observation showed stopped deliberately: the next look that does not
-    /// is their start again, by whoever stopped them.
-    pub stopped_on_purpose: BTreeSet<NodeId>,
+    /// Nodes last seen in someone else's hands (`SOMEONE_AT_WORK`: a clean stop, their
+    /// scheduler), when, and what: theirs for the grace period after (see `a_persons_work`).
+    pub people_at_work: BTreeMap<NodeId, PersonAtWork>,
+    /// Nodes the latest observation showed in someone else's hands: the next look that does
+    /// not is that person finishing (starting it again, removing their scheduler).
+    pub at_work_now: BTreeSet<NodeId>,
     /// Nodes seen stopped (SIGSTOP), or running without answering, on every observation
     /// since then.
     pub stopped_since: BTreeMap<NodeId, Millis>,
@@ -103,8 +107,8 @@ impl EngineState {
             diagnosing: BTreeSet::new(),
             running: BTreeMap::new(),
             finished_disruptions: Vec::new(),
-            deliberate_stops: BTreeMap::new(),
-            stopped_on_purpose: BTreeSet::new(),
+            people_at_work: BTreeMap::new(),
+            at_work_now: BTreeSet::new(),
             stopped_since: BTreeMap::new(),
             trouble: Default::default(),
             trouble_before: BTreeMap::new(),
@@ -175,19 +179,29 @@ impl EngineState {
         self.config.tick.as_millis() as Millis * u64::from(self.config.settle_ticks)
     }
 
-    /// The shell's note of what an observation shows of the processes: which were stopped
-    /// deliberately or started again after such a stop (kept for the grace period), and since
-    /// when each is stopped (SIGSTOP), forgotten the moment it is seen otherwise.
+    /// The shell's note of what an observation shows of the processes: which were in someone
+    /// else's hands or just left them (kept for the grace period), and since when each is
+    /// stopped (SIGSTOP), forgotten the moment it is seen otherwise.
     pub fn saw_processes(&mut self, observation: &Observation, now: Millis) {
         for node in &observation.nodes {
             let fact = |name: &str| node.facts.get(name).cloned().unwrap_or_default();
-            // A person's work is their stop and their start again: the grace runs from the
-            // last look that showed either.
-            if fact(STOPPED_DELIBERATELY) == serde_json::json!(true) {
-                self.deliberate_stops.insert(node.id.clone(), now);
-                self.stopped_on_purpose.insert(node.id.clone());
-            } else if self.stopped_on_purpose.remove(&node.id) {
-                self.deliberate_stops.insert(node.id.clone(), now);
+            // A person's work is what they do and its end (a stop and the start again, a
+            // scheduler added and removed): the grace runs from the last look that showed
+            // either.
+            if let Some(what) = fact(SOMEONE_AT_WORK).as_str() {
+                self.people_at_work.insert(
+                    node.id.clone(),
+                    PersonAtWork {
+                        seen_ms: now,
+                        what: what.to_string(),
+                    },
+                );
+                self.at_work_now.insert(node.id.clone());
+            } else if self.at_work_now.remove(&node.id) {
+                if let Some(work) = self.people_at_work.get_mut(&node.id) {
+                    work.seen_ms = now;
+                    work.what = format!("finished: {}", work.what);
+                }
             }
             // Stopped, or running without answering (shutting down, or cut off): either may
             // pass by itself. Seen otherwise once, and the clock starts over.
@@ -201,8 +215,8 @@ impl EngineState {
             }
         }
         let grace = self.config.person_grace.as_millis() as Millis;
-        self.deliberate_stops
-            .retain(|_, seen| now.saturating_sub(*seen) <= grace);
+        self.people_at_work
+            .retain(|_, work| now.saturating_sub(work.seen_ms) <= grace);
     }
 
     /// When a stop of `node` (stopped, or running without answering) that has lasted less
@@ -215,14 +229,15 @@ impl EngineState {
         (now < until).then_some(until)
     }
 
-    /// How long ago `node` was last seen stopped deliberately, within the grace period: a
-    /// person's stop is theirs to finish (start it again, with other flags), not ours to race.
-    pub fn stopped_by_a_person(&self, node: &str, now: Millis) -> Option<Millis> {
+    /// Someone else's work on `node` last seen within the grace period, and how long ago: a
+    /// person's stop is theirs to finish (start it again, with other flags), their scheduler
+    /// theirs to remove, not ours to race or revert.
+    pub fn a_persons_work(&self, node: &str, now: Millis) -> Option<(&PersonAtWork, Millis)> {
         let grace = self.config.person_grace.as_millis() as Millis;
-        self.deliberate_stops
+        self.people_at_work
             .get(&NodeId::from(node))
-            .map(|seen| now.saturating_sub(*seen))
-            .filter(|ago| *ago <= grace)
+            .map(|work| (work, now.saturating_sub(work.seen_ms)))
+            .filter(|(_, ago)| *ago <= grace)
     }
 
     pub fn ticket(&self, id: TicketId) -> Option<&Ticket> {

@@ -834,8 +834,10 @@ fn a_node_someone_stopped_deliberately_is_theirs_for_the_grace_period() {
     let mut seen = observation(&["n2"]);
     for node in &mut seen.nodes {
         if node.id.0 == "n2" {
-            node.facts
-                .insert("stopped_deliberately".into(), json!(true));
+            node.facts.insert(
+                operator_protocol::SOMEONE_AT_WORK.into(),
+                json!("it was stopped deliberately (a clean exit)"),
+            );
         }
     }
     state.saw_processes(&seen, NOW - 10_000);
@@ -843,7 +845,7 @@ fn a_node_someone_stopped_deliberately_is_theirs_for_the_grace_period() {
     assert!(launched(&effects).is_empty(), "{effects:?}");
     assert!(writes(&effects).iter().any(|w| matches!(
         w,
-        Write::ActionWaiting { reason: Some(r), .. } if r.contains("n2 was stopped deliberately 10 s ago")
+        Write::ActionWaiting { reason: Some(r), .. } if r.contains("n2 is someone else's work (it was stopped deliberately (a clean exit), seen 10 s ago)")
     )));
     // Past the grace period (30 s after it was last seen stopped), a crash rule applies again.
     assert_eq!(launched(&advance(&state, NOW + 21_000)), vec![1]);

@@ -285,8 +285,16 @@ fn protections_loosened(
         .filter(whole)
         .find(|w| w.at_ms >= action.ended_ms)?;
     // Protections live somewhere (Redis holds the limits): a disturbance that lost state
-    // meanwhile took them, not the action.
-    if disturbed_between(history, was.at_ms, is.at_ms, true, None) {
+    // meanwhile took them, not the action. A person's change made or taken back meanwhile
+    // (their `config set`) is theirs too.
+    if disturbed_between(history, was.at_ms, is.at_ms, true, None)
+        || history.disturbed.iter().any(|d| {
+            d.deliberate
+                && [d.from_ms, d.to_ms]
+                    .iter()
+                    .any(|t| (was.at_ms..=is.at_ms).contains(t))
+        })
+    {
         return None;
     }
     let loosened: Vec<String> = was
@@ -757,6 +765,35 @@ mod tests {
             ..History::default()
         };
         assert_eq!(kinds(&left), vec![HarmKind::LeftBehind]);
+    }
+
+    #[test]
+    fn a_protection_a_person_set_back_while_an_action_ran_is_theirs_not_the_actions() {
+        let person = Disturbed {
+            from_ms: 0,
+            to_ms: 600,
+            target: None,
+            loses_state: false,
+            deliberate: true,
+        };
+        let history = History {
+            samples: vec![limited(500, 100.0), limited(1_000, 200.0)],
+            actions: vec![action("rebalance_leaders", &["store-1"], 550, 700)],
+            named: vec![named("store-1")],
+            disturbed: vec![person.clone()],
+            ..History::default()
+        };
+        assert_eq!(kinds(&history), vec![]);
+        // The same loosening with the person's change long over is the action's.
+        let earlier = Disturbed {
+            to_ms: 100,
+            ..person
+        };
+        let history = History {
+            disturbed: vec![earlier],
+            ..history
+        };
+        assert_eq!(kinds(&history), vec![HarmKind::ProtectionLoosened]);
     }
 
     fn node(at: Millis, state: &str, pid: Option<u32>, serving: f64) -> World {

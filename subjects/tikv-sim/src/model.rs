@@ -154,6 +154,24 @@ const WRITE_SHARE: f64 = 0.3;
 /// Lines each node's log keeps.
 const LOG_LINES: usize = 200;
 
+/// How a process ended: what its exit status tells whoever looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// SIGKILL, a crash: 137.
+    Killed,
+    /// SIGTERM, shut down cleanly: 0, someone's deliberate stop.
+    Clean,
+}
+
+impl Exit {
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Killed => 137,
+            Exit::Clean => 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SimRegion {
     pub id: u64,
@@ -208,6 +226,8 @@ pub struct Cluster {
     pub logs: BTreeMap<String, VecDeque<String>>,
     /// Stores PD has already logged as Disconnected or Down, so each change is logged once.
     logged_states: BTreeMap<u64, StoreState>,
+    /// How each stopped store or PD member ("store-2", "pd1") ended, until it starts again.
+    pub exits: BTreeMap<String, Exit>,
 }
 
 impl Cluster {
@@ -274,6 +294,7 @@ impl Cluster {
             hot_store: None,
             logs: BTreeMap::new(),
             logged_states: BTreeMap::new(),
+            exits: BTreeMap::new(),
         };
         let own_stores = if cluster.config.external_stores {
             0
@@ -337,8 +358,40 @@ impl Cluster {
     /// SIGKILL: the process stops at once and logs nothing.
     pub fn kill_store(&mut self, id: u64) {
         if let Some(store) = self.stores.get_mut(&id) {
+            if store.alive {
+                self.exits.insert(format!("store-{id}"), Exit::Killed);
+            }
             store.alive = false;
         }
+    }
+
+    /// SIGTERM to a store or PD member ("store-2", "pd1"): it says so in its log and exits
+    /// cleanly, as TiKV and PD do. False for a node the cluster does not have.
+    pub fn terminate(&mut self, node: &str) -> bool {
+        let running = match node.strip_prefix("store-").and_then(|id| id.parse().ok()) {
+            Some(id) => self.stores.get(&id).map(|s| s.alive),
+            None => self.pd.iter().find(|p| p.name == node).map(|p| p.alive),
+        };
+        let Some(running) = running else {
+            return false;
+        };
+        if running {
+            self.log(
+                node,
+                "INFO",
+                "signal_handler.rs",
+                "receive signal: SIGTERM, exiting",
+                &[],
+            );
+            match node.strip_prefix("store-").and_then(|id| id.parse().ok()) {
+                Some(id) => self.kill_store(id),
+                None => {
+                    self.set_pd_alive(node, false);
+                }
+            }
+            self.exits.insert(node.to_string(), Exit::Clean);
+        }
+        true
     }
 
     /// A fresh process: whatever stalled the old one is gone with it, and its counters start
@@ -346,6 +399,7 @@ impl Cluster {
     pub fn restart_store(&mut self, id: u64) {
         let now = self.now_ms;
         if let Some(store) = self.stores.get_mut(&id) {
+            self.exits.remove(&format!("store-{id}"));
             store.alive = true;
             store.slow = false;
             store.start_ms = now;
@@ -403,6 +457,11 @@ impl Cluster {
         let Some(pd) = self.pd.iter_mut().find(|p| p.name == name) else {
             return false;
         };
+        if alive {
+            self.exits.remove(name);
+        } else if pd.alive {
+            self.exits.insert(name.to_string(), Exit::Killed);
+        }
         pd.alive = alive;
         if alive {
             self.log(name, "INFO", "server.go", "PD is ready to serve", &[]);

@@ -556,7 +556,8 @@ async fn remove_scheduler(State(state): State<Shared>, Path(name): Path<String>)
     }
 }
 
-/// `/sim/store/{id}/{kill|restart|slow|fast|hot}` and `/sim/pd/{name}/{kill|restart}`.
+/// `/sim/store/{id}/{kill|stop|restart|slow|fast|hot|cool}` and
+/// `/sim/pd/{name}/{kill|stop|restart}` (kill is SIGKILL, stop SIGTERM).
 async fn control(
     State(state): State<Shared>,
     Path((kind, id, verb)): Path<(String, String, String)>,
@@ -573,12 +574,20 @@ async fn control(
             };
             match verb.as_str() {
                 "kill" => c.kill_store(id),
+                "stop" => {
+                    c.terminate(&format!("store-{id}"));
+                }
                 "restart" => c.restart_store(id),
                 "slow" => c.set_slow(id, true),
                 "fast" => c.set_slow(id, false),
                 "hot" => c.hot_store = Some(id),
                 "cool" => c.hot_store = None,
                 _ => return message(StatusCode::NOT_FOUND, "unknown store control"),
+            }
+        }
+        "pd" if verb == "stop" => {
+            if !c.terminate(&id) {
+                return message(StatusCode::NOT_FOUND, &format!("no PD member {id}"));
             }
         }
         "pd" if verb == "kill" || verb == "restart" => {
@@ -589,6 +598,31 @@ async fn control(
         _ => return message(StatusCode::NOT_FOUND, "unknown control"),
     }
     message(StatusCode::OK, "done")
+}
+
+/// `/sim/process/{node}`: what a process supervisor would say of a store or PD member: running,
+/// or exited with its status (0 after SIGTERM: stopped deliberately).
+async fn process_state(State(state): State<Shared>, Path(node): Path<String>) -> Response {
+    let c = lock(&state);
+    let running = match node
+        .strip_prefix("store-")
+        .and_then(|id| id.parse::<u64>().ok())
+    {
+        Some(id) => c.stores.get(&id).map(|s| s.alive),
+        None => c.pd.iter().find(|p| p.name == node).map(|p| p.alive),
+    };
+    let Some(running) = running else {
+        return message(StatusCode::NOT_FOUND, &format!("no node {node}"));
+    };
+    let exit = c.exits.get(&node).filter(|_| !running);
+    indented(
+        StatusCode::OK,
+        &json!({
+            "state": if running { "running" } else { "exited" },
+            "exit_code": exit.map(|e| e.code()),
+            "stopped_deliberately": (exit == Some(&crate::model::Exit::Clean)).then_some(true),
+        }),
+    )
 }
 
 #[derive(serde::Deserialize)]
@@ -826,6 +860,7 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/pd/api/v1/schedulers/{name}", delete(remove_scheduler))
         .route("/sim/{kind}/{id}/{verb}", post(control))
         .route("/sim/log/{node}", get(node_log))
+        .route("/sim/process/{node}", get(process_state))
         .route("/sim-store/{id}/heartbeat", post(external_heartbeat))
         .route("/sim-store/{id}/metrics", get(external_store_metrics))
         .route("/metrics", get(metrics))

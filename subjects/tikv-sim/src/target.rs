@@ -1,5 +1,6 @@
 //! The `sim` deployment target: the simulator's nodes (stores and PD members) and its chaos
-//! controls, over HTTP. A killed store or PD member stops answering; pause makes a store slow.
+//! controls, over HTTP. A killed store or PD member stops answering, a stopped one (SIGTERM)
+//! exits cleanly and says so; pause makes a store slow.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -98,7 +99,7 @@ impl DeploymentTarget for SimTarget {
     }
 
     fn stop<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
-        Box::pin(self.control(node, "kill"))
+        Box::pin(self.control(node, "stop"))
     }
 
     fn start<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
@@ -148,7 +149,20 @@ impl DeploymentTarget for SimTarget {
     ) -> BoxFuture<'a, ContractResult<serde_json::Value>> {
         Box::pin(async move {
             let (kind, _) = address(node)?;
-            Ok(json!({ "simulated": true, "kind": kind }))
+            let url = format!("{}/sim/process/{node}", self.url);
+            let answer = self
+                .transport
+                .send(HttpRequest::get(&url))
+                .await
+                .map_err(|e| ContractError::Retryable(format!("the simulator: {e}")))?;
+            if !answer.is_success() {
+                return Err(ContractError::from_status(answer.status, answer.body));
+            }
+            let mut described: serde_json::Value = serde_json::from_str(&answer.body)
+                .map_err(|e| ContractError::Permanent(format!("the simulator's {url}: {e}")))?;
+            described["simulated"] = json!(true);
+            described["kind"] = json!(kind);
+            Ok(described)
         })
     }
 }

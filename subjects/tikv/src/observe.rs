@@ -150,6 +150,15 @@ impl TikvSubject {
                     ),
                 ]
                 .into_iter()
+                // A scheduler someone else added is their maintenance: the store is theirs.
+                .chain(
+                    (s.leader_eviction == Some(LeaderEviction::BySomeoneElse)).then(|| {
+                        (
+                            SOMEONE_AT_WORK.to_string(),
+                            json!("PD evicts its leaders for an evict-leader-scheduler someone else added"),
+                        )
+                    }),
+                )
                 .collect(),
             })
             .collect();
