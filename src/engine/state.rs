@@ -197,11 +197,11 @@ impl EngineState {
                     },
                 );
                 self.at_work_now.insert(node.id.clone());
-            } else if self.at_work_now.remove(&node.id) {
-                if let Some(work) = self.people_at_work.get_mut(&node.id) {
-                    work.seen_ms = now;
-                    work.what = format!("finished: {}", work.what);
-                }
+            } else if self.at_work_now.remove(&node.id)
+                && let Some(work) = self.people_at_work.get_mut(&node.id)
+            {
+                work.seen_ms = now;
+                work.what = format!("finished: {}", work.what);
             }
             // Stopped, or running without answering (shutting down, or cut off): either may
             // pass by itself. Seen otherwise once, and the clock starts over.
