@@ -2,7 +2,7 @@
 //! brain concluded before proposing any action. A brain that fails, times out or says
 //! something invalid escalates the ticket; its answer is recorded either way.
 
-use operator_protocol::{Diagnosis, Millis, Risk, TicketBrief};
+use operator_protocol::{Diagnosis, Millis, NEEDS_A_HUMAN, Risk, TicketBrief};
 
 use super::effect::{Effect, Write};
 use super::state::EngineState;
@@ -55,6 +55,29 @@ pub fn outlasted_aftermath(state: &EngineState, now: Millis) -> Vec<Effect> {
                     now.saturating_sub(resolved_ms) as f64 / 1000.0,
                 ),
             )
+        })
+        .collect()
+}
+
+/// A symptom whose cause went to a person goes with it: it is the same incident, and the
+/// person who has the cause decides about its aftermath too (nothing acts on it meanwhile).
+pub fn follow_cause_to_a_person(state: &EngineState) -> Vec<Effect> {
+    state
+        .tickets
+        .iter()
+        .filter(|t| t.status == TicketStatus::Open && t.is_symptom())
+        .filter_map(|t| {
+            let cause = state
+                .ticket(t.incident)
+                .filter(|c| c.status == TicketStatus::Escalated)?;
+            Some(escalate(
+                t.id,
+                Cause::Engine,
+                format!(
+                    "{NEEDS_A_HUMAN}: {} on {} is a symptom of ticket {} ({} on {}), which went to a person",
+                    t.invariant, t.target, cause.id.0, cause.invariant, cause.target
+                ),
+            ))
         })
         .collect()
 }
@@ -297,7 +320,7 @@ fn intermittent(state: &EngineState, ticket: &Ticket, diagnosis: &Diagnosis) -> 
     })
 }
 
-fn escalate(ticket: TicketId, cause: Cause, reason: String) -> Effect {
+pub(super) fn escalate(ticket: TicketId, cause: Cause, reason: String) -> Effect {
     Effect::Write(Write::TicketStatus {
         ticket,
         status: TicketStatus::Escalated,

@@ -69,6 +69,7 @@ pub fn decide(state: &EngineState, input: Input, now: Millis, jitter: f64) -> Ve
 /// The parts that advance on every wake-up; each is idempotent over the state it is given.
 pub fn advance(state: &EngineState, now: Millis) -> Vec<Effect> {
     let mut effects = agent::outlasted_aftermath(state, now);
+    effects.extend(agent::follow_cause_to_a_person(state));
     effects.extend(agent::start_diagnoses(state, now));
     effects.extend(executor::advance(state, now));
     effects.extend(verify::timeouts(state, now));

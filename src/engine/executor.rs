@@ -188,6 +188,28 @@ fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launch
         return effects;
     }
     let request = request_of(action);
+    // A person's work that outlasts the grace (a node stopped on purpose and not started
+    // again) is theirs to finish: the ticket goes to a person rather than wait forever.
+    let outlasting = touched_nodes(spec, &request).find_map(|n| {
+        state
+            .a_persons_work_outlasting_grace(&n.0, now)
+            .map(|w| (n, w))
+    });
+    if let (Some(ticket), Some((node, work))) = (
+        ticket.filter(|t| t.status != TicketStatus::Escalated),
+        outlasting,
+    ) && !approved
+    {
+        return vec![super::agent::escalate(
+            ticket.id,
+            Cause::Executor,
+            format!(
+                "{NEEDS_A_HUMAN}: {node} is still someone else's work ({}) after {} s: the operator hands it over rather than race them",
+                work.what,
+                state.config.person_grace.as_secs()
+            ),
+        )];
+    }
     if state.mode != Mode::Observe && !approved {
         // Whatever the diagnosis called it, a process that is stopped now, or runs without
         // answering, may be back (or cleanly gone) by itself in a moment: nothing acts on it

@@ -22,9 +22,10 @@ pub struct RunningAction {
     pub disruptive: bool,
 }
 
-/// What a person was last seen doing to a node, and when.
+/// What a person was last seen doing to a node, since when without a break, and when last.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersonAtWork {
+    pub since_ms: Millis,
     pub seen_ms: Millis,
     pub what: String,
 }
@@ -189,9 +190,14 @@ impl EngineState {
             // scheduler added and removed): the grace runs from the last look that showed
             // either.
             if let Some(what) = fact(SOMEONE_AT_WORK).as_str() {
+                let since_ms = match self.people_at_work.get(&node.id) {
+                    Some(work) if self.at_work_now.contains(&node.id) => work.since_ms,
+                    _ => now,
+                };
                 self.people_at_work.insert(
                     node.id.clone(),
                     PersonAtWork {
+                        since_ms,
                         seen_ms: now,
                         what: what.to_string(),
                     },
@@ -200,7 +206,7 @@ impl EngineState {
             } else if self.at_work_now.remove(&node.id)
                 && let Some(work) = self.people_at_work.get_mut(&node.id)
             {
-                work.seen_ms = now;
+                (work.since_ms, work.seen_ms) = (now, now);
                 work.what = format!("finished: {}", work.what);
             }
             // Stopped, or running without answering (shutting down, or cut off): either may
@@ -238,6 +244,23 @@ impl EngineState {
             .get(&NodeId::from(node))
             .map(|work| (work, now.saturating_sub(work.seen_ms)))
             .filter(|(_, ago)| *ago <= grace)
+    }
+
+    /// Someone else's work on `node` that is still under way after the whole grace period
+    /// (a node stopped deliberately that nobody started again): no longer a moment to wait
+    /// out, but a person's to decide.
+    pub fn a_persons_work_outlasting_grace(
+        &self,
+        node: &str,
+        now: Millis,
+    ) -> Option<&PersonAtWork> {
+        let grace = self.config.person_grace.as_millis() as Millis;
+        let node = NodeId::from(node);
+        self.people_at_work.get(&node).filter(|work| {
+            self.at_work_now.contains(&node)
+                && now.saturating_sub(work.seen_ms) <= grace
+                && now.saturating_sub(work.since_ms) > grace
+        })
     }
 
     pub fn ticket(&self, id: TicketId) -> Option<&Ticket> {

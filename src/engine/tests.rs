@@ -422,6 +422,30 @@ fn a_symptom_joins_its_open_causes_incident_and_waits_for_it() {
 }
 
 #[test]
+fn a_symptom_goes_to_a_person_with_its_cause() {
+    let mut state = with_consequences(state());
+    let mut symptom = ticket(8, TicketStatus::Open);
+    symptom.invariant = "counter_drift".into();
+    symptom.incident = TicketId(7);
+    state.tickets = vec![ticket(7, TicketStatus::Acting), symptom];
+    assert!(ticket_statuses(&advance(&state, NOW)).is_empty());
+    state.tickets[0].status = TicketStatus::Escalated;
+    let effects = advance(&state, NOW);
+    let statuses = ticket_statuses(&effects);
+    assert_eq!(statuses.len(), 1, "{effects:?}");
+    assert_eq!(statuses[0].0, 8);
+    assert_eq!(statuses[0].1, TicketStatus::Escalated);
+    assert!(
+        statuses[0]
+            .2
+            .as_deref()
+            .is_some_and(|r| r.contains("a symptom of ticket 7")),
+        "{statuses:?}"
+    );
+    assert!(!effects.contains(&Effect::StartDiagnosis(TicketId(8))));
+}
+
+#[test]
 fn a_cause_seen_after_its_symptom_takes_the_symptom_into_its_incident() {
     let mut state = with_consequences(state());
     let mut symptom = ticket(8, TicketStatus::Open);
@@ -853,6 +877,42 @@ fn a_node_someone_stopped_deliberately_is_theirs_for_the_grace_period() {
     state.saw_processes(&observation(&[]), NOW + 15_000);
     assert!(launched(&advance(&state, NOW + 30_000)).is_empty());
     assert_eq!(launched(&advance(&state, NOW + 45_001)), vec![1]);
+}
+
+#[test]
+fn a_persons_stop_that_outlasts_the_grace_goes_to_a_person_instead_of_waiting_forever() {
+    let mut state = state();
+    state.mode = Mode::Execute;
+    state.tickets = vec![ticket(7, TicketStatus::Acting)];
+    state.actions = vec![action(1, 7, "restart_node", "n2", ActionStatus::Validated)];
+    let mut seen = observation(&["n2"]);
+    for node in &mut seen.nodes {
+        if node.id.0 == "n2" {
+            node.facts.insert(
+                operator_protocol::SOMEONE_AT_WORK.into(),
+                json!("it was stopped deliberately (a clean exit)"),
+            );
+        }
+    }
+    // Seen stopped on every look for longer than the grace: nobody is coming back for it.
+    for at in (NOW - 31_000..=NOW).step_by(250) {
+        state.saw_processes(&seen, at);
+    }
+    let effects = advance(&state, NOW);
+    assert!(launched(&effects).is_empty(), "{effects:?}");
+    let statuses = ticket_statuses(&effects);
+    assert_eq!(statuses.len(), 1, "{effects:?}");
+    assert_eq!(statuses[0].1, TicketStatus::Escalated);
+    // Within the grace it still only waits.
+    let mut state = EngineState {
+        people_at_work: Default::default(),
+        at_work_now: Default::default(),
+        ..state
+    };
+    for at in (NOW - 10_000..=NOW).step_by(250) {
+        state.saw_processes(&seen, at);
+    }
+    assert!(ticket_statuses(&advance(&state, NOW)).is_empty());
 }
 
 #[test]

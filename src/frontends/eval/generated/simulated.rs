@@ -154,11 +154,15 @@ async fn play(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let samples = sampler.stop();
+    let mut samples = sampler.stop();
     let named = watcher.stop();
     player.let_go(&drawn).await;
     let (history, _errors) = player.take_log();
     handle.shutdown().await?;
+    // What is left behind is what the cluster holds once the operator has gone (it takes its
+    // own residue away on exit); the live suite's cluster is gone by then, and it asks the
+    // ledger alone.
+    samples.push(cluster.disturber.world().await);
     let left_behind = store
         .open_residue(cluster.subject.name())?
         .into_iter()
