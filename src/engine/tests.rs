@@ -849,8 +849,8 @@ fn a_stall_that_lets_go_and_comes_back_before_its_restart_runs_goes_to_a_person(
     assert!(ticket_statuses(&observed(&state, vec![violation("node_down", "n2")])).is_empty());
 }
 
-#[test]
-fn a_node_someone_stopped_deliberately_is_theirs_for_the_grace_period() {
+/// A restart of n2 ready to run in execute mode, and an observation of n2 stopped by a person.
+fn restart_waiting_on_a_persons_stop() -> (EngineState, Observation) {
     let mut state = state();
     state.mode = Mode::Execute;
     state.tickets = vec![ticket(7, TicketStatus::Acting)];
@@ -864,6 +864,12 @@ fn a_node_someone_stopped_deliberately_is_theirs_for_the_grace_period() {
             );
         }
     }
+    (state, seen)
+}
+
+#[test]
+fn a_node_someone_stopped_deliberately_is_theirs_for_the_grace_period() {
+    let (mut state, seen) = restart_waiting_on_a_persons_stop();
     state.saw_processes(&seen, NOW - 10_000);
     let effects = advance(&state, NOW);
     assert!(launched(&effects).is_empty(), "{effects:?}");
@@ -881,19 +887,7 @@ fn a_node_someone_stopped_deliberately_is_theirs_for_the_grace_period() {
 
 #[test]
 fn a_persons_stop_that_outlasts_the_grace_goes_to_a_person_instead_of_waiting_forever() {
-    let mut state = state();
-    state.mode = Mode::Execute;
-    state.tickets = vec![ticket(7, TicketStatus::Acting)];
-    state.actions = vec![action(1, 7, "restart_node", "n2", ActionStatus::Validated)];
-    let mut seen = observation(&["n2"]);
-    for node in &mut seen.nodes {
-        if node.id.0 == "n2" {
-            node.facts.insert(
-                operator_protocol::SOMEONE_AT_WORK.into(),
-                json!("it was stopped deliberately (a clean exit)"),
-            );
-        }
-    }
+    let (mut state, seen) = restart_waiting_on_a_persons_stop();
     // Seen stopped on every look for longer than the grace: nobody is coming back for it.
     for at in (NOW - 31_000..=NOW).step_by(250) {
         state.saw_processes(&seen, at);

@@ -468,6 +468,20 @@ pub fn calibration(grades: &[Grade]) -> (Vec<CalibrationBucket>, Option<f64>) {
 pub const SURE: f64 = 0.9;
 
 /// Of (confidence, was right) pairs: how many were at ≥ 90 % and wrong.
+/// Of the named causes, how many were given at ≥ 90 % and how many of those were wrong.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Sureness {
+    pub named_sure: usize,
+    pub wrong: usize,
+}
+
+pub fn sureness(scored: &[(f64, bool)]) -> Sureness {
+    Sureness {
+        named_sure: scored.iter().filter(|(c, _)| *c >= SURE).count(),
+        wrong: wrong_when_sure(scored),
+    }
+}
+
 pub fn wrong_when_sure(scored: &[(f64, bool)]) -> usize {
     scored
         .iter()

@@ -81,8 +81,8 @@ struct Report {
     scenarios: Vec<ScenarioSummary>,
     calibration: Vec<grade::CalibrationBucket>,
     brier_score: Option<f64>,
-    /// Named causes at ≥ 90 % confidence that were wrong.
-    wrong_when_sure: usize,
+    /// Named causes at ≥ 90 % confidence, and those that were wrong.
+    sure: grade::Sureness,
     runs: Vec<Grade>,
 }
 
@@ -399,7 +399,7 @@ fn calibration_markdown(report: &Report) -> String {
         "Brier score {brier} (0 is perfect; always answering 50 % scores 0.25).",
         &report.calibration,
         report.brier_score,
-        report.wrong_when_sure,
+        report.sure,
     )
 }
 
@@ -410,19 +410,16 @@ fn calibration_section(
     intro: &str,
     buckets: &[grade::CalibrationBucket],
     brier: Option<f64>,
-    wrong_when_sure: usize,
+    sure: grade::Sureness,
 ) -> String {
     let Some(brier) = brier else {
         return String::new();
     };
-    let sure: usize = buckets
-        .iter()
-        .filter(|b| b.mean_confidence >= grade::SURE)
-        .map(|b| b.diagnoses)
-        .sum();
     let mut md = format!(
-        "\n## Calibration\n\n{} Named causes at ≥ 90 % that were wrong: {wrong_when_sure} (of about {sure} that sure).\n\n| confidence | diagnoses | mean confidence | right |\n|---|---|---|---|\n",
-        intro.replace("{brier}", &format!("{brier:.3}"))
+        "\n## Calibration\n\n{} Named causes at ≥ 90 % that were wrong: {} of {}.\n\n| confidence | diagnoses | mean confidence | right |\n|---|---|---|---|\n",
+        intro.replace("{brier}", &format!("{brier:.3}")),
+        sure.wrong,
+        sure.named_sure
     );
     for b in buckets {
         md.push_str(&format!(
@@ -517,7 +514,7 @@ fn build_report(subject: &str, brain: &str, replay: bool, grades: Vec<Grade>) ->
         .filter_map(|g| Some((g.confidence?, g.root_cause_correct)))
         .collect();
     Report {
-        wrong_when_sure: grade::wrong_when_sure(&scored),
+        sure: grade::sureness(&scored),
         harmful_actions: grades.iter().map(|g| g.harmful_actions).sum(),
         calibration,
         brier_score,

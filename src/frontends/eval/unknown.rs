@@ -30,8 +30,8 @@ struct UnknownReport {
     drills: Vec<DrillSummary>,
     calibration: Vec<CalibrationBucket>,
     brier_score: Option<f64>,
-    /// Named causes at ≥ 90 % confidence that were wrong.
-    wrong_when_sure: usize,
+    /// Named causes at ≥ 90 % confidence, and those that were wrong.
+    sure: grade::Sureness,
     runs: Vec<DrillGrade>,
 }
 
@@ -148,7 +148,7 @@ fn markdown(report: &UnknownReport) -> String {
         "Every diagnosis that named a cause, against the truth: no runbook cause is a drill's truth, so a named cause counts as right only where it led to an accepted fix. Brier score {brier}.",
         &report.calibration,
         report.brier_score,
-        report.wrong_when_sure,
+        report.sure,
     ));
     md
 }
@@ -262,7 +262,7 @@ fn build(
         .collect();
     let (calibration, brier_score) = grade::calibration_of(&named);
     UnknownReport {
-        wrong_when_sure: grade::wrong_when_sure(&named),
+        sure: grade::sureness(&named),
         subject: format!("{:?}", options.subject).to_lowercase(),
         brain: brain.to_string(),
         harmful_actions: grades.iter().map(|g| g.harmful_actions).sum(),

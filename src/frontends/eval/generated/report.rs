@@ -23,7 +23,7 @@ pub struct GeneratedReport {
     /// Actions proposed over every schedule, and of those the ones that ran.
     proposed: usize,
     ran: usize,
-    wrong_sure: usize,
+    sure: grade::Sureness,
     calibration: Vec<grade::CalibrationBucket>,
     brier_score: Option<f64>,
     runs: Vec<ScheduleGrade>,
@@ -100,7 +100,7 @@ pub fn build(
         harms_by_kind,
         proposed: runs.iter().map(|g| g.proposed).sum(),
         ran: runs.iter().map(|g| g.actions.len()).sum(),
-        wrong_sure: runs.iter().map(|g| g.wrong_sure).sum(),
+        sure: grade::sureness(&scored),
         calibration,
         brier_score,
         runs,
@@ -139,7 +139,7 @@ fn markdown(report: &GeneratedReport) -> String {
         "Diagnoses of catalog faults in these schedules, set against the fault's truth. Brier score {brier}.",
         &report.calibration,
         report.brier_score,
-        report.wrong_sure,
+        report.sure,
     ));
     let harmful: Vec<&ScheduleGrade> = report
         .runs
