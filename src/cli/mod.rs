@@ -148,9 +148,13 @@ pub enum Commands {
         minutes: Option<u64>,
         /// The generated suite against a model of the subject on simulated time (the real
         /// engine, store, brain and oracle; thousands of schedules a minute, each replayable
-        /// exactly); the rate limiter has a model.
+        /// exactly); both subjects have one.
         #[arg(long)]
         simulated: bool,
+        /// The generated suite, each seed played live and on the model, the two set side by
+        /// side (verdict and actions): where they differ, the model is what gets fixed.
+        #[arg(long, conflicts_with_all = ["simulated", "minutes"])]
+        twin: bool,
     },
     /// Print a shell completion script: `operator-tui completions bash > /etc/bash_completion.d/operator-tui`.
     Completions {
@@ -562,6 +566,7 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
             fuzz_brain,
             minutes,
             simulated,
+            twin,
         }) => {
             let options = crate::frontends::eval::EvalOptions {
                 subject,
@@ -576,10 +581,14 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
                     "--minutes runs the generated suite as a soak: add --suite generated"
                 ));
             }
-            if simulated && (suite != crate::frontends::eval::Suite::Generated || minutes.is_some())
-            {
+            if (simulated || twin) && suite != crate::frontends::eval::Suite::Generated {
                 return Err(crate::user_error!(
-                    "--simulated plays the generated suite's schedules on a model: use it with --suite generated and without --minutes"
+                    "--simulated and --twin play the generated suite's schedules on a model: add --suite generated"
+                ));
+            }
+            if simulated && minutes.is_some() {
+                return Err(crate::user_error!(
+                    "--simulated plays schedules one by one on a model; the soak (--minutes) runs live only"
                 ));
             }
             match (replay, suite) {
@@ -615,6 +624,12 @@ pub fn execute(cli: Cli, db: &Path, state_dir: &Path) -> Result<()> {
                         );
                     }
                     runtime.block_on(async {
+                        if twin {
+                            return crate::frontends::eval::generated::twin::run(
+                                options, generated,
+                            )
+                            .await;
+                        }
                         match minutes {
                             Some(minutes) => {
                                 crate::frontends::eval::generated::soak::run(

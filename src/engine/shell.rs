@@ -822,7 +822,7 @@ async fn add_target_facts(observation: &mut Observation, target: &dyn Deployment
         if described["stopped_deliberately"] == serde_json::json!(true) {
             node.facts.insert(
                 operator_protocol::SOMEONE_AT_WORK.into(),
-                serde_json::json!("it was stopped deliberately (a clean exit)"),
+                serde_json::json!("stopped deliberately (a clean exit)"),
             );
         }
     }

@@ -860,7 +860,7 @@ fn restart_waiting_on_a_persons_stop() -> (EngineState, Observation) {
         if node.id.0 == "n2" {
             node.facts.insert(
                 operator_protocol::SOMEONE_AT_WORK.into(),
-                json!("it was stopped deliberately (a clean exit)"),
+                json!("stopped deliberately (a clean exit)"),
             );
         }
     }
@@ -875,7 +875,7 @@ fn a_node_someone_stopped_deliberately_is_theirs_for_the_grace_period() {
     assert!(launched(&effects).is_empty(), "{effects:?}");
     assert!(writes(&effects).iter().any(|w| matches!(
         w,
-        Write::ActionWaiting { reason: Some(r), .. } if r.contains("n2 is someone else's work (it was stopped deliberately (a clean exit), seen 10 s ago)")
+        Write::ActionWaiting { reason: Some(r), .. } if r.contains("n2 is someone else's work (stopped deliberately (a clean exit), seen 10 s ago)")
     )));
     // Past the grace period (30 s after it was last seen stopped), a crash rule applies again.
     assert_eq!(launched(&advance(&state, NOW + 21_000)), vec![1]);

@@ -18,8 +18,8 @@ pub enum Health {
 }
 
 /// A node fact: someone other than the operator is working on the node on purpose, and what
-/// ("it was stopped deliberately (a clean exit)", "PD evicts its leaders for a scheduler
-/// someone else added"). A subject sets it from what it observes, the engine from what the
+/// ("stopped deliberately (a clean exit)", "leaders evicted by a scheduler someone
+/// else added"). A subject sets it from what it observes, the engine from what the
 /// target says of the process; the engine leaves the node to that person while it lasts and
 /// for a grace period after, whatever a diagnosis says.
 pub const SOMEONE_AT_WORK: &str = "someone_at_work";

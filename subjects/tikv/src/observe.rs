@@ -155,7 +155,7 @@ impl TikvSubject {
                     (s.leader_eviction == Some(LeaderEviction::BySomeoneElse)).then(|| {
                         (
                             SOMEONE_AT_WORK.to_string(),
-                            json!("PD evicts its leaders for an evict-leader-scheduler someone else added"),
+                            json!("leaders evicted by a scheduler someone else added"),
                         )
                     }),
                 )

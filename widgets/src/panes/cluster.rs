@@ -26,7 +26,9 @@ fn fact(name: &str, value: &serde_json::Value) -> Option<String> {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    Some(if let Some(base) = name.strip_suffix("_ms") {
+    Some(if name == operator_protocol::SOMEONE_AT_WORK {
+        format!("a person's: {shown}")
+    } else if let Some(base) = name.strip_suffix("_ms") {
         format!("{} {shown} ms", base.replace('_', " "))
     } else if let Some(base) = name.strip_suffix("_per_sec") {
         format!("{shown} {}/s", base.replace('_', " "))
@@ -108,4 +110,30 @@ pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
     Paragraph::new(lines)
         .block(block(&title, view.ui.focus == Focus::Cluster))
         .render(area, buf);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fact_reads_as_words_with_its_unit_and_a_persons_work_says_whose() {
+        assert_eq!(
+            fact("p99_ms", &serde_json::json!(0.613)).as_deref(),
+            Some("p99 0.61 ms")
+        );
+        assert_eq!(
+            fact("checks_per_sec", &serde_json::json!(67)).as_deref(),
+            Some("67 checks/s")
+        );
+        assert_eq!(fact("leaders", &serde_json::Value::Null), None);
+        assert_eq!(
+            fact(
+                operator_protocol::SOMEONE_AT_WORK,
+                &serde_json::json!("stopped deliberately (a clean exit)")
+            )
+            .as_deref(),
+            Some("a person's: stopped deliberately (a clean exit)")
+        );
+    }
 }

@@ -19,6 +19,7 @@ pub mod player;
 mod report;
 pub mod simulated;
 pub mod soak;
+pub mod twin;
 
 use player::{Player, Sampler, TicketWatcher};
 
@@ -153,7 +154,7 @@ pub async fn run(options: EvalOptions, generated: GeneratedOptions) -> Result<()
     report::write(&options.out, &built)
 }
 
-async fn run_schedule(
+pub(super) async fn run_schedule(
     seed: u64,
     options: &EvalOptions,
     generated: &GeneratedOptions,

@@ -80,7 +80,11 @@ pub fn run(options: EvalOptions, generated: GeneratedOptions) -> Result<()> {
 
 /// One schedule on a fresh model and a fresh engine, in a runtime of its own whose clock
 /// moves only when every task waits.
-fn run_schedule(seed: u64, options: &EvalOptions, generated: &GeneratedOptions) -> ScheduleGrade {
+pub(super) fn run_schedule(
+    seed: u64,
+    options: &EvalOptions,
+    generated: &GeneratedOptions,
+) -> ScheduleGrade {
     let replay = replay_command(options, generated, seed);
     // The engine's retry jitter comes from this thread's generator: seeded, it replays too.
     fastrand::seed(seed);
