@@ -154,6 +154,11 @@ const WRITE_SHARE: f64 = 0.3;
 /// Lines each node's log keeps.
 const LOG_LINES: usize = 200;
 
+/// "store-2" → 2.
+fn store_of(node: &str) -> Option<u64> {
+    node.strip_prefix("store-")?.parse().ok()
+}
+
 /// How a process ended: what its exit status tells whoever looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -368,11 +373,7 @@ impl Cluster {
     /// SIGTERM to a store or PD member ("store-2", "pd1"): it says so in its log and exits
     /// cleanly, as TiKV and PD do. False for a node the cluster does not have.
     pub fn terminate(&mut self, node: &str) -> bool {
-        let running = match node.strip_prefix("store-").and_then(|id| id.parse().ok()) {
-            Some(id) => self.stores.get(&id).map(|s| s.alive),
-            None => self.pd.iter().find(|p| p.name == node).map(|p| p.alive),
-        };
-        let Some(running) = running else {
+        let Some(running) = self.is_running(node) else {
             return false;
         };
         if running {
@@ -383,7 +384,7 @@ impl Cluster {
                 "receive signal: SIGTERM, exiting",
                 &[],
             );
-            match node.strip_prefix("store-").and_then(|id| id.parse().ok()) {
+            match store_of(node) {
                 Some(id) => self.kill_store(id),
                 None => {
                     self.set_pd_alive(node, false);
@@ -392,6 +393,14 @@ impl Cluster {
             self.exits.insert(node.to_string(), Exit::Clean);
         }
         true
+    }
+
+    /// Whether a store or PD member ("store-2", "pd1") runs; None for one the cluster lacks.
+    pub fn is_running(&self, node: &str) -> Option<bool> {
+        match store_of(node) {
+            Some(id) => self.stores.get(&id).map(|s| s.alive),
+            None => self.pd.iter().find(|p| p.name == node).map(|p| p.alive),
+        }
     }
 
     /// A fresh process: whatever stalled the old one is gone with it, and its counters start
@@ -1238,5 +1247,28 @@ mod tests {
         });
         c.tick(200);
         assert_eq!(c.leader_store(&c.regions[0]), Some(2));
+    }
+
+    #[test]
+    fn sigterm_is_a_clean_exit_that_says_so_and_sigkill_a_crash() {
+        let mut c = Cluster::new(SimConfig::demo(), 1_000);
+        assert!(c.terminate("store-2"));
+        assert_eq!(c.is_running("store-2"), Some(false));
+        assert_eq!(c.exits.get("store-2"), Some(&Exit::Clean));
+        assert!(
+            c.logs["store-2"]
+                .back()
+                .is_some_and(|l| l.contains("SIGTERM")),
+            "{:?}",
+            c.logs["store-2"]
+        );
+        c.restart_store(2);
+        assert_eq!(c.exits.get("store-2"), None);
+        c.kill_store(2);
+        assert_eq!(c.exits.get("store-2").map(|e| e.code()), Some(137));
+        assert!(c.terminate("pd1"));
+        assert_eq!(c.exits.get("pd1"), Some(&Exit::Clean));
+        assert!(!c.terminate("store-9"));
+        assert_eq!(c.is_running("pd9"), None);
     }
 }

@@ -675,14 +675,7 @@ async fn control(
 /// or exited with its status (0 after SIGTERM: stopped deliberately).
 async fn process_state(State(state): State<Shared>, Path(node): Path<String>) -> Response {
     let c = lock(&state);
-    let running = match node
-        .strip_prefix("store-")
-        .and_then(|id| id.parse::<u64>().ok())
-    {
-        Some(id) => c.stores.get(&id).map(|s| s.alive),
-        None => c.pd.iter().find(|p| p.name == node).map(|p| p.alive),
-    };
-    let Some(running) = running else {
+    let Some(running) = c.is_running(&node) else {
         return message(StatusCode::NOT_FOUND, &format!("no node {node}"));
     };
     let exit = c.exits.get(&node).filter(|_| !running);
