@@ -366,7 +366,11 @@ fn serving_restarted(history: &History, action: &ActionSeen) -> Option<Found> {
             if disturbed_between(history, was.at_ms, action.ended_ms, false, Some(o.as_str())) {
                 return false;
             }
-            p0.serving && p0.state == "running" && p0.pid.is_some() && p1.pid != p0.pid
+            p0.serving
+                && p0.state == "running"
+                && p0.pid.is_some()
+                && p1.pid != p0.pid
+                && !restarted_by_another(history, action, o, was.at_ms, is.at_ms)
         })
         .collect();
     (!restarted.is_empty()).then(|| {
@@ -382,6 +386,38 @@ fn serving_restarted(history: &History, action: &ActionSeen) -> Option<Found> {
             ),
         )
     })
+}
+
+/// Whether `object`'s process changed between two samples in `from..=to` in which another
+/// action naming it started, and this one did not: of two actions on a node that overlap (a
+/// restart while a rebalance still waits), the new process is the one that started then.
+fn restarted_by_another(
+    history: &History,
+    action: &ActionSeen,
+    object: &str,
+    from: Millis,
+    to: Millis,
+) -> bool {
+    let pid = |w: &World| w.processes.get(object).and_then(|p| p.pid);
+    let in_window: Vec<&World> = history
+        .samples
+        .iter()
+        .filter(|w| (from..=to).contains(&w.at_ms))
+        .collect();
+    let Some((s0, s1)) = in_window
+        .windows(2)
+        .map(|pair| (pair[0], pair[1]))
+        .find(|(a, b)| pid(a) != pid(b))
+    else {
+        return false;
+    };
+    let started_then = |a: &ActionSeen| (s0.at_ms..=s1.at_ms).contains(&a.started_ms);
+    !started_then(action)
+        && history.actions.iter().any(|other| {
+            other.id != action.id
+                && started_then(other)
+                && other.objects.iter().any(|o| o == object)
+        })
 }
 
 fn unnamed(history: &History, action: &ActionSeen) -> Option<Found> {
@@ -885,6 +921,28 @@ mod tests {
             ..History::default()
         };
         assert_eq!(kinds(&history), vec![]);
+    }
+
+    #[test]
+    fn a_restart_is_blamed_on_the_action_that_started_when_the_process_changed() {
+        let mut rebalance = action("rebalance_leaders", &["node-3"], 500, 5_000);
+        rebalance.id = 1;
+        let mut restart = action("restart_node", &["node-3"], 2_600, 2_600);
+        restart.id = 2;
+        let history = History {
+            samples: vec![
+                node(0, "running", Some(7), 1.0),
+                node(2_500, "running", Some(7), 1.0),
+                node(2_750, "running", Some(8), 1.0),
+                node(5_250, "running", Some(8), 1.0),
+            ],
+            actions: vec![rebalance, restart],
+            named: vec![named("node-3")],
+            ..History::default()
+        };
+        let harms = judge(&history);
+        assert_eq!(harms.len(), 1, "{harms:?}");
+        assert_eq!(harms[0].action, Some(2), "{harms:?}");
     }
 
     #[test]
