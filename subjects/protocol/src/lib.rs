@@ -18,6 +18,8 @@ mod process;
 pub mod prometheus;
 mod residue;
 mod runbook;
+#[cfg(feature = "tasks")]
+mod tasks;
 mod template;
 mod traits;
 mod world;
@@ -36,6 +38,8 @@ pub use premise::*;
 pub use process::*;
 pub use residue::*;
 pub use runbook::*;
+#[cfg(feature = "tasks")]
+pub use tasks::*;
 pub use template::*;
 pub use traits::*;
 pub use world::*;

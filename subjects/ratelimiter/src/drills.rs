@@ -21,7 +21,7 @@ pub struct RateLimiterDrills {
     /// The password a drill set on Redis, to take it off again.
     pub(crate) password: Mutex<Option<String>>,
     /// Drills that keep acting while they last (a loop of signals, a load).
-    running: Mutex<BTreeMap<String, tokio::task::JoinHandle<()>>>,
+    running: NamedTasks,
     /// Per node, how many decisions it had made without asking Redis at the world sampler's
     /// last look: a node whose count grew answers, but does not serve what it should.
     pub(crate) bypassed: Mutex<BTreeMap<String, f64>>,
@@ -37,7 +37,7 @@ impl RateLimiterDrills {
             endpoints,
             target,
             password: Mutex::new(None),
-            running: Mutex::new(BTreeMap::new()),
+            running: NamedTasks::default(),
             bypassed: Mutex::new(BTreeMap::new()),
         })
     }
@@ -83,15 +83,7 @@ impl RateLimiterDrills {
         name: &str,
         task: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
-        let handle = tokio::spawn(task);
-        if let Some(old) = self
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_string(), handle)
-        {
-            old.abort();
-        }
+        self.running.keep(name, task);
     }
 
     /// Sets a key's limit per 1-second window, as a person would with the admin API.
@@ -155,27 +147,7 @@ impl RateLimiterDrills {
     }
 
     pub(crate) fn stop_running(&self, name: &str) {
-        if let Some(task) = self
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name)
-        {
-            task.abort();
-        }
-    }
-}
-
-impl Drop for RateLimiterDrills {
-    fn drop(&mut self) {
-        for task in self
-            .running
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-        {
-            task.abort();
-        }
+        self.running.stop(name);
     }
 }
 

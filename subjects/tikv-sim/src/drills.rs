@@ -2,8 +2,7 @@
 //! cluster that no chaos action and no runbook entry describes, done from outside the operator
 //! with the simulator's own controls.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use operator_protocol::*;
@@ -14,7 +13,7 @@ pub struct SimDrills {
     pub(crate) transport: Arc<dyn HttpTransport>,
     pub(crate) time: TimeSource,
     /// Drills that keep acting while they last.
-    running: Mutex<BTreeMap<String, tokio::task::JoinHandle<()>>>,
+    running: NamedTasks,
 }
 
 fn drill(
@@ -115,7 +114,7 @@ impl SimDrills {
             target,
             transport,
             time,
-            running: Mutex::new(BTreeMap::new()),
+            running: NamedTasks::default(),
         })
     }
 
@@ -179,7 +178,7 @@ impl SimDrills {
     /// Stops `node` now and starts it again after `after`, in the background.
     fn restart_later(&self, name: &str, node: NodeId, after: Duration, every: Option<Duration>) {
         let target = self.target.clone();
-        let task = tokio::spawn(async move {
+        self.running.keep(name, async move {
             loop {
                 let _ = target.kill(&node).await;
                 tokio::time::sleep(after).await;
@@ -190,27 +189,6 @@ impl SimDrills {
                 }
             }
         });
-        if let Some(old) = self
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_string(), task)
-        {
-            old.abort();
-        }
-    }
-}
-
-impl Drop for SimDrills {
-    fn drop(&mut self) {
-        for task in self
-            .running
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-        {
-            task.abort();
-        }
     }
 }
 
@@ -259,14 +237,7 @@ impl Drills for SimDrills {
 
     fn stop<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ContractResult<()>> {
         Box::pin(async move {
-            let task = self
-                .running
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(name);
-            if let Some(task) = task {
-                task.abort();
-            }
+            self.running.stop(name);
             // Whatever the drill left stopped is started again, as its author would.
             let node = match name {
                 "store_restarted_by_hand" => Some(NodeId::from("store-2")),
