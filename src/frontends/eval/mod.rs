@@ -533,6 +533,26 @@ fn build_report(subject: &str, brain: &str, replay: bool, grades: Vec<Grade>) ->
     }
 }
 
+/// A suite's report as `OUT/NAME.json` and `OUT/NAME.md`, the markdown printed, and where
+/// both went said on stderr.
+pub(crate) fn write_json_and_markdown(
+    out: &Path,
+    name: &str,
+    report: &impl serde::Serialize,
+    md: &str,
+) -> Result<()> {
+    std::fs::create_dir_all(out)?;
+    let (json_path, md_path) = (
+        out.join(format!("{name}.json")),
+        out.join(format!("{name}.md")),
+    );
+    std::fs::write(&json_path, serde_json::to_string_pretty(report)?)?;
+    std::fs::write(&md_path, md)?;
+    print!("{md}");
+    eprintln!("wrote {} and {}", json_path.display(), md_path.display());
+    Ok(())
+}
+
 fn write_report(out: &Path, report: &Report) -> Result<()> {
     std::fs::create_dir_all(out)?;
     std::fs::write(out.join("eval.json"), serde_json::to_string_pretty(report)?)?;

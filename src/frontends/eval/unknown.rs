@@ -274,18 +274,5 @@ fn build(
 }
 
 fn write(out: &Path, report: UnknownReport) -> Result<()> {
-    std::fs::create_dir_all(out)?;
-    std::fs::write(
-        out.join("unknown.json"),
-        serde_json::to_string_pretty(&report)?,
-    )?;
-    let md = markdown(&report);
-    std::fs::write(out.join("unknown.md"), &md)?;
-    print!("{md}");
-    eprintln!(
-        "wrote {} and {}",
-        out.join("unknown.json").display(),
-        out.join("unknown.md").display()
-    );
-    Ok(())
+    super::write_json_and_markdown(out, "unknown", &report, &markdown(&report))
 }

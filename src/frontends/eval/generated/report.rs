@@ -160,18 +160,5 @@ fn markdown(report: &GeneratedReport) -> String {
 }
 
 pub fn write(out: &std::path::Path, report: &GeneratedReport) -> Result<()> {
-    std::fs::create_dir_all(out)?;
-    std::fs::write(
-        out.join("generated.json"),
-        serde_json::to_string_pretty(report)?,
-    )?;
-    let md = markdown(report);
-    std::fs::write(out.join("generated.md"), &md)?;
-    print!("{md}");
-    eprintln!(
-        "wrote {} and {}",
-        out.join("generated.json").display(),
-        out.join("generated.md").display()
-    );
-    Ok(())
+    crate::frontends::eval::write_json_and_markdown(out, "generated", report, &markdown(report))
 }

@@ -268,15 +268,5 @@ fn markdown(r: &SoakReport) -> String {
 }
 
 fn write(out: &std::path::Path, report: &SoakReport) -> Result<()> {
-    std::fs::create_dir_all(out)?;
-    std::fs::write(out.join("soak.json"), serde_json::to_string_pretty(report)?)?;
-    let md = markdown(report);
-    std::fs::write(out.join("soak.md"), &md)?;
-    print!("{md}");
-    eprintln!(
-        "wrote {} and {}",
-        out.join("soak.json").display(),
-        out.join("soak.md").display()
-    );
-    Ok(())
+    crate::frontends::eval::write_json_and_markdown(out, "soak", report, &markdown(report))
 }

@@ -155,17 +155,7 @@ fn markdown(options: &EvalOptions, twins: &[Twin]) -> String {
 }
 
 fn write(out: &std::path::Path, options: &EvalOptions, twins: &[Twin]) -> Result<()> {
-    std::fs::create_dir_all(out)?;
-    std::fs::write(out.join("twin.json"), serde_json::to_string_pretty(twins)?)?;
-    let md = markdown(options, twins);
-    std::fs::write(out.join("twin.md"), &md)?;
-    print!("{md}");
-    eprintln!(
-        "wrote {} and {}",
-        out.join("twin.json").display(),
-        out.join("twin.md").display()
-    );
-    Ok(())
+    crate::frontends::eval::write_json_and_markdown(out, "twin", &twins, &markdown(options, twins))
 }
 
 #[cfg(test)]
