@@ -193,6 +193,15 @@ pub struct SimPd {
     pub name: String,
     pub member_id: u64,
     pub alive: bool,
+    /// Stopped (SIGSTOP): the process is there but answers nobody, its peers included.
+    pub paused: bool,
+}
+
+impl SimPd {
+    /// It runs and answers: it counts for the quorum and may lead.
+    pub fn serving(&self) -> bool {
+        self.alive && !self.paused
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -283,6 +292,7 @@ impl Cluster {
                 name: format!("pd{i}"),
                 member_id: 13_195_394_291_058_371_180u64.wrapping_add(i * 7_919),
                 alive: true,
+                paused: false,
             })
             .collect();
         let mut cluster = Self {
@@ -395,6 +405,23 @@ impl Cluster {
         true
     }
 
+    /// SIGSTOP / SIGCONT to a PD member: stopped, it answers nobody until continued. False
+    /// for a member the cluster does not have.
+    pub fn set_pd_paused(&mut self, name: &str, paused: bool) -> bool {
+        let Some(pd) = self.pd.iter_mut().find(|p| p.name == name) else {
+            return false;
+        };
+        pd.paused = paused;
+        true
+    }
+
+    /// Whether a PD member is stopped (SIGSTOP); stores slow down instead of stopping.
+    pub fn is_paused(&self, node: &str) -> bool {
+        self.pd
+            .iter()
+            .any(|p| p.name == node && p.alive && p.paused)
+    }
+
     /// Whether a store or PD member ("store-2", "pd1") runs; None for one the cluster lacks.
     pub fn is_running(&self, node: &str) -> Option<bool> {
         match store_of(node) {
@@ -487,7 +514,7 @@ impl Cluster {
                 for alive in self
                     .pd
                     .iter()
-                    .filter(|p| p.alive)
+                    .filter(|p| p.serving())
                     .map(|p| p.name.clone())
                     .collect::<Vec<_>>()
                 {
@@ -506,9 +533,9 @@ impl Cluster {
 
     pub fn pd_leader(&self) -> Option<&SimPd> {
         // The lowest-named live member leads, once a majority of members is alive.
-        let alive = self.pd.iter().filter(|p| p.alive).count();
+        let alive = self.pd.iter().filter(|p| p.serving()).count();
         (alive * 2 > self.pd.len())
-            .then(|| self.pd.iter().find(|p| p.alive))
+            .then(|| self.pd.iter().find(|p| p.serving()))
             .flatten()
     }
 
@@ -1270,5 +1297,28 @@ mod tests {
         assert_eq!(c.exits.get("pd1"), Some(&Exit::Clean));
         assert!(!c.terminate("store-9"));
         assert_eq!(c.is_running("pd9"), None);
+    }
+
+    #[test]
+    fn a_paused_pd_member_runs_but_neither_votes_nor_leads() {
+        let mut c = Cluster::new(SimConfig::demo(), 1_000);
+        let leader = c.pd_leader().map(|p| p.name.clone()).expect("a leader");
+        assert!(c.set_pd_paused(&leader, true));
+        assert!(c.is_paused(&leader));
+        assert_eq!(c.is_running(&leader), Some(true));
+        assert_ne!(c.pd_leader().map(|p| p.name.clone()), Some(leader.clone()));
+        let other =
+            c.pd.iter()
+                .find(|p| p.name != leader)
+                .map(|p| p.name.clone())
+                .expect("a peer");
+        assert!(c.set_pd_paused(&other, true));
+        assert!(
+            c.pd_leader().is_none(),
+            "one of three answering is no majority"
+        );
+        assert!(c.set_pd_paused(&leader, false));
+        assert!(c.pd_leader().is_some());
+        assert!(!c.set_pd_paused("pd9", true));
     }
 }

@@ -314,7 +314,7 @@ async fn health(State(state): State<Shared>) -> Response {
     let members: Vec<Value> = c
         .pd
         .iter()
-        .map(|p| json!({ "name": p.name, "member_id": p.member_id, "client_urls": [format!("http://{}:2379", p.name)], "health": p.alive }))
+        .map(|p| json!({ "name": p.name, "member_id": p.member_id, "client_urls": [format!("http://{}:2379", p.name)], "health": p.serving() }))
         .collect();
     indented(StatusCode::OK, &json!(members))
 }
@@ -628,7 +628,8 @@ async fn remove_scheduler(State(state): State<Shared>, Path(name): Path<String>)
 }
 
 /// `/sim/store/{id}/{kill|stop|restart|slow|fast|hot|cool}` and
-/// `/sim/pd/{name}/{kill|stop|restart}` (kill is SIGKILL, stop SIGTERM).
+/// `/sim/pd/{name}/{kill|stop|restart|pause|resume}` (kill is SIGKILL, stop SIGTERM, pause
+/// SIGSTOP).
 async fn control(
     State(state): State<Shared>,
     Path((kind, id, verb)): Path<(String, String, String)>,
@@ -654,6 +655,11 @@ async fn control(
                 "hot" => c.hot_store = Some(id),
                 "cool" => c.hot_store = None,
                 _ => return message(StatusCode::NOT_FOUND, "unknown store control"),
+            }
+        }
+        "pd" if verb == "pause" || verb == "resume" => {
+            if !c.set_pd_paused(&id, verb == "pause") {
+                return message(StatusCode::NOT_FOUND, &format!("no PD member {id}"));
             }
         }
         "pd" if verb == "stop" => {
@@ -682,7 +688,11 @@ async fn process_state(State(state): State<Shared>, Path(node): Path<String>) ->
     indented(
         StatusCode::OK,
         &json!({
-            "state": if running { "running" } else { "exited" },
+            "state": match (running, c.is_paused(&node)) {
+                (true, true) => "stopped",
+                (true, false) => "running",
+                (false, _) => "exited",
+            },
             "exit_code": exit.map(|e| e.code()),
             "stopped_deliberately": (exit == Some(&crate::model::Exit::Clean)).then_some(true),
         }),

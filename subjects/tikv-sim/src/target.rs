@@ -106,12 +106,23 @@ impl DeploymentTarget for SimTarget {
         Box::pin(self.control(node, "restart"))
     }
 
+    /// A store's pause is a slow disk (the simulator's own); a PD member's is SIGSTOP.
     fn pause<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
-        Box::pin(self.control(node, "slow"))
+        let verb = if node.0.starts_with("pd") {
+            "pause"
+        } else {
+            "slow"
+        };
+        Box::pin(self.control(node, verb))
     }
 
     fn resume<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
-        Box::pin(self.control(node, "fast"))
+        let verb = if node.0.starts_with("pd") {
+            "resume"
+        } else {
+            "fast"
+        };
+        Box::pin(self.control(node, verb))
     }
 
     fn isolate<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
