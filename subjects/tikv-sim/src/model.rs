@@ -498,6 +498,10 @@ impl Cluster {
         } else if pd.alive {
             self.exits.insert(name.to_string(), Exit::Killed);
         }
+        // A process started again, or killed, is no longer the one that was stopped.
+        if alive != pd.alive {
+            pd.paused = false;
+        }
         pd.alive = alive;
         if alive {
             self.log(name, "INFO", "server.go", "PD is ready to serve", &[]);
@@ -1319,6 +1323,10 @@ mod tests {
         );
         assert!(c.set_pd_paused(&leader, false));
         assert!(c.pd_leader().is_some());
+        // Killed while stopped and started again: a fresh process, not a stopped one.
+        assert!(c.set_pd_alive(&other, false));
+        assert!(c.set_pd_alive(&other, true));
+        assert!(!c.is_paused(&other));
         assert!(!c.set_pd_paused("pd9", true));
     }
 }
