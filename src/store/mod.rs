@@ -337,9 +337,8 @@ impl Store {
     ) -> Result<TicketChange> {
         let existing: Option<i64> = self
             .conn
-            .query_row(
-                "SELECT id FROM tickets WHERE subject = ?1 AND invariant = ?2 AND target = ?3 AND status != 'resolved' ORDER BY id DESC LIMIT 1",
-                params![subject, violation.invariant, violation.target],
+            .prepare_cached("SELECT id FROM tickets WHERE subject = ?1 AND invariant = ?2 AND target = ?3 AND status != 'resolved' ORDER BY id DESC LIMIT 1")?
+.query_row(params![subject, violation.invariant, violation.target],
                 |r| r.get(0),
             )
             .optional()?;
@@ -386,11 +385,8 @@ impl Store {
     pub fn ticket(&self, id: TicketId) -> Result<Option<Ticket>> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT * FROM tickets WHERE id = ?1",
-                [id.0],
-                ticket_from_row,
-            )
+            .prepare_cached("SELECT * FROM tickets WHERE id = ?1")?
+            .query_row([id.0], ticket_from_row)
             .optional()?)
     }
 
@@ -546,11 +542,8 @@ impl Store {
     pub fn action(&self, id: ActionId) -> Result<Option<Action>> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT * FROM actions WHERE id = ?1",
-                [id.0],
-                action_from_row,
-            )
+            .prepare_cached("SELECT * FROM actions WHERE id = ?1")?
+            .query_row([id.0], action_from_row)
             .optional()?)
     }
 
@@ -632,9 +625,8 @@ impl Store {
     fn setting(&self, key: &str) -> Result<Option<String>> {
         Ok(self
             .conn
-            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
-                r.get(0)
-            })
+            .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+            .query_row([key], |r| r.get(0))
             .optional()?)
     }
 
@@ -780,9 +772,8 @@ impl Store {
         )?;
         let ticket: Option<i64> = match action {
             Some(a) => tx
-                .query_row("SELECT ticket_id FROM actions WHERE id = ?1", [a.0], |r| {
-                    r.get(0)
-                })
+                .prepare_cached("SELECT ticket_id FROM actions WHERE id = ?1")?
+                .query_row([a.0], |r| r.get(0))
                 .optional()?
                 .flatten(),
             None => None,

@@ -518,10 +518,9 @@ fn transition_action(
     if changed == 0 {
         return Ok(false);
     }
-    let ticket: Option<i64> =
-        tx.query_row("SELECT ticket_id FROM actions WHERE id = ?1", [id.0], |r| {
-            r.get(0)
-        })?;
+    let ticket: Option<i64> = tx
+        .prepare_cached("SELECT ticket_id FROM actions WHERE id = ?1")?
+        .query_row([id.0], |r| r.get(0))?;
     tx.execute(
         "INSERT INTO action_events (action_id, at_ms, from_status, to_status, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![id.0, now as i64, from.as_str(), to.as_str(), detail],
@@ -558,10 +557,9 @@ fn action_waiting(
     if changed == 0 {
         return Ok(false);
     }
-    let ticket: Option<i64> =
-        tx.query_row("SELECT ticket_id FROM actions WHERE id = ?1", [id.0], |r| {
-            r.get(0)
-        })?;
+    let ticket: Option<i64> = tx
+        .prepare_cached("SELECT ticket_id FROM actions WHERE id = ?1")?
+        .query_row([id.0], |r| r.get(0))?;
     let detail = reason.unwrap_or("no longer waiting for a human");
     tx.execute(
         "INSERT INTO action_events (action_id, at_ms, from_status, to_status, detail) VALUES (?1, ?2, 'validated', 'validated', ?3)",
@@ -582,11 +580,8 @@ fn action_waiting(
 /// The inner `Err` is a refusal a person can read: no such action, or it has already ended.
 fn action_row(tx: &Transaction, id: ActionId) -> Result<Option<Action>> {
     Ok(tx
-        .query_row(
-            "SELECT * FROM actions WHERE id = ?1",
-            [id.0],
-            action_from_row,
-        )
+        .prepare_cached("SELECT * FROM actions WHERE id = ?1")?
+        .query_row([id.0], action_from_row)
         .optional()?)
 }
 
@@ -614,9 +609,8 @@ fn propose_undo(
         )));
     };
     let earlier: Option<(i64, String)> = tx
-        .query_row(
-            "SELECT id, status FROM actions WHERE undoes = ?1 AND status NOT IN ('failed', 'cancelled', 'premise_failed') ORDER BY id DESC LIMIT 1",
-            [of.0],
+        .prepare_cached("SELECT id, status FROM actions WHERE undoes = ?1 AND status NOT IN ('failed', 'cancelled', 'premise_failed') ORDER BY id DESC LIMIT 1")?
+.query_row([of.0],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
@@ -674,11 +668,8 @@ fn pick(
         return Ok(Err("a picked action belongs to a ticket".into()));
     };
     let Some(ticket) = tx
-        .query_row(
-            "SELECT * FROM tickets WHERE id = ?1",
-            [ticket_id.0],
-            ticket_from_row,
-        )
+        .prepare_cached("SELECT * FROM tickets WHERE id = ?1")?
+        .query_row([ticket_id.0], ticket_from_row)
         .optional()?
     else {
         return Ok(Err(format!("there is no ticket {ticket_id}")));

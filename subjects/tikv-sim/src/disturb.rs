@@ -1,15 +1,16 @@
 //! What the generated eval can do to a simulated TiKV cluster with the simulator's and PD's own
 //! controls (a hot store, max-replicas changed, a person's evict-leader scheduler), and the
-//! world as an outside observer reads it from PD (stores and members, schedulers, the replica
-//! setting) for the harm oracle. Kills, slow cycles and people's restarts of stores and PD
+//! world as the simulator holds it (processes as they run, schedulers, the replica setting)
+//! for the harm oracle. Kills, slow cycles and people's restarts of stores and PD
 //! members are the eval's own, through the simulator's target.
 
 use std::time::Duration;
 
 use operator_protocol::*;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::drills::SimDrills;
+use crate::model::Cluster;
 
 const PROBE: Duration = Duration::from_millis(500);
 
@@ -119,127 +120,80 @@ impl SimDrills {
         }
     }
 
+    /// The world as the simulator holds it (`GET /sim/world`): one request, the model's own
+    /// truth, so the oracle never reads a symptom (a lagging state name, a status server that
+    /// still answers for a store whose disk is stuck) as what happened.
     async fn sample_world(&self) -> World {
-        let mut world = World {
-            at_ms: self.time.now_ms(),
-            ..World::default()
-        };
-        let stores = self.get("/pd/api/v1/stores", PROBE).await;
-        let mut up = 0usize;
-        let mut total = 0usize;
-        for s in stores
-            .as_ref()
-            .and_then(|s| s["stores"].as_array())
-            .into_iter()
-            .flatten()
-        {
-            let Some(id) = s["store"]["id"].as_u64() else {
-                continue;
-            };
-            total += 1;
-            // The store's own status server says whether it runs now; PD's state name lags
-            // by the heartbeats it waits for.
-            let serving = match s["store"]["status_address"].as_str() {
-                Some(address) => {
-                    let url = format!("http://{address}/metrics");
-                    self.transport
-                        .send(HttpRequest::get(&url).timeout(PROBE))
-                        .await
-                        .is_ok_and(|a| a.is_success())
-                }
-                None => s["store"]["state_name"] == "Up",
-            };
-            up += usize::from(serving);
-            world.processes.insert(
-                format!("store-{id}"),
-                ProcessSeen {
-                    // A simulated store has no pid: its start time tells one incarnation
-                    // from the next.
-                    pid: s["store"]["start_timestamp"].as_u64().map(|t| t as u32),
-                    state: if serving { "running" } else { "exited" }.into(),
-                    serving,
-                },
-            );
-        }
-        world.serving = if total == 0 {
-            0.0
-        } else {
-            up as f64 / total as f64
-        };
-        for m in self
-            .get("/pd/api/v1/health", PROBE)
+        let at_ms = self.time.now_ms();
+        let world = self
+            .get("/sim/world", PROBE)
             .await
-            .as_ref()
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let Some(name) = m["name"].as_str() else {
-                continue;
-            };
-            let healthy = m["health"].as_bool().unwrap_or(false);
-            world.processes.insert(
-                name.to_string(),
-                ProcessSeen {
-                    pid: None,
-                    state: if healthy { "running" } else { "exited" }.into(),
-                    serving: healthy,
-                },
-            );
+            .and_then(|w| serde_json::from_value::<World>(w).ok());
+        World {
+            at_ms,
+            ..world.unwrap_or_default()
         }
-        let schedulers = self.get("/pd/api/v1/schedulers", PROBE).await;
-        for name in schedulers
-            .as_ref()
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .filter(|n| *n != "evict-leader-scheduler")
-        {
-            world.protections.insert(
-                format!("scheduler:{name}"),
-                Protection {
-                    value: 1.0,
-                    looser: Looser::Lower,
-                },
-            );
-        }
-        if let Some(ranges) = self
-            .get(
-                "/pd/api/v1/scheduler-config/evict-leader-scheduler/list",
-                PROBE,
-            )
-            .await
-        {
-            for id in ranges["store-id-ranges"]
-                .as_object()
-                .into_iter()
-                .flat_map(|m| m.keys())
-            {
-                world.protections.insert(
-                    format!("scheduler:evict-leader-scheduler-{id}"),
-                    Protection {
-                        value: 1.0,
-                        looser: Looser::Lower,
-                    },
-                );
-            }
-        }
-        if let Some(replicas) = self
-            .get("/pd/api/v1/config/replicate", PROBE)
-            .await
-            .and_then(|r| r["max-replicas"].as_f64())
-        {
-            world.protections.insert(
-                "config:max-replicas".into(),
-                Protection {
-                    value: replicas,
-                    looser: Looser::Lower,
-                },
-            );
-        }
-        world
     }
+}
+
+/// What an outside observer with the run of the machines would see: every process as it runs
+/// (a store whose disk stalls runs and answers, but serves badly: it is not serving), the
+/// schedulers and settings that protect the cluster, and how much of it serves.
+pub(crate) fn world_of(c: &Cluster) -> World {
+    let mut world = World {
+        at_ms: c.now_ms,
+        ..World::default()
+    };
+    let seen = |running: bool, paused: bool, serving: bool, started_ms: Option<u64>| ProcessSeen {
+        // A simulated process has no pid: its start time (truncated) tells one incarnation
+        // from the next.
+        pid: started_ms.map(|ms| ms as u32),
+        state: match (running, paused) {
+            (true, true) => "stopped",
+            (true, false) => "running",
+            (false, _) => "exited",
+        }
+        .into(),
+        serving: running && !paused && serving,
+    };
+    for s in c.stores.values() {
+        let node = format!("store-{}", s.id);
+        world.processes.insert(
+            node.clone(),
+            seen(s.alive, c.is_paused(&node), !s.slow, Some(s.start_ms)),
+        );
+    }
+    let serving = world.processes.values().filter(|p| p.serving).count();
+    world.serving = if c.stores.is_empty() {
+        0.0
+    } else {
+        serving as f64 / c.stores.len() as f64
+    };
+    for m in &c.pd {
+        world
+            .processes
+            .insert(m.name.clone(), seen(m.alive, m.paused, true, None));
+    }
+    let scheduler = |value: f64| Protection {
+        value,
+        looser: Looser::Lower,
+    };
+    for name in &c.schedulers {
+        world
+            .protections
+            .insert(format!("scheduler:{name}"), scheduler(1.0));
+    }
+    for id in &c.evict_leader {
+        world.protections.insert(
+            format!("scheduler:evict-leader-scheduler-{id}"),
+            scheduler(1.0),
+        );
+    }
+    world.protections.insert(
+        "config:max-replicas".into(),
+        scheduler(c.config.max_replicas as f64),
+    );
+    world
 }
 
 impl Disturber for SimDrills {

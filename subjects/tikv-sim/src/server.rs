@@ -25,7 +25,7 @@ pub(crate) struct Shared {
 }
 
 /// PD's `render.IndentJSON`: indented, trailing newline, application/json; charset=UTF-8.
-fn indented(status: StatusCode, value: &Value) -> Response {
+fn indented(status: StatusCode, value: &impl serde::Serialize) -> Response {
     let body = serde_json::to_string_pretty(value).unwrap_or_default() + "\n";
     (
         status,
@@ -283,18 +283,23 @@ async fn region(State(state): State<Shared>, Path(id): Path<u64>) -> Response {
     }
 }
 
+/// Whether `region` is in PD's region check `kind` ("down-peer", ...): the same answer for
+/// the check's list and for its count in `pd_regions_status`.
+fn in_region_check(c: &Cluster, kind: &str, region: &SimRegion) -> bool {
+    match kind {
+        "down-peer" => !c.down_peers(region).is_empty(),
+        "miss-peer" => (region.peers.len() as u64) < c.config.max_replicas,
+        "offline-peer" => region.peers.iter().any(|(_, s)| c.stores[s].offline),
+        _ => false,
+    }
+}
+
 async fn regions_check(State(state): State<Shared>, Path(kind): Path<String>) -> Response {
     let c = lock(&state);
-    let matches = |r: &&SimRegion| match kind.as_str() {
-        "down-peer" => !c.down_peers(r).is_empty(),
-        "miss-peer" => (r.peers.len() as u64) < c.config.max_replicas,
-        "offline-peer" => r.peers.iter().any(|(_, s)| c.stores[s].offline),
-        _ => false,
-    };
     let regions: Vec<RegionOut> = c
         .regions
         .iter()
-        .filter(matches)
+        .filter(|r| in_region_check(&c, &kind, r))
         .map(|r| region_out(&c, r))
         .collect();
     #[derive(serde::Serialize)]
@@ -699,6 +704,13 @@ async fn process_state(State(state): State<Shared>, Path(node): Path<String>) ->
     )
 }
 
+/// `/sim/world`: the whole cluster as the model holds it, for the generated eval's harm
+/// oracle (never for the operator: PD's and the stores' own APIs are what it reads).
+async fn world(State(state): State<Shared>) -> Response {
+    let c = lock(&state);
+    indented(StatusCode::OK, &crate::disturb::world_of(&c))
+}
+
 #[derive(serde::Deserialize)]
 struct LogQuery {
     lines: Option<usize>,
@@ -766,6 +778,17 @@ async fn metrics(State(state): State<Shared>) -> Response {
         "pd_cluster_status{{type=\"region_count\"}} {}\n",
         c.regions.len()
     ));
+    body.push_str("# TYPE pd_regions_status gauge\n");
+    for kind in ["miss-peer", "down-peer", "pending-peer", "offline-peer"] {
+        let n = c
+            .regions
+            .iter()
+            .filter(|r| in_region_check(&c, kind, r))
+            .count();
+        body.push_str(&format!(
+            "pd_regions_status{{type=\"{kind}-region-count\"}} {n}\n"
+        ));
+    }
     text_metrics(body)
 }
 
@@ -935,6 +958,7 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/sim/{kind}/{id}/{verb}", post(control))
         .route("/sim/log/{node}", get(node_log))
         .route("/sim/process/{node}", get(process_state))
+        .route("/sim/world", get(world))
         .route("/sim-store/{id}/heartbeat", post(external_heartbeat))
         .route("/sim-store/{id}/metrics", get(external_store_metrics))
         .route("/metrics", get(metrics))

@@ -27,6 +27,17 @@ pub fn pd_cluster_status(samples: &[MetricSample]) -> BTreeMap<String, f64> {
     status
 }
 
+/// `sum by (type) (pd_regions_status)`: how many regions each of PD's region checks holds,
+/// by PD's hyphenated type ("miss-peer-region-count", "down-peer-region-count", ...).
+pub fn pd_regions_status(samples: &[MetricSample]) -> BTreeMap<String, f64> {
+    let mut status = BTreeMap::new();
+    for s in samples.iter().filter(|s| s.name == "pd_regions_status") {
+        let kind = s.labels.get("type").cloned().unwrap_or_default();
+        *status.entry(kind).or_default() += s.value;
+    }
+    status
+}
+
 /// What one scrape of a TiKV status server says; counters are totals since the process began.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StoreScrape {

@@ -1,13 +1,58 @@
 //! Observing TiKV: PD's stores, members, region checks and schedulers, and the stores' own
 //! metrics, read into the facts the invariants check, and the observation the engine sees.
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use operator_protocol::*;
 use serde_json::json;
+// Tokio's instant: on a simulated clock, freshness follows simulated time.
+use tokio::time::Instant;
 
 use crate::facts::*;
 use crate::pd::{RegionCheck, RegionInfo};
 use crate::subject::*;
 use crate::telemetry::StoreAddress;
+
+/// How long PD's region check lists are reused while nothing says they changed.
+const REGION_LISTS_FRESH: Duration = Duration::from_secs(1);
+
+/// What PD's region checks were last listed under.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RegionListsKey {
+    /// `pd_regions_status` by type; empty when PD's metrics were not read (then the lists
+    /// are read every time).
+    counts: BTreeMap<String, f64>,
+    /// Each store's state and whether its status server answered.
+    stores: Vec<(u64, StoreState, bool)>,
+    max_replicas: u64,
+}
+
+impl RegionListsKey {
+    fn of(facts: &Facts, counts: BTreeMap<String, f64>) -> Self {
+        Self {
+            counts,
+            stores: facts
+                .stores
+                .iter()
+                .map(|s| (s.id, s.state_name.clone(), s.metrics_error.is_none()))
+                .collect(),
+            max_replicas: facts.max_replicas,
+        }
+    }
+}
+
+pub(crate) struct RegionLists {
+    key: RegionListsKey,
+    listed_at: Instant,
+    regions: RegionFacts,
+}
+
+impl RegionLists {
+    fn still_good_for(&self, key: &RegionListsKey) -> bool {
+        !key.counts.is_empty() && self.key == *key && self.listed_at.elapsed() < REGION_LISTS_FRESH
+    }
+}
 
 impl TikvSubject {
     pub(crate) fn brief(region: &RegionInfo) -> RegionBrief {
@@ -37,6 +82,35 @@ impl TikvSubject {
                 Vec::new()
             }
         }
+    }
+
+    /// PD's region checks, listed again only when something that moves regions between them
+    /// changed (their counts in PD's metrics, a store's state or whether its status server
+    /// answers, the replica setting) or the last listing is `REGION_LISTS_FRESH` old. A store
+    /// holding 30,000 regions that dies would otherwise have PD list them all four times a
+    /// second, and the counts say as soon as the lists would.
+    async fn region_lists(&self, key: RegionListsKey, pd: &mut PdFacts) -> RegionFacts {
+        {
+            let last = self.region_lists.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(last) = last.as_ref().filter(|l| l.still_good_for(&key)) {
+                return last.regions.clone();
+            }
+        }
+        let errors_before = pd.read_errors.len();
+        let regions = RegionFacts {
+            miss_peer: self.region_check(RegionCheck::MissPeer, pd).await,
+            down_peer: self.region_check(RegionCheck::DownPeer, pd).await,
+            pending_peer: self.region_check(RegionCheck::PendingPeer, pd).await,
+        };
+        // A listing PD refused is not kept: the next look asks again.
+        let complete = pd.read_errors.len() == errors_before;
+        *self.region_lists.lock().unwrap_or_else(|p| p.into_inner()) =
+            complete.then(|| RegionLists {
+                key,
+                listed_at: Instant::now(),
+                regions: regions.clone(),
+            });
+        regions
     }
 
     pub(crate) async fn facts(&self) -> Facts {
@@ -79,15 +153,6 @@ impl TikvSubject {
         }
         self.read_schedulers(&mut facts).await;
         facts.max_replicas = self.pd.max_replicas().await.unwrap_or(3);
-        facts.regions.miss_peer = self
-            .region_check(RegionCheck::MissPeer, &mut facts.pd)
-            .await;
-        facts.regions.down_peer = self
-            .region_check(RegionCheck::DownPeer, &mut facts.pd)
-            .await;
-        facts.regions.pending_peer = self
-            .region_check(RegionCheck::PendingPeer, &mut facts.pd)
-            .await;
         let addresses: Vec<StoreAddress> = facts
             .stores
             .iter()
@@ -106,6 +171,8 @@ impl TikvSubject {
                 None => {}
             }
         }
+        let listed_under = RegionListsKey::of(&facts, readings.regions_status);
+        facts.regions = self.region_lists(listed_under, &mut facts.pd).await;
         let ops = readings.ops_per_sec;
         let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
         let mut sorted: Vec<f64> = history.iter().copied().collect();

@@ -77,6 +77,8 @@ pub struct TikvSubject {
     /// Recent ops/s samples; their median is the workload's baseline.
     pub(crate) history: Mutex<VecDeque<f64>>,
     pub(crate) last: Latest<Facts>,
+    /// PD's region checks as last listed, and what they were listed under.
+    pub(crate) region_lists: Mutex<Option<crate::observe::RegionLists>>,
     pub(crate) simulator: Option<String>,
     /// Stores this process asked PD to evict leaders from (a drain, a rebalance under way):
     /// any other eviction PD runs is someone else's, on purpose.
@@ -136,6 +138,7 @@ impl TikvSubject {
                 .unwrap_or(std::time::Duration::from_secs(30)),
             history: Mutex::new(VecDeque::new()),
             last: Latest::default(),
+            region_lists: Mutex::default(),
             simulator: options.simulator,
             own_evictions: Mutex::new(BTreeSet::new()),
             ledger: std::sync::OnceLock::new(),

@@ -24,6 +24,8 @@ pub struct StoreAddress {
 pub struct Readings {
     /// `sum by (type) (pd_cluster_status)`; empty when it could not be read.
     pub cluster_status: BTreeMap<String, f64>,
+    /// `sum by (type) (pd_regions_status)`: the region checks' counts; empty when unread.
+    pub regions_status: BTreeMap<String, f64>,
     pub stores: BTreeMap<u64, Result<StoreMetrics, String>>,
     /// Storage commands per second across the stores that answered; None until a rate is known.
     pub ops_per_sec: Option<f64>,
@@ -112,6 +114,7 @@ impl Telemetry {
         match scrape(transport, pd_metrics_url, "PD's /metrics", "pd").await {
             Ok(samples) => {
                 readings.cluster_status = metrics::pd_cluster_status(&samples);
+                readings.regions_status = metrics::pd_regions_status(&samples);
                 all.extend(samples);
             }
             Err(e) => readings.errors.push(e),
