@@ -213,4 +213,64 @@ mod tests {
         let replicate: serde_json::Value = serde_json::from_str(&read.body).expect("JSON");
         assert_eq!(replicate["max-replicas"], 5);
     }
+
+    /// The oracle's world is the model's truth: a store whose disk stalls still runs and
+    /// answers, but it is not serving; a killed one has exited; PD's region counts follow.
+    #[tokio::test(start_paused = true)]
+    async fn the_world_tells_a_slow_store_from_a_serving_one() {
+        let sim = InProcessSimulator::start(SimConfig::demo(), at(1_000));
+        for path in ["/sim/store/1/slow", "/sim/store/2/kill"] {
+            let url = format!("{PD_URL}{path}");
+            let done = sim
+                .send(HttpRequest::new("POST", &url))
+                .await
+                .expect("the simulator answers");
+            assert!(done.is_success(), "{path}: {done:?}");
+        }
+        let world = sim
+            .send(HttpRequest::get(&format!("{PD_URL}/sim/world")))
+            .await
+            .expect("the simulator answers");
+        let world: operator_protocol::World = serde_json::from_str(&world.body).expect("a world");
+        let slow = &world.processes["store-1"];
+        assert_eq!((slow.state.as_str(), slow.serving), ("running", false));
+        let killed = &world.processes["store-2"];
+        assert_eq!((killed.state.as_str(), killed.serving), ("exited", false));
+        let fine = &world.processes["store-3"];
+        assert_eq!((fine.state.as_str(), fine.serving), ("running", true));
+        assert!(
+            (world.serving - 1.0 / 3.0).abs() < 1e-9,
+            "{}",
+            world.serving
+        );
+        assert!(world.protections.contains_key("config:max-replicas"));
+
+        let replicate = format!("{PD_URL}/pd/api/v1/config/replicate");
+        let body = serde_json::json!({ "max-replicas": 5 });
+        let set = sim
+            .send(HttpRequest::new("POST", &replicate).json(Some(&body)))
+            .await
+            .expect("PD answers");
+        assert!(set.is_success(), "{set:?}");
+        let metrics = sim
+            .send(HttpRequest::get(&format!("{PD_URL}/metrics")))
+            .await
+            .expect("PD answers");
+        let regions = sim
+            .send(HttpRequest::get(&format!(
+                "{PD_URL}/pd/api/v1/regions/check/miss-peer"
+            )))
+            .await
+            .expect("PD answers");
+        let listed: serde_json::Value = serde_json::from_str(&regions.body).expect("JSON");
+        let count = listed["count"].as_u64().expect("a count");
+        assert!(count > 0);
+        assert!(
+            metrics.body.contains(&format!(
+                "pd_regions_status{{type=\"miss-peer-region-count\"}} {count}\n"
+            )),
+            "{}",
+            metrics.body
+        );
+    }
 }

@@ -315,3 +315,50 @@ impl TikvSubject {
             .collect();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(miss_peer: f64, store_answers: bool) -> RegionListsKey {
+        RegionListsKey {
+            counts: [("miss-peer-region-count".to_string(), miss_peer)].into(),
+            stores: vec![(1, StoreState::Up, store_answers)],
+            max_replicas: 3,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn region_lists_are_kept_only_while_nothing_says_they_changed() {
+        let lists = RegionLists {
+            key: key(0.0, true),
+            listed_at: Instant::now(),
+            regions: RegionFacts::default(),
+        };
+        assert!(lists.still_good_for(&key(0.0, true)));
+        assert!(!lists.still_good_for(&key(12.0, true)), "a count changed");
+        assert!(
+            !lists.still_good_for(&key(0.0, false)),
+            "a store stopped answering"
+        );
+        let unread = RegionListsKey {
+            counts: BTreeMap::new(),
+            ..key(0.0, true)
+        };
+        let listed_without_counts = RegionLists {
+            key: unread.clone(),
+            ..lists
+        };
+        assert!(
+            !listed_without_counts.still_good_for(&unread),
+            "without PD's counts the lists are read every time"
+        );
+        let lists = RegionLists {
+            key: key(0.0, true),
+            listed_at: Instant::now(),
+            regions: RegionFacts::default(),
+        };
+        tokio::time::advance(REGION_LISTS_FRESH).await;
+        assert!(!lists.still_good_for(&key(0.0, true)), "too old");
+    }
+}
