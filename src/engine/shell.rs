@@ -426,47 +426,51 @@ impl Shell {
                 } else {
                     store.apply(&writes, now)?
                 };
-                let mut changed_tickets = Vec::new();
-                for id in &applied.tickets {
-                    changed_tickets.extend(store.ticket(*id)?);
-                }
-                let mut changed_actions = Vec::new();
-                for id in &applied.actions {
-                    changed_actions.extend(store.action(*id)?);
-                }
-                let tickets = store.active_tickets()?;
-                let recently_resolved = store.resolved_since(aftermath_since)?;
-                let actions = store.engine_actions()?;
-                // Rows another process changed (the command line in another terminal): a
-                // ticket it resolved leaves the active set, so it is read again.
-                for before in &tickets_before {
-                    let now_active = tickets.iter().find(|t| t.id == before.id);
-                    if applied.tickets.contains(&before.id) || now_active == Some(before) {
-                        continue;
+                store.snapshot(|store| {
+                    let mut changed_tickets = Vec::new();
+                    for id in &applied.tickets {
+                        changed_tickets.extend(store.ticket(*id)?);
                     }
-                    match now_active {
-                        Some(ticket) => changed_tickets.push(ticket.clone()),
-                        None => changed_tickets.extend(store.ticket(before.id)?),
+                    let mut changed_actions = Vec::new();
+                    for id in &applied.actions {
+                        changed_actions.extend(store.action(*id)?);
                     }
-                }
-                for action in &actions {
-                    let known = actions_before.iter().find(|a| a.id == action.id);
-                    if !applied.actions.contains(&action.id) && known.is_some_and(|a| a != action) {
-                        changed_actions.push(action.clone());
+                    let tickets = store.active_tickets()?;
+                    let recently_resolved = store.resolved_since(aftermath_since)?;
+                    let actions = store.engine_actions()?;
+                    // Rows another process changed (the command line in another terminal): a
+                    // ticket it resolved leaves the active set, so it is read again.
+                    for before in &tickets_before {
+                        let now_active = tickets.iter().find(|t| t.id == before.id);
+                        if applied.tickets.contains(&before.id) || now_active == Some(before) {
+                            continue;
+                        }
+                        match now_active {
+                            Some(ticket) => changed_tickets.push(ticket.clone()),
+                            None => changed_tickets.extend(store.ticket(before.id)?),
+                        }
                     }
-                }
-                Ok(Rows {
-                    tickets,
-                    recently_resolved,
-                    actions,
-                    mode: store.mode()?.unwrap_or(Mode::Approve),
-                    kill_switch: store.kill_switch()?,
-                    recent_chaos: store.recent_chaos(&subject, since)?,
-                    recent_fixes: store.recent_fixes(&subject, &cluster, fixes_since)?,
-                    recent_clears: store.recent_clears(&subject, &cluster, clears_since)?,
-                    applied,
-                    changed_tickets,
-                    changed_actions,
+                    for action in &actions {
+                        let known = actions_before.iter().find(|a| a.id == action.id);
+                        if !applied.actions.contains(&action.id)
+                            && known.is_some_and(|a| a != action)
+                        {
+                            changed_actions.push(action.clone());
+                        }
+                    }
+                    Ok(Rows {
+                        tickets,
+                        recently_resolved,
+                        actions,
+                        mode: store.mode()?.unwrap_or(Mode::Approve),
+                        kill_switch: store.kill_switch()?,
+                        recent_chaos: store.recent_chaos(&subject, since)?,
+                        recent_fixes: store.recent_fixes(&subject, &cluster, fixes_since)?,
+                        recent_clears: store.recent_clears(&subject, &cluster, clears_since)?,
+                        applied,
+                        changed_tickets,
+                        changed_actions,
+                    })
                 })
             })
             .await?;

@@ -390,6 +390,19 @@ impl Store {
             .optional()?)
     }
 
+    /// Runs `reads` in one read transaction: every query sees the same moment of the
+    /// database (another process's write lands before or after all of them), and the file is
+    /// locked once rather than per query.
+    pub fn snapshot<T>(&mut self, reads: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
+        self.conn.execute_batch("BEGIN DEFERRED")?;
+        let result = reads(self);
+        // A read transaction has nothing to keep: ending it either way only releases the lock.
+        let ended = self.conn.execute_batch("COMMIT");
+        let value = result?;
+        ended?;
+        Ok(value)
+    }
+
     pub fn active_tickets(&self) -> Result<Vec<Ticket>> {
         let mut stmt = self
             .conn

@@ -78,6 +78,17 @@ pub struct History {
     pub disturbed: Vec<Disturbed>,
     /// What the operator's own ledger still lists after it exited.
     pub left_behind: Vec<String>,
+    /// The catalog faults the harness applied, each with the truth it carries: what the
+    /// calibration grades a ticket's diagnosis against (never the oracle's business).
+    pub faults: Vec<FaultApplied>,
+}
+
+/// A catalog fault as the harness applied it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultApplied {
+    pub at_ms: Millis,
+    pub name: String,
+    pub target: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use color_eyre::eyre::Result;
 use operator_protocol::{
-    ActionRequest, ActionSpec, Brain, DeploymentTarget, DisturbanceSpec, Disturber, Family,
-    Subject, UNKNOWN_ROOT_CAUSE, unix_now_ms,
+    ActionRequest, ActionSpec, Brain, DeploymentTarget, DisturbanceSpec, Disturber, Subject,
+    UNKNOWN_ROOT_CAUSE, unix_now_ms,
 };
 use serde::Serialize;
 
@@ -360,6 +360,38 @@ fn ran_actions(
     Ok(ran)
 }
 
+/// The catalog fault whose truth a ticket is graded against: the last one applied to the
+/// ticket's target (or the cluster) that is expected to break the ticket's invariant, before
+/// the ticket was first seen, with nothing else done to that target in between. A ticket
+/// that was open before any such fault, or that another disturbance may have caused, has
+/// no known truth and is not graded.
+fn caused_by<'a>(
+    ticket: &Ticket,
+    history: &oracle::History,
+    chaos: &'a [operator_protocol::ChaosSpec],
+) -> Option<&'a operator_protocol::ChaosSpec> {
+    let seen = ticket.timeline.first_seen_ms;
+    let on_target = |target: &Option<String>| target.as_ref().is_none_or(|n| n == &ticket.target);
+    let (fault, spec) = history
+        .faults
+        .iter()
+        .filter(|f| f.at_ms <= seen && on_target(&f.target))
+        .filter_map(|f| {
+            let spec = chaos.iter().find(|c| c.name == f.name)?;
+            (spec.expected_invariant == ticket.invariant).then_some((f, spec))
+        })
+        .max_by_key(|(f, _)| f.at_ms)?;
+    let disturbed_since = history
+        .disturbed
+        .iter()
+        .any(|d| d.from_ms > fault.at_ms && d.from_ms <= seen && on_target(&d.target));
+    let another_fault_since = history
+        .faults
+        .iter()
+        .any(|f| f.at_ms > fault.at_ms && f.at_ms <= seen && on_target(&f.target));
+    (!disturbed_since && !another_fault_since).then_some(spec)
+}
+
 fn grade_schedule(
     drawn: &Schedule,
     mut history: History,
@@ -378,28 +410,19 @@ fn grade_schedule(
     // Catalog faults carry their truth: diagnoses of their tickets are graded for calibration.
     let chaos = subject.chaos();
     let mut calibrated = Vec::new();
-    for step in drawn.steps.iter().filter(|s| s.family == Family::Catalog) {
-        let Some(spec) = chaos.iter().find(|c| c.name == step.disturbance.name) else {
+    for t in tickets {
+        let Some(spec) = caused_by(t, &history, &chaos) else {
             continue;
         };
-        for t in tickets.iter().filter(|t| {
-            t.invariant == spec.expected_invariant
-                && step
-                    .disturbance
-                    .target
-                    .as_ref()
-                    .is_none_or(|n| n == &t.target)
-        }) {
-            for d in store.diagnoses(t.id)?.iter().filter(|d| d.accepted) {
-                let cause = d.body["root_cause"]["category"]
-                    .as_str()
-                    .unwrap_or_default();
-                if cause == UNKNOWN_ROOT_CAUSE || cause.is_empty() {
-                    continue;
-                }
-                let confidence = d.body["confidence"].as_f64().unwrap_or(0.0);
-                calibrated.push((cause.to_string(), confidence, cause == spec.root_cause));
+        for d in store.diagnoses(t.id)?.iter().filter(|d| d.accepted) {
+            let cause = d.body["root_cause"]["category"]
+                .as_str()
+                .unwrap_or_default();
+            if cause == UNKNOWN_ROOT_CAUSE || cause.is_empty() {
+                continue;
             }
+            let confidence = d.body["confidence"].as_f64().unwrap_or(0.0);
+            calibrated.push((cause.to_string(), confidence, cause == spec.root_cause));
         }
     }
     let scored: Vec<(f64, bool)> = calibrated.iter().map(|(_, c, r)| (*c, *r)).collect();
@@ -458,4 +481,96 @@ fn grade_schedule(
         replay: String::new(),
         error: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::TicketId;
+    use operator_protocol::Millis;
+    use oracle::{Disturbed, FaultApplied};
+
+    fn spec(name: &str, root_cause: &str) -> operator_protocol::ChaosSpec {
+        operator_protocol::ChaosSpec {
+            name: name.into(),
+            description: String::new(),
+            root_cause: root_cause.into(),
+            expected_invariant: "node_down".into(),
+            params: vec![],
+            needs: vec![],
+        }
+    }
+
+    fn ticket_first_seen(ms: Millis) -> Ticket {
+        Ticket {
+            id: TicketId(1),
+            subject: "ratelimiter".into(),
+            invariant: "node_down".into(),
+            target: "node-1".into(),
+            severity: operator_protocol::Severity::Critical,
+            status: TicketStatus::Resolved,
+            message: String::new(),
+            evidence: serde_json::Value::Null,
+            occurrences: 1,
+            clean_checks: 0,
+            reason: None,
+            timeline: crate::model::Timeline {
+                first_seen_ms: ms,
+                opened_ms: ms,
+                ..Default::default()
+            },
+            chaos: None,
+            incident: TicketId(1),
+            plan_start: None,
+        }
+    }
+
+    fn fault(at_ms: Millis, name: &str) -> FaultApplied {
+        FaultApplied {
+            at_ms,
+            name: name.into(),
+            target: Some("node-1".into()),
+        }
+    }
+
+    /// A ticket is graded against the fault that caused it: the last one on its target before
+    /// it was seen; not one that came after, and none when something else happened between.
+    #[test]
+    fn a_ticket_is_graded_against_the_fault_that_caused_it() {
+        let chaos = [
+            spec("kill_node", "process_crash"),
+            spec("pause_node", "process_stalled"),
+        ];
+        let history = History {
+            faults: vec![fault(1_000, "kill_node"), fault(20_000, "pause_node")],
+            ..History::default()
+        };
+        let cause = |seen| {
+            caused_by(&ticket_first_seen(seen), &history, &chaos).map(|s| s.root_cause.as_str())
+        };
+        assert_eq!(cause(500), None, "open before any fault: no known truth");
+        assert_eq!(cause(1_250), Some("process_crash"));
+        assert_eq!(
+            cause(20_700),
+            Some("process_stalled"),
+            "not the earlier kill"
+        );
+
+        let terminated_between = History {
+            disturbed: vec![Disturbed {
+                from_ms: 1_100,
+                to_ms: 1_100,
+                target: Some("node-1".into()),
+                loses_state: true,
+                deliberate: false,
+            }],
+            ..history.clone()
+        };
+        assert_eq!(
+            caused_by(&ticket_first_seen(1_250), &terminated_between, &chaos)
+                .map(|s| s.name.as_str()),
+            None,
+            "a SIGTERM between the fault and the ticket: either may have caused it"
+        );
+    }
 }

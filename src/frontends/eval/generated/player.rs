@@ -13,7 +13,7 @@ use operator_protocol::{
 };
 use tokio::time::Instant;
 
-use super::super::oracle::{Disturbed, History, Named, PersonChange};
+use super::super::oracle::{Disturbed, FaultApplied, History, Named, PersonChange};
 use super::super::schedule::{self, Schedule, Step};
 use crate::clock::Clock;
 
@@ -185,6 +185,13 @@ impl Player {
                         } else {
                             format!("finished by hand: {}", step.description)
                         },
+                    });
+                }
+                if apply && done_it && step.family == Family::Catalog {
+                    history.faults.push(FaultApplied {
+                        at_ms: now,
+                        name: step.disturbance.name.clone(),
+                        target: step.disturbance.target.clone(),
                     });
                 }
                 // A held step is logged once undone; a moment when it happens.
