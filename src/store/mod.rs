@@ -818,6 +818,17 @@ impl Store {
         Ok(())
     }
 
+    /// The key of everything this subject's actions ever left in the cluster, removed since
+    /// or not.
+    pub fn residue_keys(&self, subject: &str) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT DISTINCT key FROM residue WHERE subject = ?1 ORDER BY key")?;
+        Ok(stmt
+            .query_map([subject], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
     /// What this subject's actions left and nobody removed yet, oldest first.
     pub fn open_residue(&self, subject: &str) -> Result<Vec<OpenResidue>> {
         let mut stmt = self.conn.prepare_cached(

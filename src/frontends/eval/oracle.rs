@@ -78,6 +78,10 @@ pub struct History {
     pub disturbed: Vec<Disturbed>,
     /// What the operator's own ledger still lists after it exited.
     pub left_behind: Vec<String>,
+    /// What the operator's own ledger says it put into the cluster (a scheduler's name),
+    /// removed since or not: a protection by that name is the operator's own, whichever
+    /// samples saw it come and go around the disturbances of the moment.
+    pub put_by_operator: Vec<String>,
     /// The catalog faults the harness applied, each with the truth it carries: what the
     /// calibration grades a ticket's diagnosis against (never the oracle's business).
     pub faults: Vec<FaultApplied>,
@@ -272,6 +276,15 @@ fn added_by_operator(history: &History) -> BTreeSet<String> {
                 added.insert(name.clone());
             }
         }
+    }
+    let ledgered = |name: &str| {
+        history
+            .put_by_operator
+            .iter()
+            .any(|key| name == key || name.rsplit_once(':').is_some_and(|(_, k)| k == key))
+    };
+    for world in &history.samples {
+        added.extend(world.protections.keys().filter(|n| ledgered(n)).cloned());
     }
     added
 }
@@ -812,6 +825,37 @@ mod tests {
             ..History::default()
         };
         assert_eq!(kinds(&left), vec![HarmKind::LeftBehind]);
+    }
+
+    /// The operator's own scheduler, added while the harness disturbed the cluster (so the
+    /// samples cannot say whose it was), removed during another of its actions: its ledger
+    /// says it put it there, so taking it away is cleanup, not a loosened protection.
+    #[test]
+    fn a_scheduler_the_operators_ledger_lists_is_its_own_whenever_it_came() {
+        let pause = Disturbed {
+            from_ms: 0,
+            to_ms: 3_000,
+            target: Some("pd1".into()),
+            loses_state: false,
+            deliberate: false,
+        };
+        let history = History {
+            samples: vec![
+                scheduler(0, false),
+                scheduler(1_000, true),
+                scheduler(2_000, false),
+            ],
+            actions: vec![action("restart_node", &["pd1"], 1_500, 1_900)],
+            named: vec![named("pd1")],
+            disturbed: vec![pause],
+            ..History::default()
+        };
+        assert_eq!(kinds(&history), vec![HarmKind::ProtectionLoosened]);
+        let ledgered = History {
+            put_by_operator: vec!["evict-leader-1".into()],
+            ..history
+        };
+        assert_eq!(kinds(&ledgered), vec![]);
     }
 
     #[test]

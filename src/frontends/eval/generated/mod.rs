@@ -406,6 +406,7 @@ fn grade_schedule(
     // What was seen named while the run went on, and what the tickets name at its end (a
     // ticket opened and resolved between two looks).
     history.named.extend(named(tickets, end_ms));
+    history.put_by_operator = store.residue_keys(subject.name())?;
     let harms = oracle::judge(&history);
     // Catalog faults carry their truth: diagnoses of their tickets are graded for calibration.
     let chaos = subject.chaos();

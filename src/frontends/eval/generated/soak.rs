@@ -176,6 +176,7 @@ pub async fn run(options: EvalOptions, generated: GeneratedOptions, minutes: u64
             seen_named
         },
         left_behind,
+        put_by_operator: store.residue_keys(subject.name())?,
         ..logged
     };
     let harms = oracle::judge(&history);
