@@ -330,6 +330,15 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
         "healthy": healthy,
         "uptime_ms": state.started.elapsed().as_millis() as u64,
         "fail_mode": state.config.fail_mode,
+        // The settings it was started with, by flag name: a node started by hand with other
+        // flags than its peers decides differently from them.
+        "flags": {
+            "default-limit": state.config.default_limit.to_string(),
+            "default-window-ms": state.config.default_window_ms.to_string(),
+            "redis-timeout-ms": state.config.redis_timeout_ms.to_string(),
+            "fail-mode": clap::ValueEnum::to_possible_value(&state.config.fail_mode)
+                .map(|v| v.get_name().to_string()),
+        },
         "redis": redis,
         "version": env!("CARGO_PKG_VERSION"),
     });

@@ -234,12 +234,7 @@ pub use ratelimiter::{cluster_down, cluster_status, serve_cluster_workload};
 /// A subject's chaos catalog and runbook: neither needs a live cluster.
 pub fn chaos_catalog(subject: SubjectName) -> Result<Vec<operator_protocol::ChaosSpec>> {
     Ok(match subject {
-        SubjectName::Ratelimiter => {
-            let nodes: Vec<String> = (1..=rl_cluster::NODE_COUNT)
-                .map(|i| format!("node-{i}"))
-                .collect();
-            operator_ratelimiter::chaos_catalog(&nodes)
-        }
+        SubjectName::Ratelimiter => operator_ratelimiter::chaos_catalog(&rl_cluster::node_names()),
         SubjectName::Tikv => operator_tikv::subject::chaos_catalog(),
     })
 }

@@ -8,6 +8,7 @@
 use operator_protocol::{Millis, NEEDS_A_HUMAN, Trouble};
 
 use super::effect::{Effect, Write};
+use super::general_actions;
 use super::state::EngineState;
 use crate::model::*;
 use crate::store::ActionUpdate;
@@ -20,9 +21,11 @@ pub fn regressions(state: &EngineState, _now: Millis) -> Vec<Effect> {
         .iter()
         .filter(|t| t.status == TicketStatus::Verifying)
     {
+        // A wait or a note changed nothing: whatever got worse meanwhile is not its doing.
         let ran: Vec<&Action> = state
             .ticket_actions(ticket.id)
             .filter(|a| a.status == ActionStatus::Completed && a.undoes.is_none())
+            .filter(|a| !general_actions::is_general(&a.name))
             .collect();
         let Some(before) = ran.iter().find_map(|a| state.trouble_before.get(&a.id)) else {
             continue;

@@ -371,12 +371,37 @@ fn a_fix_that_does_not_hold_within_the_timeout_escalates() {
     let mut verifying = ticket(7, TicketStatus::Verifying);
     verifying.timeline.verifying_since_ms = Some(NOW - 30_000);
     state.tickets = vec![verifying];
+    state.actions = vec![action(1, 7, "restart_node", "n2", ActionStatus::Completed)];
     let waiting = advance(&state, NOW);
     assert_eq!(waiting, vec![Effect::WakeAt(NOW + 1)]);
     let effects = advance(&state, NOW + 1);
     let statuses = ticket_statuses(&effects);
     assert_eq!(statuses[0].1, TicketStatus::Escalated);
     assert!(statuses[0].2.as_deref().unwrap().contains("did not hold"));
+}
+
+/// A plan that only waited (for a person to finish) changed nothing: a trouble still there
+/// once it ran goes to a human after a few checks, not after a fix's whole timeout.
+#[test]
+fn a_trouble_still_there_after_a_plan_that_only_waited_goes_to_a_human_soon() {
+    let mut state = state();
+    state.config.verify_timeout = Duration::from_secs(30);
+    let mut verifying = ticket(7, TicketStatus::Verifying);
+    verifying.timeline.verifying_since_ms = Some(NOW);
+    state.tickets = vec![verifying];
+    state.actions = vec![action(1, 7, "wait", "n2", ActionStatus::Completed)];
+    assert!(ticket_statuses(&advance(&state, NOW + 4_000)).is_empty());
+    let effects = advance(&state, NOW + 5_001);
+    let statuses = ticket_statuses(&effects);
+    assert_eq!(statuses[0].1, TicketStatus::Escalated, "{effects:?}");
+    assert!(
+        statuses[0]
+            .2
+            .as_deref()
+            .unwrap()
+            .contains("changed nothing"),
+        "{statuses:?}"
+    );
 }
 
 // ---- incidents ----------------------------------------------------------------------------

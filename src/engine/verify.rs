@@ -34,20 +34,18 @@ pub fn clean_checks(state: &EngineState, broken: &BTreeSet<(&str, &str)>) -> Vec
         }
         // Only an action that changed the cluster can be verified: a note or a wait that
         // completed before the problem passed did not fix it.
-        let acted = state
-            .ticket_actions(ticket.id)
-            .any(|a| a.status == ActionStatus::Completed && !general_actions::is_general(&a.name));
-        let reason = if ticket.status == TicketStatus::Verifying && acted {
-            format!(
-                "verified: {} held for {clean} consecutive checks",
-                ticket.invariant
-            )
-        } else {
-            format!(
-                "cleared without an action: {} held for {clean} consecutive checks",
-                ticket.invariant
-            )
-        };
+        let reason =
+            if ticket.status == TicketStatus::Verifying && changed_the_cluster(state, ticket) {
+                format!(
+                    "verified: {} held for {clean} consecutive checks",
+                    ticket.invariant
+                )
+            } else {
+                format!(
+                    "cleared without an action: {} held for {clean} consecutive checks",
+                    ticket.invariant
+                )
+            };
         effects.push(Effect::Write(Write::TicketStatus {
             ticket: ticket.id,
             status: TicketStatus::Resolved,
@@ -59,26 +57,51 @@ pub fn clean_checks(state: &EngineState, broken: &BTreeSet<(&str, &str)>) -> Vec
     effects
 }
 
-/// A fix that has not held within the verification timeout goes to a human.
+/// Whether a completed action of the ticket changed the cluster (not only waited or noted).
+fn changed_the_cluster(state: &EngineState, ticket: &Ticket) -> bool {
+    state
+        .ticket_actions(ticket.id)
+        .any(|a| a.status == ActionStatus::Completed && !general_actions::is_general(&a.name))
+}
+
+/// How long a ticket whose plan only waited or noted is watched once the plan ran: the
+/// waiting was the time given for it to pass; a few checks tell whether it did.
+const AFTER_WAITING_MS: Millis = 5_000;
+
+/// A fix that has not held within the verification timeout goes to a human; so does a
+/// trouble still there once a plan that changed nothing (a wait for a person, a note) ran.
 pub fn timeouts(state: &EngineState, now: Millis) -> Vec<Effect> {
-    let timeout = state.config.verify_timeout.as_millis() as u64;
     let mut effects = Vec::new();
     for ticket in &state.tickets {
         if ticket.status != TicketStatus::Verifying {
             continue;
         }
+        let changed = changed_the_cluster(state, ticket);
+        let timeout = if changed {
+            state.config.verify_timeout.as_millis() as Millis
+        } else {
+            AFTER_WAITING_MS
+        };
         let since = ticket.timeline.verifying_since_ms.unwrap_or(now);
         let deadline = since + timeout;
         if now > deadline {
+            let reason = if changed {
+                format!(
+                    "the fix did not hold: {} still broken {} s after the action",
+                    ticket.invariant,
+                    timeout / 1000
+                )
+            } else {
+                format!(
+                    "{} is still broken after the plan ran, and it changed nothing (a wait, a note): it will not pass by itself, a human decides",
+                    ticket.invariant
+                )
+            };
             effects.push(Effect::Write(Write::TicketStatus {
                 ticket: ticket.id,
                 status: TicketStatus::Escalated,
                 cause: Cause::Monitor,
-                reason: Some(format!(
-                    "the fix did not hold: {} still broken {} s after the action",
-                    ticket.invariant,
-                    timeout / 1000
-                )),
+                reason: Some(reason),
             }));
         } else {
             effects.push(Effect::WakeAt(deadline + 1));

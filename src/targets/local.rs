@@ -434,6 +434,16 @@ impl Drop for LocalTarget {
     }
 }
 
+/// Sets `--name value` in a command line: the value after the flag replaced where it is
+/// given, both appended where it is not.
+fn set_flag(args: &mut Vec<String>, name: &str, value: &str) {
+    let flag = format!("--{name}");
+    match args.iter().position(|a| *a == flag) {
+        Some(i) if i + 1 < args.len() => args[i + 1] = value.to_string(),
+        _ => args.extend([flag, value.to_string()]),
+    }
+}
+
 impl DeploymentTarget for LocalTarget {
     fn can(&self, disturbance: operator_protocol::Disturbance) -> bool {
         // Plain processes share the host's network: nothing to partition.
@@ -473,7 +483,20 @@ impl DeploymentTarget for LocalTarget {
     }
 
     fn start<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
+        self.start_with(node, &[])
+    }
+
+    fn start_with<'a>(
+        &'a self,
+        node: &'a NodeId,
+        flags: &'a [(String, String)],
+    ) -> BoxFuture<'a, ContractResult<()>> {
         Box::pin(async move {
+            if !flags.is_empty() && self.pid_of(node)?.is_some() {
+                return Err(ContractError::Refused(format!(
+                    "{node} runs: stop it before starting it with other flags"
+                )));
+            }
             if self.pid_of(node)?.is_none() {
                 // Someone else already serves this node (a person, another operator): a
                 // second copy would only fail to bind, and restarting theirs is not ours to do.
@@ -491,6 +514,9 @@ impl DeploymentTarget for LocalTarget {
                         .ok_or_else(|| contract(format!("no node {node}")))?;
                     if let Some(mut old) = proc.child.take() {
                         let _ = old.wait();
+                    }
+                    for (flag, value) in flags {
+                        set_flag(&mut proc.spec.args, flag, value);
                     }
                     self.spawn(proc).map_err(contract)?;
                     proc.restarts += 1;
@@ -570,5 +596,30 @@ impl DeploymentTarget for LocalTarget {
                     .then_some(true),
             }))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_flag;
+
+    #[test]
+    fn a_flag_is_replaced_where_given_and_appended_where_not() {
+        let mut args: Vec<String> = ["--node-id", "node-2", "--default-limit", "100"]
+            .map(String::from)
+            .to_vec();
+        set_flag(&mut args, "default-limit", "250");
+        set_flag(&mut args, "fail-mode", "closed");
+        assert_eq!(
+            args,
+            [
+                "--node-id",
+                "node-2",
+                "--default-limit",
+                "250",
+                "--fail-mode",
+                "closed"
+            ]
+        );
     }
 }

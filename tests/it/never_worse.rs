@@ -80,3 +80,84 @@ async fn a_models_raised_limit_for_a_key_nobody_named_waits_for_a_person() {
     handle.shutdown().await.unwrap();
     drop(deployment);
 }
+
+/// A person stops node-2 and starts it again by hand with another default limit, on a real
+/// cluster with the rules brain in execute mode: the operator names the flag it differs in,
+/// waits for the person (the stop's grace, then the flag's), then hands the ticket to a
+/// human as such (not as a wait that made things worse); it never restarts the node, and the
+/// node keeps the person's flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_a_person_started_with_other_flags_is_theirs_and_goes_to_a_human() {
+    let _slot = support::one_cluster_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = DeploySpec {
+        subject: SubjectName::Ratelimiter,
+        target: TargetName::Local,
+        ..DeploySpec::default()
+    };
+    let deployment = deploy::bring_up(&spec, dir.path(), &|_| {})
+        .await
+        .expect("the local cluster starts");
+    let db = dir.path().join("operator.db");
+    let handle = Engine::new(
+        deployment.subject.clone(),
+        deployment.target.clone(),
+        Arc::new(operator_tui::brains::rules::RulesBrain),
+        Store::open(&db).unwrap(),
+        Arc::new(operator_tui::clock::SystemClock),
+        EngineConfig {
+            mode: Some(Mode::Execute),
+            ..Default::default()
+        },
+    )
+    .start();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let node = NodeId::from("node-2");
+    let pid_of = |d: &serde_json::Value| d["pid"].as_u64();
+    deployment
+        .target
+        .stop(&node)
+        .await
+        .expect("the person's stop");
+    deployment
+        .target
+        .start_with(&node, &[("default-limit".into(), "250".into())])
+        .await
+        .expect("the person's start with another limit");
+    let started = pid_of(&deployment.target.describe(&node).await.unwrap());
+    let store = Store::open(&db).unwrap();
+    let ticket = support::wait_for_store(
+        &store,
+        "the other flag handed to a human",
+        Duration::from_secs(120),
+        |s| {
+            s.tickets(20).unwrap().into_iter().find(|t| {
+                t.invariant == "flags_differ"
+                    && t.status == operator_tui::model::TicketStatus::Escalated
+            })
+        },
+    )
+    .await;
+    assert_eq!(ticket.target, "node-2");
+    assert!(
+        ticket.message.contains("--default-limit 250"),
+        "{}",
+        ticket.message
+    );
+    let actions = store.actions(Some(ticket.id), 10).unwrap();
+    assert!(
+        actions.iter().all(|a| a.name == "wait"),
+        "only waited: {actions:?}"
+    );
+    let reason = ticket.reason.clone().unwrap_or_default();
+    assert!(reason.contains("changed nothing"), "{reason}");
+    let detail = support::tool(&deployment, "node_detail", json!({ "node": "node-2" })).await;
+    assert_eq!(
+        detail["health"]["flags"]["default-limit"], "250",
+        "{detail}"
+    );
+    let now = pid_of(&deployment.target.describe(&node).await.unwrap());
+    assert_eq!(now, started, "nobody restarted the person's node");
+    handle.shutdown().await.unwrap();
+    drop(deployment);
+}

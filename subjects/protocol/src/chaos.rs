@@ -28,6 +28,8 @@ pub enum Disturbance {
     Kill,
     Pause,
     Isolate,
+    /// Start a node again with other flags than it had (`start_with`), as a person would.
+    Reconfigure,
 }
 
 /// Finds the fault a request names in a catalog and checks its parameters as an action's are

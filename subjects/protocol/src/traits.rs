@@ -161,12 +161,29 @@ pub trait DeploymentTarget: Send + Sync {
     fn nodes(&self) -> Vec<NodeId>;
     /// Whether it can disturb a node this way at all (the rest refuse with a reason).
     fn can(&self, disturbance: crate::Disturbance) -> bool {
-        let _ = disturbance;
-        true
+        // Starting with other flags needs a target that implements `start_with`.
+        disturbance != crate::Disturbance::Reconfigure
     }
     fn kill<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>>;
     fn stop<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>>;
     fn start<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>>;
+    /// Starts a stopped node with these flags changed (by name without dashes: `("fail-mode",
+    /// "closed")` sets `--fail-mode closed`, added when it had none), as a person restarting it
+    /// by hand with other settings would; it keeps them
+    /// from then on, whoever starts it next. Only targets that `can(Reconfigure)`.
+    fn start_with<'a>(
+        &'a self,
+        node: &'a NodeId,
+        flags: &'a [(String, String)],
+    ) -> BoxFuture<'a, ContractResult<()>> {
+        let _ = flags;
+        Box::pin(async move {
+            Err(ContractError::Refused(format!(
+                "the {} target cannot start {node} with other flags",
+                self.kind()
+            )))
+        })
+    }
     fn pause<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>>;
     fn resume<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>>;
     /// Cut a node off from its peers (a partition); `heal` undoes it.

@@ -10,6 +10,11 @@ use serde::{Deserialize, Serialize};
 pub const REDIS_NODE: &str = "redis";
 pub const NODE_COUNT: usize = 3;
 
+/// The nodes' names, "node-1" to "node-3".
+pub fn node_names() -> Vec<String> {
+    (1..=NODE_COUNT).map(|i| format!("node-{i}")).collect()
+}
+
 /// Everything the adapter needs to reach a running cluster.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Endpoints {

@@ -32,8 +32,23 @@ named_enum!(
         TrafficBurst => "traffic_burst",
         TrafficManyKeys => "traffic_many_keys",
         TrafficOverLimit => "traffic_over_limit",
+        PersonRestartOtherFlags => "person_restart_other_flags",
     }
 );
+
+/// The flags a person may start a node with, by the `flag` parameter: the numeric ones take
+/// the drawn `value`; the fail mode turns closed.
+const PERSON_FLAGS: [&str; 3] = ["default-limit", "redis-timeout-ms", "fail-mode"];
+
+/// The flag and value a drawn `person_restart_other_flags` starts its node with.
+pub fn person_flags(d: &DrawnDisturbance) -> Vec<(String, String)> {
+    let flag = PERSON_FLAGS[d.int("flag", 0).clamp(0, PERSON_FLAGS.len() as i64 - 1) as usize];
+    let value = match flag {
+        "fail-mode" => "closed".to_string(),
+        _ => d.int("value", 100).max(1).to_string(),
+    };
+    vec![(flag.to_string(), value)]
+}
 
 fn spec(
     name: DisturbanceName,
@@ -65,6 +80,14 @@ fn lasting(spec: DisturbanceSpec) -> DisturbanceSpec {
 }
 
 const POLICIES: [&str; 3] = ["allkeys-lru", "allkeys-random", "volatile-ttl"];
+
+/// The node a person's disturbance is drawn on.
+pub fn person_node(d: &DrawnDisturbance) -> ContractResult<NodeId> {
+    d.target
+        .as_deref()
+        .map(NodeId::from)
+        .ok_or_else(|| ContractError::Permanent(format!("{} needs a node", d.name)))
+}
 
 /// Everything the rate limiter adds to the eval's own signals and people.
 pub fn specs() -> Vec<DisturbanceSpec> {
@@ -146,6 +169,22 @@ pub fn specs() -> Vec<DisturbanceSpec> {
             false,
             Loses::Nothing,
         )),
+        DisturbanceSpec {
+            targets: crate::cluster::node_names(),
+            deliberate: true,
+            ..spec(
+                PersonRestartOtherFlags,
+                Person,
+                "a person stops {target} (SIGTERM) and starts it again by hand with other flags (flag #{flag} of default-limit, redis-timeout-ms, fail-mode; value {value}) when the hold ends",
+                vec![
+                    DrawnRange::new("flag", 0, PERSON_FLAGS.len() as i64 - 1),
+                    DrawnRange::log("value", 5, 10_000),
+                ],
+                true,
+                // The node's process exits: its in-memory windows go with it.
+                Loses::State,
+            )
+        },
         spec(
             TrafficBurst,
             Traffic,
@@ -269,6 +308,7 @@ impl RateLimiterDrills {
                 );
                 Ok(())
             }
+            DisturbanceName::PersonRestartOtherFlags => self.target.stop(&person_node(d)?).await,
             DisturbanceName::TrafficOverLimit => {
                 self.set_limit("abuser-generated", ABUSER_LIMIT).await?;
                 self.traffic(
@@ -296,6 +336,11 @@ impl RateLimiterDrills {
             Some(DisturbanceName::RedisMaxmemory | DisturbanceName::RedisEviction) => {
                 self.redis_now(&["CONFIG", "SET", "maxmemory", "0"]).await?;
                 self.redis_now(&["CONFIG", "SET", "maxmemory-policy", "noeviction"])
+                    .await
+            }
+            Some(DisturbanceName::PersonRestartOtherFlags) => {
+                self.target
+                    .start_with(&person_node(d)?, &person_flags(d))
                     .await
             }
             Some(DisturbanceName::RedisMaxclients) => {

@@ -44,6 +44,10 @@ pub struct NodeFacts {
     /// (a process starved of CPU, stopped between requests).
     #[serde(default)]
     pub health_rtt_ms: Option<f64>,
+    /// The flags the node says it was started with, by name ("default-limit": "100"):
+    /// empty when it did not answer or does not say.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub flags: BTreeMap<String, String>,
     /// p99 of check latency over the rate window, from histogram deltas.
     pub p99_ms: Option<f64>,
     /// Checks the p99 was computed from.

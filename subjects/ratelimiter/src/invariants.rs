@@ -1,4 +1,4 @@
-//! The rate limiter's six invariants, each a pure function over one observation's facts.
+//! The rate limiter's seven invariants, each a pure function over one observation's facts.
 
 use operator_protocol::{Severity, Violation};
 use serde_json::json;
@@ -11,6 +11,7 @@ pub const HIGH_LATENCY: &str = "high_latency";
 pub const COUNTER_DRIFT: &str = "counter_drift";
 pub const GHOST_ALLOWING: &str = "ghost_allowing";
 pub const DECISIONS_UNBACKED: &str = "decisions_unbacked";
+pub const FLAGS_DIFFER: &str = "flags_differ";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Thresholds {
@@ -44,6 +45,55 @@ pub fn all(facts: &Facts, thresholds: &Thresholds) -> Vec<Violation> {
     out.extend(counter_drift(facts, thresholds));
     out.extend(ghost_allowing(facts));
     out.extend(decisions_unbacked(facts));
+    out.extend(flags_differ(facts));
+    out
+}
+
+/// A node started with other settings than the rest (its limit, window, Redis timeout, fail
+/// mode) decides differently for the same key: the cluster no longer limits as one. Only
+/// where most of the answering nodes agree on a flag is the odd one out known.
+pub fn flags_differ(facts: &Facts) -> Vec<Violation> {
+    let answering: Vec<(&String, &crate::facts::NodeFacts)> = facts
+        .nodes
+        .iter()
+        .filter(|(_, n)| n.reachable && !n.flags.is_empty())
+        .collect();
+    let mut out = Vec::new();
+    for (id, node) in &answering {
+        let mut differs = serde_json::Map::new();
+        for (flag, value) in &node.flags {
+            let peers: Vec<&String> = answering
+                .iter()
+                .filter(|(other, _)| other != id)
+                .filter_map(|(_, n)| n.flags.get(flag))
+                .collect();
+            let agreeing_elsewhere = peers.iter().filter(|v| **v == peers[0]).count();
+            // Two peers that agree with each other and not with this node.
+            if peers.len() >= 2 && agreeing_elsewhere == peers.len() && peers[0] != value {
+                differs.insert(flag.clone(), json!({ "node": value, "peers": peers[0] }));
+            }
+        }
+        if differs.is_empty() {
+            continue;
+        }
+        let summary: Vec<String> = differs
+            .iter()
+            .map(|(flag, v)| {
+                format!(
+                    "--{flag} {} (its peers: {})",
+                    v["node"].as_str().unwrap_or("?"),
+                    v["peers"].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
+        out.push(Violation {
+            invariant: FLAGS_DIFFER.into(),
+            severity: Severity::Warning,
+            target: (*id).clone(),
+            message: format!("{id} runs with {}", summary.join(", ")),
+            evidence: json!({ "node": id, "flags": differs }),
+        });
+    }
     out
 }
 
@@ -396,5 +446,39 @@ mod tests {
         k.nodes_allowed = k.limit + 10;
         k.redis_count = k.nodes_allowed;
         assert_eq!(invariants(&f), [(GHOST_ALLOWING.into(), "demo-hot".into())]);
+    }
+
+    fn flagged(f: &mut Facts, node: &str, flag: &str, value: &str) {
+        f.nodes
+            .get_mut(node)
+            .unwrap()
+            .flags
+            .insert(flag.into(), value.into());
+    }
+
+    #[test]
+    fn a_node_started_with_other_flags_than_its_agreeing_peers_differs() {
+        let mut f = healthy();
+        for node in ["node-1", "node-2", "node-3"] {
+            flagged(&mut f, node, "default-limit", "100");
+            flagged(&mut f, node, "fail-mode", "open");
+        }
+        assert!(flags_differ(&f).is_empty(), "all alike");
+        flagged(&mut f, "node-3", "default-limit", "200");
+        let v = flags_differ(&f);
+        assert_eq!(invariants(&f), [(FLAGS_DIFFER.into(), "node-3".into())]);
+        assert!(
+            v[0].message
+                .contains("--default-limit 200 (its peers: 100)"),
+            "{}",
+            v[0].message
+        );
+        // Three different values: nobody is the odd one out.
+        flagged(&mut f, "node-2", "default-limit", "300");
+        assert!(flags_differ(&f).is_empty());
+        // A node that does not answer is compared with nobody, and nobody with it.
+        flagged(&mut f, "node-2", "default-limit", "100");
+        f.nodes.get_mut("node-1").unwrap().reachable = false;
+        assert!(flags_differ(&f).is_empty(), "one peer is not a majority");
     }
 }

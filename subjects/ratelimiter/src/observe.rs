@@ -115,6 +115,9 @@ pub fn quantile_between(older: &[(f64, f64)], newer: &[(f64, f64)], q: f64) -> O
 #[derive(Debug, Deserialize)]
 struct HealthBody {
     redis: HealthRedis,
+    /// Older nodes do not say; a flag it could not print is left out.
+    #[serde(default)]
+    flags: BTreeMap<String, Option<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -294,6 +297,16 @@ impl Observer {
                     .health
                     .as_ref()
                     .and_then(|h| h.redis.last_check_error_class.clone()),
+                flags: scrape
+                    .health
+                    .as_ref()
+                    .map(|h| {
+                        h.flags
+                            .iter()
+                            .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
                 ..NodeFacts::default()
             };
             node.health_rtt_ms = self.average_health_rtt(

@@ -32,6 +32,7 @@ mod tests {
             COUNTER_DRIFT,
             GHOST_ALLOWING,
             DECISIONS_UNBACKED,
+            FLAGS_DIFFER,
         ] {
             let entry = runbook
                 .entry(invariant)

@@ -102,16 +102,7 @@ impl SimulatedRateLimiter {
 
     fn start_now(&self, node: &NodeId) -> ContractResult<()> {
         Self::known(node)?;
-        self.with(|m| {
-            if m.start(&node.0) {
-                Ok(())
-            } else {
-                Err(ContractError::Refused(format!(
-                    "{node} is already running (pid {}) and serves its port",
-                    m.processes[&node.0].pid
-                )))
-            }
-        })
+        self.with(|m| m.start_flagged(&node.0, &[]))
     }
 
     fn heal_now(&self, node: &NodeId) -> ContractResult<()> {
@@ -214,13 +205,14 @@ impl SimulatedRateLimiter {
         let name = DisturbanceName::parse(&d.name)
             .ok_or_else(|| ContractError::NotFound(format!("no disturbance {}", d.name)))?;
         let int = |name: &str| d.int(name, 0).max(0) as u64;
+        use DisturbanceName::*;
         self.with(|m| {
-            if m.redis_process().state == ProcessState::Exited
-                && !name.as_str().starts_with("traffic")
-            {
+            // Traffic and a person's hands on a node need no Redis.
+            let needs_redis =
+                !name.as_str().starts_with("traffic") && name != PersonRestartOtherFlags;
+            if m.redis_process().state == ProcessState::Exited && needs_redis {
                 return Err(ContractError::Retryable("Redis: connection refused".into()));
             }
-            use DisturbanceName::*;
             match (name, apply) {
                 (RedisClientPause, true) => m.redis.paused_until = m.now + int("ms"),
                 (RedisClientPause, false) => m.redis.paused_until = m.now,
@@ -251,6 +243,13 @@ impl SimulatedRateLimiter {
                     m.spread_flow(&d.name, int("rate") as f64, "many-", int("keys") as usize)
                 }
                 (TrafficOverLimit, true) => m.over_limit_flow(int("rate") as f64),
+                (PersonRestartOtherFlags, true) => {
+                    m.terminate(&crate::disturb::person_node(d)?.0);
+                }
+                (PersonRestartOtherFlags, false) => {
+                    let node = crate::disturb::person_node(d)?;
+                    m.start_flagged(&node.0, &crate::disturb::person_flags(d))?;
+                }
                 (TrafficBurst | TrafficManyKeys | TrafficOverLimit, false) => {
                     m.remove_flow(&d.name)
                 }
@@ -441,6 +440,17 @@ impl DeploymentTarget for SimulatedRateLimiter {
 
     fn start<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {
         Box::pin(async move { self.start_now(node) })
+    }
+
+    fn start_with<'a>(
+        &'a self,
+        node: &'a NodeId,
+        flags: &'a [(String, String)],
+    ) -> BoxFuture<'a, ContractResult<()>> {
+        Box::pin(async move {
+            Self::known(node)?;
+            self.with(|m| m.start_flagged(&node.0, flags))
+        })
     }
 
     fn pause<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, ContractResult<()>> {

@@ -67,6 +67,9 @@ pub struct Process {
     /// A SIGTERM sent while it was stopped, handled once it runs again.
     pub term_pending: bool,
     pub log: Vec<String>,
+    /// The flags it was started with, by name, as a node reports them in /health; a person
+    /// may start it with others (`start_with`), and it keeps them across restarts.
+    pub flags: BTreeMap<String, String>,
 }
 
 impl Process {
@@ -80,6 +83,7 @@ impl Process {
             draining_until: None,
             term_pending: false,
             log: vec!["listening".into()],
+            flags: BTreeMap::new(),
         }
     }
 
@@ -203,6 +207,21 @@ impl Model {
         for name in NODES.iter().copied().chain([REDIS_NODE]) {
             let pid = model.pid();
             model.processes.insert(name.into(), Process::running(pid));
+        }
+        // What a node started by `cluster up` reports. The model reports a person's other
+        // flags as a node would, but decides as before: what they change is not modelled.
+        for name in NODES {
+            if let Some(p) = model.processes.get_mut(name) {
+                p.flags = BTreeMap::from(
+                    [
+                        ("default-limit", DEFAULT_LIMIT.to_string()),
+                        ("default-window-ms", WINDOW_MS.to_string()),
+                        ("redis-timeout-ms", "25".to_string()),
+                        ("fail-mode", "open".to_string()),
+                    ]
+                    .map(|(k, v)| (k.to_string(), v)),
+                );
+            }
         }
         for name in NODES {
             model.nodes.insert(
@@ -552,6 +571,25 @@ impl Model {
         } else if let Some(node) = self.nodes.get_mut(name) {
             *node = Node::default();
         }
+    }
+
+    /// Starts a process that has exited with these flags changed (it keeps them from then
+    /// on); refused when one already runs (it holds the port).
+    pub fn start_flagged(
+        &mut self,
+        name: &str,
+        flags: &[(String, String)],
+    ) -> operator_protocol::ContractResult<()> {
+        if !self.start(name) {
+            return Err(operator_protocol::ContractError::Refused(format!(
+                "{name} is already running (pid {}) and serves its port",
+                self.processes.get(name).map_or(0, |p| p.pid)
+            )));
+        }
+        if let Some(p) = self.processes.get_mut(name) {
+            p.flags.extend(flags.iter().cloned());
+        }
+        Ok(())
     }
 
     /// Starts a process that has exited; false when one already runs (it holds the port).

@@ -65,6 +65,11 @@ impl Model {
             skipped_per_sec: sum(|t| t.skipped),
             redis_failures_per_sec: sum(|t| t.failures),
             health_rtt_ms: reachable.then_some(1.0),
+            flags: if reachable {
+                process.flags.clone()
+            } else {
+                Default::default()
+            },
             p99_ms: p99.filter(|_| reachable),
             latency_samples: if reachable { checks } else { 0 },
         }
@@ -179,6 +184,7 @@ impl Model {
             "status": if facts.healthy { "ok" } else { "unhealthy" },
             "healthy": facts.healthy,
             "fail_mode": "open",
+            "flags": self.processes[name].flags,
             "redis": {
                 "reachable": probe.is_none(),
                 "last_latency_ms": facts.redis_latency_ms,
