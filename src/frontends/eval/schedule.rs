@@ -73,6 +73,7 @@ pub fn process_specs(nodes: &[String]) -> Vec<DisturbanceSpec> {
             loses: Loses::Nothing,
             deliberate,
             lasts_ms_param: None,
+            needs: vec![],
         };
     vec![
         on_nodes(
@@ -168,6 +169,7 @@ pub fn catalog_specs(
             },
             deliberate: false,
             lasts_ms_param: None,
+            needs: vec![],
         })
         .collect()
 }

@@ -85,6 +85,10 @@ pub struct DisturbanceSpec {
     /// how many milliseconds.
     #[serde(default)]
     pub lasts_ms_param: Option<String>,
+    /// What the deployment target must be able to do for it (start a node with other
+    /// flags): a disturbance the target cannot apply is not drawn.
+    #[serde(default)]
+    pub needs: Vec<crate::Disturbance>,
 }
 
 /// One drawn disturbance: which, on what, with which parameters.

@@ -68,6 +68,7 @@ fn spec(
         loses,
         deliberate: false,
         lasts_ms_param: None,
+        needs: vec![],
     }
 }
 
@@ -172,6 +173,7 @@ pub fn specs() -> Vec<DisturbanceSpec> {
         DisturbanceSpec {
             targets: crate::cluster::node_names(),
             deliberate: true,
+            needs: vec![Disturbance::Reconfigure],
             ..spec(
                 PersonRestartOtherFlags,
                 Person,

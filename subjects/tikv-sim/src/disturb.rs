@@ -32,6 +32,7 @@ fn spec(
         loses: Loses::Nothing,
         deliberate,
         lasts_ms_param: None,
+        needs: vec![],
     }
 }
 

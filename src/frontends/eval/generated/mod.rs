@@ -218,7 +218,12 @@ fn vocabulary(
 ) -> Vec<DisturbanceSpec> {
     let nodes: Vec<String> = target.nodes().iter().map(|n| n.0.clone()).collect();
     let mut vocabulary = schedule::process_specs(&nodes);
-    vocabulary.extend(disturber.disturbances());
+    vocabulary.extend(
+        disturber
+            .disturbances()
+            .into_iter()
+            .filter(|d| d.needs.iter().all(|n| target.can(*n))),
+    );
     vocabulary.extend(schedule::catalog_specs(&subject.chaos(), &nodes, |needs| {
         target.can(needs)
     }));
