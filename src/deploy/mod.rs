@@ -144,7 +144,7 @@ pub struct Deployment {
     pub drills: Option<Arc<dyn operator_protocol::Drills>>,
     /// What the generated eval can do to the cluster from outside, and its world sampler.
     pub disturber: Option<Arc<dyn operator_protocol::Disturber>>,
-    _workload: Option<workload::Workload>,
+    _workload: Option<Arc<workload::Workload>>,
     /// Logs and Redis's working directory of a cluster we own; removed with us.
     _scratch: Option<tempfile::TempDir>,
     /// The TiKV simulator we serve; it stops with us.

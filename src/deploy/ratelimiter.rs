@@ -181,7 +181,7 @@ async fn with_workload(
     args: &DeploySpec,
     endpoints: &Endpoints,
     progress: &dyn Fn(&str),
-) -> Result<Option<workload::Workload>> {
+) -> Result<Option<Arc<workload::Workload>>> {
     if args.workload_rate <= 0.0 {
         return Ok(None);
     }
@@ -192,10 +192,10 @@ async fn with_workload(
     for warning in &workload.warnings {
         progress(&format!("warning: {warning}"));
     }
-    Ok(Some(workload))
+    Ok(Some(Arc::new(workload)))
 }
 
-fn warnings_of(workload: &Option<workload::Workload>) -> Vec<String> {
+fn warnings_of(workload: &Option<Arc<workload::Workload>>) -> Vec<String> {
     workload
         .as_ref()
         .map(|w| w.warnings.clone())
@@ -281,7 +281,7 @@ pub async fn bring_up(
     };
     let workload = with_workload(&traffic, &endpoints, progress).await?;
     let target: Arc<dyn DeploymentTarget> = Arc::new(target);
-    let drills = RateLimiterDrills::new(endpoints.clone(), target.clone());
+    let drills = RateLimiterDrills::new(endpoints.clone(), target.clone(), workload.clone());
     Ok(Deployment {
         secrets: vec![endpoints.admin_token.clone()],
         subject,

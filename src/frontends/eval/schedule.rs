@@ -258,6 +258,7 @@ mod tests {
             loses: Loses::Nothing,
             deliberate: false,
             lasts_ms_param: Some("ms".into()),
+            needs: vec![],
         });
         v
     }

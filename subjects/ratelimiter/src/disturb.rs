@@ -32,6 +32,7 @@ named_enum!(
         TrafficBurst => "traffic_burst",
         TrafficManyKeys => "traffic_many_keys",
         TrafficOverLimit => "traffic_over_limit",
+        TrafficQuiet => "traffic_quiet",
         PersonRestartOtherFlags => "person_restart_other_flags",
     }
 );
@@ -207,6 +208,14 @@ pub fn specs() -> Vec<DisturbanceSpec> {
             Loses::Nothing,
         ),
         spec(
+            TrafficQuiet,
+            Traffic,
+            "the clients go quiet: the steady traffic stops until the hold ends",
+            vec![],
+            true,
+            Loses::Nothing,
+        ),
+        spec(
             TrafficOverLimit,
             Traffic,
             "one client sending {rate} checks a second on a key limited to 50 a second",
@@ -218,6 +227,17 @@ pub fn specs() -> Vec<DisturbanceSpec> {
 }
 
 impl RateLimiterDrills {
+    /// Quiets the steady workload this process runs, or lets it run again.
+    fn quiet(&self, quiet: bool) -> ContractResult<()> {
+        let workload = self.workload.as_ref().ok_or_else(|| {
+            ContractError::Refused(
+                "no steady traffic runs from here to quiet (`cluster up` runs its own)".into(),
+            )
+        })?;
+        workload.set_quiet(quiet);
+        Ok(())
+    }
+
     fn password_now(&self) -> Option<String> {
         self.password
             .lock()
@@ -311,6 +331,7 @@ impl RateLimiterDrills {
                 Ok(())
             }
             DisturbanceName::PersonRestartOtherFlags => self.target.stop(&person_node(d)?).await,
+            DisturbanceName::TrafficQuiet => self.quiet(true),
             DisturbanceName::TrafficOverLimit => {
                 self.set_limit("abuser-generated", ABUSER_LIMIT).await?;
                 self.traffic(
@@ -340,6 +361,7 @@ impl RateLimiterDrills {
                 self.redis_now(&["CONFIG", "SET", "maxmemory-policy", "noeviction"])
                     .await
             }
+            Some(DisturbanceName::TrafficQuiet) => self.quiet(false),
             Some(DisturbanceName::PersonRestartOtherFlags) => {
                 self.target
                     .start_with(&person_node(d)?, &person_flags(d))

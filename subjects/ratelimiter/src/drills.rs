@@ -25,6 +25,8 @@ pub struct RateLimiterDrills {
     /// Per node, how many decisions it had made without asking Redis at the world sampler's
     /// last look: a node whose count grew answers, but does not serve what it should.
     pub(crate) bypassed: Mutex<BTreeMap<String, f64>>,
+    /// The steady traffic this process runs beside the cluster, to quiet; None without one.
+    pub(crate) workload: Option<Arc<crate::workload::Workload>>,
 }
 
 pub(crate) fn failed(what: &str, e: impl std::fmt::Display) -> ContractError {
@@ -32,10 +34,15 @@ pub(crate) fn failed(what: &str, e: impl std::fmt::Display) -> ContractError {
 }
 
 impl RateLimiterDrills {
-    pub fn new(endpoints: Endpoints, target: Arc<dyn DeploymentTarget>) -> Arc<Self> {
+    pub fn new(
+        endpoints: Endpoints,
+        target: Arc<dyn DeploymentTarget>,
+        workload: Option<Arc<crate::workload::Workload>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             endpoints,
             target,
+            workload,
             password: Mutex::new(None),
             running: NamedTasks::default(),
             bypassed: Mutex::new(BTreeMap::new()),

@@ -13,7 +13,9 @@ use crate::chaos::DEFAULT_KEY;
 pub const HOT_KEY_LIMIT: u64 = 200;
 
 pub struct Workload {
-    task: tokio::task::JoinHandle<()>,
+    config: LoadConfig,
+    /// The traffic while it runs; None while it is quiet.
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     pub stats: Arc<LiveStats>,
     /// What could not be set up on a sick cluster; the traffic runs anyway.
     pub warnings: Vec<String>,
@@ -21,8 +23,37 @@ pub struct Workload {
 
 impl Drop for Workload {
     fn drop(&mut self) {
-        self.task.abort();
+        self.set_quiet(true);
     }
+}
+
+impl Workload {
+    fn task(&self) -> std::sync::MutexGuard<'_, Option<tokio::task::JoinHandle<()>>> {
+        self.task.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops the traffic (the clients went quiet: a night, a deploy elsewhere), or starts
+    /// it again at the same rate; either is safe to ask twice.
+    pub fn set_quiet(&self, quiet: bool) {
+        let mut task = self.task();
+        match (quiet, task.is_some()) {
+            (true, true) => {
+                if let Some(running) = task.take() {
+                    running.abort();
+                }
+            }
+            (false, false) => *task = Some(spawn(self.config.clone(), self.stats.clone())),
+            _ => {}
+        }
+    }
+}
+
+fn spawn(config: LoadConfig, stats: Arc<LiveStats>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = load::run(config, stats, std::future::pending()).await {
+            tracing::error!(error = %e, "the workload stopped");
+        }
+    })
 }
 
 /// Sets the hot key's limit, then runs traffic at `rate` checks/s until dropped. A cluster in a
@@ -64,14 +95,10 @@ pub async fn start(endpoints: &Endpoints, rate: f64, window_ms: u64) -> Result<W
         cost: 1,
     };
     let stats = Arc::new(LiveStats::default());
-    let task_stats = stats.clone();
-    let task = tokio::spawn(async move {
-        if let Err(e) = load::run(config, task_stats, std::future::pending()).await {
-            tracing::error!(error = %e, "the workload stopped");
-        }
-    });
+    let task = spawn(config.clone(), stats.clone());
     Ok(Workload {
-        task,
+        config,
+        task: std::sync::Mutex::new(Some(task)),
         stats,
         warnings,
     })
@@ -103,7 +130,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_cluster_that_refuses_the_hot_keys_limit_still_gets_traffic_and_a_warning() {
+    async fn a_cluster_that_refuses_the_hot_keys_limit_still_gets_traffic_and_a_warning_and_quiets()
+    {
         let (url, server) = sick_cluster().await;
         let endpoints = Endpoints {
             nodes: vec![(operator_protocol::NodeId::from("node-1"), url)],
@@ -122,6 +150,23 @@ mod tests {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while workload.stats.sent.load(Ordering::Relaxed) == 0 {
             assert!(std::time::Instant::now() < deadline, "no traffic was sent");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        // Quiet: nothing more is sent; then the same traffic again.
+        workload.set_quiet(true);
+        workload.set_quiet(true);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let quiet_at = workload.stats.sent.load(Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(workload.stats.sent.load(Ordering::Relaxed), quiet_at);
+        workload.set_quiet(false);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while workload.stats.sent.load(Ordering::Relaxed) == quiet_at {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the traffic did not resume"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         drop(workload);

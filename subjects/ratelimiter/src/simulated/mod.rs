@@ -250,6 +250,7 @@ impl SimulatedRateLimiter {
                     let node = crate::disturb::person_node(d)?;
                     m.start_flagged(&node.0, &crate::disturb::person_flags(d))?;
                 }
+                (TrafficQuiet, quiet) => m.set_quiet(quiet),
                 (TrafficBurst | TrafficManyKeys | TrafficOverLimit, false) => {
                     m.remove_flow(&d.name)
                 }

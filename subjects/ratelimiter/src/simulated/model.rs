@@ -236,13 +236,24 @@ impl Model {
             .redis
             .limits
             .insert(DEFAULT_KEY.into(), (HOT_KEY_LIMIT, WINDOW_MS));
+        model.set_quiet(false);
+        model
+    }
+
+    /// Stops the steady workload (its clients went quiet), or starts it again.
+    pub fn set_quiet(&mut self, quiet: bool) {
+        if quiet {
+            self.remove_flow("workload");
+            return;
+        }
         let cold = (1.0 - 0.3) / DEMO_KEYS as f64;
         let mut keys: Vec<(String, f64)> = (0..DEMO_KEYS)
             .map(|i| (format!("demo-{i}"), cold))
             .collect();
         keys.push((DEFAULT_KEY.into(), 0.3));
-        model.add_flow("workload", WORKLOAD_RATE, keys);
-        model
+        if !self.flows.iter().any(|f| f.name == "workload") {
+            self.add_flow("workload", WORKLOAD_RATE, keys);
+        }
     }
 
     fn pid(&mut self) -> u32 {
