@@ -521,6 +521,11 @@ pub fn finished(
                 (Cause::Policy, "stopped by the kill switch")
             } else if action.approval == Some(Approval::Rejected) {
                 (Cause::Human, "cancelled by a human while running")
+            } else if action.ticket_id.is_some_and(|t| state.ticket(t).is_none()) {
+                (
+                    Cause::Engine,
+                    "its ticket resolved while it ran (the trouble passed): no longer needed",
+                )
             } else {
                 (Cause::Engine, "cancelled: the engine is shutting down")
             };

@@ -143,6 +143,7 @@ impl Engine {
             tokens: HashMap::new(),
             observing: false,
             wake_at: None,
+            read_version: None,
         };
         let join = tokio::spawn(shell.run(commands_rx, results_rx, cancel.clone()));
         EngineHandle {
@@ -169,6 +170,9 @@ struct Shell {
     tokens: HashMap<ActionId, CancellationToken>,
     observing: bool,
     wake_at: Option<Millis>,
+    /// The database's `data_version` when the rows were last read whole: while it stays the
+    /// same and the engine writes nothing, nobody else changed them.
+    read_version: Option<i64>,
 }
 
 /// The rows the decisions read, as one blocking read returns them.
@@ -419,61 +423,82 @@ impl Shell {
         // What the state held before, to tell what another writer changed meanwhile.
         let tickets_before = self.state.tickets.clone();
         let actions_before = self.state.actions.clone();
-        let rows = self
+        let read_version = self.read_version;
+        let read = self
             .blocking(move |store| {
+                if writes.is_empty() && Some(store.data_version()?) == read_version {
+                    return Ok(None);
+                }
                 let applied = if writes.is_empty() {
                     Applied::default()
                 } else {
                     store.apply(&writes, now)?
                 };
-                store.snapshot(|store| {
-                    let mut changed_tickets = Vec::new();
-                    for id in &applied.tickets {
-                        changed_tickets.extend(store.ticket(*id)?);
-                    }
-                    let mut changed_actions = Vec::new();
-                    for id in &applied.actions {
-                        changed_actions.extend(store.action(*id)?);
-                    }
-                    let tickets = store.active_tickets()?;
-                    let recently_resolved = store.resolved_since(aftermath_since)?;
-                    let actions = store.engine_actions()?;
-                    // Rows another process changed (the command line in another terminal): a
-                    // ticket it resolved leaves the active set, so it is read again.
-                    for before in &tickets_before {
-                        let now_active = tickets.iter().find(|t| t.id == before.id);
-                        if applied.tickets.contains(&before.id) || now_active == Some(before) {
-                            continue;
+                let version = store.data_version()?;
+                store
+                    .snapshot(|store| {
+                        let mut changed_tickets = Vec::new();
+                        for id in &applied.tickets {
+                            changed_tickets.extend(store.ticket(*id)?);
                         }
-                        match now_active {
-                            Some(ticket) => changed_tickets.push(ticket.clone()),
-                            None => changed_tickets.extend(store.ticket(before.id)?),
+                        let mut changed_actions = Vec::new();
+                        for id in &applied.actions {
+                            changed_actions.extend(store.action(*id)?);
                         }
-                    }
-                    for action in &actions {
-                        let known = actions_before.iter().find(|a| a.id == action.id);
-                        if !applied.actions.contains(&action.id)
-                            && known.is_some_and(|a| a != action)
-                        {
-                            changed_actions.push(action.clone());
+                        let tickets = store.active_tickets()?;
+                        let recently_resolved = store.resolved_since(aftermath_since)?;
+                        let actions = store.engine_actions()?;
+                        // Rows another process changed (the command line in another terminal): a
+                        // ticket it resolved leaves the active set, so it is read again.
+                        for before in &tickets_before {
+                            let now_active = tickets.iter().find(|t| t.id == before.id);
+                            if applied.tickets.contains(&before.id) || now_active == Some(before) {
+                                continue;
+                            }
+                            match now_active {
+                                Some(ticket) => changed_tickets.push(ticket.clone()),
+                                None => changed_tickets.extend(store.ticket(before.id)?),
+                            }
                         }
-                    }
-                    Ok(Rows {
-                        tickets,
-                        recently_resolved,
-                        actions,
-                        mode: store.mode()?.unwrap_or(Mode::Approve),
-                        kill_switch: store.kill_switch()?,
-                        recent_chaos: store.recent_chaos(&subject, since)?,
-                        recent_fixes: store.recent_fixes(&subject, &cluster, fixes_since)?,
-                        recent_clears: store.recent_clears(&subject, &cluster, clears_since)?,
-                        applied,
-                        changed_tickets,
-                        changed_actions,
+                        for action in &actions {
+                            let known = actions_before.iter().find(|a| a.id == action.id);
+                            if !applied.actions.contains(&action.id)
+                                && known.is_some_and(|a| a != action)
+                            {
+                                changed_actions.push(action.clone());
+                            }
+                        }
+                        Ok(Rows {
+                            tickets,
+                            recently_resolved,
+                            actions,
+                            mode: store.mode()?.unwrap_or(Mode::Approve),
+                            kill_switch: store.kill_switch()?,
+                            recent_chaos: store.recent_chaos(&subject, since)?,
+                            recent_fixes: store.recent_fixes(&subject, &cluster, fixes_since)?,
+                            recent_clears: store.recent_clears(&subject, &cluster, clears_since)?,
+                            applied,
+                            changed_tickets,
+                            changed_actions,
+                        })
                     })
-                })
+                    .map(|rows| Some((rows, version)))
             })
             .await?;
+        let Some((rows, version)) = read else {
+            // Nothing changed in the database: only time moved, and the windows move with it.
+            let state = &mut self.state;
+            state.recently_resolved.retain(|t| {
+                t.timeline
+                    .resolved_ms
+                    .is_some_and(|ms| ms >= aftermath_since)
+            });
+            state.recent_chaos.retain(|c| c.at_ms >= since);
+            state.recent_fixes.retain(|f| f.resolved_ms >= fixes_since);
+            state.recent_clears.retain(|(_, _, ms)| *ms >= clears_since);
+            return Ok((Applied::default(), Vec::new(), Vec::new()));
+        };
+        self.read_version = Some(version);
         let settings_before = (self.state.mode, self.state.kill_switch);
         self.state.tickets = rows.tickets;
         self.state.recently_resolved = rows.recently_resolved;

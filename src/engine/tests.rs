@@ -380,6 +380,44 @@ fn a_fix_that_does_not_hold_within_the_timeout_escalates() {
     assert!(statuses[0].2.as_deref().unwrap().contains("did not hold"));
 }
 
+/// A ticket waiting for its trouble to pass (or for a person to finish) resolves when it
+/// passed, and the wait still running is cancelled as no longer needed; a ticket whose
+/// running action changes the cluster does not resolve mid-action.
+#[test]
+fn a_trouble_that_passed_while_its_ticket_waited_resolves_and_the_wait_ends() {
+    let mut state = state();
+    let mut waiting = ticket(7, TicketStatus::Acting);
+    waiting.clean_checks = state.config.stability_checks;
+    state.tickets = vec![waiting];
+    state.actions = vec![action(1, 7, "wait", "n2", ActionStatus::Executing)];
+    state.running.insert(
+        ActionId(1),
+        RunningAction {
+            disrupts: None,
+            disruptive: false,
+        },
+    );
+    let effects = observed(&state, vec![]);
+    let statuses = ticket_statuses(&effects);
+    assert_eq!(statuses.len(), 1, "{effects:?}");
+    assert_eq!(statuses[0].1, TicketStatus::Resolved);
+    assert!(
+        statuses[0]
+            .2
+            .as_deref()
+            .unwrap()
+            .starts_with("cleared without an action")
+    );
+    assert!(
+        effects.contains(&Effect::CancelRunning(ActionId(1))),
+        "{effects:?}"
+    );
+
+    state.actions = vec![action(1, 7, "restart_node", "n2", ActionStatus::Executing)];
+    let effects = observed(&state, vec![]);
+    assert!(ticket_statuses(&effects).is_empty(), "{effects:?}");
+}
+
 /// A plan that only waited (for a person to finish) changed nothing: a trouble still there
 /// once it ran goes to a human after a few checks, not after a fix's whole timeout.
 #[test]

@@ -28,7 +28,8 @@ pub fn clean_checks(state: &EngineState, broken: &BTreeSet<(&str, &str)>) -> Vec
                 | TicketStatus::Diagnosed
                 | TicketStatus::Verifying
                 | TicketStatus::Escalated
-        );
+        ) || (ticket.status == TicketStatus::Acting
+            && only_waiting(state, ticket));
         if clean < state.config.stability_checks || !resolvable {
             continue;
         }
@@ -53,8 +54,27 @@ pub fn clean_checks(state: &EngineState, broken: &BTreeSet<(&str, &str)>) -> Vec
             reason: Some(reason),
         }));
         effects.extend(executor::cancel_leftovers(state, ticket.id));
+        // A wait for the trouble to pass (or for a person to finish) is moot once it passed.
+        effects.extend(
+            state
+                .ticket_actions(ticket.id)
+                .filter(|a| {
+                    a.status == ActionStatus::Executing && state.running.contains_key(&a.id)
+                })
+                .map(|a| Effect::CancelRunning(a.id)),
+        );
     }
     effects
+}
+
+/// Whether everything the ticket still has running or to run only waits or notes: nothing it
+/// would do changes the cluster, so the trouble passing ends it.
+fn only_waiting(state: &EngineState, ticket: &Ticket) -> bool {
+    let mut live = state
+        .ticket_actions(ticket.id)
+        .filter(|a| !a.status.is_final())
+        .peekable();
+    live.peek().is_some() && live.all(|a| general_actions::is_general(&a.name))
 }
 
 /// Whether a completed action of the ticket changed the cluster (not only waited or noted).

@@ -390,6 +390,15 @@ impl Store {
             .optional()?)
     }
 
+    /// A number that changes whenever another connection (another process: the command line,
+    /// a second engine) commits to the database, and only then: while it stays the same, what
+    /// this connection read is still what the database holds, but for its own writes.
+    pub fn data_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "data_version", |r| r.get(0))?)
+    }
+
     /// Runs `reads` in one read transaction: every query sees the same moment of the
     /// database (another process's write lands before or after all of them), and the file is
     /// locked once rather than per query.
