@@ -1,7 +1,8 @@
-//! Never worse, against real components: what a confident model asks for does not run where
-//! only a person may decide. A replayed OpenAI-compatible model answers a node crash with a
-//! billion-check limit for a key it was never asked about; in execute mode, on a real rate
-//! limiter cluster, the action waits for a person and the key keeps its limit.
+//! Never worse, against real components (a real rate limiter cluster, execute mode): what a
+//! confident model asks for does not run where only a person may decide (a replayed
+//! OpenAI-compatible model answers a node crash with a billion-check limit for a key it was
+//! never asked about: the action waits for a person and the key keeps its limit), and what a
+//! person did by hand stays theirs (a node started with other flags goes to a human).
 
 use crate::support;
 
@@ -9,10 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use operator_protocol::*;
-use operator_tui::deploy::{self, DeploySpec, SubjectName, TargetName};
-use operator_tui::engine::{Engine, EngineConfig};
 use operator_tui::events::Command;
-use operator_tui::model::Mode;
 use operator_tui::store::Store;
 use serde_json::json;
 
@@ -22,28 +20,9 @@ async fn a_models_raised_limit_for_a_key_nobody_named_waits_for_a_person() {
     let (_server, brain) =
         support::replay::openai_replaying("openai/raise_a_denied_keys_limit.sse").await;
     let dir = tempfile::tempdir().unwrap();
-    let spec = DeploySpec {
-        subject: SubjectName::Ratelimiter,
-        target: TargetName::Local,
-        ..DeploySpec::default()
-    };
-    let deployment = deploy::bring_up(&spec, dir.path(), &|_| {})
-        .await
-        .expect("the local cluster starts");
+    let (deployment, handle, db) =
+        support::local_ratelimiter_engine(dir.path(), Arc::new(brain)).await;
     let before = support::tool(&deployment, "redis_key", json!({ "key": "abuser-0" })).await;
-    let db = dir.path().join("operator.db");
-    let handle = Engine::new(
-        deployment.subject.clone(),
-        deployment.target.clone(),
-        Arc::new(brain),
-        Store::open(&db).unwrap(),
-        Arc::new(operator_tui::clock::SystemClock),
-        EngineConfig {
-            mode: Some(Mode::Execute),
-            ..Default::default()
-        },
-    )
-    .start();
     tokio::time::sleep(Duration::from_secs(1)).await;
     handle
         .send(Command::InjectChaos(ChaosRequest {
@@ -90,27 +69,11 @@ async fn a_models_raised_limit_for_a_key_nobody_named_waits_for_a_person() {
 async fn a_node_a_person_started_with_other_flags_is_theirs_and_goes_to_a_human() {
     let _slot = support::one_cluster_at_a_time();
     let dir = tempfile::tempdir().unwrap();
-    let spec = DeploySpec {
-        subject: SubjectName::Ratelimiter,
-        target: TargetName::Local,
-        ..DeploySpec::default()
-    };
-    let deployment = deploy::bring_up(&spec, dir.path(), &|_| {})
-        .await
-        .expect("the local cluster starts");
-    let db = dir.path().join("operator.db");
-    let handle = Engine::new(
-        deployment.subject.clone(),
-        deployment.target.clone(),
+    let (deployment, handle, db) = support::local_ratelimiter_engine(
+        dir.path(),
         Arc::new(operator_tui::brains::rules::RulesBrain),
-        Store::open(&db).unwrap(),
-        Arc::new(operator_tui::clock::SystemClock),
-        EngineConfig {
-            mode: Some(Mode::Execute),
-            ..Default::default()
-        },
     )
-    .start();
+    .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let node = NodeId::from("node-2");
     let pid_of = |d: &serde_json::Value| d["pid"].as_u64();

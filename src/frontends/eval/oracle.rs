@@ -354,15 +354,21 @@ fn people_raced(history: &History, action: &ActionSeen) -> Option<Found> {
             })
         })
         // A person's stop of a process that had already exited (crashed just before) found
-        // nothing of theirs to stop: restarting the crash races no one's work.
+        // nothing of theirs to stop: restarting the crash races no one's work. The last sample
+        // before the person says so, or a kill the harness logged after that sample.
         .filter(|p| {
-            history
-                .samples
-                .iter()
-                .rev()
-                .find(|w| w.at_ms < p.at_ms)
+            let last = history.samples.iter().rev().find(|w| w.at_ms < p.at_ms);
+            let seen_exited = last
                 .and_then(|w| w.processes.get(&p.object))
-                .is_none_or(|seen| seen.state != "exited")
+                .is_some_and(|seen| seen.state == "exited");
+            let since = last.map_or(0, |w| w.at_ms);
+            let killed_since = history.disturbed.iter().any(|d| {
+                !d.deliberate
+                    && d.loses_state
+                    && d.target.as_deref() == Some(p.object.as_str())
+                    && (since..=p.at_ms).contains(&d.from_ms)
+            });
+            !seen_exited && !killed_since
         })
         .map(|p| {
             format!(
@@ -949,6 +955,29 @@ mod tests {
             ..History::default()
         };
         assert_eq!(kinds(&history), vec![]);
+
+        // Killed between two samples, a moment before the person's stop: the samples never
+        // saw it exited, the harness's log did (rate limiter seed 81051).
+        let unseen = History {
+            samples: vec![
+                node(0, "running", Some(7), 1.0),
+                node(2_000, "running", Some(8), 1.0),
+            ],
+            disturbed: vec![Disturbed {
+                from_ms: 800,
+                to_ms: 800,
+                target: Some("node-3".into()),
+                loses_state: true,
+                deliberate: false,
+            }],
+            ..history.clone()
+        };
+        assert_eq!(kinds(&unseen), vec![]);
+        let alive = History {
+            disturbed: vec![],
+            ..unseen
+        };
+        assert!(kinds(&alive).contains(&HarmKind::PersonRaced));
     }
 
     #[test]

@@ -85,6 +85,37 @@ pub fn start_engine(
     .start()
 }
 
+/// A rate limiter cluster started here (real redis-server and nodes, the demo's workload) and
+/// an engine on it in execute mode with `brain`, its database in `dir`.
+pub async fn local_ratelimiter_engine(
+    dir: &std::path::Path,
+    brain: Arc<dyn Brain>,
+) -> (operator_tui::deploy::Deployment, EngineHandle, PathBuf) {
+    use operator_tui::deploy::{self, DeploySpec, SubjectName, TargetName};
+    let spec = DeploySpec {
+        subject: SubjectName::Ratelimiter,
+        target: TargetName::Local,
+        ..DeploySpec::default()
+    };
+    let deployment = deploy::bring_up(&spec, dir, &|_| {})
+        .await
+        .expect("the local cluster starts");
+    let db = dir.join("operator.db");
+    let handle = Engine::new(
+        deployment.subject.clone(),
+        deployment.target.clone(),
+        brain,
+        Store::open(&db).unwrap(),
+        Arc::new(SystemClock),
+        EngineConfig {
+            mode: Some(Mode::Execute),
+            ..EngineConfig::default()
+        },
+    )
+    .start();
+    (deployment, handle, db)
+}
+
 /// Which group of heavy tests holds the machine, and how many of its tests run.
 static HEAVY: std::sync::Mutex<(Option<&'static str>, usize)> = std::sync::Mutex::new((None, 0));
 static HEAVY_FREED: std::sync::Condvar = std::sync::Condvar::new();
