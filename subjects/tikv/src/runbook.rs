@@ -37,6 +37,7 @@ mod tests {
             ("leader_imbalance", "leader_skew"),
             ("pd_no_leader", "pd_quorum_lost"),
             ("pd_member_down", "pd_member_crashed"),
+            ("pd_member_down", "pd_member_stalled"),
         ] {
             let entry = runbook
                 .entry(invariant)

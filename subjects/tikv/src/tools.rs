@@ -10,7 +10,7 @@ use crate::subject::*;
 pub fn specs() -> Vec<ToolSpec> {
     vec![
     ToolSpec { name: "store_detail".into(), description: "A store as PD reports it: state, whether it heartbeats, leaders, regions, slow score".into(), params: vec![ParamSpec::new("store", "store-N", ParamKind::String { max_len: 32 })] },
-    ToolSpec { name: "pd_member".into(), description: "A PD member as PD's health check reports it: healthy, whether it leads, how many members serve".into(), params: vec![ParamSpec::new("member", "the member's name, e.g. pd2", ParamKind::String { max_len: 64 })] },
+    ToolSpec { name: "pd_member".into(), description: "A PD member as PD's health check reports it: healthy, whether it leads, how many members serve; and its process as the deployment target sees it (running, stopped, exited)".into(), params: vec![ParamSpec::new("member", "the member's name, e.g. pd2", ParamKind::String { max_len: 64 })] },
     ToolSpec { name: "cluster_overview".into(), description: "PD's leader and members, every store, the region checks, the workload".into(), params: vec![] },
     ToolSpec { name: "operators".into(), description: "Operators PD is running".into(), params: vec![] },
     ToolSpec { name: "metric_query".into(), description: "Read metrics: a PromQL instant query when Prometheus is configured, else a selector like tikv_raftstore_region_count{type=\"leader\"} over the latest scrape of PD and every store (labelled by instance)".into(), params: vec![ParamSpec::new("query", "PromQL, or a metric name with label matchers", ParamKind::String { max_len: 400 })] },
@@ -82,9 +82,16 @@ impl TikvSubject {
                     ))
                 })?;
                 let leader = self.pd.leader().await.ok().flatten().map(|m| m.name);
+                // What the target sees of its process tells a member that exited from one that
+                // runs and answers nobody (stopped, paused); a target that cannot say says why.
+                let process = match target.describe(&NodeId::from(name)).await {
+                    Ok(process) => process,
+                    Err(e) => json!({ "error": e.to_string() }),
+                };
                 Ok(json!({
                     "member": name,
                     "healthy": member.health,
+                    "process": process,
                     "leads": leader.as_deref() == Some(name),
                     "leader": leader,
                     "healthy_members": health.iter().filter(|m| m.health).count(),
