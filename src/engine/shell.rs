@@ -191,6 +191,92 @@ struct Rows {
     changed_actions: Vec<Action>,
 }
 
+/// What one sync reads the rows with: the time windows, and what the state held before (to
+/// tell what another writer changed meanwhile).
+struct Reading {
+    subject: String,
+    cluster: String,
+    windows: Windows,
+    tickets_before: Vec<Ticket>,
+    actions_before: Vec<Action>,
+}
+
+/// Since when the time-windowed rows count.
+#[derive(Clone, Copy)]
+struct Windows {
+    chaos_since: Millis,
+    fixes_since: Millis,
+    clears_since: Millis,
+    aftermath_since: Millis,
+}
+
+impl Windows {
+    /// Drops from the rows read earlier what these windows no longer hold: the same rows a
+    /// fresh read would return when the database has not changed.
+    fn narrow(&self, state: &mut EngineState) {
+        state.recently_resolved.retain(|t| {
+            t.timeline
+                .resolved_ms
+                .is_some_and(|ms| ms >= self.aftermath_since)
+        });
+        state.recent_chaos.retain(|c| c.at_ms >= self.chaos_since);
+        state
+            .recent_fixes
+            .retain(|f| f.resolved_ms >= self.fixes_since);
+        state
+            .recent_clears
+            .retain(|(_, _, ms)| *ms >= self.clears_since);
+    }
+}
+
+impl Reading {
+    /// The rows the decisions read, and those `applied` or another process changed.
+    fn rows(&self, store: &Store, applied: Applied) -> Result<Rows> {
+        let mut changed_tickets = Vec::new();
+        for id in &applied.tickets {
+            changed_tickets.extend(store.ticket(*id)?);
+        }
+        let mut changed_actions = Vec::new();
+        for id in &applied.actions {
+            changed_actions.extend(store.action(*id)?);
+        }
+        let tickets = store.active_tickets()?;
+        let actions = store.engine_actions()?;
+        // Rows another process changed (the command line in another terminal): a ticket it
+        // resolved leaves the active set, so it is read again.
+        for before in &self.tickets_before {
+            let now_active = tickets.iter().find(|t| t.id == before.id);
+            if applied.tickets.contains(&before.id) || now_active == Some(before) {
+                continue;
+            }
+            match now_active {
+                Some(ticket) => changed_tickets.push(ticket.clone()),
+                None => changed_tickets.extend(store.ticket(before.id)?),
+            }
+        }
+        for action in &actions {
+            let known = self.actions_before.iter().find(|a| a.id == action.id);
+            if !applied.actions.contains(&action.id) && known.is_some_and(|a| a != action) {
+                changed_actions.push(action.clone());
+            }
+        }
+        let (subject, cluster, w) = (&self.subject, &self.cluster, &self.windows);
+        Ok(Rows {
+            tickets,
+            recently_resolved: store.resolved_since(w.aftermath_since)?,
+            actions,
+            mode: store.mode()?.unwrap_or(Mode::Approve),
+            kill_switch: store.kill_switch()?,
+            recent_chaos: store.recent_chaos(subject, w.chaos_since)?,
+            recent_fixes: store.recent_fixes(subject, cluster, w.fixes_since)?,
+            recent_clears: store.recent_clears(subject, cluster, w.clears_since)?,
+            applied,
+            changed_tickets,
+            changed_actions,
+        })
+    }
+}
+
 impl Shell {
     async fn run(
         mut self,
@@ -406,13 +492,6 @@ impl Shell {
         writes: Vec<Write>,
         now: Millis,
     ) -> Result<(Applied, Vec<Action>, Vec<Ticket>)> {
-        let subject = self.state.subject.clone();
-        let cluster = self.state.config.cluster.clone();
-        let since = now.saturating_sub(CHAOS_LINK_WINDOW_MS);
-        let fixes_since =
-            now.saturating_sub(self.state.config.fix_hold_window.as_millis() as Millis);
-        let clears_since =
-            now.saturating_sub(self.state.config.intermittent_window.as_millis() as Millis);
         // Resolved causes whose symptoms may still be their aftermath (none when no
         // consequence outlasts its cause), twice as far back so a symptom that outlasted it
         // is still seen to have, and handed over, however late a step comes.
@@ -420,9 +499,21 @@ impl Shell {
             0 => now,
             longest => now.saturating_sub(2 * longest),
         };
-        // What the state held before, to tell what another writer changed meanwhile.
-        let tickets_before = self.state.tickets.clone();
-        let actions_before = self.state.actions.clone();
+        let windows = Windows {
+            chaos_since: now.saturating_sub(CHAOS_LINK_WINDOW_MS),
+            fixes_since: now
+                .saturating_sub(self.state.config.fix_hold_window.as_millis() as Millis),
+            clears_since: now
+                .saturating_sub(self.state.config.intermittent_window.as_millis() as Millis),
+            aftermath_since,
+        };
+        let reading = Reading {
+            subject: self.state.subject.clone(),
+            cluster: self.state.config.cluster.clone(),
+            windows,
+            tickets_before: self.state.tickets.clone(),
+            actions_before: self.state.actions.clone(),
+        };
         let read_version = self.read_version;
         let read = self
             .blocking(move |store| {
@@ -435,67 +526,13 @@ impl Shell {
                     store.apply(&writes, now)?
                 };
                 let version = store.data_version()?;
-                store
-                    .snapshot(|store| {
-                        let mut changed_tickets = Vec::new();
-                        for id in &applied.tickets {
-                            changed_tickets.extend(store.ticket(*id)?);
-                        }
-                        let mut changed_actions = Vec::new();
-                        for id in &applied.actions {
-                            changed_actions.extend(store.action(*id)?);
-                        }
-                        let tickets = store.active_tickets()?;
-                        let recently_resolved = store.resolved_since(aftermath_since)?;
-                        let actions = store.engine_actions()?;
-                        // Rows another process changed (the command line in another terminal): a
-                        // ticket it resolved leaves the active set, so it is read again.
-                        for before in &tickets_before {
-                            let now_active = tickets.iter().find(|t| t.id == before.id);
-                            if applied.tickets.contains(&before.id) || now_active == Some(before) {
-                                continue;
-                            }
-                            match now_active {
-                                Some(ticket) => changed_tickets.push(ticket.clone()),
-                                None => changed_tickets.extend(store.ticket(before.id)?),
-                            }
-                        }
-                        for action in &actions {
-                            let known = actions_before.iter().find(|a| a.id == action.id);
-                            if !applied.actions.contains(&action.id)
-                                && known.is_some_and(|a| a != action)
-                            {
-                                changed_actions.push(action.clone());
-                            }
-                        }
-                        Ok(Rows {
-                            tickets,
-                            recently_resolved,
-                            actions,
-                            mode: store.mode()?.unwrap_or(Mode::Approve),
-                            kill_switch: store.kill_switch()?,
-                            recent_chaos: store.recent_chaos(&subject, since)?,
-                            recent_fixes: store.recent_fixes(&subject, &cluster, fixes_since)?,
-                            recent_clears: store.recent_clears(&subject, &cluster, clears_since)?,
-                            applied,
-                            changed_tickets,
-                            changed_actions,
-                        })
-                    })
-                    .map(|rows| Some((rows, version)))
+                let rows = store.snapshot(|store| reading.rows(store, applied))?;
+                Ok(Some((rows, version)))
             })
             .await?;
         let Some((rows, version)) = read else {
             // Nothing changed in the database: only time moved, and the windows move with it.
-            let state = &mut self.state;
-            state.recently_resolved.retain(|t| {
-                t.timeline
-                    .resolved_ms
-                    .is_some_and(|ms| ms >= aftermath_since)
-            });
-            state.recent_chaos.retain(|c| c.at_ms >= since);
-            state.recent_fixes.retain(|f| f.resolved_ms >= fixes_since);
-            state.recent_clears.retain(|(_, _, ms)| *ms >= clears_since);
+            windows.narrow(&mut self.state);
             return Ok((Applied::default(), Vec::new(), Vec::new()));
         };
         self.read_version = Some(version);

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use operator_protocol::*;
+use operator_tui::deploy::SubjectName;
 use operator_tui::events::Command;
+use operator_tui::model::Mode;
 use operator_tui::store::Store;
 use serde_json::json;
 
@@ -20,8 +22,13 @@ async fn a_models_raised_limit_for_a_key_nobody_named_waits_for_a_person() {
     let (_server, brain) =
         support::replay::openai_replaying("openai/raise_a_denied_keys_limit.sse").await;
     let dir = tempfile::tempdir().unwrap();
-    let (deployment, handle, db) =
-        support::local_ratelimiter_engine(dir.path(), Arc::new(brain)).await;
+    let (deployment, handle, db) = support::local_engine(
+        SubjectName::Ratelimiter,
+        dir.path(),
+        Arc::new(brain),
+        Mode::Execute,
+    )
+    .await;
     let before = support::tool(&deployment, "redis_key", json!({ "key": "abuser-0" })).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     handle
@@ -69,9 +76,11 @@ async fn a_models_raised_limit_for_a_key_nobody_named_waits_for_a_person() {
 async fn a_node_a_person_started_with_other_flags_is_theirs_and_goes_to_a_human() {
     let _slot = support::one_cluster_at_a_time();
     let dir = tempfile::tempdir().unwrap();
-    let (deployment, handle, db) = support::local_ratelimiter_engine(
+    let (deployment, handle, db) = support::local_engine(
+        SubjectName::Ratelimiter,
         dir.path(),
-        Arc::new(operator_tui::brains::rules::RulesBrain),
+        Arc::new(operator_tui::brains::RulesBrain),
+        Mode::Execute,
     )
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;

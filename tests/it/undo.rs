@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use operator_protocol::*;
-use operator_tui::deploy::{self, DeploySpec, Deployment, SubjectName, TargetName};
-use operator_tui::engine::{Engine, EngineConfig, general_actions};
+use operator_tui::deploy::{Deployment, SubjectName};
+use operator_tui::engine::general_actions;
 use operator_tui::model::{ActionId, ActionStatus, Approval, Cause, Mode};
 use operator_tui::store::Store;
 use serde_json::{Value, json};
@@ -59,37 +59,6 @@ fn assert_every_action_declares_its_reversal(deployment: &Deployment) {
     }
 }
 
-async fn up(
-    subject: SubjectName,
-    dir: &std::path::Path,
-) -> (
-    Deployment,
-    operator_tui::engine::EngineHandle,
-    std::path::PathBuf,
-) {
-    let spec = DeploySpec {
-        subject,
-        target: TargetName::Local,
-        ..DeploySpec::default()
-    };
-    let deployment = deploy::bring_up(&spec, dir, &|_| {})
-        .await
-        .expect("the local cluster starts");
-    let db = dir.join("operator.db");
-    let engine = Engine::new(
-        deployment.subject.clone(),
-        deployment.target.clone(),
-        Arc::new(operator_tui::brains::RulesBrain),
-        Store::open(&db).unwrap(),
-        Arc::new(operator_tui::clock::SystemClock),
-        EngineConfig {
-            mode: Some(Mode::Approve),
-            ..Default::default()
-        },
-    );
-    (deployment, engine.start(), db)
-}
-
 /// A human's action, approved, for the running engine to pick up as the CLI's would be.
 fn run_approved(store: &mut Store, name: &str, params: Value, risk: Risk) -> ActionId {
     let new = support::human_action(name, params, risk);
@@ -125,7 +94,13 @@ async fn completed(store: &Store, id: ActionId) -> operator_tui::model::Action {
 async fn a_limit_change_is_undone_to_the_limit_read_before_it_and_a_restart_says_it_cannot_be() {
     let _slot = support::heavy("undo");
     let dir = tempfile::tempdir().unwrap();
-    let (deployment, handle, db) = up(SubjectName::Ratelimiter, dir.path()).await;
+    let (deployment, handle, db) = support::local_engine(
+        SubjectName::Ratelimiter,
+        dir.path(),
+        Arc::new(operator_tui::brains::RulesBrain),
+        Mode::Approve,
+    )
+    .await;
     assert_every_action_declares_its_reversal(&deployment);
     let key = json!({ "key": "undo:key" });
     let before =
@@ -200,7 +175,13 @@ async fn a_limit_change_is_undone_to_the_limit_read_before_it_and_a_restart_says
 #[tokio::test]
 async fn a_leader_move_on_the_simulator_is_undone_back_to_the_store_that_led() {
     let dir = tempfile::tempdir().unwrap();
-    let (deployment, handle, db) = up(SubjectName::Tikv, dir.path()).await;
+    let (deployment, handle, db) = support::local_engine(
+        SubjectName::Tikv,
+        dir.path(),
+        Arc::new(operator_tui::brains::RulesBrain),
+        Mode::Approve,
+    )
+    .await;
     assert_every_action_declares_its_reversal(&deployment);
     let region = json!({ "region": 2 });
     let led_by =

@@ -85,15 +85,17 @@ pub fn start_engine(
     .start()
 }
 
-/// A rate limiter cluster started here (real redis-server and nodes, the demo's workload) and
-/// an engine on it in execute mode with `brain`, its database in `dir`.
-pub async fn local_ratelimiter_engine(
+/// A cluster of `subject` started here on the local target (real processes, the demo's
+/// workload) and an engine on it in `mode` with `brain`, its database in `dir`.
+pub async fn local_engine(
+    subject: operator_tui::deploy::SubjectName,
     dir: &std::path::Path,
     brain: Arc<dyn Brain>,
+    mode: Mode,
 ) -> (operator_tui::deploy::Deployment, EngineHandle, PathBuf) {
-    use operator_tui::deploy::{self, DeploySpec, SubjectName, TargetName};
+    use operator_tui::deploy::{self, DeploySpec, TargetName};
     let spec = DeploySpec {
-        subject: SubjectName::Ratelimiter,
+        subject,
         target: TargetName::Local,
         ..DeploySpec::default()
     };
@@ -108,7 +110,7 @@ pub async fn local_ratelimiter_engine(
         Store::open(&db).unwrap(),
         Arc::new(SystemClock),
         EngineConfig {
-            mode: Some(Mode::Execute),
+            mode: Some(mode),
             ..EngineConfig::default()
         },
     )
