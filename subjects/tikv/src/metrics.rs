@@ -1,4 +1,4 @@
-//! PD's and TiKV's Prometheus metrics (pd-api.md §4), parsed with `prometheus-parse`.
+//! PD's and TiKV's Prometheus metrics (pd-api.md §4), read with the protocol's exposition parser.
 //! `pd_cluster_status` changed shape in v8.5.5 (from `{type}` cluster totals to
 //! `{type, engine, store}` per store), so it is summed by `type`, which reads the same on both
 //! sides of the change.
