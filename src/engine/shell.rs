@@ -4,7 +4,7 @@
 //! brains, actions and chaos in tasks whose results come back as inputs. A command such as the
 //! kill switch is handled at once, even while a brain is thinking.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -229,7 +229,32 @@ impl Windows {
     }
 }
 
+/// What one sync found in the database.
+enum Read {
+    /// Nothing changed since the last read.
+    Nothing,
+    /// Only this engine's counts on tickets the state holds changed (another occurrence, a
+    /// clean check): those tickets, read again. Every observation of an open ticket writes
+    /// one, and reading every row again for it was most of a simulated schedule's store time.
+    Counted(Applied, Vec<Ticket>),
+    /// Every row the decisions read, and the data version they were read at.
+    Rows(Rows, i64),
+}
+
 impl Reading {
+    /// The tickets `writes` touch when all they do is count on tickets the state holds
+    /// (nothing that moves a ticket in or out of the active set, or touches an action).
+    fn only_counted(&self, writes: &[Write]) -> Option<BTreeSet<TicketId>> {
+        writes
+            .iter()
+            .map(|w| match w {
+                Write::Recur { ticket, .. } | Write::CleanCheck(ticket) => Some(*ticket),
+                _ => None,
+            })
+            .map(|t| t.filter(|t| self.tickets_before.iter().any(|b| b.id == *t)))
+            .collect()
+    }
+
     /// The rows the decisions read, and those `applied` or another process changed.
     fn rows(&self, store: &Store, applied: Applied) -> Result<Rows> {
         let mut changed_tickets = Vec::new();
@@ -517,23 +542,47 @@ impl Shell {
         let read_version = self.read_version;
         let read = self
             .blocking(move |store| {
-                if writes.is_empty() && Some(store.data_version()?) == read_version {
-                    return Ok(None);
+                // SQLite's data version moves only for other connections' commits.
+                let others_wrote = Some(store.data_version()?) != read_version;
+                if writes.is_empty() && !others_wrote {
+                    return Ok(Read::Nothing);
                 }
                 let applied = if writes.is_empty() {
                     Applied::default()
                 } else {
                     store.apply(&writes, now)?
                 };
+                if !others_wrote && let Some(counted) = reading.only_counted(&writes) {
+                    let tickets = counted
+                        .into_iter()
+                        .map(|id| store.ticket(id))
+                        .collect::<Result<Vec<_>>>()?;
+                    return Ok(Read::Counted(
+                        applied,
+                        tickets.into_iter().flatten().collect(),
+                    ));
+                }
                 let version = store.data_version()?;
                 let rows = store.snapshot(|store| reading.rows(store, applied))?;
-                Ok(Some((rows, version)))
+                Ok(Read::Rows(rows, version))
             })
             .await?;
-        let Some((rows, version)) = read else {
-            // Nothing changed in the database: only time moved, and the windows move with it.
-            windows.narrow(&mut self.state);
-            return Ok((Applied::default(), Vec::new(), Vec::new()));
+        let (rows, version) = match read {
+            Read::Rows(rows, version) => (rows, version),
+            Read::Nothing => {
+                // Nothing changed in the database: only time moved, and the windows with it.
+                windows.narrow(&mut self.state);
+                return Ok((Applied::default(), Vec::new(), Vec::new()));
+            }
+            Read::Counted(applied, tickets) => {
+                windows.narrow(&mut self.state);
+                for ticket in &tickets {
+                    if let Some(held) = self.state.tickets.iter_mut().find(|t| t.id == ticket.id) {
+                        *held = ticket.clone();
+                    }
+                }
+                return Ok((applied, Vec::new(), tickets));
+            }
         };
         self.read_version = Some(version);
         let settings_before = (self.state.mode, self.state.kill_switch);
@@ -545,8 +594,7 @@ impl Shell {
         self.state.recent_chaos = rows.recent_chaos;
         self.state.recent_fixes = rows.recent_fixes;
         self.state.recent_clears = rows.recent_clears;
-        let known: std::collections::BTreeSet<ActionId> =
-            self.state.actions.iter().map(|a| a.id).collect();
+        let known: BTreeSet<ActionId> = self.state.actions.iter().map(|a| a.id).collect();
         self.state.trouble_before.retain(|id, _| known.contains(id));
         // The mode or the kill switch may have changed here, by a command or by the CLI in
         // another process: the front ends hear of it either way.
