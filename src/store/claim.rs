@@ -127,9 +127,8 @@ impl Store {
     fn put_settings(&mut self, settings: &[(&str, String)]) -> Result<()> {
         let tx = self.conn.transaction()?;
         for (key, value) in settings {
-            tx.execute(
-                "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                rusqlite::params![key, value],
+            tx.prepare_cached("INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")?
+                .execute(rusqlite::params![key, value],
             )?;
         }
         tx.commit()?;

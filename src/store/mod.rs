@@ -231,9 +231,8 @@ fn audit(
     event: &str,
     detail: &str,
 ) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT INTO audit (at_ms, cause, ticket_id, action_id, event, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![at_ms as i64, cause.as_str(), ticket.map(|t| t.0), action.map(|a| a.0), event, detail],
+    tx.prepare_cached("INSERT INTO audit (at_ms, cause, ticket_id, action_id, event, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+                .execute(params![at_ms as i64, cause.as_str(), ticket.map(|t| t.0), action.map(|a| a.0), event, detail],
     )?;
     Ok(())
 }
@@ -251,8 +250,8 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        // The engine reads the same few dozen queries every tick: parse each once.
-        conn.set_prepared_statement_cache_capacity(64);
+        // The engine runs the same few dozen statements every tick: parse each once.
+        conn.set_prepared_statement_cache_capacity(128);
         // Two processes opening a new database at once (an engine and a CLI) would both try to
         // create the schema; an advisory lock beside the file lets one migrate at a time.
         let _migrating = MigrationLock::take(path)?;
@@ -274,13 +273,12 @@ impl Store {
         };
         for (id, ticket) in &stuck {
             let detail = "interrupted: the engine stopped while this action was executing";
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE actions SET status = 'failed', error = ?2, updated_ms = ?3 WHERE id = ?1",
-                params![id, detail, now as i64],
-            )?;
-            tx.execute(
-                "INSERT INTO action_events (action_id, at_ms, from_status, to_status, detail) VALUES (?1, ?2, 'executing', 'failed', ?3)",
-                params![id, now as i64, detail],
+            )?
+            .execute(params![id, detail, now as i64])?;
+            tx.prepare_cached("INSERT INTO action_events (action_id, at_ms, from_status, to_status, detail) VALUES (?1, ?2, 'executing', 'failed', ?3)")?
+                .execute(params![id, now as i64, detail],
             )?;
             audit(
                 &tx,
@@ -292,9 +290,8 @@ impl Store {
                 detail,
             )?;
             if let Some(ticket) = ticket {
-                tx.execute(
-                    "UPDATE tickets SET status = 'escalated', reason = ?2, updated_ms = ?3 WHERE id = ?1 AND status != 'resolved'",
-                    params![ticket, "an action was interrupted by an engine restart; check it by hand", now as i64],
+                tx.prepare_cached("UPDATE tickets SET status = 'escalated', reason = ?2, updated_ms = ?3 WHERE id = ?1 AND status != 'resolved'")?
+                .execute(params![ticket, "an action was interrupted by an engine restart; check it by hand", now as i64],
                 )?;
                 audit(
                     &tx,
@@ -308,10 +305,11 @@ impl Store {
             }
         }
         // A diagnosis in flight when the engine died is simply asked for again.
-        let requeued = tx.execute(
-            "UPDATE tickets SET status = 'open', updated_ms = ?1 WHERE status = 'diagnosing'",
-            params![now as i64],
-        )?;
+        let requeued = tx
+            .prepare_cached(
+                "UPDATE tickets SET status = 'open', updated_ms = ?1 WHERE status = 'diagnosing'",
+            )?
+            .execute(params![now as i64])?;
         if requeued > 0 {
             audit(
                 &tx,
@@ -396,17 +394,18 @@ impl Store {
     pub fn data_version(&self) -> Result<i64> {
         Ok(self
             .conn
-            .pragma_query_value(None, "data_version", |r| r.get(0))?)
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?)
     }
 
     /// Runs `reads` in one read transaction: every query sees the same moment of the
     /// database (another process's write lands before or after all of them), and the file is
     /// locked once rather than per query.
     pub fn snapshot<T>(&mut self, reads: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
-        self.conn.execute_batch("BEGIN DEFERRED")?;
+        self.conn.prepare_cached("BEGIN DEFERRED")?.execute([])?;
         let result = reads(self);
         // A read transaction has nothing to keep: ending it either way only releases the lock.
-        let ended = self.conn.execute_batch("COMMIT");
+        let ended = self.conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([]));
         let value = result?;
         ended?;
         Ok(value)
@@ -655,9 +654,8 @@ impl Store {
     /// The action catalog of the engine that last ran on this database, for the command
     /// line's `actions propose` (which has no subject of its own to ask).
     pub fn record_catalog(&mut self, catalog: &[operator_protocol::ActionSpec]) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO settings (key, value) VALUES ('catalog', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            [serde_json::to_string(catalog)?],
+        self.conn.prepare_cached("INSERT INTO settings (key, value) VALUES ('catalog', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value")?
+                .execute([serde_json::to_string(catalog)?],
         )?;
         Ok(())
     }
@@ -699,16 +697,16 @@ impl Store {
     /// Marks this database as watched by a read-only engine (this process) until
     /// `clear_read_only_engine`; the command line refuses to act against it meanwhile.
     pub fn mark_read_only_engine(&mut self) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO settings (key, value) VALUES ('read_only_pid', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            [std::process::id().to_string()],
+        self.conn.prepare_cached("INSERT INTO settings (key, value) VALUES ('read_only_pid', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value")?
+                .execute([std::process::id().to_string()],
         )?;
         Ok(())
     }
 
     pub fn clear_read_only_engine(&mut self) -> Result<()> {
         self.conn
-            .execute("DELETE FROM settings WHERE key = 'read_only_pid'", [])?;
+            .prepare_cached("DELETE FROM settings WHERE key = 'read_only_pid'")?
+            .execute([])?;
         Ok(())
     }
 
@@ -788,9 +786,8 @@ impl Store {
         now: Millis,
     ) -> Result<()> {
         let tx = self.conn.transaction()?;
-        tx.execute(
-            "INSERT INTO residue (subject, kind, key, description, action_id, left_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![subject, residue.kind, residue.key, residue.description, action.map(|a| a.0), now as i64],
+        tx.prepare_cached("INSERT INTO residue (subject, kind, key, description, action_id, left_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+                .execute(params![subject, residue.kind, residue.key, residue.description, action.map(|a| a.0), now as i64],
         )?;
         let ticket: Option<i64> = match action {
             Some(a) => tx
@@ -820,9 +817,8 @@ impl Store {
         residue: &operator_protocol::Residue,
         now: Millis,
     ) -> Result<()> {
-        self.conn.execute(
-            "UPDATE residue SET removed_ms = ?4 WHERE subject = ?1 AND kind = ?2 AND key = ?3 AND removed_ms IS NULL",
-            params![subject, residue.kind, residue.key, now as i64],
+        self.conn.prepare_cached("UPDATE residue SET removed_ms = ?4 WHERE subject = ?1 AND kind = ?2 AND key = ?3 AND removed_ms IS NULL")?
+                .execute(params![subject, residue.kind, residue.key, now as i64],
         )?;
         Ok(())
     }
@@ -1025,13 +1021,14 @@ mod tests {
         s.insert_action(&new_action(Some(id), "restart_node"), Cause::Brain, 3)
             .unwrap();
         s.conn
-            .execute("UPDATE actions SET status = 'completed'", [])
+            .prepare_cached("UPDATE actions SET status = 'completed'")?
+            .execute([])
             .unwrap();
         s.conn
-            .execute(
+            .prepare_cached(
                 "UPDATE tickets SET status = 'resolved', reason = 'verified', resolved_ms = 4",
-                [],
-            )
+            )?
+            .execute([])
             .unwrap();
         let fixes = s.recent_fixes("sub", "cluster-a", 0).unwrap();
         assert_eq!(fixes.len(), 1);
@@ -1040,10 +1037,10 @@ mod tests {
         // A problem that cleared by itself is history of the same kind.
         assert!(s.recent_clears("sub", "cluster-a", 0).unwrap().is_empty());
         s.conn
-            .execute(
+            .prepare_cached(
                 "UPDATE tickets SET reason = 'cleared without an action: node_down held'",
-                [],
-            )
+            )?
+            .execute([])
             .unwrap();
         assert_eq!(
             s.recent_clears("sub", "cluster-a", 0).unwrap(),
@@ -1072,10 +1069,8 @@ mod tests {
         };
         assert_eq!(s.recent_chaos("sub", 0).unwrap().len(), 1);
         s.conn
-            .execute(
-                "UPDATE tickets SET status = 'resolved' WHERE id = ?1",
-                [id.0],
-            )
+            .prepare_cached("UPDATE tickets SET status = 'resolved' WHERE id = ?1")?
+            .execute([id.0])
             .unwrap();
         assert!(s.recent_chaos("sub", 0).unwrap().is_empty());
     }
@@ -1120,8 +1115,18 @@ mod tests {
         let (_d, mut s) = store();
         s.record_violation("sub", &violation("n1"), 1, None)
             .unwrap();
-        assert!(s.conn.execute("UPDATE audit SET detail = 'x'", []).is_err());
-        assert!(s.conn.execute("DELETE FROM audit", []).is_err());
+        assert!(
+            s.conn
+                .prepare_cached("UPDATE audit SET detail = 'x'")?
+                .execute([])
+                .is_err()
+        );
+        assert!(
+            s.conn
+                .prepare_cached("DELETE FROM audit")?
+                .execute([])
+                .is_err()
+        );
         assert_eq!(s.audit_log(None, 10).unwrap().len(), 1);
     }
 

@@ -177,17 +177,16 @@ fn apply_one(tx: &Transaction, write: &Write, now: Millis, applied: &mut Applied
             applied.tickets.insert(id);
         }
         Write::Recur { ticket, violation } => {
-            tx.execute(
-                "UPDATE tickets SET occurrences = occurrences + 1, clean_checks = 0, message = ?2, evidence = ?3, updated_ms = ?4 WHERE id = ?1",
-                params![ticket.0, violation.message, json_text(&violation.evidence), now as i64],
+            tx.prepare_cached("UPDATE tickets SET occurrences = occurrences + 1, clean_checks = 0, message = ?2, evidence = ?3, updated_ms = ?4 WHERE id = ?1")?
+                .execute(params![ticket.0, violation.message, json_text(&violation.evidence), now as i64],
             )?;
             applied.tickets.insert(*ticket);
         }
         Write::CleanCheck(ticket) => {
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE tickets SET clean_checks = clean_checks + 1, updated_ms = ?2 WHERE id = ?1",
-                params![ticket.0, now as i64],
-            )?;
+            )?
+            .execute(params![ticket.0, now as i64])?;
         }
         Write::TicketStatus {
             ticket,
@@ -205,9 +204,8 @@ fn apply_one(tx: &Transaction, write: &Write, now: Millis, applied: &mut Applied
             reasoning,
             refusal,
         } => {
-            tx.execute(
-                "INSERT INTO diagnoses (ticket_id, brain, body, accepted, refusal, reasoning, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![ticket.0, brain, json_text(body), refusal.is_none(), refusal, reasoning, now as i64],
+            tx.prepare_cached("INSERT INTO diagnoses (ticket_id, brain, body, accepted, refusal, reasoning, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+                .execute(params![ticket.0, brain, json_text(body), refusal.is_none(), refusal, reasoning, now as i64],
             )?;
             let (event, detail) = match refusal {
                 None => ("diagnosis_accepted", format!("from {brain}")),
@@ -308,10 +306,9 @@ fn open_ticket(
     chaos: Option<&ChaosRecord>,
     now: Millis,
 ) -> Result<TicketId> {
-    tx.execute(
-        "INSERT INTO tickets (subject, invariant, target, severity, status, message, evidence, chaos_name, chaos_root_cause, fault_injected_ms, first_seen_ms, opened_ms, updated_ms, cluster)
-         VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?10, ?11)",
-        params![
+    tx.prepare_cached("INSERT INTO tickets (subject, invariant, target, severity, status, message, evidence, chaos_name, chaos_root_cause, fault_injected_ms, first_seen_ms, opened_ms, updated_ms, cluster)
+         VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?10, ?11)")?
+                .execute(params![
             subject,
             violation.invariant,
             violation.target,
@@ -352,10 +349,8 @@ fn link_incident(
         IncidentLink::SymptomOf(cause) => *cause,
         IncidentLink::Cause { .. } => id,
     };
-    tx.execute(
-        "UPDATE tickets SET incident_id = ?2 WHERE id = ?1",
-        params![id.0, cause.0],
-    )?;
+    tx.prepare_cached("UPDATE tickets SET incident_id = ?2 WHERE id = ?1")?
+        .execute(params![id.0, cause.0])?;
     if cause != id {
         audit(
             tx,
@@ -378,10 +373,8 @@ fn link_incident(
             .query_map([incident.0], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         for member in members {
-            tx.execute(
-                "UPDATE tickets SET incident_id = ?2 WHERE id = ?1",
-                params![member, id.0],
-            )?;
+            tx.prepare_cached("UPDATE tickets SET incident_id = ?2 WHERE id = ?1")?
+                .execute(params![member, id.0])?;
             audit(
                 tx,
                 now,
@@ -440,10 +433,9 @@ fn ticket_status(
 }
 
 fn insert_action(tx: &Transaction, new: &NewAction, cause: Cause, now: Millis) -> Result<ActionId> {
-    tx.execute(
-        "INSERT INTO actions (ticket_id, name, params, rationale, risk, status, max_attempts, depends_on, not_before_ms, created_ms, updated_ms, confidence, destroys, irreversible, undoes)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'proposed', ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13)",
-        params![
+    tx.prepare_cached("INSERT INTO actions (ticket_id, name, params, rationale, risk, status, max_attempts, depends_on, not_before_ms, created_ms, updated_ms, confidence, destroys, irreversible, undoes)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'proposed', ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13)")?
+                .execute(params![
             new.ticket_id.map(|t| t.0),
             new.name,
             json_text(&new.params),
@@ -460,9 +452,8 @@ fn insert_action(tx: &Transaction, new: &NewAction, cause: Cause, now: Millis) -
         ],
     )?;
     let id = ActionId(tx.last_insert_rowid());
-    tx.execute(
-        "INSERT INTO action_events (action_id, at_ms, from_status, to_status, detail) VALUES (?1, ?2, NULL, 'proposed', ?3)",
-        params![id.0, now as i64, new.rationale],
+    tx.prepare_cached("INSERT INTO action_events (action_id, at_ms, from_status, to_status, detail) VALUES (?1, ?2, NULL, 'proposed', ?3)")?
+                .execute(params![id.0, now as i64, new.rationale],
     )?;
     audit(
         tx,
@@ -492,8 +483,9 @@ fn transition_action(
     now: Millis,
     update: &ActionUpdate,
 ) -> Result<bool> {
-    let changed = tx.execute(
-        "UPDATE actions SET status = ?3, updated_ms = ?4,
+    let changed = tx
+        .prepare_cached(
+            "UPDATE actions SET status = ?3, updated_ms = ?4,
             attempts = attempts + ?5,
             not_before_ms = CASE WHEN ?6 THEN ?7 ELSE not_before_ms END,
             error = COALESCE(?8, error),
@@ -501,7 +493,8 @@ fn transition_action(
             undo = COALESCE(?10, undo),
             irreversible = COALESCE(?11, irreversible)
          WHERE id = ?1 AND status = ?2",
-        params![
+        )?
+        .execute(params![
             id.0,
             from.as_str(),
             to.as_str(),
@@ -513,17 +506,15 @@ fn transition_action(
             update.outcome,
             update.undo.as_ref().map(json_text),
             update.irreversible,
-        ],
-    )?;
+        ])?;
     if changed == 0 {
         return Ok(false);
     }
     let ticket: Option<i64> = tx
         .prepare_cached("SELECT ticket_id FROM actions WHERE id = ?1")?
         .query_row([id.0], |r| r.get(0))?;
-    tx.execute(
-        "INSERT INTO action_events (action_id, at_ms, from_status, to_status, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![id.0, now as i64, from.as_str(), to.as_str(), detail],
+    tx.prepare_cached("INSERT INTO action_events (action_id, at_ms, from_status, to_status, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?
+                .execute(params![id.0, now as i64, from.as_str(), to.as_str(), detail],
     )?;
     let event = if from == to {
         "action_retry_scheduled".to_string()
@@ -550,9 +541,8 @@ fn action_waiting(
     cause: Cause,
     now: Millis,
 ) -> Result<bool> {
-    let changed = tx.execute(
-        "UPDATE actions SET waiting = ?2, updated_ms = ?3 WHERE id = ?1 AND status = 'validated' AND waiting IS NOT ?2",
-        params![id.0, reason, now as i64],
+    let changed = tx.prepare_cached("UPDATE actions SET waiting = ?2, updated_ms = ?3 WHERE id = ?1 AND status = 'validated' AND waiting IS NOT ?2")?
+                .execute(params![id.0, reason, now as i64],
     )?;
     if changed == 0 {
         return Ok(false);
@@ -561,9 +551,8 @@ fn action_waiting(
         .prepare_cached("SELECT ticket_id FROM actions WHERE id = ?1")?
         .query_row([id.0], |r| r.get(0))?;
     let detail = reason.unwrap_or("no longer waiting for a human");
-    tx.execute(
-        "INSERT INTO action_events (action_id, at_ms, from_status, to_status, detail) VALUES (?1, ?2, 'validated', 'validated', ?3)",
-        params![id.0, now as i64, detail],
+    tx.prepare_cached("INSERT INTO action_events (action_id, at_ms, from_status, to_status, detail) VALUES (?1, ?2, 'validated', 'validated', ?3)")?
+                .execute(params![id.0, now as i64, detail],
     )?;
     audit(
         tx,
@@ -634,10 +623,8 @@ fn propose_undo(
         undoes: Some(of),
     };
     let id = insert_action(tx, &new, cause, now)?;
-    tx.execute(
-        "UPDATE actions SET approval = 'approved' WHERE id = ?1",
-        [id.0],
-    )?;
+    tx.prepare_cached("UPDATE actions SET approval = 'approved' WHERE id = ?1")?
+        .execute([id.0])?;
     audit(
         tx,
         now,
@@ -718,10 +705,10 @@ fn pick(
         }
     }
     let id = insert_action(tx, action, cause, now)?;
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE actions SET approval = 'approved', premises_overridden = ?2 WHERE id = ?1",
-        params![id.0, override_for.is_some()],
-    )?;
+    )?
+    .execute(params![id.0, override_for.is_some()])?;
     tx.execute(
         // A new plan is verified on its own clock.
         "UPDATE tickets SET plan_start = ?2, verifying_since_ms = NULL, action_done_ms = NULL WHERE id = ?1",
@@ -787,10 +774,8 @@ fn set_approval(
             action.status
         )));
     }
-    tx.execute(
-        "UPDATE actions SET approval = ?2, updated_ms = ?3 WHERE id = ?1",
-        params![id.0, approval.as_str(), now as i64],
-    )?;
+    tx.prepare_cached("UPDATE actions SET approval = ?2, updated_ms = ?3 WHERE id = ?1")?
+        .execute(params![id.0, approval.as_str(), now as i64])?;
     audit(
         tx,
         now,
@@ -809,23 +794,22 @@ fn record_chaos(
     record: &ChaosRecord,
     summary: &str,
 ) -> Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE tickets SET chaos_name = ?1, chaos_root_cause = ?2, fault_injected_ms = ?3
          WHERE subject = ?4 AND invariant = ?5 AND chaos_name IS NULL AND opened_ms >= ?3
            AND (target = ?6 OR instr(evidence, ?7) > 0)",
-        params![
-            record.name,
-            record.root_cause,
-            record.at_ms as i64,
-            subject,
-            record.expected_invariant,
-            record.target,
-            serde_json::Value::String(record.target.clone()).to_string(),
-        ],
-    )?;
-    tx.execute(
-        "INSERT INTO chaos_injections (at_ms, subject, name, target, root_cause, expected_invariant, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![record.at_ms as i64, subject, record.name, record.target, record.root_cause, record.expected_invariant, summary],
+    )?
+    .execute(params![
+        record.name,
+        record.root_cause,
+        record.at_ms as i64,
+        subject,
+        record.expected_invariant,
+        record.target,
+        serde_json::Value::String(record.target.clone()).to_string(),
+    ])?;
+    tx.prepare_cached("INSERT INTO chaos_injections (at_ms, subject, name, target, root_cause, expected_invariant, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+                .execute(params![record.at_ms as i64, subject, record.name, record.target, record.root_cause, record.expected_invariant, summary],
     )?;
     audit(
         tx,
@@ -840,9 +824,8 @@ fn record_chaos(
 }
 
 fn set_setting(tx: &Transaction, key: &str, value: &str, cause: Cause, now: Millis) -> Result<()> {
-    tx.execute(
-        "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        params![key, value],
+    tx.prepare_cached("INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")?
+                .execute(params![key, value],
     )?;
     audit(tx, now, cause, None, None, &format!("{key}_set"), value)?;
     Ok(())
