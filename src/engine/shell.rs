@@ -369,10 +369,10 @@ impl Shell {
     }
 
     /// One input: what it means, then the idempotent parts until they settle.
-    async fn step(&mut self, input: Input) -> Result<()> {
+    async fn step(&mut self, mut input: Input) -> Result<()> {
         let now = self.clock.now_ms();
         self.wake_at = None;
-        self.note_result(&input, now);
+        self.note_result(&mut input, now);
         if matches!(input, Input::Tick) {
             // Another process (the CLI) may have changed settings, approved an action or
             // resolved a ticket: the front ends hear of it within this tick.
@@ -391,15 +391,17 @@ impl Shell {
     }
 
     /// The shell's own bookkeeping of work that came back, before anything is decided on it.
-    fn note_result(&mut self, input: &Input, now: Millis) {
+    /// An observation moves into the state (the decisions read its violations only).
+    fn note_result(&mut self, input: &mut Input, now: Millis) {
         match input {
             Input::Observed(result) => {
                 self.observing = false;
                 self.state.target_nodes = self.target.nodes();
                 if let Ok((observation, violations)) = result {
-                    self.state.saw_processes(observation, now);
-                    self.state.last_observation = Some(observation.clone());
-                    let trouble = self.subject.trouble(observation, violations);
+                    let observation = std::mem::replace(observation, Observation::empty());
+                    self.state.saw_processes(&observation, now);
+                    let trouble = self.subject.trouble(&observation, violations);
+                    self.state.last_observation = Some(observation);
                     self.state.trouble.push_back((now, trouble));
                     while self.state.trouble.len() > TROUBLE_HISTORY {
                         self.state.trouble.pop_front();
@@ -812,9 +814,9 @@ impl Shell {
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         while !self.state.running.is_empty() {
             match tokio::time::timeout_at(deadline, results.recv()).await {
-                Ok(Some(input @ Input::ActionFinished { .. })) => {
+                Ok(Some(mut input @ Input::ActionFinished { .. })) => {
                     let now = self.clock.now_ms();
-                    self.note_result(&input, now);
+                    self.note_result(&mut input, now);
                     let effects = decide(&self.state, input, now, 0.0);
                     self.perform(effects, now).await?;
                 }

@@ -54,6 +54,18 @@ pub struct Observation {
     pub facts: serde_json::Value,
 }
 
+impl Observation {
+    /// Nothing seen: what is left where an observation was moved out.
+    pub fn empty() -> Self {
+        Self {
+            at_ms: 0,
+            nodes: Vec::new(),
+            workload: None,
+            facts: serde_json::Value::Null,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {

@@ -23,6 +23,7 @@ pub use cluster::Endpoints;
 use facts::Facts;
 use invariants::Thresholds;
 use observe::Observer;
+use serde::Deserialize;
 
 pub const NAME: &str = "ratelimiter";
 
@@ -158,7 +159,7 @@ impl Subject for RateLimiterSubject {
     fn observe(&self) -> BoxFuture<'_, ContractResult<Observation>> {
         Box::pin(async move {
             let observation = self.observer.observe(unix_now_ms()).await;
-            if let Ok(facts) = serde_json::from_value::<Facts>(observation.facts.clone()) {
+            if let Ok(facts) = Facts::deserialize(&observation.facts) {
                 self.last.set(facts);
             }
             Ok(observation)
@@ -224,7 +225,7 @@ pub fn check(observation: &Observation) -> Vec<Violation> {
 }
 
 fn check_with(observation: &Observation, thresholds: &Thresholds) -> Vec<Violation> {
-    match serde_json::from_value::<Facts>(observation.facts.clone()) {
+    match Facts::deserialize(&observation.facts) {
         Ok(facts) => invariants::all(&facts, thresholds),
         Err(e) => vec![Violation::unreadable_facts(NAME, e)],
     }

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use operator_protocol::*;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::actions;
@@ -223,7 +224,7 @@ impl Subject for TikvSubject {
     }
 
     fn check(&self, observation: &Observation) -> Vec<Violation> {
-        match serde_json::from_value::<Facts>(observation.facts.clone()) {
+        match Facts::deserialize(&observation.facts) {
             Ok(facts) => invariants::all(&facts, &self.thresholds),
             Err(e) => vec![Violation::unreadable_facts(NAME, e)],
         }
