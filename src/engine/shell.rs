@@ -921,8 +921,11 @@ async fn clean_up(subject: Arc<dyn Subject>, rows: Vec<OpenResidue>, why: String
 /// What the deployment target knows of each node (process or container state, restarts) joins
 /// the node's facts, so the screen shows it next to what the subject observed.
 async fn add_target_facts(observation: &mut Observation, target: &dyn DeploymentTarget) {
-    for node in &mut observation.nodes {
-        let Ok(described) = target.describe(&node.id).await else {
+    let ids: Vec<operator_protocol::NodeId> =
+        observation.nodes.iter().map(|n| n.id.clone()).collect();
+    let described = target.describe_all(&ids).await;
+    for (node, described) in observation.nodes.iter_mut().zip(described) {
+        let Ok(described) = described else {
             continue;
         };
         if let Some(state) = described["container_status"]

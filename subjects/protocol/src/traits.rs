@@ -198,6 +198,20 @@ pub trait DeploymentTarget: Send + Sync {
     /// "exited"), pid, restarts. Evidence for brains, like `docker ps`.
     fn describe<'a>(&'a self, node: &'a NodeId)
     -> BoxFuture<'a, ContractResult<serde_json::Value>>;
+    /// `describe` for each of `nodes`, in their order: every observation reads them all, and
+    /// a target that can answer for all at once (one request, one listing) overrides this.
+    fn describe_all<'a>(
+        &'a self,
+        nodes: &'a [NodeId],
+    ) -> BoxFuture<'a, Vec<ContractResult<serde_json::Value>>> {
+        Box::pin(async move {
+            let mut described = Vec::with_capacity(nodes.len());
+            for node in nodes {
+                described.push(self.describe(node).await);
+            }
+            described
+        })
+    }
 }
 
 /// The read-only tools a brain may call while diagnosing.

@@ -91,6 +91,24 @@ impl Default for SimConfig {
     }
 }
 
+/// Each store's leaders and region peers, and how many regions have a leader.
+#[derive(Debug, Default)]
+pub struct Load {
+    leaders: BTreeMap<u64, u64>,
+    peers: BTreeMap<u64, u64>,
+    served: usize,
+}
+
+impl Load {
+    pub fn leaders_on(&self, store: u64) -> u64 {
+        self.leaders.get(&store).copied().unwrap_or(0)
+    }
+
+    pub fn peers_on(&self, store: u64) -> u64 {
+        self.peers.get(&store).copied().unwrap_or(0)
+    }
+}
+
 /// PD's `state_name` of a store, as the simulator computes it (the names PD serves).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum StoreState {
@@ -585,10 +603,10 @@ impl Cluster {
 
     /// What PD says a store leads: the live count for a heartbeating store, and the count of
     /// its last heartbeat for a silent one (PD keeps a dead store's stats until it is Down).
-    pub fn reported_leader_count(&self, store: u64) -> u64 {
+    pub fn reported_leader_count(&self, store: u64, load: &Load) -> u64 {
         match self.stores.get(&store) {
             Some(s) if !s.alive => s.reported_leaders,
-            _ => self.leader_count(store),
+            _ => load.leaders_on(store),
         }
     }
 
@@ -752,19 +770,35 @@ impl Cluster {
             .count() as u64
     }
 
-    fn served_regions(&self) -> usize {
-        self.regions.iter().filter(|r| r.leader.is_some()).count()
+    /// Each store's leaders and peers and the regions served, in one pass over the regions:
+    /// what a tick or a scrape reads of every store (counted store by store, it was most of
+    /// the simulation's own time).
+    pub fn load(&self) -> Load {
+        let mut load = Load::default();
+        for region in &self.regions {
+            for (_, store) in &region.peers {
+                *load.peers.entry(*store).or_default() += 1;
+            }
+            if let Some(leader) = self.leader_store(region) {
+                *load.leaders.entry(leader).or_default() += 1;
+                load.served += 1;
+            }
+        }
+        load
     }
 
     /// Requests per second served: regions without a leader serve nothing.
     pub fn qps(&self) -> f64 {
-        let served = self.served_regions() as f64;
+        self.qps_under(&self.load())
+    }
+
+    fn qps_under(&self, load: &Load) -> f64 {
         let slow_penalty = if self.stores.values().any(|s| s.slow && s.alive) {
             0.8
         } else {
             1.0
         };
-        self.config.base_qps * served / self.regions.len().max(1) as f64 * slow_penalty
+        self.config.base_qps * load.served as f64 / self.regions.len().max(1) as f64 * slow_penalty
     }
 
     /// Moves `region`'s leader to a live peer on `to_store`; false when it cannot.
@@ -816,16 +850,22 @@ impl Cluster {
 
     /// Store `id`'s counters `elapsed_s` after `from`, at the cluster's current rates: it
     /// serves the regions it leads and appends for every replica it holds.
-    fn advanced(&self, id: u64, from: &StoreCounters, elapsed_s: f64) -> StoreCounters {
+    fn advanced(
+        &self,
+        id: u64,
+        from: &StoreCounters,
+        elapsed_s: f64,
+        load: &Load,
+    ) -> StoreCounters {
         let mut counters = from.clone();
         let Some(store) = self.stores.get(&id).filter(|s| s.alive) else {
             return counters;
         };
         // Each region takes an equal share of the cluster's requests, served by its leader;
         // a region without a leader serves nothing (so the stores' sum is `qps()`).
-        let per_region = self.qps() / self.served_regions().max(1) as f64;
-        counters.commands += per_region * self.leader_count(id) as f64 * elapsed_s;
-        let appends = per_region * WRITE_SHARE * self.region_count(id) as f64 * elapsed_s;
+        let per_region = self.qps_under(load) / load.served.max(1) as f64;
+        counters.commands += per_region * load.leaders_on(id) as f64 * elapsed_s;
+        let appends = per_region * WRITE_SHARE * load.peers_on(id) as f64 * elapsed_s;
         if store.slow {
             counters.slow_appends += appends;
         } else {
@@ -837,19 +877,20 @@ impl Cluster {
     /// What store `id`'s counters read at `now_ms`, between ticks: a real process counts
     /// continuously, and a scrape must not see the 100 ms steps of the simulation (rates
     /// between two scrapes 250 ms apart would swing by a fifth).
-    pub fn counters_at(&self, id: u64, now_ms: u64) -> StoreCounters {
+    pub fn counters_at(&self, id: u64, now_ms: u64, load: &Load) -> StoreCounters {
         let since_tick = now_ms.saturating_sub(self.now_ms) as f64 / 1000.0;
         match self.stores.get(&id) {
-            Some(store) => self.advanced(id, &store.counters, since_tick),
+            Some(store) => self.advanced(id, &store.counters, since_tick, load),
             None => StoreCounters::default(),
         }
     }
 
     /// What each live store served and appended since the last tick.
     fn count(&mut self, elapsed_s: f64) {
+        let load = self.load();
         let ids: Vec<u64> = self.stores.keys().copied().collect();
         for id in ids {
-            let counters = self.advanced(id, &self.stores[&id].counters, elapsed_s);
+            let counters = self.advanced(id, &self.stores[&id].counters, elapsed_s, &load);
             if let Some(store) = self.stores.get_mut(&id) {
                 store.counters = counters;
             }
@@ -893,15 +934,11 @@ impl Cluster {
                     .is_some_and(|seen| now_ms.saturating_sub(seen) < EXTERNAL_SILENCE_MS);
             }
         }
-        let leaders: BTreeMap<u64, u64> = self
-            .stores
-            .keys()
-            .map(|id| (*id, self.leader_count(*id)))
-            .collect();
+        let load = self.load();
         for store in self.stores.values_mut() {
             if store.alive {
                 store.last_heartbeat_ms = now_ms;
-                store.reported_leaders = leaders[&store.id];
+                store.reported_leaders = load.leaders_on(store.id);
             }
         }
         // Raft: a region whose leader's store died elects a live peer after the timeout.
@@ -1064,7 +1101,7 @@ mod tests {
         let served = |c: &Cluster, at| -> f64 {
             c.stores
                 .keys()
-                .map(|id| c.counters_at(*id, at).commands)
+                .map(|id| c.counters_at(*id, at, &c.load()).commands)
                 .sum()
         };
         // Between ticks the counters are where a continuous count would be.
@@ -1083,10 +1120,10 @@ mod tests {
             after - before,
             c.qps()
         );
-        let dead = c.counters_at(1, 1_050);
+        let dead = c.counters_at(1, 1_050, &c.load());
         assert_eq!(
             dead,
-            c.counters_at(1, 2_000),
+            c.counters_at(1, 2_000, &c.load()),
             "a dead process counts nothing"
         );
         c.restart_store(1);

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 
-use crate::model::{Cluster, PendingOperator, SimConfig, SimRegion, StoreState};
+use crate::model::{Cluster, Load, PendingOperator, SimConfig, SimRegion, StoreState};
 
 use operator_protocol::TimeSource;
 
@@ -43,7 +43,7 @@ fn lock(state: &Shared) -> std::sync::MutexGuard<'_, Cluster> {
     state.cluster.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn store_json(c: &Cluster, id: u64) -> Value {
+fn store_json(c: &Cluster, id: u64, load: &Load) -> Value {
     let s = &c.stores[&id];
     let mut store = json!({
         "id": id,
@@ -60,14 +60,14 @@ fn store_json(c: &Cluster, id: u64) -> Value {
     if s.offline {
         store["state"] = json!(1);
     }
-    let leaders = c.reported_leader_count(id);
+    let leaders = c.reported_leader_count(id, load);
     let mut status = json!({
         "capacity": "96.73GiB",
         "available": "51.41GiB",
         "leader_count": leaders,
         "leader_weight": 1,
         "leader_score": leaders,
-        "region_count": c.region_count(id),
+        "region_count": load.peers_on(id),
         "region_weight": 1,
         "slow_score": c.slow_score(s),
         "last_heartbeat_ts": "2026-01-01T00:00:00Z",
@@ -181,7 +181,12 @@ fn compact_text(body: String) -> Response {
 
 async fn stores(State(state): State<Shared>) -> Response {
     let c = lock(&state);
-    let all: Vec<Value> = c.stores.keys().map(|id| store_json(&c, *id)).collect();
+    let load = c.load();
+    let all: Vec<Value> = c
+        .stores
+        .keys()
+        .map(|id| store_json(&c, *id, &load))
+        .collect();
     indented(
         StatusCode::OK,
         &json!({ "count": all.len(), "stores": all }),
@@ -202,7 +207,7 @@ async fn store(State(state): State<Shared>, Path(id): Path<String>) -> Response 
             &format!("[PD:core:ErrStoreNotFound]store {id} not found"),
         );
     }
-    indented(StatusCode::OK, &store_json(&c, id))
+    indented(StatusCode::OK, &store_json(&c, id, &c.load()))
 }
 
 async fn delete_store(State(state): State<Shared>, Path(id): Path<u64>) -> Response {
@@ -686,22 +691,37 @@ async fn control(
 /// or exited with its status (0 after SIGTERM: stopped deliberately).
 async fn process_state(State(state): State<Shared>, Path(node): Path<String>) -> Response {
     let c = lock(&state);
-    let Some(running) = c.is_running(&node) else {
-        return message(StatusCode::NOT_FOUND, &format!("no node {node}"));
-    };
-    let exit = c.exits.get(&node).filter(|_| !running);
-    indented(
-        StatusCode::OK,
-        &json!({
-            "state": match (running, c.is_paused(&node)) {
-                (true, true) => "stopped",
-                (true, false) => "running",
-                (false, _) => "exited",
-            },
-            "exit_code": exit.map(|e| e.code()),
-            "stopped_deliberately": (exit == Some(&crate::model::Exit::Clean)).then_some(true),
-        }),
-    )
+    match process_json(&c, &node) {
+        Some(described) => indented(StatusCode::OK, &described),
+        None => message(StatusCode::NOT_FOUND, &format!("no node {node}")),
+    }
+}
+
+/// `/sim/processes`: every store and PD member by name, as `/sim/process/{node}` says each.
+async fn processes(State(state): State<Shared>) -> Response {
+    let c = lock(&state);
+    let names =
+        c.pd.iter()
+            .map(|p| p.name.clone())
+            .chain(c.stores.keys().map(|id| format!("store-{id}")));
+    let all: serde_json::Map<String, Value> = names
+        .filter_map(|name| Some((name.clone(), process_json(&c, &name)?)))
+        .collect();
+    indented(StatusCode::OK, &all)
+}
+
+fn process_json(c: &Cluster, node: &str) -> Option<Value> {
+    let running = c.is_running(node)?;
+    let exit = c.exits.get(node).filter(|_| !running);
+    Some(json!({
+        "state": match (running, c.is_paused(node)) {
+            (true, true) => "stopped",
+            (true, false) => "running",
+            (false, _) => "exited",
+        },
+        "exit_code": exit.map(|e| e.code()),
+        "stopped_deliberately": (exit == Some(&crate::model::Exit::Clean)).then_some(true),
+    }))
 }
 
 /// `/sim/world`: the whole cluster as the model holds it, for the generated eval's harm
@@ -833,7 +853,8 @@ fn store_metrics_text(state: &Shared, id: u64) -> Response {
     let Some(s) = c.stores.get(&id) else {
         return message(StatusCode::NOT_FOUND, "no such store");
     };
-    let counters = &c.counters_at(id, state.time.now_ms());
+    let load = c.load();
+    let counters = &c.counters_at(id, state.time.now_ms(), &load);
     let leader_missing = c
         .regions
         .iter()
@@ -854,8 +875,8 @@ fn store_metrics_text(state: &Shared, id: u64) -> Response {
          tikv_store_size_bytes{{type=\"capacity\"}} 103865303040\n\
          tikv_store_size_bytes{{type=\"available\"}} 55201177600\n\
          # TYPE tikv_raftstore_append_log_duration_seconds histogram\n",
-        c.region_count(id),
-        c.leader_count(id),
+        load.peers_on(id),
+        load.leaders_on(id),
         c.slow_score(s),
         counters.commands * 0.7,
         counters.commands * 0.3,
@@ -958,6 +979,7 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/sim/{kind}/{id}/{verb}", post(control))
         .route("/sim/log/{node}", get(node_log))
         .route("/sim/process/{node}", get(process_state))
+        .route("/sim/processes", get(processes))
         .route("/sim/world", get(world))
         .route("/sim-store/{id}/heartbeat", post(external_heartbeat))
         .route("/sim-store/{id}/metrics", get(external_store_metrics))

@@ -62,6 +62,19 @@ impl SimTarget {
         }
     }
 
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> ContractResult<T> {
+        let answer = self
+            .transport
+            .send(HttpRequest::get(url))
+            .await
+            .map_err(|e| ContractError::Retryable(format!("the simulator: {e}")))?;
+        if !answer.is_success() {
+            return Err(ContractError::from_status(answer.status, answer.body));
+        }
+        serde_json::from_str(&answer.body)
+            .map_err(|e| ContractError::Permanent(format!("the simulator's {url}: {e}")))
+    }
+
     async fn control(&self, node: &NodeId, verb: &str) -> ContractResult<()> {
         let (kind, id) = address(node)?;
         let url = format!("{}/sim/{kind}/{id}/{verb}", self.url);
@@ -161,19 +174,35 @@ impl DeploymentTarget for SimTarget {
         Box::pin(async move {
             let (kind, _) = address(node)?;
             let url = format!("{}/sim/process/{node}", self.url);
-            let answer = self
-                .transport
-                .send(HttpRequest::get(&url))
-                .await
-                .map_err(|e| ContractError::Retryable(format!("the simulator: {e}")))?;
-            if !answer.is_success() {
-                return Err(ContractError::from_status(answer.status, answer.body));
-            }
-            let mut described: serde_json::Value = serde_json::from_str(&answer.body)
-                .map_err(|e| ContractError::Permanent(format!("the simulator's {url}: {e}")))?;
+            let mut described: serde_json::Value = self.get_json(&url).await?;
             described["simulated"] = json!(true);
             described["kind"] = json!(kind);
             Ok(described)
+        })
+    }
+
+    /// Every process in one request (`/sim/processes`), as a supervisor's listing answers.
+    fn describe_all<'a>(
+        &'a self,
+        nodes: &'a [NodeId],
+    ) -> BoxFuture<'a, Vec<ContractResult<serde_json::Value>>> {
+        Box::pin(async move {
+            let url = format!("{}/sim/processes", self.url);
+            let listed: ContractResult<serde_json::Map<String, serde_json::Value>> =
+                self.get_json(&url).await;
+            nodes
+                .iter()
+                .map(|node| {
+                    let (kind, _) = address(node)?;
+                    let listed = listed.as_ref().map_err(Clone::clone)?;
+                    let mut described = listed.get(&node.0).cloned().ok_or_else(|| {
+                        ContractError::Permanent(format!("the simulator lists no {node}"))
+                    })?;
+                    described["simulated"] = json!(true);
+                    described["kind"] = json!(kind);
+                    Ok(described)
+                })
+                .collect()
         })
     }
 }
