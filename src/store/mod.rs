@@ -405,7 +405,10 @@ impl Store {
         self.conn.prepare_cached("BEGIN DEFERRED")?.execute([])?;
         let result = reads(self);
         // A read transaction has nothing to keep: ending it either way only releases the lock.
-        let ended = self.conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([]));
+        let ended = self
+            .conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut s| s.execute([]));
         let value = result?;
         ended?;
         Ok(value)

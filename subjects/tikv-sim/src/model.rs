@@ -94,18 +94,44 @@ impl Default for SimConfig {
 /// Each store's leaders and region peers, and how many regions have a leader.
 #[derive(Debug, Default)]
 pub struct Load {
-    leaders: BTreeMap<u64, u64>,
-    peers: BTreeMap<u64, u64>,
+    /// By store, in the order first met: a cluster has a handful of stores, and a short list
+    /// searched in place is faster to count into than a map.
+    stores: Vec<StoreLoad>,
     served: usize,
 }
 
+#[derive(Debug, Default)]
+struct StoreLoad {
+    id: u64,
+    leaders: u64,
+    peers: u64,
+}
+
 impl Load {
+    fn of(&mut self, store: u64) -> &mut StoreLoad {
+        let at = match self.stores.iter().position(|s| s.id == store) {
+            Some(at) => at,
+            None => {
+                self.stores.push(StoreLoad {
+                    id: store,
+                    ..StoreLoad::default()
+                });
+                self.stores.len() - 1
+            }
+        };
+        &mut self.stores[at]
+    }
+
+    fn get(&self, store: u64) -> Option<&StoreLoad> {
+        self.stores.iter().find(|s| s.id == store)
+    }
+
     pub fn leaders_on(&self, store: u64) -> u64 {
-        self.leaders.get(&store).copied().unwrap_or(0)
+        self.get(store).map_or(0, |s| s.leaders)
     }
 
     pub fn peers_on(&self, store: u64) -> u64 {
-        self.peers.get(&store).copied().unwrap_or(0)
+        self.get(store).map_or(0, |s| s.peers)
     }
 }
 
@@ -777,10 +803,10 @@ impl Cluster {
         let mut load = Load::default();
         for region in &self.regions {
             for (_, store) in &region.peers {
-                *load.peers.entry(*store).or_default() += 1;
+                load.of(*store).peers += 1;
             }
             if let Some(leader) = self.leader_store(region) {
-                *load.leaders.entry(leader).or_default() += 1;
+                load.of(leader).leaders += 1;
                 load.served += 1;
             }
         }
@@ -886,11 +912,10 @@ impl Cluster {
     }
 
     /// What each live store served and appended since the last tick.
-    fn count(&mut self, elapsed_s: f64) {
-        let load = self.load();
+    fn count(&mut self, elapsed_s: f64, load: &Load) {
         let ids: Vec<u64> = self.stores.keys().copied().collect();
         for id in ids {
-            let counters = self.advanced(id, &self.stores[&id].counters, elapsed_s, &load);
+            let counters = self.advanced(id, &self.stores[&id].counters, elapsed_s, load);
             if let Some(store) = self.stores.get_mut(&id) {
                 store.counters = counters;
             }
@@ -925,7 +950,9 @@ impl Cluster {
     }
 
     pub fn tick(&mut self, now_ms: u64) {
-        self.count(now_ms.saturating_sub(self.now_ms) as f64 / 1000.0);
+        // Nothing below moves a leader before the heartbeats read them.
+        let load = self.load();
+        self.count(now_ms.saturating_sub(self.now_ms) as f64 / 1000.0, &load);
         self.now_ms = now_ms;
         if self.config.external_stores {
             for store in self.stores.values_mut() {
@@ -934,7 +961,6 @@ impl Cluster {
                     .is_some_and(|seen| now_ms.saturating_sub(seen) < EXTERNAL_SILENCE_MS);
             }
         }
-        let load = self.load();
         for store in self.stores.values_mut() {
             if store.alive {
                 store.last_heartbeat_ms = now_ms;
