@@ -1024,14 +1024,13 @@ mod tests {
         s.insert_action(&new_action(Some(id), "restart_node"), Cause::Brain, 3)
             .unwrap();
         s.conn
-            .prepare_cached("UPDATE actions SET status = 'completed'")?
-            .execute([])
+            .execute("UPDATE actions SET status = 'completed'", [])
             .unwrap();
         s.conn
-            .prepare_cached(
+            .execute(
                 "UPDATE tickets SET status = 'resolved', reason = 'verified', resolved_ms = 4",
-            )?
-            .execute([])
+                [],
+            )
             .unwrap();
         let fixes = s.recent_fixes("sub", "cluster-a", 0).unwrap();
         assert_eq!(fixes.len(), 1);
@@ -1040,10 +1039,10 @@ mod tests {
         // A problem that cleared by itself is history of the same kind.
         assert!(s.recent_clears("sub", "cluster-a", 0).unwrap().is_empty());
         s.conn
-            .prepare_cached(
+            .execute(
                 "UPDATE tickets SET reason = 'cleared without an action: node_down held'",
-            )?
-            .execute([])
+                [],
+            )
             .unwrap();
         assert_eq!(
             s.recent_clears("sub", "cluster-a", 0).unwrap(),
@@ -1072,8 +1071,10 @@ mod tests {
         };
         assert_eq!(s.recent_chaos("sub", 0).unwrap().len(), 1);
         s.conn
-            .prepare_cached("UPDATE tickets SET status = 'resolved' WHERE id = ?1")?
-            .execute([id.0])
+            .execute(
+                "UPDATE tickets SET status = 'resolved' WHERE id = ?1",
+                [id.0],
+            )
             .unwrap();
         assert!(s.recent_chaos("sub", 0).unwrap().is_empty());
     }
@@ -1118,18 +1119,8 @@ mod tests {
         let (_d, mut s) = store();
         s.record_violation("sub", &violation("n1"), 1, None)
             .unwrap();
-        assert!(
-            s.conn
-                .prepare_cached("UPDATE audit SET detail = 'x'")?
-                .execute([])
-                .is_err()
-        );
-        assert!(
-            s.conn
-                .prepare_cached("DELETE FROM audit")?
-                .execute([])
-                .is_err()
-        );
+        assert!(s.conn.execute("UPDATE audit SET detail = 'x'", []).is_err());
+        assert!(s.conn.execute("DELETE FROM audit", []).is_err());
         assert_eq!(s.audit_log(None, 10).unwrap().len(), 1);
     }
 
