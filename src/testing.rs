@@ -361,6 +361,10 @@ impl Brain for ScriptedBrain {
     fn name(&self) -> String {
         "scripted".into()
     }
+    /// A test states the confidence it means; `RefereedBrain` is the one that is checked.
+    fn measures_its_confidence(&self) -> bool {
+        true
+    }
     fn diagnose<'a>(
         &'a self,
         context: &'a DiagnosisContext,
@@ -406,6 +410,9 @@ pub struct DelayedBrain(pub Duration, pub ScriptedBrain);
 impl Brain for DelayedBrain {
     fn name(&self) -> String {
         "delayed".into()
+    }
+    fn measures_its_confidence(&self) -> bool {
+        self.1.measures_its_confidence()
     }
     fn diagnose<'a>(
         &'a self,

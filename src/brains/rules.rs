@@ -72,6 +72,10 @@ impl Brain for RulesBrain {
         "rules".into()
     }
 
+    fn measures_its_confidence(&self) -> bool {
+        true
+    }
+
     fn diagnose<'a>(
         &'a self,
         context: &'a DiagnosisContext,

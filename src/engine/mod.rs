@@ -10,6 +10,7 @@ pub mod backoff;
 mod commands;
 mod config;
 mod decide;
+mod earned;
 mod effect;
 mod executor;
 pub mod general_actions;

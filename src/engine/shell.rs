@@ -680,12 +680,14 @@ impl Shell {
         let results = self.results.clone();
         let timeout = self.state.config.brain_timeout;
         self.tasks.spawn(async move {
-            let result = match tokio::time::timeout(
-                timeout,
-                brain.diagnose(&context, &tools, &sink),
-            )
-            .await
-            {
+            let refereed = async {
+                let mut diagnosis = brain.diagnose(&context, &tools, &sink).await?;
+                if !brain.measures_its_confidence() {
+                    referee(&mut diagnosis, &context, &tools, &sink).await;
+                }
+                Ok::<_, operator_protocol::ContractError>(diagnosis)
+            };
+            let result = match tokio::time::timeout(timeout, refereed).await {
                 Ok(Ok(diagnosis)) => Ok(diagnosis),
                 Ok(Err(error)) => Err(format!("the brain failed: {error}")),
                 Err(_) => Err(format!(
@@ -916,6 +918,36 @@ async fn clean_up(subject: Arc<dyn Subject>, rows: Vec<OpenResidue>, why: String
         });
     }
     writes
+}
+
+/// Caps a brain's claimed confidence by what the rules brain's reading of the same ticket
+/// finds for the cause it named (`earned`), and says so in the ticket's reasoning.
+async fn referee(
+    diagnosis: &mut operator_protocol::Diagnosis,
+    context: &operator_protocol::DiagnosisContext,
+    tools: &SubjectTools,
+    sink: &EventSink,
+) {
+    // The referee's own reasoning is not the ticket's: only its verdict is shown.
+    struct Unheard;
+    impl operator_protocol::ReasoningSink for Unheard {
+        fn emit(&self, _: operator_protocol::ReasoningEvent) {}
+    }
+    let reading = crate::brains::rules::RulesBrain
+        .diagnose(context, tools, &Unheard)
+        .await
+        .map_err(|e| e.to_string());
+    let (confidence, why) =
+        super::earned::earned(diagnosis, reading.as_ref().map_err(String::as_str));
+    if let Some(why) = why {
+        operator_protocol::ReasoningSink::emit(
+            sink,
+            operator_protocol::ReasoningEvent::Text {
+                text: format!("\n{why}\n"),
+            },
+        );
+        diagnosis.confidence = confidence;
+    }
 }
 
 /// What the deployment target knows of each node (process or container state, restarts) joins

@@ -983,3 +983,68 @@ async fn a_ticket_resolved_from_another_terminal_reaches_the_screen_within_a_tic
     }
     h.stop().await;
 }
+
+/// A brain that only claims its confidence, as a model does: the engine referees it.
+struct ClaimingBrain(ScriptedBrain);
+
+impl operator_protocol::Brain for ClaimingBrain {
+    fn name(&self) -> String {
+        "claiming".into()
+    }
+    fn diagnose<'a>(
+        &'a self,
+        context: &'a operator_protocol::DiagnosisContext,
+        tools: &'a dyn operator_protocol::ToolBox,
+        sink: &'a dyn operator_protocol::ReasoningSink,
+    ) -> operator_protocol::BoxFuture<
+        'a,
+        operator_protocol::ContractResult<operator_protocol::Diagnosis>,
+    > {
+        self.0.diagnose(context, tools, sink)
+    }
+}
+
+#[tokio::test]
+async fn a_models_confidence_is_capped_by_what_the_runbooks_checks_find() {
+    // n1's process is gone (the runbook's checks find a crash); the model says "partition" at
+    // 99 % and restarts it. What it claims is not what it earns: the restart waits for a person.
+    let subject = FakeSubject::new(NODES);
+    subject.set_healthy("n1", false);
+    let brain = ClaimingBrain(ScriptedBrain(Box::new(|_| {
+        let mut said = diagnosis_with(vec![step("restart_node", json!({"node": "n1"}))]);
+        said.root_cause.category = "network_partition".into();
+        said.confidence = 0.99;
+        Ok(said)
+    })));
+    let mut h = start(subject.clone(), Arc::new(brain), config(Mode::Execute));
+    let store = h.store();
+    let waiting = wait_for_store(
+        &store,
+        "the restart waiting",
+        Duration::from_secs(15),
+        |s| {
+            s.actions(None, 10)
+                .ok()?
+                .into_iter()
+                .find(|a| a.name == "restart_node" && a.waiting.is_some())
+        },
+    )
+    .await;
+    let earned = waiting.confidence.unwrap();
+    assert!(earned <= 0.3, "earned {earned}");
+    assert!(
+        waiting.waiting.as_deref().unwrap().contains("confidence"),
+        "{:?}",
+        waiting.waiting
+    );
+    let ticket = waiting.ticket_id.unwrap();
+    let reasoning = &store.diagnoses(ticket).unwrap()[0].reasoning;
+    assert!(
+        reasoning.contains("99 % claimed for network_partition")
+            && reasoning.contains("process_crash"),
+        "{reasoning}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(subject.executed().is_empty(), "{:?}", subject.executed());
+    h.stop().await;
+}

@@ -61,6 +61,10 @@ impl Brain for RecordingBrain {
         self.inner.name()
     }
 
+    fn measures_its_confidence(&self) -> bool {
+        self.inner.measures_its_confidence()
+    }
+
     fn diagnose<'a>(
         &'a self,
         context: &'a DiagnosisContext,

@@ -228,6 +228,11 @@ pub trait ReasoningSink: Send + Sync {
 pub trait Brain: Send + Sync {
     /// Shown on screen: "rules", "anthropic claude-sonnet-4-5" ...
     fn name(&self) -> String;
+    /// Whether its confidence is measured from the runbook's checks (the rules brain). Any
+    /// other brain's is only claimed: the engine caps it by what the checks find.
+    fn measures_its_confidence(&self) -> bool {
+        false
+    }
     /// The result is untrusted input: the engine validates it before anything runs on it.
     fn diagnose<'a>(
         &'a self,
