@@ -54,7 +54,12 @@ async fn a_models_raised_limit_for_a_key_nobody_named_waits_for_a_person() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let action = store.action(action.id).unwrap().unwrap();
     assert_eq!(action.status, ActionStatus::Validated, "{action:?}");
-    assert_eq!(action.confidence, Some(0.99));
+    // The model claimed 99 % for a cause the runbook has no checks for on a node crash: what
+    // it earns stays below the disruptive gate, and both are in the ticket's reasoning.
+    let earned = action.confidence.unwrap();
+    assert!(earned <= 0.8, "earned {earned}");
+    let reasoning = &store.diagnoses(action.ticket_id.unwrap()).unwrap()[0].reasoning;
+    assert!(reasoning.contains("99 % claimed"), "{reasoning}");
     let waiting = action.waiting.clone().unwrap();
     assert!(
         waiting.starts_with("waiting for a human: update_limit loosens a protection"),

@@ -140,7 +140,13 @@ async fn a_replayed_claude_that_restarts_a_healthy_node_restarts_nothing() {
         wrong_remedy(Arc::new(brain), "counter_drift", json!({}), "node-3").await;
     let diagnoses = store.diagnoses(action.ticket_id.unwrap()).unwrap();
     assert_eq!(action.name, "restart_node", "{action:?} {diagnoses:?}");
-    assert_eq!(action.confidence, Some(0.95));
+    // It claimed 95 %; the runbook's checks do not find its cause, so it earned less and
+    // waited for a person, whose approval the premise still stops.
+    assert!(action.confidence.unwrap() < 0.95, "{action:?}");
+    assert!(
+        diagnoses[0].reasoning.contains("95 % claimed"),
+        "{diagnoses:?}"
+    );
     assert_handed_to_a_human(&store, &action, "the node is not serving normally");
     assert_eq!(
         before["pid"], after["pid"],
