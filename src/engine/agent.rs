@@ -122,11 +122,31 @@ pub fn diagnosed(
     id: TicketId,
     brain: &str,
     reasoning: &str,
-    result: Result<Diagnosis, String>,
+    mut result: Result<Diagnosis, String>,
     now: Millis,
 ) -> Vec<Effect> {
     // Resolved tickets are not in the state: the diagnosis came too late.
     let status = state.ticket(id).map(|t| t.status);
+    let mut effects = Vec::new();
+    // Another problem open elsewhere may be what the evidence shows: nothing is sure then.
+    if let (Ok(diagnosis), Some(ticket)) = (&mut result, state.ticket(id)) {
+        let others: Vec<String> = state
+            .tickets
+            .iter()
+            .filter(|o| o.incident != ticket.incident && o.status.is_active())
+            .map(|o| format!("#{} {} on {}", o.id.0, o.invariant, o.target))
+            .collect();
+        let (confidence, contested) = super::earned::contested(diagnosis.confidence, &others);
+        if let Some(detail) = contested {
+            diagnosis.confidence = confidence;
+            effects.push(Effect::Write(Write::Audit {
+                cause: Cause::Engine,
+                ticket: Some(id),
+                event: "confidence_contested".into(),
+                detail,
+            }));
+        }
+    }
     let body = match &result {
         Ok(d) => serde_json::to_value(d).unwrap_or_default(),
         Err(e) => serde_json::json!({ "error": e }),
@@ -139,13 +159,16 @@ pub fn diagnosed(
         (Err(e), _) => Some(e.clone()),
         (Ok(d), _) => validate_diagnosis(d, &state.catalog, &state.nodes()).err(),
     };
-    let mut effects = vec![Effect::Write(Write::Diagnosis {
-        ticket: id,
-        brain: brain.to_string(),
-        body,
-        reasoning: reasoning.to_string(),
-        refusal: refusal.clone(),
-    })];
+    effects.insert(
+        0,
+        Effect::Write(Write::Diagnosis {
+            ticket: id,
+            brain: brain.to_string(),
+            body,
+            reasoning: reasoning.to_string(),
+            refusal: refusal.clone(),
+        }),
+    );
     let diagnosis = match (refusal, result) {
         (None, Ok(diagnosis)) => diagnosis,
         (refusal, result) => {

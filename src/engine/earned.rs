@@ -77,6 +77,28 @@ pub fn earned(claimed: &Diagnosis, referee: Result<&Diagnosis, &str>) -> (f64, O
     )
 }
 
+/// Below "sure": while another problem is open elsewhere in the cluster (another incident),
+/// what the checks find for this ticket may be that problem's doing, so no cause is named at
+/// 90 % or more, whoever names it.
+pub const CONTESTED: f64 = 0.89;
+
+/// The confidence left when `others` (open tickets of other incidents, as "#3 redis_down on
+/// redis") could explain the same symptom, and what to say when it is less.
+pub fn contested(confidence: f64, others: &[String]) -> (f64, Option<String>) {
+    if others.is_empty() || confidence <= CONTESTED {
+        return (confidence, None);
+    }
+    (
+        CONTESTED,
+        Some(format!(
+            "confidence {:.0} % → {:.0} %: other problems are open that could explain it too ({})",
+            confidence * 100.0,
+            CONTESTED * 100.0,
+            others.join(", ")
+        )),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use operator_protocol::{Alternative, Cost, RootCause, UNKNOWN_ROOT_CAUSE};
@@ -142,6 +164,20 @@ mod tests {
         assert!(why.unwrap().contains("no runbook entry"));
         assert!(UNCORROBORATED < crate::engine::ConfidenceGates::default().disruptive);
         assert!(UNCORROBORATED >= crate::engine::ConfidenceGates::default().safe);
+    }
+
+    #[test]
+    fn another_open_problem_keeps_a_cause_below_sure() {
+        assert_eq!(contested(0.99, &[]), (0.99, None));
+        assert_eq!(
+            contested(0.7, &["#3 redis_down on redis".into()]),
+            (0.7, None)
+        );
+        let (c, why) = contested(0.99, &["#3 redis_down on redis".into()]);
+        assert_eq!(c, CONTESTED);
+        assert!(why.unwrap().contains("#3 redis_down on redis"));
+        let gates = crate::engine::ConfidenceGates::default();
+        assert!(CONTESTED >= gates.disruptive && CONTESTED < gates.destructive);
     }
 
     #[test]
