@@ -392,10 +392,12 @@ impl Store {
     /// a second engine) commits to the database, and only then: while it stays the same, what
     /// this connection read is still what the database holds, but for its own writes.
     pub fn data_version(&self) -> Result<i64> {
+        // Prepared afresh each time, unlike every other statement here: a cached `PRAGMA
+        // data_version` was seen to keep answering an old value, so the engine never noticed
+        // a person's approval from the CLI (tests/it/undo.rs, about one run in six).
         Ok(self
             .conn
-            .prepare_cached("PRAGMA data_version")?
-            .query_row([], |r| r.get(0))?)
+            .pragma_query_value(None, "data_version", |r| r.get(0))?)
     }
 
     /// Runs `reads` in one read transaction: every query sees the same moment of the
