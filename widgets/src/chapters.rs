@@ -51,17 +51,20 @@ pub enum WaitFor {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// The fault is injected at this time.
-    Countdown {
-        inject_at_ms: u64,
-    },
+    Countdown { inject_at_ms: u64 },
     /// Waiting for the chapter's condition; the fault (if any) went in at `since_ms`.
-    Waiting {
-        since_ms: u64,
-    },
+    Waiting { since_ms: u64 },
     Done {
         at_ms: u64,
+        /// False when autoplay stopped waiting (`AUTOPLAY_PATIENCE_MS`) without the condition.
+        met: bool,
     },
 }
+
+/// How long autoplay waits for a chapter's condition before it says so and moves on: a fault
+/// the operator never saw (a counter's drift that healed with its window before an
+/// observation compared it, on a loaded machine) must not hold an unattended demo for ever.
+pub const AUTOPLAY_PATIENCE_MS: u64 = 120_000;
 
 /// Where the story is.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -182,14 +185,18 @@ impl ChapterRun {
                         progress.needs_a_human_since.is_some_and(|t| t >= since_ms)
                     }
                 };
-                if !met {
+                let out_of_patience =
+                    self.autoplay && now_ms >= since_ms.saturating_add(AUTOPLAY_PATIENCE_MS);
+                if !met && !out_of_patience {
                     return None;
                 }
-                self.phase = Some(Phase::Done { at_ms: now_ms });
+                self.phase = Some(Phase::Done { at_ms: now_ms, met });
                 // The person who did it undoes it; what the operator said stays on screen.
                 chapter.drill.map(ChapterEvent::StopDrill)
             }
-            Phase::Done { at_ms } if self.autoplay && now_ms >= at_ms + chapter.linger_s * 1000 => {
+            Phase::Done { at_ms, .. }
+                if self.autoplay && now_ms >= at_ms + chapter.linger_s * 1000 =>
+            {
                 if self.index + 1 < self.len() {
                     self.next(now_ms);
                     None
@@ -280,6 +287,33 @@ mod tests {
         assert!(matches!(run.phase, Some(Phase::Done { .. })));
         assert_eq!(run.tick(7000, fixed), Some(ChapterEvent::Finished));
         assert_eq!(run.tick(8000, fixed), None);
+    }
+
+    #[test]
+    fn autoplay_moves_on_from_a_fault_it_never_sees_and_says_so() {
+        let mut run = ChapterRun::new(book(), true);
+        run.tick(0, HEALTHY);
+        run.tick(1000, HEALTHY);
+        assert_eq!(
+            run.tick(4000, HEALTHY),
+            Some(ChapterEvent::Inject("kill_node".into()))
+        );
+        // Nothing ever opens: the fault went unseen.
+        assert_eq!(run.tick(4000 + AUTOPLAY_PATIENCE_MS - 1, HEALTHY), None);
+        assert!(matches!(run.phase, Some(Phase::Waiting { .. })));
+        run.tick(4000 + AUTOPLAY_PATIENCE_MS, HEALTHY);
+        assert!(matches!(run.phase, Some(Phase::Done { met: false, .. })));
+        assert_eq!(
+            run.tick(4000 + AUTOPLAY_PATIENCE_MS + 1000, HEALTHY),
+            Some(ChapterEvent::Finished)
+        );
+        // A person at the keys waits as long as they like.
+        let mut by_hand = ChapterRun::new(book(), false);
+        by_hand.next(0);
+        by_hand.tick(0, HEALTHY);
+        by_hand.tick(10_000, HEALTHY);
+        by_hand.tick(10_000 + 10 * AUTOPLAY_PATIENCE_MS, HEALTHY);
+        assert!(matches!(by_hand.phase, Some(Phase::Waiting { .. })));
     }
 
     #[test]

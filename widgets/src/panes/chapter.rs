@@ -41,6 +41,10 @@ pub fn render(view: &View, area: Rect, buf: &mut Buffer) {
             format!("waiting for: {:?}", chapter.wait_for).to_lowercase(),
             theme::key(),
         ),
+        (Some(Phase::Done { met: false, .. }), _) => Span::styled(
+            "not seen within 2 minutes · next chapter soon",
+            theme::awaiting_approval(),
+        ),
         (Some(Phase::Done { .. }), _) if run.autoplay => {
             Span::styled("done · next chapter soon", theme::good())
         }
