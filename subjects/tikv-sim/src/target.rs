@@ -172,12 +172,8 @@ impl DeploymentTarget for SimTarget {
         node: &'a NodeId,
     ) -> BoxFuture<'a, ContractResult<serde_json::Value>> {
         Box::pin(async move {
-            let (kind, _) = address(node)?;
             let url = format!("{}/sim/process/{node}", self.url);
-            let mut described: serde_json::Value = self.get_json(&url).await?;
-            described["simulated"] = json!(true);
-            described["kind"] = json!(kind);
-            Ok(described)
+            marked(node, self.get_json(&url).await?)
         })
     }
 
@@ -193,16 +189,21 @@ impl DeploymentTarget for SimTarget {
             nodes
                 .iter()
                 .map(|node| {
-                    let (kind, _) = address(node)?;
                     let listed = listed.as_ref().map_err(Clone::clone)?;
-                    let mut described = listed.get(&node.0).cloned().ok_or_else(|| {
+                    let described = listed.get(&node.0).cloned().ok_or_else(|| {
                         ContractError::Permanent(format!("the simulator lists no {node}"))
                     })?;
-                    described["simulated"] = json!(true);
-                    described["kind"] = json!(kind);
-                    Ok(described)
+                    marked(node, described)
                 })
                 .collect()
         })
     }
+}
+
+/// What the simulator says of a node's process, marked as simulated and with the node's kind.
+fn marked(node: &NodeId, mut described: serde_json::Value) -> ContractResult<serde_json::Value> {
+    let (kind, _) = address(node)?;
+    described["simulated"] = json!(true);
+    described["kind"] = json!(kind);
+    Ok(described)
 }
