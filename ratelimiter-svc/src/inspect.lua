@@ -11,4 +11,5 @@ local generation = tonumber(cfg[3]) or 0
 local window_id = math.floor(now_ms / window_ms)
 local counter = ARGV[1] .. generation .. ':' .. window_id
 local used = tonumber(redis.call('GET', counter) or '0')
-return {limit, window_ms, overridden, generation, window_id, used, redis.call('PTTL', counter), (window_id + 1) * window_ms, counter}
+local reset_at_ms = (window_id + 1) * window_ms
+return {limit, window_ms, overridden, generation, window_id, used, redis.call('PTTL', counter), reset_at_ms, counter, reset_at_ms - now_ms}

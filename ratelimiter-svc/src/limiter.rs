@@ -49,6 +49,9 @@ pub struct KeyState {
     pub counter_ttl_ms: i64,
     pub reset_at_ms: u64,
     pub counter_key: String,
+    /// Milliseconds until the current window ends, at Redis's clock: what happens in this
+    /// window's count (a drift, a reset) lasts that long.
+    pub window_ends_in_ms: u64,
 }
 
 /// Why Redis gave no decision.
@@ -233,7 +236,7 @@ impl Limiter {
             .arg(self.counter_prefix(key))
             .arg(self.default_limit)
             .arg(self.default_window_ms);
-        let reply: (u64, u64, u8, u64, u64, u64, i64, u64, String) =
+        let reply: (u64, u64, u8, u64, u64, u64, i64, u64, String, u64) =
             self.bounded(invocation.invoke_async(&mut conn)).await?;
         let (
             limit,
@@ -245,6 +248,7 @@ impl Limiter {
             ttl,
             reset_at_ms,
             counter_key,
+            window_ends_in_ms,
         ) = reply;
         Ok(KeyState {
             key: key.to_string(),
@@ -257,6 +261,7 @@ impl Limiter {
             counter_ttl_ms: ttl,
             reset_at_ms,
             counter_key,
+            window_ends_in_ms,
         })
     }
 

@@ -73,6 +73,9 @@ pub struct EngineConfig {
     /// ticket's reversible actions back.
     pub regression_margin: f64,
     pub regression_checks: u32,
+    /// An action that destroys something runs on its own only when the trouble it ends would
+    /// otherwise last this many times longer than what it destroys stays lost.
+    pub worth_factor: f64,
     /// Written to the store at start; `None` keeps the stored mode (default approve).
     pub mode: Option<Mode>,
     pub confidence_gates: ConfidenceGates,
@@ -114,6 +117,8 @@ impl Default for EngineConfig {
             // A new warning weighs 3: one more warning than before, three ticks in a row.
             regression_margin: 1.0,
             regression_checks: 3,
+            // "Clearly outweighs": twice as long, so a loss never trades for about as much.
+            worth_factor: 2.0,
             mode: None,
             confidence_gates: ConfidenceGates::default(),
             read_only: false,

@@ -47,6 +47,12 @@ pub enum ActionResult {
     Done(Result<ActionOutcome, ContractError>),
     /// Not run: a premise did not hold on a fresh read.
     PremiseFailed(PremiseFailure),
+    /// Not run yet: the trouble ends by itself in `for_ms`, sooner than what the action
+    /// destroys would come back.
+    Waits {
+        for_ms: Millis,
+        reason: String,
+    },
     Cancelled,
 }
 
@@ -68,6 +74,8 @@ pub enum Effect {
         premises: Vec<Premise>,
         /// How it is taken back: what its undo needs is read right before it runs.
         reversal: Reversal,
+        /// Nobody approved it: what it buys is weighed against what it destroys first.
+        on_its_own: bool,
     },
     /// Stop a running action; it finishes as cancelled.
     CancelRunning(ActionId),

@@ -219,6 +219,7 @@ fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launch
         let reason = handed_over(ticket, action)
             .or_else(|| for_a_person(state, action, spec, now))
             .or_else(|| confidence_gate(state, action, spec.risk))
+            .or_else(|| destroys_for_trouble_not_seen(ticket, action, spec))
             .or_else(|| {
                 passing.as_ref().map(|(node, _)| {
                     format!(
@@ -305,6 +306,8 @@ fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launch
                         spec.premises.clone()
                     },
                     reversal: spec.reversal.clone(),
+                    // Taking back the operator's own action restores what was there.
+                    on_its_own: !approved && action.undoes.is_none(),
                 },
             ]);
             effects
@@ -353,6 +356,22 @@ fn for_a_person(
             ticket.id
         )
     })
+}
+
+/// Nothing is destroyed on the operator's own for a trouble the latest observation did not
+/// show: it may have passed (a drift whose window ended), and then the ticket resolves and
+/// the action is dropped; if it shows again, the action is weighed again.
+fn destroys_for_trouble_not_seen(
+    ticket: Option<&Ticket>,
+    action: &Action,
+    spec: &ActionSpec,
+) -> Option<String> {
+    let ticket = ticket.filter(|t| t.clean_checks > 0 && action.undoes.is_none())?;
+    let destroys = spec.destroys.as_deref()?;
+    Some(format!(
+        "waiting: {} on {} was not seen on the last {} check(s); {} would destroy {destroys}",
+        ticket.invariant, ticket.target, ticket.clean_checks, spec.name
+    ))
 }
 
 /// Why execute mode may not run this action on its own: the diagnosis that recommended it is
@@ -510,6 +529,50 @@ pub fn finished(
             Cause::Executor,
             format!("failed after {} attempt(s): {error}", action.attempts),
         )],
+        ActionResult::Waits { for_ms, reason } => {
+            // Long enough past the trouble's end for the ticket to resolve on clean checks.
+            let settle = state.config.tick * (state.config.stability_checks as u32 + 2);
+            let at = now + for_ms + settle.as_millis() as u64;
+            let update = ActionUpdate {
+                give_back_attempt: true,
+                not_before_ms: Some(Some(at)),
+                ..Default::default()
+            };
+            let mut effects = vec![
+                transition(
+                    action,
+                    ActionStatus::Validated,
+                    Cause::Executor,
+                    reason.clone(),
+                    update,
+                ),
+                Effect::Write(Write::ActionWaiting {
+                    id,
+                    reason: Some(reason.clone()),
+                    cause: Cause::Executor,
+                }),
+                Effect::WakeAt(at),
+            ];
+            // Nothing acts for the ticket now: it is diagnosed and waiting, and resolves like
+            // one when the trouble passes.
+            let acting_otherwise = |t: TicketId| {
+                state
+                    .ticket_actions(t)
+                    .any(|a| a.id != id && a.status == ActionStatus::Executing)
+            };
+            if let Some(ticket) = action.ticket_id.and_then(|t| state.ticket(t))
+                && ticket.status == TicketStatus::Acting
+                && !acting_otherwise(ticket.id)
+            {
+                effects.push(Effect::Write(Write::TicketStatus {
+                    ticket: ticket.id,
+                    status: TicketStatus::Diagnosed,
+                    cause: Cause::Executor,
+                    reason: Some(reason),
+                }));
+            }
+            effects
+        }
         ActionResult::PremiseFailed(failure) => vec![with_error(
             action,
             ActionStatus::PremiseFailed,

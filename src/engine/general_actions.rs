@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use operator_protocol::{
     ActionOutcome, ActionRequest, ActionSpec, ContractError, ContractResult, ParamKind, ParamSpec,
-    Reversal, Risk,
+    Reversal, Risk, Span, Worth,
 };
 
 pub const WAIT: &str = "wait";
@@ -19,34 +19,42 @@ pub fn catalog(subject: &dyn operator_protocol::Subject) -> Vec<ActionSpec> {
 }
 
 pub fn specs() -> Vec<ActionSpec> {
-    let nothing_to_undo = |spec: ActionSpec| ActionSpec {
+    // Each changes nothing in the cluster: nothing to take back, nothing lost.
+    let nothing_to_undo = |buys: &str, spec: ActionSpec| ActionSpec {
         reversal: Reversal::NothingToUndo,
+        worth: Some(Worth::new(buys, Span::Moment, Span::Moment)),
         ..spec
     };
     vec![
-        nothing_to_undo(ActionSpec::new(
-            WAIT,
-            "Pause the workflow, e.g. to let a restarted node warm up",
-            vec![ParamSpec::new(
-                "ms",
-                "How long to wait, in milliseconds",
-                ParamKind::Integer {
-                    min: 1,
-                    max: 600_000,
-                },
-            )],
-            Risk::Safe,
-        )),
-        nothing_to_undo(ActionSpec::new(
-            LOG_MESSAGE,
-            "Write a note for the humans into the audit log",
-            vec![ParamSpec::new(
-                "message",
-                "The note",
-                ParamKind::String { max_len: 2000 },
-            )],
-            Risk::Safe,
-        )),
+        nothing_to_undo(
+            "time for what the workflow did to take effect",
+            ActionSpec::new(
+                WAIT,
+                "Pause the workflow, e.g. to let a restarted node warm up",
+                vec![ParamSpec::new(
+                    "ms",
+                    "How long to wait, in milliseconds",
+                    ParamKind::Integer {
+                        min: 1,
+                        max: 600_000,
+                    },
+                )],
+                Risk::Safe,
+            ),
+        ),
+        nothing_to_undo(
+            "a note the humans read later",
+            ActionSpec::new(
+                LOG_MESSAGE,
+                "Write a note for the humans into the audit log",
+                vec![ParamSpec::new(
+                    "message",
+                    "The note",
+                    ParamKind::String { max_len: 2000 },
+                )],
+                Risk::Safe,
+            ),
+        ),
     ]
 }
 

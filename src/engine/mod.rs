@@ -26,6 +26,7 @@ mod tools;
 mod undo;
 pub mod validate;
 mod verify;
+pub mod worth;
 
 pub use config::{ConfidenceGates, EngineConfig};
 pub use effect::{ActionResult, Effect, Input, Write};

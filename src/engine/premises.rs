@@ -1,11 +1,13 @@
-//! Re-checks an action's premises on live reads right before it runs. This is the executor's
-//! own judgement, whatever the brain concluded: a remedy whose premise does not hold on the
-//! cluster as it is now does not run.
+//! Re-checks an action's premises on live reads right before it runs, and reads what it buys
+//! and destroys for the weighing. This is the executor's own judgement, whatever the brain
+//! concluded: a remedy whose premise does not hold on the cluster as it is now does not run.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use operator_protocol::{Premise, ToolBox, ToolCall};
+use operator_protocol::{ActionSpec, Premise, Span, ToolBox, ToolCall};
+
+use super::worth::{self, Lasting, Spans, Weighing};
 
 /// The first premise that did not hold, with what each of its checks found.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,6 +67,63 @@ pub async fn check(
         }
     }
     Ok(())
+}
+
+/// Reads the spans `spec` declares as measured and weighs them. A span that cannot be read,
+/// or a catalog that does not say what a destroying action buys, leaves it to a person.
+pub async fn weigh_worth(
+    spec: &ActionSpec,
+    params: &BTreeMap<String, serde_json::Value>,
+    tools: &dyn ToolBox,
+    factor: f64,
+) -> Weighing {
+    if spec.destroys.is_none() {
+        return Weighing::Worth;
+    }
+    let Some(declared) = &spec.worth else {
+        return Weighing::ForAPerson(format!(
+            "{} destroys something and its catalog does not say what it buys",
+            spec.name
+        ));
+    };
+    let (trouble, loss) = match (
+        read_span(&declared.trouble_lasts, params, tools).await,
+        read_span(&declared.loss_lasts, params, tools).await,
+    ) {
+        (Ok(trouble), Ok(loss)) => (trouble, loss),
+        (Err(why), _) | (_, Err(why)) => {
+            return Weighing::ForAPerson(format!(
+                "what {} buys against what it destroys could not be read: {why}",
+                spec.name
+            ));
+        }
+    };
+    let trouble_ends = declared.trouble_lasts.ends(params);
+    worth::weigh(
+        spec,
+        &Spans {
+            trouble,
+            loss,
+            trouble_ends: trouble_ends.as_deref(),
+        },
+        factor,
+    )
+}
+
+async fn read_span(
+    span: &Span,
+    params: &BTreeMap<String, serde_json::Value>,
+    tools: &dyn ToolBox,
+) -> Result<Lasting, String> {
+    if let Some(lasting) = Lasting::declared(span) {
+        return Ok(lasting);
+    }
+    let call = span.call(params).expect("a measured span has a call");
+    let answer = tools
+        .call(&call)
+        .await
+        .map_err(|e| format!("{} failed: {e}", call.tool))?;
+    span.read(&answer).map(Lasting::For)
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use super::ledger::{CURRENT_ACTION, StoreLedger};
 use super::monitor::CHAOS_LINK_WINDOW_MS;
 use super::state::{EngineState, RunningAction};
 use super::tools::{EventSink, SubjectTools};
+use super::worth::Weighing;
 use super::{agent, general_actions, premises, undo};
 use crate::clock::Clock;
 use crate::events::{Command, EngineEvent, ReasoningFor};
@@ -456,16 +457,21 @@ impl Shell {
                     disruptive,
                     premises,
                     reversal,
+                    on_its_own,
                 } => {
                     // Another writer moved the action first: it is not ours to run.
                     if !applied.stale.contains(&id) {
                         if let Some((_, trouble)) = self.state.trouble.back() {
                             self.state.trouble_before.insert(id, trouble.clone());
                         }
+                        let weighed = on_its_own
+                            .then(|| self.state.spec(&request.action).cloned())
+                            .flatten();
                         self.run_action(
                             id,
                             request,
                             premises,
+                            weighed,
                             reversal,
                             RunningAction {
                                 disrupts,
@@ -709,9 +715,11 @@ impl Shell {
         id: ActionId,
         request: operator_protocol::ActionRequest,
         premises: Vec<operator_protocol::Premise>,
+        weighed: Option<operator_protocol::ActionSpec>,
         reversal: operator_protocol::Reversal,
         running: RunningAction,
     ) {
+        let factor = self.state.config.worth_factor;
         let token = CancellationToken::new();
         self.tokens.insert(id, token.clone());
         self.state.running.insert(id, running);
@@ -728,6 +736,21 @@ impl Shell {
                     if let Err(failure) = premises::check(&premises, &request.params, &tools).await
                     {
                         return (ActionResult::PremiseFailed(failure), Ok(None));
+                    }
+                }
+                if let Some(spec) = &weighed {
+                    match premises::weigh_worth(spec, &request.params, &tools, factor).await {
+                        Weighing::Worth => {}
+                        Weighing::Wait { for_ms, reason } => {
+                            return (ActionResult::Waits { for_ms, reason }, Ok(None));
+                        }
+                        Weighing::ForAPerson(reason) => {
+                            let failure = premises::PremiseFailure {
+                                premise: "what it buys outweighs what it destroys".into(),
+                                found: vec![reason],
+                            };
+                            return (ActionResult::PremiseFailed(failure), Ok(None));
+                        }
                     }
                 }
                 let undo = undo::prepare(&reversal, &request, &tools).await;

@@ -123,6 +123,8 @@ pub enum Write {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ActionUpdate {
     pub count_attempt: bool,
+    /// The attempt counted when it started did not act after all (it waited instead).
+    pub give_back_attempt: bool,
     /// `Some(None)` clears the schedule; `Some(Some(t))` sets it.
     pub not_before_ms: Option<Option<Millis>>,
     pub error: Option<String>,
@@ -486,7 +488,7 @@ fn transition_action(
     let changed = tx
         .prepare_cached(
             "UPDATE actions SET status = ?3, updated_ms = ?4,
-            attempts = attempts + ?5,
+            attempts = attempts + ?5 - ?12,
             not_before_ms = CASE WHEN ?6 THEN ?7 ELSE not_before_ms END,
             error = COALESCE(?8, error),
             outcome = COALESCE(?9, outcome),
@@ -506,6 +508,7 @@ fn transition_action(
             update.outcome,
             update.undo.as_ref().map(json_text),
             update.irreversible,
+            update.give_back_attempt as i64,
         ])?;
     if changed == 0 {
         return Ok(false);

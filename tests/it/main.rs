@@ -25,3 +25,4 @@ mod tikv_docker;
 mod tikv_loop;
 mod tui_terminal;
 mod undo;
+mod worth;

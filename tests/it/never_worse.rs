@@ -138,3 +138,93 @@ async fn a_node_a_person_started_with_other_flags_is_theirs_and_goes_to_a_human(
     handle.shutdown().await.unwrap();
     drop(deployment);
 }
+
+/// A counter drift on a real cluster, answered by a brain sure (99 %) that the counter is
+/// corrupt and must be reset, in execute mode: the drift ends with the key's window, and the
+/// reset would destroy the key's count for exactly as long, so it waits and says so; the
+/// window passes, the ticket resolves, and the key's count was never dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confident_reset_of_a_drift_that_ends_with_its_window_waits_and_never_runs() {
+    use operator_tui::model::{ActionStatus as Status, TicketStatus};
+    use operator_tui::testing::{ScriptedBrain, diagnosis_with, step};
+
+    let _slot = support::one_cluster_at_a_time();
+    let sure_it_is_corrupt = ScriptedBrain(Box::new(|context| {
+        let mut diagnosis = diagnosis_with(vec![step(
+            "reset_counter",
+            json!({ "key": context.ticket.target }),
+        )]);
+        diagnosis.root_cause.category = "counter_corruption".into();
+        diagnosis.confidence = 0.99;
+        Ok(diagnosis)
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let (deployment, handle, db) = support::local_engine(
+        SubjectName::Ratelimiter,
+        dir.path(),
+        Arc::new(sure_it_is_corrupt),
+        Mode::Execute,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = support::tool(&deployment, "redis_key", json!({ "key": "demo-hot" })).await;
+    handle
+        .send(Command::InjectChaos(ChaosRequest {
+            name: "counter_drift".into(),
+            params: Default::default(),
+        }))
+        .await;
+    let store = Store::open(&db).unwrap();
+    let waiting = support::wait_for_store(
+        &store,
+        "the reset waits for the window",
+        Duration::from_secs(30),
+        |s| {
+            s.actions(None, 10)
+                .unwrap()
+                .into_iter()
+                .find(|a| a.name == "reset_counter" && a.waiting.is_some())
+        },
+    )
+    .await;
+    let reason = waiting.waiting.clone().unwrap();
+    assert!(
+        reason.starts_with("waiting: the drift on demo-hot ends with its window in "),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("reset_counter would destroy the key's count"),
+        "{reason}"
+    );
+    let ticket = waiting.ticket_id.unwrap();
+    let resolved = tokio::time::timeout(
+        Duration::from_secs(60),
+        support::wait_for_store(
+            &store,
+            "the drift's ticket resolves",
+            Duration::from_secs(3600),
+            |s| {
+                s.ticket(ticket)
+                    .unwrap()
+                    .filter(|t| t.status == TicketStatus::Resolved)
+            },
+        ),
+    )
+    .await;
+    assert!(
+        resolved.is_ok(),
+        "the drift's ticket did not resolve with the window: {:#?}\n{:#?}",
+        store.tickets(10).unwrap(),
+        store.actions(None, 10).unwrap()
+    );
+    let reset = store.action(waiting.id).unwrap().unwrap();
+    assert_eq!(reset.status, Status::Cancelled, "{reset:?}");
+    assert_eq!(reset.attempts, 0, "it never ran: {reset:?}");
+    let after = support::tool(&deployment, "redis_key", json!({ "key": "demo-hot" })).await;
+    assert_eq!(
+        before["redis"]["generation"], after["redis"]["generation"],
+        "the key's count was never dropped: {after}"
+    );
+    handle.shutdown().await.unwrap();
+    drop(deployment);
+}

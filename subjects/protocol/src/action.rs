@@ -198,6 +198,11 @@ pub struct ActionSpec {
     /// name must be in the evidence of the ticket it is for, or a person decides.
     #[serde(default)]
     pub acts_on: Vec<String>,
+    /// What it buys against what it destroys, each as how long it lasts: an action that
+    /// destroys something runs on its own only when what it buys clearly outweighs it.
+    /// `None` is undeclared: a test walking each catalog refuses it.
+    #[serde(default)]
+    pub worth: Option<crate::Worth>,
 }
 
 /// How an action is taken back, declared with it in the catalog.
@@ -313,6 +318,7 @@ impl ActionSpec {
             reversal: Reversal::Undeclared,
             loosens: None,
             acts_on: vec![],
+            worth: None,
         }
     }
 

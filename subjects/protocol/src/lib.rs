@@ -23,6 +23,7 @@ mod tasks;
 mod template;
 mod traits;
 mod world;
+mod worth;
 
 pub use action::*;
 pub use chaos::*;
@@ -43,6 +44,7 @@ pub use tasks::*;
 pub use template::*;
 pub use traits::*;
 pub use world::*;
+pub use worth::*;
 
 /// Milliseconds since the Unix epoch, as the engine's clock tells them.
 pub type Millis = u64;

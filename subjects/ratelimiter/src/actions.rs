@@ -109,6 +109,15 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
             ),
         ],
     };
+    // A key's count, and any drift in it, lives as long as the key's current window.
+    let rest_of_window = || {
+        Span::measured(
+            "the drift on {param.key} ends with its window",
+            "redis_key",
+            json!({ "key": "{param.key}" }),
+            "/redis/window_ends_in_ms",
+        )
+    };
     match name {
         // What it buys is exact accounting; what it costs is nothing the nodes allowed: it
         // takes away only units no node allowed, or puts back only units Redis lost.
@@ -118,6 +127,11 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
                 "the units it removes were never allowed by any node, and the units it puts back were: neither is anyone's to have back",
             ),
             premises: vec![disagrees()],
+            worth: Some(Worth::new(
+                "the key's counter agreeing with what the nodes allowed, for the rest of its window",
+                rest_of_window(),
+                Span::Moment,
+            )),
             ..spec(
                 "Make the key's counter in Redis agree with what the nodes allowed in its window: remove units no node allowed, or put back units Redis lost; the window's count of allowed units stays",
                 vec![key()],
@@ -133,6 +147,13 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
                 "the key's count for the current window: its clients get a fresh quota".into(),
             ),
             premises: vec![disagrees()],
+            // The dropped count is lost exactly as long as the drift would have lasted: a
+            // reset never clearly buys more than waiting for the window does.
+            worth: Some(Worth::new(
+                "a counter that agrees with the nodes again, for the rest of the window",
+                rest_of_window(),
+                rest_of_window(),
+            )),
             ..spec(
                 "Start the key's counter afresh on every node (new generation; the current window's count is dropped)",
                 vec![key()],
@@ -151,6 +172,12 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
                     args: [("key".to_string(), json!("{param.key}"))].into_iter().collect(),
                 }),
             ),
+            // A limit stays until someone changes it.
+            worth: Some(Worth::new(
+                "the key's clients held to the limit and window it needs",
+                Span::UntilActedOn,
+                Span::Moment,
+            )),
             ..spec(
             "Set a key's limit and window for every node",
             vec![
@@ -195,6 +222,13 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
                     node_check("Redis does not decide the node's checks", "/health/redis/checks_failing", Expectation::Equals { value: serde_json::json!(true) }),
                 ],
             }, not_stopped_on_purpose("{param.node}")],
+            // A dead process stays dead (a stopped or silent one is watched first); its rate
+            // samples and script cache refill within a second of serving.
+            worth: Some(Worth::new(
+                "the node deciding checks again",
+                Span::UntilActedOn,
+                Span::Moment,
+            )),
             ..spec(
                 "Kill a rate limiter node's process and start it again (clears in-memory state)",
                 vec![node("the node to restart")],
@@ -206,6 +240,11 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
             reversal: Reversal::irreversible(
                 "cutting a node off again is never a remedy: only a fault does that",
             ),
+            worth: Some(Worth::new(
+                "the node reaching Redis and its peers again",
+                Span::UntilActedOn,
+                Span::Moment,
+            )),
             ..spec(
                 "Reconnect a node cut off from the cluster's network (undo a partition)",
                 vec![node("the node to reconnect")],
@@ -232,6 +271,13 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
                     ProcessState::Exited,
                 )],
             }, not_stopped_on_purpose(REDIS_NODE)],
+            // Its premise admits only a Redis that has exited: the counts it destroys went
+            // with the process, and a restart loses nothing more.
+            worth: Some(Worth::new(
+                "every node's checks decided by Redis again",
+                Span::UntilActedOn,
+                Span::Moment,
+            )),
             ..spec(
                 "Restart the cluster's Redis (counters of the current windows are lost)",
                 vec![],

@@ -2,7 +2,7 @@
 //! HTTP and the Redis protocol, checks six invariants, and offers actions, read-only tools,
 //! chaos and a runbook. It knows the service only by its API.
 
-mod actions;
+pub mod actions;
 mod chaos;
 pub mod cluster;
 pub mod disturb;

@@ -110,6 +110,7 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
                         .collect(),
                 }),
             ),
+            worth: Some(until_acted_on("the region led from a store that can serve it")),
             ..spec(
                 "Move a region's leader to another store (a PD operator)",
                 vec![id("region", "region id"), id("to_store", "target store id")],
@@ -140,6 +141,7 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
                 "transfer_peer",
                 json!({ "region": "{param.region}", "from_store": "{param.to_store}", "to_store": "{param.from_store}" }),
             ),
+            worth: Some(until_acted_on("the region's replicas on stores that serve")),
             ..spec(
                 "Move a region's replica from one store to another (a PD operator; data moves)",
                 vec![
@@ -166,6 +168,7 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
                     Expectation::Equals { value: json!([]) },
                 )],
             }],
+            worth: Some(until_acted_on("leaders spread so no store carries more than its share")),
             ..spec(
                 "Move leaders off the hottest stores (first this one) until every store leads about its share",
                 vec![store()],
@@ -200,6 +203,7 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
                     )],
                 },
             ],
+            worth: Some(until_acted_on("the cluster's requests kept off a failing store")),
             ..spec(
                 "Evict a store's leaders, then take it offline where PD accepts it (never below max-replicas Up stores)",
                 vec![store()],
@@ -213,6 +217,7 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
             reversal: Reversal::irreversible(
                 "PD moves leaders back as it sees fit; draining the store again is a new decision (drain_store)",
             ),
+            worth: Some(until_acted_on("the store's share of leaders back")),
             ..spec(
                 "Let a drained store lead again (and serve again if it was taken offline)",
                 vec![store()],
@@ -284,6 +289,7 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
                     ),
                 ],
             }],
+            worth: Some(until_acted_on("the store or PD member serving again")),
             ..spec(
                 "Restart a store or PD member through the deployment target",
                 vec![ParamSpec::new(
@@ -297,6 +303,12 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
             )
         },
     }
+}
+
+/// What an action buys that PD would not do by itself soon, at the cost of nothing lasting: a
+/// leader move or a restart loses only caches and requests in flight, which are retried.
+fn until_acted_on(buys: &str) -> Worth {
+    Worth::new(buys, Span::UntilActedOn, Span::Moment)
 }
 
 /// A leader or replica moves only to a store PD reports Up.

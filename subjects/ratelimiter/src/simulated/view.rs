@@ -211,7 +211,7 @@ impl Model {
     pub fn redis_key(&self, key: &str) -> Value {
         let facts = self.facts();
         let (limit, window_ms) = self.limit_of(key);
-        let (counter, _, _) = self.counter_of(key, self.now);
+        let (counter, window_ends_at, _) = self.counter_of(key, self.now);
         let accounting = facts.keys.into_iter().find(|k| k.key == key);
         let excess = accounting
             .as_ref()
@@ -223,6 +223,7 @@ impl Model {
                 "limit": limit, "window_ms": window_ms, "counter_key": counter,
                 "generation": self.redis.generations.get(key).copied().unwrap_or(0),
                 "count": self.redis.counters.get(&counter).map_or(0, |c| c.0),
+                "window_ends_in_ms": window_ends_at - self.now,
             },
             "accounting": accounting,
             "excess": excess,
