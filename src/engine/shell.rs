@@ -720,6 +720,9 @@ impl Shell {
         running: RunningAction,
     ) {
         let factor = self.state.config.worth_factor;
+        // Only what nobody approved is weighed, and a person's stop re-read for.
+        let on_its_own = weighed.is_some();
+        let disrupts = running.disrupts.clone();
         let token = CancellationToken::new();
         self.tokens.insert(id, token.clone());
         self.state.running.insert(id, running);
@@ -751,6 +754,13 @@ impl Shell {
                             };
                             return (ActionResult::PremiseFailed(failure), Ok(None));
                         }
+                    }
+                }
+                // The last read before the action acts: a node someone stopped on purpose
+                // since the premises were read (a SIGTERM a moment ago) is theirs.
+                if let Some(node) = disrupts.as_ref().filter(|_| on_its_own) {
+                    if let Some(failure) = stopped_on_purpose(&*target, node).await {
+                        return (ActionResult::PremiseFailed(failure), Ok(None));
                     }
                 }
                 let undo = undo::prepare(&reversal, &request, &tools).await;
@@ -971,6 +981,26 @@ async fn referee(
         );
         diagnosis.confidence = confidence;
     }
+}
+
+/// Whether the target says `node` was stopped on purpose (a clean exit, a SIGTERM pending or
+/// being handled), as a failed premise; a target that cannot say leaves it to the premises.
+async fn stopped_on_purpose(
+    target: &dyn DeploymentTarget,
+    node: &operator_protocol::NodeId,
+) -> Option<premises::PremiseFailure> {
+    let described = target.describe(node).await.ok()?;
+    (described["stopped_deliberately"] == serde_json::json!(true)).then(|| {
+        premises::PremiseFailure {
+            premise: format!("nobody stopped {node} on purpose"),
+            found: vec![format!(
+                "the target reports {node} stopped deliberately a moment before the action ({})",
+                described["exit_status"]
+                    .as_str()
+                    .unwrap_or("a SIGTERM being handled")
+            )],
+        }
+    })
 }
 
 /// What the deployment target knows of each node (process or container state, restarts) joins

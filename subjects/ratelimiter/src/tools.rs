@@ -63,10 +63,20 @@ impl RateLimiterSubject {
         match call.tool.as_str() {
             "node_detail" => {
                 let node = str_param(a, "node", "");
-                let process = target
-                    .describe(&NodeId::from(node))
+                let id = NodeId::from(node);
+                let mut process = target
+                    .describe(&id)
                     .await
                     .unwrap_or_else(|e| json!({ "error": e.to_string() }));
+                // A node handling a SIGTERM still runs while it drains, and says so in its log:
+                // someone's stop, as much as the clean exit a moment later.
+                if process["state"] == json!(ProcessState::Running) {
+                    let tail = target.tail_logs(&id, 3).await.unwrap_or_default();
+                    if let Some(line) = shutting_down(&tail) {
+                        process["stopped_deliberately"] = json!(true);
+                        process["shutting_down"] = json!(line);
+                    }
+                }
                 if node == REDIS_NODE {
                     return Ok(
                         json!({ "node": node, "process": process, "redis": facts.map(|f| f.redis) }),
@@ -148,5 +158,41 @@ impl RateLimiterSubject {
                 "the rate limiter has no tool {other}"
             ))),
         }
+    }
+}
+
+/// The node's last log line when it says the process is shutting down on a signal
+/// (ratelimiter-svc logs "SIGTERM: shutting down" or "interrupt: shutting down"); a start
+/// logged after it means the process is a new one.
+fn shutting_down(tail: &[String]) -> Option<&str> {
+    tail.iter()
+        .rev()
+        .find(|line| line.contains("shutting down") || line.contains(" listening on "))
+        .filter(|line| line.contains("shutting down"))
+        .map(String::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shutting_down;
+
+    #[test]
+    fn a_node_is_shutting_down_until_a_later_start_says_otherwise() {
+        let lines = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let draining = lines(&[
+            "INFO ratelimiter-svc 0.1.0 listening on http://127.0.0.1:4001",
+            "INFO SIGTERM: shutting down",
+        ]);
+        assert_eq!(
+            shutting_down(&draining),
+            Some("INFO SIGTERM: shutting down")
+        );
+        let started_again = lines(&[
+            "INFO SIGTERM: shutting down",
+            "INFO ratelimiter-svc 0.1.0 listening on http://127.0.0.1:4001",
+            "WARN redis slow",
+        ]);
+        assert_eq!(shutting_down(&started_again), None);
+        assert_eq!(shutting_down(&lines(&["WARN redis slow"])), None);
     }
 }

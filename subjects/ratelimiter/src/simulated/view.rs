@@ -166,9 +166,13 @@ impl Model {
                 Exit::Killed => "signal: 9 (SIGKILL)",
                 Exit::Clean => "exit status: 0",
             }),
-            // A clean exit, or a SIGTERM waiting on a stopped process (as the local target
-            // reads it from /proc): someone's stop.
-            "stopped_deliberately": (p.exit == Some(Exit::Clean) || p.term_pending).then_some(true),
+            // A clean exit, a SIGTERM waiting on a stopped process (as the local target
+            // reads it from /proc), or one being drained after SIGTERM (as its log says):
+            // someone's stop.
+            "stopped_deliberately": (p.exit == Some(Exit::Clean)
+                || p.term_pending
+                || p.draining_until.is_some())
+            .then_some(true),
         }))
     }
 
