@@ -758,10 +758,10 @@ impl Shell {
                 }
                 // The last read before the action acts: a node someone stopped on purpose
                 // since the premises were read (a SIGTERM a moment ago) is theirs.
-                if let Some(node) = disrupts.as_ref().filter(|_| on_its_own) {
-                    if let Some(failure) = stopped_on_purpose(&*target, node).await {
-                        return (ActionResult::PremiseFailed(failure), Ok(None));
-                    }
+                if let Some(node) = disrupts.as_ref().filter(|_| on_its_own)
+                    && let Some(failure) = stopped_on_purpose(&*target, node).await
+                {
+                    return (ActionResult::PremiseFailed(failure), Ok(None));
                 }
                 let undo = undo::prepare(&reversal, &request, &tools).await;
                 let result = ActionResult::Done(if general_actions::is_general(&request.action) {
