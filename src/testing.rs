@@ -76,6 +76,12 @@ pub fn restart_node_spec() -> ActionSpec {
     ActionSpec {
         node_param: Some("node".into()),
         destroys: Some("the node's in-memory state".into()),
+        // As a real restart: the node stays down until someone acts; its memory refills.
+        worth: Some(Worth::new(
+            "the node serving again",
+            Span::UntilActedOn,
+            Span::Moment,
+        )),
         premises: vec![Premise {
             description: "the node is not serving".into(),
             any_of: vec![PremiseCheck::new(

@@ -46,13 +46,20 @@ pub fn observed(state: &EngineState, violations: &[Violation], now: Millis) -> V
     }
     let disrupting = state.disrupting();
     let mut recorded = BTreeSet::new();
-    for violation in violations {
+    // Causes first: a symptom seen in the same observation as its cause joins the incident
+    // its ticket opens.
+    let (causes, rest): (Vec<&Violation>, Vec<&Violation>) = violations.iter().partition(|v| {
+        violations
+            .iter()
+            .any(|s| state.brings_about(&v.invariant, &s.invariant))
+    });
+    for violation in causes.into_iter().chain(rest) {
         if disrupting.iter().any(|n| n.0 == violation.target) {
             continue;
         }
         // Two reports of one problem in one observation are one occurrence.
         if recorded.insert((violation.invariant.as_str(), violation.target.as_str())) {
-            effects.push(record(state, violation, now));
+            effects.push(record(state, violation, violations, now));
             effects.extend(comes_and_goes(state, violation));
         }
     }
@@ -77,12 +84,12 @@ pub fn observation_failed(state: &EngineState, error: &str, now: Millis) -> Vec<
         Effect::Emit(EngineEvent::ObservationFailed {
             error: error.to_string(),
         }),
-        record(state, &violation, now),
+        record(state, &violation, &[], now),
     ]
 }
 
 /// A new ticket, or another occurrence of the active one for the same invariant and target.
-fn record(state: &EngineState, violation: &Violation, now: Millis) -> Effect {
+fn record(state: &EngineState, violation: &Violation, seen: &[Violation], now: Millis) -> Effect {
     let active = state
         .tickets
         .iter()
@@ -102,7 +109,7 @@ fn record(state: &EngineState, violation: &Violation, now: Millis) -> Effect {
                 .iter()
                 .find(|c| c.explains(violation))
                 .cloned(),
-            incident: incident_of(state, violation, now),
+            incident: incident_of(state, violation, seen, now),
         },
     })
 }
@@ -141,13 +148,13 @@ fn comes_and_goes(state: &EngineState, violation: &Violation) -> Option<Effect> 
 /// subject declares brings it about, or of a ticket on the same node or resource opened just
 /// before it; it is the cause of open tickets it is declared to bring about (seen first);
 /// otherwise an incident of its own.
-fn incident_of(state: &EngineState, violation: &Violation, now: Millis) -> IncidentLink {
-    let brings_about = |cause: &str, symptom: &str| {
-        state
-            .consequences
-            .iter()
-            .any(|c| c.cause == cause && c.symptom == symptom)
-    };
+fn incident_of(
+    state: &EngineState,
+    violation: &Violation,
+    seen: &[Violation],
+    now: Millis,
+) -> IncidentLink {
+    let brings_about = |cause: &str, symptom: &str| state.brings_about(cause, symptom);
     let open = || {
         state
             .tickets
@@ -164,6 +171,16 @@ fn incident_of(state: &EngineState, violation: &Violation, now: Millis) -> Incid
         outlasts > 0 && now < t.timeline.resolved_ms.unwrap_or(0) + outlasts
     }) {
         return IncidentLink::SymptomOf(cause.incident);
+    }
+    // Its cause broke in this same observation: its ticket opens just before this one.
+    if let Some(cause) = seen
+        .iter()
+        .find(|c| brings_about(&c.invariant, &violation.invariant))
+    {
+        return IncidentLink::SymptomOfOpening {
+            invariant: cause.invariant.clone(),
+            target: cause.target.clone(),
+        };
     }
     let adopts: BTreeSet<TicketId> = open()
         .filter(|t| brings_about(&violation.invariant, &t.invariant))

@@ -124,6 +124,13 @@ impl EngineState {
                 || self.aftermath_ends(ticket).is_some_and(|end| now < end))
     }
 
+    /// Whether the subject declares that `cause` brings `symptom` about.
+    pub fn brings_about(&self, cause: &str, symptom: &str) -> bool {
+        self.consequences
+            .iter()
+            .any(|c| c.cause == cause && c.symptom == symptom)
+    }
+
     /// How long `symptom` may outlast `cause` by itself (0: it ends with it).
     pub fn outlasts_ms(&self, cause: &str, symptom: &str) -> Millis {
         self.consequences

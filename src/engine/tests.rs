@@ -526,6 +526,28 @@ fn a_cause_seen_after_its_symptom_takes_the_symptom_into_its_incident() {
 }
 
 #[test]
+fn a_cause_and_its_symptom_seen_in_one_observation_open_as_one_incident_cause_first() {
+    let state = with_consequences(state());
+    let effects = observed(
+        &state,
+        vec![
+            violation("counter_drift", "demo-hot"),
+            violation("node_down", "n2"),
+        ],
+    );
+    assert_eq!(
+        opened_incident(&effects),
+        vec![
+            IncidentLink::Cause { adopts: vec![] },
+            IncidentLink::SymptomOfOpening {
+                invariant: "node_down".into(),
+                target: "n2".into()
+            }
+        ]
+    );
+}
+
+#[test]
 fn problems_on_one_node_that_open_together_are_one_incident_and_others_are_their_own() {
     let mut state = state();
     let mut first = ticket(7, TicketStatus::Open);

@@ -19,6 +19,9 @@ pub enum IncidentLink {
     Cause { adopts: Vec<TicketId> },
     /// A symptom of the incident whose cause is this ticket.
     SymptomOf(TicketId),
+    /// A symptom of a cause seen in the same observation, whose ticket this batch opens just
+    /// before it (its id is not known until then): the open ticket on that invariant and target.
+    SymptomOfOpening { invariant: String, target: String },
 }
 
 /// One change to the store, with the audit row it carries.
@@ -349,6 +352,14 @@ fn link_incident(
 ) -> Result<Vec<TicketId>> {
     let cause = match link {
         IncidentLink::SymptomOf(cause) => *cause,
+        IncidentLink::SymptomOfOpening { invariant, target } => tx
+            .prepare_cached(
+                "SELECT incident_id FROM tickets WHERE invariant = ?1 AND target = ?2 AND status != 'resolved' ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row(params![invariant, target], |r| r.get::<_, Option<i64>>(0))
+            .optional()?
+            .flatten()
+            .map_or(id, TicketId),
         IncidentLink::Cause { .. } => id,
     };
     tx.prepare_cached("UPDATE tickets SET incident_id = ?2 WHERE id = ?1")?

@@ -191,25 +191,36 @@ async fn a_redis_that_refuses_the_nodes_writes_is_a_ticket_naming_why_and_nothin
     );
     assert_eq!(health["redis"]["last_check_error_class"], "oom", "{health}");
 
+    // The cause, from Redis's own INFO, before or beside what the nodes' refusals show: one
+    // ticket on Redis naming its limit and policy, diagnosed as what it is.
     let tickets = tickets(&db);
-    let unbacked: Vec<&serde_json::Value> = tickets
+    let full: Vec<&serde_json::Value> = tickets
         .iter()
-        .filter(|t| t["invariant"] == "decisions_unbacked")
+        .filter(|t| t["invariant"] == "redis_memory_full")
         .collect();
-    assert!(!unbacked.is_empty(), "{tickets:#?}\n{output}");
+    assert_eq!(full.len(), 1, "{tickets:#?}\n{output}");
+    assert_eq!(full[0]["target"], "redis");
+    let message = full[0]["message"].as_str().unwrap();
     assert!(
-        unbacked[0]["message"].as_str().unwrap().contains("oom"),
-        "{unbacked:#?}"
+        message.contains("policy noeviction") && message.contains("refuses the checks' writes"),
+        "{message}"
     );
     let shown = operator(
         &db,
-        &["tickets", "show", &unbacked[0]["id"].to_string(), "--json"],
+        &["tickets", "show", &full[0]["id"].to_string(), "--json"],
     );
     let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert_eq!(
         shown["diagnoses"][0]["body"]["root_cause"]["category"], "redis_out_of_memory",
         "{shown:#}"
     );
+    // What the nodes' refused writes show belongs to that incident, not to one of its own.
+    for unbacked in tickets
+        .iter()
+        .filter(|t| t["invariant"] == "decisions_unbacked")
+    {
+        assert_eq!(unbacked["incident"], full[0]["id"], "{tickets:#?}");
+    }
     // Nothing disruptive ran, on any ticket: Redis is the same process, every count kept.
     let actions: Vec<serde_json::Value> =
         serde_json::from_slice(&operator(&db, &["actions", "list", "--json"]).stdout).unwrap();

@@ -61,6 +61,74 @@ pub struct RedisFacts {
     pub error: Option<String>,
     /// The store epoch: it changes when Redis lost its data.
     pub epoch: Option<String>,
+    /// What Redis's own exporter alerts on, from `INFO`: `None` when it could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<RedisInfo>,
+}
+
+/// The fields of Redis's `INFO` that its operators watch: memory against maxmemory (a full
+/// Redis refuses writes or evicts counts, by its policy), evicted and expired keys, clients
+/// against maxclients (a full one refuses a restarted node), blocked clients.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RedisInfo {
+    pub used_memory: u64,
+    /// 0 when unlimited.
+    pub maxmemory: u64,
+    pub maxmemory_policy: String,
+    /// Since Redis started.
+    pub evicted_keys: u64,
+    pub expired_keys: u64,
+    pub rejected_connections: u64,
+    pub connected_clients: u64,
+    pub blocked_clients: u64,
+    /// 0 when Redis does not say (before 7.0).
+    pub maxclients: u64,
+}
+
+impl RedisInfo {
+    /// Reads `INFO`'s `field:value` lines; a field Redis does not report stays at its default.
+    /// `None` for text that holds none of the fields (not an `INFO` answer).
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut info = Self::default();
+        let mut seen = false;
+        for line in text.lines() {
+            let Some((field, value)) = line.trim_end().split_once(':') else {
+                continue;
+            };
+            let number = || value.parse::<u64>().ok();
+            let slot = match field {
+                "used_memory" => &mut info.used_memory,
+                "maxmemory" => &mut info.maxmemory,
+                "evicted_keys" => &mut info.evicted_keys,
+                "expired_keys" => &mut info.expired_keys,
+                "rejected_connections" => &mut info.rejected_connections,
+                "connected_clients" => &mut info.connected_clients,
+                "blocked_clients" => &mut info.blocked_clients,
+                "maxclients" => &mut info.maxclients,
+                "maxmemory_policy" => {
+                    info.maxmemory_policy = value.to_string();
+                    seen = true;
+                    continue;
+                }
+                _ => continue,
+            };
+            if let Some(n) = number() {
+                *slot = n;
+                seen = true;
+            }
+        }
+        seen.then_some(info)
+    }
+
+    /// Used memory as a share of maxmemory; `None` when Redis has no limit.
+    pub fn memory_used_share(&self) -> Option<f64> {
+        (self.maxmemory > 0).then(|| self.used_memory as f64 / self.maxmemory as f64)
+    }
+
+    /// Whether a full Redis drops keys (and their counts) rather than refusing writes.
+    pub fn evicts(&self) -> bool {
+        !self.maxmemory_policy.is_empty() && self.maxmemory_policy != "noeviction"
+    }
 }
 
 /// One key's newest window: what the nodes say they had allowed, and what Redis holds.
@@ -107,5 +175,43 @@ impl KeyFacts {
         } else {
             0
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RedisInfo;
+
+    #[test]
+    fn info_is_read_field_by_field_and_anything_else_is_not_info() {
+        let text = "# Memory\r\nused_memory:2048000\r\nused_memory_human:1.95M\r\nmaxmemory:4096000\r\nmaxmemory_policy:allkeys-lru\r\n# Stats\r\nevicted_keys:12\r\nexpired_keys:340\r\nrejected_connections:3\r\n# Clients\r\nconnected_clients:5\r\nblocked_clients:1\r\nmaxclients:10000\r\n";
+        let info = RedisInfo::parse(text).unwrap();
+        assert_eq!(info.used_memory, 2_048_000);
+        assert_eq!(info.maxmemory, 4_096_000);
+        assert_eq!(info.maxmemory_policy, "allkeys-lru");
+        assert_eq!(
+            (
+                info.evicted_keys,
+                info.expired_keys,
+                info.rejected_connections
+            ),
+            (12, 340, 3)
+        );
+        assert_eq!(
+            (
+                info.connected_clients,
+                info.blocked_clients,
+                info.maxclients
+            ),
+            (5, 1, 10_000)
+        );
+        assert_eq!(info.memory_used_share(), Some(0.5));
+        assert!(info.evicts());
+        let unlimited =
+            RedisInfo::parse("used_memory:10\nmaxmemory:0\nmaxmemory_policy:noeviction\n").unwrap();
+        assert_eq!(unlimited.memory_used_share(), None);
+        assert!(!unlimited.evicts());
+        assert_eq!(RedisInfo::parse("OK"), None);
+        assert_eq!(RedisInfo::parse("used_memory:lots"), None);
     }
 }

@@ -1,4 +1,4 @@
-//! The rate limiter's seven invariants, each a pure function over one observation's facts.
+//! The rate limiter's nine invariants, each a pure function over one observation's facts.
 
 use operator_protocol::{Severity, Violation};
 use serde_json::json;
@@ -12,6 +12,8 @@ pub const COUNTER_DRIFT: &str = "counter_drift";
 pub const GHOST_ALLOWING: &str = "ghost_allowing";
 pub const DECISIONS_UNBACKED: &str = "decisions_unbacked";
 pub const FLAGS_DIFFER: &str = "flags_differ";
+pub const REDIS_MEMORY_FULL: &str = "redis_memory_full";
+pub const REDIS_CLIENTS_FULL: &str = "redis_clients_full";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Thresholds {
@@ -25,6 +27,9 @@ pub struct Thresholds {
     /// Drift beyond the timed-out units is tolerated up to this many units, for checks that
     /// landed in Redis between reading the nodes and reading Redis.
     pub drift_slack: u64,
+    /// Redis using this share of its maxmemory is full for practical purposes: the next
+    /// windows' counters will not fit.
+    pub redis_memory_share: f64,
 }
 
 impl Default for Thresholds {
@@ -34,6 +39,8 @@ impl Default for Thresholds {
             health_rtt_ms: 80.0,
             min_latency_samples: 20,
             drift_slack: 5,
+            // Redis's own exporter alerts at 90 % of maxmemory.
+            redis_memory_share: 0.9,
         }
     }
 }
@@ -46,7 +53,63 @@ pub fn all(facts: &Facts, thresholds: &Thresholds) -> Vec<Violation> {
     out.extend(ghost_allowing(facts));
     out.extend(decisions_unbacked(facts));
     out.extend(flags_differ(facts));
+    out.extend(redis_memory_full(facts, thresholds));
+    out.extend(redis_clients_full(facts));
     out
+}
+
+/// Redis at its memory limit refuses every check's write (`noeviction`) or drops keys to make
+/// room, counts with them (any other policy): either way the cluster stops limiting exactly,
+/// before any node's health says so.
+pub fn redis_memory_full(facts: &Facts, thresholds: &Thresholds) -> Option<Violation> {
+    let info = facts.redis.info.as_ref()?;
+    let share = info
+        .memory_used_share()
+        .filter(|s| *s >= thresholds.redis_memory_share)?;
+    let consequence = if info.evicts() {
+        "it evicts keys to make room, and the counts in them are lost"
+    } else {
+        "it refuses the checks' writes"
+    };
+    Some(Violation {
+        invariant: REDIS_MEMORY_FULL.into(),
+        severity: Severity::Critical,
+        target: crate::cluster::REDIS_NODE.into(),
+        message: format!(
+            "Redis uses {:.0} % of its maxmemory ({} of {} bytes, policy {}): {consequence}",
+            share * 100.0,
+            info.used_memory,
+            info.maxmemory,
+            info.maxmemory_policy
+        ),
+        evidence: json!({
+            "used_memory": info.used_memory, "maxmemory": info.maxmemory,
+            "maxmemory_policy": info.maxmemory_policy, "evicted_keys": info.evicted_keys,
+        }),
+    })
+}
+
+/// Redis serving as many clients as its maxclients lets in refuses the next connection: a
+/// node that restarts, or reconnects after a blip, cannot reach it.
+pub fn redis_clients_full(facts: &Facts) -> Option<Violation> {
+    let info = facts
+        .redis
+        .info
+        .as_ref()
+        .filter(|i| i.maxclients > 0 && i.connected_clients >= i.maxclients)?;
+    Some(Violation {
+        invariant: REDIS_CLIENTS_FULL.into(),
+        severity: Severity::Warning,
+        target: crate::cluster::REDIS_NODE.into(),
+        message: format!(
+            "Redis serves {} clients, its maxclients is {}: it refuses new connections ({} refused so far)",
+            info.connected_clients, info.maxclients, info.rejected_connections
+        ),
+        evidence: json!({
+            "connected_clients": info.connected_clients, "maxclients": info.maxclients,
+            "rejected_connections": info.rejected_connections,
+        }),
+    })
 }
 
 /// A node started with other settings than the rest (its limit, window, Redis timeout, fail
@@ -299,6 +362,66 @@ mod tests {
     #[test]
     fn a_healthy_cluster_breaks_no_invariant() {
         assert!(invariants(&healthy()).is_empty());
+    }
+
+    #[test]
+    fn redis_at_its_memory_limit_is_full_and_says_what_its_policy_does() {
+        let mut f = healthy();
+        let info = crate::facts::RedisInfo {
+            used_memory: 950,
+            maxmemory: 1000,
+            maxmemory_policy: "noeviction".into(),
+            connected_clients: 4,
+            maxclients: 10_000,
+            ..Default::default()
+        };
+        f.redis.info = Some(info.clone());
+        let found = all(&f, &Thresholds::default());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].invariant, REDIS_MEMORY_FULL);
+        assert_eq!(found[0].target, "redis");
+        assert!(found[0].message.contains("95 %"), "{}", found[0].message);
+        assert!(found[0].message.contains("refuses the checks' writes"));
+        f.redis.info = Some(crate::facts::RedisInfo {
+            maxmemory_policy: "allkeys-lru".into(),
+            ..info.clone()
+        });
+        let evicting = redis_memory_full(&f, &Thresholds::default()).unwrap();
+        assert!(evicting.message.contains("counts in them are lost"));
+        for roomy in [
+            crate::facts::RedisInfo {
+                used_memory: 899,
+                ..info.clone()
+            },
+            crate::facts::RedisInfo {
+                maxmemory: 0,
+                ..info.clone()
+            },
+        ] {
+            f.redis.info = Some(roomy);
+            assert!(invariants(&f).is_empty());
+        }
+    }
+
+    #[test]
+    fn redis_at_its_maxclients_refuses_the_next_connection() {
+        let mut f = healthy();
+        let info = crate::facts::RedisInfo {
+            connected_clients: 4,
+            maxclients: 4,
+            rejected_connections: 2,
+            ..Default::default()
+        };
+        f.redis.info = Some(info.clone());
+        assert_eq!(
+            invariants(&f),
+            [(REDIS_CLIENTS_FULL.into(), "redis".into())]
+        );
+        f.redis.info = Some(crate::facts::RedisInfo {
+            maxclients: 0,
+            ..info
+        });
+        assert!(invariants(&f).is_empty(), "a Redis that does not say");
     }
 
     #[test]

@@ -258,10 +258,17 @@ pub fn consequences() -> Vec<Consequence> {
     // checks decided by the fail mode, nodes allowing without Redis). A count that
     // drifted meanwhile (writes that landed after a pause, writes Redis refused) heals at
     // its window's end: it is the trouble's aftermath for as long as the longest window.
-    let drift = Consequence::new(REDIS_DISCONNECTED, COUNTER_DRIFT).outlasting(DRIFT_OUTLASTS_MS);
-    [DECISIONS_UNBACKED, HIGH_LATENCY, GHOST_ALLOWING]
+    // A Redis that is full (memory, clients) is the same trouble seen earlier, from Redis's
+    // side: what its refusals do to the nodes and the counts is its aftermath.
+    [REDIS_DISCONNECTED, REDIS_MEMORY_FULL, REDIS_CLIENTS_FULL]
         .into_iter()
-        .map(|symptom| Consequence::new(REDIS_DISCONNECTED, symptom))
-        .chain(std::iter::once(drift))
+        .flat_map(|cause| {
+            [DECISIONS_UNBACKED, HIGH_LATENCY, GHOST_ALLOWING]
+                .into_iter()
+                .map(move |symptom| Consequence::new(cause, symptom))
+                .chain(std::iter::once(
+                    Consequence::new(cause, COUNTER_DRIFT).outlasting(DRIFT_OUTLASTS_MS),
+                ))
+        })
         .collect()
 }

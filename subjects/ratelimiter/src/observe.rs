@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::cluster::Endpoints;
-use crate::facts::{Facts, KeyFacts, NodeFacts, RedisFacts};
+use crate::facts::{Facts, KeyFacts, NodeFacts, RedisFacts, RedisInfo};
 
 /// Rates and p99 cover about this much recent history.
 pub const RATE_WINDOW: Duration = Duration::from_secs(2);
@@ -411,6 +411,8 @@ impl Observer {
         let epoch_key = format!("{}:epoch", self.endpoints.redis_prefix);
         let mut pipe = redis::pipe();
         pipe.get(&epoch_key);
+        // Every default section: memory, stats and clients among them.
+        pipe.cmd("INFO");
         let newest: Vec<(String, Option<WindowSlot>)> = keys
             .iter()
             .map(|(key, per_node)| {
@@ -428,7 +430,8 @@ impl Observer {
         }
         let started = Instant::now();
         let mut conn = self.redis.clone();
-        let reply: Result<(Option<String>, Vec<Option<u64>>), String> = match tokio::time::timeout(
+        type Reply = (Option<String>, Option<RedisInfo>, Vec<Option<u64>>);
+        let reply: Result<Reply, String> = match tokio::time::timeout(
             Duration::from_millis(500),
             pipe.query_async::<Vec<redis::Value>>(&mut conn),
         )
@@ -441,22 +444,28 @@ impl Observer {
                 let epoch = it
                     .next()
                     .and_then(|v| redis::from_redis_value::<Option<String>>(v).ok().flatten());
+                let info = it
+                    .next()
+                    .and_then(|v| redis::from_redis_value::<String>(v).ok())
+                    .and_then(|text| RedisInfo::parse(&text));
                 Ok((
                     epoch,
+                    info,
                     it.map(|v| redis::from_redis_value::<Option<u64>>(v).ok().flatten())
                         .collect(),
                 ))
             }
         };
         let (epoch, counts) = match reply {
-            Ok(r) => {
+            Ok((epoch, info, counts)) => {
                 facts.redis = RedisFacts {
                     reachable: true,
                     latency_ms: Some(started.elapsed().as_secs_f64() * 1e3),
                     error: None,
-                    epoch: r.0.clone(),
+                    epoch: epoch.clone(),
+                    info,
                 };
-                (r.0, r.1)
+                (epoch, counts)
             }
             Err(e) => {
                 facts.redis = RedisFacts {
@@ -464,6 +473,7 @@ impl Observer {
                     latency_ms: None,
                     error: Some(e),
                     epoch: None,
+                    info: None,
                 };
                 (None, vec![])
             }

@@ -66,6 +66,19 @@ pub struct StoreFacts {
     /// Why they could not: the status server refused, or Prometheus has no series for it.
     #[serde(default)]
     pub metrics_error: Option<String>,
+    /// Its disk as PD reports it, in bytes; `None` before its first heartbeat ("0B").
+    #[serde(default)]
+    pub capacity_bytes: Option<u64>,
+    #[serde(default)]
+    pub available_bytes: Option<u64>,
+}
+
+impl StoreFacts {
+    /// The share of its disk in use, when PD knows its size.
+    pub fn disk_used_share(&self) -> Option<f64> {
+        let capacity = self.capacity_bytes.filter(|c| *c > 0)? as f64;
+        Some(1.0 - self.available_bytes? as f64 / capacity)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

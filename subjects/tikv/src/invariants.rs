@@ -15,6 +15,7 @@ pub const SLOW_STORE: &str = "slow_store";
 pub const PD_NO_LEADER: &str = "pd_no_leader";
 pub const PD_MEMBER_DOWN: &str = "pd_member_down";
 pub const WORKLOAD_DROP: &str = "workload_drop";
+pub const STORE_LOW_SPACE: &str = "store_low_space";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Thresholds {
@@ -25,6 +26,8 @@ pub struct Thresholds {
     pub leader_spread_ratio: f64,
     /// Below this share of the baseline, the workload has dropped.
     pub workload_floor: f64,
+    /// A store using this share of its disk is low on space (PD's low-space-ratio).
+    pub low_space_ratio: f64,
 }
 
 impl Default for Thresholds {
@@ -34,6 +37,7 @@ impl Default for Thresholds {
             leader_spread: 10,
             leader_spread_ratio: 0.5,
             workload_floor: 0.5,
+            low_space_ratio: 0.8,
         }
     }
 }
@@ -48,6 +52,7 @@ pub fn all(facts: &Facts, thresholds: &Thresholds) -> Vec<Violation> {
     out.extend(regions(facts));
     out.extend(leader_imbalance(facts, thresholds));
     out.extend(slow_store(facts, thresholds));
+    out.extend(store_low_space(facts, thresholds));
     out.extend(workload_drop(facts, thresholds));
     out
 }
@@ -249,6 +254,34 @@ pub fn slow_store(facts: &Facts, thresholds: &Thresholds) -> Vec<Violation> {
         .collect()
 }
 
+/// A store whose disk is filling stops taking regions (PD's low-space-ratio) and, full,
+/// stops writing: the cluster's room to heal a store's loss shrinks before anything fails.
+pub fn store_low_space(facts: &Facts, thresholds: &Thresholds) -> Vec<Violation> {
+    facts
+        .stores
+        .iter()
+        .filter(|s| !s.state_name.is_silent())
+        .filter_map(|s| Some((s, s.disk_used_share()?)))
+        .filter(|(_, used)| *used >= thresholds.low_space_ratio)
+        .map(|(s, used)| {
+            let gib = |bytes: Option<u64>| bytes.unwrap_or(0) as f64 / (1u64 << 30) as f64;
+            Violation {
+                invariant: STORE_LOW_SPACE.into(),
+                severity: Severity::Warning,
+                target: format!("store-{}", s.id),
+                message: format!(
+                    "store {} has used {:.0} % of its disk ({:.1} of {:.1} GiB left): PD moves no more regions onto it",
+                    s.id,
+                    used * 100.0,
+                    gib(s.available_bytes),
+                    gib(s.capacity_bytes)
+                ),
+                evidence: json!({ "store_id": s.id, "capacity_bytes": s.capacity_bytes, "available_bytes": s.available_bytes, "used_share": used }),
+            }
+        })
+        .collect()
+}
+
 pub fn workload_drop(facts: &Facts, thresholds: &Thresholds) -> Vec<Violation> {
     let Some(baseline) = facts.workload.baseline_ops_per_sec.filter(|b| *b > 0.0) else {
         return vec![];
@@ -283,6 +316,27 @@ mod tests {
             .into_iter()
             .map(|v| (v.invariant, v.target))
             .collect()
+    }
+
+    #[test]
+    fn a_store_that_used_most_of_its_disk_is_low_on_space_until_pd_knows_its_size() {
+        let mut f = healthy();
+        let store = &mut f.stores[1];
+        store.capacity_bytes = Some(100 << 30);
+        store.available_bytes = Some(15 << 30);
+        let found = store_low_space(&f, &Thresholds::default());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].target, format!("store-{}", f.stores[1].id));
+        assert!(found[0].message.contains("85 %"), "{}", found[0].message);
+        assert!(found[0].message.contains("15.0 of 100.0 GiB left"));
+        f.stores[1].available_bytes = Some(25 << 30);
+        assert!(store_low_space(&f, &Thresholds::default()).is_empty());
+        f.stores[1].capacity_bytes = None;
+        f.stores[1].available_bytes = Some(0);
+        assert!(
+            store_low_space(&f, &Thresholds::default()).is_empty(),
+            "before its first heartbeat PD knows no size"
+        );
     }
 
     #[test]

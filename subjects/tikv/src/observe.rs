@@ -10,7 +10,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::facts::*;
-use crate::pd::{RegionCheck, RegionInfo};
+use crate::pd::{RegionCheck, RegionInfo, parse_byte_size};
 use crate::subject::*;
 use crate::telemetry::StoreAddress;
 
@@ -147,6 +147,8 @@ impl TikvSubject {
                     region_count: s.status.region_count,
                     slow_score: s.status.slow_score,
                     status_address: s.store.status_address.clone().unwrap_or_default(),
+                    capacity_bytes: parse_byte_size(&s.status.capacity).filter(|c| *c > 0),
+                    available_bytes: parse_byte_size(&s.status.available),
                     ..Default::default()
                 })
                 .collect();

@@ -157,6 +157,9 @@ pub struct Redis {
     pub evicting: Option<&'static str>,
     pub maxclients: u64,
     pub password: bool,
+    /// Keys dropped to make room, and keys expired, since Redis started (INFO stats).
+    pub evicted_keys: u64,
+    pub expired_keys: u64,
 }
 
 pub struct Model {
@@ -334,7 +337,7 @@ impl Model {
         None
     }
 
-    fn memory_kb(&self) -> f64 {
+    pub fn memory_kb(&self) -> f64 {
         BASE_MEMORY_KB + COUNTER_KB * self.redis.counters.len() as f64
     }
 
@@ -376,7 +379,9 @@ impl Model {
         for name in drained {
             self.exit(&name, Exit::Clean);
         }
+        let before = self.redis.counters.len();
         self.redis.counters.retain(|_, (_, expires)| *expires > now);
+        self.redis.expired_keys += (before - self.redis.counters.len()) as u64;
         if !self.redis_holds() && self.redis_process().state == ProcessState::Running {
             for (counter, units, expires, limit) in std::mem::take(&mut self.redis.queued) {
                 if expires > now {
@@ -475,6 +480,7 @@ impl Model {
             match victim {
                 Some(c) => {
                     self.redis.counters.remove(&c);
+                    self.redis.evicted_keys += 1;
                 }
                 None => break,
             }

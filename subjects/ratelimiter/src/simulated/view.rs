@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::model::{Exit, Model, NODES, Refusal, STEP_MS};
 use crate::cluster::REDIS_NODE;
-use crate::facts::{Facts, KeyFacts, NodeFacts, RedisFacts};
+use crate::facts::{Facts, KeyFacts, NodeFacts, RedisFacts, RedisInfo};
 
 /// How long a node waits for Redis before it decides without it.
 const NODE_REDIS_TIMEOUT_MS: f64 = 100.0;
@@ -90,6 +90,24 @@ impl Model {
                 .to_string()
             }),
             epoch: refusal.is_none().then(|| self.redis.epoch.to_string()),
+            info: refusal.is_none().then(|| self.redis_info()),
+        }
+    }
+
+    /// What `INFO` would say: memory as the model counts it, the clients that got a slot.
+    fn redis_info(&self) -> RedisInfo {
+        let redis = &self.redis;
+        let clients = 1 + NODES.len() as u64;
+        RedisInfo {
+            used_memory: (self.memory_kb() * 1024.0) as u64,
+            maxmemory: redis.maxmemory_kb.map_or(0, |kb| kb * 1024),
+            maxmemory_policy: redis.evicting.unwrap_or("noeviction").to_string(),
+            evicted_keys: redis.evicted_keys,
+            expired_keys: redis.expired_keys,
+            rejected_connections: 0,
+            connected_clients: clients.min(redis.maxclients),
+            blocked_clients: 0,
+            maxclients: redis.maxclients,
         }
     }
 
