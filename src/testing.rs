@@ -84,7 +84,7 @@ pub fn restart_node_spec() -> ActionSpec {
         )),
         premises: vec![Premise {
             description: "the node is not serving".into(),
-            any_of: vec![PremiseCheck::new(
+            any_of: vec![Probe::new(
                 "the node is unhealthy",
                 "node_detail",
                 json!({ "node": "{param.node}" }),

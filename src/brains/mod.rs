@@ -4,11 +4,13 @@
 pub mod anthropic;
 mod anthropic_wire;
 pub mod llm;
+mod narrated;
 pub mod openai;
 pub mod prompt;
 pub mod rules;
 mod template;
 
+pub use narrated::NarratedTools;
 pub use rules::RulesBrain;
 pub use template::fill;
 

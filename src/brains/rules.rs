@@ -5,8 +5,6 @@
 //! not "less likely": when none stands, the diagnosis is unknown and recommends nothing.
 //! Nothing subject-specific is here.
 
-use std::collections::BTreeMap;
-
 use operator_protocol::{
     Alternative, BoxFuture, Brain, ContractError, ContractResult, Cost, Diagnosis,
     DiagnosisContext, Evidence, EvidenceCheck, EvidenceRole, Hypothesis, ReasoningEvent,
@@ -15,6 +13,7 @@ use operator_protocol::{
 };
 use serde_json::Value;
 
+use super::narrated::NarratedTools;
 use super::template::fill;
 
 pub struct RulesBrain;
@@ -106,8 +105,7 @@ impl Brain for RulesBrain {
                 ),
             );
 
-            let mut answers: BTreeMap<String, Result<Value, String>> = BTreeMap::new();
-            let mut tool_calls = 0u32;
+            let reads = NarratedTools::new(tools, Some(sink));
             let mut scored = Vec::new();
             for hypothesis in &entry.hypotheses {
                 say(
@@ -127,26 +125,9 @@ impl Brain for RulesBrain {
                         tool: check.tool.clone(),
                         args: fill(&check.args, ticket),
                     };
-                    let cache_key = serde_json::to_string(&call).unwrap_or_default();
-                    if !answers.contains_key(&cache_key) {
-                        sink.emit(ReasoningEvent::ToolCall {
-                            tool: call.tool.clone(),
-                            args: serde_json::to_value(&call.args).unwrap_or_default(),
-                        });
-                        tool_calls += 1;
-                        let answer = tools.call(&call).await.map_err(|e| e.to_string());
-                        sink.emit(ReasoningEvent::ToolResult {
-                            tool: call.tool.clone(),
-                            ok: answer.is_ok(),
-                            summary: match &answer {
-                                Ok(v) => show(&Some(v.clone())),
-                                Err(e) => e.clone(),
-                            },
-                        });
-                        answers.insert(cache_key.clone(), answer);
-                    }
+                    let answer = reads.call(&call).await;
                     total_weight += check.weight;
-                    match &answers[&cache_key] {
+                    match &answer {
                         Ok(answer) => {
                             let found = answer.pointer(&check.pointer).cloned();
                             if check.expect.holds(found.as_ref()) {
@@ -225,7 +206,7 @@ impl Brain for RulesBrain {
                 .max_by(|(ia, a), (ib, b)| a.score.total_cmp(&b.score).then(ib.cmp(ia)))
                 .map(|(i, _)| i)
             else {
-                return Ok(unknown(ticket, &scored, tool_calls, sink));
+                return Ok(unknown(ticket, &scored, reads.calls_made(), sink));
             };
             let best = &scored[best_index];
             let runner_up = scored
@@ -323,7 +304,7 @@ impl Brain for RulesBrain {
                 recommended_actions,
                 confidence,
                 cost: Cost {
-                    tool_calls,
+                    tool_calls: reads.calls_made(),
                     ..Cost::default()
                 },
             })
@@ -416,11 +397,13 @@ mod tests {
 
     fn check(description: &str, pointer: &str, value: Value, role: EvidenceRole) -> EvidenceCheck {
         EvidenceCheck {
-            description: description.into(),
-            tool: "node_detail".into(),
-            args: Default::default(),
-            pointer: pointer.into(),
-            expect: Expectation::Equals { value },
+            probe: operator_protocol::Probe::new(
+                description,
+                "node_detail",
+                json!({}),
+                pointer,
+                Expectation::Equals { value },
+            ),
             weight: 2.0,
             role,
         }

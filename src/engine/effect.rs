@@ -1,12 +1,12 @@
 //! What the decision parts are given (an [`Input`]) and what they return ([`Effect`]s): the
 //! whole vocabulary between the pure engine and its shell.
 
+use std::fmt;
+
 use operator_protocol::{
     ActionOutcome, ActionRequest, ChaosOutcome, ChaosRequest, ContractError, Diagnosis, Millis,
     NodeId, Observation, Premise, Reversal, Violation,
 };
-
-use super::premises::PremiseFailure;
 
 use crate::events::{Command, EngineEvent};
 use crate::model::{ActionId, TicketId};
@@ -91,5 +91,24 @@ pub enum Effect {
 impl Effect {
     pub fn is_write(&self) -> bool {
         matches!(self, Effect::Write(_))
+    }
+}
+
+/// The first premise that did not hold, with what each of its checks found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PremiseFailure {
+    pub premise: String,
+    /// One line per check: "the process has exited: found \"running\", expected = \"exited\"".
+    pub found: Vec<String>,
+}
+
+impl fmt::Display for PremiseFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} does not hold ({})",
+            self.premise,
+            self.found.join("; ")
+        )
     }
 }

@@ -81,7 +81,18 @@ pub fn advance(state: &EngineState, now: Millis) -> Vec<Effect> {
     };
     for action in state.live_actions() {
         match action.status {
-            ActionStatus::Proposed => effects.push(validate(state, action)),
+            // Validated and gated in one pass: a valid action's gates are asked at once.
+            ActionStatus::Proposed => match validate(state, action) {
+                Validation::Valid(valid) => {
+                    effects.push(valid);
+                    let validated = Action {
+                        status: ActionStatus::Validated,
+                        ..action.clone()
+                    };
+                    effects.extend(gate(state, &validated, now, &mut launched));
+                }
+                Validation::Ended(invalid) => effects.push(invalid),
+            },
             ActionStatus::Validated => effects.extend(gate(state, action, now, &mut launched)),
             ActionStatus::Executing => {
                 let stop = state.kill_switch || action.approval == Some(Approval::Rejected);
@@ -98,19 +109,27 @@ pub fn advance(state: &EngineState, now: Millis) -> Vec<Effect> {
     effects
 }
 
-fn validate(state: &EngineState, action: &Action) -> Effect {
+/// A proposed action's move to validated, or the write that ends it here.
+enum Validation {
+    Valid(Effect),
+    Ended(Effect),
+}
+
+fn validate(state: &EngineState, action: &Action) -> Validation {
     if state.kill_switch {
-        return cancel(action, Cause::Policy, "the kill switch is on");
+        return Validation::Ended(cancel(action, Cause::Policy, "the kill switch is on"));
     }
     match validate_request(&state.catalog, &request_of(action), Some(&state.nodes())) {
-        Ok(()) => transition(
+        Ok(()) => Validation::Valid(transition(
             action,
             ActionStatus::Validated,
             Cause::Executor,
             "parameters valid",
             ActionUpdate::default(),
-        ),
-        Err(reason) => fail(action, Cause::Executor, format!("invalid: {reason}")),
+        )),
+        Err(reason) => {
+            Validation::Ended(fail(action, Cause::Executor, format!("invalid: {reason}")))
+        }
     }
 }
 
@@ -138,114 +157,208 @@ fn handed_over(ticket: Option<&Ticket>, action: &Action) -> Option<String> {
     })
 }
 
+/// A gate either lets the action through to the next, or stops it here with what to write
+/// (nothing, to look again on a later pass).
+type Gate<T = ()> = Result<T, Vec<Effect>>;
+
 /// The gates between validated and executing, in the order a person would ask them.
 fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launched) -> Vec<Effect> {
-    if state.kill_switch {
-        return vec![cancel(action, Cause::Policy, "the kill switch is on")];
-    }
-    let ticket = action.ticket_id.and_then(|id| state.ticket(id));
-    if ticket.is_some_and(|t| t.status == TicketStatus::Held || state.waits_for_its_cause(t, now)) {
-        return vec![];
-    }
-    if action.approval == Some(Approval::Rejected) {
-        return vec![cancel(action, Cause::Human, "rejected by a human")];
-    }
-    if let Some(dependency) = action.depends_on {
-        let status = state
-            .action(dependency)
-            .map_or(ActionStatus::Cancelled, |a| a.status);
-        match status {
-            ActionStatus::Completed => {}
-            ActionStatus::Failed | ActionStatus::Cancelled => {
-                return vec![cancel(
-                    action,
-                    Cause::Executor,
-                    format!("step {dependency} did not complete"),
-                )];
-            }
-            _ => return vec![],
-        }
-    }
-    if let Some(at) = action.not_before_ms.filter(|at| *at > now) {
-        return vec![Effect::WakeAt(at)];
-    }
-    let Some(spec) = state.spec(&action.name) else {
-        return vec![fail(action, Cause::Executor, "the action left the catalog")];
-    };
-    let approved = action.approval == Some(Approval::Approved);
     let mut effects = Vec::new();
-    if state.config.read_only {
-        // What it would have done stays on screen, and why it does not.
-        let reason =
-            Some("read-only: this operator never acts (started with --read-only)".to_string());
-        if reason != action.waiting {
-            effects.push(Effect::Write(Write::ActionWaiting {
-                id: action.id,
-                reason,
-                cause: Cause::Policy,
-            }));
+    let passed = (|| {
+        not_stopped(state, action)?;
+        let ticket = action.ticket_id.and_then(|id| state.ticket(id));
+        not_held(state, ticket, now)?;
+        not_rejected(action)?;
+        after_its_dependency(state, action)?;
+        on_schedule(action, now)?;
+        let spec = in_the_catalog(state, action)?;
+        not_read_only(state, action)?;
+        let request = request_of(action);
+        not_a_persons_unfinished_work(state, ticket, action, spec, &request, now)?;
+        nothing_to_wait_for(state, ticket, action, spec, &request, now, &mut effects)?;
+        mode_allows(state, action)?;
+        Ok(launch(state, action, spec, request, now, launched))
+    })();
+    match passed {
+        Ok(launch) | Err(launch) => {
+            effects.extend(launch);
+            effects
         }
-        return effects;
     }
-    let request = request_of(action);
-    // A person's work that outlasts the grace (a node stopped on purpose and not started
-    // again) is theirs to finish: the ticket goes to a person rather than wait forever.
-    let outlasting = touched_nodes(spec, &request).find_map(|n| {
+}
+
+fn not_stopped(state: &EngineState, action: &Action) -> Gate {
+    if state.kill_switch {
+        return Err(vec![cancel(action, Cause::Policy, "the kill switch is on")]);
+    }
+    Ok(())
+}
+
+/// A held ticket, or a symptom waiting for its cause, runs nothing yet.
+fn not_held(state: &EngineState, ticket: Option<&Ticket>, now: Millis) -> Gate {
+    if ticket.is_some_and(|t| t.status == TicketStatus::Held || state.waits_for_its_cause(t, now)) {
+        return Err(vec![]);
+    }
+    Ok(())
+}
+
+fn not_rejected(action: &Action) -> Gate {
+    if action.approval == Some(Approval::Rejected) {
+        return Err(vec![cancel(action, Cause::Human, "rejected by a human")]);
+    }
+    Ok(())
+}
+
+/// A workflow's step runs after the one it depends on completed, and not if that one failed.
+fn after_its_dependency(state: &EngineState, action: &Action) -> Gate {
+    let Some(dependency) = action.depends_on else {
+        return Ok(());
+    };
+    let status = state
+        .action(dependency)
+        .map_or(ActionStatus::Cancelled, |a| a.status);
+    match status {
+        ActionStatus::Completed => Ok(()),
+        ActionStatus::Failed | ActionStatus::Cancelled => Err(vec![cancel(
+            action,
+            Cause::Executor,
+            format!("step {dependency} did not complete"),
+        )]),
+        _ => Err(vec![]),
+    }
+}
+
+/// A retry's backoff, or a wait for a trouble to pass, ends at `not_before`.
+fn on_schedule(action: &Action, now: Millis) -> Gate {
+    match action.not_before_ms.filter(|at| *at > now) {
+        Some(at) => Err(vec![Effect::WakeAt(at)]),
+        None => Ok(()),
+    }
+}
+
+fn in_the_catalog<'a>(state: &'a EngineState, action: &Action) -> Gate<&'a ActionSpec> {
+    state
+        .spec(&action.name)
+        .ok_or_else(|| vec![fail(action, Cause::Executor, "the action left the catalog")])
+}
+
+/// A read-only operator never acts: what it would have done stays on screen, and why not.
+fn not_read_only(state: &EngineState, action: &Action) -> Gate {
+    if !state.config.read_only {
+        return Ok(());
+    }
+    let reason = Some("read-only: this operator never acts (started with --read-only)".to_string());
+    Err(waiting_changed(action, reason, Cause::Policy)
+        .into_iter()
+        .collect())
+}
+
+/// A person's work that outlasts the grace (a node stopped on purpose and not started again)
+/// is theirs to finish: the ticket goes to a person rather than wait forever.
+fn not_a_persons_unfinished_work(
+    state: &EngineState,
+    ticket: Option<&Ticket>,
+    action: &Action,
+    spec: &ActionSpec,
+    request: &ActionRequest,
+    now: Millis,
+) -> Gate {
+    if action.approval == Some(Approval::Approved) {
+        return Ok(());
+    }
+    let ticket = ticket.filter(|t| t.status != TicketStatus::Escalated);
+    let outlasting = touched_nodes(spec, request).find_map(|n| {
         state
             .a_persons_work_outlasting_grace(&n.0, now)
             .map(|w| (n, w))
     });
-    if let (Some(ticket), Some((node, work))) = (
-        ticket.filter(|t| t.status != TicketStatus::Escalated),
-        outlasting,
-    ) && !approved
-    {
-        return vec![super::agent::escalate(
-            ticket.id,
-            Cause::Executor,
-            format!(
-                "{NEEDS_A_HUMAN}: {node} is still someone else's work ({}) after {} s: the operator hands it over rather than race them",
-                work.what,
-                state.config.person_grace.as_secs()
-            ),
-        )];
+    let (Some(ticket), Some((node, work))) = (ticket, outlasting) else {
+        return Ok(());
+    };
+    Err(vec![super::agent::escalate(
+        ticket.id,
+        Cause::Executor,
+        format!(
+            "{NEEDS_A_HUMAN}: {node} is still someone else's work ({}) after {} s: the operator hands it over rather than race them",
+            work.what,
+            state.config.person_grace.as_secs()
+        ),
+    )])
+}
+
+/// What execute mode waits for before acting on its own, first found first said: a person's
+/// ticket, a person's decision, too little confidence, a trouble not seen now, a stop that
+/// may pass by itself. The reason is written when it changes; `effects` keeps it either way.
+fn nothing_to_wait_for(
+    state: &EngineState,
+    ticket: Option<&Ticket>,
+    action: &Action,
+    spec: &ActionSpec,
+    request: &ActionRequest,
+    now: Millis,
+    effects: &mut Vec<Effect>,
+) -> Gate {
+    if state.mode == Mode::Observe || action.approval == Some(Approval::Approved) {
+        return Ok(());
     }
-    if state.mode != Mode::Observe && !approved {
-        // Whatever the diagnosis called it, a process that is stopped now, or runs without
-        // answering, may be back (or cleanly gone) by itself in a moment: nothing acts on it
-        // before that has lasted the watch period without a break.
-        let passing = touched_nodes(spec, &request)
-            .find_map(|n| state.stop_may_pass(&n, now).map(|until| (n, until)));
-        let reason = handed_over(ticket, action)
-            .or_else(|| for_a_person(state, action, spec, now))
-            .or_else(|| confidence_gate(state, action, spec.risk))
-            .or_else(|| destroys_for_trouble_not_seen(ticket, action, spec))
-            .or_else(|| {
-                passing.as_ref().map(|(node, _)| {
-                    format!(
-                        "watching: {node} is stopped or does not answer, which may pass by itself; {} waits until that has lasted {} s",
-                        action.name,
-                        state.config.watch_period.as_secs()
-                    )
-                })
-            });
-        if reason != action.waiting {
-            effects.push(Effect::Write(Write::ActionWaiting {
-                id: action.id,
-                reason: reason.clone(),
-                cause: Cause::Executor,
-            }));
-        }
-        if reason.is_some() {
-            effects.extend(passing.map(|(_, until)| Effect::WakeAt(until)));
-            return effects;
-        }
+    // Whatever the diagnosis called it, a process that is stopped now, or runs without
+    // answering, may be back (or cleanly gone) by itself in a moment: nothing acts on it
+    // before that has lasted the watch period without a break.
+    let passing = touched_nodes(spec, request)
+        .find_map(|n| state.stop_may_pass(&n, now).map(|until| (n, until)));
+    let reason = handed_over(ticket, action)
+        .or_else(|| for_a_person(state, action, spec, now))
+        .or_else(|| confidence_gate(state, action, spec.risk))
+        .or_else(|| destroys_for_trouble_not_seen(ticket, action, spec))
+        .or_else(|| {
+            passing.as_ref().map(|(node, _)| {
+                format!(
+                    "watching: {node} is stopped or does not answer, which may pass by itself; {} waits until that has lasted {} s",
+                    action.name,
+                    state.config.watch_period.as_secs()
+                )
+            })
+        });
+    let waits = reason.is_some();
+    effects.extend(waiting_changed(action, reason, Cause::Executor));
+    if waits {
+        return Err(passing
+            .map(|(_, until)| Effect::WakeAt(until))
+            .into_iter()
+            .collect());
     }
+    Ok(())
+}
+
+/// The write that shows why an action waits, when that changed.
+fn waiting_changed(action: &Action, reason: Option<String>, cause: Cause) -> Option<Effect> {
+    let changed = reason != action.waiting;
+    changed.then_some(Effect::Write(Write::ActionWaiting {
+        id: action.id,
+        reason,
+        cause,
+    }))
+}
+
+/// Observe mode never acts; approve mode acts on what a person approved.
+fn mode_allows(state: &EngineState, action: &Action) -> Gate {
+    let approved = action.approval == Some(Approval::Approved);
     match state.mode {
-        Mode::Observe => return effects,
-        Mode::Approve if !approved => return effects,
-        _ => {}
+        Mode::Observe => Err(vec![]),
+        Mode::Approve if !approved => Err(vec![]),
+        _ => Ok(()),
     }
+}
+
+/// The blast-radius policy has the last word; what it allows is launched.
+fn launch(
+    state: &EngineState,
+    action: &Action,
+    spec: &ActionSpec,
+    request: ActionRequest,
+    now: Millis,
+    launched: &mut Launched,
+) -> Vec<Effect> {
     let node = spec.disrupted_node(&request);
     let disruptive = spec.risk.is_disruptive();
     let started: u32 = action.ticket_id.map_or(0, |t| {
@@ -267,7 +380,7 @@ fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launch
         ticket_action_budget: state.config.ticket_action_budget,
     });
     match verdict {
-        Verdict::Wait(_) => effects,
+        Verdict::Wait(_) => vec![],
         Verdict::Refuse(reason) => vec![fail(action, Cause::Policy, format!("policy: {reason}"))],
         Verdict::Allow => {
             launched.disruptive += usize::from(disruptive);
@@ -286,7 +399,8 @@ fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launch
                 action.max_attempts,
                 state.mode
             );
-            effects.extend([
+            let approved = action.approval == Some(Approval::Approved);
+            vec![
                 transition(
                     action,
                     ActionStatus::Executing,
@@ -309,8 +423,7 @@ fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launch
                     // Taking back the operator's own action restores what was there.
                     on_its_own: !approved && action.undoes.is_none(),
                 },
-            ]);
-            effects
+            ]
         }
     }
 }

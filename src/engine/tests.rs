@@ -11,8 +11,8 @@ use operator_protocol::{
 use serde_json::json;
 
 use super::decide::{advance, decide};
+use super::effect::PremiseFailure;
 use super::effect::{ActionResult, Effect, Input};
-use super::premises::PremiseFailure;
 use super::state::{EngineState, RunningAction};
 use super::{EngineConfig, general_actions};
 use crate::events::{Command, EngineEvent};

@@ -12,8 +12,8 @@ use operator_protocol::{
 };
 use serde_json::{Value, json};
 
-use super::RulesBrain;
 use super::prompt::{self, SUBMIT_DIAGNOSIS};
+use super::{NarratedTools, RulesBrain};
 
 /// Per-ticket limits; past any of them the rules brain answers.
 #[derive(Debug, Clone)]
@@ -144,6 +144,7 @@ async fn agent_loop(
         tools: prompt::tool_definitions(&context.tools),
     };
     let mut messages = vec![json!({ "role": "user", "content": prompt::ticket_message(context) })];
+    let reads = NarratedTools::new(tools, Some(sink));
     let mut nudged = false;
     for _ in 0..budget.max_turns {
         if started.elapsed() > budget.max_wall {
@@ -202,29 +203,7 @@ async fn agent_loop(
                     budget.max_tool_calls
                 )));
             }
-            let args = match &input {
-                Value::Object(map) => map.clone().into_iter().collect(),
-                _ => Default::default(),
-            };
-            sink.emit(ReasoningEvent::ToolCall {
-                tool: name.clone(),
-                args: input.clone(),
-            });
-            let (content, is_error) = match tools
-                .call(&ToolCall {
-                    tool: name.clone(),
-                    args,
-                })
-                .await
-            {
-                Ok(value) => (prompt::tool_result_text(&name, &value), false),
-                Err(e) => (format!("the tool failed: {e}"), true),
-            };
-            sink.emit(ReasoningEvent::ToolResult {
-                tool: name.clone(),
-                ok: !is_error,
-                summary: content.chars().take(200).collect(),
-            });
+            let (content, is_error) = run_tool(&reads, &name, input).await;
             results.push((id, content, is_error));
         }
         messages.extend(dialect.tool_results(results));
@@ -236,36 +215,19 @@ async fn agent_loop(
 }
 
 /// Runs one read-only tool for the model; its answer goes back as data.
-async fn run_tool(
-    tools: &dyn ToolBox,
-    sink: &dyn ReasoningSink,
-    name: &str,
-    input: Value,
-) -> (String, bool) {
-    let args = match &input {
-        Value::Object(map) => map.clone().into_iter().collect(),
+async fn run_tool(reads: &NarratedTools<'_>, name: &str, input: Value) -> (String, bool) {
+    let args = match input {
+        Value::Object(map) => map.into_iter().collect(),
         _ => Default::default(),
     };
-    sink.emit(ReasoningEvent::ToolCall {
+    let call = ToolCall {
         tool: name.to_string(),
-        args: input.clone(),
-    });
-    let (content, is_error) = match tools
-        .call(&ToolCall {
-            tool: name.to_string(),
-            args,
-        })
-        .await
-    {
+        args,
+    };
+    match reads.call(&call).await {
         Ok(value) => (prompt::tool_result_text(name, &value), false),
         Err(e) => (format!("the tool failed: {e}"), true),
-    };
-    sink.emit(ReasoningEvent::ToolResult {
-        tool: name.to_string(),
-        ok: !is_error,
-        summary: content.chars().take(200).collect(),
-    });
-    (content, is_error)
+    }
 }
 
 /// A question: the model may call tools, and its final text is the answer.
@@ -285,6 +247,7 @@ async fn question_loop(
     };
     let mut messages =
         vec![json!({ "role": "user", "content": prompt::question_message(context) })];
+    let reads = NarratedTools::new(tools, Some(sink));
     let mut calls_made = 0;
     for _ in 0..budget.max_turns {
         let outcome = turn(dialect, &conversation, &messages, sink).await?;
@@ -307,7 +270,7 @@ async fn question_loop(
                 )));
             }
             let (content, is_error) = match input {
-                Ok(input) => run_tool(tools, sink, &name, input).await,
+                Ok(input) => run_tool(&reads, &name, input).await,
                 Err(why) => (why, true),
             };
             results.push((id, content, is_error));

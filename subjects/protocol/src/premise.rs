@@ -16,13 +16,15 @@ use crate::{Expectation, ToolCall, fill_args};
 pub struct Premise {
     /// What the action presumes, in words: "the node is not serving normally".
     pub description: String,
-    pub any_of: Vec<PremiseCheck>,
+    pub any_of: Vec<Probe>,
 }
 
-/// Call `tool` with `args`, read `pointer` in its answer, compare. String values in `args`
-/// may hold `{param.NAME}`, filled from the action's parameters.
+/// One question put to the cluster, shared by premises and runbooks: call `tool` with `args`,
+/// read `pointer` in its answer, compare. String values in `args` may hold placeholders: an
+/// action's `{param.NAME}` for a premise, a ticket's `{target}` or `{evidence.NAME}` for a
+/// runbook's evidence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PremiseCheck {
+pub struct Probe {
     pub description: String,
     pub tool: String,
     #[serde(default)]
@@ -33,7 +35,7 @@ pub struct PremiseCheck {
     pub expect: Expectation,
 }
 
-impl PremiseCheck {
+impl Probe {
     pub fn new(
         description: &str,
         tool: &str,
@@ -52,11 +54,14 @@ impl PremiseCheck {
 
     /// The tool call with `{param.NAME}` filled from the action's parameters.
     pub fn call(&self, params: &BTreeMap<String, serde_json::Value>) -> ToolCall {
+        self.call_with(&|name| params.get(name.strip_prefix("param.")?).cloned())
+    }
+
+    /// The tool call with its placeholders filled by `lookup`.
+    pub fn call_with(&self, lookup: &dyn Fn(&str) -> Option<serde_json::Value>) -> ToolCall {
         ToolCall {
             tool: self.tool.clone(),
-            args: fill_args(&self.args, &|name| {
-                params.get(name.strip_prefix("param.")?).cloned()
-            }),
+            args: fill_args(&self.args, lookup),
         }
     }
 
@@ -81,7 +86,7 @@ mod tests {
 
     #[test]
     fn a_check_reads_its_pointer_and_an_unreadable_answer_does_not_hold() {
-        let check = PremiseCheck::new(
+        let check = Probe::new(
             "the process has exited",
             "node_detail",
             json!({ "node": "{param.node}", "store": "store-{param.id}", "lines": 3 }),

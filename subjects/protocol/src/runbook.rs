@@ -50,25 +50,26 @@ pub struct Hypothesis {
     pub transient: bool,
 }
 
-/// One discriminating question: call `tool` with `args`, read `pointer` in its answer, compare.
-/// String values in `args` (and in remedy params) may hold `{target}` or `{evidence.NAME}`,
-/// filled from the ticket.
+/// One discriminating question (a [`Probe`](crate::Probe), whose args may hold `{target}` or
+/// `{evidence.NAME}`, filled from the ticket, as may remedy params) and what its answer is worth.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvidenceCheck {
-    pub description: String,
-    pub tool: String,
-    #[serde(default)]
-    pub args: BTreeMap<String, serde_json::Value>,
-    /// A JSON pointer (RFC 6901) into the tool's answer; empty for the whole answer.
-    #[serde(default)]
-    pub pointer: String,
-    pub expect: Expectation,
+    #[serde(flatten)]
+    pub probe: crate::Probe,
     /// How strongly a match supports the hypothesis (and a mismatch counts against it).
     #[serde(default = "unit_weight")]
     pub weight: f64,
     /// A premise refutes the hypothesis when it fails; a hint only moves its score.
     #[serde(default)]
     pub role: EvidenceRole,
+}
+
+impl std::ops::Deref for EvidenceCheck {
+    type Target = crate::Probe;
+
+    fn deref(&self) -> &crate::Probe {
+        &self.probe
+    }
 }
 
 /// What a failed check means for its hypothesis.

@@ -292,7 +292,7 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
 fn not_stopped_on_purpose(node: &str) -> Premise {
     Premise {
         description: "nobody stopped it on purpose".into(),
-        any_of: vec![PremiseCheck::new(
+        any_of: vec![Probe::new(
             "the process was not stopped deliberately",
             "node_detail",
             json!({ "node": node }),
@@ -302,8 +302,8 @@ fn not_stopped_on_purpose(node: &str) -> Premise {
     }
 }
 
-fn process_is(description: &str, node: &str, state: ProcessState) -> PremiseCheck {
-    PremiseCheck::new(
+fn process_is(description: &str, node: &str, state: ProcessState) -> Probe {
+    Probe::new(
         description,
         "node_detail",
         json!({ "node": node }),
@@ -314,8 +314,8 @@ fn process_is(description: &str, node: &str, state: ProcessState) -> PremiseChec
     )
 }
 
-fn node_check(description: &str, pointer: &str, expect: Expectation) -> PremiseCheck {
-    PremiseCheck::new(
+fn node_check(description: &str, pointer: &str, expect: Expectation) -> Probe {
+    Probe::new(
         description,
         "node_detail",
         json!({ "node": "{param.node}" }),
@@ -324,8 +324,8 @@ fn node_check(description: &str, pointer: &str, expect: Expectation) -> PremiseC
     )
 }
 
-fn key_excess(description: &str, expect: Expectation) -> PremiseCheck {
-    PremiseCheck::new(
+fn key_excess(description: &str, expect: Expectation) -> Probe {
+    Probe::new(
         description,
         "redis_key",
         json!({ "key": "{param.key}" }),

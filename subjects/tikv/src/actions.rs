@@ -160,7 +160,7 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
             // Leaders kept off a store on someone's request are away on purpose.
             premises: vec![Premise {
                 description: "nobody else has PD evicting leaders".into(),
-                any_of: vec![PremiseCheck::new(
+                any_of: vec![Probe::new(
                     "PD evicts leaders from no store on someone else's request",
                     "cluster_overview",
                     json!({}),
@@ -264,7 +264,7 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
                         "/append_log_ms",
                         Expectation::Above { value: 100.0 },
                     ),
-                    PremiseCheck::new(
+                    Probe::new(
                         "the PD member is unhealthy",
                         "pd_member",
                         json!({ "member": "{param.node}" }),
@@ -273,14 +273,14 @@ fn spec(name: ActionName, nodes: &[String]) -> ActionSpec {
                             value: json!(false),
                         },
                     ),
-                    PremiseCheck::new(
+                    Probe::new(
                         "PD has no leader",
                         "cluster_overview",
                         json!({}),
                         "/pd/leader",
                         Expectation::Absent,
                     ),
-                    PremiseCheck::new(
+                    Probe::new(
                         "PD does not answer",
                         "cluster_overview",
                         json!({}),
@@ -324,8 +324,8 @@ fn target_store_up() -> Premise {
     }
 }
 
-fn store_check(description: &str, store: &str, pointer: &str, expect: Expectation) -> PremiseCheck {
-    PremiseCheck::new(
+fn store_check(description: &str, store: &str, pointer: &str, expect: Expectation) -> Probe {
+    Probe::new(
         description,
         "store_detail",
         json!({ "store": store }),

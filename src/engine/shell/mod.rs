@@ -4,6 +4,11 @@
 //! brains, actions and chaos in tasks whose results come back as inputs. A command such as the
 //! kill switch is handled at once, even while a brain is thinking.
 
+mod ledger;
+mod premises;
+pub mod tools;
+mod undo;
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,17 +23,17 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::EngineConfig;
 use super::decide::{advance, decide};
-use super::effect::{ActionResult, Effect, Input};
-use super::ledger::{CURRENT_ACTION, StoreLedger};
+use super::effect::{ActionResult, Effect, Input, PremiseFailure};
 use super::monitor::CHAOS_LINK_WINDOW_MS;
 use super::state::{EngineState, RunningAction};
-use super::tools::{EventSink, SubjectTools};
 use super::worth::Weighing;
-use super::{agent, general_actions, premises, undo};
+use super::{agent, general_actions};
 use crate::clock::Clock;
 use crate::events::{Command, EngineEvent, ReasoningFor};
 use crate::model::*;
 use crate::store::{Applied, OpenResidue, Store, Write};
+use ledger::{CURRENT_ACTION, StoreLedger};
+use tools::{EventSink, SubjectTools};
 
 /// After an input, the idempotent parts look again while they keep changing rows (a proposed
 /// action is validated, then launched, then its ticket is acting); bounded so that a write
@@ -732,23 +737,25 @@ impl Shell {
         self.tasks.spawn(async move {
             let work = async {
                 let tools = SubjectTools(subject.clone(), target.clone());
+                // The premises and the weighing read the cluster once between them.
+                let reads = crate::brains::NarratedTools::new(&tools, None);
                 if !premises.is_empty() {
                     // A fresh observation first, so tools that describe "now" do; if it
                     // fails the checks read what they can, and an unreadable one fails.
                     let _ = subject.observe().await;
-                    if let Err(failure) = premises::check(&premises, &request.params, &tools).await
+                    if let Err(failure) = premises::check(&premises, &request.params, &reads).await
                     {
                         return (ActionResult::PremiseFailed(failure), Ok(None));
                     }
                 }
                 if let Some(spec) = &weighed {
-                    match premises::weigh_worth(spec, &request.params, &tools, factor).await {
+                    match premises::weigh_worth(spec, &request.params, &reads, factor).await {
                         Weighing::Worth => {}
                         Weighing::Wait { for_ms, reason } => {
                             return (ActionResult::Waits { for_ms, reason }, Ok(None));
                         }
                         Weighing::ForAPerson(reason) => {
-                            let failure = premises::PremiseFailure {
+                            let failure = PremiseFailure {
                                 premise: "what it buys outweighs what it destroys".into(),
                                 found: vec![reason],
                             };
@@ -988,18 +995,16 @@ async fn referee(
 async fn stopped_on_purpose(
     target: &dyn DeploymentTarget,
     node: &operator_protocol::NodeId,
-) -> Option<premises::PremiseFailure> {
+) -> Option<PremiseFailure> {
     let described = target.describe(node).await.ok()?;
-    (described["stopped_deliberately"] == serde_json::json!(true)).then(|| {
-        premises::PremiseFailure {
-            premise: format!("nobody stopped {node} on purpose"),
-            found: vec![format!(
-                "the target reports {node} stopped deliberately a moment before the action ({})",
-                described["exit_status"]
-                    .as_str()
-                    .unwrap_or("a SIGTERM being handled")
-            )],
-        }
+    (described["stopped_deliberately"] == serde_json::json!(true)).then(|| PremiseFailure {
+        premise: format!("nobody stopped {node} on purpose"),
+        found: vec![format!(
+            "the target reports {node} stopped deliberately a moment before the action ({})",
+            described["exit_status"]
+                .as_str()
+                .unwrap_or("a SIGTERM being handled")
+        )],
     })
 }
 

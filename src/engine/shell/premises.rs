@@ -3,52 +3,25 @@
 //! concluded: a remedy whose premise does not hold on the cluster as it is now does not run.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
-use operator_protocol::{ActionSpec, Premise, Span, ToolBox, ToolCall};
+use operator_protocol::{ActionSpec, Premise, Span};
 
-use super::worth::{self, Lasting, Spans, Weighing};
-
-/// The first premise that did not hold, with what each of its checks found.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PremiseFailure {
-    pub premise: String,
-    /// One line per check: "the process has exited: found \"running\", expected = \"exited\"".
-    pub found: Vec<String>,
-}
-
-impl fmt::Display for PremiseFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} does not hold ({})",
-            self.premise,
-            self.found.join("; ")
-        )
-    }
-}
+use crate::brains::NarratedTools;
+use crate::engine::effect::PremiseFailure;
+use crate::engine::worth::{self, Lasting, Spans, Weighing};
 
 /// `Ok` when every premise has at least one holding check. Premises often share a tool call
-/// (several checks over one node's detail), so each distinct call is made once.
+/// (several checks over one node's detail): `reads` makes each distinct call once.
 pub async fn check(
     premises: &[Premise],
     params: &BTreeMap<String, serde_json::Value>,
-    tools: &dyn ToolBox,
+    reads: &NarratedTools<'_>,
 ) -> Result<(), PremiseFailure> {
-    let mut answers: Vec<(ToolCall, Result<serde_json::Value, String>)> = Vec::new();
     for premise in premises {
         let mut found = Vec::new();
         let mut holds = false;
         for check in &premise.any_of {
-            let call = check.call(params);
-            let answer = match answers.iter().find(|(asked, _)| *asked == call) {
-                Some((_, answer)) => answer.clone(),
-                None => {
-                    let answer = tools.call(&call).await.map_err(|e| e.to_string());
-                    answers.push((call, answer.clone()));
-                    answer
-                }
-            };
+            let answer = reads.call(&check.call(params)).await;
             let (ok, shown) = check.judge(&answer);
             found.push(format!(
                 "{}: found {shown}, expected {}",
@@ -74,7 +47,7 @@ pub async fn check(
 pub async fn weigh_worth(
     spec: &ActionSpec,
     params: &BTreeMap<String, serde_json::Value>,
-    tools: &dyn ToolBox,
+    reads: &NarratedTools<'_>,
     factor: f64,
 ) -> Weighing {
     if spec.destroys.is_none() {
@@ -87,8 +60,8 @@ pub async fn weigh_worth(
         ));
     };
     let (trouble, loss) = match (
-        read_span(&declared.trouble_lasts, params, tools).await,
-        read_span(&declared.loss_lasts, params, tools).await,
+        read_span(&declared.trouble_lasts, params, reads).await,
+        read_span(&declared.loss_lasts, params, reads).await,
     ) {
         (Ok(trouble), Ok(loss)) => (trouble, loss),
         (Err(why), _) | (_, Err(why)) => {
@@ -113,13 +86,13 @@ pub async fn weigh_worth(
 async fn read_span(
     span: &Span,
     params: &BTreeMap<String, serde_json::Value>,
-    tools: &dyn ToolBox,
+    reads: &NarratedTools<'_>,
 ) -> Result<Lasting, String> {
     if let Some(lasting) = Lasting::declared(span) {
         return Ok(lasting);
     }
     let call = span.call(params).expect("a measured span has a call");
-    let answer = tools
+    let answer = reads
         .call(&call)
         .await
         .map_err(|e| format!("{} failed: {e}", call.tool))?;
@@ -131,7 +104,7 @@ mod tests {
     use std::sync::Mutex;
 
     use operator_protocol::{
-        BoxFuture, ContractError, ContractResult, Expectation, PremiseCheck, ToolSpec,
+        BoxFuture, ContractError, ContractResult, Expectation, Probe, ToolBox, ToolCall, ToolSpec,
     };
     use serde_json::{Value, json};
 
@@ -163,7 +136,7 @@ mod tests {
         Premise {
             description: "the node is not serving".into(),
             any_of: vec![
-                PremiseCheck::new(
+                Probe::new(
                     "the process has exited",
                     "node_detail",
                     json!({ "node": "{param.node}" }),
@@ -172,7 +145,7 @@ mod tests {
                         value: json!("exited"),
                     },
                 ),
-                PremiseCheck::new(
+                Probe::new(
                     "the node does not answer",
                     "node_detail",
                     json!({ "node": "{param.node}" }),
@@ -195,7 +168,15 @@ mod tests {
             ),
             calls: Mutex::new(0),
         };
-        assert_eq!(check(&[not_serving()], &params(), &tools).await, Ok(()));
+        assert_eq!(
+            check(
+                &[not_serving()],
+                &params(),
+                &NarratedTools::new(&tools, None)
+            )
+            .await,
+            Ok(())
+        );
         assert_eq!(*tools.calls.lock().unwrap(), 1);
     }
 
@@ -205,9 +186,13 @@ mod tests {
             detail: Ok(json!({ "process": { "state": "running" }, "health": { "ok": true } })),
             calls: Mutex::new(0),
         };
-        let failure = check(&[not_serving()], &params(), &tools)
-            .await
-            .unwrap_err();
+        let failure = check(
+            &[not_serving()],
+            &params(),
+            &NarratedTools::new(&tools, None),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(failure.premise, "the node is not serving");
         assert_eq!(
             failure.found,
@@ -229,9 +214,13 @@ mod tests {
             detail: Err(ContractError::Retryable("connection refused".into())),
             calls: Mutex::new(0),
         };
-        let failure = check(&[not_serving()], &params(), &tools)
-            .await
-            .unwrap_err();
+        let failure = check(
+            &[not_serving()],
+            &params(),
+            &NarratedTools::new(&tools, None),
+        )
+        .await
+        .unwrap_err();
         assert!(failure.found[0].contains("connection refused"), "{failure}");
     }
 }
