@@ -157,6 +157,17 @@ fn handed_over(ticket: Option<&Ticket>, action: &Action) -> Option<String> {
     })
 }
 
+/// One action at the gates that ask about its ticket, its catalog entry and its request.
+#[derive(Clone, Copy)]
+struct AtTheGate<'a> {
+    state: &'a EngineState,
+    ticket: Option<&'a Ticket>,
+    action: &'a Action,
+    spec: &'a ActionSpec,
+    request: &'a ActionRequest,
+    now: Millis,
+}
+
 /// A gate either lets the action through to the next, or stops it here with what to write
 /// (nothing, to look again on a later pass).
 type Gate<T = ()> = Result<T, Vec<Effect>>;
@@ -174,8 +185,16 @@ fn gate(state: &EngineState, action: &Action, now: Millis, launched: &mut Launch
         let spec = in_the_catalog(state, action)?;
         not_read_only(state, action)?;
         let request = request_of(action);
-        not_a_persons_unfinished_work(state, ticket, action, spec, &request, now)?;
-        nothing_to_wait_for(state, ticket, action, spec, &request, now, &mut effects)?;
+        let at = AtTheGate {
+            state,
+            ticket,
+            action,
+            spec,
+            request: &request,
+            now,
+        };
+        not_a_persons_unfinished_work(&at)?;
+        nothing_to_wait_for(&at, &mut effects)?;
         mode_allows(state, action)?;
         Ok(launch(state, action, spec, request, now, launched))
     })();
@@ -255,14 +274,15 @@ fn not_read_only(state: &EngineState, action: &Action) -> Gate {
 
 /// A person's work that outlasts the grace (a node stopped on purpose and not started again)
 /// is theirs to finish: the ticket goes to a person rather than wait forever.
-fn not_a_persons_unfinished_work(
-    state: &EngineState,
-    ticket: Option<&Ticket>,
-    action: &Action,
-    spec: &ActionSpec,
-    request: &ActionRequest,
-    now: Millis,
-) -> Gate {
+fn not_a_persons_unfinished_work(at: &AtTheGate) -> Gate {
+    let AtTheGate {
+        state,
+        ticket,
+        action,
+        spec,
+        request,
+        now,
+    } = *at;
     if action.approval == Some(Approval::Approved) {
         return Ok(());
     }
@@ -289,15 +309,15 @@ fn not_a_persons_unfinished_work(
 /// What execute mode waits for before acting on its own, first found first said: a person's
 /// ticket, a person's decision, too little confidence, a trouble not seen now, a stop that
 /// may pass by itself. The reason is written when it changes; `effects` keeps it either way.
-fn nothing_to_wait_for(
-    state: &EngineState,
-    ticket: Option<&Ticket>,
-    action: &Action,
-    spec: &ActionSpec,
-    request: &ActionRequest,
-    now: Millis,
-    effects: &mut Vec<Effect>,
-) -> Gate {
+fn nothing_to_wait_for(at: &AtTheGate, effects: &mut Vec<Effect>) -> Gate {
+    let AtTheGate {
+        state,
+        ticket,
+        action,
+        spec,
+        request,
+        now,
+    } = *at;
     if state.mode == Mode::Observe || action.approval == Some(Approval::Approved) {
         return Ok(());
     }
