@@ -536,6 +536,9 @@ async fn a_diagnosis_that_arrives_after_resolution_is_recorded_and_refused() {
     );
     let mut h = start(subject.clone(), Arc::new(slow), config(Mode::Execute));
     let ticket = h.ticket_in(TicketStatus::Diagnosing).await;
+    // Fixed by hand while the brain thinks: healthy again (or a new ticket would open and
+    // its own diagnosis propose a restart), and resolved from another connection.
+    subject.set_healthy("n2", true);
     h.store()
         .set_ticket_status(
             ticket.id,

@@ -96,13 +96,20 @@ fn which(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-fn free_port() -> Result<u16, String> {
-    let listener =
-        TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free loopback port: {e}"))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
+/// Free loopback ports for one plan. Each stays bound until the plan is made, so the kernel
+/// cannot hand the same port out twice (a released port may come back on the next bind: two
+/// nodes once got one port, and the second found the first serving it).
+#[derive(Default)]
+struct FreePorts(Vec<TcpListener>);
+
+impl FreePorts {
+    fn take(&mut self) -> Result<u16, String> {
+        let listener =
+            TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free loopback port: {e}"))?;
+        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        self.0.push(listener);
+        Ok(port)
+    }
 }
 
 /// 128 random bits as hex, from the kernel.
@@ -127,12 +134,13 @@ pub struct LocalOptions {
 
 pub fn plan_local(options: &LocalOptions) -> Result<LocalPlan, String> {
     let token = fresh_token()?;
+    let mut ports = FreePorts::default();
     let mut specs = Vec::new();
     let (redis_url, redis_managed) = match &options.external_redis {
         Some(url) => (url.clone(), false),
         None => {
             let redis = find_redis_server()?;
-            let port = free_port()?;
+            let port = ports.take()?;
             specs.push(ProcessSpec {
                 id: NodeId::from(REDIS_NODE),
                 program: redis.display().to_string(),
@@ -161,7 +169,7 @@ pub fn plan_local(options: &LocalOptions) -> Result<LocalPlan, String> {
     let mut nodes = Vec::new();
     for i in 1..=NODE_COUNT {
         let id = NodeId(format!("node-{i}"));
-        let port = free_port()?;
+        let port = ports.take()?;
         let url = format!("http://127.0.0.1:{port}");
         specs.push(ProcessSpec {
             id: id.clone(),
