@@ -128,14 +128,9 @@ pub fn diagnosed(
     // Resolved tickets are not in the state: the diagnosis came too late.
     let status = state.ticket(id).map(|t| t.status);
     let mut effects = Vec::new();
-    // Another problem open elsewhere may be what the evidence shows: nothing is sure then.
+    // Other trouble, open or just ended, may be what the evidence shows: nothing is sure then.
     if let (Ok(diagnosis), Some(ticket)) = (&mut result, state.ticket(id)) {
-        let others: Vec<String> = state
-            .tickets
-            .iter()
-            .filter(|o| o.incident != ticket.incident && o.status.is_active())
-            .map(|o| format!("#{} {} on {}", o.id.0, o.invariant, o.target))
-            .collect();
+        let others = state.could_explain(ticket);
         let (confidence, contested) = super::earned::contested(diagnosis.confidence, &others);
         if let Some(detail) = contested {
             diagnosis.confidence = confidence;

@@ -77,12 +77,13 @@ pub fn earned(claimed: &Diagnosis, referee: Result<&Diagnosis, &str>) -> (f64, O
     )
 }
 
-/// Below "sure": while another problem is open elsewhere in the cluster (another incident),
-/// what the checks find for this ticket may be that problem's doing, so no cause is named at
-/// 90 % or more, whoever names it.
+/// Below "sure": while other trouble is open elsewhere in the cluster (another incident), or
+/// trouble that can bring this symptom about was there when it broke (a Redis pause before a
+/// node's odd answers, a paused store before leaders moved), what the checks find for this
+/// ticket may be that trouble's doing, so no cause is named at 90 % or more, whoever names it.
 pub const CONTESTED: f64 = 0.89;
 
-/// The confidence left when `others` (open tickets of other incidents, as "#3 redis_down on
+/// The confidence left when `others` (`EngineState::could_explain`, as "#3 redis_down on
 /// redis") could explain the same symptom, and what to say when it is less.
 pub fn contested(confidence: f64, others: &[String]) -> (f64, Option<String>) {
     if others.is_empty() || confidence <= CONTESTED {

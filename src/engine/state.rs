@@ -49,8 +49,9 @@ pub struct EngineState {
     pub kill_switch: bool,
     /// Every ticket that is not resolved, oldest first.
     pub tickets: Vec<Ticket>,
-    /// Tickets resolved within twice the longest aftermath a consequence declares, oldest
-    /// first: causes whose symptoms may still be passing, or have just outlasted them.
+    /// Tickets resolved within twice the longest aftermath a consequence declares and a
+    /// settle, oldest first: causes whose symptoms may still be passing, or have just
+    /// outlasted them, or could explain a symptom that opened as they ended.
     pub recently_resolved: Vec<Ticket>,
     /// Every action of those tickets, and every action still live, oldest first.
     pub actions: Vec<Action>,
@@ -175,6 +176,35 @@ impl EngineState {
             .filter(|t| t.id == ticket.id || t.incident == ticket.incident)
             .chain(std::iter::once(ticket))
             .any(|t| t.target == name || t.evidence.to_string().contains(&quoted))
+    }
+
+    /// Other trouble that could explain what `ticket` shows, as "#3 redis_disconnected on
+    /// node-1": tickets of other incidents still open, and any ticket, open or recently
+    /// resolved, whose invariant the subject declares a cause of this one and that was still
+    /// there (or its aftermath passing) when this one opened. With any of it, what the checks
+    /// find for `ticket` may be that trouble's doing, so no cause is sure.
+    pub fn could_explain(&self, ticket: &Ticket) -> Vec<String> {
+        let elsewhere = self
+            .tickets
+            .iter()
+            .filter(|o| o.incident != ticket.incident && o.status.is_active());
+        let causes = self
+            .tickets
+            .iter()
+            .chain(&self.recently_resolved)
+            .filter(|o| o.id != ticket.id && self.brings_about(&o.invariant, &ticket.invariant))
+            .filter(|o| {
+                o.timeline.resolved_ms.is_none_or(|resolved| {
+                    resolved + self.outlasts_ms(&o.invariant, &ticket.invariant) + self.settle_ms()
+                        >= ticket.timeline.opened_ms
+                })
+            });
+        let mut seen = BTreeSet::new();
+        elsewhere
+            .chain(causes)
+            .filter(|o| seen.insert(o.id))
+            .map(|o| format!("#{} {} on {}", o.id.0, o.invariant, o.target))
+            .collect()
     }
 
     /// The subject declares this invariant a consequence of another.

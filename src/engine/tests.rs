@@ -1929,3 +1929,46 @@ fn worse_after_an_irreversible_fix_goes_to_a_human_without_an_undo() {
         "{reason}"
     );
 }
+
+/// Trouble that can bring a symptom about contests any cause named for it while it is there,
+/// in the symptom's incident or not, and for its aftermath and a settle after it ended.
+#[test]
+fn trouble_that_could_bring_a_symptom_about_keeps_its_diagnosis_below_sure() {
+    let mut state = state();
+    state.consequences = vec![Consequence::new("redis_disconnected", "ghost_allowing")];
+    let mut ghost = ticket(8, TicketStatus::Diagnosing);
+    ghost.invariant = "ghost_allowing".into();
+    ghost.target = "n1".into();
+    ghost.timeline.opened_ms = NOW;
+    let mut redis = ticket(7, TicketStatus::Open);
+    redis.invariant = "redis_disconnected".into();
+    redis.target = "n1".into();
+    ghost.incident = redis.id;
+    state.tickets = vec![redis.clone(), ghost.clone()];
+    assert_eq!(
+        state.could_explain(&ghost),
+        vec!["#7 redis_disconnected on n1"],
+        "its incident's open cause"
+    );
+    assert!(
+        state.could_explain(&redis).is_empty(),
+        "a symptom explains no cause"
+    );
+
+    // Resolved as the symptom opened: still there when it broke.
+    redis.status = TicketStatus::Resolved;
+    redis.timeline.resolved_ms = Some(NOW - state.settle_ms());
+    state.tickets = vec![ghost.clone()];
+    state.recently_resolved = vec![redis.clone()];
+    assert_eq!(state.could_explain(&ghost).len(), 1);
+    // Resolved well before: the symptom is a problem of its own.
+    redis.timeline.resolved_ms = Some(NOW - state.settle_ms() - 1);
+    state.recently_resolved = vec![redis];
+    assert!(state.could_explain(&ghost).is_empty());
+
+    // Any open trouble of another incident counts, related or not.
+    let mut elsewhere = ticket(9, TicketStatus::Open);
+    elsewhere.target = "n3".into();
+    state.tickets.push(elsewhere);
+    assert_eq!(state.could_explain(&ghost), vec!["#9 node_down on n3"]);
+}

@@ -530,13 +530,11 @@ impl Shell {
         writes: Vec<Write>,
         now: Millis,
     ) -> Result<(Applied, Vec<Action>, Vec<Ticket>)> {
-        // Resolved causes whose symptoms may still be their aftermath (none when no
-        // consequence outlasts its cause), twice as far back so a symptom that outlasted it
-        // is still seen to have, and handed over, however late a step comes.
-        let aftermath_since = match self.state.longest_aftermath_ms() {
-            0 => now,
-            longest => now.saturating_sub(2 * longest),
-        };
+        // Resolved causes whose symptoms may still be their aftermath or opened as they
+        // ended, twice as far back so a symptom that outlasted it is still seen to have, and
+        // handed over, however late a step comes.
+        let aftermath_since =
+            now.saturating_sub(2 * (self.state.longest_aftermath_ms() + self.state.settle_ms()));
         let windows = Windows {
             chaos_since: now.saturating_sub(CHAOS_LINK_WINDOW_MS),
             fixes_since: now
