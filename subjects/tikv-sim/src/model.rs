@@ -29,6 +29,9 @@ pub struct SimConfig {
     /// uneven (PD schedules every few seconds and waits for each transfer to be confirmed by
     /// a region heartbeat; rebalancing a restarted store takes minutes).
     pub balance_leader_every_ms: u64,
+    /// How long an operator runs, from its creation until the region's heartbeat confirms its
+    /// last step: until then PD lists it in flight and refuses another on the region.
+    pub operator_ms: u64,
 }
 
 /// An external store whose heartbeats stop for this long has stopped running.
@@ -68,6 +71,7 @@ impl SimConfig {
             down_after_ms: 10_000,
             election_timeout_ms: 1_000,
             balance_leader_every_ms: 500,
+            operator_ms: 200,
             ..Self::default()
         }
     }
@@ -87,6 +91,7 @@ impl Default for SimConfig {
             base_qps: 1200.0,
             external_stores: false,
             balance_leader_every_ms: 5_000,
+            operator_ms: 300,
         }
     }
 }
@@ -248,6 +253,19 @@ impl SimPd {
     }
 }
 
+/// An operator PD runs until `done_ms`, as PD lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InFlight {
+    pub op: PendingOperator,
+    /// PD's text for it (`GET /operators`).
+    pub text: String,
+    pub done_ms: u64,
+}
+
+/// Why PD refuses an operator on a region that already has one.
+pub const ERR_ADD_OPERATOR: &str =
+    "[PD:operator:ErrAddOperator]failed to add operator, maybe already have one";
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum PendingOperator {
     TransferLeader {
@@ -272,7 +290,8 @@ pub struct Cluster {
     pub stores: BTreeMap<u64, SimStore>,
     pub regions: Vec<SimRegion>,
     pub pd: Vec<SimPd>,
-    pub operators: Vec<PendingOperator>,
+    /// Operators in flight, oldest first: they take effect when done.
+    pub operators: Vec<InFlight>,
     pub evict_leader: BTreeSet<u64>,
     /// PD's own schedulers that run (`pd-ctl scheduler remove` takes one out).
     pub schedulers: BTreeSet<String>,
@@ -711,9 +730,13 @@ impl Cluster {
             if moved >= BALANCE_LEADER_BATCH {
                 break;
             }
+            let op = PendingOperator::TransferLeader {
+                region: self.regions[i].id,
+                to_store: least.0,
+            };
             if self.leader_store(&self.regions[i]) == Some(most.0)
                 && self.regions[i].peers.iter().any(|(_, s)| *s == least.0)
-                && self.move_leader(i, least.0)
+                && self.add_operator(op, "balance-leader").is_ok()
             {
                 moved += 1;
             }
@@ -825,6 +848,64 @@ impl Cluster {
             1.0
         };
         self.config.base_qps * load.served as f64 / self.regions.len().max(1) as f64 * slow_penalty
+    }
+
+    /// Starts `op`, made by `desc` ("admin" for one asked for over the API, else the
+    /// scheduler's name for its operators, like "balance-leader"), as PD lists it; refused
+    /// while the region has one in flight, as PD refuses it.
+    pub fn add_operator(&mut self, op: PendingOperator, desc: &str) -> Result<(), &'static str> {
+        let region = match op {
+            PendingOperator::TransferLeader { region, .. }
+            | PendingOperator::TransferPeer { region, .. } => region,
+        };
+        if self.operators.iter().any(|f| match f.op {
+            PendingOperator::TransferLeader { region: r, .. }
+            | PendingOperator::TransferPeer { region: r, .. } => r == region,
+        }) {
+            return Err(ERR_ADD_OPERATOR);
+        }
+        let leader = self
+            .regions
+            .iter()
+            .find(|r| r.id == region)
+            .and_then(|r| self.leader_store(r))
+            .unwrap_or(0);
+        let kind = if desc == "admin" { "admin," } else { "" };
+        let (name, brief, steps) = match op {
+            PendingOperator::TransferLeader { to_store, .. } => (
+                "transfer-leader",
+                format!("transfer leader: store {leader} to {to_store}"),
+                format!("0:{{transfer leader from store {leader} to store {to_store}}}"),
+            ),
+            PendingOperator::TransferPeer {
+                from_store,
+                to_store,
+                ..
+            } => (
+                "move-peer",
+                format!("mv peer: store [{from_store}] to [{to_store}]"),
+                format!(
+                    "0:{{add learner peer on store {to_store}}}, 1:{{promote learner peer on store {to_store} to voter}}, 2:{{remove peer on store {from_store}}}"
+                ),
+            ),
+        };
+        let leader_or_region = match op {
+            PendingOperator::TransferLeader { .. } => "leader",
+            PendingOperator::TransferPeer { .. } => "region",
+        };
+        // PD names an admin operator after its kind, a scheduler's after the scheduler.
+        let desc = match desc {
+            "admin" => format!("admin-{name}"),
+            scheduler => scheduler.to_string(),
+        };
+        self.operators.push(InFlight {
+            op,
+            text: format!(
+                "{desc} {{{brief}}} (kind:{kind}{leader_or_region}, region:{region}(1, 1), currentStep:0, size:1, steps:[{steps}], timeout:[1m0s])"
+            ),
+            done_ms: self.now_ms + self.config.operator_ms,
+        });
+        Ok(())
     }
 
     /// Moves `region`'s leader to a live peer on `to_store`; false when it cannot.
@@ -1020,8 +1101,12 @@ impl Cluster {
             );
         }
         self.log_store_states();
-        // Admin operators take effect on the next tick.
-        for op in std::mem::take(&mut self.operators) {
+        // Operators take effect once done; the rest stay in flight.
+        let (done, running) = std::mem::take(&mut self.operators)
+            .into_iter()
+            .partition::<Vec<_>, _>(|f| f.done_ms <= now_ms);
+        self.operators = running;
+        for InFlight { op, .. } in done {
             match op {
                 PendingOperator::TransferLeader { region, to_store } => {
                     if let Some(index) = self.regions.iter().position(|r| r.id == region) {
@@ -1231,6 +1316,16 @@ mod tests {
         assert_eq!(c.leader_count(2), 0);
         c.evict_leader.clear();
         c.tick(1_000);
+        assert_eq!(c.leader_count(2), 0, "the round's operators are in flight");
+        assert_eq!(c.operators.len(), BALANCE_LEADER_BATCH);
+        assert!(
+            c.operators[0]
+                .text
+                .starts_with("balance-leader {transfer leader: store "),
+            "{}",
+            c.operators[0].text
+        );
+        c.tick(1_000 + c.config.operator_ms);
         assert_eq!(
             c.leader_count(2),
             BALANCE_LEADER_BATCH as u64,
@@ -1319,7 +1414,7 @@ mod tests {
     }
 
     #[test]
-    fn evict_leader_drains_a_store_over_ticks_and_operators_apply_next_tick() {
+    fn evict_leader_drains_a_store_over_ticks_and_operators_apply_when_done() {
         let mut c = Cluster::new(fast(), 0);
         let before = c.leader_count(2);
         c.evict_leader.insert(2);
@@ -1335,12 +1430,25 @@ mod tests {
         assert_eq!(c.leader_count(2), 0);
         c.evict_leader.clear();
         let region = c.regions[0].id;
-        c.operators.push(PendingOperator::TransferLeader {
+        let transfer = PendingOperator::TransferLeader {
             region,
             to_store: 2,
-        });
-        c.tick(200);
+        };
+        c.now_ms = 200;
+        c.add_operator(transfer.clone(), "admin").unwrap();
+        assert_eq!(c.add_operator(transfer, "admin"), Err(ERR_ADD_OPERATOR));
+        assert!(
+            c.operators[0].text.starts_with(
+                "admin-transfer-leader {transfer leader: store 1 to 2} (kind:admin,leader, region:"
+            ),
+            "{}",
+            c.operators[0].text
+        );
+        c.tick(200 + c.config.operator_ms - 1);
+        assert_ne!(c.leader_store(&c.regions[0]), Some(2), "in flight");
+        c.tick(200 + c.config.operator_ms);
         assert_eq!(c.leader_store(&c.regions[0]), Some(2));
+        assert!(c.operators.is_empty());
     }
 
     #[test]

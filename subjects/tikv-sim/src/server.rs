@@ -421,10 +421,13 @@ async fn create_operator(State(state): State<Shared>, body: String) -> Response 
                     &format!("region has no voter in store {to}"),
                 );
             }
-            c.operators.push(PendingOperator::TransferLeader {
+            let op = PendingOperator::TransferLeader {
                 region,
                 to_store: to,
-            });
+            };
+            if let Err(refused) = c.add_operator(op, "admin") {
+                return message(StatusCode::INTERNAL_SERVER_ERROR, refused);
+            }
             c.pd_log(
                 "INFO",
                 "operator_controller.go",
@@ -465,11 +468,14 @@ async fn create_operator(State(state): State<Shared>, body: String) -> Response 
                     &format!("store {to} is not up"),
                 );
             }
-            c.operators.push(PendingOperator::TransferPeer {
+            let op = PendingOperator::TransferPeer {
                 region,
                 from_store: from,
                 to_store: to,
-            });
+            };
+            if let Err(refused) = c.add_operator(op, "admin") {
+                return message(StatusCode::INTERNAL_SERVER_ERROR, refused);
+            }
             c.pd_log(
                 "INFO",
                 "operator_controller.go",
@@ -491,16 +497,7 @@ async fn create_operator(State(state): State<Shared>, body: String) -> Response 
 
 async fn list_operators(State(state): State<Shared>) -> Response {
     let c = lock(&state);
-    let ops: Vec<String> = c
-        .operators
-        .iter()
-        .map(|op| match op {
-            PendingOperator::TransferLeader { region, to_store } => format!("admin-transfer-leader {{transfer leader: to store {to_store}}} (kind:admin,leader, region:{region})"),
-            PendingOperator::TransferPeer { region, from_store, to_store } => {
-                format!("admin-move-peer {{mv peer: store [{from_store}] to [{to_store}]}} (kind:admin,region, region:{region})")
-            }
-        })
-        .collect();
+    let ops: Vec<&str> = c.operators.iter().map(|f| f.text.as_str()).collect();
     indented(StatusCode::OK, &json!(ops))
 }
 

@@ -33,10 +33,42 @@ pub struct PdFacts {
     /// evict-slow-store-scheduler. Not a problem to undo, nor work to duplicate.
     #[serde(default)]
     pub leaders_evicted_by_others: Vec<String>,
+    /// The operators PD has in flight, in its own words ("balance-leader {transfer leader:
+    /// store 1 to 2} (kind:leader, region:2(3, 5), ...)"): moves under way, its schedulers'
+    /// or someone's, that an action on the same stores would race.
+    #[serde(default)]
+    pub operators: Vec<String>,
     /// What could not be read on this observation (a region check PD refused, its /metrics),
     /// so that a gap is visible rather than read as "nothing wrong".
     #[serde(default)]
     pub read_errors: Vec<String>,
+}
+
+impl PdFacts {
+    /// The operators in flight that move something on `store`.
+    pub fn operators_on(&self, store: u64) -> Vec<&str> {
+        self.operators
+            .iter()
+            .filter(|op| operator_stores(op).contains(&store))
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// The stores an operator's text names: "store 1" and "store [3]" in its brief and its steps
+/// ("transfer leader from store 1 to store 2"). PD prints operators with Go's `String()`, a
+/// format of its own that no parser crate knows; the store ids are all that is read from it.
+pub fn operator_stores(operator: &str) -> std::collections::BTreeSet<u64> {
+    operator
+        .match_indices("store ")
+        .filter_map(|(at, word)| {
+            let rest = operator[at + word.len()..].trim_start_matches('[');
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            rest[..digits].parse().ok()
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -134,4 +166,25 @@ pub struct WorkloadFacts {
     pub ops_per_sec: Option<f64>,
     /// The recent normal rate (a median over the last minute), once known.
     pub baseline_ops_per_sec: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_operators_stores_are_read_from_its_brief_and_steps() {
+        let balance = "balance-leader {transfer leader: store 1 to 2} (kind:leader, region:2(3, 5), createAt:2026-08-21 10:00:00.1 +0000 UTC m=+100.5, startAt:2026-08-21 10:00:00.1 +0000 UTC m=+100.5, currentStep:0, size:1, steps:[0:{transfer leader from store 1 to store 2}], timeout:[1m0s])";
+        assert_eq!(operator_stores(balance), [1, 2].into());
+        let add = "admin-add-peer {add peer: store [3]} (kind:admin,region, region:7(1, 1), steps:[0:{add learner peer 40 on store 3}, 1:{promote learner peer 40 on store 3 to voter}])";
+        assert_eq!(operator_stores(add), [3].into());
+        assert!(operator_stores("no stores here").is_empty());
+        let pd = PdFacts {
+            operators: vec![balance.into(), add.into()],
+            ..Default::default()
+        };
+        assert_eq!(pd.operators_on(2), vec![balance]);
+        assert_eq!(pd.operators_on(3), vec![add]);
+        assert!(pd.operators_on(4).is_empty());
+    }
 }

@@ -219,7 +219,7 @@ pub fn leader_imbalance(facts: &Facts, thresholds: &Thresholds) -> Vec<Violation
             "store {} leads {} regions, store {} only {} (mean {mean:.0})",
             most.id, most.leader_count, least.id, least.leader_count
         ),
-        evidence: json!({ "store": format!("store-{}", most.id), "hot_store": most.id, "leaders": most.leader_count, "coldest_store": least.id, "cold_store": format!("store-{}", least.id), "coldest_leaders": least.leader_count, "mean": mean, "leaders_evicted_by_others": facts.pd.leaders_evicted_by_others }),
+        evidence: json!({ "store": format!("store-{}", most.id), "hot_store": most.id, "leaders": most.leader_count, "coldest_store": least.id, "cold_store": format!("store-{}", least.id), "coldest_leaders": least.leader_count, "mean": mean, "leaders_evicted_by_others": facts.pd.leaders_evicted_by_others, "operators_in_flight": facts.pd.operators_on(most.id).len() }),
     }]
 }
 

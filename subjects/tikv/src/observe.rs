@@ -154,6 +154,10 @@ impl TikvSubject {
                 .collect();
         }
         self.read_schedulers(&mut facts).await;
+        match self.pd.operators().await {
+            Ok(operators) => facts.pd.operators = operators,
+            Err(e) => facts.pd.read_errors.push(format!("operators: {e}")),
+        }
         facts.max_replicas = self.pd.max_replicas().await.unwrap_or(3);
         let addresses: Vec<StoreAddress> = facts
             .stores

@@ -151,6 +151,19 @@ impl TikvSubject {
             .with(|last| last?.stores.iter().find(|s| s.id == id).cloned())
     }
 
+    /// The operators the latest observation saw PD running on the store.
+    pub(crate) fn last_operators_on(&self, id: u64) -> Vec<String> {
+        self.last.with(|last| {
+            last.map(|f| {
+                f.pd.operators_on(id)
+                    .into_iter()
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+        })
+    }
+
     pub(crate) fn node_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self.last.with(|last| {
             let stores = last

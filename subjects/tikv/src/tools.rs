@@ -9,7 +9,7 @@ use crate::subject::*;
 
 pub fn specs() -> Vec<ToolSpec> {
     vec![
-    ToolSpec { name: "store_detail".into(), description: "A store as PD reports it: state, whether it heartbeats, leaders, regions, slow score, disk capacity and what is left".into(), params: vec![ParamSpec::new("store", "store-N", ParamKind::String { max_len: 32 })] },
+    ToolSpec { name: "store_detail".into(), description: "A store as PD reports it: state, whether it heartbeats, leaders, regions, slow score, disk capacity and what is left, the operators PD is running on it".into(), params: vec![ParamSpec::new("store", "store-N", ParamKind::String { max_len: 32 })] },
     ToolSpec { name: "pd_member".into(), description: "A PD member as PD's health check reports it: healthy, whether it leads, how many members serve; and its process as the deployment target sees it (running, stopped, exited)".into(), params: vec![ParamSpec::new("member", "the member's name, e.g. pd2", ParamKind::String { max_len: 64 })] },
     ToolSpec { name: "cluster_overview".into(), description: "PD's leader and members, every store, the region checks, the workload".into(), params: vec![] },
     ToolSpec { name: "operators".into(), description: "Operators PD is running".into(), params: vec![] },
@@ -45,6 +45,7 @@ impl TikvSubject {
                     detail["capacity_bytes"] = json!(own.capacity_bytes);
                     detail["available_bytes"] = json!(own.available_bytes);
                     detail["disk_used_share"] = json!(own.disk_used_share());
+                    detail["operators_in_flight"] = json!(self.last_operators_on(store));
                     detail["leader_eviction"] = json!(own.leader_eviction);
                     detail["leaders_evicted_by_someone_else"] = json!(matches!(
                         own.leader_eviction,

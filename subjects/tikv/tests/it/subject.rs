@@ -636,6 +636,47 @@ async fn a_rebalance_leaves_the_leaders_to_pd_while_pd_balances_them() {
     assert_eq!(detail["leaders_evicted_by_someone_else"], true);
 }
 
+/// PD's operators in flight are part of what is seen: the leader imbalance counts those on the
+/// hot store, and its store detail lists them in PD's words, so that a move already under way
+/// is evidence and not a gap.
+#[tokio::test]
+async fn the_operators_pd_runs_are_seen_on_the_stores_they_move() {
+    let rig = rig_with(SimConfig {
+        regions: 60,
+        balance_leader_every_ms: 100,
+        // Long enough that every look meets a round's operators in flight.
+        operator_ms: 5_000,
+        ..SimConfig::default()
+    })
+    .await;
+    rig.until_healthy(Duration::from_secs(10)).await;
+    chaos(&rig, "hot_store", json!({ "store": "store-3" })).await;
+    let imbalance = rig
+        .until_violation(
+            "leader_imbalance",
+            |v| v.evidence["operators_in_flight"].as_u64() > Some(0),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(imbalance.evidence["store"], "store-3", "{imbalance:?}");
+    let call = ToolCall {
+        tool: "store_detail".into(),
+        args: [("store".to_string(), json!("store-3"))]
+            .into_iter()
+            .collect(),
+    };
+    let detail = rig.subject.call_tool(&call, &rig.target).await.unwrap();
+    let operators = detail["operators_in_flight"].as_array().unwrap();
+    assert!(!operators.is_empty(), "{detail}");
+    assert!(
+        operators.iter().all(|op| op
+            .as_str()
+            .unwrap()
+            .starts_with("balance-leader {transfer leader: store 3 to ")),
+        "{operators:?}"
+    );
+}
+
 /// Whether every premise of `action` holds for `params` on a fresh read, as the engine checks
 /// them right before it runs the action.
 async fn premises_hold(rig: &Rig, action: &str, params: Value) -> bool {
