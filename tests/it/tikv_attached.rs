@@ -348,3 +348,50 @@ fn a_scheduler_left_by_a_killed_operator_is_removed_when_it_starts_again() {
         "{detail}"
     );
 }
+
+/// A store whose disk is slow stays slow across a restart: the operator reads the store's own
+/// log blaming its disk, names the disk, and hands it to a person instead of restarting the
+/// store (which would cost its leaders and buy nothing).
+#[test]
+fn a_slow_disk_goes_to_a_person_and_its_store_is_never_restarted() {
+    let _slot = support::heavy("tikv_attached");
+    let sim = simulate();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("op.db");
+    let slowed = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(
+            reqwest::Client::new()
+                .post(format!("{}/sim/store/2/disk-slow", sim.url))
+                .send(),
+        )
+        .unwrap();
+    assert!(slowed.status().is_success());
+    let (ok, text) = operator(
+        &db,
+        &[
+            "run",
+            "--headless",
+            "--mode",
+            "execute",
+            "--duration",
+            "14",
+            "--subject",
+            "tikv",
+            "--pd",
+            &sim.url,
+            "--target",
+            "sim",
+        ],
+    );
+    assert!(ok, "{text}");
+    for needle in [
+        "slow_store on store-2",
+        "✓ its log says its disk is slow",
+        "│ Conclusion: disk_slow",
+        "store-2's disk is slow and a restart would not change that",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    assert!(!text.contains("restart_node"), "{text}");
+}

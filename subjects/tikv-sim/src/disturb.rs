@@ -48,6 +48,14 @@ pub fn specs(stores: &[String]) -> Vec<DisturbanceSpec> {
             false,
         ),
         spec(
+            "disk_slow",
+            Family::Dependency,
+            "{target}'s disk slows (a restart does not help: the disk stays slow)",
+            stores.to_vec(),
+            vec![],
+            false,
+        ),
+        spec(
             "max_replicas",
             Family::Person,
             "a person runs `pd-ctl config set max-replicas {replicas}`",
@@ -80,6 +88,11 @@ impl SimDrills {
                 let id = store_id(d.target.as_deref())?;
                 self.pd("POST", &format!("/sim/store/{id}/hot"), None).await
             }
+            "disk_slow" => {
+                let id = store_id(d.target.as_deref())?;
+                self.pd("POST", &format!("/sim/store/{id}/disk-slow"), None)
+                    .await
+            }
             "max_replicas" => {
                 self.set_max_replicas(d.int("replicas", 3).max(1) as u64)
                     .await
@@ -102,6 +115,11 @@ impl SimDrills {
             "store_hot" => {
                 let id = store_id(d.target.as_deref())?;
                 self.pd("POST", &format!("/sim/store/{id}/cool"), None)
+                    .await
+            }
+            "disk_slow" => {
+                let id = store_id(d.target.as_deref())?;
+                self.pd("POST", &format!("/sim/store/{id}/disk-fast"), None)
                     .await
             }
             "max_replicas" => self.set_max_replicas(3).await,
@@ -161,7 +179,7 @@ pub(crate) fn world_of(c: &Cluster) -> World {
         let node = format!("store-{}", s.id);
         world.processes.insert(
             node.clone(),
-            seen(s.alive, c.is_paused(&node), !s.slow, Some(s.start_ms)),
+            seen(s.alive, c.is_paused(&node), !s.stalls(), Some(s.start_ms)),
         );
     }
     let serving = world.processes.values().filter(|p| p.serving).count();

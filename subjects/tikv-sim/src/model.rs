@@ -165,7 +165,11 @@ impl StoreState {
 pub struct SimStore {
     pub id: u64,
     pub alive: bool,
+    /// Its process stalls (the target's pause): a restart clears it.
     pub slow: bool,
+    /// Its disk is slow, a fault of the machine: every process on it stalls, a restarted
+    /// one included.
+    pub disk_slow: bool,
     /// Since when it is slow: its slow score climbs from then.
     pub slow_since_ms: u64,
     pub offline: bool,
@@ -179,6 +183,13 @@ pub struct SimStore {
     pub status_address: String,
     /// When an external store process last said it runs (never, until it starts).
     pub last_seen_ms: Option<u64>,
+}
+
+impl SimStore {
+    /// It answers slowly: its process stalls, or its disk does.
+    pub fn stalls(&self) -> bool {
+        self.slow || self.disk_slow
+    }
 }
 
 /// What a TiKV process counts from its start (its `/metrics` counters and histograms).
@@ -318,6 +329,7 @@ impl Cluster {
                         // An external store is alive once its process says so.
                         alive: !config.external_stores,
                         slow: false,
+                        disk_slow: false,
                         slow_since_ms: 0,
                         offline: false,
                         start_ms: now_ms,
@@ -493,14 +505,27 @@ impl Cluster {
         }
     }
 
-    /// A fresh process: whatever stalled the old one is gone with it, and its counters start
-    /// from zero.
+    /// A fresh process: whatever stalled the old one is gone with it (a slow disk is not),
+    /// and its counters start from zero. Restarting a process that was running costs its
+    /// leaders: its regions elect leaders among the other peers, and it campaigns again only
+    /// once it has caught up (`caught_up`).
     pub fn restart_store(&mut self, id: u64) {
         let now = self.now_ms;
+        if self.stores.get(&id).is_some_and(|s| s.alive) {
+            for region in &mut self.regions {
+                if region.leader.is_some_and(|p| region.peers[p].1 == id) {
+                    region.leader = None;
+                    region.leader_lost_ms = Some(now);
+                }
+            }
+        }
         if let Some(store) = self.stores.get_mut(&id) {
             self.exits.remove(&format!("store-{id}"));
             store.alive = true;
             store.slow = false;
+            if store.disk_slow {
+                store.slow_since_ms = now;
+            }
             store.start_ms = now;
             store.last_heartbeat_ms = now;
             store.counters = StoreCounters::default();
@@ -533,10 +558,39 @@ impl Cluster {
         true
     }
 
+    /// The store's disk slows (or recovers): it stalls whatever process runs on it.
+    pub fn set_disk_slow(&mut self, id: u64, slow: bool) {
+        let now = self.now_ms;
+        if let Some(store) = self.stores.get_mut(&id) {
+            if slow && !store.stalls() {
+                store.slow_since_ms = now;
+            }
+            store.disk_slow = slow;
+            if slow {
+                self.log(
+                    &format!("store-{id}"),
+                    "WARN",
+                    "raft_log_engine.rs",
+                    "disk I/O is slow: raft log append took 900ms",
+                    &[],
+                );
+            }
+        }
+    }
+
+    /// A store that started less than two election timeouts ago is still catching up on its
+    /// regions' logs: it does not campaign yet, so the elections its restart caused go to
+    /// the other peers.
+    fn caught_up(&self, store: u64) -> bool {
+        self.stores.get(&store).is_some_and(|s| {
+            self.now_ms.saturating_sub(s.start_ms) >= 2 * self.config.election_timeout_ms
+        })
+    }
+
     pub fn set_slow(&mut self, id: u64, slow: bool) {
         let now = self.now_ms;
         if let Some(store) = self.stores.get_mut(&id) {
-            if slow && !store.slow {
+            if slow && !store.stalls() {
                 store.slow_since_ms = now;
             }
             store.slow = slow;
@@ -544,8 +598,8 @@ impl Cluster {
                 self.log(
                     &format!("store-{id}"),
                     "WARN",
-                    "raft_log_engine.rs",
-                    "disk I/O is slow: raft log append took 900ms",
+                    "raftstore.rs",
+                    "raftstore is busy: a tick took 900ms",
                     &[],
                 );
             }
@@ -666,7 +720,7 @@ impl Cluster {
     /// stalls, it climbs as TiKV's inspections time out, past 80 (slow, to PD) after about
     /// 1.3 s and to 95 (compressed: TiKV's inspections take some seconds).
     pub fn slow_score(&self, store: &SimStore) -> u64 {
-        if !store.slow {
+        if !store.stalls() {
             return 1;
         }
         let climbed = self.now_ms.saturating_sub(store.slow_since_ms) * 94 / SLOW_SCORE_CLIMB_MS;
@@ -708,12 +762,30 @@ impl Cluster {
         }
         self.last_balance_ms = now_ms;
         let evicted = self.evicted_stores();
+        // As PD weighs its operators' influence: the counts as if the transfers in flight
+        // were done, so that a round does not move again what the last one is moving.
+        let mut influence: BTreeMap<u64, i64> = BTreeMap::new();
+        for f in &self.operators {
+            if let PendingOperator::TransferLeader { region, to_store } = f.op
+                && let Some(from) = self
+                    .regions
+                    .iter()
+                    .find(|r| r.id == region)
+                    .and_then(|r| self.leader_store(r))
+            {
+                *influence.entry(from).or_default() -= 1;
+                *influence.entry(to_store).or_default() += 1;
+            }
+        }
         let counts: Vec<(u64, u64)> = self
             .stores
             .values()
             .filter(|s| s.alive && !s.offline && !evicted.contains(&s.id))
             .filter(|s| self.state_name(s) == StoreState::Up)
-            .map(|s| (s.id, self.leader_count(s.id)))
+            .map(|s| {
+                let moving = influence.get(&s.id).copied().unwrap_or(0);
+                (s.id, self.leader_count(s.id).saturating_add_signed(moving))
+            })
             .collect();
         let (Some(most), Some(least)) = (
             counts.iter().max_by_key(|(_, n)| *n).copied(),
@@ -842,7 +914,7 @@ impl Cluster {
     }
 
     fn qps_under(&self, load: &Load) -> f64 {
-        let slow_penalty = if self.stores.values().any(|s| s.slow && s.alive) {
+        let slow_penalty = if self.stores.values().any(|s| s.stalls() && s.alive) {
             0.8
         } else {
             1.0
@@ -973,7 +1045,7 @@ impl Cluster {
         let per_region = self.qps_under(load) / load.served.max(1) as f64;
         counters.commands += per_region * load.leaders_on(id) as f64 * elapsed_s;
         let appends = per_region * WRITE_SHARE * load.peers_on(id) as f64 * elapsed_s;
-        if store.slow {
+        if store.stalls() {
             counters.slow_appends += appends;
         } else {
             counters.fast_appends += appends;
@@ -1084,6 +1156,7 @@ impl Cluster {
                     .iter()
                     .copied()
                     .filter(|p| !self.evicted_stores().contains(&region.peers[*p].1))
+                    .filter(|p| self.caught_up(region.peers[*p].1))
                     .min_by_key(|p| self.leader_count(region.peers[*p].1))
                     .unwrap_or(live[0]);
                 self.regions[i].leader = Some(choice);
@@ -1449,6 +1522,58 @@ mod tests {
         c.tick(200 + c.config.operator_ms);
         assert_eq!(c.leader_store(&c.regions[0]), Some(2));
         assert!(c.operators.is_empty());
+    }
+
+    #[test]
+    fn a_slow_disk_outlives_a_restart_and_a_stalled_process_does_not() {
+        let mut c = Cluster::new(fast(), 0);
+        c.set_slow(1, true);
+        c.set_disk_slow(2, true);
+        c.tick(SLOW_SCORE_CLIMB_MS);
+        let score = |c: &Cluster, id| c.slow_score(&c.stores[&id]);
+        assert!(score(&c, 1) >= 80 && score(&c, 2) >= 80);
+        c.restart_store(1);
+        c.restart_store(2);
+        assert_eq!(score(&c, 1), 1, "the stall went with the process");
+        assert_eq!(score(&c, 2), 1, "a new process's score starts low...");
+        c.tick(2 * SLOW_SCORE_CLIMB_MS);
+        assert_eq!(score(&c, 1), 1);
+        assert!(score(&c, 2) >= 80, "...and climbs again on the same disk");
+        c.set_disk_slow(2, false);
+        assert_eq!(score(&c, 2), 1);
+    }
+
+    #[test]
+    fn restarting_a_serving_store_costs_its_leaders_until_pd_moves_them_back() {
+        let config = SimConfig {
+            balance_leader_every_ms: 1_000,
+            ..fast()
+        };
+        let mut c = Cluster::new(config, 0);
+        c.tick(5_000);
+        let led = c.leader_count(2);
+        assert!(led > 0);
+        c.restart_store(2);
+        assert_eq!(c.leader_count(2), 0, "its regions lost their leader");
+        c.tick(5_000 + c.config.election_timeout_ms);
+        assert_eq!(
+            c.leader_count(2),
+            0,
+            "the others elected leaders; it was still catching up"
+        );
+        assert!(c.regions.iter().all(|r| r.leader.is_some()));
+        for t in 1..=20 {
+            c.tick(5_000 + c.config.election_timeout_ms + t * 1_000);
+        }
+        assert!(
+            c.leader_count(2) + 4 >= led.min(c.regions.len() as u64 / 3),
+            "balance-leader brought them back: {} of {led}",
+            c.leader_count(2)
+        );
+        // A store that was not running loses nothing by starting.
+        c.kill_store(3);
+        c.restart_store(3);
+        assert!(c.regions.iter().all(|r| r.leader.is_some()));
     }
 
     #[test]

@@ -659,6 +659,8 @@ async fn control(
                 "restart" => c.restart_store(id),
                 "slow" => c.set_slow(id, true),
                 "fast" => c.set_slow(id, false),
+                "disk-slow" => c.set_disk_slow(id, true),
+                "disk-fast" => c.set_disk_slow(id, false),
                 "hot" => c.hot_store = Some(id),
                 "cool" => c.hot_store = None,
                 _ => return message(StatusCode::NOT_FOUND, "unknown store control"),

@@ -19,6 +19,24 @@ pub fn specs() -> Vec<ToolSpec> {
 ]
 }
 
+/// How far back a store's log is read for a disk it blames.
+const DISK_BLAME_LINES: usize = 50;
+
+/// Whether a store's log, since its process last started, warns that its disk is slow or
+/// stalls ("disk I/O is slow: raft log append took 900ms").
+fn log_blames_disk(lines: &[String]) -> bool {
+    let since_start = lines
+        .iter()
+        .rposition(|l| l.contains("TiKV is ready to serve") || l.contains("Welcome to TiKV"))
+        .map_or(lines, |at| &lines[at..]);
+    since_start.iter().any(|line| {
+        let line = line.to_ascii_lowercase();
+        (line.contains("[warn]") || line.contains("[error]"))
+            && line.contains("disk")
+            && (line.contains("slow") || line.contains("stall"))
+    })
+}
+
 impl TikvSubject {
     pub(crate) async fn run_tool(
         &self,
@@ -46,6 +64,15 @@ impl TikvSubject {
                     detail["available_bytes"] = json!(own.available_bytes);
                     detail["disk_used_share"] = json!(own.disk_used_share());
                     detail["operators_in_flight"] = json!(self.last_operators_on(store));
+                    // A slow disk stays slow across a restart; a stalled process does not.
+                    // The store's own log tells them apart when it blames its disk.
+                    detail["log_blames_disk"] = match target
+                        .tail_logs(&NodeId(store_node(store)), DISK_BLAME_LINES)
+                        .await
+                    {
+                        Ok(lines) => json!(log_blames_disk(&lines)),
+                        Err(_) => Value::Null,
+                    };
                     detail["leader_eviction"] = json!(own.leader_eviction);
                     detail["leaders_evicted_by_someone_else"] = json!(matches!(
                         own.leader_eviction,
@@ -121,5 +148,27 @@ impl TikvSubject {
             }
             other => Err(ContractError::NotFound(format!("TiKV has no tool {other}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_disk_is_blamed_only_by_warnings_since_the_process_started() {
+        let warn = "[2026/12/07 10:00:01.000 +00:00] [WARN] [raft_log_engine.rs] [\"disk I/O is slow: raft log append took 900ms\"]".to_string();
+        let ready =
+            "[2026/12/07 10:00:02.000 +00:00] [INFO] [server.rs] [\"TiKV is ready to serve\"]"
+                .to_string();
+        let info = "[2026/12/07 10:00:03.000 +00:00] [INFO] [raft.rs] [\"became leader after an election\"]".to_string();
+        assert!(log_blames_disk(std::slice::from_ref(&warn)));
+        assert!(log_blames_disk(&[ready.clone(), warn.clone()]));
+        assert!(
+            !log_blames_disk(&[warn.clone(), ready.clone(), info.clone()]),
+            "a warning from before the restart is the old process's"
+        );
+        assert!(!log_blames_disk(&[info]));
+        assert!(!log_blames_disk(&[]));
     }
 }
