@@ -17,6 +17,43 @@ struct Simulate {
     _stdout: BufReader<std::process::ChildStdout>,
 }
 
+impl Simulate {
+    /// One of the simulator's controls (`POST /sim/store/3/kill`), as a person or a fault
+    /// would use it.
+    fn control(&self, path: &str) {
+        let answer = tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(
+                reqwest::Client::new()
+                    .post(format!("{}/sim/{path}", self.url))
+                    .send(),
+            )
+            .unwrap();
+        assert!(answer.status().is_success(), "{path}: {}", answer.status());
+    }
+
+    /// `run --headless --mode execute` against this simulator with `target`, for `seconds`.
+    fn run_headless(&self, db: &std::path::Path, target: &str, seconds: &str) -> (bool, String) {
+        operator(
+            db,
+            &[
+                "run",
+                "--headless",
+                "--mode",
+                "execute",
+                "--duration",
+                seconds,
+                "--subject",
+                "tikv",
+                "--pd",
+                &self.url,
+                "--target",
+                target,
+            ],
+        )
+    }
+}
+
 impl Drop for Simulate {
     fn drop(&mut self) {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
@@ -103,32 +140,8 @@ fn the_none_target_watches_and_refuses_restarts_with_a_reason() {
     let sim = simulate();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("op.db");
-    let killed = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(
-            reqwest::Client::new()
-                .post(format!("{}/sim/store/3/kill", sim.url))
-                .send(),
-        )
-        .unwrap();
-    assert!(killed.status().is_success());
-    let (ok, text) = operator(
-        &db,
-        &[
-            "run",
-            "--headless",
-            "--mode",
-            "execute",
-            "--duration",
-            "8",
-            "--subject",
-            "tikv",
-            "--pd",
-            &sim.url,
-            "--target",
-            "none",
-        ],
-    );
+    sim.control("store/3/kill");
+    let (ok, text) = sim.run_headless(&db, "none", "8");
     assert!(ok, "{text}");
     assert!(text.contains("tikv · watch only"), "{text}");
     assert!(text.contains("store_down on store-3"), "{text}");
@@ -358,32 +371,8 @@ fn a_slow_disk_goes_to_a_person_and_its_store_is_never_restarted() {
     let sim = simulate();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("op.db");
-    let slowed = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(
-            reqwest::Client::new()
-                .post(format!("{}/sim/store/2/disk-slow", sim.url))
-                .send(),
-        )
-        .unwrap();
-    assert!(slowed.status().is_success());
-    let (ok, text) = operator(
-        &db,
-        &[
-            "run",
-            "--headless",
-            "--mode",
-            "execute",
-            "--duration",
-            "14",
-            "--subject",
-            "tikv",
-            "--pd",
-            &sim.url,
-            "--target",
-            "sim",
-        ],
-    );
+    sim.control("store/2/disk-slow");
+    let (ok, text) = sim.run_headless(&db, "sim", "14");
     assert!(ok, "{text}");
     for needle in [
         "slow_store on store-2",

@@ -130,7 +130,14 @@ pub fn judge(history: &History) -> Vec<Harm> {
         harms.extend(found.into_iter().map(|(kind, detail)| Harm {
             kind,
             action: Some(action.id),
-            detail: format!("{} (action {}): {detail}", action.name, action.id),
+            detail: format!(
+                "{} on {} (action {}, {:.1}–{:.1} s): {detail}",
+                action.name,
+                action.objects.join(", "),
+                action.id,
+                action.started_ms as f64 / 1000.0,
+                action.ended_ms as f64 / 1000.0
+            ),
         }));
     }
     harms.extend(left_behind(history, &added));
@@ -232,15 +239,26 @@ fn counts_destroyed(history: &History, action: &ActionSeen) -> Option<Found> {
             if another_names(history, action, was.at_ms, is.at_ms, id) {
                 continue;
             }
-            let expired = count.expires_at_ms.is_some_and(|e| e <= is.at_ms);
-            let units = match is.counts.get(id) {
-                None if !expired => count.worth(),
-                Some(now) if now.value < count.value => count.worth().saturating_sub(now.value),
-                _ => 0,
+            let expired = count
+                .expires_at_ms
+                .is_some_and(|e| e <= is.counts_read_at(holder));
+            let (units, became) = match is.counts.get(id) {
+                None if !expired => (count.worth(), "gone".to_string()),
+                Some(now) if now.value < count.value => (
+                    count.worth().saturating_sub(now.value),
+                    now.value.to_string(),
+                ),
+                _ => (0, String::new()),
             };
             if units > 0 {
                 lost += units;
-                keys.push(id.clone());
+                // What was read and when, so a harm can be traced in the run's history.
+                keys.push(format!(
+                    "{id}: {} at {:.1} s → {became} at {:.1} s",
+                    count.value,
+                    was.at_ms as f64 / 1000.0,
+                    is.at_ms as f64 / 1000.0
+                ));
             }
         }
     }
@@ -637,6 +655,30 @@ mod tests {
         let harms = judge(&history);
         assert_eq!(kinds(&history), vec![HarmKind::CountsDestroyed]);
         assert!(harms[0].detail.contains("54 counted units"), "{harms:?}");
+    }
+
+    #[test]
+    fn a_count_that_ended_before_a_slow_sample_read_it_is_not_lost() {
+        // The sample after the wait began at 9 s but read Redis at 10.5 s (a paused node held
+        // its probes up): the count ended at 10 s, by itself.
+        let mut after = world(9_000, "running", 10, &[]);
+        after.counts_read_ms.insert("redis".into(), 10_500);
+        let history = History {
+            samples: vec![
+                world(0, "running", 10, &[("demo-1:w7", count(40, 10_000))]),
+                after.clone(),
+            ],
+            actions: vec![action("wait", &[], 1_000, 8_000)],
+            ..History::default()
+        };
+        assert!(kinds(&history).is_empty(), "{:?}", judge(&history));
+        // Read at the sample's start, the same count would still have had a second to run.
+        after.counts_read_ms.clear();
+        let history = History {
+            samples: vec![history.samples[0].clone(), after],
+            ..history
+        };
+        assert_eq!(kinds(&history), vec![HarmKind::CountsDestroyed]);
     }
 
     #[test]

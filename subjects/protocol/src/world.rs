@@ -24,6 +24,21 @@ pub struct World {
     /// are unknown here, not gone.
     #[serde(default)]
     pub unreadable: Vec<String>,
+    /// When each holder's counts were last read in this sample, where that is later than
+    /// `at_ms` (a sample probes the nodes first, and a paused one holds it up for seconds): a
+    /// count gone by then may simply have ended.
+    #[serde(default)]
+    pub counts_read_ms: BTreeMap<String, Millis>,
+}
+
+impl World {
+    /// When `holder`'s counts were read in this sample.
+    pub fn counts_read_at(&self, holder: &str) -> Millis {
+        self.counts_read_ms
+            .get(holder)
+            .copied()
+            .unwrap_or(self.at_ms)
+    }
 }
 
 /// One count, and who holds it.

@@ -487,6 +487,8 @@ impl RateLimiterDrills {
                 .await
                 .map_err(|e| failed("KEYS", e))?;
             for counter in counters {
+                // The expiry counts from when the TTL was read, not from the sample's start.
+                let asked_ms = unix_now_ms();
                 let (value, ttl): (Option<u64>, i64) = redis::pipe()
                     .get(&counter)
                     .pttl(&counter)
@@ -499,11 +501,14 @@ impl RateLimiterDrills {
                     Count {
                         value,
                         holder: REDIS_NODE.into(),
-                        expires_at_ms: (ttl > 0).then(|| world.at_ms + ttl as u64),
+                        expires_at_ms: (ttl > 0).then(|| asked_ms + ttl as u64),
                         backed: backed.map(|b| b.get(&counter).copied().unwrap_or(0)),
                     },
                 );
             }
+            world
+                .counts_read_ms
+                .insert(REDIS_NODE.into(), unix_now_ms());
             let configs: Vec<String> = redis::cmd("KEYS")
                 .arg(format!("{prefix}:cfg:*"))
                 .query_async(&mut conn)

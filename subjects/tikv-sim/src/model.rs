@@ -185,6 +185,13 @@ pub struct SimStore {
     pub last_seen_ms: Option<u64>,
 }
 
+/// What makes a store slow.
+#[derive(Debug, Clone, Copy)]
+enum Stall {
+    Process,
+    Disk,
+}
+
 impl SimStore {
     /// It answers slowly: its process stalls, or its disk does.
     pub fn stalls(&self) -> bool {
@@ -558,26 +565,6 @@ impl Cluster {
         true
     }
 
-    /// The store's disk slows (or recovers): it stalls whatever process runs on it.
-    pub fn set_disk_slow(&mut self, id: u64, slow: bool) {
-        let now = self.now_ms;
-        if let Some(store) = self.stores.get_mut(&id) {
-            if slow && !store.stalls() {
-                store.slow_since_ms = now;
-            }
-            store.disk_slow = slow;
-            if slow {
-                self.log(
-                    &format!("store-{id}"),
-                    "WARN",
-                    "raft_log_engine.rs",
-                    "disk I/O is slow: raft log append took 900ms",
-                    &[],
-                );
-            }
-        }
-    }
-
     /// A store that started less than two election timeouts ago is still catching up on its
     /// regions' logs: it does not campaign yet, so the elections its restart caused go to
     /// the other peers.
@@ -587,22 +574,41 @@ impl Cluster {
         })
     }
 
+    /// The store's process stalls (or recovers): a restart clears it.
     pub fn set_slow(&mut self, id: u64, slow: bool) {
+        self.set_stall(id, slow, Stall::Process);
+    }
+
+    /// The store's disk slows (or recovers): it stalls whatever process runs on it.
+    pub fn set_disk_slow(&mut self, id: u64, slow: bool) {
+        self.set_stall(id, slow, Stall::Disk);
+    }
+
+    /// A stall begins or ends; the slow score climbs from when the store first stalled, and
+    /// the store's log says what stalls it as TiKV would.
+    fn set_stall(&mut self, id: u64, on: bool, what: Stall) {
         let now = self.now_ms;
-        if let Some(store) = self.stores.get_mut(&id) {
-            if slow && !store.stalls() {
-                store.slow_since_ms = now;
-            }
-            store.slow = slow;
-            if slow {
-                self.log(
-                    &format!("store-{id}"),
-                    "WARN",
-                    "raftstore.rs",
-                    "raftstore is busy: a tick took 900ms",
-                    &[],
-                );
-            }
+        let Some(store) = self.stores.get_mut(&id) else {
+            return;
+        };
+        if on && !store.stalls() {
+            store.slow_since_ms = now;
+        }
+        let (flag, source, message) = match what {
+            Stall::Process => (
+                &mut store.slow,
+                "raftstore.rs",
+                "raftstore is busy: a tick took 900ms",
+            ),
+            Stall::Disk => (
+                &mut store.disk_slow,
+                "raft_log_engine.rs",
+                "disk I/O is slow: raft log append took 900ms",
+            ),
+        };
+        *flag = on;
+        if on {
+            self.log(&format!("store-{id}"), "WARN", source, message, &[]);
         }
     }
 
