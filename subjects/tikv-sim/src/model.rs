@@ -174,6 +174,9 @@ pub struct SimStore {
     pub slow_since_ms: u64,
     pub offline: bool,
     pub start_ms: u64,
+    /// A restarted store catches up on its regions' logs until then, and does not campaign
+    /// meanwhile (0: it has run since the cluster began).
+    pub catching_up_until_ms: u64,
     pub last_heartbeat_ms: u64,
     /// The leader count the store's last heartbeat carried: what PD reports for it.
     pub reported_leaders: u64,
@@ -340,6 +343,7 @@ impl Cluster {
                         slow_since_ms: 0,
                         offline: false,
                         start_ms: now_ms,
+                        catching_up_until_ms: 0,
                         last_heartbeat_ms: now_ms,
                         reported_leaders: 0,
                         counters: StoreCounters::default(),
@@ -534,6 +538,7 @@ impl Cluster {
                 store.slow_since_ms = now;
             }
             store.start_ms = now;
+            store.catching_up_until_ms = now + 2 * self.config.election_timeout_ms;
             store.last_heartbeat_ms = now;
             store.counters = StoreCounters::default();
             self.log(
@@ -565,13 +570,13 @@ impl Cluster {
         true
     }
 
-    /// A store that started less than two election timeouts ago is still catching up on its
+    /// A store restarted less than two election timeouts ago is still catching up on its
     /// regions' logs: it does not campaign yet, so the elections its restart caused go to
     /// the other peers.
     fn caught_up(&self, store: u64) -> bool {
-        self.stores.get(&store).is_some_and(|s| {
-            self.now_ms.saturating_sub(s.start_ms) >= 2 * self.config.election_timeout_ms
-        })
+        self.stores
+            .get(&store)
+            .is_some_and(|s| self.now_ms >= s.catching_up_until_ms)
     }
 
     /// The store's process stalls (or recovers): a restart clears it.
@@ -1158,12 +1163,16 @@ impl Cluster {
                 // Raft's randomized election timeouts spread new leaders evenly on average;
                 // the peer on the store leading least stands in for that.
                 let region = &self.regions[i];
-                let choice = live
-                    .iter()
-                    .copied()
-                    .filter(|p| !self.evicted_stores().contains(&region.peers[*p].1))
-                    .filter(|p| self.caught_up(region.peers[*p].1))
-                    .min_by_key(|p| self.leader_count(region.peers[*p].1))
+                let evicted = self.evicted_stores();
+                let least_leading = |eligible: &dyn Fn(u64) -> bool| {
+                    live.iter()
+                        .copied()
+                        .filter(|p| eligible(region.peers[*p].1))
+                        .min_by_key(|p| self.leader_count(region.peers[*p].1))
+                };
+                // Only when no caught-up peer may lead does one still catching up.
+                let choice = least_leading(&|s| !evicted.contains(&s) && self.caught_up(s))
+                    .or_else(|| least_leading(&|s| !evicted.contains(&s)))
                     .unwrap_or(live[0]);
                 self.regions[i].leader = Some(choice);
                 self.regions[i].leader_lost_ms = None;
@@ -1576,6 +1585,17 @@ mod tests {
             "balance-leader brought them back: {} of {led}",
             c.leader_count(2)
         );
+        // Stores that have run since the cluster began campaign at once: a store killed right
+        // after the start leaves its leaders to both others, evenly.
+        let mut fresh = Cluster::new(fast(), 0);
+        let before = [1, 3].map(|s| fresh.leader_count(s));
+        let orphaned = fresh.leader_count(2);
+        fresh.kill_store(2);
+        fresh.tick(100);
+        fresh.tick(100 + fresh.config.election_timeout_ms);
+        let after = [1, 3].map(|s| fresh.leader_count(s));
+        assert_eq!(after[0] + after[1], before[0] + before[1] + orphaned);
+        assert!(after[0].abs_diff(after[1]) <= 1, "{after:?}");
         // A store that was not running loses nothing by starting.
         c.kill_store(3);
         c.restart_store(3);
