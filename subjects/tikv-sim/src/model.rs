@@ -302,6 +302,16 @@ pub enum PendingOperator {
     },
 }
 
+impl PendingOperator {
+    /// The region it works on.
+    pub fn region(&self) -> u64 {
+        match *self {
+            PendingOperator::TransferLeader { region, .. }
+            | PendingOperator::TransferPeer { region, .. } => region,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Cluster {
     pub config: SimConfig,
@@ -937,14 +947,8 @@ impl Cluster {
     /// scheduler's name for its operators, like "balance-leader"), as PD lists it; refused
     /// while the region has one in flight, as PD refuses it.
     pub fn add_operator(&mut self, op: PendingOperator, desc: &str) -> Result<(), &'static str> {
-        let region = match op {
-            PendingOperator::TransferLeader { region, .. }
-            | PendingOperator::TransferPeer { region, .. } => region,
-        };
-        if self.operators.iter().any(|f| match f.op {
-            PendingOperator::TransferLeader { region: r, .. }
-            | PendingOperator::TransferPeer { region: r, .. } => r == region,
-        }) {
+        let region = op.region();
+        if self.operators.iter().any(|f| f.op.region() == region) {
             return Err(ERR_ADD_OPERATOR);
         }
         let leader = self
@@ -954,9 +958,10 @@ impl Cluster {
             .and_then(|r| self.leader_store(r))
             .unwrap_or(0);
         let kind = if desc == "admin" { "admin," } else { "" };
-        let (name, brief, steps) = match op {
+        let (name, moves, brief, steps) = match op {
             PendingOperator::TransferLeader { to_store, .. } => (
                 "transfer-leader",
+                "leader",
                 format!("transfer leader: store {leader} to {to_store}"),
                 format!("0:{{transfer leader from store {leader} to store {to_store}}}"),
             ),
@@ -966,15 +971,12 @@ impl Cluster {
                 ..
             } => (
                 "move-peer",
+                "region",
                 format!("mv peer: store [{from_store}] to [{to_store}]"),
                 format!(
                     "0:{{add learner peer on store {to_store}}}, 1:{{promote learner peer on store {to_store} to voter}}, 2:{{remove peer on store {from_store}}}"
                 ),
             ),
-        };
-        let leader_or_region = match op {
-            PendingOperator::TransferLeader { .. } => "leader",
-            PendingOperator::TransferPeer { .. } => "region",
         };
         // PD names an admin operator after its kind, a scheduler's after the scheduler.
         let desc = match desc {
@@ -984,7 +986,7 @@ impl Cluster {
         self.operators.push(InFlight {
             op,
             text: format!(
-                "{desc} {{{brief}}} (kind:{kind}{leader_or_region}, region:{region}(1, 1), currentStep:0, size:1, steps:[{steps}], timeout:[1m0s])"
+                "{desc} {{{brief}}} (kind:{kind}{moves}, region:{region}(1, 1), currentStep:0, size:1, steps:[{steps}], timeout:[1m0s])"
             ),
             done_ms: self.now_ms + self.config.operator_ms,
         });
